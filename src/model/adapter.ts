@@ -1,0 +1,71 @@
+import type * as tf from '@tensorflow/tfjs';
+
+/** One layer (LayersModel) or graph node (GraphModel) whose output can be explained. */
+export interface LayerInfo {
+  name: string;
+  /** Layer class (Conv2D, MaxPooling2D, …) or graph op (Relu, Conv2D, …). */
+  type: string;
+  /** Output shape including the batch dimension, e.g. [1, 16, 16, 64]. */
+  outputShape: number[];
+}
+
+/** How the model's raw output is read as per-pixel (or per-image) class scores. */
+export interface OutputInfo {
+  /** [1, H, W, C] maps or [1, C] vectors (a classifier, explained as a 1x1 map). */
+  kind: 'map' | 'vector';
+  height: number;
+  width: number;
+  /** Channels of the raw output. A single sigmoid channel is a binary model. */
+  channels: number;
+  /**
+   * The activation that the model applies after its logits. When the model ends with a
+   * softmax or sigmoid, adapters return the values *before* it, so scores are logits.
+   */
+  activation: 'softmax' | 'sigmoid' | 'none';
+}
+
+/**
+ * What to differentiate: S = Σ weights · y + offset, where y are the logits (`on: 'logits'`) or
+ * the model's probabilities (`on: 'probability'`: softmax over channels, or a sigmoid for a
+ * single channel). `weights` has the logits' layout ([H, W, C] or [C]) — it is the cotangent
+ * (region mask × class one-hot), so a new region or class needs no new graph.
+ */
+export interface Objective {
+  weights: Float32Array;
+  on: 'logits' | 'probability';
+  offset: number;
+}
+
+/** A and ∂S/∂A at one layer; both tensors belong to the caller. */
+export interface LayerGradient {
+  activations: tf.Tensor4D;
+  gradients: tf.Tensor4D;
+  score: number;
+}
+
+/** Everything one forward pass over one image produced, kept so a new target costs only a backward pass. */
+export interface ForwardPass {
+  /** Logits, [1, H, W, C] or [1, C]. Owned by the pass: do not dispose. */
+  readonly output: tf.Tensor;
+  /** The cached output of a layer. Owned by the pass: do not dispose. */
+  activation(layer: string): tf.Tensor;
+  /**
+   * A = the layer's output and ∂S/∂A for the objective S, every activation that does not
+   * depend on the layer held at its cached value.
+   */
+  gradient(layer: string, objective: Objective): Promise<LayerGradient>;
+  dispose(): void;
+}
+
+/** One interface over TF.js LayersModels and GraphModels (and later other engines). */
+export interface ModelAdapter {
+  readonly kind: string;
+  /** Input size the model expects; images are resized to it. */
+  readonly input: { height: number; width: number; channels: number };
+  readonly output: OutputInfo;
+  /** Explainable layers in execution order (spatial, 4-D outputs only). */
+  layers(): LayerInfo[];
+  /** Runs the model once on a [1, H, W, C] float input and caches every activation. */
+  forward(input: tf.Tensor4D): Promise<ForwardPass>;
+  dispose(): void;
+}

@@ -1,0 +1,178 @@
+import * as tf from '@tensorflow/tfjs';
+import { SegGradCamError } from '../errors.js';
+import type { ForwardPass, LayerInfo, ModelAdapter, OutputInfo } from './adapter.js';
+import { unknownLayer } from './layers-adapter.js';
+import { objectiveScore } from './objective.js';
+import { readOutputInfo } from './output-info.js';
+
+/* The parts of tfjs-converter's internal graph that the adapter reads. */
+interface GraphNodeRef {
+  name: string;
+  op: string;
+  inputs: GraphNodeRef[];
+  children: GraphNodeRef[];
+}
+interface GraphRef {
+  nodes: Record<string, GraphNodeRef>;
+}
+
+const NOT_LAYERS = new Set(['Const', 'Placeholder']);
+
+/**
+ * Explains a tfjs GraphModel (a converted TensorFlow graph). Every non-constant node is a
+ * layer. A gradient at node L feeds L with the variable and every node that crosses the cut
+ * (not downstream of L, but read by a node that is) with its cached value, so `execute` runs
+ * only the downstream part.
+ */
+export class GraphModelAdapter implements ModelAdapter {
+  readonly kind = 'graph-model';
+  readonly input: { height: number; width: number; channels: number };
+  readonly output: OutputInfo;
+  /** The node read as logits: the model output, or the input of a final Sigmoid/Softmax. */
+  readonly logitsNode: string;
+  private readonly inputNode: string;
+  private readonly nodes: Record<string, GraphNodeRef>;
+  private readonly order: string[];
+  private layerList: LayerInfo[];
+  /** Every non-constant node that the logits depend on. */
+  private readonly computed: string[];
+
+  constructor(
+    readonly model: tf.GraphModel,
+    options: { outputNode?: string } = {},
+  ) {
+    if (model.inputs.length !== 1) {
+      throw new SegGradCamError(`unsupported model: expected one input, got ${model.inputs.length}`, 'model');
+    }
+    const graph = (model as unknown as { executor: { graph: GraphRef } }).executor.graph;
+    this.nodes = graph.nodes;
+    this.inputNode = model.inputs[0].name.replace(/:0$/, '');
+    const shape = model.inputs[0].shape ?? [];
+    if (shape.length !== 4 || shape.slice(1).some((d) => d == null || d < 1)) {
+      throw new SegGradCamError(
+        `unsupported model input shape [${shape.join(', ')}]: expected [batch, height, width, channels] with a fixed size`,
+        'model',
+      );
+    }
+    this.input = { height: shape[1], width: shape[2], channels: shape[3] };
+
+    const requested = options.outputNode ?? model.outputs[0].name.replace(/:0$/, '');
+    const outNode = this.nodes[requested];
+    if (!outNode) throw new SegGradCamError(`unknown output node '${requested}'`, 'model');
+    let activation: OutputInfo['activation'] = 'none';
+    let logitsNode = requested;
+    if (outNode.op === 'Sigmoid' || outNode.op === 'Softmax') {
+      activation = outNode.op === 'Sigmoid' ? 'sigmoid' : 'softmax';
+      logitsNode = outNode.inputs[0].name;
+    }
+    this.logitsNode = logitsNode;
+    this.order = topologicalOrder(this.nodes, logitsNode);
+
+    // One probe run gives every node's shape (converted graphs often carry none).
+    const names = this.order.filter((n) => !NOT_LAYERS.has(this.nodes[n].op));
+    this.computed = names;
+    const probe = tf.tidy(() => {
+      const x = tf.zeros([1, this.input.height, this.input.width, this.input.channels]);
+      const outs = model.execute({ [this.inputNode]: x }, names) as tf.Tensor[];
+      return outs.map((t) => t.shape);
+    });
+    const shapes = new Map(names.map((n, i) => [n, probe[i]]));
+    this.output = readOutputInfo(shapes.get(logitsNode) ?? [], activation);
+    this.layerList = names
+      .filter((n) => shapes.get(n)?.length === 4)
+      .map((n) => ({ name: n, type: this.nodes[n].op, outputShape: shapes.get(n) as number[] }));
+  }
+
+  layers(): LayerInfo[] {
+    return this.layerList.map((l) => ({ ...l, outputShape: [...l.outputShape] }));
+  }
+
+  async forward(input: tf.Tensor4D): Promise<ForwardPass> {
+    const fetch = this.computed;
+    const outs = this.model.execute({ [this.inputNode]: input }, fetch) as tf.Tensor[];
+    const cache = new Map<string, tf.Tensor>(fetch.map((n, i) => [n, outs[i]]));
+    cache.set(this.inputNode, input.clone());
+    const output = cache.get(this.logitsNode) as tf.Tensor;
+    let disposed = false;
+
+    const check = (layer: string) => {
+      if (!this.layerList.some((l) => l.name === layer)) throw unknownLayer(layer, this.layerList);
+    };
+    return {
+      output,
+      activation: (layer) => {
+        check(layer);
+        return cache.get(layer) as tf.Tensor;
+      },
+      gradient: async (layer, objective) => {
+        if (disposed) throw new Error('this forward pass has been disposed');
+        check(layer);
+        const feedsFor = this.cut(layer);
+        const activations = cache.get(layer) as tf.Tensor;
+        const f = (a: tf.Tensor): tf.Scalar => {
+          const feeds: tf.NamedTensorMap = { [layer]: a };
+          for (const n of feedsFor) feeds[n] = cache.get(n) as tf.Tensor;
+          const logits = layer === this.logitsNode ? a : (this.model.execute(feeds, this.logitsNode) as tf.Tensor);
+          return objectiveScore(logits, objective, this.output);
+        };
+        const { value, grad } = tf.tidy(() => tf.valueAndGrad(f)(activations));
+        const s = value.dataSync()[0];
+        value.dispose();
+        return { activations: activations.clone() as tf.Tensor4D, gradients: grad as tf.Tensor4D, score: s };
+      },
+      dispose: () => {
+        if (disposed) return;
+        disposed = true;
+        for (const t of cache.values()) t.dispose();
+        cache.clear();
+      },
+    };
+  }
+
+  /** Nodes outside the downstream part of `layer` whose values the downstream part reads. */
+  private cut(layer: string): string[] {
+    const downstream = new Set<string>([layer]);
+    for (const n of this.order) {
+      if (this.nodes[n].inputs.some((i) => downstream.has(i.name))) downstream.add(n);
+    }
+    const feeds = new Set<string>();
+    for (const n of downstream) {
+      if (n === layer) continue;
+      for (const i of this.nodes[n].inputs) {
+        if (!downstream.has(i.name) && this.nodes[i.name].op !== 'Const') feeds.add(i.name);
+      }
+    }
+    return [...feeds];
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+/** Nodes needed for `target`, inputs before the nodes that read them. */
+function topologicalOrder(nodes: Record<string, GraphNodeRef>, target: string): string[] {
+  const order: string[] = [];
+  const state = new Map<string, 1 | 2>();
+  const stack: Array<[string, number]> = [[target, 0]];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const node = nodes[top[0]];
+    if (top[1] === 0) {
+      if (state.get(top[0]) === 2) {
+        stack.pop();
+        continue;
+      }
+      state.set(top[0], 1);
+    }
+    if (top[1] < node.inputs.length) {
+      const next = node.inputs[top[1]++].name;
+      if (!state.has(next)) stack.push([next, 0]);
+    } else {
+      state.set(top[0], 2);
+      order.push(top[0]);
+      stack.pop();
+    }
+  }
+  return order;
+}

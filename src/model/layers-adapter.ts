@@ -1,0 +1,109 @@
+import * as tf from '@tensorflow/tfjs';
+import { SegGradCamError } from '../errors.js';
+import type { ForwardPass, LayerInfo, ModelAdapter, OutputInfo } from './adapter.js';
+import { LayersGraph, squashingActivation } from './layers-graph.js';
+import { objectiveScore } from './objective.js';
+import { readOutputInfo } from './output-info.js';
+
+/** Explains a tfjs LayersModel, including functional graphs with skip connections (U-Nets). */
+export class LayersModelAdapter implements ModelAdapter {
+  readonly kind = 'layers-model';
+  readonly input: { height: number; width: number; channels: number };
+  readonly output: OutputInfo;
+  private readonly graph: LayersGraph;
+  private readonly layerList: LayerInfo[];
+
+  constructor(readonly model: tf.LayersModel) {
+    try {
+      this.graph = new LayersGraph(model);
+    } catch (err) {
+      throw new SegGradCamError(`unsupported model: ${(err as Error).message}`, 'model');
+    }
+    const shape = model.inputs[0].shape;
+    if (shape.length !== 4 || shape[1] == null || shape[2] == null || shape[3] == null) {
+      throw new SegGradCamError(
+        `unsupported model input shape [${shape.join(', ')}]: expected [batch, height, width, channels] with a fixed size`,
+        'model',
+      );
+    }
+    this.input = { height: shape[1], width: shape[2], channels: shape[3] };
+    const last = this.graph.steps.find((s) => s.outputIds.includes(this.graph.outputId));
+    const activation = last ? squashingActivation(last.layer) : 'none';
+    this.output = readOutputInfo(model.outputs[0].shape, activation);
+    this.layerList = [];
+    for (const step of this.graph.steps) {
+      const s = step.outputShapes[0];
+      if (s.length !== 4 || s.slice(1).some((d) => d == null)) continue;
+      this.layerList.push({ name: step.layer.name, type: step.layer.getClassName(), outputShape: [1, ...(s.slice(1) as number[])] });
+    }
+  }
+
+  layers(): LayerInfo[] {
+    return this.layerList.map((l) => ({ ...l, outputShape: [...l.outputShape] }));
+  }
+
+  async forward(input: tf.Tensor4D): Promise<ForwardPass> {
+    const { graph } = this;
+    const cache = new Map<number, tf.Tensor>();
+    tf.tidy(() => {
+      const computed = graph.run(new Map([[graph.inputId, input]]));
+      for (const [id, t] of computed) cache.set(id, tf.keep(t));
+    });
+    cache.set(graph.inputId, tf.keep(input.clone()));
+    const output = cache.get(graph.outputId);
+    if (!output) throw new Error('internal: the model output was not computed');
+
+    const tensorOf = (layer: string): number => {
+      const id = graph.layerOutput.get(layer);
+      if (id == null) throw unknownLayer(layer, this.layerList);
+      return id;
+    };
+    let disposed = false;
+    return {
+      output,
+      activation: (layer) => cache.get(tensorOf(layer)) as tf.Tensor,
+      gradient: async (layer, objective) => {
+        if (disposed) throw new Error('this forward pass has been disposed');
+        const id = tensorOf(layer);
+        const downstream = graph.downstreamOf(id);
+        const activations = cache.get(id) as tf.Tensor;
+        // Only what depends on the layer re-runs; every other tensor (the skips) is the cached constant.
+        const f = (a: tf.Tensor): tf.Scalar => {
+          const known = new Map(cache);
+          known.set(id, a);
+          const computed = graph.run(known, downstream);
+          const logits = computed.get(graph.outputId) ?? known.get(graph.outputId);
+          return objectiveScore(logits as tf.Tensor, objective, this.output);
+        };
+        const { value, grad } = tf.tidy(() => tf.valueAndGrad(f)(activations));
+        const s = value.dataSync()[0];
+        value.dispose();
+        return { activations: activations.clone() as tf.Tensor4D, gradients: grad as tf.Tensor4D, score: s };
+      },
+      dispose: () => {
+        if (disposed) return;
+        disposed = true;
+        for (const t of new Set(cache.values())) t.dispose();
+        cache.clear();
+      },
+    };
+  }
+
+  /** Raw model output through our executor (for checks against model.predict). */
+  runGraph(input: tf.Tensor4D, logits: boolean): tf.Tensor {
+    return tf.tidy(() => {
+      const computed = this.graph.run(new Map([[this.graph.inputId, input]]), undefined, logits);
+      return computed.get(this.graph.outputId) as tf.Tensor;
+    });
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+export function unknownLayer(layer: string, layers: LayerInfo[]): SegGradCamError {
+  const names = layers.map((l) => l.name);
+  const shown = names.length > 40 ? [...names.slice(0, 40), `… (${names.length - 40} more)`] : names;
+  return new SegGradCamError(`unknown layer '${layer}'; valid layers: ${shown.join(', ')}`, 'layer');
+}

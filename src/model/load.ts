@@ -1,0 +1,36 @@
+import * as tf from '@tensorflow/tfjs';
+import { SegGradCamError } from '../errors.js';
+import type { ModelAdapter } from './adapter.js';
+import { GraphModelAdapter } from './graph-adapter.js';
+import { LayersModelAdapter } from './layers-adapter.js';
+
+export interface LoadOptions {
+  /** GraphModel only: the node to explain instead of the signature's output. */
+  outputNode?: string;
+}
+
+/**
+ * Loads a TF.js model (layers or graph format) from a URL or an IOHandler — the browser path.
+ * In Node use `loadModelFile` from './load-node.js'.
+ */
+export async function loadModel(source: string | tf.io.IOHandler, options: LoadOptions = {}): Promise<ModelAdapter> {
+  const handler = typeof source === 'string' ? tf.io.browserHTTPRequest(source) : source;
+  const artifacts = await handler.load?.();
+  if (!artifacts) throw new SegGradCamError('the model source cannot be read (no load method)', 'model');
+  return adapterFromArtifacts(artifacts, options);
+}
+
+/** Builds the right adapter for model artifacts (model.json topology + weights). */
+export async function adapterFromArtifacts(artifacts: tf.io.ModelArtifacts, options: LoadOptions = {}): Promise<ModelAdapter> {
+  const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
+  if (!topology) throw new SegGradCamError('model.json has no modelTopology', 'model');
+  const isGraph = artifacts.format === 'graph-model' || Array.isArray((topology as { node?: unknown }).node);
+  const memory = tf.io.fromMemory(artifacts);
+  try {
+    if (isGraph) return new GraphModelAdapter(await tf.loadGraphModel(memory), options);
+    return new LayersModelAdapter(await tf.loadLayersModel(memory));
+  } catch (err) {
+    if (err instanceof SegGradCamError) throw err;
+    throw new SegGradCamError(`the model cannot be loaded: ${(err as Error).message}`, 'model');
+  }
+}
