@@ -1,10 +1,9 @@
-import * as tf from '@tensorflow/tfjs';
+import { setupBackend } from '../../src/backend/index.js';
 import type { RgbaImage } from '../../src/image.js';
 
-/** Tests run on the cpu backend unless they say otherwise: it is the reference implementation. */
+/** Tests run on the cpu backend (with our kernel fixes) unless they say otherwise: it is the reference. */
 export async function useCpu(): Promise<void> {
-  await tf.setBackend('cpu');
-  await tf.ready();
+  await setupBackend('cpu');
 }
 
 /** A deterministic pseudo-random RGBA image. */

@@ -1,0 +1,209 @@
+/**
+ * `seg-grad-cam train`: trains the project's U-Net on the synthetic TextureMNIST-style set
+ * (src/data/texture-mnist.ts) with a planted context bias, and writes model.json, weights.bin and
+ * training.json (options, seed, metrics, wall time, command line) into --out.
+ */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { SegGradCamError } from '../../errors.js';
+import { setupBackend } from '../../backend/index.js';
+import { CLASS_NAMES } from '../../data/texture-mnist.js';
+import { isTextureName, TEXTURE_NAMES } from '../../data/textures.js';
+import { checkpointOptions, DEFAULT_TRAIN_OPTIONS, trainUnet, type TrainOptions, type TrainProgress } from '../../unet/train.js';
+import { run } from '../shared-options.js';
+
+/** --quick: a usable model in under ~10 minutes on a 2-core machine (wasm backend). */
+export const QUICK_PRESET: Partial<TrainOptions> = {
+  steps: 900,
+  batch: 8,
+  depth: 4,
+  base: 8,
+  lr: 3e-3,
+  warmupSteps: 50,
+  checkpointEvery: 300,
+  evalTiles: 300,
+  valTiles: 100,
+};
+
+function int(flag: string, min = 0) {
+  return (text: string): number => {
+    const v = Number(text);
+    if (!/^-?\d+$/.test(text.trim()) || v < min) throw new SegGradCamError(`${flag} expects an integer >= ${min}, got '${text}'`, 'usage');
+    return v;
+  };
+}
+
+function num(flag: string, lo: number, hi: number) {
+  return (text: string): number => {
+    const v = Number(text);
+    if (text.trim() === '' || !Number.isFinite(v) || v < lo || v > hi) throw new SegGradCamError(`${flag} expects a number in [${lo}, ${hi}], got '${text}'`, 'usage');
+    return v;
+  };
+}
+
+/** Flag name (commander key) → option field. */
+const FLAG_FIELDS: Record<string, keyof TrainOptions> = {
+  steps: 'steps',
+  batch: 'batch',
+  size: 'size',
+  depth: 'depth',
+  base: 'base',
+  batchNorm: 'batchNorm',
+  lr: 'lr',
+  warmup: 'warmupSteps',
+  minLr: 'minLrFactor',
+  ceWeight: 'ceWeight',
+  diceWeight: 'diceWeight',
+  classWeightPower: 'classWeightPower',
+  biasDigit: 'biasDigit',
+  biasStrength: 'biasStrength',
+  biasTexture: 'biasTexture',
+  biasTextureAtZero: 'biasTextureAtZero',
+  seed: 'seed',
+  flip: 'flip',
+  checkpointEvery: 'checkpointEvery',
+  evalTiles: 'evalTiles',
+  valTiles: 'valTiles',
+};
+
+function fmtTime(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--:--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}` : `${m}:${String(r).padStart(2, '0')}`;
+}
+
+export function trainCommand(): Command {
+  const d = DEFAULT_TRAIN_OPTIONS;
+  const cmd = new Command('train')
+    .description('train the bundled U-Net on the synthetic TextureMNIST-style set (planted context bias)')
+    .option('-o, --out <dir>', 'output directory (model.json, weights.bin, training.json, checkpoint/)', 'unet-texture-mnist')
+    .option('--steps <n>', `training steps (default ${d.steps})`, int('--steps', 1))
+    .option('--batch <n>', `tiles per step (default ${d.batch})`, int('--batch', 1))
+    .option('--size <n>', `tile side in pixels (default ${d.size})`, int('--size', 16))
+    .option('--depth <n>', `U-Net pooling levels (default ${d.depth})`, int('--depth', 1))
+    .option('--base <n>', `channels of the first level (default ${d.base})`, int('--base', 1))
+    .option('--no-batch-norm', 'no batch normalisation')
+    .option('--lr <x>', `peak Adam learning rate (default ${d.lr})`, num('--lr', 1e-6, 0.5))
+    .option('--warmup <n>', `warm-up steps (default ${d.warmupSteps})`, int('--warmup', 0))
+    .option('--min-lr <f>', `final learning rate as a fraction of --lr (cosine decay; default ${d.minLrFactor})`, num('--min-lr', 0, 1))
+    .option('--ce-weight <x>', `weight of the class-weighted cross-entropy (default ${d.ceWeight})`, num('--ce-weight', 0, 100))
+    .option('--dice-weight <x>', `weight of the soft Dice loss (default ${d.diceWeight})`, num('--dice-weight', 0, 100))
+    .option('--class-weight-power <p>', `class weight = frequency^-p (default ${d.classWeightPower}; 0 = plain CE)`, num('--class-weight-power', 0, 2))
+    .option('--bias-digit <k>', `digit that gets the bias background (default ${d.biasDigit})`, int('--bias-digit', 0))
+    .option('--bias-strength <s>', `probability that a tile with the bias digit gets the bias background (default ${d.biasStrength})`, num('--bias-strength', 0, 1))
+    .option('--bias-texture <name>', `background texture reserved for the bias digit: ${TEXTURE_NAMES.join(', ')} (default ${d.biasTexture})`)
+    .option('--bias-texture-at-zero <mode>', "with --bias-strength 0: 'unused' (default) or 'uniform' (an ordinary background for every tile)")
+    .option('--seed <n>', `seed for weights, data and flips (default ${d.seed})`, int('--seed', 0))
+    .option('--flip', 'random left-right flips (off by default: mirrored digits are not digits)')
+    .option('--checkpoint-every <n>', `steps between checkpoints (default ${d.checkpointEvery})`, int('--checkpoint-every', 1))
+    .option('--eval-tiles <n>', `held-out tiles for the final IoU (default ${d.evalTiles})`, int('--eval-tiles', 0))
+    .option('--val-tiles <n>', `held-out validation tiles evaluated at each checkpoint (default ${d.valTiles})`, int('--val-tiles', 0))
+    .option('--resume <dir>', 'continue from a checkpoint directory (weights, Adam state, step); its options apply unless given here')
+    .option('--quick', `preset: a usable model in about 10 minutes (${Object.entries(QUICK_PRESET).map(([k, v]) => `${k} ${v}`).join(', ')})`)
+    .option('--backend <name>', 'TensorFlow.js backend: wasm or cpu (cpu is very slow for training)', 'wasm')
+    .option('--no-progress', 'no progress bar (log lines instead)');
+  cmd.action((flags: Record<string, unknown>) =>
+    run(async () => {
+      const backend = String(flags.backend);
+      if (backend !== 'wasm' && backend !== 'cpu') throw new SegGradCamError(`--backend expects wasm or cpu, got '${backend}'`, 'usage');
+      if (flags.biasTexture !== undefined && !isTextureName(String(flags.biasTexture)))
+        throw new SegGradCamError(`--bias-texture expects one of ${TEXTURE_NAMES.join(', ')}, got '${String(flags.biasTexture)}'`, 'usage');
+      if (flags.biasTextureAtZero !== undefined && flags.biasTextureAtZero !== 'unused' && flags.biasTextureAtZero !== 'uniform')
+        throw new SegGradCamError(`--bias-texture-at-zero expects unused or uniform, got '${String(flags.biasTextureAtZero)}'`, 'usage');
+      if (flags.biasDigit !== undefined && (flags.biasDigit as number) > 9) throw new SegGradCamError(`--bias-digit expects 0..9, got ${String(flags.biasDigit)}`, 'usage');
+
+      const explicit: Partial<TrainOptions> = {};
+      for (const [key, field] of Object.entries(FLAG_FIELDS)) {
+        if (cmd.getOptionValueSource(key) === 'cli') (explicit as Record<string, unknown>)[field] = flags[key];
+      }
+      const outDir = String(flags.out);
+      let options: TrainOptions;
+      if (flags.resume) {
+        const resume = String(flags.resume);
+        options = { ...(await checkpointOptions(resume)), ...explicit, outDir, resume };
+      } else {
+        options = { ...d, ...(flags.quick ? QUICK_PRESET : {}), ...explicit, outDir };
+      }
+
+      await setupBackend(backend);
+      const started = new Date();
+      const useBar = flags.progress !== false && process.stderr.isTTY === true;
+      const bar = useBar
+        ? new cliProgress.SingleBar(
+            {
+              format: 'train |{bar}| {value}/{total} | loss {loss} | IoU {iou} | val {val} | {sps} st/s | ETA {eta}',
+              hideCursor: true,
+              stream: process.stderr,
+            },
+            cliProgress.Presets.shades_classic,
+          )
+        : undefined;
+      let lastLine = 0;
+      const onProgress = (p: TrainProgress): void => {
+        const payload = {
+          loss: Number.isFinite(p.loss) ? p.loss.toFixed(4) : '-',
+          iou: Number.isFinite(p.runningIou) ? p.runningIou.toFixed(3) : '-',
+          val: p.valIou !== undefined ? p.valIou.toFixed(3) : '-',
+          sps: p.stepsPerSecond.toFixed(2),
+          eta: fmtTime(p.etaSeconds),
+        };
+        if (bar) {
+          if (!lastLine) bar.start(p.totalSteps, p.step, payload);
+          else bar.update(p.step, payload);
+          lastLine = 1;
+          return;
+        }
+        const now = Date.now();
+        if (p.phase !== 'train' || now - lastLine > 30_000) {
+          lastLine = now;
+          process.stderr.write(
+            `[${new Date().toISOString()}] ${p.phase} step ${p.step}/${p.totalSteps} loss ${payload.loss} runIoU ${payload.iou} val ${payload.val} lr ${p.lr.toExponential(2)} ${payload.sps} st/s ETA ${payload.eta}\n`,
+          );
+        }
+      };
+      const result = await trainUnet(options, onProgress);
+      bar?.stop();
+      const perClass: Record<string, number> = {};
+      result.eval.perClassIou.forEach((v, c) => (perClass[CLASS_NAMES[c]] = v));
+      const record = {
+        tool: 'seg-grad-cam train',
+        command: ['seg-grad-cam', ...process.argv.slice(2)].join(' '),
+        argv: process.argv,
+        startedAt: started.toISOString(),
+        finishedAt: new Date().toISOString(),
+        options: result.options,
+        seed: result.options.seed,
+        backend: result.backend,
+        params: result.params,
+        steps: result.steps,
+        finalLoss: result.finalLoss,
+        finalMetrics: {
+          split: 'heldout',
+          tiles: result.eval.tiles,
+          meanIou: result.eval.meanIou,
+          perClassIou: perClass,
+          pixelAccuracy: result.eval.pixelAccuracy,
+        },
+        wallSeconds: result.wallSeconds,
+        trainSeconds: result.trainSeconds,
+        stepsPerSecond: result.stepsPerSecond,
+        resumedFrom: result.resumedFrom,
+        classWeights: result.classWeights,
+        history: result.history,
+        versions: { node: process.version },
+      };
+      await writeFile(join(outDir, 'training.json'), JSON.stringify(record, null, 2) + '\n');
+      const out = process.stdout;
+      out.write(`held-out IoU over ${result.eval.tiles} tiles (${result.steps} steps, ${fmtTime(result.wallSeconds)} wall, ${result.stepsPerSecond.toFixed(2)} steps/s):\n`);
+      result.eval.perClassIou.forEach((v, c) => out.write(`  ${CLASS_NAMES[c].padEnd(11)} ${v.toFixed(3)}\n`));
+      out.write(`  mean IoU    ${result.eval.meanIou.toFixed(3)}\n`);
+      out.write(`wrote ${join(outDir, 'model.json')}, weights.bin, training.json\n`);
+    }),
+  );
+  return cmd;
+}

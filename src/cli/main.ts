@@ -1,0 +1,34 @@
+import * as tf from '@tensorflow/tfjs';
+import { Command, CommanderError } from 'commander';
+import { explainCommand } from './commands/explain.js';
+import { layersCommand } from './commands/layers.js';
+import { predictCommand } from './commands/predict.js';
+import { trainCommand } from './commands/train.js';
+
+export function buildProgram(): Command {
+  const program = new Command('seg-grad-cam')
+    .description('Explain what a semantic-segmentation network looks at (Seg-Grad-CAM, Vinogradova et al. 2020)')
+    .version('0.1.0')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`) });
+  for (const cmd of [explainCommand(), layersCommand(), predictCommand(), trainCommand()]) {
+    program.addCommand(cmd.exitOverride().configureOutput({ outputError: (text, write) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`) }));
+  }
+  return program;
+}
+
+/** CLI entry: usage errors exit with code 2 and one line, never a stack trace. */
+export async function main(argv: string[]): Promise<void> {
+  // Production mode: no debug checks, and no "install tfjs-node" banner in our output.
+  tf.enableProdMode();
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit through here with code 0.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    throw err;
+  }
+}

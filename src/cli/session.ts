@@ -1,0 +1,37 @@
+import { setupBackend, type BackendName } from '../backend/index.js';
+import { Explainer } from '../explain.js';
+import type { RgbaImage } from '../image.js';
+import { readImageFile } from '../io/files.js';
+import { readModelArtifacts } from '../model/load-node.js';
+import { adapterFromArtifacts } from '../model/load.js';
+import { DEFAULT_IMAGE, DEFAULT_MODEL, inPackage } from './defaults.js';
+import { classNamesFromMetadata, readLabelsFile } from './labels.js';
+import { oneOf, parseRange } from './parse.js';
+
+/** Options every model-using command shares. */
+export interface ModelOptions {
+  model?: string;
+  labels?: string;
+  output?: string;
+  inputRange?: string;
+  backend?: string;
+}
+
+export const BACKENDS = ['wasm', 'cpu'] as const;
+
+/** Loads the backend, the model (default: the bundled U-Net) and its class names. */
+export async function openExplainer(opts: ModelOptions): Promise<{ explainer: Explainer; modelPath: string; backend: BackendName }> {
+  const backend = await setupBackend(oneOf(opts.backend ?? 'wasm', '--backend', BACKENDS));
+  const modelPath = opts.model ?? inPackage(DEFAULT_MODEL);
+  const artifacts = await readModelArtifacts(modelPath);
+  const adapter = await adapterFromArtifacts(artifacts, { outputNode: opts.output });
+  const classNames = opts.labels ? await readLabelsFile(opts.labels) : classNamesFromMetadata(artifacts.userDefinedMetadata);
+  const inputRange = opts.inputRange ? parseRange(opts.inputRange) : undefined;
+  const explainer = new Explainer(adapter, { classNames, inputRange });
+  return { explainer, modelPath, backend };
+}
+
+export async function openImage(path: string | undefined): Promise<{ image: RgbaImage; imagePath: string }> {
+  const imagePath = path ?? inPackage(DEFAULT_IMAGE);
+  return { image: await readImageFile(imagePath), imagePath };
+}
