@@ -1,0 +1,21 @@
+/**
+ * seg-grad-cam: explain what a semantic-segmentation network looks at (Seg-Grad-CAM,
+ * Vinogradova, Dibrov & Myers, AAAI 2020) on TensorFlow.js. Browser-safe entry point;
+ * Node file helpers live in 'seg-grad-cam/node'.
+ */
+export { Explainer, type ExplainRequest, type Explanation, type ExplainerOptions, type Prediction } from './explain.js';
+export * from './target/region.js';
+export { regionObjective, classCount, type ScoreKind } from './target/objective.js';
+export { createMethod, methodNames, SegGradCam, ChannelWeightedCam, type CamMethod } from './methods/index.js';
+export type { ModelAdapter, ForwardPass, LayerInfo, OutputInfo, Objective, LayerGradient } from './model/adapter.js';
+export { LayersModelAdapter } from './model/layers-adapter.js';
+export { GraphModelAdapter } from './model/graph-adapter.js';
+export { findBottleneck } from './model/bottleneck.js';
+export { loadModel, adapterFromArtifacts, type LoadOptions } from './model/load.js';
+export { camToHeatmap, normalizeInPlace } from './postprocess/heatmap.js';
+export { imageToInput, type InputOptions } from './preprocess.js';
+export { explanationFigure, regionOnImage, type FigureOptions } from './figure.js';
+export * as render from './render/index.js';
+export { SegGradCamError, type ErrorCode } from './errors.js';
+export { createImage, type RgbaImage } from './image.js';
+export { setupBackend, type BackendName } from './backend/index.js';

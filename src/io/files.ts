@@ -1,0 +1,123 @@
+/** Node-only file I/O for images and masks. Every user-facing failure is a SegGradCamError. */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { SegGradCamError } from '../errors.js';
+import type { RgbaImage } from '../image.js';
+import { decodeImage, encodeImageFor } from './codec.js';
+
+export { encodeImageFor } from './codec.js';
+
+/** Reads and decodes a PNG or JPEG file into 8-bit RGBA. */
+export async function readImageFile(path: string): Promise<RgbaImage> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw new SegGradCamError(`image file not found: ${path}`, 'file');
+    throw new SegGradCamError(`cannot read image file ${path}: ${reason(err)}`, 'file');
+  }
+  return decodeImage(bytes, path);
+}
+
+/**
+ * Writes bytes so that `path` either keeps its old content or gets all of the new one, never a
+ * part: the bytes go to a temporary file in the same directory (rename is atomic only within one
+ * file system), which is flushed and then renamed over `path`. On failure the temporary file is
+ * removed and a 'file' error names the path.
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let handle: FileHandle | undefined;
+  let created = false;
+  try {
+    // 'wx': never clobber a file we did not create (and so never delete one in the cleanup).
+    handle = await open(tmp, 'wx', await modeOf(path));
+    created = true;
+    await handle.writeFile(bytes);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(tmp, path);
+  } catch (err) {
+    await handle?.close().catch(() => undefined);
+    if (created) await rm(tmp, { force: true }).catch(() => undefined);
+    if (errnoCode(err) === undefined) throw err;
+    throw new SegGradCamError(`cannot write ${path}: ${reason(err, path)}`, 'file');
+  }
+}
+
+/** Encodes by extension (.png, .jpg, .jpeg; else a 'usage' error) and writes atomically. */
+export async function writeImageFile(path: string, img: RgbaImage): Promise<void> {
+  await writeFileAtomic(path, encodeImageFor(path, img));
+}
+
+export interface MaskFile {
+  width: number;
+  height: number;
+  /** 1 = in the mask, 0 = out; row-major, width * height. */
+  mask: Uint8Array;
+}
+
+/**
+ * Reads a binary mask image. A pixel is in the mask when it is light and not transparent:
+ * luminance (0.299 R + 0.587 G + 0.114 B) > 127 and alpha > 127. Images without alpha decode
+ * with alpha 255, so for them only the luminance counts (white = in, black = out); a transparent
+ * pixel is out whatever its colour. When width and height are given, a mask of another size is
+ * a 'shape' error.
+ */
+export async function readMaskFile(path: string, width?: number, height?: number): Promise<MaskFile> {
+  const img = await readImageFile(path);
+  if ((width !== undefined && img.width !== width) || (height !== undefined && img.height !== height)) {
+    throw new SegGradCamError(`mask ${path} is ${img.width}x${img.height} but the image is ${width ?? img.width}x${height ?? img.height}`, 'shape');
+  }
+  return { width: img.width, height: img.height, mask: maskFromImage(img) };
+}
+
+/** The rule of readMaskFile, on a decoded image. */
+export function maskFromImage(img: RgbaImage): Uint8Array {
+  const d = img.data;
+  const mask = new Uint8Array(img.width * img.height);
+  for (let i = 0; i < mask.length; i++) {
+    const lum = 0.299 * d[i * 4] + 0.587 * d[i * 4 + 1] + 0.114 * d[i * 4 + 2];
+    mask[i] = lum > 127 && d[i * 4 + 3] > 127 ? 1 : 0;
+  }
+  return mask;
+}
+
+/** Keep an existing file's permissions when replacing it; new files get the usual 0o666 & ~umask. */
+async function modeOf(path: string): Promise<number> {
+  try {
+    const s = await stat(path);
+    return s.isFile() ? s.mode & 0o7777 : 0o666;
+  } catch {
+    return 0o666;
+  }
+}
+
+/** The code of an operating-system error (ENOENT, EACCES, ...); undefined for anything else, such as Node's ERR_* argument errors. */
+function errnoCode(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && !code.startsWith('ERR_') ? code : undefined;
+}
+
+/** A short, human reason for a file-system error. */
+function reason(err: unknown, path?: string): string {
+  switch (errnoCode(err)) {
+    case 'ENOENT':
+      return path ? `directory ${dirname(resolve(path))} does not exist` : 'no such file';
+    case 'ENOTDIR':
+      return 'a parent of the path is not a directory';
+    case 'EISDIR':
+      return 'it is a directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOSPC':
+      return 'no space left on the device';
+    case 'EROFS':
+      return 'read-only file system';
+    default:
+      return err instanceof Error ? err.message.replace(/\s+/g, ' ') : String(err);
+  }
+}

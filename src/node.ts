@@ -1,0 +1,16 @@
+/** Node-only helpers: models and images from disk, atomic writes. */
+import { Explainer, type ExplainerOptions } from './explain.js';
+import { readModelArtifacts } from './model/load-node.js';
+import { adapterFromArtifacts, type LoadOptions } from './model/load.js';
+import { classNamesFromMetadata } from './cli/labels.js';
+
+export { readModelArtifacts, loadModelFile } from './model/load-node.js';
+export { readImageFile, writeImageFile, writeFileAtomic, readMaskFile } from './io/files.js';
+export { readLabelsFile } from './cli/labels.js';
+
+/** One call from a model.json on disk to an Explainer (class names from the model's metadata unless given). */
+export async function loadExplainer(path: string, options: ExplainerOptions & LoadOptions = {}): Promise<Explainer> {
+  const artifacts = await readModelArtifacts(path);
+  const adapter = await adapterFromArtifacts(artifacts, options);
+  return new Explainer(adapter, { classNames: classNamesFromMetadata(artifacts.userDefinedMetadata), ...options });
+}
