@@ -15,7 +15,13 @@ export interface LoadOptions {
  */
 export async function loadModel(source: string | tf.io.IOHandler, options: LoadOptions = {}): Promise<ModelAdapter> {
   const handler = typeof source === 'string' ? tf.io.browserHTTPRequest(source) : source;
-  const artifacts = await handler.load?.();
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  try {
+    artifacts = await handler.load?.();
+  } catch (err) {
+    const where = typeof source === 'string' ? source : 'the model source';
+    throw new SegGradCamError(`cannot load the model from ${where}: ${(err as Error).message.split('\n')[0]}`, 'model');
+  }
   if (!artifacts) throw new SegGradCamError('the model source cannot be read (no load method)', 'model');
   return adapterFromArtifacts(artifacts, options);
 }
