@@ -1,0 +1,77 @@
+/**
+ * MaxPoolGrad: the gradient goes to the FIRST maximum of each window (row-major
+ * order, padding excluded), as on the cpu backend and in TensorFlow.
+ *
+ * The stock wasm kernel starts its running max at +FLT_MIN, so a window whose
+ * values are all <= 0 sends its gradient to element 0 of the window: wrong.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { heapF32, type KernelArgs, wasmAlloc, type WasmBackendLike } from '../util.js';
+
+type PoolInfo = ReturnType<typeof tf.backend_util.computePool2DInfo>;
+
+/** dx (zeroed by the caller) += scatter of dy onto the first max of each window of x (NHWC). */
+export function maxPoolGradInto(x: Float32Array, dy: Float32Array, dx: Float32Array, info: PoolInfo): void {
+  const {
+    batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth,
+    dilationHeight, dilationWidth, effectiveFilterHeight, effectiveFilterWidth,
+  } = info;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+  const best = new Float32Array(C);
+  const where = new Int32Array(C);
+  let dyOff = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const bOff = b * inHeight * inWidth * C;
+    for (let oh = 0; oh < outHeight; oh++) {
+      const h0 = oh * strideHeight - padTop;
+      for (let ow = 0; ow < outWidth; ow++, dyOff += C) {
+        const w0 = ow * strideWidth - padLeft;
+        best.fill(-Infinity);
+        where.fill(-1);
+        for (let fh = 0; fh < effectiveFilterHeight; fh += dilationHeight) {
+          const h = h0 + fh;
+          if (h < 0 || h >= inHeight) continue;
+          for (let fw = 0; fw < effectiveFilterWidth; fw += dilationWidth) {
+            const w = w0 + fw;
+            if (w < 0 || w >= inWidth) continue;
+            const off = bOff + (h * inWidth + w) * C;
+            for (let c = 0; c < C; c++) {
+              const v = x[off + c];
+              if (v > best[c]) {
+                best[c] = v;
+                where[c] = off + c;
+              }
+            }
+          }
+        }
+        for (let c = 0; c < C; c++) {
+          const i = where[c];
+          if (i >= 0) dx[i] += dy[dyOff + c];
+        }
+      }
+    }
+  }
+}
+
+function poolInfo(inputShape: number[], attrs: Record<string, unknown>): PoolInfo {
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as tf.MaxPoolGradAttrs;
+  return tf.backend_util.computePool2DInfo(
+    inputShape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+}
+
+export function maxPoolGradWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>): tf.TensorInfo {
+  const { dy, input } = inputs;
+  const info = poolInfo(input.shape, attrs);
+  const dx = wasmAlloc(backend, input.shape.slice());
+  const dxv = heapF32(backend, dx);
+  dxv.fill(0);
+  maxPoolGradInto(heapF32(backend, input), heapF32(backend, dy), dxv, info);
+  return dx;
+}
+
+export const maxPoolGradWasmConfig: tf.KernelConfig = {
+  kernelName: tf.MaxPoolGrad,
+  backendName: 'wasm',
+  kernelFunc: maxPoolGradWasm as unknown as tf.KernelFunc,
+};
