@@ -1,5 +1,11 @@
 import type * as tf from '@tensorflow/tfjs';
 
+/**
+ * The name under which `ForwardPass.activation`/`gradient` (and `Explainer` requests) reach
+ * the model input itself: gradients w.r.t. the input image for attribution methods.
+ */
+export const INPUT_LAYER = 'input';
+
 /** One layer (LayersModel) or graph node (GraphModel) whose output can be explained. */
 export interface LayerInfo {
   name: string;
@@ -43,15 +49,21 @@ export interface LayerGradient {
   score: number;
 }
 
+/** S per image of a batch and ∂S_b/∂x_b; the tensor belongs to the caller. */
+export interface BatchGradient {
+  gradients: tf.Tensor4D;
+  scores: Float32Array;
+}
+
 /** Everything one forward pass over one image produced, kept so a new target costs only a backward pass. */
 export interface ForwardPass {
   /** Logits, [1, H, W, C] or [1, C]. Owned by the pass: do not dispose. */
   readonly output: tf.Tensor;
-  /** The cached output of a layer. Owned by the pass: do not dispose. */
+  /** The cached output of a layer (or the input, for INPUT_LAYER). Owned by the pass: do not dispose. */
   activation(layer: string): tf.Tensor;
   /**
    * A = the layer's output and ∂S/∂A for the objective S, every activation that does not
-   * depend on the layer held at its cached value.
+   * depend on the layer held at its cached value. INPUT_LAYER gives ∂S/∂x at the input.
    */
   gradient(layer: string, objective: Objective): Promise<LayerGradient>;
   dispose(): void;
@@ -67,5 +79,11 @@ export interface ModelAdapter {
   layers(): LayerInfo[];
   /** Runs the model once on a [1, H, W, C] float input and caches every activation. */
   forward(input: tf.Tensor4D): Promise<ForwardPass>;
+  /** The largest batch one model call takes (1 when a graph's signature fixes it); the batched calls below split larger batches. */
+  readonly maxBatch: number;
+  /** S for each image of a batch [B, H, W, C] (no activations are kept). */
+  scores(inputs: tf.Tensor4D, objective: Objective): Promise<Float32Array>;
+  /** S_b and ∂S_b/∂x_b for each image of a batch [B, H, W, C] (images are independent). */
+  inputGradients(inputs: tf.Tensor4D, objective: Objective): Promise<BatchGradient>;
   dispose(): void;
 }

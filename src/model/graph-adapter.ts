@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
-import type { ForwardPass, LayerInfo, ModelAdapter, OutputInfo } from './adapter.js';
+import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
 import { unknownLayer } from './layers-adapter.js';
-import { objectiveScore } from './objective.js';
+import { batchInputGradients, batchScores, objectiveScore } from './objective.js';
 import { readOutputInfo } from './output-info.js';
 
 /* The parts of tfjs-converter's internal graph that the adapter reads. */
@@ -30,6 +30,8 @@ export class GraphModelAdapter implements ModelAdapter {
   readonly output: OutputInfo;
   /** The node read as logits: the model output, or the input of a final Sigmoid/Softmax. */
   readonly logitsNode: string;
+  /** A converted graph whose signature fixes the batch (MediaPipe: 1) refuses any other batch. */
+  readonly maxBatch: number;
   private readonly inputNode: string;
   private readonly nodes: Record<string, GraphNodeRef>;
   private readonly order: string[];
@@ -55,6 +57,7 @@ export class GraphModelAdapter implements ModelAdapter {
       );
     }
     this.input = { height: shape[1], width: shape[2], channels: shape[3] };
+    this.maxBatch = shape[0] != null && shape[0] > 0 ? shape[0] : Infinity;
 
     const requested = options.outputNode ?? model.outputs[0].name.replace(/:0$/, '');
     const outNode = this.nodes[requested];
@@ -95,18 +98,18 @@ export class GraphModelAdapter implements ModelAdapter {
     const output = cache.get(this.logitsNode) as tf.Tensor;
     let disposed = false;
 
-    const check = (layer: string) => {
+    // INPUT_LAYER is the input placeholder; every other name must be a listed node.
+    const nodeOf = (layer: string): string => {
+      if (layer === INPUT_LAYER) return this.inputNode;
       if (!this.layerList.some((l) => l.name === layer)) throw unknownLayer(layer, this.layerList);
+      return layer;
     };
     return {
       output,
-      activation: (layer) => {
-        check(layer);
-        return cache.get(layer) as tf.Tensor;
-      },
-      gradient: async (layer, objective) => {
+      activation: (layer) => cache.get(nodeOf(layer)) as tf.Tensor,
+      gradient: async (name, objective) => {
         if (disposed) throw new Error('this forward pass has been disposed');
-        check(layer);
+        const layer = nodeOf(name);
         const feedsFor = this.cut(layer);
         const activations = cache.get(layer) as tf.Tensor;
         const f = (a: tf.Tensor): tf.Scalar => {
@@ -127,6 +130,18 @@ export class GraphModelAdapter implements ModelAdapter {
         cache.clear();
       },
     };
+  }
+
+  scores(inputs: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
+    return batchScores(inputs, objective, this.output, this.maxBatch, (x) => this.logitsOf(x));
+  }
+
+  inputGradients(inputs: tf.Tensor4D, objective: Objective): Promise<BatchGradient> {
+    return batchInputGradients(inputs, objective, this.output, this.maxBatch, (x) => this.logitsOf(x));
+  }
+
+  private logitsOf(x: tf.Tensor4D): tf.Tensor {
+    return this.model.execute({ [this.inputNode]: x }, this.logitsNode) as tf.Tensor;
   }
 
   /** Nodes outside the downstream part of `layer` whose values the downstream part reads. */

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
-import type { ForwardPass, LayerInfo, ModelAdapter, OutputInfo } from './adapter.js';
+import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
 import { LayersGraph, squashingActivation } from './layers-graph.js';
-import { objectiveScore } from './objective.js';
+import { batchInputGradients, batchScores, objectiveScore } from './objective.js';
 import { readOutputInfo } from './output-info.js';
 
 /** Explains a tfjs LayersModel, including functional graphs with skip connections (U-Nets). */
@@ -10,7 +10,9 @@ export class LayersModelAdapter implements ModelAdapter {
   readonly kind = 'layers-model';
   readonly input: { height: number; width: number; channels: number };
   readonly output: OutputInfo;
-  private readonly graph: LayersGraph;
+  readonly maxBatch = Infinity;
+  /** The model's node graph as our executor runs it (read by LRP and CAM, which need layer types and weights). */
+  readonly graph: LayersGraph;
   private readonly layerList: LayerInfo[];
 
   constructor(readonly model: tf.LayersModel) {
@@ -54,6 +56,7 @@ export class LayersModelAdapter implements ModelAdapter {
     if (!output) throw new Error('internal: the model output was not computed');
 
     const tensorOf = (layer: string): number => {
+      if (layer === INPUT_LAYER) return graph.inputId;
       const id = graph.layerOutput.get(layer);
       if (id == null) throw unknownLayer(layer, this.layerList);
       return id;
@@ -71,7 +74,7 @@ export class LayersModelAdapter implements ModelAdapter {
         const f = (a: tf.Tensor): tf.Scalar => {
           const known = new Map(cache);
           known.set(id, a);
-          const computed = graph.run(known, downstream);
+          const computed = graph.run(known, downstream, true, true);
           const logits = computed.get(graph.outputId) ?? known.get(graph.outputId);
           return objectiveScore(logits as tf.Tensor, objective, this.output);
         };
@@ -87,6 +90,19 @@ export class LayersModelAdapter implements ModelAdapter {
         cache.clear();
       },
     };
+  }
+
+  scores(inputs: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
+    return batchScores(inputs, objective, this.output, this.maxBatch, (x) => this.logitsOf(x));
+  }
+
+  inputGradients(inputs: tf.Tensor4D, objective: Objective): Promise<BatchGradient> {
+    return batchInputGradients(inputs, objective, this.output, this.maxBatch, (x) => this.logitsOf(x));
+  }
+
+  private logitsOf(x: tf.Tensor4D): tf.Tensor {
+    const computed = this.graph.run(new Map([[this.graph.inputId, x]]));
+    return computed.get(this.graph.outputId) as tf.Tensor;
   }
 
   /** Raw model output through our executor (for checks against model.predict). */

@@ -95,7 +95,7 @@ export class LayersGraph {
    * `linearOutput` calls the last layer without its softmax/sigmoid so the result is logits.
    * Returns every tensor computed, by id; the caller owns them.
    */
-  run(known: Map<number, tf.Tensor>, only?: Set<number>, linearOutput = true): Map<number, tf.Tensor> {
+  run(known: Map<number, tf.Tensor>, only?: Set<number>, linearOutput = true, unfused = false): Map<number, tf.Tensor> {
     const values = new Map(known);
     const computed = new Map<number, tf.Tensor>();
     this.steps.forEach((step, i) => {
@@ -106,7 +106,7 @@ export class LayersGraph {
         return t;
       });
       const producesOutput = step.outputIds.includes(this.outputId);
-      const outputs = callLayer(step, inputs, linearOutput && producesOutput);
+      const outputs = (unfused && unfusedConv(step, inputs, linearOutput && producesOutput)) || callLayer(step, inputs, linearOutput && producesOutput);
       step.outputIds.forEach((id, k) => {
         values.set(id, outputs[k]);
         computed.set(id, outputs[k]);
@@ -150,4 +150,30 @@ function callLayer(step: GraphStep, inputs: tf.Tensor[], logits: boolean): tf.Te
 
 function toList(x: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
   return Array.isArray(x) ? x : [x];
+}
+
+interface ConvLayerRef extends LayerRef {
+  kernel: { read(): tf.Tensor4D };
+  bias?: { read(): tf.Tensor1D } | null;
+  strides: [number, number];
+  padding: 'same' | 'valid';
+  dilationRate: [number, number];
+  dataFormat: 'channelsLast' | 'channelsFirst';
+}
+
+/**
+ * A Conv2D as separate conv, bias and activation ops. Inside tf.grad the layer's own fused
+ * kernel also computes the filter gradient, which Grad-CAM never needs and which dominates the
+ * backward time; the unfused ops compute only the input gradient. Null when not applicable.
+ */
+function unfusedConv(step: GraphStep, inputs: tf.Tensor[], logits: boolean): tf.Tensor[] | null {
+  const layer = step.layer as ConvLayerRef;
+  if (layer.getClassName() !== 'Conv2D' || inputs.length !== 1 || layer.dataFormat !== 'channelsLast') return null;
+  return tf.tidy(() => {
+    let y: tf.Tensor = tf.conv2d(inputs[0] as tf.Tensor4D, layer.kernel.read(), layer.strides, layer.padding, 'NHWC', layer.dilationRate);
+    if (layer.bias) y = tf.add(y, layer.bias.read());
+    const act = layer.activation;
+    if (act && !(logits && squashingActivation(layer) !== 'none')) y = act.apply(y);
+    return [y];
+  });
 }
