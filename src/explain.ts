@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from './errors.js';
 import type { RgbaImage } from './image.js';
-import type { ForwardPass, LayerInfo, ModelAdapter } from './model/adapter.js';
+import { INPUT_LAYER, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective } from './model/adapter.js';
 import { findBottleneck } from './model/bottleneck.js';
-import { createMethod, type CamMethod } from './methods/index.js';
-import { camToHeatmap } from './postprocess/heatmap.js';
+import { createMethod, isModelMethod, runMethod, type Method, type MethodOptions } from './methods/index.js';
+import { augmentations, flipObjective, type Augmentation, type AugmentOptions } from './postprocess/augment.js';
+import { camToHeatmap, normalizeInPlace } from './postprocess/heatmap.js';
+import { receptiveField, truncateHeatmap } from './postprocess/truncate.js';
 import { predictLabels } from './prediction.js';
 import { imageToInput, type InputOptions } from './preprocess.js';
 import { classCount, regionObjective, type ScoreKind } from './target/objective.js';
@@ -19,10 +21,19 @@ export interface ExplainRequest {
   region: Region;
   /** Class index or name. Default: the class predicted most often in M (at the pixel for 'pixel'/'object'). */
   classId?: number | string;
-  /** Layer name, or 'bottleneck' (the default). */
+  /** Layer name, 'bottleneck' (the default) or 'input' (the model input). Input-attribution methods ignore it. */
   layer?: string;
   score?: ScoreKind;
-  method?: string | CamMethod;
+  /** A method name (see methodNames()) or a method object. Default 'seg-grad-cam'. */
+  method?: string | Method;
+  /** Options for a method given by name (each method reads its own). */
+  methodOptions?: MethodOptions;
+  /** Several layers: each layer's heatmap scaled to [0, 1], then their mean. Replaces `layer`. */
+  layers?: string[];
+  /** Test-time augmentation: also explain the flipped and brightened image, un-flip, average the raw maps. */
+  augment?: boolean | AugmentOptions;
+  /** Zero the heatmap outside the pixels M's score depends on (∂S/∂x ≠ 0), then rescale to [0, 1]. */
+  truncate?: boolean;
 }
 
 export interface Prediction {
@@ -40,11 +51,15 @@ export interface Explanation {
   score: ScoreKind;
   /** S = Σ_M y^c at the image's cached forward pass. */
   scoreValue: number;
-  /** Raw CAM at layer resolution (after ReLU, not normalised), camHeight × camWidth. */
+  /**
+   * Raw CAM at layer resolution (after ReLU, not normalised), camHeight × camWidth; at the
+   * model input's resolution for input attributions; with several layers, the mean of their
+   * [0, 1] heatmaps at the image's size.
+   */
   cam: Float32Array;
   camWidth: number;
   camHeight: number;
-  /** α per channel, or null for methods without channel weights. */
+  /** α per channel, or null for methods without channel weights (and for several layers or augmentations). */
   weights: Float32Array | null;
   /** The CAM resized to the original image and scaled to [0, 1], width × height. */
   heatmap: Float32Array;
@@ -56,6 +71,12 @@ export interface Explanation {
   /** M over the output grid. */
   regionMask: Uint8Array;
   prediction: Prediction;
+  /** Every layer whose heatmaps were averaged (when `layers` was given). */
+  layers?: LayerInfo[];
+  /** Images whose maps were averaged: 1, or 1 + the augmentations. */
+  augmentations?: number;
+  /** With `truncate`: 1 where M's score depends on the pixel (width × height); the heatmap is 0 elsewhere. */
+  receptiveField?: Uint8Array;
 }
 
 /**
@@ -97,8 +118,9 @@ export class Explainer {
   }
 
   async explain(image: RgbaImage, request: ExplainRequest): Promise<Explanation> {
-    const method = typeof request.method === 'object' ? request.method : createMethod(request.method ?? 'seg-grad-cam');
-    const layer = this.resolveLayer(request.layer);
+    const method = typeof request.method === 'object' ? request.method : createMethod(request.method ?? 'seg-grad-cam', request.methodOptions);
+    const layers = this.layersFor(method, request);
+    const variants = augmentations(request.augment);
     const { pass, prediction } = await this.forward(image);
     const out = this.adapter.output;
     const ctxBase = { imageWidth: image.width, imageHeight: image.height, outWidth: out.width, outHeight: out.height, labels: prediction.labels };
@@ -107,38 +129,133 @@ export class Explainer {
     const score = request.score ?? 'logits';
     const objective = regionObjective(out, classIndex, regionMask, score);
 
-    const { activations, gradients, score: scoreValue } = await pass.gradient(layer.name, objective);
+    const { cams, weights, scoreValue } = await this.averagedCams(pass, method, layers, objective, variants);
+    let camData: Float32Array;
+    let camWidth: number;
+    let camHeight: number;
+    let map: { heatmap: Float32Array; max: number; empty: boolean };
     try {
-      const { cam, weights } = method.compute(activations, gradients);
-      const [camHeight, camWidth] = cam.shape;
-      const camData = cam.dataSync().slice() as Float32Array;
-      const weightData = weights ? (weights.dataSync().slice() as Float32Array) : null;
-      const { heatmap, max, empty } = camToHeatmap(cam, image.width, image.height);
-      cam.dispose();
-      weights?.dispose();
-      return {
-        layer,
-        method: method.name,
-        classIndex,
-        className: this.options.classNames?.[classIndex],
-        score,
-        scoreValue,
-        cam: camData,
-        camWidth,
-        camHeight,
-        weights: weightData,
-        heatmap,
-        width: image.width,
-        height: image.height,
-        empty,
-        camMax: max,
-        regionMask,
-        prediction,
-      };
+      if (cams.length === 1) {
+        [camHeight, camWidth] = cams[0].shape;
+        camData = cams[0].dataSync().slice() as Float32Array;
+        map = camToHeatmap(cams[0], image.width, image.height);
+      } else {
+        // The mean of the layers' [0, 1] heatmaps; it becomes the "cam" (at image size).
+        const mean = new Float32Array(image.width * image.height);
+        for (const cam of cams) {
+          const h = camToHeatmap(cam, image.width, image.height).heatmap;
+          for (let i = 0; i < mean.length; i++) mean[i] += h[i] / cams.length;
+        }
+        camData = mean.slice();
+        [camWidth, camHeight] = [image.width, image.height];
+        map = normalizeInPlace(mean);
+      }
     } finally {
-      activations.dispose();
-      gradients.dispose();
+      tf.dispose(cams);
     }
+    const weightData = weights ? (weights.dataSync().slice() as Float32Array) : null;
+    weights?.dispose();
+    let field: Uint8Array | undefined;
+    if (request.truncate) {
+      field = await receptiveField(pass, objective, image);
+      const { max, empty } = normalizeInPlace(truncateHeatmap(map.heatmap, field));
+      map = { heatmap: map.heatmap, max: map.max * max, empty };
+    }
+    return {
+      layer: layers[0],
+      method: method.name,
+      classIndex,
+      className: this.options.classNames?.[classIndex],
+      score,
+      scoreValue,
+      cam: camData,
+      camWidth,
+      camHeight,
+      weights: weightData,
+      heatmap: map.heatmap,
+      width: image.width,
+      height: image.height,
+      empty: map.empty,
+      camMax: map.max,
+      regionMask,
+      prediction,
+      ...(layers.length > 1 ? { layers } : {}),
+      augmentations: variants.length,
+      ...(field ? { receptiveField: field } : {}),
+    };
+  }
+
+  /** Runs the method per layer and augmentation; the raw maps of the augmentations are averaged (flips undone). */
+  private async averagedCams(
+    pass: ForwardPass,
+    method: Method,
+    layers: LayerInfo[],
+    objective: Objective,
+    variants: Augmentation[],
+  ): Promise<{ cams: tf.Tensor2D[]; weights: tf.Tensor1D | null; scoreValue: number }> {
+    const inputRange = this.options.inputRange ?? [0, 1];
+    const sums: Array<tf.Tensor2D | null> = layers.map(() => null);
+    let weights: tf.Tensor1D | null = null;
+    let scoreValue = Number.NaN;
+    try {
+      for (const v of variants) {
+        let vPass = pass;
+        if (!v.identity) {
+          const x = v.apply(pass.activation(INPUT_LAYER) as tf.Tensor4D, inputRange);
+          vPass = await this.adapter.forward(x).finally(() => x.dispose());
+        }
+        try {
+          const context = {
+            adapter: this.adapter,
+            pass: vPass,
+            input: vPass.activation(INPUT_LAYER) as tf.Tensor4D,
+            objective: v.flip ? flipObjective(objective, this.adapter.output) : objective,
+            inputRange,
+          };
+          for (let i = 0; i < layers.length; i++) {
+            const r = await runMethod(method, { ...context, layer: layers[i] });
+            let cam = r.cam;
+            if (v.flip) {
+              cam = tf.reverse(r.cam, 1);
+              r.cam.dispose();
+            }
+            const prev = sums[i];
+            sums[i] = prev ? (tf.add(prev, cam) as tf.Tensor2D) : cam;
+            if (prev) tf.dispose([prev, cam]);
+            if (v.identity && i === 0) scoreValue = r.score;
+            if (v.identity && variants.length === 1 && layers.length === 1) weights = r.weights;
+            else r.weights?.dispose();
+          }
+        } finally {
+          if (vPass !== pass) vPass.dispose();
+        }
+      }
+      const cams = sums.map((s) => {
+        const mean = tf.div(s as tf.Tensor2D, variants.length) as tf.Tensor2D;
+        s?.dispose();
+        return mean;
+      });
+      return { cams, weights, scoreValue };
+    } catch (err) {
+      tf.dispose(sums.filter((s): s is tf.Tensor2D => s !== null));
+      weights?.dispose();
+      throw err;
+    }
+  }
+
+  /** The layers a request explains: the input for input attributions, else `layers` or `layer`. */
+  private layersFor(method: Method, request: ExplainRequest): LayerInfo[] {
+    if (isModelMethod(method) && method.target === 'input') {
+      if (request.layers && request.layers.length > 1) {
+        throw new SegGradCamError(`${method.name} attributes to the input image; several layers do not apply`, 'usage');
+      }
+      return [this.resolveLayer(INPUT_LAYER)];
+    }
+    if (request.layers) {
+      if (request.layers.length === 0) throw new SegGradCamError('the list of layers is empty', 'usage');
+      return request.layers.map((l) => this.resolveLayer(l));
+    }
+    return [this.resolveLayer(request.layer)];
   }
 
   /** Frees the cached forward pass (the next image replaces it anyway). */
@@ -153,13 +270,17 @@ export class Explainer {
   }
 
   resolveLayer(name: string | undefined): LayerInfo {
+    if (name === INPUT_LAYER) {
+      const { height, width, channels } = this.adapter.input;
+      return { name: INPUT_LAYER, type: 'Input', outputShape: [1, height, width, channels] };
+    }
     const layers = this.adapter.layers();
     const wanted = name == null || name === 'bottleneck' ? this.bottleneck : name;
     const found = layers.find((l) => l.name === wanted);
     if (!found) {
       const shown = layers.map((l) => l.name);
       const list = shown.length > 40 ? [...shown.slice(0, 40), `… (${shown.length - 40} more)`] : shown;
-      throw new SegGradCamError(`unknown layer '${wanted}'; valid layers: bottleneck, ${list.join(', ')}`, 'layer');
+      throw new SegGradCamError(`unknown layer '${wanted}'; valid layers: bottleneck, input, ${list.join(', ')}`, 'layer');
     }
     return found;
   }

@@ -6,8 +6,8 @@
 export { Explainer, type ExplainRequest, type Explanation, type ExplainerOptions, type Prediction } from './explain.js';
 export * from './target/region.js';
 export { regionObjective, classCount, type ScoreKind } from './target/objective.js';
-export { createMethod, methodNames, SegGradCam, ChannelWeightedCam, type CamMethod } from './methods/index.js';
-export type { ModelAdapter, ForwardPass, LayerInfo, OutputInfo, Objective, LayerGradient } from './model/adapter.js';
+export * from './methods/index.js';
+export { INPUT_LAYER, type ModelAdapter, type ForwardPass, type LayerInfo, type OutputInfo, type Objective, type LayerGradient, type BatchGradient } from './model/adapter.js';
 export { LayersModelAdapter } from './model/layers-adapter.js';
 export { GraphModelAdapter } from './model/graph-adapter.js';
 export { findBottleneck } from './model/bottleneck.js';

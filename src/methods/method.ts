@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { ForwardPass, LayerInfo, ModelAdapter, Objective } from '../model/adapter.js';
 
 /**
  * A CAM method turns a layer's activations A [1,h,w,K] and gradients ∂S/∂A into a map
@@ -7,11 +8,45 @@ import * as tf from '@tensorflow/tfjs';
  */
 export interface CamMethod {
   readonly name: string;
-  /** Needs ∂S/∂A (false for gradient-free methods such as Eigen-CAM). */
+  /** Needs ∂S/∂A (false for gradient-free methods such as Eigen-CAM: they get zeros). */
   readonly usesGradients: boolean;
   /** Returns the map [h, w] (after ReLU) and the channel weights α [K] where they exist. */
   compute(activations: tf.Tensor4D, gradients: tf.Tensor4D): { cam: tf.Tensor2D; weights: tf.Tensor1D | null };
 }
+
+/** What a method that needs more than one layer's A and ∂S/∂A (extra passes, the model itself) is given. */
+export interface MethodContext {
+  readonly adapter: ModelAdapter;
+  /** The forward pass of the (possibly augmented) image. */
+  readonly pass: ForwardPass;
+  /** The model input [1, H, W, C] of that pass; owned by the pass. */
+  readonly input: tf.Tensor4D;
+  /** The layer asked for (ignored by methods that attribute to the input). */
+  readonly layer: LayerInfo;
+  readonly objective: Objective;
+  /** The range the model's input values live in (pixels 0..255 map to it): baselines and noise scale with it. */
+  readonly inputRange: [number, number];
+}
+
+export interface MethodResult {
+  /** The map (after ReLU), at the layer's resolution, or the input's for input attributions. */
+  cam: tf.Tensor2D;
+  weights: tf.Tensor1D | null;
+  /** S at the unperturbed input. */
+  score: number;
+}
+
+/** A method that runs the model itself (Score-CAM, SmoothGrad, Integrated Gradients, Grid Saliency, LRP, CAM). */
+export interface ModelMethod {
+  readonly name: string;
+  /** 'input': the map is over the model input, whatever layer was asked; 'layer': over the asked layer. */
+  readonly target: 'input' | 'layer';
+  explain(context: MethodContext): Promise<MethodResult>;
+}
+
+export type Method = CamMethod | ModelMethod;
+
+export const isModelMethod = (m: Method): m is ModelMethod => typeof (m as Partial<ModelMethod>).explain === 'function';
 
 export abstract class ChannelWeightedCam implements CamMethod {
   abstract readonly name: string;
@@ -25,5 +60,20 @@ export abstract class ChannelWeightedCam implements CamMethod {
       const cam = tf.relu(tf.sum(tf.mul(activations, weights), -1)).reshape([h, w]) as tf.Tensor2D;
       return { cam, weights };
     });
+  }
+}
+
+/** Methods that weight every activation A^k_uv on its own: ReLU(Σ_k W^k_uv ⊙ A^k_uv); no channel weights. */
+export abstract class ElementWeightedCam implements CamMethod {
+  abstract readonly name: string;
+  readonly usesGradients = true;
+  abstract elementWeights(activations: tf.Tensor4D, gradients: tf.Tensor4D): tf.Tensor4D;
+
+  compute(activations: tf.Tensor4D, gradients: tf.Tensor4D): { cam: tf.Tensor2D; weights: null } {
+    const cam = tf.tidy(() => {
+      const [, h, w] = activations.shape;
+      return tf.relu(tf.sum(tf.mul(activations, this.elementWeights(activations, gradients)), -1)).reshape([h, w]) as tf.Tensor2D;
+    });
+    return { cam, weights: null };
   }
 }

@@ -97,11 +97,12 @@ export class LayersModelAdapter implements ModelAdapter {
   }
 
   inputGradients(inputs: tf.Tensor4D, objective: Objective): Promise<BatchGradient> {
-    return batchInputGradients(inputs, objective, this.output, this.maxBatch, (x) => this.logitsOf(x));
+    return batchInputGradients(inputs, objective, this.output, this.maxBatch, (x) => this.logitsOf(x, true));
   }
 
-  private logitsOf(x: tf.Tensor4D): tf.Tensor {
-    const computed = this.graph.run(new Map([[this.graph.inputId, x]]));
+  /** `unfused` under tf.grad: convs as plain ops, so no filter gradient is computed. */
+  private logitsOf(x: tf.Tensor4D, unfused = false): tf.Tensor {
+    const computed = this.graph.run(new Map([[this.graph.inputId, x]]), undefined, true, unfused);
     return computed.get(this.graph.outputId) as tf.Tensor;
   }
 

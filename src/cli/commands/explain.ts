@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { SegGradCamError } from '../../errors.js';
 import { explanationFigure } from '../../figure.js';
 import { encodeImageFor, writeFileAtomic } from '../../io/files.js';
-import { methodNames } from '../../methods/index.js';
+import { parseBaseline } from '../../methods/baseline.js';
+import { methodNames, type MethodOptions } from '../../methods/index.js';
 import { COLORMAPS, type ColormapName } from '../../render/index.js';
 import type { ScoreKind } from '../../target/objective.js';
 import { oneOf, parseNumberIn } from '../parse.js';
@@ -23,6 +24,53 @@ interface ExplainFlags extends ModelOptions, RegionFlags {
   colormap: string;
   opacity: string;
   figure: string;
+  layers?: string;
+  augment?: boolean;
+  truncate?: boolean;
+  samples?: string;
+  sigma?: string;
+  seed?: string;
+  steps?: string;
+  baseline?: string;
+  maxChannels?: string;
+  batchSize?: string;
+  iterations?: string;
+  maskSize?: string;
+  lambda?: string;
+  lrpRule?: string;
+  epsilon?: string;
+}
+
+function integerFlag(text: string | undefined, flag: string, min: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^-?\d+$/.test(text.trim()) || Number(text) < min) throw new SegGradCamError(`${flag} expects an integer >= ${min}, got '${text}'`, 'usage');
+  return Number(text);
+}
+
+function numberFlag(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < 0) throw new SegGradCamError(`${flag} expects a number >= 0, got '${text}'`, 'usage');
+  return v;
+}
+
+/** Method options from the flags that were given (each method reads its own). */
+function methodOptionsFrom(flags: ExplainFlags): MethodOptions {
+  const o: MethodOptions = {
+    samples: integerFlag(flags.samples, '--samples', 1),
+    sigma: numberFlag(flags.sigma, '--sigma'),
+    seed: integerFlag(flags.seed, '--seed', 0),
+    steps: integerFlag(flags.steps, '--steps', 1),
+    baseline: flags.baseline === undefined ? undefined : parseBaseline(flags.baseline),
+    maxChannels: integerFlag(flags.maxChannels, '--max-channels', 1),
+    batchSize: integerFlag(flags.batchSize, '--batch-size', 1),
+    iterations: integerFlag(flags.iterations, '--iterations', 1),
+    maskResolution: integerFlag(flags.maskSize, '--mask-size', 1),
+    lambda: numberFlag(flags.lambda, '--lambda'),
+    rule: flags.lrpRule === undefined ? undefined : oneOf(flags.lrpRule, '--lrp-rule', ['epsilon', 'alpha-beta'] as const),
+    epsilon: numberFlag(flags.epsilon, '--epsilon'),
+  };
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as MethodOptions;
 }
 
 export function explainCommand(): Command {
@@ -41,6 +89,12 @@ Regions (exactly one; coordinates in the original image's pixels, x right, y dow
   --object x,y           the connected component of the prediction under the pixel
   --whole                the whole image
 
+Methods (--method): CAM family at --layer: seg-grad-cam (default), hires-cam, grad-cam++,
+  xgrad-cam, layer-cam, eigen-cam, score-cam [--max-channels --batch-size --baseline],
+  cam (GAP + dense classifiers). At the input image: saliency, gradient-x-input,
+  smoothgrad [--samples --sigma --seed], integrated-gradients [--steps --baseline],
+  grid-saliency [--iterations --mask-size --lambda --baseline], lrp [--lrp-rule --epsilon].
+
 Examples:
   seg-grad-cam explain --object 40,30 --out figure.png
   seg-grad-cam explain -m models/selfie/selfie.json --image photo.png --class 1 --class-region --layer add_4__xeno_compat__1`,
@@ -58,6 +112,21 @@ Examples:
     .option('--whole')
     .option('--score <kind>', 'logits or probability', 'logits')
     .option('--method <name>', `CAM method: ${methodNames().join(', ')}`, 'seg-grad-cam')
+    .option('--layers <a,b,…>', 'several layers: the mean of their [0, 1] heatmaps (replaces --layer)')
+    .option('--augment', 'test-time augmentation: average over the flipped and ×0.9/×1.1 brightened image')
+    .option('--truncate', "zero the heatmap outside the pixels M's score depends on")
+    .option('--samples <n>', 'smoothgrad: noisy samples (25)')
+    .option('--sigma <f>', 'smoothgrad: noise σ as a fraction of the input range (0.15)')
+    .option('--seed <n>', 'smoothgrad: noise seed (0)')
+    .option('--steps <n>', 'integrated-gradients: steps (32)')
+    .option('--baseline <b>', 'integrated-gradients, grid-saliency, score-cam: black, blurred or a number (black)')
+    .option('--max-channels <n>', 'score-cam: channels scored, by mean activation (32)')
+    .option('--batch-size <n>', 'images per model call (score-cam 16, smoothgrad and integrated-gradients 8)')
+    .option('--iterations <n>', 'grid-saliency: optimisation steps (100)')
+    .option('--mask-size <n>', 'grid-saliency: mask grid n×n (16)')
+    .option('--lambda <x>', 'grid-saliency: weight of the mask size (0.05)')
+    .option('--lrp-rule <rule>', 'lrp: epsilon or alpha-beta (epsilon)')
+    .option('--epsilon <x>', 'lrp: ε of the ε-rule (0.01)')
     .option('-o, --out <file>', 'figure to write (.png or .jpg)', 'seg-grad-cam.png')
     .option('--figure <layout>', 'panels (input · prediction · heatmap · overlay) or overlay', 'panels')
     .option('--colormap <name>', `heatmap colours: ${COLORMAPS.join(', ')}`, 'turbo')
@@ -71,6 +140,10 @@ Examples:
         const colormap = oneOf(flags.colormap, '--colormap', COLORMAPS) as ColormapName;
         const opacity = parseNumberIn(flags.opacity, '--opacity', 0, 1);
         const layout = oneOf(flags.figure, '--figure', ['panels', 'overlay'] as const);
+        const method = oneOf(flags.method, '--method', methodNames());
+        const methodOptions = methodOptionsFrom(flags);
+        const layers = flags.layers === undefined ? undefined : flags.layers.split(',').map((l) => l.trim()).filter((l) => l.length > 0);
+        if (layers && layers.length === 0) throw new SegGradCamError(`--layers expects a comma-separated list of layers, got '${flags.layers}'`, 'usage');
         const outBytes = (img: Parameters<typeof encodeImageFor>[1]) => encodeImageFor(flags.out, img);
         if (!/\.(png|jpe?g)$/i.test(flags.out)) throw new SegGradCamError(`--out must end in .png, .jpg or .jpeg: ${flags.out}`, 'usage');
 
@@ -78,7 +151,17 @@ Examples:
         const region = await regionFromFlags(flags, image);
         const { explainer, modelPath, backend } = await openExplainer(flags);
         const started = performance.now();
-        const e = await explainer.explain(image, { region, classId: flags.class, layer: flags.layer, score, method: flags.method });
+        const e = await explainer.explain(image, {
+          region,
+          classId: flags.class,
+          layer: flags.layer,
+          layers,
+          score,
+          method,
+          methodOptions,
+          augment: !!flags.augment,
+          truncate: !!flags.truncate,
+        });
         const ms = performance.now() - started;
         const marker = region.kind === 'pixel' || region.kind === 'object' ? ([region.x, region.y] as [number, number]) : undefined;
         const figure = explanationFigure(image, e, { colormap, opacity, marker, layout, classNames: explainer.options.classNames });
@@ -94,7 +177,7 @@ Examples:
         const cls = e.className ? `${e.classIndex} (${e.className})` : `${e.classIndex}`;
         const px = e.regionMask.reduce((a, b) => a + b, 0);
         process.stderr.write(
-          `class ${cls}, ${px} output pixels, layer ${e.layer.name} [${e.layer.outputShape.join('x')}], S = ${e.scoreValue.toFixed(3)}` +
+          `${e.method}: class ${cls}, ${px} output pixels, layer ${(e.layers ?? [e.layer]).map((l) => `${l.name} [${l.outputShape.join('x')}]`).join(' + ')}, S = ${e.scoreValue.toFixed(3)}` +
             `${e.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}; ${ms.toFixed(0)} ms on ${backend}; wrote ${flags.out}\n`,
         );
         explainer.dispose();

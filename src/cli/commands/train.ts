@@ -16,13 +16,14 @@ import { run } from '../shared-options.js';
 
 /** --quick: a usable model in under ~10 minutes on a 2-core machine (wasm backend). */
 export const QUICK_PRESET: Partial<TrainOptions> = {
-  steps: 900,
+  steps: 1500,
+  timeBudgetSeconds: 9 * 60,
   batch: 8,
   depth: 4,
   base: 8,
-  lr: 3e-3,
-  warmupSteps: 50,
-  checkpointEvery: 300,
+  lr: 2e-3,
+  warmupSteps: 100,
+  checkpointEvery: 500,
   evalTiles: 300,
   valTiles: 100,
 };
@@ -68,6 +69,28 @@ const FLAG_FIELDS: Record<string, keyof TrainOptions> = {
   valTiles: 'valTiles',
 };
 
+/** Converters for the numeric flags, applied inside the action so errors become exit code 2. */
+const CONVERT: Record<string, (text: string) => number> = {
+  steps: int('--steps', 1),
+  batch: int('--batch', 1),
+  size: int('--size', 16),
+  depth: int('--depth', 1),
+  base: int('--base', 1),
+  lr: num('--lr', 1e-6, 0.5),
+  warmup: int('--warmup', 0),
+  minLr: num('--min-lr', 0, 1),
+  ceWeight: num('--ce-weight', 0, 100),
+  diceWeight: num('--dice-weight', 0, 100),
+  classWeightPower: num('--class-weight-power', 0, 2),
+  biasDigit: int('--bias-digit', 0),
+  biasStrength: num('--bias-strength', 0, 1),
+  seed: int('--seed', 0),
+  checkpointEvery: int('--checkpoint-every', 1),
+  evalTiles: int('--eval-tiles', 0),
+  valTiles: int('--val-tiles', 0),
+  timeBudget: num('--time-budget', 0.1, 10000),
+};
+
 function fmtTime(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--:--';
   const s = Math.round(seconds);
@@ -82,33 +105,35 @@ export function trainCommand(): Command {
   const cmd = new Command('train')
     .description('train the bundled U-Net on the synthetic TextureMNIST-style set (planted context bias)')
     .option('-o, --out <dir>', 'output directory (model.json, weights.bin, training.json, checkpoint/)', 'unet-texture-mnist')
-    .option('--steps <n>', `training steps (default ${d.steps})`, int('--steps', 1))
-    .option('--batch <n>', `tiles per step (default ${d.batch})`, int('--batch', 1))
-    .option('--size <n>', `tile side in pixels (default ${d.size})`, int('--size', 16))
-    .option('--depth <n>', `U-Net pooling levels (default ${d.depth})`, int('--depth', 1))
-    .option('--base <n>', `channels of the first level (default ${d.base})`, int('--base', 1))
+    .option('--steps <n>', `training steps (default ${d.steps})`)
+    .option('--batch <n>', `tiles per step (default ${d.batch})`)
+    .option('--size <n>', `tile side in pixels (default ${d.size})`)
+    .option('--depth <n>', `U-Net pooling levels (default ${d.depth})`)
+    .option('--base <n>', `channels of the first level (default ${d.base})`)
     .option('--no-batch-norm', 'no batch normalisation')
-    .option('--lr <x>', `peak Adam learning rate (default ${d.lr})`, num('--lr', 1e-6, 0.5))
-    .option('--warmup <n>', `warm-up steps (default ${d.warmupSteps})`, int('--warmup', 0))
-    .option('--min-lr <f>', `final learning rate as a fraction of --lr (cosine decay; default ${d.minLrFactor})`, num('--min-lr', 0, 1))
-    .option('--ce-weight <x>', `weight of the class-weighted cross-entropy (default ${d.ceWeight})`, num('--ce-weight', 0, 100))
-    .option('--dice-weight <x>', `weight of the soft Dice loss (default ${d.diceWeight})`, num('--dice-weight', 0, 100))
-    .option('--class-weight-power <p>', `class weight = frequency^-p (default ${d.classWeightPower}; 0 = plain CE)`, num('--class-weight-power', 0, 2))
-    .option('--bias-digit <k>', `digit that gets the bias background (default ${d.biasDigit})`, int('--bias-digit', 0))
-    .option('--bias-strength <s>', `probability that a tile with the bias digit gets the bias background (default ${d.biasStrength})`, num('--bias-strength', 0, 1))
+    .option('--lr <x>', `peak Adam learning rate (default ${d.lr})`)
+    .option('--warmup <n>', `warm-up steps (default ${d.warmupSteps})`)
+    .option('--min-lr <f>', `final learning rate as a fraction of --lr (cosine decay; default ${d.minLrFactor})`)
+    .option('--ce-weight <x>', `weight of the class-weighted cross-entropy (default ${d.ceWeight})`)
+    .option('--dice-weight <x>', `weight of the soft Dice loss (default ${d.diceWeight})`)
+    .option('--class-weight-power <p>', `class weight = frequency^-p (default ${d.classWeightPower}; 0 = plain CE)`)
+    .option('--bias-digit <k>', `digit that gets the bias background (default ${d.biasDigit})`)
+    .option('--bias-strength <s>', `probability that a tile with the bias digit gets the bias background (default ${d.biasStrength})`)
     .option('--bias-texture <name>', `background texture reserved for the bias digit: ${TEXTURE_NAMES.join(', ')} (default ${d.biasTexture})`)
     .option('--bias-texture-at-zero <mode>', "with --bias-strength 0: 'unused' (default) or 'uniform' (an ordinary background for every tile)")
-    .option('--seed <n>', `seed for weights, data and flips (default ${d.seed})`, int('--seed', 0))
+    .option('--seed <n>', `seed for weights, data and flips (default ${d.seed})`)
     .option('--flip', 'random left-right flips (off by default: mirrored digits are not digits)')
-    .option('--checkpoint-every <n>', `steps between checkpoints (default ${d.checkpointEvery})`, int('--checkpoint-every', 1))
-    .option('--eval-tiles <n>', `held-out tiles for the final IoU (default ${d.evalTiles})`, int('--eval-tiles', 0))
-    .option('--val-tiles <n>', `held-out validation tiles evaluated at each checkpoint (default ${d.valTiles})`, int('--val-tiles', 0))
+    .option('--checkpoint-every <n>', `steps between checkpoints (default ${d.checkpointEvery})`)
+    .option('--eval-tiles <n>', `held-out tiles for the final IoU (default ${d.evalTiles})`)
+    .option('--val-tiles <n>', `held-out validation tiles evaluated at each checkpoint (default ${d.valTiles})`)
+    .option('--time-budget <minutes>', 'stop after this many minutes of training steps; the learning-rate schedule follows max(step/steps, time/budget)')
     .option('--resume <dir>', 'continue from a checkpoint directory (weights, Adam state, step); its options apply unless given here')
-    .option('--quick', `preset: a usable model in about 10 minutes (${Object.entries(QUICK_PRESET).map(([k, v]) => `${k} ${v}`).join(', ')})`)
+    .option('--quick', `preset: a rough model in about 10 minutes (${Object.entries(QUICK_PRESET).map(([k, v]) => `${k} ${v}`).join(', ')}); flags given too override it`)
     .option('--backend <name>', 'TensorFlow.js backend: wasm or cpu (cpu is very slow for training)', 'wasm')
     .option('--no-progress', 'no progress bar (log lines instead)');
   cmd.action((flags: Record<string, unknown>) =>
     run(async () => {
+      for (const [key, convert] of Object.entries(CONVERT)) if (typeof flags[key] === 'string') flags[key] = convert(flags[key] as string);
       const backend = String(flags.backend);
       if (backend !== 'wasm' && backend !== 'cpu') throw new SegGradCamError(`--backend expects wasm or cpu, got '${backend}'`, 'usage');
       if (flags.biasTexture !== undefined && !isTextureName(String(flags.biasTexture)))
@@ -121,6 +146,7 @@ export function trainCommand(): Command {
       for (const [key, field] of Object.entries(FLAG_FIELDS)) {
         if (cmd.getOptionValueSource(key) === 'cli') (explicit as Record<string, unknown>)[field] = flags[key];
       }
+      if (cmd.getOptionValueSource('timeBudget') === 'cli') explicit.timeBudgetSeconds = (flags.timeBudget as number) * 60;
       const outDir = String(flags.out);
       let options: TrainOptions;
       if (flags.resume) {

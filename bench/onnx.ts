@@ -1,0 +1,153 @@
+/**
+ * `node --import tsx bench/onnx.ts`: the 128x256 U-Net (4 levels, base 16, 1.94 M parameters,
+ * generated from a seed by scripts/onnx/unet.ts) through ONNX Runtime with the compiled gradient
+ * graph. Medians over BENCH_RUNS runs (default 15) after a warm-up, all in one process. When
+ * Debian's python3-torch is importable, the same architecture and weights in PyTorch, explained
+ * the pytorch-grad-cam way (hooks + loss.backward()), OPENBLAS_NUM_THREADS=1.
+ * Not a test: nothing is asserted.
+ */
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
+import { Explainer } from '../src/explain.js';
+import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
+import { OnnxModelAdapter } from '../src/onnx/adapter.js';
+import { COTANGENT } from '../src/onnx/gradient.js';
+import { nchwToNhwc } from '../src/onnx/layout.js';
+import { nodeRuntime } from '../src/onnx/node.js';
+import { encodeModel } from '../src/onnx/proto.js';
+import { regionObjective } from '../src/target/objective.js';
+import { findTorch, runTorchReference, uniform } from '../scripts/onnx/reference.js';
+import { buildUnet } from '../scripts/onnx/unet.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+/** ONNX Runtime intra-op threads (ORT_THREADS; default: ONNX Runtime's choice, one per core). */
+const THREADS = process.env.ORT_THREADS ? Number(process.env.ORT_THREADS) : undefined;
+const SESSION = { graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const, ...(THREADS ? { intraOpNumThreads: THREADS } : {}) };
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function time(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
+  await fn();
+  await fn();
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await fn();
+    out.push(performance.now() - t);
+  }
+  return median(out);
+}
+
+const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+
+async function main() {
+  await tf.setBackend('cpu');
+  const cpus = os.cpus();
+  console.log(`machine: ${cpus[0]?.model ?? '?'} x${cpus.length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`node ${process.version}, onnxruntime-node ${ort.env.versions?.common ?? '?'}, intra-op threads ${THREADS ?? 'default'}, runs per median ${RUNS}`);
+
+  const unet = buildUnet();
+  const bytes = encodeModel(unet.model);
+  const ad = await OnnxModelAdapter.create(bytes, nodeRuntime, { sessionOptions: SESSION });
+  const explainer = new Explainer(ad);
+  const bottleneck = explainer.bottleneck;
+  const { height: H, width: W, channels: C } = ad.input;
+  const nchw = uniform(C * H * W, 3, 0, 1);
+  const x = tf.tensor4d(nchwToNhwc(nchw, 1, C, H, W), [1, H, W, C]) as tf.Tensor4D;
+  const boxObjective = (i: number, cls: number): Objective => {
+    const mask = new Uint8Array(H * W);
+    const x0 = (i * 37) % (W - 64);
+    const y0 = (i * 19) % (H - 32);
+    for (let y = y0; y < y0 + 32; y++) for (let xx = x0; xx < x0 + 64; xx++) mask[y * W + xx] = 1;
+    return regionObjective(ad.output, cls, mask, 'logits');
+  };
+  const obj = boxObjective(0, 3);
+  console.log(`model: U-Net ${H}x${W}, base ${unet.spec.base}, ${unet.params.reduce((s, p) => s + p.data.length, 0)} parameters; bottleneck '${bottleneck}' ${JSON.stringify(ad.layers().find((l) => l.name === bottleneck)?.outputShape)}`);
+
+  // Compile everything once (sessions are cached per model and layer).
+  const warm = await ad.forward(x);
+  tf.dispose(Object.values(await warm.gradient(bottleneck, obj)).filter((v) => typeof v !== 'number') as tf.Tensor[]);
+  warm.dispose();
+
+  const plain = await ort.InferenceSession.create(bytes, SESSION);
+  const feeds = { [ad.inputName]: new ort.Tensor('float32', nchw, ad.inputDims) };
+  const forward = await time(() => plain.run(feeds));
+  const forwardCached = await time(async () => (await ad.forward(x)).dispose());
+
+  const dispose = (g: { activations: tf.Tensor; gradients: tf.Tensor }) => tf.dispose([g.activations, g.gradients]);
+  // The same with a forward pass that caches only the bottleneck and what its backward reads.
+  const lean = await OnnxModelAdapter.create(bytes, nodeRuntime, { sessionOptions: SESSION, cacheLayers: [bottleneck] });
+  const warmLean = await lean.forward(x);
+  dispose(await warmLean.gradient(bottleneck, obj));
+  warmLean.dispose();
+  const forwardLean = await time(async () => (await lean.forward(x)).dispose());
+  const explainLean = await time(async () => {
+    const pass = await lean.forward(x);
+    dispose(await pass.gradient(bottleneck, obj));
+    pass.dispose();
+  });
+  lean.dispose();
+  const explainOnce = await time(async () => {
+    const pass = await ad.forward(x);
+    dispose(await pass.gradient(bottleneck, obj));
+    pass.dispose();
+  });
+
+  // The fused augmented graph: input + cotangent → A, ∂S/∂A in one ONNX Runtime run.
+  const gg = ad.gradientGraph(bottleneck);
+  const fused = await ort.InferenceSession.create(encodeModel(gg.model), SESSION);
+  const cot = new ort.Tensor('float32', ad.cotangentNchw(obj.weights), [1, 8, H, W]);
+  const fusedRun = await time(() => fused.run({ ...feeds, [COTANGENT]: cot }));
+
+  const pass = await ad.forward(x);
+  let k = 0;
+  const newRegion = await time(async () => dispose(await pass.gradient(bottleneck, boxObjective(++k, k % 8))));
+  const objectives = Array.from({ length: 16 }, (_, i) => boxObjective(i, i % 8));
+  const singles = await time(async () => {
+    for (const o of objectives) dispose(await pass.gradient(bottleneck, o));
+  }, Math.max(3, Math.floor(RUNS / 3)));
+  const batched = await time(async () => {
+    for (const g of await pass.gradientBatch(bottleneck, objectives)) dispose(g);
+  }, Math.max(3, Math.floor(RUNS / 3)));
+  const inputGrad = await time(async () => dispose(await pass.gradient(INPUT_LAYER, obj)), Math.max(3, Math.floor(RUNS / 3)));
+  pass.dispose();
+
+  // The whole Explainer path on an image (resize, forward, gradient, CAM, heatmap).
+  const image = { width: W, height: H, data: new Uint8ClampedArray(W * H * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7919) % 256)) };
+  const explainFull = await time(async () => {
+    explainer.release();
+    await explainer.explain(image, { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as never, classId: 3 });
+  });
+
+  console.log('\n| what (128x256 U-Net, bottleneck) | median |');
+  console.log('| --- | --- |');
+  console.log(`| ONNX Runtime forward (plain model) | ${fmt(forward)} |`);
+  console.log(`| forward pass caching every layer (adapter.forward) | ${fmt(forwardCached)} |`);
+  console.log(`| Seg-Grad-CAM: forward + gradient (adapter.forward + pass.gradient) | ${fmt(explainOnce)} (${(explainOnce / forward).toFixed(2)}x forward) |`);
+  console.log(`| forward pass caching the bottleneck and what its backward reads (cacheLayers: [bottleneck]) | ${fmt(forwardLean)} |`);
+  console.log(`| Seg-Grad-CAM with that lean cache: forward + gradient | ${fmt(explainLean)} (${(explainLean / forward).toFixed(2)}x forward) |`);
+  console.log(`| fused augmented graph (input + cotangent → A, ∂S/∂A, one run) | ${fmt(fusedRun)} (${(fusedRun / forward).toFixed(2)}x forward) |`);
+  console.log(`| Explainer.explain on an image, cold (forward + gradient + CAM + heatmap) | ${fmt(explainFull)} (${(explainFull / forward).toFixed(2)}x forward) |`);
+  console.log(`| a new region on the cached pass (backward graph only) | ${fmt(newRegion)} (${(newRegion / explainOnce).toFixed(2)}x the first explanation) |`);
+  console.log(`| 16 regions, 16 single calls | ${fmt(singles)} |`);
+  console.log(`| 16 regions, one batched call (gradientBatch) | ${fmt(batched)} (${(singles / batched).toFixed(2)}x faster) |`);
+  console.log(`| input gradient (saliency) on the cached pass | ${fmt(inputGrad)} |`);
+
+  const torch = findTorch();
+  if ('reason' in torch) {
+    console.log(`\nPyTorch: skipped — ${torch.reason}`);
+  } else {
+    const ref = runTorchReference(torch.python, unet, nchw, ad.cotangentNchw(obj.weights), 'bench', { OPENBLAS_NUM_THREADS: '1', BENCH_RUNS: String(RUNS), TORCH_THREADS: String(THREADS ?? os.cpus().length) }) as { forward_ms: number; gradcam_ms: number; threads: number; torch: string };
+    console.log(`\nPyTorch ${ref.torch} (${ref.threads} threads, OPENBLAS_NUM_THREADS=1), same weights:`);
+    console.log('| what | median |');
+    console.log('| --- | --- |');
+    console.log(`| PyTorch forward (no_grad) | ${fmt(ref.forward_ms)} |`);
+    console.log(`| PyTorch Seg-Grad-CAM, pytorch-grad-cam way (hooks + loss.backward()) | ${fmt(ref.gradcam_ms)} |`);
+    console.log(`| ours (forward + gradient) / PyTorch | ${(explainOnce / ref.gradcam_ms).toFixed(2)}x |`);
+  }
+  x.dispose();
+  await Promise.all([plain.release(), fused.release()]);
+  explainer.dispose();
+}
+
+await main();

@@ -1,0 +1,19 @@
+import * as tf from '@tensorflow/tfjs';
+import { INPUT_LAYER } from '../model/adapter.js';
+import type { MethodContext, MethodResult, ModelMethod } from './method.js';
+
+/** Gradient × input (Shrikumar et al. 2016): ReLU(Σ_c x_c ∂S/∂x_c), x in the model's input units. */
+export class GradientTimesInput implements ModelMethod {
+  readonly name = 'gradient-x-input';
+  readonly target = 'input';
+
+  async explain(ctx: MethodContext): Promise<MethodResult> {
+    const { activations, gradients, score } = await ctx.pass.gradient(INPUT_LAYER, ctx.objective);
+    const cam = tf.tidy(() => {
+      const [, h, w] = activations.shape;
+      return tf.relu(tf.sum(tf.mul(activations, gradients), -1)).reshape([h, w]) as tf.Tensor2D;
+    });
+    tf.dispose([activations, gradients]);
+    return { cam, weights: null, score };
+  }
+}

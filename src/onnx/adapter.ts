@@ -1,0 +1,577 @@
+/**
+ * ONNX models explained through ONNX Runtime. Browser-safe: the runtime module is passed in
+ * (`onnxruntime-node` in Node — see ./node.ts —, `onnxruntime-web` in the browser).
+ *
+ * ONNX Runtime has no autodiff, so gradients come from graphs the project compiles
+ * (./gradient.ts). Sessions per model:
+ *  - predict: the model as is;
+ *  - forward: the model with every layer's output and every tensor a backward pass reads
+ *    exposed as outputs (one run caches all of them);
+ *  - per layer L (compiled on first use, least recently used released): the backward-only graph
+ *    (cached tensors + cotangent → ∂S/∂A), and the fused forward + backward graph
+ *    (input + cotangent → A, ∂S/∂A, logits) used when the pass did not cache what the backward
+ *    part reads, and for input gradients of image batches.
+ *
+ * Layout: ONNX tensors are NCHW; everything returned to the project is NHWC ([1, h, w, c]), and
+ * objective weights arrive as [H, W, C] — see ./layout.ts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
+import { SegGradCamError } from '../errors.js';
+import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../model/adapter.js';
+import { readOutputInfo } from '../model/output-info.js';
+import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
+import { attrInt } from './builder.js';
+import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, type GradientGraph } from './gradient.js';
+import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
+import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
+
+/** The parts of an onnxruntime module (onnxruntime-node or onnxruntime-web) the adapter uses. */
+export interface OrtRuntime {
+  InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensor;
+}
+
+export interface OnnxAdapterOptions {
+  /** Input size, when the model's input has free height or width. */
+  height?: number;
+  width?: number;
+  /** The model output to explain (default: the first). */
+  outputName?: string;
+  /** Passed to every ONNX Runtime session (default: all graph optimisations). */
+  sessionOptions?: InferenceSession.SessionOptions;
+  /**
+   * What a forward pass caches: 'all' (every layer and every tensor a backward pass reads: any
+   * layer's gradient then runs only the backward ops) or a list of layers and what their
+   * backward graphs read (a cheaper forward; other layers' gradients run the fused forward +
+   * backward graph once, then are cached; `activation()` of an uncached layer throws until then).
+   */
+  cacheLayers?: 'all' | string[];
+  /** Layers whose compiled gradient sessions are kept (default 8). */
+  maxCompiledLayers?: number;
+  /** Cotangents stacked per backward run in gradientBatch (default 4: larger stacks outgrow the caches). */
+  maxStack?: number;
+}
+
+interface Compiled {
+  graph: GradientGraph;
+  backward?: { session: InferenceSession; inputs: string[] };
+  fused?: InferenceSession;
+}
+
+type Cached = OrtTensor;
+
+const DEFAULT_SESSION: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', executionMode: 'sequential', logSeverityLevel: 3 };
+
+export class OnnxModelAdapter implements ModelAdapter {
+  readonly kind = 'onnx';
+  readonly maxBatch = 1;
+  readonly input: { height: number; width: number; channels: number };
+  readonly output: OutputInfo;
+  /** The tensor read as logits: the model output, or the input of a final Softmax/Sigmoid. */
+  readonly logitsName: string;
+  readonly inputName: string;
+  /** NCHW input dims. */
+  readonly inputDims: number[];
+  private readonly layerList: LayerInfo[];
+  private readonly compiled = new Map<string, Compiled>();
+  private readonly fusedVariants = new Map<string, { graph: GradientGraph; session: InferenceSession }>();
+  private predictSession: InferenceSession | null = null;
+  private forwardSession: { session: InferenceSession; names: string[] } | null = null;
+  private disposed = false;
+
+  private constructor(
+    readonly ort: OrtRuntime,
+    readonly model: ModelProto,
+    readonly analysis: GraphAnalysis,
+    private readonly options: OnnxAdapterOptions,
+    activation: OutputInfo['activation'],
+    logitsName: string,
+  ) {
+    this.inputName = analysis.inputName;
+    this.inputDims = analysis.shape(this.inputName);
+    const [, channels, height, width] = this.inputDims;
+    this.input = { height, width, channels };
+    this.logitsName = logitsName;
+    this.output = readOutputInfo(toNhwcShape(analysis.shape(logitsName)), activation);
+    this.layerList = analysis.layerNames(logitsName).map((name) => ({
+      name,
+      type: analysis.producer.get(name)?.opType ?? 'Input',
+      outputShape: toNhwcShape(analysis.shape(name)),
+    }));
+  }
+
+  /** Loads a model from .onnx bytes: parses it and runs the shape probe. */
+  static async create(bytes: Uint8Array, ort: OrtRuntime, options: OnnxAdapterOptions = {}): Promise<OnnxModelAdapter> {
+    const model = decodeModel(bytes);
+    const opset = defaultOpset(model);
+    const g = model.graph;
+    const inits = new Set(g.initializer.map((t) => t.name));
+    const inputs = g.input.filter((i) => !inits.has(i.name));
+    if (inputs.length !== 1) throw new SegGradCamError(`unsupported model: expected one input, got ${inputs.length} (${inputs.map((i) => i.name).join(', ')})`, 'model');
+    const input = inputs[0];
+    const tt = input.type?.tensorType;
+    if (tt?.elemType !== DataType.FLOAT) throw new SegGradCamError(`unsupported model: input '${input.name}' is not float32`, 'model');
+    const dims = tt.shape?.dim ?? [];
+    if (dims.length !== 4) throw new SegGradCamError(`unsupported model input shape (rank ${dims.length}): expected [batch, channels, height, width] (NCHW)`, 'model');
+    const fixed = (i: number, given: number | undefined, what: string) => {
+      const v = dims[i].dimValue;
+      if (v != null && v > 0) {
+        if (given != null && given !== v) throw new SegGradCamError(`the model's input ${what} is fixed at ${v}, not ${given}`, 'shape');
+        return Number(v);
+      }
+      if (given == null) throw new SegGradCamError(`the model's input ${what} is free ('${dims[i].dimParam ?? '?'}'): give the ${what} to use`, 'shape');
+      return given;
+    };
+    const batch = dims[0].dimValue;
+    if (batch != null && batch > 1) throw new SegGradCamError(`unsupported model: input batch is fixed at ${batch}`, 'model');
+    const nchw = [1, fixed(1, undefined, 'channel count'), fixed(2, options.height, 'height'), fixed(3, options.width, 'width')];
+
+    const outputName = options.outputName ?? g.output[0]?.name;
+    if (!outputName || !g.node.some((n) => n.output.includes(outputName))) throw new SegGradCamError(`unknown model output '${outputName ?? ''}'`, 'model');
+
+    // One probe run with every node output exposed: shapes, types, shape-arithmetic values.
+    const probeModel: ModelProto = { ...model, graph: { ...g, output: [...g.output], valueInfo: [] } };
+    const declared = new Set(g.output.map((o) => o.name));
+    for (const n of g.node) {
+      for (const o of n.output) {
+        if (!o || declared.has(o)) continue;
+        declared.add(o);
+        probeModel.graph.output.push({ name: o });
+      }
+    }
+    const probe = new Map<string, ProbedTensor>();
+    const session = await ort.InferenceSession.create(encodeModel(probeModel), { ...DEFAULT_SESSION, graphOptimizationLevel: 'disabled' });
+    try {
+      const x = new ort.Tensor('float32', new Float32Array(nchw.reduce((a, b) => a * b, 1)), nchw);
+      const res = await session.run({ [input.name]: x });
+      for (const [name, t] of Object.entries(res)) {
+        const dataType = ORT_TYPES[t.type] ?? 0;
+        const entry: ProbedTensor = { dims: [...t.dims], dataType };
+        if (t.size <= 64 && dataType !== DataType.STRING) entry.values = Array.from(t.data as ArrayLike<number | bigint>, Number);
+        probe.set(name, entry);
+      }
+    } finally {
+      await session.release();
+    }
+    probe.set(input.name, { dims: nchw, dataType: DataType.FLOAT });
+    const analysis = new GraphAnalysis(model, probe, { inputName: input.name, outputName, opset });
+
+    let activation: OutputInfo['activation'] = 'none';
+    let logits = outputName;
+    const last = analysis.producer.get(outputName);
+    const rank = analysis.shape(outputName).length;
+    if (last?.opType === 'Sigmoid') {
+      activation = 'sigmoid';
+      logits = last.input[0];
+    } else if (last?.opType === 'Softmax') {
+      let axis = attrInt(last, 'axis', opset >= 13 ? -1 : 1);
+      if (axis < 0) axis += rank;
+      // Per-pixel softmax over channels (axis 1); before opset 13 an axis-1 softmax on a map normalises over C·H·W instead.
+      if (axis === 1 && (rank === 2 || opset >= 13)) {
+        activation = 'softmax';
+        logits = last.input[0];
+      }
+    }
+    return new OnnxModelAdapter(ort, model, analysis, options, activation, logits);
+  }
+
+  layers(): LayerInfo[] {
+    return this.layerList.map((l) => ({ ...l, outputShape: [...l.outputShape] }));
+  }
+
+  /** The graph tensor behind a layer name (INPUT_LAYER and the input's own name give the input). */
+  resolve(layer: string): string {
+    if (layer === INPUT_LAYER || layer === this.inputName) return this.inputName;
+    if (this.layerList.some((l) => l.name === layer)) return layer;
+    const an = this.analysis;
+    if (an.producer.has(layer) && an.dataDependent.has(layer) && an.isFloat(layer) && an.shape(layer).length === 4) return layer;
+    const names = this.layerList.map((l) => l.name);
+    const shown = names.length > 40 ? [...names.slice(0, 40), `… (${names.length - 40} more)`] : names;
+    throw new SegGradCamError(`unknown layer '${layer}'; valid layers: ${INPUT_LAYER}, ${shown.join(', ')}`, 'layer');
+  }
+
+  private sessionOptions(): InferenceSession.SessionOptions {
+    return { ...DEFAULT_SESSION, ...this.options.sessionOptions };
+  }
+
+  private async createSession(model: ModelProto): Promise<InferenceSession> {
+    return this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions());
+  }
+
+  private check() {
+    if (this.disposed) throw new Error('this ONNX adapter has been disposed');
+  }
+
+  /** The compiled gradient graph for a layer (built once, least recently used released). */
+  gradientGraph(layer: string): GradientGraph {
+    return this.entry(this.resolve(layer)).graph;
+  }
+
+  private entry(tensor: string): Compiled {
+    let e = this.compiled.get(tensor);
+    if (e) {
+      this.compiled.delete(tensor);
+      this.compiled.set(tensor, e);
+      return e;
+    }
+    e = { graph: buildGradientGraph(this.analysis, tensor, this.logitsName, { saveOutputs: true }) };
+    this.compiled.set(tensor, e);
+    const max = this.options.maxCompiledLayers ?? 8;
+    while (this.compiled.size > max) {
+      const [oldest, old] = this.compiled.entries().next().value as [string, Compiled];
+      this.compiled.delete(oldest);
+      void old.backward?.session.release();
+      void old.fused?.release();
+    }
+    return e;
+  }
+
+  private async backwardSession(e: Compiled): Promise<{ session: InferenceSession; inputs: string[] }> {
+    if (!e.backward) {
+      const { model, inputs } = backwardGraph(this.analysis, e.graph);
+      e.backward = { session: await this.createSession(model), inputs };
+    }
+    return e.backward;
+  }
+
+  private async fusedSession(e: Compiled): Promise<InferenceSession> {
+    e.fused ??= await this.createSession(withOutput(e.graph.model, this.logitsName, this.analysis));
+    return e.fused;
+  }
+
+  /** The tensors a forward pass caches. */
+  private cacheNames(): string[] {
+    const want = this.options.cacheLayers ?? 'all';
+    const names = new Set<string>();
+    if (want === 'all') {
+      for (const l of this.layerList) names.add(l.name);
+      try {
+        for (const s of buildGradientGraph(this.analysis, this.inputName, this.logitsName).saved) names.add(s);
+      } catch {
+        // Some op on the way from the input is not differentiable: layers past it still work, through their fused graphs.
+      }
+    } else {
+      // The listed layers and what their backward graphs read: their gradients then need no fused run.
+      for (const l of want) {
+        const t = this.resolve(l);
+        names.add(t);
+        try {
+          for (const s of this.entry(t).graph.saved) names.add(s);
+        } catch {
+          // Not differentiable: the layer's activation is still cached.
+        }
+      }
+    }
+    names.delete(this.inputName);
+    names.delete(this.logitsName);
+    return [this.logitsName, ...names];
+  }
+
+  private async forwardRunner(): Promise<{ session: InferenceSession; names: string[] }> {
+    if (!this.forwardSession) {
+      const names = this.cacheNames();
+      this.forwardSession = { session: await this.createSession(withOutputs(this.model, names, this.analysis)), names };
+    }
+    return this.forwardSession;
+  }
+
+  private inputTensor(input: tf.Tensor4D | Float32Array): OrtTensor {
+    const [, c, h, w] = this.inputDims;
+    if (input instanceof Float32Array) return new this.ort.Tensor('float32', input, this.inputDims);
+    const [n, ih, iw, ic] = input.shape;
+    if (n !== 1 || ih !== h || iw !== w || ic !== c) {
+      throw new SegGradCamError(`input shape [${input.shape.join(', ')}] does not match the model's [1, ${h}, ${w}, ${c}]`, 'shape');
+    }
+    return new this.ort.Tensor('float32', nhwcToNchw(input.dataSync(), 1, h, w, c), this.inputDims);
+  }
+
+  /** Logits for one NCHW input, as ONNX Runtime returns them (NCHW). */
+  async predictNchw(input: Float32Array): Promise<Float32Array> {
+    this.check();
+    this.predictSession ??= await this.createSession(withOutputs(this.model, [this.logitsName], this.analysis));
+    const res = await this.predictSession.run({ [this.inputName]: this.inputTensor(input) });
+    return res[this.logitsName].data as Float32Array;
+  }
+
+  async forward(input: tf.Tensor4D): Promise<OnnxForwardPass> {
+    this.check();
+    const x = this.inputTensor(input);
+    const { session, names } = await this.forwardRunner();
+    const res = await session.run({ [this.inputName]: x });
+    const cache = new Map<string, Cached>(names.map((n) => [n, res[n]]));
+    cache.set(this.inputName, x);
+    return new OnnxForwardPass(this, cache);
+  }
+
+  /** @internal Runs ∂S/∂A for K cotangents (NCHW, stacked) of one pass. */
+  async runGradient(tensor: string, cache: Map<string, Cached>, cotangents: Float32Array, k: number): Promise<Float32Array> {
+    this.check();
+    const e = this.entry(tensor);
+    const g = e.graph;
+    const cotDims = [k, ...this.analysis.shape(this.logitsName).slice(1)];
+    const stack = g.batchable ? Math.max(1, this.options.maxStack ?? 4) : 1;
+    if (k > stack) {
+      const per = cotangents.length / k;
+      const out = new Float32Array(cotangents.length / per * (this.analysis.shape(tensor).reduce((a, b) => a * b, 1)));
+      for (let i = 0; i < k; i += stack) {
+        const n = Math.min(stack, k - i);
+        const part = await this.runGradient(tensor, cache, cotangents.subarray(i * per, (i + n) * per), n);
+        out.set(part, i * (part.length / n));
+      }
+      return out;
+    }
+    if (k > 1 && !g.batchable) {
+      const per = cotangents.length / k;
+      const parts: Float32Array[] = [];
+      for (let i = 0; i < k; i++) parts.push(await this.runGradient(tensor, cache, cotangents.subarray(i * per, (i + 1) * per), 1));
+      const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+      parts.forEach((p, i) => out.set(p, i * p.length));
+      return out;
+    }
+    const cot = new this.ort.Tensor('float32', cotangents, cotDims);
+    if (g.saved.every((s) => cache.has(s))) {
+      const b = await this.backwardSession(e);
+      const feeds: Record<string, OrtTensor> = { [COTANGENT]: cot };
+      for (const i of b.inputs) feeds[i] = cache.get(i) as Cached;
+      const res = await b.session.run(feeds);
+      return res[GRADIENT].data as Float32Array;
+    }
+    const fused = await this.fusedSession(e);
+    const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as Cached, [COTANGENT]: cot });
+    for (const s of g.saved) if (!cache.has(s) && res[s]) cache.set(s, res[s]);
+    if (!cache.has(tensor)) cache.set(tensor, res[ACTIVATION]);
+    return res[GRADIENT].data as Float32Array;
+  }
+
+  /** The fused forward + backward session for a layer and score kind (used for batches of images). */
+  private async fusedVariant(tensor: string, on: Objective['on']): Promise<{ graph: GradientGraph; session: InferenceSession }> {
+    const key = `${on}|${tensor}`;
+    let v = this.fusedVariants.get(key);
+    if (!v) {
+      const probability = this.output.channels === 1 || this.output.activation === 'sigmoid' ? 'sigmoid' : 'softmax';
+      const graph = buildGradientGraph(this.analysis, tensor, this.logitsName, { on, probability });
+      v = { graph, session: await this.createSession(withOutput(graph.model, this.logitsName, this.analysis)) };
+      this.fusedVariants.set(key, v);
+    }
+    return v;
+  }
+
+  async scores(inputs: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
+    this.check();
+    const [b, h, w, c] = inputs.shape;
+    const data = inputs.dataSync();
+    const per = h * w * c;
+    const out = new Float32Array(b);
+    for (let i = 0; i < b; i++) {
+      const x = nhwcToNchw(data.subarray(i * per, (i + 1) * per), 1, h, w, c);
+      const logits = this.logitsNhwc(await this.predictNchw(x));
+      out[i] = scoreOf(logits, objective, this.output);
+    }
+    return out;
+  }
+
+  async inputGradients(inputs: tf.Tensor4D, objective: Objective): Promise<BatchGradient> {
+    this.check();
+    const [b, h, w, c] = inputs.shape;
+    const data = inputs.dataSync();
+    const per = h * w * c;
+    const { session } = await this.fusedVariant(this.inputName, objective.on);
+    const cot = this.cotangentNchw(objective.weights);
+    const grads = new Float32Array(b * per);
+    const scores = new Float32Array(b);
+    for (let i = 0; i < b; i++) {
+      const x = new this.ort.Tensor('float32', nhwcToNchw(data.subarray(i * per, (i + 1) * per), 1, h, w, c), this.inputDims);
+      const res = await session.run({ [this.inputName]: x, [COTANGENT]: new this.ort.Tensor('float32', cot, [1, ...this.analysis.shape(this.logitsName).slice(1)]) });
+      grads.set(nchwToNhwc(res[GRADIENT].data as Float32Array, 1, c, h, w), i * per);
+      scores[i] = scoreOf(this.logitsNhwc(res[this.logitsName].data as Float32Array), objective, this.output);
+    }
+    return { gradients: tf.tensor4d(grads, [b, h, w, c]), scores };
+  }
+
+  /** @internal Logits NCHW → the project's layout. */
+  logitsNhwc(nchw: Float32Array): Float32Array {
+    const d = this.analysis.shape(this.logitsName);
+    return d.length === 4 ? nchwToNhwc(nchw, d[0], d[1], d[2], d[3]) : nchw;
+  }
+
+  /** @internal Objective weights ([H, W, C]) as an NCHW cotangent. */
+  cotangentNchw(weightsNhwc: Float32Array): Float32Array {
+    const d = this.analysis.shape(this.logitsName);
+    const size = d.slice(1).reduce((a, b) => a * b, 1);
+    if (weightsNhwc.length !== size) throw new SegGradCamError(`objective has ${weightsNhwc.length} weights; the logits have ${size}`, 'shape');
+    if (d.length !== 4) return Float32Array.from(weightsNhwc);
+    return nhwcToNchw(weightsNhwc, 1, d[2], d[3], d[1]);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const sessions: InferenceSession[] = [];
+    if (this.predictSession) sessions.push(this.predictSession);
+    if (this.forwardSession) sessions.push(this.forwardSession.session);
+    for (const e of this.compiled.values()) {
+      if (e.backward) sessions.push(e.backward.session);
+      if (e.fused) sessions.push(e.fused);
+    }
+    for (const v of this.fusedVariants.values()) sessions.push(v.session);
+    this.compiled.clear();
+    this.fusedVariants.clear();
+    for (const s of sessions) void s.release();
+  }
+}
+
+/** One image's forward pass: logits and cached tensors (NCHW, as ONNX Runtime returned them). */
+export class OnnxForwardPass implements ForwardPass {
+  readonly output: tf.Tensor;
+  private readonly logits: Float32Array;
+  private readonly views = new Map<string, tf.Tensor>();
+  private disposed = false;
+
+  constructor(
+    readonly adapter: OnnxModelAdapter,
+    private readonly cache: Map<string, Cached>,
+  ) {
+    const raw = cache.get(adapter.logitsName)?.data as Float32Array;
+    this.logits = adapter.logitsNhwc(raw);
+    const o = adapter.output;
+    this.output = o.kind === 'map' ? tf.tensor4d(this.logits, [1, o.height, o.width, o.channels]) : tf.tensor2d(this.logits, [1, o.channels]);
+  }
+
+  /** The logits in the project's layout ([H, W, C] flattened). */
+  get logitsData(): Float32Array {
+    return this.logits;
+  }
+
+  activation(layer: string): tf.Tensor {
+    this.check();
+    const t = this.adapter.resolve(layer);
+    let v = this.views.get(t);
+    if (!v) {
+      const c = this.cache.get(t);
+      if (!c) throw new SegGradCamError(`the activation of '${layer}' is not cached by this pass (see the cacheLayers option); its gradient computes it`, 'layer');
+      v = toNhwcTensor(c.data as Float32Array, c.dims);
+      this.views.set(t, v);
+    }
+    return v;
+  }
+
+  /** S for an objective at this pass's logits. */
+  score(objective: Objective): number {
+    return scoreOf(this.logits, objective, this.adapter.output);
+  }
+
+  async gradient(layer: string, objective: Objective): Promise<LayerGradient> {
+    return (await this.gradientBatch(layer, [objective]))[0];
+  }
+
+  /**
+   * A and ∂S_k/∂A for K objectives in one backward run (the cotangents stacked on the batch
+   * axis). Graphs whose ops mix the batch axis fall back to one run per objective.
+   */
+  async gradientBatch(layer: string, objectives: Objective[]): Promise<LayerGradient[]> {
+    this.check();
+    if (objectives.length === 0) return [];
+    const t = this.adapter.resolve(layer);
+    const k = objectives.length;
+    const per = this.logits.length;
+    const cot = new Float32Array(k * per);
+    const scores: number[] = [];
+    for (let i = 0; i < k; i++) {
+      const { cotangent, score } = logitsCotangent(this.logits, objectives[i], this.adapter.output);
+      cot.set(this.adapter.cotangentNchw(cotangent), i * per);
+      scores.push(score);
+    }
+    const grads = await this.adapter.runGradient(t, this.cache, cot, k);
+    const a = this.cache.get(t) as Cached;
+    const dims = [...a.dims];
+    const size = dims.reduce((x, y) => x * y, 1);
+    const aData = a.data as Float32Array;
+    return scores.map((score, i) => ({
+      activations: toNhwcTensor(aData, dims) as tf.Tensor4D,
+      gradients: toNhwcTensor(grads.subarray(i * size, (i + 1) * size), dims) as tf.Tensor4D,
+      score,
+    }));
+  }
+
+  private check() {
+    if (this.disposed) throw new Error('this forward pass has been disposed');
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.output.dispose();
+    for (const v of this.views.values()) v.dispose();
+    this.views.clear();
+    this.cache.clear();
+  }
+}
+
+function toNhwcTensor(data: Float32Array, dims: readonly number[]): tf.Tensor {
+  if (dims.length !== 4) return tf.tensor(Float32Array.from(data), [...dims]);
+  const [n, c, h, w] = dims;
+  return tf.tensor4d(nchwToNhwc(data, n, c, h, w), [n, h, w, c]);
+}
+
+/** The model with extra outputs (no duplicates; types and shapes from the analysis). */
+function withOutputs(model: ModelProto, names: string[], an: GraphAnalysis): ModelProto {
+  const outs = names.map((n) => ({ name: n, type: { tensorType: { elemType: an.dataType(n) ?? DataType.FLOAT, shape: { dim: an.shape(n).map((d) => ({ dimValue: d })) } } } }));
+  return { ...model, graph: { ...model.graph, output: outs } };
+}
+
+function withOutput(model: ModelProto, name: string, an: GraphAnalysis): ModelProto {
+  if (model.graph.output.some((o) => o.name === name)) return model;
+  return { ...model, graph: { ...model.graph, output: [...model.graph.output, ...withOutputs(model, [name], an).graph.output] } };
+}
+
+function probabilities(logits: Float32Array, output: OutputInfo): Float64Array {
+  const c = output.channels;
+  const p = new Float64Array(logits.length);
+  if (c === 1 || output.activation === 'sigmoid') {
+    for (let i = 0; i < logits.length; i++) p[i] = 1 / (1 + Math.exp(-logits[i]));
+    return p;
+  }
+  for (let o = 0; o < logits.length; o += c) {
+    let m = -Infinity;
+    for (let k = 0; k < c; k++) m = Math.max(m, logits[o + k]);
+    let s = 0;
+    for (let k = 0; k < c; k++) s += p[o + k] = Math.exp(logits[o + k] - m);
+    for (let k = 0; k < c; k++) p[o + k] /= s;
+  }
+  return p;
+}
+
+/** S = Σ w·y + offset on logits or probabilities (float64 sums). */
+export function scoreOf(logits: Float32Array, objective: Objective, output: OutputInfo): number {
+  const w = objective.weights;
+  if (w.length !== logits.length) throw new SegGradCamError(`objective has ${w.length} weights; the logits have ${logits.length}`, 'shape');
+  const y = objective.on === 'probability' ? probabilities(logits, output) : logits;
+  let s = objective.offset;
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) s += w[i] * y[i];
+  return s;
+}
+
+/**
+ * ∂S/∂logits and S for an objective, in the project's layout. On logits the cotangent is the
+ * weights; on probabilities the softmax (or sigmoid) VJP is applied here, on the cached logits,
+ * in float64 — exact, and the compiled graphs then only ever take a logits cotangent.
+ */
+export function logitsCotangent(logits: Float32Array, objective: Objective, output: OutputInfo): { cotangent: Float32Array; score: number } {
+  const score = scoreOf(logits, objective, output);
+  if (objective.on === 'logits') return { cotangent: objective.weights, score };
+  const w = objective.weights;
+  const p = probabilities(logits, output);
+  const g = new Float32Array(w.length);
+  const c = output.channels;
+  if (c === 1 || output.activation === 'sigmoid') {
+    for (let i = 0; i < w.length; i++) g[i] = w[i] * p[i] * (1 - p[i]);
+    return { cotangent: g, score };
+  }
+  for (let o = 0; o < w.length; o += c) {
+    let dot = 0;
+    for (let k = 0; k < c; k++) dot += w[o + k] * p[o + k];
+    for (let k = 0; k < c; k++) g[o + k] = p[o + k] * (w[o + k] - dot);
+  }
+  return { cotangent: g, score };
+}

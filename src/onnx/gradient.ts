@@ -1,0 +1,232 @@
+/**
+ * Reverse-mode differentiation as a graph transformation. From a model's graph, a layer L and
+ * the logits, build an augmented graph:
+ *
+ *   inputs:  the model's input, `sgc/cotangent` (∂S/∂logits: region mask × class one-hot, NCHW,
+ *            K of them stacked on axis 0 when the graph is batchable)
+ *   outputs: the model's outputs, `sgc/activation` = A (the layer's output),
+ *            `sgc/gradient` = ∂S/∂A ([K, …A's shape without its batch axis])
+ *
+ * Each op on the path from L to the logits gets its vector-Jacobian product written in ONNX ops
+ * (see vjp.ts); a tensor read by several nodes sums its gradient contributions. A new region or
+ * class only changes the cotangent fed at run time, never the graph.
+ *
+ * `backwardGraph` cuts the augmented graph down to the backward part alone: the forward tensors
+ * that the VJPs read (ReLU outputs, max-pool inputs, …) become inputs, so a new region on a
+ * cached forward pass runs only the backward ops.
+ */
+import { SegGradCamError } from '../errors.js';
+import type { GraphAnalysis } from './analysis.js';
+import { GraphBuilder, nodeLabel, valueInfo } from './builder.js';
+import { DataType, type ModelProto, type NodeProto } from './proto.js';
+import { DIFFERENTIABLE_INPUTS, VJPS, VjpContext } from './vjp.js';
+
+export const COTANGENT = 'sgc/cotangent';
+export const ACTIVATION = 'sgc/activation';
+export const GRADIENT = 'sgc/gradient';
+
+export interface GradientGraph {
+  /** The augmented model (forward + backward). */
+  model: ModelProto;
+  layer: string;
+  logits: string;
+  /** Data-dependent forward tensors that the backward ops read. */
+  saved: string[];
+  /** True when K cotangents can be stacked on axis 0 (every op on the path keeps the batch axis apart). */
+  batchable: boolean;
+  /** Shape of the cotangent input ([K|1, …logits shape[1:]]). */
+  cotangentShape: Array<number | string>;
+  /** Number of nodes added for the backward part. */
+  backwardNodes: number;
+}
+
+/** The ops whose vector-Jacobian products are implemented. */
+export const SUPPORTED_OPS = Object.keys(VJPS).sort();
+
+/** Tensors on a differentiable path from `layer` to `logits`, and the nodes to differentiate (in order). */
+export function gradientPath(an: GraphAnalysis, layer: string, logits: string): { nodes: NodeProto[]; onPath: Set<string> } {
+  const downstream = new Set<string>([layer]);
+  const order = an.ordered();
+  for (const n of order) {
+    const diff = DIFFERENTIABLE_INPUTS[n.opType];
+    const idx = diff ?? n.input.map((_, i) => i);
+    if (idx.some((i) => n.input[i] && downstream.has(n.input[i]))) {
+      for (const o of n.output) if (o && an.isFloat(o)) downstream.add(o);
+    }
+  }
+  if (!downstream.has(logits)) {
+    throw new SegGradCamError(`layer '${layer}' does not influence the logits '${logits}': its gradient is zero everywhere`, 'layer');
+  }
+  const needed = new Set<string>([logits]);
+  const nodes: NodeProto[] = [];
+  for (let k = order.length - 1; k >= 0; k--) {
+    const n = order[k];
+    if (!n.output.some((o) => needed.has(o))) continue;
+    const diff = DIFFERENTIABLE_INPUTS[n.opType] ?? n.input.map((_, i) => i);
+    const ins = diff.map((i) => n.input[i]).filter((i) => i && downstream.has(i));
+    if (ins.length === 0) continue;
+    nodes.push(n);
+    for (const i of ins) needed.add(i);
+  }
+  nodes.reverse();
+  return { nodes, onPath: new Set([...needed].filter((t) => downstream.has(t))) };
+}
+
+/** Builds the augmented graph for ∂S/∂(layer). `saveOutputs` also exposes the saved tensors (to fill a cache). */
+export interface GradientGraphOptions {
+  /** Also expose the saved tensors as outputs (to fill a cache for later backward-only runs). */
+  saveOutputs?: boolean;
+  /**
+   * 'probability': the cotangent is ∂S/∂p for p = softmax over the channel axis (axis 1) of the
+   * logits, or their sigmoid; the graph applies that activation's VJP itself. Default 'logits'.
+   */
+  on?: 'logits' | 'probability';
+  probability?: 'softmax' | 'sigmoid';
+}
+
+export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: string, options: GradientGraphOptions = {}): GradientGraph {
+  if (an.opset < 10) {
+    throw new SegGradCamError(`the model uses opset ${an.opset}: gradient graphs need opset 10 or later (export with opset_version 11–17)`, 'model');
+  }
+  const model: ModelProto = { ...an.model, graph: { ...an.model.graph, node: [...an.model.graph.node], initializer: [...an.model.graph.initializer], input: [...an.model.graph.input], output: [...an.model.graph.output], valueInfo: [] } };
+  const g = model.graph;
+  const b = new GraphBuilder(g, 'sgc/');
+  const forwardTensors = new Set<string>([an.inputName, ...an.nodes.flatMap((n) => n.output)]);
+  const { nodes, onPath } = gradientPath(an, layer, logits);
+  const ctx = new VjpContext(an, b, onPath);
+  // K stacked cotangents travel on axis 0: every tensor on the path must have a batch axis of 1.
+  for (const t of onPath) if (an.shape(t)[0] !== 1) ctx.batchable = false;
+  const firstBackward = g.node.length;
+
+  const grads = new Map<string, string[]>();
+  const add = (t: string, gname: string) => {
+    const list = grads.get(t);
+    if (list) list.push(gname);
+    else grads.set(t, [gname]);
+  };
+  b.claim(COTANGENT);
+  if (options.on === 'probability') add(logits, probabilityVjp(ctx, logits, COTANGENT, options.probability ?? 'softmax'));
+  else add(logits, COTANGENT);
+  const total = (t: string): string | null => {
+    const list = grads.get(t);
+    if (!list || list.length === 0) return null;
+    if (list.length === 1) return list[0];
+    const s = b.op('Sum', list, {}, `grad_sum`);
+    grads.set(t, [s]);
+    return s;
+  };
+
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const node = nodes[k];
+    const vjp = VJPS[node.opType];
+    if (!vjp || (node.domain && node.domain !== 'ai.onnx')) {
+      throw new SegGradCamError(
+        `cannot differentiate through op '${node.domain ? `${node.domain}.` : ''}${node.opType}' (node '${nodeLabel(node)}') on the path from '${layer}' to the logits; supported ops: ${SUPPORTED_OPS.join(', ')}`,
+        'model',
+      );
+    }
+    const gOut = node.output.map((o) => (o && onPath.has(o) ? total(o) : null));
+    const wanted = node.input.map((i) => !!i && onPath.has(i));
+    const gIn = vjp(ctx, node, gOut, wanted);
+    node.input.forEach((i, idx) => {
+      const gi = gIn[idx];
+      if (wanted[idx] && gi) add(i, gi);
+    });
+  }
+  const gLayer = total(layer);
+  if (!gLayer) throw new SegGradCamError(`no gradient reaches layer '${layer}'`, 'layer');
+
+  b.claim(GRADIENT);
+  b.node('Identity', [gLayer], {}, [GRADIENT], 'gradient');
+  // Forward tensors read by the backward ops (data-dependent ones must be saved or recomputed).
+  const backwardNodes = g.node.slice(firstBackward);
+  const saved = new Set<string>();
+  for (const n of backwardNodes) {
+    for (const i of n.input) if (forwardTensors.has(i) && an.dataDependent.has(i)) saved.add(i);
+  }
+  b.claim(ACTIVATION);
+  b.node('Identity', [layer], {}, [ACTIVATION], 'activation');
+
+  const batchable = ctx.batchable;
+  const logitsShape = an.shape(logits);
+  const cotangentShape: Array<number | string> = [batchable ? 'K' : logitsShape[0], ...logitsShape.slice(1)];
+  g.input.push(valueInfo(COTANGENT, DataType.FLOAT, cotangentShape));
+  const aShape = an.shape(layer);
+  g.output.push(valueInfo(ACTIVATION, DataType.FLOAT, aShape));
+  g.output.push(valueInfo(GRADIENT, DataType.FLOAT, [batchable ? 'K' : aShape[0], ...aShape.slice(1)]));
+  if (options.saveOutputs) {
+    const outs = new Set(g.output.map((o) => o.name));
+    for (const s of saved) if (!outs.has(s) && s !== an.inputName) g.output.push(valueInfo(s, an.dataType(s) ?? DataType.FLOAT, an.shape(s)));
+  }
+  ensureOpset(model, ctx.minOpset);
+  return { model, layer, logits, saved: [...saved], batchable, cotangentShape, backwardNodes: backwardNodes.length };
+}
+
+/**
+ * The backward part of an augmented graph alone: inputs `sgc/cotangent` and the saved forward
+ * tensors; output `sgc/gradient`. Forward nodes that do not depend on the input data (constants,
+ * weights computed in the graph) are kept.
+ */
+export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: ModelProto; inputs: string[] } {
+  const src = gg.model.graph;
+  const producer = new Map<string, NodeProto>();
+  for (const n of src.node) for (const o of n.output) if (o) producer.set(o, n);
+  const inits = new Set(src.initializer.map((t) => t.name));
+  const saved = new Set(gg.saved);
+  const keep = new Set<NodeProto>();
+  const inputs = new Set<string>();
+  const stack = [GRADIENT];
+  const seen = new Set<string>();
+  while (stack.length > 0) {
+    const t = stack.pop() as string;
+    if (!t || seen.has(t)) continue;
+    seen.add(t);
+    if (t === COTANGENT || saved.has(t)) {
+      inputs.add(t);
+      continue;
+    }
+    if (inits.has(t)) continue;
+    const p = producer.get(t);
+    if (!p) throw new SegGradCamError(`internal error: the backward graph needs '${t}', which is neither saved nor computable`, 'model');
+    if (p.input.some((i) => i === an.inputName)) {
+      throw new SegGradCamError(`internal error: the backward graph needs '${t}' from the model input`, 'model');
+    }
+    keep.add(p);
+    for (const i of p.input) stack.push(i);
+  }
+  const node = src.node.filter((n) => keep.has(n));
+  const usedInits = new Set(node.flatMap((n) => n.input));
+  const cot = src.input.find((i) => i.name === COTANGENT);
+  const inputList = [...inputs].filter((i) => i !== COTANGENT).sort();
+  const model: ModelProto = {
+    ...gg.model,
+    graph: {
+      ...src,
+      node,
+      initializer: src.initializer.filter((t) => usedInits.has(t.name as string)),
+      input: [...(cot ? [cot] : []), ...inputList.map((i) => valueInfo(i, an.dataType(i) ?? DataType.FLOAT, an.shape(i)))],
+      output: src.output.filter((o) => o.name === GRADIENT),
+      valueInfo: [],
+    },
+  };
+  return { model, inputs: inputList };
+}
+
+/** ∂S/∂logits from ∂S/∂p, for p = softmax over axis 1 (computed stably, any opset) or sigmoid. */
+function probabilityVjp(c: VjpContext, logits: string, w: string, kind: 'softmax' | 'sigmoid'): string {
+  if (kind === 'sigmoid') {
+    const p = c.op('Sigmoid', [logits]);
+    return c.op('Mul', [w, c.op('Mul', [p, c.op('Sub', [c.f32(1), p])])]);
+  }
+  const max = c.opset >= 18 ? c.op('ReduceMax', [logits, c.i64([1])], { keepdims: { i: 1 } }) : c.op('ReduceMax', [logits], { axes: { ints: [1] }, keepdims: { i: 1 } });
+  const e = c.op('Exp', [c.op('Sub', [logits, max])]);
+  const p = c.op('Div', [e, c.reduceSum(e, [1], 1)]);
+  return c.op('Mul', [p, c.op('Sub', [w, c.reduceSum(c.op('Mul', [w, p]), [1], 1)])]);
+}
+
+/** Raises the default opset when an op needs a newer version, refusing when that would change other ops' meaning. */
+function ensureOpset(model: ModelProto, min: number) {
+  const entry = model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx');
+  if (!entry || (entry.version ?? 1) >= min) return;
+  throw new SegGradCamError(`internal error: the gradient graph needs opset ${min} but the model has ${entry.version}`, 'model');
+}

@@ -1,0 +1,38 @@
+/**
+ * Layout at the boundary. ONNX models (as PyTorch exports them) are NCHW; the project's
+ * adapters, the Explainer and the methods work on NHWC ([1, h, w, c] LayerInfo shapes and
+ * activation tensors, [H, W, C] objective weights). Conversions are plain loops on
+ * Float32Arrays, done once per tensor that crosses the boundary.
+ */
+
+/** [n, h, w, c] → [n, c, h, w]. */
+export function nhwcToNchw(src: ArrayLike<number>, n: number, h: number, w: number, c: number, out = new Float32Array(n * c * h * w)): Float32Array {
+  const hw = h * w;
+  for (let b = 0; b < n; b++) {
+    const so = b * hw * c;
+    const oo = b * hw * c;
+    for (let p = 0; p < hw; p++) {
+      const s = so + p * c;
+      for (let k = 0; k < c; k++) out[oo + k * hw + p] = src[s + k];
+    }
+  }
+  return out;
+}
+
+/** [n, c, h, w] → [n, h, w, c]. */
+export function nchwToNhwc(src: ArrayLike<number>, n: number, c: number, h: number, w: number, out = new Float32Array(n * c * h * w)): Float32Array {
+  const hw = h * w;
+  for (let b = 0; b < n; b++) {
+    const so = b * hw * c;
+    for (let k = 0; k < c; k++) {
+      const s = so + k * hw;
+      for (let p = 0; p < hw; p++) out[so + p * c + k] = src[s + p];
+    }
+  }
+  return out;
+}
+
+/** An NCHW shape as the project's NHWC shape ([n, c, h, w] → [n, h, w, c]); other ranks unchanged. */
+export function toNhwcShape(dims: readonly number[]): number[] {
+  return dims.length === 4 ? [dims[0], dims[2], dims[3], dims[1]] : [...dims];
+}
