@@ -69,6 +69,16 @@ describe('seg-grad-cam CLI', () => {
     assert.equal(result.weights.length, 6);
   });
 
+  test('explains a PyTorch model exported to ONNX (ONNX Runtime)', () => {
+    const out = join(dir, 'onnx.png');
+    const r = cli('explain', '-m', 'fixtures/onnx/unet-small.onnx', '-i', image, '--pixel', '10,10', '--class', '2', '-o', out, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.layer.name, '/bottleneck/Relu_1_output_0');
+    assert.equal(result.class, 2);
+    assert.ok(existsSync(out));
+  });
+
   test('layers marks the bottleneck', () => {
     const r = cli('layers', '-m', unet, '--backend', 'cpu');
     assert.equal(r.code, 0, r.stderr);

@@ -23,10 +23,17 @@ export const BACKENDS = ['wasm', 'cpu'] as const;
 export async function openExplainer(opts: ModelOptions): Promise<{ explainer: Explainer; modelPath: string; backend: BackendName }> {
   const backend = await setupBackend(oneOf(opts.backend ?? 'wasm', '--backend', BACKENDS));
   const modelPath = opts.model ?? inPackage(DEFAULT_MODEL);
+  const inputRange = opts.inputRange ? parseRange(opts.inputRange) : undefined;
+  if (/\.onnx$/i.test(modelPath)) {
+    // PyTorch models exported to ONNX run on ONNX Runtime with a compiled gradient graph.
+    const { loadOnnxExplainer } = await import('../onnx/node.js');
+    const classNames = opts.labels ? await readLabelsFile(opts.labels) : undefined;
+    const explainer = await loadOnnxExplainer(modelPath, { classNames, inputRange, outputName: opts.output });
+    return { explainer, modelPath, backend };
+  }
   const artifacts = await readModelArtifacts(modelPath);
   const adapter = await adapterFromArtifacts(artifacts, { outputNode: opts.output });
   const classNames = opts.labels ? await readLabelsFile(opts.labels) : classNamesFromMetadata(artifacts.userDefinedMetadata);
-  const inputRange = opts.inputRange ? parseRange(opts.inputRange) : undefined;
   const explainer = new Explainer(adapter, { classNames, inputRange });
   return { explainer, modelPath, backend };
 }
