@@ -3,7 +3,7 @@ import { SegGradCamError } from './errors.js';
 import type { RgbaImage } from './image.js';
 import { INPUT_LAYER, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective } from './model/adapter.js';
 import { findBottleneck } from './model/bottleneck.js';
-import { createMethod, isModelMethod, runMethod, type Method, type MethodOptions } from './methods/index.js';
+import { createMethod, isModelMethod, runMethod, type CamMethod, type Method, type MethodOptions } from './methods/index.js';
 import { augmentations, flipObjective, type Augmentation, type AugmentOptions } from './postprocess/augment.js';
 import { camToHeatmap, normalizeInPlace } from './postprocess/heatmap.js';
 import { receptiveField, truncateHeatmap } from './postprocess/truncate.js';
@@ -183,6 +183,72 @@ export class Explainer {
       augmentations: variants.length,
       ...(field ? { receptiveField: field } : {}),
     };
+  }
+
+  /**
+   * Several requests on one image. Requests with the same gradient-based CAM method at the same
+   * single layer share one batched backward pass (K regions or classes, stacked cotangents) where
+   * the adapter offers it; the others run one by one. Results come back in request order.
+   */
+  async explainMany(image: RgbaImage, requests: ExplainRequest[]): Promise<Explanation[]> {
+    const results: Explanation[] = new Array(requests.length);
+    const { pass, prediction } = await this.forward(image);
+    const out = this.adapter.output;
+    const ctxBase = { imageWidth: image.width, imageHeight: image.height, outWidth: out.width, outHeight: out.height, labels: prediction.labels };
+    const groups = new Map<string, Array<{ index: number; method: CamMethod; layer: LayerInfo; classIndex: number; regionMask: Uint8Array; objective: Objective; score: ScoreKind }>>();
+    for (const [index, r] of requests.entries()) {
+      const method = typeof r.method === 'object' ? r.method : createMethod(r.method ?? 'seg-grad-cam', r.methodOptions);
+      const single = !r.augment && !r.truncate && !(r.layers && r.layers.length > 1);
+      if (isModelMethod(method) || !method.usesGradients || !single || !pass.gradientBatch) {
+        results[index] = await this.explain(image, r);
+        continue;
+      }
+      const layer = this.resolveLayer(r.layers?.[0] ?? r.layer);
+      const classIndex = this.resolveClass(r, ctxBase);
+      const regionMask = regionToMask(r.region, { ...ctxBase, classIndex });
+      const score = r.score ?? 'logits';
+      const key = `${layer.name}\u0000${method.name}\u0000${JSON.stringify(r.methodOptions ?? {})}`;
+      const group = groups.get(key) ?? [];
+      group.push({ index, method, layer, classIndex, regionMask, objective: regionObjective(out, classIndex, regionMask, score), score });
+      groups.set(key, group);
+    }
+    for (const group of groups.values()) {
+      const grads = await (pass.gradientBatch as NonNullable<ForwardPass['gradientBatch']>)(group[0].layer.name, group.map((g) => g.objective));
+      for (const [k, g] of group.entries()) {
+        const { activations, gradients, score: scoreValue } = grads[k];
+        try {
+          const { cam, weights } = g.method.compute(activations, gradients);
+          const [camHeight, camWidth] = cam.shape;
+          const camData = cam.dataSync().slice() as Float32Array;
+          const map = camToHeatmap(cam, image.width, image.height);
+          const weightData = weights ? (weights.dataSync().slice() as Float32Array) : null;
+          tf.dispose([cam, weights ?? []]);
+          results[g.index] = {
+            layer: g.layer,
+            method: g.method.name,
+            classIndex: g.classIndex,
+            className: this.options.classNames?.[g.classIndex],
+            score: g.score,
+            scoreValue,
+            cam: camData,
+            camWidth,
+            camHeight,
+            weights: weightData,
+            heatmap: map.heatmap,
+            width: image.width,
+            height: image.height,
+            empty: map.empty,
+            camMax: map.max,
+            regionMask: g.regionMask,
+            prediction,
+            augmentations: 1,
+          };
+        } finally {
+          tf.dispose([activations, gradients]);
+        }
+      }
+    }
+    return results;
   }
 
   /** Runs the method per layer and augmentation; the raw maps of the augmentations are averaged (flips undone). */

@@ -66,6 +66,12 @@ export interface ForwardPass {
    * depend on the layer held at its cached value. INPUT_LAYER gives ∂S/∂x at the input.
    */
   gradient(layer: string, objective: Objective): Promise<LayerGradient>;
+  /**
+   * The same for K objectives (regions or classes) in one batched backward pass: the layer's
+   * activations and the tensors crossing the cut are tiled K times and the K cotangents stacked.
+   * Optional: callers fall back to K single calls.
+   */
+  gradientBatch?(layer: string, objectives: Objective[]): Promise<LayerGradient[]>;
   dispose(): void;
 }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
 import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
 import { LayersGraph, squashingActivation } from './layers-graph.js';
-import { batchInputGradients, batchScores, objectiveScore } from './objective.js';
+import { batchInputGradients, batchScores, objectiveScore, stackObjectives } from './objective.js';
 import { readOutputInfo } from './output-info.js';
 
 /** Explains a tfjs LayersModel, including functional graphs with skip connections (U-Nets). */
@@ -83,6 +83,33 @@ export class LayersModelAdapter implements ModelAdapter {
         value.dispose();
         return { activations: activations.clone() as tf.Tensor4D, gradients: grad as tf.Tensor4D, score: s };
       },
+      gradientBatch: async (layer, objectives) => {
+        if (disposed) throw new Error('this forward pass has been disposed');
+        if (objectives.length === 0) return [];
+        const id = tensorOf(layer);
+        const downstream = graph.downstreamOf(id);
+        const K = objectives.length;
+        const activations = cache.get(id) as tf.Tensor;
+        const grads = tf.tidy(() => {
+          // Tensors the downstream part reads from outside it (the skips), tiled to the batch.
+          const known = new Map<number, tf.Tensor>();
+          for (const other of graph.crossingInto(downstream, id)) known.set(other, tileBatch(cache.get(other) as tf.Tensor, K));
+          const stacked = stackObjectives(objectives, this.output);
+          const f = (a: tf.Tensor): tf.Scalar => {
+            const inputs = new Map(known);
+            inputs.set(id, a);
+            const computed = graph.run(inputs, downstream, true, true);
+            const logits = computed.get(graph.outputId) ?? inputs.get(graph.outputId);
+            return stacked(logits as tf.Tensor);
+          };
+          return tf.split(tf.grad(f)(tileBatch(activations, K)), K, 0);
+        });
+        return objectives.map((o, k) => ({
+          activations: activations.clone() as tf.Tensor4D,
+          gradients: grads[k] as tf.Tensor4D,
+          score: tf.tidy(() => objectiveScore(output, o, this.output).dataSync()[0]),
+        }));
+      },
       dispose: () => {
         if (disposed) return;
         disposed = true;
@@ -123,4 +150,9 @@ export function unknownLayer(layer: string, layers: LayerInfo[]): SegGradCamErro
   const names = layers.map((l) => l.name);
   const shown = names.length > 40 ? [...names.slice(0, 40), `… (${names.length - 40} more)`] : names;
   return new SegGradCamError(`unknown layer '${layer}'; valid layers: ${shown.join(', ')}`, 'layer');
+}
+
+/** x repeated K times along the batch axis. */
+function tileBatch(x: tf.Tensor, k: number): tf.Tensor {
+  return k === 1 ? x.clone() : tf.tile(x, [k, ...x.shape.slice(1).map(() => 1)]);
 }

@@ -89,6 +89,15 @@ export class LayersGraph {
     return steps;
   }
 
+  /** Tensors read by the given steps that none of them produces (other than `except`). */
+  crossingInto(steps: Set<number>, except: number): number[] {
+    const produced = new Set<number>([except]);
+    for (const i of steps) this.steps[i].outputIds.forEach((o) => produced.add(o));
+    const crossing = new Set<number>();
+    for (const i of steps) for (const id of this.steps[i].inputIds) if (!produced.has(id)) crossing.add(id);
+    return [...crossing];
+  }
+
   /**
    * Runs the graph. `known` holds tensors by id that are taken as given (the input, cached
    * activations, a replaced layer output); only steps listed in `only` (all when omitted) run.

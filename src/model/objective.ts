@@ -19,6 +19,32 @@ export function objectiveScores(logits: tf.Tensor, objective: Objective, output:
   });
 }
 
+/**
+ * Σ_k S_k(logits[k]) over a batch whose row k belongs to objective k — differentiating it gives
+ * every ∂S_k/∂A_k in one backward pass (rows do not interact). Logits and probability
+ * objectives may be mixed.
+ */
+export function stackObjectives(objectives: Objective[], output: OutputInfo): (logits: tf.Tensor) => tf.Scalar {
+  const n = objectives[0].weights.length;
+  const pack = (on: Objective['on']) => {
+    const w = new Float32Array(n * objectives.length);
+    objectives.forEach((o, k) => o.on === on && w.set(o.weights, k * n));
+    return objectives.some((o) => o.on === on) ? w : null;
+  };
+  const onLogits = pack('logits');
+  const onProbabilities = pack('probability');
+  return (logits) =>
+    tf.tidy(() => {
+      let s = tf.scalar(0);
+      if (onLogits) s = tf.add(s, tf.sum(tf.mul(logits, tf.tensor(onLogits, logits.shape))));
+      if (onProbabilities) {
+        const p = scored(logits, { weights: onProbabilities, on: 'probability', offset: 0 }, output);
+        s = tf.add(s, tf.sum(tf.mul(p, tf.tensor(onProbabilities, logits.shape))));
+      }
+      return s as tf.Scalar;
+    });
+}
+
 function scored(logits: tf.Tensor, objective: Objective, output: OutputInfo): tf.Tensor {
   if (objective.on === 'logits') return logits;
   return output.channels === 1 || output.activation === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits, -1);
