@@ -12,6 +12,8 @@ import { imageToInput } from '../src/preprocess.js';
 import * as R from '../src/target/region.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+/** Explanations in the memory soak (BENCH_SOAK; 0 to skip). */
+const SOAK = Number(process.env.BENCH_SOAK ?? 1000);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function time(fn: () => Promise<void>): Promise<number[]> {
@@ -41,6 +43,8 @@ const cases: Case[] = [
 
 async function bench(backend: BackendName) {
   await setupBackend(backend);
+  const batchRows: string[] = [];
+  const soakRows: string[] = [];
   console.log(`\nbackend: ${tf.getBackend()}`);
   console.log('| model | forward ms (median) | explain ms (median, forward + backward) | new region on cached forward ms | explain / forward |');
   console.log('| --- | --- | --- | --- | --- |');
@@ -65,10 +69,37 @@ async function bench(backend: BackendName) {
     const f = median(forward);
     const e = median(explain);
     console.log(`| ${c.name} | ${f.toFixed(1)} | ${e.toFixed(1)} | ${median(cached).toFixed(1)} | ${(e / f).toFixed(2)} |`);
+
+    // 16 single-pixel regions on a grid: 16 single calls vs one batched backward pass.
+    const regions = Array.from({ length: 16 }, (_, i) => R.pixel(Math.floor((((i % 4) + 0.5) * image.width) / 4), Math.floor(((Math.floor(i / 4) + 0.5) * image.height) / 4)));
+    const requests = regions.map((region) => ({ region, classId: c.classId, layer: c.layer }));
+    const singles = await time(async () => {
+      for (const r of requests) await explainer.explain(image, r);
+    });
+    const batched = await time(async () => {
+      await explainer.explainMany(image, requests);
+    });
+    batchRows.push(`| ${c.name} | ${median(singles).toFixed(1)} | ${median(batched).toFixed(1)} | ${(median(singles) / median(batched)).toFixed(2)} |`);
+
+    if (SOAK > 0 && c === cases[0]) {
+      const tensors = tf.memory().numTensors;
+      const rss = process.memoryUsage().rss;
+      const t = performance.now();
+      for (let i = 0; i < SOAK; i++) {
+        explainer.release(); // a new forward pass every time, as for a new image
+        await explainer.explain(image, requests[i % requests.length]);
+      }
+      soakRows.push(`${c.name}: ${SOAK} explanations in ${((performance.now() - t) / 1000).toFixed(1)} s; tensors ${tensors} → ${tf.memory().numTensors}; RSS ${(rss / 2 ** 20).toFixed(0)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+    }
     explainer.dispose();
   }
+  console.log('\n| model | 16 regions, single calls ms | 16 regions, one batched pass ms | speed-up |');
+  console.log('| --- | --- | --- | --- |');
+  for (const row of batchRows) console.log(row);
+  for (const row of soakRows) console.log(`\nmemory: ${row}`);
 }
 
 console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; tfjs ${tf.version.tfjs}; ${RUNS} runs after one warm-up`);
 const backends = (process.env.BENCH_BACKENDS ?? 'wasm,cpu').split(',') as BackendName[];
+tf.enableProdMode();
 for (const b of backends) await bench(b);
