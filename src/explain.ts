@@ -162,23 +162,9 @@ export class Explainer {
       map = { heatmap: map.heatmap, max: map.max * max, empty };
     }
     return {
-      layer: layers[0],
-      method: method.name,
-      classIndex,
-      className: this.options.classNames?.[classIndex],
-      score,
-      scoreValue,
-      cam: camData,
-      camWidth,
-      camHeight,
-      weights: weightData,
-      heatmap: map.heatmap,
-      width: image.width,
-      height: image.height,
-      empty: map.empty,
-      camMax: map.max,
-      regionMask,
-      prediction,
+      ...this.describe({ layer: layers[0], method, classIndex, score, scoreValue, regionMask, prediction }),
+      ...{ cam: camData, camWidth, camHeight, weights: weightData },
+      ...{ heatmap: map.heatmap, width: image.width, height: image.height, empty: map.empty, camMax: map.max },
       ...(layers.length > 1 ? { layers } : {}),
       augmentations: variants.length,
       ...(field ? { receptiveField: field } : {}),
@@ -224,23 +210,9 @@ export class Explainer {
           const weightData = weights ? (weights.dataSync().slice() as Float32Array) : null;
           tf.dispose([cam, weights ?? []]);
           results[g.index] = {
-            layer: g.layer,
-            method: g.method.name,
-            classIndex: g.classIndex,
-            className: this.options.classNames?.[g.classIndex],
-            score: g.score,
-            scoreValue,
-            cam: camData,
-            camWidth,
-            camHeight,
-            weights: weightData,
-            heatmap: map.heatmap,
-            width: image.width,
-            height: image.height,
-            empty: map.empty,
-            camMax: map.max,
-            regionMask: g.regionMask,
-            prediction,
+            ...this.describe({ ...g, method: g.method, scoreValue, prediction }),
+            ...{ cam: camData, camWidth, camHeight, weights: weightData },
+            ...{ heatmap: map.heatmap, width: image.width, height: image.height, empty: map.empty, camMax: map.max },
             augmentations: 1,
           };
         } finally {
@@ -249,6 +221,12 @@ export class Explainer {
       }
     }
     return results;
+  }
+
+  /** The parts of an explanation that say what was explained. */
+  private describe(p: { layer: LayerInfo; method: Method; classIndex: number; score: ScoreKind; scoreValue: number; regionMask: Uint8Array; prediction: Prediction }) {
+    const { layer, classIndex, score, scoreValue, regionMask, prediction } = p;
+    return { layer, method: p.method.name, classIndex, className: this.options.classNames?.[classIndex], score, scoreValue, regionMask, prediction };
   }
 
   /** Runs the method per layer and augmentation; the raw maps of the augmentations are averaged (flips undone). */
