@@ -67,6 +67,7 @@ const FLAG_FIELDS: Record<string, keyof TrainOptions> = {
   checkpointEvery: 'checkpointEvery',
   evalTiles: 'evalTiles',
   valTiles: 'valTiles',
+  calibrate: 'calibrate',
 };
 
 /** Converters for the numeric flags, applied inside the action so errors become exit code 2. */
@@ -127,9 +128,11 @@ export function trainCommand(): Command {
     .option('--eval-tiles <n>', `held-out tiles for the final IoU (default ${d.evalTiles})`)
     .option('--val-tiles <n>', `held-out validation tiles evaluated at each checkpoint (default ${d.valTiles})`)
     .option('--time-budget <minutes>', 'stop after this many minutes of training steps; the learning-rate schedule follows max(step/steps, time/budget)')
+    .option('--init-from <dir>', 'fine-tune: start from the weights in this model/checkpoint directory (fresh optimizer, step 0)')
     .option('--resume <dir>', 'continue from a checkpoint directory (weights, Adam state, step); its options apply unless given here')
     .option('--quick', `preset: a rough model in about 10 minutes (${Object.entries(QUICK_PRESET).map(([k, v]) => `${k} ${v}`).join(', ')}); flags given too override it`)
     .option('--backend <name>', 'TensorFlow.js backend: wasm or cpu (cpu is very slow for training)', 'wasm')
+    .option('--no-calibrate', 'keep the logits bias as trained (default: correct it for the class weighting, alpha chosen on validation tiles)')
     .option('--no-progress', 'no progress bar (log lines instead)');
   cmd.action((flags: Record<string, unknown>) =>
     run(async () => {
@@ -147,6 +150,7 @@ export function trainCommand(): Command {
         if (cmd.getOptionValueSource(key) === 'cli') (explicit as Record<string, unknown>)[field] = flags[key];
       }
       if (cmd.getOptionValueSource('timeBudget') === 'cli') explicit.timeBudgetSeconds = (flags.timeBudget as number) * 60;
+      if (flags.initFrom !== undefined) explicit.initFrom = String(flags.initFrom);
       const outDir = String(flags.out);
       let options: TrainOptions;
       if (flags.resume) {
@@ -220,6 +224,7 @@ export function trainCommand(): Command {
         stepsPerSecond: result.stepsPerSecond,
         resumedFrom: result.resumedFrom,
         classWeights: result.classWeights,
+        calibration: result.calibration,
         history: result.history,
         versions: { node: process.version },
       };
