@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Command, CommanderError } from 'commander';
+import { evaluateCommand } from './commands/evaluate.js';
 import { explainCommand } from './commands/explain.js';
 import { layersCommand } from './commands/layers.js';
 import { predictCommand } from './commands/predict.js';
@@ -11,7 +12,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`) });
-  for (const cmd of [explainCommand(), layersCommand(), predictCommand(), trainCommand()]) {
+  for (const cmd of [explainCommand(), layersCommand(), predictCommand(), trainCommand(), evaluateCommand()]) {
     program.addCommand(cmd.exitOverride().configureOutput({ outputError: (text, write) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`) }));
   }
   return program;
@@ -21,6 +22,11 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<void> {
   // Production mode: no debug checks, and no "install tfjs-node" banner in our output.
   tf.enableProdMode();
+  // `seg-grad-cam layers | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
