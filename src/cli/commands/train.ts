@@ -202,7 +202,7 @@ export function trainCommand(): Command {
       result.eval.perClassIou.forEach((v, c) => (perClass[CLASS_NAMES[c]] = v));
       const record = {
         tool: 'seg-grad-cam train',
-        command: ['seg-grad-cam', ...process.argv.slice(2)].join(' '),
+        command: ['seg-grad-cam', 'train', ...(process.argv.includes('train') ? process.argv.slice(process.argv.indexOf('train') + 1) : process.argv.slice(2))].join(' '),
         argv: process.argv,
         startedAt: started.toISOString(),
         finishedAt: new Date().toISOString(),
