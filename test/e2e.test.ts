@@ -1,0 +1,320 @@
+/**
+ * End-to-end tests of the explorer (web/) in a real browser: Debian's chromium driven by
+ * playwright-core, headless, against the built app served on 127.0.0.1. Skipped with a message
+ * when chromium is missing, unless CI is set (then they must run).
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { openExplainer, openImage } from '../src/cli/session.js';
+import { encodePng } from '../src/io/codec.js';
+import type { Catalog } from '../web/bundled.js';
+import { buildWeb, canvasDigest, canvasGeometry, chromiumMissing, clickPixel, dragPixels, hookValue, lastHeatmap, launchBrowser, nextAnswer, waitReady } from '../web/e2e-harness.js';
+import { serve } from '../web/serve.js';
+import { saveModel } from './helpers/save-model.js';
+import { maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
+import { tinyUnet } from './helpers/tiny-unet.js';
+
+const missing = chromiumMissing();
+if (missing && process.env.CI) throw new Error(`the end-to-end tests must run in CI: ${missing}`);
+const skip = missing ? `end-to-end tests skipped: ${missing}` : false;
+if (missing) process.stdout.write(`# ${skip}\n`);
+
+const T = { timeout: 180_000 };
+/** Poll by timer, not by animation frame (a page in the background gets no frames). */
+const POLL = { polling: 50, timeout: 120_000 };
+
+let browser: Browser;
+let context: BrowserContext;
+let server: Awaited<ReturnType<typeof serve>>;
+let extra: string;
+let catalog: Catalog;
+/** The page on the default model, shared by the tests that use it in turn. */
+let page: Page;
+const pageErrors: string[] = [];
+
+/** A U-Net small enough to explain at every layer in a moment, and models that must be refused. */
+async function writeTestModels(dir: string): Promise<void> {
+  await useCpu();
+  const tiny = tinyUnet(32, 4, 3);
+  await saveModel(tiny, join(dir, 'tiny'), { classNames: ['background', 'round', 'square', 'line'] });
+  tiny.dispose();
+  writeFileSync(join(dir, 'tiny.png'), encodePng(randomImage(32, 32, 5)));
+
+  // No spatial output: flatten → dense, nothing to explain.
+  const input = tf.input({ shape: [8, 8, 3] });
+  const flat = tf.layers.flatten().apply(input) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: 3, activation: 'softmax' }).apply(flat) as tf.SymbolicTensor;
+  const flatModel = tf.model({ inputs: input, outputs: out });
+  await saveModel(flatModel, join(dir, 'flat'));
+  flatModel.dispose();
+
+  // The tiny U-Net's model.json with weights that are one float short.
+  mkdirSync(join(dir, 'short'), { recursive: true });
+  writeFileSync(join(dir, 'short', 'model.json'), readFileSync(join(dir, 'tiny', 'model.json')));
+  const weights = readFileSync(join(dir, 'tiny', 'weights.bin'));
+  writeFileSync(join(dir, 'short', 'weights.bin'), weights.subarray(0, weights.length - 4));
+}
+
+async function newPage(query = ''): Promise<Page> {
+  const p = await context.newPage();
+  p.on('pageerror', (e) => pageErrors.push(e.message));
+  await p.goto(server.url + query);
+  await waitReady(p);
+  return p;
+}
+
+const useTool = (p: Page, tool: string) => p.click(`#tools label:has(input[value="${tool}"])`);
+
+/** A repo path for a bundled file's URL in the app (samples/<dir>/x.png ← fixtures/<dir>/x.png). */
+const repoPath = (url: string) => (url.startsWith('samples/') ? `fixtures/${url.slice('samples/'.length)}` : url);
+
+describe('the explorer in headless Chromium', { skip }, () => {
+  before(async () => {
+    extra = mkdtempSync(join(tmpdir(), 'seg-grad-cam-e2e-'));
+    await Promise.all([buildWeb(), writeTestModels(extra)]);
+    catalog = JSON.parse(readFileSync('web/dist/catalog.json', 'utf8')) as Catalog;
+    server = await serve({ mounts: { '/extra/': extra } });
+    browser = await launchBrowser();
+    // One context: the backend timed on the first page is remembered for the next ones.
+    context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, acceptDownloads: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+    if (extra) rmSync(extra, { recursive: true, force: true });
+  });
+
+  test('the page loads the default model, chooses a backend by timing, and shows a prediction', T, async () => {
+    assert.ok(catalog.models.length > 0, 'the build bundles at least one model');
+    page = await newPage();
+    const state = await hookValue<{ model: string; layers: unknown[] }>(page, 'h.state()');
+    assert.equal(state.model, catalog.models[0].id);
+    assert.ok(state.layers.length > 0);
+    const backend = await hookValue<{ backend: string; probes: Array<{ name: string; ms?: number }> }>(page, 'h.backend');
+    assert.match(backend.backend, /^(wasm|webgl|webgpu)$/);
+    assert.ok(backend.probes.some((p) => p.name === 'wasm' && typeof p.ms === 'number'), 'wasm was timed');
+    assert.match((await page.textContent('#backend')) ?? '', new RegExp(backend.backend));
+    // The prediction panel holds a label map with at least one class in the legend.
+    const pred = await canvasDigest(page, '#view-prediction');
+    assert.ok(pred.width > 0 && pred.sum > 0);
+    assert.ok((await page.locator('#legend button').count()) >= 1);
+    assert.match((await page.textContent('#timing')) ?? '', /forward pass \d+ ms/);
+  });
+
+  test('a click on a pixel draws a heatmap whose pixels differ from a click elsewhere', T, async () => {
+    const { width, height } = await canvasGeometry(page, '#view-image');
+    const before = await canvasDigest(page, '#view-overlay');
+    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.55), Math.floor(height * 0.4))), 'answer');
+    const first = await canvasDigest(page, '#view-overlay');
+    const heat1 = await lastHeatmap(page);
+    assert.notDeepEqual(first, before, 'the overlay changed');
+    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.1), Math.floor(height * 0.9))), 'answer');
+    const second = await canvasDigest(page, '#view-overlay');
+    const heat2 = await lastHeatmap(page);
+    assert.notDeepEqual(second, first, 'a click elsewhere draws another heatmap');
+    assert.ok(maxAbsDiff(heat1, heat2) > 0.05);
+    const timings = await hookValue<Array<{ cached: boolean }>>(page, 'h.timings');
+    assert.ok(timings.every((t) => t.cached), 'each answer reused the one forward pass');
+    assert.match((await page.textContent('#timing')) ?? '', /answer in \d+ ms on \w+/);
+    // Hovering the heatmap shows its value there.
+    const g = await canvasGeometry(page, '#view-overlay');
+    await page.mouse.move(g.left + g.width * g.scaleX * 0.5, g.top + g.height * g.scaleY * 0.5);
+    await page.waitForFunction(() => /heatmap \d\.\d{3}/.test(document.getElementById('hover-readout')?.textContent ?? ''), null, POLL);
+  });
+
+  test('a box drag and the class-region form work', T, async () => {
+    const { width, height } = await canvasGeometry(page, '#view-image');
+    await useTool(page, 'box');
+    const x0 = Math.floor(width * 0.3);
+    const y0 = Math.floor(height * 0.3);
+    const x1 = Math.floor(width * 0.6);
+    const y1 = Math.floor(height * 0.7);
+    assert.equal(await nextAnswer(page, () => dragPixels(page, '#view-image', [x0, y0], [x1, y1])), 'answer');
+    const box = await hookValue<{ kind: string; x0: number; y0: number; x1: number; y1: number }>(page, 'h.lastRegion');
+    assert.deepEqual(box, { kind: 'box', x0, y0, x1, y1 });
+    const inBox = await hookValue<number>(page, 'h.lastExplanation.regionMask.reduce((a, b) => a + b, 0)');
+    assert.ok(inBox > 1, 'the box covers several output pixels');
+
+    // The class form: every pixel predicted as the legend's most frequent class.
+    const cls = Number(await page.locator('#legend button').first().getAttribute('data-class'));
+    // Choosing a class re-asks the box with it; then the form asks for all its pixels.
+    assert.equal(await nextAnswer(page, () => page.selectOption('#class-select', String(cls))), 'answer');
+    assert.equal(await hookValue<number>(page, 'h.lastExplanation.classIndex'), cls);
+    assert.equal(await nextAnswer(page, () => page.click('#class-region')), 'answer');
+    assert.equal(await hookValue<string>(page, 'h.lastRegion.kind'), 'class');
+    const e = await hookValue<{ classIndex: number; m: number; predicted: number }>(
+      page,
+      '({ classIndex: h.lastExplanation.classIndex, m: h.lastExplanation.regionMask.reduce((a, b) => a + b, 0), predicted: h.lastExplanation.prediction.labels.filter((c) => c === h.lastExplanation.classIndex).length })',
+    );
+    assert.equal(e.classIndex, cls);
+    assert.equal(e.m, e.predicted, 'M is exactly the pixels predicted as the class');
+    assert.equal(await nextAnswer(page, () => page.selectOption('#class-select', 'auto')), 'answer');
+    await useTool(page, 'pixel');
+  });
+
+  test('the URL reproduces the view, and the exports hold the heatmap and α', T, async () => {
+    const { width, height } = await canvasGeometry(page, '#view-image');
+    // A pixel at a non-default layer: the link must carry the layer too.
+    const layers = await hookValue<Array<{ name: string }>>(page, 'h.state().layers');
+    const layer = layers[Math.floor(layers.length / 3)].name;
+    assert.equal(await nextAnswer(page, () => page.selectOption('#layer-select', layer)), 'answer');
+    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.45), Math.floor(height * 0.55))), 'answer');
+    const url = page.url();
+    assert.match(url, /region=pixel/);
+    assert.match(url, new RegExp(`layer=${encodeURIComponent(layer)}`));
+    const heat = await lastHeatmap(page);
+
+    const copy = await newPage(url.slice(server.url.length));
+    await copy.waitForFunction(() => (window as unknown as { __segGradCam: { answers: number } }).__segGradCam.answers > 0, null, POLL);
+    const copied = await hookValue<{ layer: string; region: unknown }>(copy, '({ layer: h.state().layer, region: h.lastRegion })');
+    assert.equal(copied.layer, layer);
+    assert.deepEqual(copied.region, await hookValue(page, 'h.lastRegion'));
+    assert.ok(maxAbsDiff(await lastHeatmap(copy), heat) < 1e-6, 'the link gives the same heatmap');
+    assert.equal((await hookValue<{ reason: string }>(copy, 'h.backend')).reason, 'timed earlier in this browser');
+    await copy.close();
+    await page.bringToFront();
+
+    const [json] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
+    const data = JSON.parse(readFileSync(await json.path(), 'utf8')) as { heatmap: number[]; weights: number[] | null; imageSize: number[]; layer: { name: string; outputShape: number[] } };
+    assert.equal(data.heatmap.length, data.imageSize[0] * data.imageSize[1]);
+    assert.equal(data.layer.name, layer);
+    assert.equal(data.weights?.length, data.layer.outputShape[3], 'one α per channel');
+    const [png] = await Promise.all([page.waitForEvent('download'), page.click('#export-png')]);
+    assert.deepEqual([...readFileSync(await png.path()).subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+  });
+
+  test('α of two regions side by side with their cosine similarity', T, async () => {
+    const { width, height } = await canvasGeometry(page, '#view-image');
+    await page.click('#pin-a');
+    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.2), Math.floor(height * 0.2))), 'answer');
+    const cos = Number(await page.getAttribute('#alpha-text', 'data-cosine'));
+    assert.ok(Number.isFinite(cos) && cos >= -1 - 1e-6 && cos <= 1 + 1e-6, `cosine ${cos}`);
+    assert.equal(await page.isVisible('#alpha-chart'), true);
+  });
+
+  test('bad input shows a clear message and the page keeps working', T, async () => {
+    const { width, height } = await canvasGeometry(page, '#view-image');
+    const model = await hookValue<string>(page, 'h.state().model');
+    const expectError = async (action: () => Promise<unknown>, pattern: RegExp) => {
+      assert.equal(await nextAnswer(page, action), 'error');
+      assert.equal(await page.isVisible('#error'), true);
+      assert.match((await page.textContent('#error-text')) ?? '', pattern);
+    };
+    await expectError(
+      () => page.setInputFiles('#image-file', { name: 'corrupt.png', mimeType: 'image/png', buffer: Buffer.from('this is not a PNG at all') }),
+      /cannot decode corrupt\.png/,
+    );
+    const file = (dir: string, name: string) => ({ name, mimeType: name.endsWith('.json') ? 'application/json' : 'application/octet-stream', buffer: readFileSync(join(extra, dir, name)) });
+    await expectError(() => page.setInputFiles('#model-files', [file('flat', 'model.json'), file('flat', 'weights.bin')]), /no layer has a spatial/);
+    await expectError(() => page.setInputFiles('#model-files', [file('short', 'model.json'), file('short', 'weights.bin')]), /weights do not match model\.json/);
+    await expectError(() => page.setInputFiles('#model-files', [file('tiny', 'model.json')]), /needs the weight file weights\.bin/);
+    await expectError(() => page.setInputFiles('#labels-file', { name: 'labels.txt', mimeType: 'text/plain', buffer: Buffer.from('a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\nm\n') }), /lists 13 classes but the model has/);
+    // The previous model and image are still there, and the next click is answered.
+    assert.equal(await hookValue<string>(page, 'h.state().model'), model);
+    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.5), Math.floor(height * 0.5))), 'answer');
+    assert.equal(await page.isVisible('#error'), false);
+    assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+  });
+
+  test('a model by URL: the layer grid renders one heatmap per layer; shift-click, brush, object, whole image; labels, drop, paste', T, async () => {
+    const p = await newPage('?model=url:/extra/tiny/model.json&image=url:/extra/tiny.png&region=pixel:5,7');
+    await p.waitForFunction(() => (window as unknown as { __segGradCam: { answers: number } }).__segGradCam.answers > 0, null, POLL);
+    const layers = await hookValue<Array<{ name: string; bottleneck: boolean }>>(p, 'h.state().layers');
+    assert.ok(layers.length >= 5);
+    assert.equal(layers.filter((l) => l.bottleneck).length, 1, 'one layer is marked as the bottleneck');
+    assert.match((await p.textContent('#layer-select option:checked')) ?? '', /★/);
+
+    await p.click('#layer-grid-run');
+    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { gridDone: number } }).__segGradCam.gridDone === n, layers.length, POLL);
+    assert.equal(await p.locator('#layer-grid .cell').count(), layers.length);
+    const drawn = await p.$$eval('#layer-grid .cell canvas', (cs) => cs.map((c) => (c as HTMLCanvasElement).width));
+    assert.ok(drawn.every((w) => w > 1), 'every cell holds a heatmap');
+    const names = await p.$$eval('#layer-grid .cell .name', (ns) => ns.map((n) => n.textContent));
+    assert.deepEqual(names, layers.map((l) => l.name));
+    assert.equal(await p.locator('#layer-grid .cell.bottleneck').count(), 1);
+    // A cell opens its layer without asking the worker again.
+    const answers = await hookValue<number>(p, 'h.answers');
+    await p.click(`#layer-grid .cell[data-layer="${layers[0].name}"]`);
+    assert.equal(await hookValue<string>(p, 'h.state().layer'), layers[0].name);
+    assert.equal(await hookValue<number>(p, 'h.answers'), answers);
+
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 20, 20, ['Shift'])), 'answer');
+    assert.deepEqual(await hookValue(p, 'h.lastRegion'), { kind: 'pixels', points: [[5, 7], [20, 20]] });
+    await useTool(p, 'brush');
+    assert.equal(await nextAnswer(p, () => dragPixels(p, '#view-image', [4, 4], [14, 10])), 'answer');
+    const brushed = await hookValue<{ kind: string; painted: number }>(p, '({ kind: h.lastRegion.kind, painted: h.lastRegion.mask.reduce((a, b) => a + b, 0) })');
+    assert.equal(brushed.kind, 'mask');
+    assert.ok(brushed.painted > 20);
+    await useTool(p, 'object');
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 16, 16)), 'answer');
+    assert.deepEqual(await hookValue(p, 'h.lastRegion'), { kind: 'object', x: 16, y: 16 });
+    assert.equal(await nextAnswer(p, () => p.click('#whole-image')), 'answer');
+    assert.equal(await hookValue<number>(p, 'h.lastExplanation.regionMask.reduce((a, b) => a + b, 0)'), 32 * 32);
+
+    // A labels file with colours renames the classes in the legend.
+    await p.setInputFiles('#labels-file', { name: 'labels.txt', mimeType: 'text/plain', buffer: Buffer.from('sea #0000ff\nsand #ffcc00\nrock\nweed #00ff00\n') });
+    await p.waitForFunction(() => /sea|sand|rock|weed/.test(document.getElementById('legend')?.textContent ?? ''), null, POLL);
+    assert.match((await p.textContent('#class-select')) ?? '', /0 · sea.*1 · sand.*2 · rock.*3 · weed/s);
+
+    // An image dropped on the page, then one pasted: each is predicted and can be asked about.
+    const png = (seed: number) => [...encodePng(randomImage(40, 24, seed))];
+    const predictions = await hookValue<number>(p, 'h.predictions');
+    await p.evaluate((bytes) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
+      window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, png(8));
+    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n, predictions, POLL);
+    assert.equal(await hookValue<string>(p, 'h.state().image'), 'dropped.png');
+    await p.evaluate((bytes) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(bytes)], 'image.png', { type: 'image/png' }));
+      window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+    }, png(9));
+    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n + 1, predictions, POLL);
+    assert.equal(await hookValue<string>(p, 'h.state().image'), 'pasted image');
+    await useTool(p, 'pixel');
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 39, 23)), 'answer');
+    assert.equal(await hookValue<number>(p, 'h.lastExplanation.width'), 40);
+    await p.close();
+  });
+
+  test("the page's heatmap for a pixel equals the CLI's (same model, image, layer, pixel; cpu in Node) within 1e-4", T, async () => {
+    for (const model of catalog.models) {
+      const sample = model.samples[0];
+      const { explainer } = await openExplainer({ model: model.url, backend: 'cpu' });
+      const { image } = await openImage(repoPath(sample));
+      const x = Math.floor(image.width * 0.45);
+      const y = Math.floor(image.height * 0.4);
+      const layers = explainer.layers();
+      for (const layer of [explainer.bottleneck, layers[Math.floor(layers.length * 0.75)].name]) {
+        const q = new URLSearchParams({ model: model.id, image: sample, layer, region: `pixel:${x},${y}` });
+        const p = await newPage(`?${q}`);
+        await p.waitForFunction(() => {
+          const h = (window as unknown as { __segGradCam: { answers: number; errors: number } }).__segGradCam;
+          return h.answers > 0 || h.errors > 0;
+        }, null, POLL);
+        const got = await hookValue<{ layer: string; error: string | null; cls: number }>(
+          p,
+          '({ layer: h.lastExplanation?.layer.name, error: h.lastError, cls: h.lastExplanation?.classIndex })',
+        );
+        assert.equal(got.error, null);
+        const heat = await lastHeatmap(p);
+        await p.close();
+        const want = await explainer.explain(image, { region: { kind: 'pixel', x, y }, layer });
+        assert.equal(got.layer, want.layer.name);
+        assert.equal(got.cls, want.classIndex);
+        assert.equal(heat.length, want.heatmap.length);
+        const diff = maxAbsDiff(heat, want.heatmap);
+        assert.ok(diff < 1e-4, `${model.id} at ${layer}: max |page − CLI| = ${diff}`);
+      }
+      explainer.dispose();
+    }
+  });
+});

@@ -1,0 +1,68 @@
+/**
+ * Benchmark (not a test): time from a click to the drawn heatmap in headless Chromium, for every
+ * bundled model, first click and later clicks, and which backend ran.
+ *
+ *   node --import tsx web/bench.ts [--clicks 6] [--backends auto,webgl] [--no-build]
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Catalog } from './bundled.js';
+import { buildWeb, canvasGeometry, chromiumMissing, clickPixel, hookValue, launchBrowser, nextAnswer, waitReady, webDir } from './e2e-harness.js';
+import { serve } from './serve.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
+};
+const clicks = Number(opt('clicks', '6'));
+const backends = opt('backends', 'auto').split(',');
+
+const missing = chromiumMissing();
+if (missing) {
+  process.stderr.write(`${missing}\n`);
+  process.exit(2);
+}
+if (!args.includes('--no-build')) await buildWeb();
+const catalog = JSON.parse(readFileSync(join(webDir, 'dist', 'catalog.json'), 'utf8')) as Catalog;
+const server = await serve();
+const browser = await launchBrowser();
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+try {
+  for (const backend of backends) {
+    for (const model of catalog.models) {
+      const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+      const page = await context.newPage();
+      const q = new URLSearchParams({ model: model.id, image: model.samples[0], ...(backend !== 'auto' ? { backend } : {}) });
+      const t0 = Date.now();
+      await page.goto(`${server.url}?${q}`);
+      await waitReady(page, 300_000);
+      const ready = Date.now() - t0;
+      const report = await hookValue<{ backend: string; probes: Array<{ name: string; ms?: number; note?: string }> }>(page, 'h.backend');
+      const forward = await page.textContent('#timing');
+      const { width, height } = await canvasGeometry(page, '#view-image');
+      for (let i = 0; i < clicks; i++) {
+        const x = Math.floor(width * (0.15 + 0.7 * ((i * 0.37) % 1)));
+        const y = Math.floor(height * (0.15 + 0.7 * ((i * 0.61 + 0.3) % 1)));
+        if ((await nextAnswer(page, () => clickPixel(page, '#view-image', x, y), 300_000)) !== 'answer') {
+          throw new Error(`no answer: ${await hookValue<string>(page, 'h.lastError')}`);
+        }
+      }
+      const t = await hookValue<Array<{ ms: number; wallMs: number; layer: string }>>(page, 'h.timings');
+      const later = t.slice(1);
+      const probes = report.probes.map((p) => (p.ms !== undefined ? `${p.name} ${p.ms.toFixed(0)} ms${p.note ? ` (${p.note})` : ''}` : `${p.name}: ${p.note}`)).join('; ');
+      process.stdout.write(
+        `${model.id} [${backend}] backend=${report.backend}${probes ? ` (probe: ${probes})` : ''}\n` +
+          `  page ready (backend, model, image, forward) ${ready} ms; ${forward}\n` +
+          `  layer ${t[0].layer}: first click ${t[0].wallMs.toFixed(0)} ms (worker ${t[0].ms.toFixed(0)} ms); ` +
+          `later clicks median ${median(later.map((x) => x.wallMs)).toFixed(0)} ms (worker ${median(later.map((x) => x.ms)).toFixed(0)} ms), ` +
+          `min ${Math.min(...later.map((x) => x.wallMs)).toFixed(0)}, max ${Math.max(...later.map((x) => x.wallMs)).toFixed(0)} ms over ${later.length}\n`,
+      );
+      await context.close();
+    }
+  }
+} finally {
+  await browser.close();
+  await server.close();
+}

@@ -1,0 +1,108 @@
+/**
+ * A TF.js model from files the user chose together (model.json + its weight files), with
+ * messages that say what is wrong: a missing weight file, or weights that do not match the
+ * manifest (tfjs itself reports the latter late and cryptically, or not at all).
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { SegGradCamError } from '../../src/errors.js';
+
+interface ModelJson {
+  format?: string;
+  generatedBy?: string;
+  convertedBy?: string | null;
+  modelTopology?: unknown;
+  weightsManifest?: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
+  signature?: unknown;
+  userDefinedMetadata?: Record<string, unknown>;
+  modelInitializer?: unknown;
+}
+
+/** The part of a File this module reads (so tests can pass plain objects). */
+export interface FileLike {
+  name: string;
+  size: number;
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+}
+
+const basename = (p: string) => p.split('/').pop() ?? p;
+
+export async function modelFromFiles(files: FileLike[]): Promise<tf.io.ModelArtifacts> {
+  const jsons = files.filter((f) => /\.json$/i.test(f.name));
+  if (jsons.length !== 1) {
+    throw new SegGradCamError(
+      jsons.length === 0
+        ? 'no model.json among the chosen files: choose the model.json together with its weight files'
+        : `choose one model.json, not ${jsons.length} (${jsons.map((f) => f.name).join(', ')})`,
+      'file',
+    );
+  }
+  const jsonFile = jsons[0];
+  let json: ModelJson;
+  try {
+    json = JSON.parse(await jsonFile.text()) as ModelJson;
+  } catch {
+    throw new SegGradCamError(`${jsonFile.name} is not valid JSON`, 'model');
+  }
+  if (!json || typeof json !== 'object' || !json.modelTopology || !Array.isArray(json.weightsManifest)) {
+    throw new SegGradCamError(`${jsonFile.name} is not a TF.js model.json (no modelTopology/weightsManifest)`, 'model');
+  }
+  const byName = new Map(files.filter((f) => f !== jsonFile).map((f) => [f.name, f]));
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const parts: ArrayBuffer[] = [];
+  const missing: string[] = [];
+  for (const group of json.weightsManifest) {
+    specs.push(...group.weights);
+    for (const p of group.paths) {
+      const f = byName.get(basename(p));
+      if (!f) missing.push(basename(p));
+      else parts.push(await f.arrayBuffer());
+    }
+  }
+  if (missing.length > 0) {
+    throw new SegGradCamError(
+      `${jsonFile.name} needs the weight file${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: choose ${missing.length > 1 ? 'them' : 'it'} together with ${jsonFile.name}`,
+      'file',
+    );
+  }
+  const total = parts.reduce((n, b) => n + b.byteLength, 0);
+  const weightData = new Uint8Array(total);
+  let offset = 0;
+  for (const b of parts) {
+    weightData.set(new Uint8Array(b), offset);
+    offset += b.byteLength;
+  }
+  return {
+    modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+    format: json.format,
+    generatedBy: json.generatedBy,
+    convertedBy: json.convertedBy ?? undefined,
+    weightSpecs: specs,
+    weightData: weightData.buffer,
+    signature: json.signature as tf.io.ModelArtifacts['signature'],
+    userDefinedMetadata: json.userDefinedMetadata as tf.io.ModelArtifacts['userDefinedMetadata'],
+    modelInitializer: json.modelInitializer as tf.io.ModelArtifacts['modelInitializer'],
+  };
+}
+
+const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, complex64: 8 };
+
+/** The weight bytes must be exactly what the manifest describes. */
+export function checkWeightBytes(artifacts: tf.io.ModelArtifacts): void {
+  const specs = artifacts.weightSpecs ?? [];
+  let expected = 0;
+  for (const s of specs) {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const dtype = s.quantization?.dtype ?? s.dtype;
+    if (!(dtype in BYTES)) return; // strings: variable length, cannot check
+    expected += n * BYTES[dtype];
+  }
+  const data = artifacts.weightData as ArrayBuffer | ArrayBuffer[] | undefined;
+  const total = data == null ? 0 : Array.isArray(data) ? data.reduce((n, b) => n + b.byteLength, 0) : data.byteLength;
+  if (expected !== total) {
+    throw new SegGradCamError(
+      `the weights do not match model.json: its manifest needs ${expected} bytes, the weight files hold ${total}`,
+      'model',
+    );
+  }
+}
