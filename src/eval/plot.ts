@@ -1,0 +1,457 @@
+/**
+ * Plain raster charts for the evaluation report, drawn with the project's own renderer (the 5x7
+ * bitmap font of src/render/text.ts and its colour maps): line charts, horizontal grouped bars,
+ * a matrix heatmap and a scatter plot. No plotting dependency, identical output everywhere.
+ */
+import { createImage, type RgbaImage } from '../image.js';
+import { colormap, type ColormapName, type Rgb } from '../render/colormap.js';
+import { drawText, LINE_HEIGHT, measureText } from '../render/text.js';
+
+/** Tableau 10 and two more: distinguishable categorical colours. */
+export const CATEGORICAL: Rgb[] = [
+  [31, 119, 180],
+  [255, 127, 14],
+  [44, 160, 44],
+  [214, 39, 40],
+  [148, 103, 189],
+  [140, 86, 75],
+  [227, 119, 194],
+  [127, 127, 127],
+  [188, 189, 34],
+  [23, 190, 207],
+  [0, 0, 128],
+  [128, 128, 0],
+];
+export const categorical = (i: number): Rgb => CATEGORICAL[((i % CATEGORICAL.length) + CATEGORICAL.length) % CATEGORICAL.length];
+
+const INK: Rgb = [30, 30, 30];
+const GRID: Rgb = [225, 225, 225];
+const AXIS: Rgb = [120, 120, 120];
+
+type Align = 'left' | 'center' | 'right';
+
+export class Canvas {
+  readonly img: RgbaImage;
+  constructor(
+    readonly width: number,
+    readonly height: number,
+    background: Rgb = [255, 255, 255],
+  ) {
+    this.img = createImage(width, height);
+    this.rect(0, 0, width, height, background);
+  }
+
+  pixel(x: number, y: number, c: Rgb): void {
+    const px = Math.round(x);
+    const py = Math.round(y);
+    if (px < 0 || py < 0 || px >= this.width || py >= this.height) return;
+    const p = (py * this.width + px) * 4;
+    this.img.data[p] = c[0];
+    this.img.data[p + 1] = c[1];
+    this.img.data[p + 2] = c[2];
+    this.img.data[p + 3] = 255;
+  }
+
+  rect(x: number, y: number, w: number, h: number, c: Rgb): void {
+    const x0 = Math.max(0, Math.round(x));
+    const y0 = Math.max(0, Math.round(y));
+    const x1 = Math.min(this.width, Math.round(x + w));
+    const y1 = Math.min(this.height, Math.round(y + h));
+    for (let py = y0; py < y1; py++) for (let px = x0; px < x1; px++) this.pixel(px, py, c);
+  }
+
+  /** A straight line `thickness` pixels wide; `dash` = [on, off] lengths in pixels. */
+  line(x0: number, y0: number, x1: number, y1: number, c: Rgb, thickness = 1, dash?: [number, number]): void {
+    const len = Math.hypot(x1 - x0, y1 - y0);
+    const n = Math.max(1, Math.ceil(len * 2));
+    const r = (thickness - 1) / 2;
+    for (let i = 0; i <= n; i++) {
+      const t = i / n;
+      if (dash && (t * len) % (dash[0] + dash[1]) >= dash[0]) continue;
+      const x = x0 + t * (x1 - x0);
+      const y = y0 + t * (y1 - y0);
+      for (let dy = -Math.floor(r); dy <= Math.ceil(r); dy++) for (let dx = -Math.floor(r); dx <= Math.ceil(r); dx++) this.pixel(x + dx, y + dy, c);
+    }
+  }
+
+  /** A filled disc (or square) marker of radius r. */
+  marker(x: number, y: number, r: number, c: Rgb, shape: 'circle' | 'square' = 'circle', outline?: Rgb): void {
+    for (let dy = -Math.ceil(r); dy <= Math.ceil(r); dy++) {
+      for (let dx = -Math.ceil(r); dx <= Math.ceil(r); dx++) {
+        const d = shape === 'circle' ? Math.hypot(dx, dy) : Math.max(Math.abs(dx), Math.abs(dy));
+        if (d <= r) this.pixel(x + dx, y + dy, outline && d > r - 1 ? outline : c);
+      }
+    }
+  }
+
+  /** One line of text; (x, y) is the anchor: left/centre/right edge and the top (or middle with `middle`). */
+  text(x: number, y: number, s: string, o: { color?: Rgb; scale?: number; align?: Align; middle?: boolean } = {}): number {
+    const scale = o.scale ?? 2;
+    const { width, height } = measureText(s, scale);
+    const left = o.align === 'center' ? x - width / 2 : o.align === 'right' ? x - width : x;
+    const top = o.middle ? y - (7 * scale) / 2 : y;
+    void height;
+    drawText(this.img, Math.round(left), Math.round(top), s, { color: o.color ?? INK, scale });
+    return width;
+  }
+
+  /** Text turned 90° counter-clockwise, centred on (x, y) (a y-axis label). */
+  textVertical(x: number, y: number, s: string, o: { color?: Rgb; scale?: number } = {}): void {
+    const scale = o.scale ?? 2;
+    const { width, height } = measureText(s, scale);
+    if (width === 0) return;
+    const tmp = createImage(width, height);
+    drawText(tmp, 0, 0, s, { color: o.color ?? INK, scale });
+    const left = Math.round(x - height / 2);
+    const top = Math.round(y - width / 2);
+    for (let ty = 0; ty < height; ty++) {
+      for (let tx = 0; tx < width; tx++) {
+        const p = (ty * width + tx) * 4;
+        if (tmp.data[p + 3] === 0) continue;
+        // (tx, ty) → (ty, width − 1 − tx): a quarter turn counter-clockwise.
+        this.pixel(left + ty, top + (width - 1 - tx), [tmp.data[p], tmp.data[p + 1], tmp.data[p + 2]]);
+      }
+    }
+  }
+
+  /** Copies an image in at (x, y). */
+  blit(src: RgbaImage, x: number, y: number): void {
+    for (let sy = 0; sy < src.height; sy++) {
+      for (let sx = 0; sx < src.width; sx++) {
+        const p = (sy * src.width + sx) * 4;
+        this.pixel(x + sx, y + sy, [src.data[p], src.data[p + 1], src.data[p + 2]]);
+      }
+    }
+  }
+}
+
+/** About `count` round tick values covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / Math.max(1, count);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+  return out;
+}
+
+/** A tick value with as many decimals as the tick step needs ('.5' style without the leading zero). */
+export function tickLabel(v: number, step = 0): string {
+  const digits = step > 0 ? Math.max(0, Math.min(6, Math.ceil(-Math.log10(step) - 1e-9) + (Math.abs(step / 10 ** Math.floor(Math.log10(step)) - 2.5) < 1e-9 ? 1 : 0))) : Number.isInteger(v) ? 0 : 2;
+  const s = Math.abs(v) < 1e-12 ? '0' : v.toFixed(digits);
+  return s.replace(/^(-?)0\./, '$1.');
+}
+
+/** Ticks with their labels. */
+function ticks(lo: number, hi: number, count: number): Array<{ value: number; label: string }> {
+  const t = niceTicks(lo, hi, count);
+  const step = t.length > 1 ? t[1] - t[0] : 0;
+  return t.map((value) => ({ value, label: tickLabel(value, step) }));
+}
+
+export interface Series {
+  label: string;
+  color: Rgb;
+  xs: number[];
+  ys: number[];
+  dash?: boolean;
+  thickness?: number;
+  /** Draw a marker at each point. */
+  markers?: boolean;
+}
+
+export interface LineChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: Series[];
+  xRange?: [number, number];
+  yRange?: [number, number];
+  /** Tick labels at given x values (e.g. the names of cascade steps); default: numeric ticks. */
+  xTicks?: Array<{ value: number; label: string }>;
+  width?: number;
+  height?: number;
+  /** Legend to the right of the plot (default) or none. */
+  legend?: boolean;
+}
+
+/** A line chart with a legend on the right. */
+export function lineChart(o: LineChartOptions): RgbaImage {
+  const s = 2;
+  const legendW = o.legend === false ? 0 : Math.max(...o.series.map((se) => measureText(se.label, s).width)) + 60;
+  const width = o.width ?? 640 + legendW;
+  const height = o.height ?? 420;
+  const tickW = measureText('-0.00', s).width + 12;
+  const left = 24 + LINE_HEIGHT * s + tickW;
+  const top = 16 + LINE_HEIGHT * s + 14;
+  const rotatedTicks = o.xTicks && o.xTicks.some((t) => measureText(t.label, s).width > (width - legendW - left - 20) / Math.max(1, o.xTicks!.length));
+  const xTickH = rotatedTicks ? Math.max(...o.xTicks!.map((t) => measureText(t.label, s).width)) + 10 : LINE_HEIGHT * s + 10;
+  const bottom = height - (16 + LINE_HEIGHT * s + 10 + xTickH);
+  const right = width - legendW - 20;
+  const allX = o.series.flatMap((se) => se.xs);
+  const allY = o.series.flatMap((se) => se.ys).filter(Number.isFinite);
+  const [x0, x1] = o.xRange ?? [Math.min(...allX), Math.max(...allX)];
+  const [y0, y1] = o.yRange ?? [Math.min(0, ...allY), Math.max(...allY, 1e-9)];
+  const X = (v: number) => left + ((v - x0) / (x1 - x0 || 1)) * (right - left);
+  const Y = (v: number) => bottom - ((v - y0) / (y1 - y0 || 1)) * (bottom - top);
+  const c = new Canvas(width, height);
+  c.text(left + (right - left) / 2, 12, o.title, { align: 'center', scale: s });
+  for (const t of ticks(y0, y1, 5)) {
+    c.line(left, Y(t.value), right, Y(t.value), GRID);
+    c.text(left - 8, Y(t.value), t.label, { align: 'right', middle: true, scale: s });
+  }
+  const xt = o.xTicks ?? ticks(x0, x1, 5);
+  for (const t of xt) {
+    c.line(X(t.value), top, X(t.value), bottom, GRID);
+    if (rotatedTicks) c.textVertical(X(t.value), bottom + 8 + measureText(t.label, s).width / 2, t.label, { scale: s });
+    else c.text(X(t.value), bottom + 8, t.label, { align: 'center', scale: s });
+  }
+  if (y0 < 0 && y1 > 0) c.line(left, Y(0), right, Y(0), AXIS);
+  c.line(left, top, left, bottom, AXIS);
+  c.line(left, bottom, right, bottom, AXIS);
+  c.text(left + (right - left) / 2, height - 8 - LINE_HEIGHT * s, o.xLabel, { align: 'center', scale: s });
+  c.textVertical(14 + (LINE_HEIGHT * s) / 2, (top + bottom) / 2, o.yLabel, { scale: s });
+  for (const se of o.series) {
+    for (let i = 1; i < se.xs.length; i++) {
+      if (!Number.isFinite(se.ys[i - 1]) || !Number.isFinite(se.ys[i])) continue;
+      c.line(X(se.xs[i - 1]), Y(se.ys[i - 1]), X(se.xs[i]), Y(se.ys[i]), se.color, se.thickness ?? 2, se.dash ? [6, 5] : undefined);
+    }
+    if (se.markers) se.xs.forEach((x, i) => Number.isFinite(se.ys[i]) && c.marker(X(x), Y(se.ys[i]), 3, se.color));
+  }
+  if (legendW > 0) {
+    let ly = top;
+    for (const se of o.series) {
+      c.line(right + 20, ly + 7, right + 50, ly + 7, se.color, se.thickness ?? 2, se.dash ? [6, 5] : undefined);
+      c.text(right + 56, ly, se.label, { scale: s });
+      ly += LINE_HEIGHT * s + 8;
+    }
+  }
+  return c.img;
+}
+
+export interface BarChartOptions {
+  title: string;
+  /** One row per item (e.g. a method); one bar per series in each row. NaN = no bar ("n/a"). */
+  rows: Array<{ label: string; values: number[] }>;
+  series: Array<{ label: string; color: Rgb }>;
+  xLabel: string;
+  xRange?: [number, number];
+  /** Vertical reference lines (e.g. the chance level). */
+  refLines?: Array<{ value: number; label: string; color: Rgb }>;
+  width?: number;
+  digits?: number;
+}
+
+/**
+ * Horizontal grouped bars with the value printed at each bar's end. A NaN value draws no bar and
+ * takes no room (a row may have fewer bars than there are series; colours name the series).
+ */
+export function barChart(o: BarChartOptions): RgbaImage {
+  const s = 2;
+  const barH = 14;
+  const gap = 12;
+  const labelW = Math.max(...o.rows.map((r) => measureText(r.label, s).width)) + 16;
+  const width = Math.max(o.width ?? 900, labelW + 16 + 420, measureText(o.title, s).width + 40, measureText(o.xLabel, s).width + labelW + 60);
+  const left = 16 + labelW;
+  const right = width - 90;
+  // Legend under the title, wrapped to the plot's width.
+  const legendRows: Array<Array<{ label: string; color: Rgb; x: number }>> = [[]];
+  let lx = left;
+  for (const se of o.series) {
+    const w = 20 + measureText(se.label, s).width + 24;
+    if (lx + w > width - 10 && legendRows[legendRows.length - 1].length > 0) {
+      legendRows.push([]);
+      lx = left;
+    }
+    legendRows[legendRows.length - 1].push({ ...se, x: lx });
+    lx += w;
+  }
+  const legendTop = 16 + LINE_HEIGHT * s + 8;
+  const top = legendTop + legendRows.length * (LINE_HEIGHT * s + 6) + 10;
+  const rowHeights = o.rows.map((r) => Math.max(1, r.values.filter(Number.isFinite).length) * barH + gap);
+  const rowTops: number[] = [];
+  let y = top;
+  for (const h of rowHeights) {
+    rowTops.push(y);
+    y += h;
+  }
+  const bottom = y;
+  const height = bottom + 16 + LINE_HEIGHT * s + 10 + LINE_HEIGHT * s + 14;
+  const all = o.rows.flatMap((r) => r.values).filter(Number.isFinite);
+  const [x0, x1] = o.xRange ?? [Math.min(0, ...all), Math.max(...all, 1e-9)];
+  const X = (v: number) => left + ((Math.min(x1, Math.max(x0, v)) - x0) / (x1 - x0 || 1)) * (right - left);
+  const c = new Canvas(width, height);
+  c.text(width / 2, 12, o.title, { align: 'center', scale: s });
+  legendRows.forEach((row, i) => {
+    for (const e of row) {
+      c.rect(e.x, legendTop + i * (LINE_HEIGHT * s + 6) + 1, 14, 12, e.color);
+      c.text(e.x + 20, legendTop + i * (LINE_HEIGHT * s + 6), e.label, { scale: s });
+    }
+  });
+  for (const t of ticks(x0, x1, 5)) {
+    c.line(X(t.value), top - 4, X(t.value), bottom, GRID);
+    c.text(X(t.value), bottom + 6, t.label, { align: 'center', scale: s });
+  }
+  c.line(X(Math.max(x0, Math.min(x1, 0))), top - 4, X(Math.max(x0, Math.min(x1, 0))), bottom, AXIS);
+  o.rows.forEach((r, i) => {
+    const ry = rowTops[i];
+    const shown = r.values.map((v, k) => ({ v, k })).filter((e) => Number.isFinite(e.v));
+    c.text(left - 10, ry + (Math.max(1, shown.length) * barH) / 2, r.label, { align: 'right', middle: true, scale: s });
+    if (shown.length === 0) c.text(X(0) + 4, ry + barH / 2, 'n/a', { middle: true, scale: 1, color: AXIS });
+    shown.forEach(({ v, k }, j) => {
+      const by = ry + j * barH;
+      const a = X(Math.min(0, v));
+      const b = X(Math.max(0, v));
+      c.rect(a, by + 1, Math.max(1, b - a), barH - 2, o.series[k].color);
+      c.text(b + 4, by + barH / 2, v.toFixed(o.digits ?? 2), { middle: true, scale: 1 });
+    });
+  });
+  for (const ref of o.refLines ?? []) {
+    c.line(X(ref.value), top - 4, X(ref.value), bottom, ref.color, 2, [6, 4]);
+    c.text(X(ref.value), bottom + 8 + LINE_HEIGHT * s, ref.label, { align: 'center', scale: 1, color: ref.color });
+  }
+  c.text(left + (right - left) / 2, height - 8 - LINE_HEIGHT * s, o.xLabel, { align: 'center', scale: s });
+  return c.img;
+}
+
+export interface MatrixOptions {
+  title: string;
+  colormap: ColormapName;
+  range: [number, number];
+  /** Rows/columns after which a separator line is drawn (e.g. between digit instances). */
+  boundaries?: number[];
+  /** Pixels per cell (default: fills about 480 pixels). */
+  cell?: number;
+  caption?: string;
+}
+
+/** An n × n matrix as coloured cells with a colour bar. NaN cells are grey. */
+export function matrixPlot(matrix: ArrayLike<number>, n: number, o: MatrixOptions): RgbaImage {
+  const s = 2;
+  const cell = o.cell ?? Math.max(2, Math.floor(480 / Math.max(1, n)));
+  const side = cell * n;
+  const left = 20;
+  const top = 16 + LINE_HEIGHT * s + 12;
+  const barX = left + side + 24;
+  const width = barX + 24 + measureText('-1.00', s).width + 24;
+  const captionH = o.caption ? LINE_HEIGHT * s + 14 : 0;
+  const height = top + side + 20 + captionH;
+  const c = new Canvas(Math.max(width, measureText(o.title, s).width + 40, o.caption ? measureText(o.caption, s).width + 40 : 0), height);
+  c.text(c.width / 2, 12, o.title, { align: 'center', scale: s });
+  const [lo, hi] = o.range;
+  const t = (v: number) => (v - lo) / (hi - lo || 1);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const v = matrix[i * n + j];
+      c.rect(left + j * cell, top + i * cell, cell, cell, Number.isFinite(v) ? colormap(o.colormap, t(v)) : [160, 160, 160]);
+    }
+  }
+  for (const b of o.boundaries ?? []) {
+    if (b <= 0 || b >= n) continue;
+    c.line(left + b * cell, top, left + b * cell, top + side - 1, [255, 255, 255], 2);
+    c.line(left, top + b * cell, left + side - 1, top + b * cell, [255, 255, 255], 2);
+  }
+  for (let y = 0; y < side; y++) c.rect(barX, top + y, 18, 1, colormap(o.colormap, 1 - y / Math.max(1, side - 1)));
+  for (const tk of ticks(lo, hi, 4)) {
+    const y = top + (1 - t(tk.value)) * (side - 1);
+    c.line(barX + 18, y, barX + 22, y, INK);
+    c.text(barX + 26, y, tk.label, { middle: true, scale: s });
+  }
+  if (o.caption) c.text(c.width / 2, top + side + 14, o.caption, { align: 'center', scale: s });
+  return c.img;
+}
+
+export interface ScatterOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  points: Array<{ x: number; y: number; color: Rgb }>;
+  /** Categorical legend entries, or a colour bar for a continuous colouring. */
+  legend?: { entries: Array<{ label: string; color: Rgb }> } | { colormap: ColormapName; min: number; max: number; label: string };
+  size?: number;
+}
+
+/** A square scatter plot with a legend or colour bar on the right. */
+export function scatterPlot(o: ScatterOptions): RgbaImage {
+  const s = 2;
+  const side = o.size ?? 400;
+  const tickW = measureText('-0.00', s).width + 12;
+  const left = 24 + LINE_HEIGHT * s + tickW;
+  const top = 16 + LINE_HEIGHT * s + 14;
+  const legendW =
+    o.legend && 'entries' in o.legend ? Math.max(...o.legend.entries.map((e) => measureText(e.label, s).width)) + 50 : o.legend ? 24 + 24 + measureText('-0.00', s).width + 24 : 0;
+  const width = left + side + 24 + legendW;
+  const height = top + side + 16 + LINE_HEIGHT * s + 10 + LINE_HEIGHT * s + 14;
+  const c = new Canvas(width, height);
+  c.text(left + side / 2, 12, o.title, { align: 'center', scale: s });
+  const xs = o.points.map((p) => p.x);
+  const ys = o.points.map((p) => p.y);
+  const pad = (lo: number, hi: number): [number, number] => {
+    const d = hi - lo || 1;
+    return [lo - 0.06 * d, hi + 0.06 * d];
+  };
+  const [x0, x1] = pad(Math.min(...xs), Math.max(...xs));
+  const [y0, y1] = pad(Math.min(...ys), Math.max(...ys));
+  const X = (v: number) => left + ((v - x0) / (x1 - x0)) * side;
+  const Y = (v: number) => top + side - ((v - y0) / (y1 - y0)) * side;
+  for (const t of ticks(x0, x1, 4)) {
+    c.line(X(t.value), top, X(t.value), top + side, GRID);
+    c.text(X(t.value), top + side + 6, t.label, { align: 'center', scale: s });
+  }
+  for (const t of ticks(y0, y1, 4)) {
+    c.line(left, Y(t.value), left + side, Y(t.value), GRID);
+    c.text(left - 8, Y(t.value), t.label, { align: 'right', middle: true, scale: s });
+  }
+  c.line(left, top, left, top + side, AXIS);
+  c.line(left, top + side, left + side, top + side, AXIS);
+  for (const p of o.points) c.marker(X(p.x), Y(p.y), 4, p.color, 'circle', [40, 40, 40]);
+  c.text(left + side / 2, height - 8 - LINE_HEIGHT * s, o.xLabel, { align: 'center', scale: s });
+  c.textVertical(14 + (LINE_HEIGHT * s) / 2, top + side / 2, o.yLabel, { scale: s });
+  const lx = left + side + 24;
+  if (o.legend && 'entries' in o.legend) {
+    let ly = top;
+    for (const e of o.legend.entries) {
+      c.marker(lx + 8, ly + 7, 5, e.color, 'circle', [40, 40, 40]);
+      c.text(lx + 22, ly, e.label, { scale: s });
+      ly += LINE_HEIGHT * s + 8;
+    }
+  } else if (o.legend) {
+    const { colormap: cm, min, max, label } = o.legend;
+    const h = side - 30;
+    for (let y = 0; y < h; y++) c.rect(lx, top + 30 + y, 18, 1, colormap(cm, 1 - y / Math.max(1, h - 1)));
+    c.text(lx, top, label, { scale: s });
+    for (const t of ticks(min, max, 4)) {
+      const y = top + 30 + (1 - (t.value - min) / (max - min || 1)) * (h - 1);
+      c.line(lx + 18, y, lx + 22, y, INK);
+      c.text(lx + 26, y, t.label, { middle: true, scale: s });
+    }
+  }
+  return c.img;
+}
+
+/** Images side by side (tops aligned) on a white canvas. */
+export function hstack(images: RgbaImage[], gap = 16): RgbaImage {
+  const width = images.reduce((w, im) => w + im.width, 0) + gap * Math.max(0, images.length - 1);
+  const height = Math.max(...images.map((im) => im.height));
+  const c = new Canvas(width, height);
+  let x = 0;
+  for (const im of images) {
+    c.blit(im, x, 0);
+    x += im.width + gap;
+  }
+  return c.img;
+}
+
+/** Images stacked top to bottom (left aligned). */
+export function vstack(images: RgbaImage[], gap = 16): RgbaImage {
+  const width = Math.max(...images.map((im) => im.width));
+  const height = images.reduce((h, im) => h + im.height, 0) + gap * Math.max(0, images.length - 1);
+  const c = new Canvas(width, height);
+  let y = 0;
+  for (const im of images) {
+    c.blit(im, 0, y);
+    y += im.height + gap;
+  }
+  return c.img;
+}
