@@ -17,7 +17,7 @@ function cli(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const TINY = ['--tiles', '2', '--curve-tiles', '1', '--sanity-tiles', '1', '--alpha-tiles', '1', '--alpha-pixels', '3', '--steps', '2', '--random-orders', '1'];
+const TINY = ['--tiles', '2', '--curve-tiles', '1', '--sanity-tiles', '1', '--alpha-tiles', '1', '--alpha-pixels', '3', '--check-tiles', '30', '--steps', '2', '--random-orders', '1'];
 const METHODS = ['--methods', 'seg-grad-cam,eigen-cam,saliency,score-cam', '--score-cam-channels', '2'];
 
 /** results.json without the timings (the only part that may differ between runs). */
@@ -39,7 +39,8 @@ before(async () => {
   }
 });
 
-describe('seg-grad-cam evaluate (tiny models, fast)', () => {
+// Fast by construction: 16x16 tiles, two tiles, four methods, two curve steps; the timeout guards it.
+describe('seg-grad-cam evaluate (tiny models, fast)', { timeout: 120_000 }, () => {
   test('writes report.md, the plots and results.json; re-runs give the same numbers', () => {
     const outs = [join(dir, 'run1'), join(dir, 'run2')];
     for (const out of outs) {
@@ -48,7 +49,7 @@ describe('seg-grad-cam evaluate (tiny models, fast)', () => {
       assert.match(r.stderr, /wrote .*report\.md/);
     }
     const md = readFileSync(join(outs[0], 'report.md'), 'utf8');
-    for (const heading of ['## Summary', '## 1. Bias detection', '## 2. Deletion and insertion', '## 3. Sanity checks', '## 4. Layer sweep', '## 5. α across locations', '## 6. Cost']) {
+    for (const heading of ['## Summary', '## 0. Is the shortcut there?', '## 1. Bias detection', '## 2. Deletion and insertion', '## 3. Sanity checks', '## 4. Layer sweep', '## 5. α across locations', '## 6. Cost']) {
       assert.ok(md.includes(heading), `missing ${heading}`);
     }
     assert.match(md, /AUROC/);

@@ -247,6 +247,16 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
 
   // Summary.
   md.push('## Summary', '');
+  const bh = r.behaviour;
+  if (bh.length > 0) {
+    md.push(
+      `* **Is the shortcut there?** (behaviour on ${r.options.checkTiles} held-out tiles where '${r.dataset.biasTexture}' is an ordinary background): the IoU of digit ${r.dataset.biasDigit} on '${r.dataset.biasTexture}' vs on other backgrounds is ` +
+        bh.map((b) => `**${fmt(b.iouOnBias)} vs ${fmt(b.iouOffBias)}** (${b.model})`).join(', ') +
+        `; on '${r.dataset.biasTexture}' tiles without a ${r.dataset.biasDigit}, the share of digit pixels labelled ${r.dataset.biasDigit} is ` +
+        bh.map((b) => `${fmt(100 * b.digitPixelsAsBias, 1)} % (${b.model})`).join(', ') +
+        '.',
+    );
+  }
   if (two && sgc) {
     const byAuroc = [...r.conditions].filter((c) => Number.isFinite(c.auroc)).sort((a, b) => b.auroc - a.auroc);
     const sgcLayers = r.conditions.filter((c) => c.method === 'seg-grad-cam');
@@ -333,6 +343,23 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
   md.push('');
   if (ctx.command) md.push('Reproduce:', '', '```sh', ctx.command, '```', '');
   if (images['examples.png']) md.push('Example tile: the input with M outlined, then heatmaps (Seg-Grad-CAM at every layer, the other CAM methods at the bottleneck, input attributions).', '', '![example heatmaps](examples.png)', '');
+
+  // 0. Behavioural check.
+  if (bh.length > 0) {
+    md.push('## 0. Is the shortcut there? (behaviour, no heatmaps)', '');
+    md.push(
+      `Before asking whether a heatmap reveals the bias, check that the model uses it: ${r.options.checkTiles} held-out tiles (from index ${r.dataset.checkOffset}) of the set in which '${r.dataset.biasTexture}' is an ordinary background for every tile (bias strength 0, 'uniform'). ` +
+        `A model with the shortcut segments digit ${r.dataset.biasDigit} better on '${r.dataset.biasTexture}' than elsewhere, and labels other digits on '${r.dataset.biasTexture}' as ${r.dataset.biasDigit}.`,
+      '',
+    );
+    md.push(
+      `| model | IoU of digit ${r.dataset.biasDigit} on '${r.dataset.biasTexture}' (tiles) | IoU elsewhere (tiles) | '${r.dataset.biasTexture}' tiles without a ${r.dataset.biasDigit}: digit pixels labelled ${r.dataset.biasDigit} | … background pixels labelled ${r.dataset.biasDigit} |`,
+      '|---|---:|---:|---:|---:|',
+    );
+    for (const b of bh)
+      md.push(`| ${b.model} | ${fmt(b.iouOnBias)} (${b.tilesOnBias}) | ${fmt(b.iouOffBias)} (${b.tilesOffBias}) | ${fmt(100 * b.digitPixelsAsBias, 2)} % (${b.tilesWithout} tiles) | ${fmt(100 * b.backgroundPixelsAsBias, 3)} % |`);
+    md.push('');
+  }
 
   // 1. Bias detection.
   md.push('## 1. Bias detection', '');
@@ -451,6 +478,21 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
   md.push(...costTable(r), '');
 
   md.push('## Notes', '');
+  if (r.options.curveTiles > 0) {
+    const rc = r.random.deletionCurve[0];
+    md.push(
+      `* Random deletion scatters ${String(r.options.deletionBaseline)} pixels over the texture: with 1/${r.options.steps} of the pixels deleted at random the ${labels[0]} model's P(class) in M already falls from ${fmt(rc[0])} to ${fmt(rc[1])}. ` +
+        'Deleting in heatmap order removes contiguous regions and disturbs the model less, so the random order is a strong deletion baseline here; insertion (from the blurred image) separates the methods more clearly.',
+    );
+  }
+  if (r.alpha.length > 0 && steps.length > 0) {
+    md.push(
+      `* The cascade re-draws each block once (one seed). Seg-Grad-CAM's α at the bottleneck is nearly one-dimensional (PC1 explains ${fmt(100 * (r.alpha[0].pca.explained[0] ?? NaN), 0)} % of its variance, §5): randomising only the logits mostly rescales α, and whether the map survives that first step depends on the sign of the one random draw.`,
+    );
+  }
+  if (r.models.some((m) => m.training?.includes('--init-from'))) {
+    md.push(`* ${r.models.filter((m) => m.training?.includes('--init-from')).map((m) => `The ${m.label} model was initialised from another checkpoint (\`--init-from\` in its training command above)`).join('; ')}; it may keep some of that model's features.`);
+  }
   md.push(
     '* The bias texture fills the whole background of the evaluated tiles, so even a uniform heatmap puts most of its mass there; the per-tile comparison of the two models (same tiles) is what the AUROC measures.',
     '* Heatmaps of CAM methods at coarse layers are upsampled (bilinear) to the tile before any metric; their many ties are ordered by a seeded permutation in the curves.',

@@ -60,6 +60,8 @@ export const DEFAULT_METHOD_OPTIONS: Record<string, MethodOptions> = {
 
 /** Held-out tiles are taken from this index on: disjoint from the training run's final-evaluation (0…) and validation (1 000 000…) tiles. */
 export const TILE_OFFSET = 2_000_000;
+/** The behavioural check scans held-out tiles of the 'uniform' set from this index on. */
+export const CHECK_OFFSET = 3_000_000;
 
 export interface EvaluationOptions {
   /** model.json paths: the first is the biased model, the second (optional) the unbiased control. */
@@ -78,6 +80,12 @@ export interface EvaluationOptions {
   methods: string[];
   /** Layer names (or 'bottleneck'); default: an early encoder layer, the bottleneck, a decoder layer. */
   layers?: string[];
+  /**
+   * Behavioural check of the shortcut: held-out tiles scanned from a set where the bias texture is
+   * an ordinary background (default 0 = skip); on them, the digit's IoU on and off the bias
+   * texture, and how often other digits on the bias texture are labelled as the bias digit.
+   */
+  checkTiles?: number;
   /** Deletion/insertion steps k. */
   steps: number;
   /** Random orders per tile (the reference curve). */
@@ -174,6 +182,20 @@ export interface AlphaResult {
   zero: number;
 }
 
+/** Does the model use the shortcut? Its behaviour on tiles where the bias texture is an ordinary background. */
+export interface BehaviourResult {
+  model: string;
+  /** IoU of the bias class over the tiles with the bias digit on the bias texture, and on other textures. */
+  iouOnBias: number;
+  iouOffBias: number;
+  tilesOnBias: number;
+  tilesOffBias: number;
+  /** Tiles on the bias texture without the bias digit: the share of their digit pixels labelled as the bias class, and of their background pixels. */
+  tilesWithout: number;
+  digitPixelsAsBias: number;
+  backgroundPixelsAsBias: number;
+}
+
 export interface Example {
   tile: number;
   image: RgbaImage;
@@ -185,7 +207,7 @@ export interface Example {
 
 export interface EvaluationResults {
   options: Required<Omit<EvaluationOptions, 'labels' | 'layers'>> & { labels: string[]; layers: string[] };
-  dataset: { name: string; seed: number; size: number; biasDigit: number; biasClass: number; biasTexture: string; tileOffset: number; scanned: number };
+  dataset: { name: string; seed: number; size: number; biasDigit: number; biasClass: number; biasTexture: string; tileOffset: number; scanned: number; checkOffset: number };
   models: ModelInfo[];
   layers: LayerEntry[];
   tiles: TileInfo[];
@@ -193,6 +215,7 @@ export interface EvaluationResults {
   random: { deletion: number[][]; insertion: number[][]; deletionCurve: number[][]; insertionCurve: number[][] };
   cascade: { model: string; steps: Array<{ name: string; layers: string[] }>; note?: string };
   alpha: AlphaResult[];
+  behaviour: BehaviourResult[];
   example: Example | null;
   machine: { cpus: number; cpu: string; memoryGb: number; platform: string; node: string; tfjs: string; backend: string };
   /** Timing: not reproducible. */
@@ -381,8 +404,13 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
     const cascadeNote = adapter0 instanceof LayersModelAdapter ? undefined : 'the sanity check needs a LayersModel; skipped';
 
     const alphaPerModel = alphaTiles > 0 && o.alphaPixels > 0;
+    const checkTiles = o.checkTiles ?? 0;
+    if (!Number.isInteger(checkTiles) || checkTiles < 0) throw new SegGradCamError(`checkTiles must be an integer >= 0, got ${checkTiles}`, 'usage');
     const total =
-      loaded.length * o.tiles * conditions.length + cascade.length * sanityTiles * conditions.length + (alphaPerModel ? loaded.length * alphaTiles * o.alphaPixels : 0);
+      loaded.length * checkTiles +
+      loaded.length * o.tiles * conditions.length +
+      cascade.length * sanityTiles * conditions.length +
+      (alphaPerModel ? loaded.length * alphaTiles * o.alphaPixels : 0);
     let done = 0;
     const tick = (phase: string) => onProgress?.({ phase, done: ++done, total });
 
@@ -390,8 +418,64 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
     const originals = new Map<string, Float32Array>(); // key|tile → heatmap (first model)
     const example: Example = { tile: tiles[0].index, image: samples[0].image, region: Uint8Array.from(samples[0].labels, (v) => (v === biasClass ? 1 : 0)), heatmaps: {} };
 
-    // Phase 1: bias detection, curves and cost.
+    // Phase 0: is the shortcut there? The bias texture as an ordinary background (held-out tiles from CHECK_OFFSET on).
     let t0 = performance.now();
+    const behaviour: BehaviourResult[] = [];
+    if (checkTiles > 0) {
+      const uniform = await createTextureMnist({ size: H, seed: o.seed, biasDigit, biasTexture, biasStrength: 0, biasTextureAtZero: 'uniform' });
+      for (const { explainer, info } of loaded) {
+        const on = [0, 0, 0];
+        const off = [0, 0, 0];
+        const b: BehaviourResult = { model: info.label, iouOnBias: Number.NaN, iouOffBias: Number.NaN, tilesOnBias: 0, tilesOffBias: 0, tilesWithout: 0, digitPixelsAsBias: 0, backgroundPixelsAsBias: 0 };
+        let digitPx = 0;
+        let digitAs = 0;
+        let bgPx = 0;
+        let bgAs = 0;
+        for (let i = 0; i < checkTiles; i++) {
+          const s = uniform.sample('heldout', CHECK_OFFSET + i);
+          const onBias = s.backgroundTexture === biasTexture;
+          if (onBias || s.hasBiasDigit) {
+            const p = (await explainer.predict(s.image)).labels;
+            if (s.hasBiasDigit) {
+              const acc = onBias ? on : off;
+              if (onBias) b.tilesOnBias++;
+              else b.tilesOffBias++;
+              s.labels.forEach((l, k) => {
+                const t = l === biasClass;
+                const q = p[k] === biasClass;
+                if (t && q) acc[0]++;
+                else if (q) acc[1]++;
+                else if (t) acc[2]++;
+              });
+            } else {
+              b.tilesWithout++;
+              s.labels.forEach((l, k) => {
+                if (l === 0) {
+                  bgPx++;
+                  if (p[k] === biasClass) bgAs++;
+                } else {
+                  digitPx++;
+                  if (p[k] === biasClass) digitAs++;
+                }
+              });
+            }
+          }
+          tick(`behaviour (${info.label})`);
+        }
+        explainer.release();
+        const iou = (a: number[]) => (a[0] + a[1] + a[2] > 0 ? a[0] / (a[0] + a[1] + a[2]) : Number.NaN);
+        b.iouOnBias = iou(on);
+        b.iouOffBias = iou(off);
+        b.digitPixelsAsBias = digitPx > 0 ? digitAs / digitPx : Number.NaN;
+        b.backgroundPixelsAsBias = bgPx > 0 ? bgAs / bgPx : Number.NaN;
+        behaviour.push(b);
+      }
+      loaded.forEach((l) => l.counter.take());
+    }
+    phases['behavioural check'] = (performance.now() - t0) / 1000;
+
+    // Phase 1: bias detection, curves and cost.
+    t0 = performance.now();
     for (let mi = 0; mi < loaded.length; mi++) {
       const { explainer, counter, info } = loaded[mi];
       example.heatmaps[info.label] = {};
@@ -597,6 +681,7 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
         alphaPixels: o.alphaPixels,
         methods: o.methods,
         layers: layerNames,
+        checkTiles,
         steps: o.steps,
         randomOrders: o.randomOrders,
         seed: o.seed,
@@ -604,7 +689,7 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
         deletionBaseline: delBaseline,
         insertionBaseline: insBaseline,
       },
-      dataset: { name: 'texture-mnist (seg-grad-cam), held-out split, bias strength 1', seed: o.seed, size: H, biasDigit, biasClass, biasTexture, tileOffset: TILE_OFFSET, scanned },
+      dataset: { name: 'texture-mnist (seg-grad-cam), held-out split, bias strength 1', seed: o.seed, size: H, biasDigit, biasClass, biasTexture, tileOffset: TILE_OFFSET, scanned, checkOffset: CHECK_OFFSET },
       models: loaded.map((l) => l.info),
       layers,
       tiles,
@@ -612,6 +697,7 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
       random,
       cascade: { model: labels[0], steps: cascade.map((c) => ({ name: c.name, layers: c.layers })), ...(cascadeNote ? { note: cascadeNote } : {}) },
       alpha,
+      behaviour,
       example,
       machine: {
         cpus: cpus.length,

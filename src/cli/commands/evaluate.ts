@@ -28,6 +28,7 @@ export const EVAL_DEFAULTS = {
   sanityTiles: 4,
   alphaTiles: 3,
   alphaPixels: 24,
+  checkTiles: 2000,
   steps: 12,
   randomOrders: 2,
   seed: 0,
@@ -45,6 +46,7 @@ interface EvaluateFlags {
   sanityTiles: string;
   alphaTiles: string;
   alphaPixels: string;
+  checkTiles: string;
   methods?: string;
   layers?: string;
   steps: string;
@@ -90,7 +92,7 @@ export function canonicalCommand(o: EvaluationOptions, out: string, methodOption
     `--models ${q(o.models.join(','))}`,
     ...(o.labels ? [`--labels ${q(o.labels.join(','))}`] : []),
     `--tiles ${o.tiles} --curve-tiles ${o.curveTiles} --sanity-tiles ${o.sanityTiles}`,
-    `--alpha-tiles ${o.alphaTiles} --alpha-pixels ${o.alphaPixels}`,
+    `--alpha-tiles ${o.alphaTiles} --alpha-pixels ${o.alphaPixels} --check-tiles ${o.checkTiles ?? 0}`,
     `--methods ${q(o.methods.join(','))}`,
     ...(o.layers ? [`--layers ${q(o.layers.join(','))}`] : []),
     `--steps ${o.steps} --random-orders ${o.randomOrders} --seed ${o.seed}`,
@@ -124,6 +126,7 @@ Examples:
     .option('--sanity-tiles <n>', 'of those, tiles explained at every step of the cascading randomisation', String(d.sanityTiles))
     .option('--alpha-tiles <n>', 'α across locations: tiles', String(d.alphaTiles))
     .option('--alpha-pixels <n>', 'α across locations: pixels per tile', String(d.alphaPixels))
+    .option('--check-tiles <n>', 'behavioural check of the shortcut: held-out tiles scanned (0 = skip)', String(d.checkTiles))
     .option('--methods <list>', `methods (default: ${DEFAULT_METHODS.join(',')})`)
     .option('--layers <list>', "layers for the CAM methods (default: an early encoder layer, 'bottleneck', a decoder layer)")
     .option('--steps <n>', 'deletion/insertion steps', String(d.steps))
@@ -163,6 +166,7 @@ Examples:
           sanityTiles: integer(flags.sanityTiles, '--sanity-tiles', 0),
           alphaTiles: integer(flags.alphaTiles, '--alpha-tiles', 0),
           alphaPixels: integer(flags.alphaPixels, '--alpha-pixels', 0),
+          checkTiles: integer(flags.checkTiles, '--check-tiles', 0),
           methods,
           layers: list(flags.layers, '--layers'),
           steps: integer(flags.steps, '--steps', 1),
