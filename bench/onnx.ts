@@ -19,32 +19,20 @@ import { encodeModel } from '../src/onnx/proto.js';
 import { regionObjective } from '../src/target/objective.js';
 import { findTorch, runTorchReference, uniform } from '../scripts/onnx/reference.js';
 import { buildUnet } from '../scripts/onnx/unet.js';
+import { machineLine, median, timeRuns } from './timing.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 /** ONNX Runtime intra-op threads (ORT_THREADS; default: ONNX Runtime's choice, one per core). */
 const THREADS = process.env.ORT_THREADS ? Number(process.env.ORT_THREADS) : undefined;
 const SESSION = { graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const, ...(THREADS ? { intraOpNumThreads: THREADS } : {}) };
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-async function time(fn: () => Promise<unknown>, runs = RUNS): Promise<number> {
-  await fn();
-  await fn();
-  const out: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await fn();
-    out.push(performance.now() - t);
-  }
-  return median(out);
-}
+const time = async (fn: () => Promise<unknown>, runs = RUNS): Promise<number> => median(await timeRuns(fn, runs, 2));
 
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 
 async function main() {
   await tf.setBackend('cpu');
-  const cpus = os.cpus();
-  console.log(`machine: ${cpus[0]?.model ?? '?'} x${cpus.length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`node ${process.version}, onnxruntime-node ${ort.env.versions?.common ?? '?'}, intra-op threads ${THREADS ?? 'default'}, runs per median ${RUNS}`);
+  console.log(machineLine());
+  console.log(`onnxruntime-node ${ort.env.versions?.common ?? '?'}, intra-op threads ${THREADS ?? 'default'}, runs per median ${RUNS}`);
 
   const unet = buildUnet();
   const bytes = encodeModel(unet.model);
@@ -64,9 +52,10 @@ async function main() {
   const obj = boxObjective(0, 3);
   console.log(`model: U-Net ${H}x${W}, base ${unet.spec.base}, ${unet.params.reduce((s, p) => s + p.data.length, 0)} parameters; bottleneck '${bottleneck}' ${JSON.stringify(ad.layers().find((l) => l.name === bottleneck)?.outputShape)}`);
 
+  const dispose = (g: { activations: tf.Tensor; gradients: tf.Tensor }) => tf.dispose([g.activations, g.gradients]);
   // Compile everything once (sessions are cached per model and layer).
   const warm = await ad.forward(x);
-  tf.dispose(Object.values(await warm.gradient(bottleneck, obj)).filter((v) => typeof v !== 'number') as tf.Tensor[]);
+  dispose(await warm.gradient(bottleneck, obj));
   warm.dispose();
 
   const plain = await ort.InferenceSession.create(bytes, SESSION);
@@ -74,7 +63,6 @@ async function main() {
   const forward = await time(() => plain.run(feeds));
   const forwardCached = await time(async () => (await ad.forward(x)).dispose());
 
-  const dispose = (g: { activations: tf.Tensor; gradients: tf.Tensor }) => tf.dispose([g.activations, g.gradients]);
   // The same with a forward pass that caches only the bottleneck and what its backward reads.
   const lean = await OnnxModelAdapter.create(bytes, nodeRuntime, { sessionOptions: SESSION, cacheLayers: [bottleneck] });
   const warmLean = await lean.forward(x);

@@ -2,7 +2,6 @@
  * `npm run bench`: median forward and explain times for the bundled U-Net and for selfie,
  * with their ratio, measured in one run on this machine. Not a test: nothing is asserted.
  */
-import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { setupBackend, type BackendName } from '../src/backend/index.js';
 import { Explainer } from '../src/explain.js';
@@ -10,22 +9,12 @@ import { readImageFile } from '../src/io/files.js';
 import { loadModelFile } from '../src/model/load-node.js';
 import { imageToInput } from '../src/preprocess.js';
 import * as R from '../src/target/region.js';
+import { machineLine, median, timeRuns } from './timing.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 /** Explanations in the memory soak (BENCH_SOAK; 0 to skip). */
 const SOAK = Number(process.env.BENCH_SOAK ?? 1000);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-async function time(fn: () => Promise<void>): Promise<number[]> {
-  await fn(); // warm-up: kernels compile, caches fill
-  const out: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t = performance.now();
-    await fn();
-    out.push(performance.now() - t);
-  }
-  return out;
-}
+const time = (fn: () => Promise<void>): Promise<number[]> => timeRuns(fn, RUNS);
 
 interface Case {
   name: string;
@@ -99,7 +88,7 @@ async function bench(backend: BackendName) {
   for (const row of soakRows) console.log(`\nmemory: ${row}`);
 }
 
-console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; tfjs ${tf.version.tfjs}; ${RUNS} runs after one warm-up`);
+console.log(`${machineLine()}; tfjs ${tf.version.tfjs}; ${RUNS} runs after one warm-up`);
 const backends = (process.env.BENCH_BACKENDS ?? 'wasm,cpu').split(',') as BackendName[];
 tf.enableProdMode();
 for (const b of backends) await bench(b);

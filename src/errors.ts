@@ -22,7 +22,3 @@ export type ErrorCode =
   | 'region'
   | 'shape'
   | 'usage';
-
-export function usageError(code: ErrorCode, message: string): SegGradCamError {
-  return new SegGradCamError(message, code);
-}

@@ -3,6 +3,7 @@ import { SegGradCamError } from './errors.js';
 import type { RgbaImage } from './image.js';
 import { INPUT_LAYER, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective } from './model/adapter.js';
 import { findBottleneck } from './model/bottleneck.js';
+import { unknownLayer } from './model/layers-adapter.js';
 import { createMethod, isModelMethod, runMethod, type CamMethod, type Method, type MethodOptions } from './methods/index.js';
 import { augmentations, flipObjective, type Augmentation, type AugmentOptions } from './postprocess/augment.js';
 import { camToHeatmap, normalizeInPlace } from './postprocess/heatmap.js';
@@ -118,53 +119,28 @@ export class Explainer {
   }
 
   async explain(image: RgbaImage, request: ExplainRequest): Promise<Explanation> {
-    const method = typeof request.method === 'object' ? request.method : createMethod(request.method ?? 'seg-grad-cam', request.methodOptions);
+    const method = methodOf(request);
     const layers = this.layersFor(method, request);
     const variants = augmentations(request.augment);
     const { pass, prediction } = await this.forward(image);
-    const out = this.adapter.output;
-    const ctxBase = { imageWidth: image.width, imageHeight: image.height, outWidth: out.width, outHeight: out.height, labels: prediction.labels };
-    const classIndex = this.resolveClass(request, ctxBase);
-    const regionMask = regionToMask(request.region, { ...ctxBase, classIndex });
-    const score = request.score ?? 'logits';
-    const objective = regionObjective(out, classIndex, regionMask, score);
+    const target = this.targetOf(request, image, prediction);
 
-    const { cams, weights, scoreValue } = await this.averagedCams(pass, method, layers, objective, variants);
-    let camData: Float32Array;
-    let camWidth: number;
-    let camHeight: number;
-    let map: { heatmap: Float32Array; max: number; empty: boolean };
+    const { cams, weights, scoreValue } = await this.averagedCams(pass, method, layers, target.objective, variants);
+    let maps: CamMaps;
     try {
-      if (cams.length === 1) {
-        [camHeight, camWidth] = cams[0].shape;
-        camData = cams[0].dataSync().slice() as Float32Array;
-        map = camToHeatmap(cams[0], image.width, image.height);
-      } else {
-        // The mean of the layers' [0, 1] heatmaps; it becomes the "cam" (at image size).
-        const mean = new Float32Array(image.width * image.height);
-        for (const cam of cams) {
-          const h = camToHeatmap(cam, image.width, image.height).heatmap;
-          for (let i = 0; i < mean.length; i++) mean[i] += h[i] / cams.length;
-        }
-        camData = mean.slice();
-        [camWidth, camHeight] = [image.width, image.height];
-        map = normalizeInPlace(mean);
-      }
+      maps = cams.length === 1 ? camMaps(cams[0], image) : meanOfHeatmaps(cams, image);
     } finally {
       tf.dispose(cams);
     }
-    const weightData = weights ? (weights.dataSync().slice() as Float32Array) : null;
-    weights?.dispose();
+    const weightData = takeData(weights);
     let field: Uint8Array | undefined;
     if (request.truncate) {
-      field = await receptiveField(pass, objective, image);
-      const { max, empty } = normalizeInPlace(truncateHeatmap(map.heatmap, field));
-      map = { heatmap: map.heatmap, max: map.max * max, empty };
+      field = await receptiveField(pass, target.objective, image);
+      const { max, empty } = normalizeInPlace(truncateHeatmap(maps.heatmap, field));
+      maps = { ...maps, max: maps.max * max, empty };
     }
     return {
-      ...this.describe({ layer: layers[0], method, classIndex, score, scoreValue, regionMask, prediction }),
-      ...{ cam: camData, camWidth, camHeight, weights: weightData },
-      ...{ heatmap: map.heatmap, width: image.width, height: image.height, empty: map.empty, camMax: map.max },
+      ...this.result(image, { layer: layers[0], method, ...target, scoreValue, prediction }, maps, weightData),
       ...(layers.length > 1 ? { layers } : {}),
       augmentations: variants.length,
       ...(field ? { receptiveField: field } : {}),
@@ -179,54 +155,64 @@ export class Explainer {
   async explainMany(image: RgbaImage, requests: ExplainRequest[]): Promise<Explanation[]> {
     const results: Explanation[] = new Array(requests.length);
     const { pass, prediction } = await this.forward(image);
-    const out = this.adapter.output;
-    const ctxBase = { imageWidth: image.width, imageHeight: image.height, outWidth: out.width, outHeight: out.height, labels: prediction.labels };
-    const groups = new Map<string, Array<{ index: number; method: CamMethod; layer: LayerInfo; classIndex: number; regionMask: Uint8Array; objective: Objective; score: ScoreKind }>>();
+    const groups = new Map<string, Array<{ index: number; method: CamMethod; layer: LayerInfo } & Target>>();
     for (const [index, r] of requests.entries()) {
-      const method = typeof r.method === 'object' ? r.method : createMethod(r.method ?? 'seg-grad-cam', r.methodOptions);
+      const method = methodOf(r);
       const single = !r.augment && !r.truncate && !(r.layers && r.layers.length > 1);
       if (isModelMethod(method) || !method.usesGradients || !single || !pass.gradientBatch) {
-        results[index] = await this.explain(image, r);
+        results[index] = await this.explain(image, { ...r, method });
         continue;
       }
       const layer = this.resolveLayer(r.layers?.[0] ?? r.layer);
-      const classIndex = this.resolveClass(r, ctxBase);
-      const regionMask = regionToMask(r.region, { ...ctxBase, classIndex });
-      const score = r.score ?? 'logits';
+      const target = this.targetOf(r, image, prediction);
       const key = `${layer.name}\u0000${method.name}\u0000${JSON.stringify(r.methodOptions ?? {})}`;
       const group = groups.get(key) ?? [];
-      group.push({ index, method, layer, classIndex, regionMask, objective: regionObjective(out, classIndex, regionMask, score), score });
+      group.push({ index, method, layer, ...target });
       groups.set(key, group);
     }
     for (const group of groups.values()) {
       const grads = await (pass.gradientBatch as NonNullable<ForwardPass['gradientBatch']>)(group[0].layer.name, group.map((g) => g.objective));
-      for (const [k, g] of group.entries()) {
-        const { activations, gradients, score: scoreValue } = grads[k];
-        try {
+      try {
+        for (const [k, g] of group.entries()) {
+          const { activations, gradients, score: scoreValue } = grads[k];
           const { cam, weights } = g.method.compute(activations, gradients);
-          const [camHeight, camWidth] = cam.shape;
-          const camData = cam.dataSync().slice() as Float32Array;
-          const map = camToHeatmap(cam, image.width, image.height);
-          const weightData = weights ? (weights.dataSync().slice() as Float32Array) : null;
-          tf.dispose([cam, weights ?? []]);
-          results[g.index] = {
-            ...this.describe({ ...g, method: g.method, scoreValue, prediction }),
-            ...{ cam: camData, camWidth, camHeight, weights: weightData },
-            ...{ heatmap: map.heatmap, width: image.width, height: image.height, empty: map.empty, camMax: map.max },
-            augmentations: 1,
-          };
-        } finally {
-          tf.dispose([activations, gradients]);
+          try {
+            results[g.index] = { ...this.result(image, { ...g, scoreValue, prediction }, camMaps(cam, image), takeData(weights)), augmentations: 1 };
+          } finally {
+            tf.dispose([cam, weights ?? [], activations, gradients]);
+          }
         }
+      } finally {
+        // What is left after an error (disposing twice is a no-op).
+        for (const g of grads) tf.dispose([g.activations, g.gradients]);
       }
     }
     return results;
   }
 
-  /** The parts of an explanation that say what was explained. */
-  private describe(p: { layer: LayerInfo; method: Method; classIndex: number; score: ScoreKind; scoreValue: number; regionMask: Uint8Array; prediction: Prediction }) {
-    const { layer, classIndex, score, scoreValue, regionMask, prediction } = p;
-    return { layer, method: p.method.name, classIndex, className: this.options.classNames?.[classIndex], score, scoreValue, regionMask, prediction };
+  /** The class, the region M and the objective S of a request on the image's prediction. */
+  private targetOf(request: ExplainRequest, image: RgbaImage, prediction: Prediction): Target {
+    const out = this.adapter.output;
+    const grid = { imageWidth: image.width, imageHeight: image.height, outWidth: out.width, outHeight: out.height, labels: prediction.labels };
+    const classIndex = this.resolveClass(request, grid);
+    const regionMask = regionToMask(request.region, { ...grid, classIndex });
+    const score = request.score ?? 'logits';
+    return { classIndex, regionMask, score, objective: regionObjective(out, classIndex, regionMask, score) };
+  }
+
+  /** An explanation's fields, in one order for `explain` and `explainMany`: what was explained, then the maps. */
+  private result(
+    image: RgbaImage,
+    what: { layer: LayerInfo; method: Method; classIndex: number; score: ScoreKind; scoreValue: number; regionMask: Uint8Array; prediction: Prediction },
+    maps: CamMaps,
+    weights: Float32Array | null,
+  ) {
+    const { layer, classIndex, score, scoreValue, regionMask, prediction } = what;
+    return {
+      ...{ layer, method: what.method.name, classIndex, className: this.options.classNames?.[classIndex], score, scoreValue, regionMask, prediction },
+      ...{ cam: maps.cam, camWidth: maps.camWidth, camHeight: maps.camHeight, weights },
+      ...{ heatmap: maps.heatmap, width: image.width, height: image.height, empty: maps.empty, camMax: maps.max },
+    };
   }
 
   /** Runs the method per layer and augmentation; the raw maps of the augmentations are averaged (flips undone). */
@@ -239,6 +225,8 @@ export class Explainer {
   ): Promise<{ cams: tf.Tensor2D[]; weights: tf.Tensor1D | null; scoreValue: number }> {
     const inputRange = this.options.inputRange ?? [0, 1];
     const sums: Array<tf.Tensor2D | null> = layers.map(() => null);
+    // Channel weights only mean something for one map of one layer.
+    const keepWeights = variants.length === 1 && layers.length === 1;
     let weights: tf.Tensor1D | null = null;
     let scoreValue = Number.NaN;
     try {
@@ -267,7 +255,7 @@ export class Explainer {
             sums[i] = prev ? (tf.add(prev, cam) as tf.Tensor2D) : cam;
             if (prev) tf.dispose([prev, cam]);
             if (v.identity && i === 0) scoreValue = r.score;
-            if (v.identity && variants.length === 1 && layers.length === 1) weights = r.weights;
+            if (keepWeights) weights = r.weights;
             else r.weights?.dispose();
           }
         } finally {
@@ -275,6 +263,7 @@ export class Explainer {
         }
       }
       const cams = sums.map((s) => {
+        if (variants.length === 1) return s as tf.Tensor2D;
         const mean = tf.div(s as tf.Tensor2D, variants.length) as tf.Tensor2D;
         s?.dispose();
         return mean;
@@ -321,11 +310,7 @@ export class Explainer {
     const layers = this.adapter.layers();
     const wanted = name == null || name === 'bottleneck' ? this.bottleneck : name;
     const found = layers.find((l) => l.name === wanted);
-    if (!found) {
-      const shown = layers.map((l) => l.name);
-      const list = shown.length > 40 ? [...shown.slice(0, 40), `… (${shown.length - 40} more)`] : shown;
-      throw new SegGradCamError(`unknown layer '${wanted}'; valid layers: bottleneck, input, ${list.join(', ')}`, 'layer');
-    }
+    if (!found) throw unknownLayer(wanted, layers, ['bottleneck', INPUT_LAYER]);
     return found;
   }
 
@@ -359,13 +344,7 @@ export class Explainer {
       }
     }
     // The class predicted most often inside M (M does not depend on the class for these forms).
-    let m: Uint8Array;
-    try {
-      m = regionToMask(r, { ...ctx, classIndex: 0 });
-    } catch (err) {
-      if (err instanceof SegGradCamError) throw err;
-      throw err;
-    }
+    const m = regionToMask(r, { ...ctx, classIndex: 0 });
     const counts = new Map<number, number>();
     for (let i = 0; i < m.length; i++) if (m[i]) counts.set(ctx.labels[i], (counts.get(ctx.labels[i]) ?? 0) + 1);
     let best = 0;
@@ -396,5 +375,50 @@ export class Explainer {
   }
 }
 
-/** For tests and tools: the number of live tensors, to check that nothing leaks. */
-export const liveTensors = (): number => tf.memory().numTensors;
+/** The class, region and objective a request explains. */
+interface Target {
+  classIndex: number;
+  regionMask: Uint8Array;
+  score: ScoreKind;
+  objective: Objective;
+}
+
+/** A CAM as data, and its heatmap on the image. */
+interface CamMaps {
+  cam: Float32Array;
+  camWidth: number;
+  camHeight: number;
+  /** camToHeatmap's result: the heatmap in [0, 1], the CAM's maximum, and whether it was all zero. */
+  heatmap: Float32Array;
+  max: number;
+  empty: boolean;
+}
+
+function methodOf(request: ExplainRequest): Method {
+  return typeof request.method === 'object' ? request.method : createMethod(request.method ?? 'seg-grad-cam', request.methodOptions);
+}
+
+/** A raw CAM and its heatmap on the image. */
+function camMaps(cam: tf.Tensor2D, image: RgbaImage): CamMaps {
+  const [camHeight, camWidth] = cam.shape;
+  return { cam: cam.dataSync().slice() as Float32Array, camWidth, camHeight, ...camToHeatmap(cam, image.width, image.height) };
+}
+
+/** Several layers: the mean of their [0, 1] heatmaps, which becomes the "cam" (at the image's size). */
+function meanOfHeatmaps(cams: tf.Tensor2D[], image: RgbaImage): CamMaps {
+  const mean = new Float32Array(image.width * image.height);
+  for (const cam of cams) {
+    const h = camToHeatmap(cam, image.width, image.height).heatmap;
+    for (let i = 0; i < mean.length; i++) mean[i] += h[i] / cams.length;
+  }
+  // The copy is taken before normalizeInPlace scales `mean` (which becomes the heatmap).
+  return { cam: mean.slice(), camWidth: image.width, camHeight: image.height, ...normalizeInPlace(mean) };
+}
+
+/** A tensor's values (a copy), the tensor freed; null stays null. */
+function takeData(t: tf.Tensor | null): Float32Array | null {
+  if (!t) return null;
+  const data = t.dataSync().slice() as Float32Array;
+  t.dispose();
+  return data;
+}

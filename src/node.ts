@@ -12,5 +12,6 @@ export { readLabelsFile } from './cli/labels.js';
 export async function loadExplainer(path: string, options: ExplainerOptions & LoadOptions = {}): Promise<Explainer> {
   const artifacts = await readModelArtifacts(path);
   const adapter = await adapterFromArtifacts(artifacts, options);
-  return new Explainer(adapter, { classNames: classNamesFromMetadata(artifacts.userDefinedMetadata), ...options });
+  const classNames = options.classNames ?? classNamesFromMetadata(artifacts.userDefinedMetadata);
+  return new Explainer(adapter, { ...options, classNames });
 }

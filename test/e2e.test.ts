@@ -13,7 +13,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { openExplainer, openImage } from '../src/cli/session.js';
 import { encodePng } from '../src/io/codec.js';
 import type { Catalog } from '../web/bundled.js';
-import { buildWeb, canvasDigest, canvasGeometry, chromiumMissing, clickPixel, dragPixels, hookValue, lastHeatmap, launchBrowser, nextAnswer, waitReady } from '../web/e2e-harness.js';
+import { buildWeb, canvasDigest, canvasGeometry, chromiumMissing, clickPixel, dragPixels, hookValue, lastHeatmap, launchBrowser, nextAnswer, readCatalog, waitReady } from '../web/e2e-harness.js';
 import { serve } from '../web/serve.js';
 import { saveModel } from './helpers/save-model.js';
 import { maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
@@ -77,7 +77,7 @@ describe('the explorer in headless Chromium', { skip }, () => {
   before(async () => {
     extra = mkdtempSync(join(tmpdir(), 'seg-grad-cam-e2e-'));
     await Promise.all([buildWeb(), writeTestModels(extra)]);
-    catalog = JSON.parse(readFileSync('web/dist/catalog.json', 'utf8')) as Catalog;
+    catalog = readCatalog();
     server = await serve({ mounts: { '/extra/': extra } });
     browser = await launchBrowser();
     // One context: the backend timed on the first page is remembered for the next ones.

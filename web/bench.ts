@@ -4,11 +4,9 @@
  *
  *   node --import tsx web/bench.ts [--clicks 6] [--backends auto,webgl] [--no-build]
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Catalog } from './bundled.js';
-import { buildWeb, canvasGeometry, chromiumMissing, clickPixel, hookValue, launchBrowser, nextAnswer, waitReady, webDir } from './e2e-harness.js';
-import { serve } from './serve.js';
+import { canvasGeometry, clickPixel, hookValue, nextAnswer, startExplorer, waitReady } from './e2e-harness.js';
+import { machineLine, median } from '../bench/timing.js';
+import { probeText, type BackendReport } from './src/protocol.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
@@ -18,16 +16,8 @@ const opt = (name: string, fallback: string) => {
 const clicks = Number(opt('clicks', '6'));
 const backends = opt('backends', 'auto').split(',');
 
-const missing = chromiumMissing();
-if (missing) {
-  process.stderr.write(`${missing}\n`);
-  process.exit(2);
-}
-if (!args.includes('--no-build')) await buildWeb();
-const catalog = JSON.parse(readFileSync(join(webDir, 'dist', 'catalog.json'), 'utf8')) as Catalog;
-const server = await serve();
-const browser = await launchBrowser();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const { catalog, url, browser, close } = await startExplorer(args);
+process.stdout.write(`${machineLine()}; headless Chromium\n`);
 
 try {
   for (const backend of backends) {
@@ -36,10 +26,10 @@ try {
       const page = await context.newPage();
       const q = new URLSearchParams({ model: model.id, image: model.samples[0], ...(backend !== 'auto' ? { backend } : {}) });
       const t0 = Date.now();
-      await page.goto(`${server.url}?${q}`);
+      await page.goto(`${url}?${q}`);
       await waitReady(page, 300_000);
       const ready = Date.now() - t0;
-      const report = await hookValue<{ backend: string; probes: Array<{ name: string; ms?: number; note?: string }> }>(page, 'h.backend');
+      const report = await hookValue<BackendReport>(page, 'h.backend');
       const forward = await page.textContent('#timing');
       const { width, height } = await canvasGeometry(page, '#view-image');
       for (let i = 0; i < clicks; i++) {
@@ -51,7 +41,7 @@ try {
       }
       const t = await hookValue<Array<{ ms: number; wallMs: number; layer: string }>>(page, 'h.timings');
       const later = t.slice(1);
-      const probes = report.probes.map((p) => (p.ms !== undefined ? `${p.name} ${p.ms.toFixed(0)} ms${p.note ? ` (${p.note})` : ''}` : `${p.name}: ${p.note}`)).join('; ');
+      const probes = report.probes.map((p) => probeText(p, 0)).join('; ');
       process.stdout.write(
         `${model.id} [${backend}] backend=${report.backend}${probes ? ` (probe: ${probes})` : ''}\n` +
           `  page ready (backend, model, image, forward) ${ready} ms; ${forward}\n` +
@@ -63,6 +53,5 @@ try {
     }
   }
 } finally {
-  await browser.close();
-  await server.close();
+  await close();
 }

@@ -3,9 +3,12 @@
  * 127.0.0.1, and drive Debian's chromium with playwright-core (headless, no sandbox, and flags
  * that keep it from trying the network, which is closed here).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import type { Catalog } from './bundled.js';
+import { serve } from './serve.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -36,6 +39,37 @@ export async function buildWeb(): Promise<void> {
 export async function launchBrowser(): Promise<Browser> {
   const { chromium } = await import('playwright-core');
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+/** The bundled models and samples of the last build (web/dist/catalog.json). */
+export function readCatalog(): Catalog {
+  return JSON.parse(readFileSync(join(webDir, 'dist', 'catalog.json'), 'utf8')) as Catalog;
+}
+
+/**
+ * What the scripts (web/bench.ts, web/screenshot.ts) start with: chromium (else a message and
+ * exit code 2), a fresh build unless `--no-build` is among `args`, the catalog, the served app
+ * and the browser. `close` stops the last two.
+ */
+export async function startExplorer(args: string[]): Promise<{ catalog: Catalog; url: string; browser: Browser; close(): Promise<void> }> {
+  const missing = chromiumMissing();
+  if (missing) {
+    process.stderr.write(`${missing}\n`);
+    process.exit(2);
+  }
+  if (!args.includes('--no-build')) await buildWeb();
+  const catalog = readCatalog();
+  const server = await serve();
+  const browser = await launchBrowser();
+  return {
+    catalog,
+    url: server.url,
+    browser,
+    close: async () => {
+      await browser.close();
+      await server.close();
+    },
+  };
 }
 
 /** The page's test hook (window.__segGradCam), typed loosely for page.evaluate. */

@@ -4,11 +4,8 @@
  *
  *   node --import tsx web/screenshot.ts [out.png] [--model id] [--layer name] [--no-build]
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Catalog } from './bundled.js';
-import { buildWeb, canvasGeometry, chromiumMissing, clickPixel, hookValue, launchBrowser, nextAnswer, waitReady, webDir } from './e2e-harness.js';
-import { serve } from './serve.js';
+import { canvasGeometry, clickPixel, hookValue, nextAnswer, startExplorer, waitReady, webDir } from './e2e-harness.js';
 
 const args = process.argv.slice(2);
 const out = args.find((a) => !a.startsWith('--') && !['--model', '--layer'].includes(args[args.indexOf(a) - 1])) ?? join(webDir, '..', 'docs', 'images', 'explorer.png');
@@ -26,26 +23,16 @@ const SCENES: Record<string, { a: [number, number]; className: string; layer?: s
   selfie: { a: [0.12, 0.1], className: 'person' },
 };
 
-const missing = chromiumMissing();
-if (missing) {
-  process.stderr.write(`${missing}\n`);
-  process.exit(2);
-}
-if (!args.includes('--no-build')) await buildWeb();
-const catalog = JSON.parse(readFileSync(join(webDir, 'dist', 'catalog.json'), 'utf8')) as Catalog;
-const model = catalog.models.find((m) => m.id === (modelArg ?? catalog.models[0]?.id));
-if (!model) throw new Error(`no such bundled model: ${modelArg}`);
-const scene = SCENES[model.id] ?? { a: [0.1, 0.1], className: '1' };
-const layer = layerArg ?? scene.layer;
-const server = await serve();
-const browser = await launchBrowser();
+const { catalog, url, browser, close } = await startExplorer(args);
 try {
+  const model = catalog.models.find((m) => m.id === (modelArg ?? catalog.models[0]?.id));
+  if (!model) throw new Error(`no such bundled model: ${modelArg}`);
+  const scene = SCENES[model.id] ?? { a: [0.1, 0.1], className: '1' };
+  const layer = layerArg ?? scene.layer;
   const page = await browser.newPage({ viewport: { width: 1440, height: 1120 }, deviceScaleFactor: 1 });
-  const { width, height } = await (async () => {
-    await page.goto(`${server.url}?${new URLSearchParams({ model: model.id, image: model.samples[0], ...(layer ? { layer } : {}) })}`);
-    await waitReady(page, 300_000);
-    return canvasGeometry(page, '#view-image');
-  })();
+  await page.goto(`${url}?${new URLSearchParams({ model: model.id, image: model.samples[0], ...(layer ? { layer } : {}) })}`);
+  await waitReady(page, 300_000);
+  const { width, height } = await canvasGeometry(page, '#view-image');
   // α_A: a background pixel.
   await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * scene.a[0]), Math.floor(height * scene.a[1])));
   await page.click('#pin-a');
@@ -68,6 +55,5 @@ try {
   await page.screenshot({ path: out, fullPage: true });
   process.stdout.write(`wrote ${out} (${model.id}; ${await hookValue<string>(page, 'h.backend.backend')})\n`);
 } finally {
-  await browser.close();
-  await server.close();
+  await close();
 }

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from torch_reference import Block  # the U-Net's conv block, shared with the PyTorch reference (same directory)
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'fixtures', 'onnx')
 IN = (1, 3, 8, 10)
 
@@ -39,15 +41,7 @@ def conv(cin=3, cout=4, k=3, s=1, p=1, **kw):
 
 
 def unet(base=4, levels=4, classes=8, cin=3):
-    class Block(nn.Module):
-        def __init__(self, a, b):
-            super().__init__()
-            self.conv1 = nn.Conv2d(a, b, 3, padding=1)
-            self.conv2 = nn.Conv2d(b, b, 3, padding=1)
-
-        def forward(self, x):
-            return F.relu(self.conv2(F.relu(self.conv1(x))))
-
+    # Modules in lists (not torch_reference.UNet's named ones): the committed fixture's node names and weights come from this layout.
     class UNet(nn.Module):
         def __init__(self):
             super().__init__()

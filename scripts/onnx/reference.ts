@@ -67,18 +67,18 @@ export function tailModel(an: GraphAnalysis, layer: string, logits: string): { m
   };
   for (const n of nodes) for (const i of n.input) visit(i);
   const all = an.nodes.filter((n) => kept.has(n));
-  const inputs = [layer, ...crossing];
+  const inputs = [layer, ...crossing]; // the layer is downstream, so never crossing
   const model: ModelProto = {
     ...an.model,
     graph: {
       ...an.model.graph,
       node: all,
-      input: [...new Set(inputs)].map((t) => valueInfo(t, an.dataType(t) ?? DataType.FLOAT, an.shape(t))),
+      input: inputs.map((t) => valueInfo(t, an.dataType(t) ?? DataType.FLOAT, an.shape(t))),
       output: [valueInfo(logits, DataType.FLOAT, an.shape(logits))],
       valueInfo: [],
     },
   };
-  return { model, inputs: [...new Set(inputs)] };
+  return { model, inputs };
 }
 
 /** A plain ONNX Runtime session on a model (all optimisations, 1 thread for reproducibility). */
@@ -94,9 +94,12 @@ export async function tensorsAt(an: GraphAnalysis, input: Float32Array, names: s
   if (inner.length === 0) return out;
   const model: ModelProto = { ...an.model, graph: { ...an.model.graph, output: inner.map((n) => valueInfo(n, an.dataType(n) ?? DataType.FLOAT, an.shape(n))), valueInfo: [] } };
   const s = await session(model);
-  const res = await s.run({ [an.inputName]: new ort.Tensor('float32', input, an.shape(an.inputName)) });
-  await s.release();
-  for (const n of inner) out.set(n, res[n].data as Float32Array);
+  try {
+    const res = await s.run({ [an.inputName]: new ort.Tensor('float32', input, an.shape(an.inputName)) });
+    for (const n of inner) out.set(n, res[n].data as Float32Array);
+  } finally {
+    await s.release();
+  }
   return out;
 }
 
@@ -118,29 +121,32 @@ export async function finiteDifferences(
   const names = tail ? tail.inputs : [an.inputName];
   const values = isInput ? new Map([[an.inputName, input]]) : await tensorsAt(an, input, names);
   const model: ModelProto = tail ? tail.model : { ...an.model, graph: { ...an.model.graph, output: [valueInfo(logits, DataType.FLOAT, an.shape(logits))], valueInfo: [] } };
-  const s = await session(model);
   const base = values.get(layer) as Float32Array;
   const feeds: Record<string, ort.Tensor> = {};
   for (const n of names) feeds[n] = new ort.Tensor('float32', values.get(n) as Float32Array, an.shape(n));
+  const s = await session(model);
   const run = async (x: Float32Array) => {
     feeds[layer] = new ort.Tensor('float32', x, an.shape(layer));
     return (await s.run(feeds))[logits].data as Float32Array;
   };
   const out = new Float64Array(indices.length);
-  for (let k = 0; k < indices.length; k++) {
-    const i = indices[k];
-    const plus = Float32Array.from(base);
-    const minus = Float32Array.from(base);
-    plus[i] += eps;
-    minus[i] -= eps;
-    const h = (plus[i] - minus[i]) / 2; // the step float32 actually took
-    const yp = await run(plus);
-    const ym = await run(minus);
-    let acc = 0;
-    for (let j = 0; j < yp.length; j++) if (cotangent[j] !== 0) acc += cotangent[j] * (yp[j] - ym[j]);
-    out[k] = acc / (2 * h);
+  try {
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k];
+      const plus = Float32Array.from(base);
+      const minus = Float32Array.from(base);
+      plus[i] += eps;
+      minus[i] -= eps;
+      const h = (plus[i] - minus[i]) / 2; // the step float32 actually took
+      const yp = await run(plus);
+      const ym = await run(minus);
+      let acc = 0;
+      for (let j = 0; j < yp.length; j++) if (cotangent[j] !== 0) acc += cotangent[j] * (yp[j] - ym[j]);
+      out[k] = acc / (2 * h);
+    }
+  } finally {
+    await s.release();
   }
-  await s.release();
   return out;
 }
 

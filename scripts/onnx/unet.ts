@@ -10,6 +10,7 @@
  */
 import { GraphBuilder, emptyModel, valueInfo } from '../../src/onnx/builder.js';
 import { DataType, type ModelProto } from '../../src/onnx/proto.js';
+import { floatTensor } from '../../src/onnx/tensor.js';
 
 export interface UnetSpec {
   height: number;
@@ -31,16 +32,9 @@ export interface Param {
   data: Float32Array;
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The project's seeded generator (the same mulberry32 stream), re-exported for the scripts that used this copy.
+import { mulberry32 } from '../../src/data/prng.js';
+export { mulberry32 };
 
 export function buildUnet(partial: Partial<UnetSpec> = {}): { model: ModelProto; params: Param[]; spec: UnetSpec } {
   const spec = { ...BENCH_UNET, ...partial };
@@ -52,7 +46,7 @@ export function buildUnet(partial: Partial<UnetSpec> = {}): { model: ModelProto;
   const params: Param[] = [];
   const param = (name: string, dims: number[], data: Float32Array) => {
     params.push({ name, dims, data });
-    return b.initializer({ name, dims, dataType: DataType.FLOAT, rawData: new Uint8Array(data.buffer) });
+    return b.initializer(floatTensor(name, dims, data));
   };
 
   g.input.push(valueInfo(b.claim('input'), DataType.FLOAT, [1, spec.inChannels, spec.height, spec.width]));
@@ -92,9 +86,9 @@ export function buildUnet(partial: Partial<UnetSpec> = {}): { model: ModelProto;
     x = block(cat, `dec${l + 1}`, 2 * c, c);
     cin = c;
   }
-  const logits = conv(x, 'head', cin, spec.classes, 1);
+  conv(x, 'head', cin, spec.classes, 1);
   g.node[g.node.length - 1].output[0] = 'logits';
-  g.output.push(valueInfo(logits === 'logits' ? logits : 'logits', DataType.FLOAT, [1, spec.classes, spec.height, spec.width]));
+  g.output.push(valueInfo('logits', DataType.FLOAT, [1, spec.classes, spec.height, spec.width]));
   return { model, params, spec };
 }
 

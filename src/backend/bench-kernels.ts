@@ -64,6 +64,25 @@ function median(v: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
+/** Runs `step` warmup + reps times; summarises wall and CPU seconds of the last `reps` runs. */
+async function timeSteps(reps: number, warmup: number, step: () => unknown): Promise<string> {
+  const times: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < warmup + reps; i++) {
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    await step();
+    const dt = (performance.now() - t0) / 1000;
+    const dc = process.cpuUsage(c0);
+    if (i >= warmup) {
+      times.push(dt);
+      cpu.push((dc.user + dc.system) / 1e6);
+    }
+  }
+  return `median ${median(times).toFixed(3)} s wall, ${median(cpu).toFixed(3)} s CPU, ` +
+    `over ${reps} [${times.map((t) => t.toFixed(3)).join(' ')}]`;
+}
+
 async function benchTrain(reps: number, depth: number, base: number, bn: boolean): Promise<void> {
   const B = 8;
   const H = 64;
@@ -77,28 +96,13 @@ async function benchTrain(reps: number, depth: number, base: number, bn: boolean
       const logits = model.apply(x, { training: true }) as tf.Tensor;
       return tf.losses.softmaxCrossEntropy(labels, logits);
     }, true);
-    const v = cost!.dataSync()[0];
+    const loss = cost!.dataSync()[0];
     cost!.dispose();
-    return v;
-  };
-  const times: number[] = [];
-  const cpu: number[] = [];
-  for (let i = 0; i < reps + 2; i++) {
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
-    const loss = step();
-    const dt = (performance.now() - t0) / 1000;
-    const dc = process.cpuUsage(c0);
-    if (i >= 2) {
-      times.push(dt);
-      cpu.push((dc.user + dc.system) / 1e6);
-    }
     if (!Number.isFinite(loss)) throw new Error('loss is not finite');
-  }
+  };
+  const timing = await timeSteps(reps, 2, step);
   console.log(`train step (Adam, batch 8, 64x64x3, U-Net depth ${depth} base ${base}${bn ? ', BN' : ''}, 11 classes; ` +
-    `${model.countParams()} params): median ${median(times).toFixed(3)} s wall, ` +
-    `${median(cpu).toFixed(3)} s CPU, over ${reps} [${times.map((t) => t.toFixed(3)).join(' ')}]; ` +
-    `tensors ${tf.memory().numTensors}`);
+    `${model.countParams()} params): ${timing}; tensors ${tf.memory().numTensors}`);
   tf.dispose([x, labels]);
   model.dispose();
   opt.dispose();
@@ -145,11 +149,7 @@ async function benchCam(reps: number): Promise<void> {
   const probe = tf.model({ inputs: model.inputs, outputs: names.map((n) => model.getLayer(n).output as SymT) });
   const mask = tf.tidy(() => tf.oneHot(tf.fill([1, 128, 256], 3, 'int32'), 11).mul(
     tf.randomUniform([1, 128, 256, 1]).greater(0.5).cast('float32')));
-  const times: number[] = [];
-  const cpu: number[] = [];
-  for (let i = 0; i < reps + 1; i++) {
-    const t0 = performance.now();
-    const c0 = process.cpuUsage();
+  const timing = await timeSteps(reps, 1, async () => {
     const g = tf.tidy(() => {
       const outs = probe.predict(x) as tf.Tensor[];
       const cache = new Map(names.map((n, j) => [n, outs[j]] as [string, tf.Tensor]));
@@ -159,16 +159,9 @@ async function benchCam(reps: number): Promise<void> {
     });
     await g.data();
     g.dispose();
-    const dt = (performance.now() - t0) / 1000;
-    const dc = process.cpuUsage(c0);
-    if (i >= 1) {
-      times.push(dt);
-      cpu.push((dc.user + dc.system) / 1e6);
-    }
-  }
+  });
   console.log(`CAM gradient at the bottleneck (128x256, depth 4 base 16, forward + backward; ` +
-    `${model.countParams()} params): median ${median(times).toFixed(3)} s wall, ${median(cpu).toFixed(3)} s CPU, ` +
-    `over ${reps} [${times.map((t) => t.toFixed(3)).join(' ')}]`);
+    `${model.countParams()} params): ${timing}`);
   tf.dispose([x, mask]);
   model.dispose();
 }

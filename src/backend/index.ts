@@ -6,18 +6,18 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { maxPoolGradWasmConfig } from './kernels/max-pool-grad.js';
-import { conv2dBackpropFilterWasmConfig } from './kernels/conv2d-backprop-filter.js';
-import { conv2dBackpropInputWasmConfig } from './kernels/conv2d-backprop-input.js';
-import { tileWasmConfig } from './kernels/tile.js';
-import { concatWasmConfig, sliceWasmConfig, splitVWasmConfig } from './kernels/slice-concat.js';
-import { depthwiseBackpropFilterWasmConfig, depthwiseBackpropInputWasmConfig } from './kernels/depthwise.js';
-import { resizeBilinearGradCpuConfig, resizeBilinearGradWasmConfig } from './kernels/resize-bilinear-grad.js';
-import { avgPoolGradCpuConfig, avgPoolGradWasmConfig } from './kernels/avg-pool-grad.js';
+import { maxPoolGradConfigs } from './kernels/max-pool-grad.js';
+import { conv2dBackpropFilterConfigs } from './kernels/conv2d-backprop-filter.js';
+import { conv2dBackpropInputConfigs } from './kernels/conv2d-backprop-input.js';
+import { tileConfigs } from './kernels/tile.js';
+import { sliceConcatConfigs } from './kernels/slice-concat.js';
+import { depthwiseConfigs } from './kernels/depthwise.js';
+import { resizeBilinearGradConfigs } from './kernels/resize-bilinear-grad.js';
+import { avgPoolGradConfigs } from './kernels/avg-pool-grad.js';
 import { batchNormGradConfigs, fusedBnGradKernelConfigs } from './kernels/batch-norm.js';
-import { castWasmConfig, identityWasmConfig } from './kernels/identity.js';
+import { identityConfigs } from './kernels/identity.js';
 import { resizeNearestGradConfigs } from './kernels/resize-nearest-grad.js';
-import { unsortedSegmentSumWasmConfig } from './kernels/unsorted-segment-sum.js';
+import { unsortedSegmentSumConfigs } from './kernels/unsorted-segment-sum.js';
 import { rememberStock } from './util.js';
 
 export type BackendName = 'wasm' | 'cpu';
@@ -34,24 +34,18 @@ export interface SetupOptions {
 /** Every kernel we register: overrides of stock kernels, or additions. */
 function kernelFixes(): tf.KernelConfig[] {
   return [
-    maxPoolGradWasmConfig,
-    conv2dBackpropFilterWasmConfig,
-    conv2dBackpropInputWasmConfig,
-    tileWasmConfig,
-    sliceWasmConfig,
-    splitVWasmConfig,
-    concatWasmConfig,
-    depthwiseBackpropInputWasmConfig,
-    depthwiseBackpropFilterWasmConfig,
-    resizeBilinearGradWasmConfig,
-    resizeBilinearGradCpuConfig,
-    avgPoolGradWasmConfig,
-    avgPoolGradCpuConfig,
+    ...maxPoolGradConfigs,
+    ...conv2dBackpropFilterConfigs,
+    ...conv2dBackpropInputConfigs,
+    ...tileConfigs,
+    ...sliceConcatConfigs,
+    ...depthwiseConfigs,
+    ...resizeBilinearGradConfigs,
+    ...avgPoolGradConfigs,
     ...fusedBnGradKernelConfigs,
-    identityWasmConfig,
-    castWasmConfig,
+    ...identityConfigs,
     ...resizeNearestGradConfigs,
-    unsortedSegmentSumWasmConfig,
+    ...unsortedSegmentSumConfigs,
   ];
 }
 

@@ -1,6 +1,7 @@
 /**
  * Small helpers shared by our kernels: typed-array access to tensor data on the
- * wasm heap and in the cpu backend, temporaries, and calls into stock kernels.
+ * wasm heap and in the cpu backend, temporaries, JS-computed outputs, conv and
+ * pool geometry from kernel attrs, kernel configs, and calls into stock kernels.
  *
  * Nothing here imports Node modules: it is loaded by the browser bundle too.
  */
@@ -8,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 
 type TensorInfo = tf.TensorInfo;
 type DataId = TensorInfo['dataId'];
+type Shape4 = [number, number, number, number];
 
 /** The parts of tfjs-backend-wasm's BackendWasm that our kernels use. */
 export interface WasmBackendLike {
@@ -29,6 +31,15 @@ export type KernelArgs<B> = {
   backend: B;
 };
 
+/** The configs registering one kernel function under `kernelName` for each of `backendNames`. */
+export function kernelConfigs(
+  kernelName: string, backendNames: string[], kernelFunc: (args: KernelArgs<never>) => TensorInfo | TensorInfo[],
+): tf.KernelConfig[] {
+  return backendNames.map((backendName) => ({
+    kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+  }));
+}
+
 export function size(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -42,6 +53,20 @@ export function size(shape: readonly number[]): number {
 export function heapF32(backend: WasmBackendLike, t: TensorInfo): Float32Array {
   const { memoryOffset } = backend.dataIdMap.get(t.dataId);
   return new Float32Array(backend.wasm.HEAPU8.buffer, memoryOffset, size(t.shape));
+}
+
+export type HeapArray = Float32Array | Int32Array | Uint8Array;
+
+/** A view of a wasm tensor typed by its dtype (bool as bytes); same caveat as heapF32. */
+export function heapView(backend: WasmBackendLike, t: TensorInfo): HeapArray {
+  const { memoryOffset } = backend.dataIdMap.get(t.dataId);
+  const buf = backend.wasm.HEAPU8.buffer;
+  const n = size(t.shape);
+  switch (t.dtype) {
+    case 'float32': return new Float32Array(buf, memoryOffset, n);
+    case 'int32': return new Int32Array(buf, memoryOffset, n);
+    default: return new Uint8Array(buf, memoryOffset, n);
+  }
 }
 
 /** Allocates a float32 tensor on the wasm heap (contents undefined). */
@@ -66,12 +91,6 @@ export function cpuValues(backend: CpuBackendLike, t: TensorInfo): Float32Array 
   return Float32Array.from(v as ArrayLike<number>);
 }
 
-/** Float32 values of a tensor on either backend (a copy for wasm, a view for cpu). */
-export function readF32(backend: unknown, t: TensorInfo): Float32Array {
-  if (isWasm(backend)) return heapF32(backend, t).slice();
-  return cpuValues(backend as CpuBackendLike, t);
-}
-
 export function isWasm(backend: unknown): backend is WasmBackendLike {
   return typeof backend === 'object' && backend !== null && 'wasm' in backend && 'dataIdMap' in backend;
 }
@@ -80,6 +99,47 @@ export function isWasm(backend: unknown): backend is WasmBackendLike {
 export function makeOutputF32(backend: unknown, shape: number[], values: Float32Array): TensorInfo {
   if (isWasm(backend)) return wasmFromArray(backend, shape, values);
   return (backend as CpuBackendLike).makeTensorInfo(shape, 'float32', values);
+}
+
+/**
+ * A float32 output of `shape` computed in JS on either backend: `body` gets the
+ * output, zeroed, and the float32 values of `inputs`. On wasm these are views of
+ * the heap taken after allocating the output, so nothing is copied in or out.
+ */
+export function jsOutputF32(
+  backend: unknown, shape: number[], inputs: TensorInfo[], body: (out: Float32Array, ...ins: Float32Array[]) => void,
+): TensorInfo {
+  if (isWasm(backend)) {
+    const out = wasmAlloc(backend, shape);
+    const o = heapF32(backend, out);
+    o.fill(0);
+    body(o, ...inputs.map((t) => heapF32(backend, t)));
+    return out;
+  }
+  const cpu = backend as CpuBackendLike;
+  const o = new Float32Array(size(shape));
+  body(o, ...inputs.map((t) => cpuValues(cpu, t)));
+  return cpu.makeTensorInfo(shape, 'float32', o);
+}
+
+/**
+ * Conv2DInfo from the attrs of a (depthwise) convolution backprop kernel. The
+ * Conv2D ones carry no dilations (1), the depthwise ones no data format (NHWC).
+ */
+export function convInfo(
+  xShape: number[], filterShape: number[], attrs: Record<string, unknown>, depthwise = false,
+): tf.backend_util.Conv2DInfo {
+  const { strides, pad, dimRoundingMode, dilations = 1, dataFormat = 'NHWC' } = attrs as unknown as
+    tf.Conv2DBackpropFilterAttrs & Partial<tf.DepthwiseConv2dNativeBackpropFilterAttrs>;
+  return tf.backend_util.computeConv2DInfo(
+    xShape as Shape4, filterShape as Shape4, strides, dilations, pad, dimRoundingMode, depthwise,
+    tf.backend_util.convertConv2DDataFormat(dataFormat));
+}
+
+/** Pool2DInfo from the attrs of a pooling gradient kernel (AvgPoolGrad has no rounding mode). */
+export function poolInfo(inputShape: number[], attrs: Record<string, unknown>): tf.backend_util.Conv2DInfo {
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as tf.MaxPoolGradAttrs;
+  return tf.backend_util.computePool2DInfo(inputShape as Shape4, filterSize, strides, 1, pad, dimRoundingMode);
 }
 
 /**
@@ -94,22 +154,18 @@ const STOCK = Symbol.for('seg-grad-cam.backend.stockKernels');
 const stock: Map<string, tf.KernelConfig> = G[STOCK] ?? (G[STOCK] = new Map());
 const setUpOn = new WeakMap<object, Set<string>>();
 
-export function rememberStock(kernelName: string, backendName: string): tf.KernelConfig | undefined {
-  const key = `${backendName}_${kernelName}`;
-  if (!stock.has(key)) {
-    const cfg = tf.getKernel(kernelName, backendName);
-    if (cfg) stock.set(key, cfg);
-  }
-  return stock.get(key);
+const stockKey = (kernelName: string, backendName: string) => `${backendName}_${kernelName}`;
+
+export function rememberStock(kernelName: string, backendName: string): void {
+  const key = stockKey(kernelName, backendName);
+  if (stock.has(key)) return;
+  const cfg = tf.getKernel(kernelName, backendName);
+  if (cfg) stock.set(key, cfg);
 }
 
-export function hasStock(kernelName: string, backendName: string): boolean {
-  return stock.has(`${backendName}_${kernelName}`);
-}
-
-export function stockSetup(kernelName: string, backendName: string, backend: object): void {
-  const cfg = stock.get(`${backendName}_${kernelName}`);
-  if (!cfg?.setupFunc) return;
+/** Runs the setupFunc of a captured stock kernel once per backend instance. */
+function stockSetup(kernelName: string, cfg: tf.KernelConfig, backend: object): void {
+  if (!cfg.setupFunc) return;
   let done = setUpOn.get(backend);
   if (!done) {
     done = new Set();
@@ -130,9 +186,10 @@ export function callKernel(
 ): TensorInfo {
   // Prefer the stock implementation when one was captured (our override may be
   // the registered one); otherwise whatever is registered now.
-  const cfg = stock.get(`${backendName}_${kernelName}`) ?? tf.getKernel(kernelName, backendName);
+  let cfg = stock.get(stockKey(kernelName, backendName));
+  if (cfg) stockSetup(kernelName, cfg, backend);
+  else cfg = tf.getKernel(kernelName, backendName);
   if (!cfg) throw new Error(`kernel ${kernelName} is not registered for ${backendName}`);
-  if (stock.has(`${backendName}_${kernelName}`)) stockSetup(kernelName, backendName, backend);
   const out = cfg.kernelFunc({
     inputs: inputs as tf.NamedTensorInfoMap,
     attrs: attrs as tf.NamedAttrMap,

@@ -6,14 +6,17 @@ import { layersCommand } from './commands/layers.js';
 import { predictCommand } from './commands/predict.js';
 import { trainCommand } from './commands/train.js';
 
+/** Commander's own usage errors, as one line in our format. */
+const oneLineErrors = { outputError: (text: string, write: (s: string) => void) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`) };
+
 export function buildProgram(): Command {
   const program = new Command('seg-grad-cam')
     .description('Explain what a semantic-segmentation network looks at (Seg-Grad-CAM, Vinogradova et al. 2020)')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`) });
+    .configureOutput(oneLineErrors);
   for (const cmd of [explainCommand(), layersCommand(), predictCommand(), trainCommand(), evaluateCommand()]) {
-    program.addCommand(cmd.exitOverride().configureOutput({ outputError: (text, write) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`) }));
+    program.addCommand(cmd.exitOverride().configureOutput(oneLineErrors));
   }
   return program;
 }

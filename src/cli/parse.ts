@@ -36,8 +36,40 @@ export function parseRange(text: string, flag = '--input-range'): [number, numbe
 
 export function parseNumberIn(text: string, flag: string, lo: number, hi: number): number {
   const v = Number(text);
-  if (!Number.isFinite(v) || v < lo || v > hi) throw new SegGradCamError(`${flag} expects a number in [${lo}, ${hi}], got '${text}'`, 'usage');
+  if (text.trim() === '' || !Number.isFinite(v) || v < lo || v > hi) throw new SegGradCamError(`${flag} expects a number in [${lo}, ${hi}], got '${text}'`, 'usage');
   return v;
+}
+
+export function parseNumberAtLeast(text: string, flag: string, min: number): number {
+  const v = Number(text);
+  if (text.trim() === '' || !Number.isFinite(v) || v < min) throw new SegGradCamError(`${flag} expects a number >= ${min}, got '${text}'`, 'usage');
+  return v;
+}
+
+export function parseInteger(text: string, flag: string, min: number): number {
+  if (!/^-?\d+$/.test(text.trim()) || Number(text) < min) throw new SegGradCamError(`${flag} expects an integer >= ${min}, got '${text}'`, 'usage');
+  return Number(text);
+}
+
+/** A comma-separated list of non-empty items; undefined stays undefined. */
+export function parseList(text: string | undefined, flag: string): string[] | undefined {
+  if (text === undefined) return undefined;
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  if (items.length === 0) throw new SegGradCamError(`${flag} expects a comma-separated list, got '${text}'`, 'usage');
+  return items;
+}
+
+/** Seconds as m:ss, or h:mm:ss past an hour ('--:--' when unknown). */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '--:--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${r}` : `${m}:${r}`;
 }
 
 export function oneOf<T extends string>(text: string, flag: string, values: readonly T[]): T {

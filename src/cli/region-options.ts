@@ -29,10 +29,7 @@ export async function regionFromFlags(flags: RegionFlags, image: RgbaImage): Pro
     case 'box':
       return R.box(...parseBox(flags.box as string));
     case 'mask': {
-      const m = await readMaskFile(flags.mask as string);
-      if (m.width !== image.width || m.height !== image.height) {
-        throw new SegGradCamError(`mask ${flags.mask} is ${m.width}x${m.height} but the image is ${image.width}x${image.height}`, 'shape');
-      }
+      const m = await readMaskFile(flags.mask as string, image.width, image.height);
       return R.mask(m.width, m.height, m.mask);
     }
     case 'classRegion':

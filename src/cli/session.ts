@@ -1,11 +1,10 @@
 import { setupBackend, type BackendName } from '../backend/index.js';
-import { Explainer } from '../explain.js';
+import type { Explainer } from '../explain.js';
 import type { RgbaImage } from '../image.js';
 import { readImageFile } from '../io/files.js';
-import { readModelArtifacts } from '../model/load-node.js';
-import { adapterFromArtifacts } from '../model/load.js';
+import { loadExplainer } from '../node.js';
 import { DEFAULT_IMAGE, DEFAULT_MODEL, inPackage } from './defaults.js';
-import { classNamesFromMetadata, readLabelsFile } from './labels.js';
+import { readLabelsFile } from './labels.js';
 import { oneOf, parseRange } from './parse.js';
 
 /** Options every model-using command shares. */
@@ -24,17 +23,11 @@ export async function openExplainer(opts: ModelOptions): Promise<{ explainer: Ex
   const backend = await setupBackend(oneOf(opts.backend ?? 'wasm', '--backend', BACKENDS));
   const modelPath = opts.model ?? inPackage(DEFAULT_MODEL);
   const inputRange = opts.inputRange ? parseRange(opts.inputRange) : undefined;
-  if (/\.onnx$/i.test(modelPath)) {
-    // PyTorch models exported to ONNX run on ONNX Runtime with a compiled gradient graph.
-    const { loadOnnxExplainer } = await import('../onnx/node.js');
-    const classNames = opts.labels ? await readLabelsFile(opts.labels) : undefined;
-    const explainer = await loadOnnxExplainer(modelPath, { classNames, inputRange, outputName: opts.output });
-    return { explainer, modelPath, backend };
-  }
-  const artifacts = await readModelArtifacts(modelPath);
-  const adapter = await adapterFromArtifacts(artifacts, { outputNode: opts.output });
-  const classNames = opts.labels ? await readLabelsFile(opts.labels) : classNamesFromMetadata(artifacts.userDefinedMetadata);
-  const explainer = new Explainer(adapter, { classNames, inputRange });
+  const classNames = opts.labels ? await readLabelsFile(opts.labels) : undefined;
+  // PyTorch models exported to ONNX run on ONNX Runtime with a compiled gradient graph.
+  const explainer = /\.onnx$/i.test(modelPath)
+    ? await (await import('../onnx/node.js')).loadOnnxExplainer(modelPath, { classNames, inputRange, outputName: opts.output })
+    : await loadExplainer(modelPath, { classNames, inputRange, outputNode: opts.output });
   return { explainer, modelPath, backend };
 }
 

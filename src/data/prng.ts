@@ -74,3 +74,9 @@ export class Rng {
     return new Rng(hash32(this.nextU32(), salt));
   }
 }
+
+/** The same generator as a function of no arguments: uniform floats in [0, 1), the stream of `new Rng(seed).next()`. */
+export function mulberry32(seed: number): () => number {
+  const rng = new Rng(seed);
+  return () => rng.next();
+}

@@ -2,8 +2,7 @@
  * α across locations (the paper's "compare the weights at different locations"): the cosine
  * similarity of channel-weight vectors, and a 2-D PCA embedding by power iteration.
  */
-import { hash32 } from '../data/prng.js';
-import { mulberry32 } from '../methods/random.js';
+import { hash32, mulberry32 } from '../data/prng.js';
 
 /** Cosine similarity of every pair of vectors: n × n, row-major. A zero vector has similarity NaN with everything. */
 export function cosineMatrix(vectors: ArrayLike<number>[]): Float64Array {

@@ -4,8 +4,8 @@
  * down; a method whose heatmap does not change is explaining the image, not the model.
  */
 import * as tf from '@tensorflow/tfjs';
-import { hash32 } from '../data/prng.js';
-import { gaussianNoise, mulberry32 } from '../methods/random.js';
+import { hash32, mulberry32 } from '../data/prng.js';
+import { gaussianNoise } from '../methods/random.js';
 
 /** A step of the cascade: the layers (with trainable weights) of one block, randomised together. */
 export interface CascadeStep {

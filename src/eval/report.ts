@@ -37,9 +37,6 @@ const pm = (values: number[], digits = 3): string => {
 const nanCount = (values: number[]): number => values.filter((v) => !Number.isFinite(v)).length;
 const BLACK: Rgb = [20, 20, 20];
 
-/** The short name of a layer in figures: its name, or 'input'. */
-const layerShort = (c: { layer: string }) => c.layer;
-
 /** Mean Spearman correlation per cascade step (over the sanity tiles). */
 export function sanityMeans(c: ConditionResult): number[] {
   return c.sanity.map((row) => mean(row));
@@ -71,7 +68,7 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
   images['bias-shares.png'] = encodePng(
     barChart({
       title: `Share of positive heatmap mass on the bias texture (M = digit ${r.dataset.biasDigit}, ${r.tiles.length} tiles)`,
-      rows: r.conditions.map((c) => ({ label: `${c.method} @ ${layerShort(c)}`, values: c.shares.map((s) => mean(s)) })),
+      rows: r.conditions.map((c) => ({ label: `${c.method} @ ${c.layer}`, values: c.shares.map((s) => mean(s)) })),
       series: labels.map((l, i) => ({ label: `${l} model`, color: categorical(i) })),
       xLabel: 'mean share of positive mass on the bias texture',
       xRange: [0, 1],
@@ -83,7 +80,13 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
   // Layer sweep: AUROC and curve AUCs per method and layer.
   const layerCols = [...r.layers.map((l) => l.name), 'input'].filter((l) => r.conditions.some((c) => c.layer === l));
   const sweepRows = (value: (c: ConditionResult) => number) =>
-    methods.map((m) => ({ label: m, values: layerCols.map((l) => (find(m, l) ? value(find(m, l) as ConditionResult) : Number.NaN)) }));
+    methods.map((m) => ({
+      label: m,
+      values: layerCols.map((l) => {
+        const c = find(m, l);
+        return c ? value(c) : Number.NaN;
+      }),
+    }));
   const layerSeries = layerCols.map((l, i) => ({ label: l === 'input' ? 'input (attribution)' : `${l} (${r.layers.find((x) => x.name === l)?.role})`, color: categorical(i) }));
   const sweep: RgbaImage[] = [];
   if (two) {
@@ -100,26 +103,18 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
     );
   }
   if (r.options.curveTiles > 0) {
-    sweep.push(
+    // Curve AUCs of the first model per method and layer, against the random order.
+    const aucChart = (which: 'deletion' | 'insertion', title: string, random: number) =>
       barChart({
-        title: `Deletion AUC, ${labels[0]} model (lower = more faithful)`,
-        rows: sweepRows((c) => mean(c.deletion[0])),
+        title: `${title} AUC, ${labels[0]} model (${which === 'deletion' ? 'lower' : 'higher'} = more faithful)`,
+        rows: sweepRows((c) => mean(c[which][0])),
         series: layerSeries,
         xLabel: 'mean P(class in M) along the curve',
-        xRange: [0, Math.max(0.05, ...r.conditions.map((c) => mean(c.deletion[0])).filter(Number.isFinite), randDel[0]) * 1.1],
-        refLines: [{ value: randDel[0], label: `random order ${fmt(randDel[0], 3)}`, color: [200, 0, 0] }],
+        xRange: [0, Math.max(0.05, ...r.conditions.map((c) => mean(c[which][0])).filter(Number.isFinite), random) * 1.1],
+        refLines: [{ value: random, label: `random order ${fmt(random, 3)}`, color: [200, 0, 0] }],
         width: 760,
-      }),
-      barChart({
-        title: `Insertion AUC, ${labels[0]} model (higher = more faithful)`,
-        rows: sweepRows((c) => mean(c.insertion[0])),
-        series: layerSeries,
-        xLabel: 'mean P(class in M) along the curve',
-        xRange: [0, Math.max(0.05, ...r.conditions.map((c) => mean(c.insertion[0])).filter(Number.isFinite), randIns[0]) * 1.1],
-        refLines: [{ value: randIns[0], label: `random order ${fmt(randIns[0], 3)}`, color: [200, 0, 0] }],
-        width: 760,
-      }),
-    );
+      });
+    sweep.push(aucChart('deletion', 'Deletion', randDel[0]), aucChart('insertion', 'Insertion', randIns[0]));
   }
   if (sweep.length > 0) images['layer-sweep.png'] = encodePng(sweep.length > 2 ? vstack([hstack(sweep.slice(0, 2), 24), sweep[2]], 24) : hstack(sweep, 24));
 

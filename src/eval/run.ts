@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { createTextureMnist } from '../data/assets-node.js';
-import { hash32 } from '../data/prng.js';
+import { hash32, mulberry32 } from '../data/prng.js';
 import { isTextureName } from '../data/textures.js';
 import type { TextureMnistSample } from '../data/texture-mnist.js';
 import { SegGradCamError } from '../errors.js';
@@ -19,15 +19,15 @@ import { Explainer, type Explanation } from '../explain.js';
 import { classNamesFromMetadata } from '../cli/labels.js';
 import type { RgbaImage } from '../image.js';
 import { baselineFor, type Baseline } from '../methods/baseline.js';
-import { createMethod, isModelMethod, methodNames, type MethodOptions } from '../methods/index.js';
-import { mulberry32 } from '../methods/random.js';
+import { createMethod, isModelMethod, methodNames, type Method, type MethodOptions } from '../methods/index.js';
 import type { LayerInfo, Objective } from '../model/adapter.js';
 import { LayersModelAdapter } from '../model/layers-adapter.js';
 import { readModelArtifacts } from '../model/load-node.js';
 import { adapterFromArtifacts } from '../model/load.js';
 import { imageToInput } from '../preprocess.js';
+import { resizeLabelsNearest } from '../render/resize.js';
 import { regionObjective } from '../target/objective.js';
-import { mask as maskRegion, pixel as pixelRegion } from '../target/region.js';
+import { mask as maskRegion, pixel as pixelRegion, type Region } from '../target/region.js';
 import { areaShare, biasShare } from './bias.js';
 import { instrumentAdapter, type Instrumented } from './cost.js';
 import { cosineMatrix, pca } from './embedding.js';
@@ -368,9 +368,11 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
     });
     for (const l of loaded.slice(1)) for (const name of layerNames) l.explainer.resolveLayer(name);
 
+    // One method object per name (methods keep no state between explanations).
+    const methods = new Map<string, Method>(o.methods.map((m) => [m, createMethod(m, methodOptions[m])]));
     const conditions: ConditionResult[] = [];
     for (const m of o.methods) {
-      const method = createMethod(m, methodOptions[m]);
+      const method = methods.get(m) as Method;
       const atInput = isModelMethod(method) && method.target === 'input';
       for (const layer of atInput ? ['input'] : layerNames) {
         conditions.push({
@@ -416,7 +418,12 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
 
     const counts = new Map<string, { forward: number[]; backward: number[] }>();
     const originals = new Map<string, Float32Array>(); // key|tile → heatmap (first model)
-    const example: Example = { tile: tiles[0].index, image: samples[0].image, region: Uint8Array.from(samples[0].labels, (v) => (v === biasClass ? 1 : 0)), heatmaps: {} };
+    /** M: the bias digit's pixels of a tile. */
+    const biasPixels = (s: TextureMnistSample) => Uint8Array.from(s.labels, (v) => (v === biasClass ? 1 : 0));
+    /** A condition's explanation of a tile (M = the bias digit, class = the bias class). */
+    const explainCondition = (explainer: Explainer, s: TextureMnistSample, region: Region, cond: ConditionResult) =>
+      explainer.explain(s.image, { region, classId: biasClass, layer: cond.layer === 'input' ? undefined : cond.layer, method: methods.get(cond.method) });
+    const example: Example = { tile: tiles[0].index, image: samples[0].image, region: biasPixels(samples[0]), heatmaps: {} };
 
     // Phase 0: is the shortcut there? The bias texture as an ordinary background (held-out tiles from CHECK_OFFSET on).
     let t0 = performance.now();
@@ -482,7 +489,7 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
       const out = explainer.adapter.output;
       for (let ti = 0; ti < samples.length; ti++) {
         const s = samples[ti];
-        const m = Uint8Array.from(s.labels, (v) => (v === biasClass ? 1 : 0));
+        const m = biasPixels(s);
         const region = maskRegion(W, H, m);
         await explainer.predict(s.image); // the shared forward pass, not charged to any method
         counter.take();
@@ -498,7 +505,7 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
           const b2 = baselineFor(x, insBaseline, range);
           [input, delBase, insBase] = [tensorData(x), tensorData(b1), tensorData(b2)];
           tf.dispose([x, b1, b2]);
-          const obj = curveObjective(regionObjective(out, biasClass, resample(m, W, H, out.width, out.height), 'probability'));
+          const obj = curveObjective(regionObjective(out, biasClass, resizeLabelsNearest(m, W, H, out.width, out.height), 'probability'));
           score = async (images, count) => {
             const batch = tf.tensor4d(images, [count, H, W, C]);
             try {
@@ -520,9 +527,8 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
         }
         for (const cond of conditions) {
           const key = conditionKey(cond.method, cond.layer);
-          const method = createMethod(cond.method, methodOptions[cond.method]);
           const t = performance.now();
-          const e: Explanation = await explainer.explain(s.image, { region, classId: biasClass, layer: cond.layer === 'input' ? undefined : cond.layer, method });
+          const e: Explanation = await explainCondition(explainer, s, region, cond);
           cond.ms.push(performance.now() - t);
           const c = counter.take();
           if (mi === 0) {
@@ -576,11 +582,10 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
           }
           for (let ti = 0; ti < sanityTiles; ti++) {
             const s = samples[ti];
-            const region = maskRegion(W, H, Uint8Array.from(s.labels, (v) => (v === biasClass ? 1 : 0)));
+            const region = maskRegion(W, H, biasPixels(s));
             for (const cond of conditions) {
               const key = conditionKey(cond.method, cond.layer);
-              const method = createMethod(cond.method, methodOptions[cond.method]);
-              const e = await first.explain(s.image, { region, classId: biasClass, layer: cond.layer === 'input' ? undefined : cond.layer, method });
+              const e = await explainCondition(first, s, region, cond);
               const orig = originals.get(`${key}|${ti}`);
               // An empty randomised map has no ranking left to agree with the original: 0.
               if (orig) cond.sanity[step].push(e.empty ? 0 : spearman(orig, e.heatmap));
@@ -724,12 +729,4 @@ function curveObjective(obj: Objective): Objective {
   for (const w of obj.weights) if (w !== 0) n++;
   const weights = Float32Array.from(obj.weights, (w) => w / Math.max(1, n));
   return { weights, on: obj.on, offset: obj.offset / Math.max(1, n) };
-}
-
-/** A mask resampled (nearest) to another grid; the identity when the sizes agree. */
-function resample(m: Uint8Array, w: number, h: number, ow: number, oh: number): Uint8Array {
-  if (w === ow && h === oh) return m;
-  const out = new Uint8Array(ow * oh);
-  for (let y = 0; y < oh; y++) for (let x = 0; x < ow; x++) out[y * ow + x] = m[Math.floor(((y + 0.5) * h) / oh) * w + Math.floor(((x + 0.5) * w) / ow)];
-  return out;
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
 import { LayersModelAdapter } from '../model/layers-adapter.js';
-import type { MethodContext, MethodResult, ModelMethod } from './method.js';
+import { weightedCam, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 import { cachedScore } from './score.js';
 
 /**
@@ -31,9 +31,8 @@ export class ClassActivationMap implements ModelMethod {
     }
     const kernel = (dense[0].layer as unknown as tf.layers.Layer).getWeights()[0] as tf.Tensor2D;
     const A = ctx.pass.activation(layer) as tf.Tensor4D;
-    const [, h, w] = A.shape;
     const weights = tf.tidy(() => tf.matMul(kernel, tf.tensor2d(ctx.objective.weights, [ctx.objective.weights.length, 1])).reshape([-1]) as tf.Tensor1D);
-    const cam = tf.tidy(() => tf.relu(tf.sum(tf.mul(A, weights), -1)).reshape([h, w]) as tf.Tensor2D);
+    const cam = weightedCam(A, weights);
     return { cam, weights, score: cachedScore(ctx) };
   }
 }

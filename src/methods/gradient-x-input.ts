@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { INPUT_LAYER } from '../model/adapter.js';
-import type { MethodContext, MethodResult, ModelMethod } from './method.js';
+import { weightedCam, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 
 /** Gradient × input (Shrikumar et al. 2016): ReLU(Σ_c x_c ∂S/∂x_c), x in the model's input units. */
 export class GradientTimesInput implements ModelMethod {
@@ -9,10 +9,7 @@ export class GradientTimesInput implements ModelMethod {
 
   async explain(ctx: MethodContext): Promise<MethodResult> {
     const { activations, gradients, score } = await ctx.pass.gradient(INPUT_LAYER, ctx.objective);
-    const cam = tf.tidy(() => {
-      const [, h, w] = activations.shape;
-      return tf.relu(tf.sum(tf.mul(activations, gradients), -1)).reshape([h, w]) as tf.Tensor2D;
-    });
+    const cam = weightedCam(activations, gradients);
     tf.dispose([activations, gradients]);
     return { cam, weights: null, score };
   }

@@ -36,7 +36,8 @@ export class GridSaliency implements ModelMethod {
   constructor(options: GridSaliencyOptions = {}) {
     this.iterations = positiveInteger(options.iterations ?? 100, 'iterations');
     const r = options.maskResolution ?? 16;
-    this.resolution = Array.isArray(r) ? [positiveInteger(r[0], 'maskResolution'), positiveInteger(r[1], 'maskResolution')] : [positiveInteger(r, 'maskResolution'), positiveInteger(r, 'maskResolution')];
+    const [rows, cols] = Array.isArray(r) ? r : [r, r];
+    this.resolution = [positiveInteger(rows, 'maskResolution'), positiveInteger(cols, 'maskResolution')];
     this.lambda = nonNegative(options.lambda ?? 0.05, 'lambda');
     this.learningRate = positive(options.learningRate ?? 0.1, 'learningRate');
     this.baseline = options.baseline ?? 'black';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelAdapter, Objective } from '../model/adapter.js';
 import { baselineFor, type Baseline } from './baseline.js';
-import type { MethodContext, MethodResult, ModelMethod } from './method.js';
+import { reluChannelSum, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 import { positiveInteger } from './options.js';
 import { cachedScore } from './score.js';
 
@@ -36,10 +36,7 @@ export class IntegratedGradients implements ModelMethod {
     const baseline = baselineFor(ctx.input, this.baseline, ctx.inputRange);
     try {
       const attributions = await integratedGradients(ctx.adapter, ctx.input, baseline, ctx.objective, this);
-      const cam = tf.tidy(() => {
-        const [, h, w] = attributions.shape;
-        return tf.relu(tf.sum(attributions, -1)).reshape([h, w]) as tf.Tensor2D;
-      });
+      const cam = reluChannelSum(attributions);
       attributions.dispose();
       return { cam, weights: null, score: cachedScore(ctx) };
     } finally {

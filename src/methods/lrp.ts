@@ -4,7 +4,7 @@ import type { ModelAdapter, Objective } from '../model/adapter.js';
 import { LayersModelAdapter } from '../model/layers-adapter.js';
 import type { GraphStep, LayersGraph } from '../model/layers-graph.js';
 import { alphaBetaRule, epsilonRule, proportionalRule, routeBack, sumRule, type LinearOp } from './lrp-rules.js';
-import type { MethodContext, MethodResult, ModelMethod } from './method.js';
+import { reluChannelSum, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 import { nonNegative } from './options.js';
 import { cachedScore } from './score.js';
 
@@ -19,6 +19,9 @@ export interface LrpOptions {
   alpha?: number;
   beta?: number;
 }
+
+/** The defaults of LrpOptions. */
+const DEFAULTS: Required<LrpOptions> = { rule: 'epsilon', epsilon: 0.01, alpha: 2, beta: 1 };
 
 const LINEAR = ['Conv2D', 'Conv2DTranspose', 'DepthwiseConv2D', 'Dense'];
 const IDENTITY = ['ReLU', 'LeakyReLU', 'ELU', 'Activation', 'Softmax', 'Dropout', 'SpatialDropout1D', 'GaussianNoise', 'GaussianDropout'];
@@ -59,22 +62,19 @@ export class Lrp implements ModelMethod {
   readonly options: Required<LrpOptions>;
 
   constructor(options: LrpOptions = {}) {
-    const rule = options.rule ?? 'epsilon';
+    const rule = options.rule ?? DEFAULTS.rule;
     if (rule !== 'epsilon' && rule !== 'alpha-beta') throw new SegGradCamError(`unknown LRP rule '${String(rule)}'; expected epsilon or alpha-beta`, 'usage');
     this.options = {
       rule,
-      epsilon: nonNegative(options.epsilon ?? 0.01, 'epsilon'),
-      alpha: nonNegative(options.alpha ?? 2, 'alpha'),
-      beta: nonNegative(options.beta ?? 1, 'beta'),
+      epsilon: nonNegative(options.epsilon ?? DEFAULTS.epsilon, 'epsilon'),
+      alpha: nonNegative(options.alpha ?? DEFAULTS.alpha, 'alpha'),
+      beta: nonNegative(options.beta ?? DEFAULTS.beta, 'beta'),
     };
   }
 
   async explain(ctx: MethodContext): Promise<MethodResult> {
     const relevance = lrpRelevance(ctx.adapter, ctx.input, ctx.objective, this.options);
-    const cam = tf.tidy(() => {
-      const [, h, w] = relevance.shape;
-      return tf.relu(tf.sum(relevance, -1)).reshape([h, w]) as tf.Tensor2D;
-    });
+    const cam = reluChannelSum(relevance);
     relevance.dispose();
     return { cam, weights: null, score: cachedScore(ctx) };
   }
@@ -86,10 +86,10 @@ export function lrpRelevance(adapter: ModelAdapter, input: tf.Tensor4D, objectiv
     throw new SegGradCamError(`LRP needs a LayersModel (its rules depend on layer types); this is a ${adapter.kind}`, 'model');
   }
   if (objective.on !== 'logits') throw new SegGradCamError('LRP explains logits: use score logits', 'usage');
-  const rule = options.rule ?? 'epsilon';
-  const epsilon = options.epsilon ?? 0.01;
-  const alpha = options.alpha ?? 2;
-  const beta = options.beta ?? 1;
+  const rule = options.rule ?? DEFAULTS.rule;
+  const epsilon = options.epsilon ?? DEFAULTS.epsilon;
+  const alpha = options.alpha ?? DEFAULTS.alpha;
+  const beta = options.beta ?? DEFAULTS.beta;
   const { graph } = adapter;
   checkSupported(graph);
 

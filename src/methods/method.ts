@@ -48,6 +48,19 @@ export type Method = CamMethod | ModelMethod;
 
 export const isModelMethod = (m: Method): m is ModelMethod => typeof (m as Partial<ModelMethod>).explain === 'function';
 
+/** ReLU(Σ_c x_c) of a [1, h, w, C] tensor, as [h, w]: the map of every method (channels weighted first, or attributions per input channel). */
+export function reluChannelSum(x: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [, h, w] = x.shape;
+    return tf.relu(tf.sum(x, -1)).reshape([h, w]) as tf.Tensor2D;
+  });
+}
+
+/** ReLU(Σ_k α_k A^k) for channel weights α [K] (or per-element weights of A's shape), as [h, w]. */
+export function weightedCam(activations: tf.Tensor4D, weights: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => reluChannelSum(tf.mul(activations, weights)));
+}
+
 export abstract class ChannelWeightedCam implements CamMethod {
   abstract readonly name: string;
   readonly usesGradients = true;
@@ -56,9 +69,7 @@ export abstract class ChannelWeightedCam implements CamMethod {
   compute(activations: tf.Tensor4D, gradients: tf.Tensor4D): { cam: tf.Tensor2D; weights: tf.Tensor1D } {
     return tf.tidy(() => {
       const weights = this.channelWeights(activations, gradients);
-      const [, h, w] = activations.shape;
-      const cam = tf.relu(tf.sum(tf.mul(activations, weights), -1)).reshape([h, w]) as tf.Tensor2D;
-      return { cam, weights };
+      return { cam: weightedCam(activations, weights), weights };
     });
   }
 }
@@ -70,10 +81,7 @@ export abstract class ElementWeightedCam implements CamMethod {
   abstract elementWeights(activations: tf.Tensor4D, gradients: tf.Tensor4D): tf.Tensor4D;
 
   compute(activations: tf.Tensor4D, gradients: tf.Tensor4D): { cam: tf.Tensor2D; weights: null } {
-    const cam = tf.tidy(() => {
-      const [, h, w] = activations.shape;
-      return tf.relu(tf.sum(tf.mul(activations, this.elementWeights(activations, gradients)), -1)).reshape([h, w]) as tf.Tensor2D;
-    });
+    const cam = tf.tidy(() => weightedCam(activations, this.elementWeights(activations, gradients)));
     return { cam, weights: null };
   }
 }

@@ -1,14 +1,5 @@
-/** A seeded PRNG (mulberry32) and Gaussian noise (Box–Muller): the same noise on every backend. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Gaussian noise (Box–Muller) from the project's seeded PRNG (mulberry32): the same noise on every backend. */
+export { mulberry32 } from '../data/prng.js';
 
 /** n samples of N(0, σ²). */
 export function gaussianNoise(n: number, sigma: number, random: () => number): Float32Array {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { baselineFor, type Baseline } from './baseline.js';
-import type { MethodContext, MethodResult, ModelMethod } from './method.js';
+import { weightedCam, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 import { positiveInteger } from './options.js';
 import { cachedScore } from './score.js';
 
@@ -35,7 +35,7 @@ export class ScoreCam implements ModelMethod {
 
   async explain(ctx: MethodContext): Promise<MethodResult> {
     const A = ctx.pass.activation(ctx.layer.name) as tf.Tensor4D;
-    const [, h, w, k] = A.shape;
+    const k = A.shape[3];
     const [, H, W] = ctx.input.shape;
     const chosen = topChannels(tf.tidy(() => tf.mean(A, [0, 1, 2]).dataSync() as Float32Array), this.maxChannels);
     const baseline = baselineFor(ctx.input, this.baseline, ctx.inputRange);
@@ -46,12 +46,11 @@ export class ScoreCam implements ModelMethod {
       for (let i = 0; i < chosen.length; i += this.batchSize) {
         const some = chosen.slice(i, i + this.batchSize);
         const batch = tf.tidy(() => tf.add(baseline, tf.mul(channelMasks(A, some, H, W), delta)) as tf.Tensor4D);
-        const s = await ctx.adapter.scores(batch, ctx.objective);
-        batch.dispose();
+        const s = await ctx.adapter.scores(batch, ctx.objective).finally(() => batch.dispose());
         some.forEach((c, j) => (alpha[c] = s[j] - sb));
       }
       const weights = tf.tensor1d(alpha);
-      const cam = tf.tidy(() => tf.relu(tf.sum(tf.mul(A, weights), -1)).reshape([h, w]) as tf.Tensor2D);
+      const cam = weightedCam(A, weights);
       return { cam, weights, score: cachedScore(ctx) };
     } finally {
       tf.dispose([baseline, delta]);

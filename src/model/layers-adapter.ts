@@ -62,29 +62,33 @@ export class LayersModelAdapter implements ModelAdapter {
       return id;
     };
     let disposed = false;
+    const checkLive = () => {
+      if (disposed) throw new Error('this forward pass has been disposed');
+    };
+    // The logits with tensor `id` replaced by `a`: only the steps downstream of it re-run; every
+    // other tensor they read (the skips) is taken from `known` as a constant.
+    const logitsWith = (known: Map<number, tf.Tensor>, id: number, a: tf.Tensor, downstream: Set<number>): tf.Tensor => {
+      const inputs = new Map(known);
+      inputs.set(id, a);
+      const computed = graph.run(inputs, downstream, true, true);
+      return (computed.get(graph.outputId) ?? inputs.get(graph.outputId)) as tf.Tensor;
+    };
     return {
       output,
       activation: (layer) => cache.get(tensorOf(layer)) as tf.Tensor,
       gradient: async (layer, objective) => {
-        if (disposed) throw new Error('this forward pass has been disposed');
+        checkLive();
         const id = tensorOf(layer);
         const downstream = graph.downstreamOf(id);
         const activations = cache.get(id) as tf.Tensor;
-        // Only what depends on the layer re-runs; every other tensor (the skips) is the cached constant.
-        const f = (a: tf.Tensor): tf.Scalar => {
-          const known = new Map(cache);
-          known.set(id, a);
-          const computed = graph.run(known, downstream, true, true);
-          const logits = computed.get(graph.outputId) ?? known.get(graph.outputId);
-          return objectiveScore(logits as tf.Tensor, objective, this.output);
-        };
+        const f = (a: tf.Tensor): tf.Scalar => objectiveScore(logitsWith(cache, id, a, downstream), objective, this.output);
         const { value, grad } = tf.tidy(() => tf.valueAndGrad(f)(activations));
         const s = value.dataSync()[0];
         value.dispose();
         return { activations: activations.clone() as tf.Tensor4D, gradients: grad as tf.Tensor4D, score: s };
       },
       gradientBatch: async (layer, objectives) => {
-        if (disposed) throw new Error('this forward pass has been disposed');
+        checkLive();
         if (objectives.length === 0) return [];
         const id = tensorOf(layer);
         const downstream = graph.downstreamOf(id);
@@ -95,13 +99,7 @@ export class LayersModelAdapter implements ModelAdapter {
           const known = new Map<number, tf.Tensor>();
           for (const other of graph.crossingInto(downstream, id)) known.set(other, tileBatch(cache.get(other) as tf.Tensor, K));
           const stacked = stackObjectives(objectives, this.output);
-          const f = (a: tf.Tensor): tf.Scalar => {
-            const inputs = new Map(known);
-            inputs.set(id, a);
-            const computed = graph.run(inputs, downstream, true, true);
-            const logits = computed.get(graph.outputId) ?? inputs.get(graph.outputId);
-            return stacked(logits as tf.Tensor);
-          };
+          const f = (a: tf.Tensor): tf.Scalar => stacked(logitsWith(known, id, a, downstream));
           return tf.split(tf.grad(f)(tileBatch(activations, K)), K, 0);
         });
         return objectives.map((o, k) => ({
@@ -146,10 +144,11 @@ export class LayersModelAdapter implements ModelAdapter {
   }
 }
 
-export function unknownLayer(layer: string, layers: LayerInfo[]): SegGradCamError {
+/** The error for a layer name that is not there, listing (at most 40 of) the layers after any `aliases` ('bottleneck', …). */
+export function unknownLayer(layer: string, layers: LayerInfo[], aliases: string[] = []): SegGradCamError {
   const names = layers.map((l) => l.name);
   const shown = names.length > 40 ? [...names.slice(0, 40), `… (${names.length - 40} more)`] : names;
-  return new SegGradCamError(`unknown layer '${layer}'; valid layers: ${shown.join(', ')}`, 'layer');
+  return new SegGradCamError(`unknown layer '${layer}'; valid layers: ${[...aliases, ...shown].join(', ')}`, 'layer');
 }
 
 /** x repeated K times along the batch axis. */

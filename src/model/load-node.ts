@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
 import type { ModelAdapter } from './adapter.js';
 import { adapterFromArtifacts, type LoadOptions } from './load.js';
+import { checkWeightBytes } from './weights-check.js';
 
 interface ModelJson {
   format?: string;
@@ -66,21 +67,6 @@ export async function readModelArtifacts(path: string): Promise<tf.io.ModelArtif
     userDefinedMetadata: json.userDefinedMetadata as tf.io.ModelArtifacts['userDefinedMetadata'],
     modelInitializer: json.modelInitializer as tf.io.ModelArtifacts['modelInitializer'],
   };
-}
-
-/** Weight files must hold exactly the bytes the manifest describes. */
-function checkWeightBytes(specs: tf.io.WeightsManifestEntry[], total: number, path: string): void {
-  const bytesPer: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2, complex64: 8, string: 0 };
-  let expected = 0;
-  for (const s of specs) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    const dtype = s.quantization?.dtype ?? s.dtype;
-    if (dtype === 'string') return; // variable length: cannot check
-    expected += n * (bytesPer[dtype] ?? 4);
-  }
-  if (expected !== total) {
-    throw new SegGradCamError(`weights do not match ${path}: the manifest needs ${expected} bytes, the files hold ${total}`, 'model');
-  }
 }
 
 export async function loadModelFile(path: string, options: LoadOptions = {}): Promise<ModelAdapter> {

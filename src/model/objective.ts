@@ -53,12 +53,18 @@ function scored(logits: tf.Tensor, objective: Objective, output: OutputInfo): tf
 /** Logits of a batch, computed by an adapter (tensors it creates are tidied by the caller). */
 export type LogitsOf = (inputs: tf.Tensor4D) => tf.Tensor;
 
+/** The batch in chunks of at most `maxBatch` images: the inputs themselves when they fit (no copy), else slices. */
 function* chunks(inputs: tf.Tensor4D, maxBatch: number): Generator<tf.Tensor4D> {
   const b = inputs.shape[0];
   const size = Math.max(1, Math.min(b, maxBatch));
   for (let i = 0; i < b; i += size) {
-    yield (i === 0 && size >= b ? inputs.clone() : inputs.slice([i, 0, 0, 0], [Math.min(size, b - i), -1, -1, -1])) as tf.Tensor4D;
+    yield size >= b ? inputs : (inputs.slice([i, 0, 0, 0], [Math.min(size, b - i), -1, -1, -1]) as tf.Tensor4D);
   }
+}
+
+/** Frees a chunk unless it is the caller's own batch. */
+function release(chunk: tf.Tensor4D, inputs: tf.Tensor4D): void {
+  if (chunk !== inputs) chunk.dispose();
 }
 
 /** S per image, one model call per chunk of at most `maxBatch` images. */
@@ -69,7 +75,8 @@ export async function batchScores(inputs: tf.Tensor4D, objective: Objective, out
     const s = tf.tidy(() => objectiveScores(logitsOf(chunk), objective, output));
     out.set(await s.data(), at);
     at += chunk.shape[0];
-    tf.dispose([s, chunk]);
+    s.dispose();
+    release(chunk, inputs);
   }
   return out;
 }
@@ -99,7 +106,7 @@ export async function batchInputGradients(inputs: tf.Tensor4D, objective: Object
         p.dispose();
       }
       at += chunk.shape[0];
-      chunk.dispose();
+      release(chunk, inputs);
     }
     const gradients = grads.length === 1 ? grads[0] : (tf.concat(grads, 0) as tf.Tensor4D);
     if (grads.length > 1) tf.dispose(grads);

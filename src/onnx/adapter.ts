@@ -19,9 +19,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import { SegGradCamError } from '../errors.js';
 import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../model/adapter.js';
+import { unknownLayer } from '../model/layers-adapter.js';
 import { readOutputInfo } from '../model/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
-import { attrInt } from './builder.js';
+import { attrInt, valueInfo } from './builder.js';
 import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, type GradientGraph } from './gradient.js';
 import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
@@ -58,8 +59,6 @@ interface Compiled {
   backward?: { session: InferenceSession; inputs: string[] };
   fused?: InferenceSession;
 }
-
-type Cached = OrtTensor;
 
 const DEFAULT_SESSION: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', executionMode: 'sequential', logSeverityLevel: 3 };
 
@@ -186,9 +185,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     if (this.layerList.some((l) => l.name === layer)) return layer;
     const an = this.analysis;
     if (an.producer.has(layer) && an.dataDependent.has(layer) && an.isFloat(layer) && an.shape(layer).length === 4) return layer;
-    const names = this.layerList.map((l) => l.name);
-    const shown = names.length > 40 ? [...names.slice(0, 40), `… (${names.length - 40} more)`] : names;
-    throw new SegGradCamError(`unknown layer '${layer}'; valid layers: ${INPUT_LAYER}, ${shown.join(', ')}`, 'layer');
+    throw unknownLayer(layer, [{ name: INPUT_LAYER, type: 'Input', outputShape: toNhwcShape(this.inputDims) }, ...this.layerList]);
   }
 
   private sessionOptions(): InferenceSession.SessionOptions {
@@ -299,21 +296,21 @@ export class OnnxModelAdapter implements ModelAdapter {
     const x = this.inputTensor(input);
     const { session, names } = await this.forwardRunner();
     const res = await session.run({ [this.inputName]: x });
-    const cache = new Map<string, Cached>(names.map((n) => [n, res[n]]));
+    const cache = new Map<string, OrtTensor>(names.map((n) => [n, res[n]]));
     cache.set(this.inputName, x);
     return new OnnxForwardPass(this, cache);
   }
 
   /** @internal Runs ∂S/∂A for K cotangents (NCHW, stacked) of one pass. */
-  async runGradient(tensor: string, cache: Map<string, Cached>, cotangents: Float32Array, k: number): Promise<Float32Array> {
+  async runGradient(tensor: string, cache: Map<string, OrtTensor>, cotangents: Float32Array, k: number): Promise<Float32Array> {
     this.check();
     const e = this.entry(tensor);
     const g = e.graph;
-    const cotDims = [k, ...this.analysis.shape(this.logitsName).slice(1)];
+    // A graph that is not batchable takes one cotangent per run.
     const stack = g.batchable ? Math.max(1, this.options.maxStack ?? 4) : 1;
     if (k > stack) {
       const per = cotangents.length / k;
-      const out = new Float32Array(cotangents.length / per * (this.analysis.shape(tensor).reduce((a, b) => a * b, 1)));
+      const out = new Float32Array(k * this.analysis.shape(tensor).reduce((a, b) => a * b, 1));
       for (let i = 0; i < k; i += stack) {
         const n = Math.min(stack, k - i);
         const part = await this.runGradient(tensor, cache, cotangents.subarray(i * per, (i + n) * per), n);
@@ -321,24 +318,16 @@ export class OnnxModelAdapter implements ModelAdapter {
       }
       return out;
     }
-    if (k > 1 && !g.batchable) {
-      const per = cotangents.length / k;
-      const parts: Float32Array[] = [];
-      for (let i = 0; i < k; i++) parts.push(await this.runGradient(tensor, cache, cotangents.subarray(i * per, (i + 1) * per), 1));
-      const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-      parts.forEach((p, i) => out.set(p, i * p.length));
-      return out;
-    }
-    const cot = new this.ort.Tensor('float32', cotangents, cotDims);
+    const cot = this.cotangentTensor(cotangents, k);
     if (g.saved.every((s) => cache.has(s))) {
       const b = await this.backwardSession(e);
       const feeds: Record<string, OrtTensor> = { [COTANGENT]: cot };
-      for (const i of b.inputs) feeds[i] = cache.get(i) as Cached;
+      for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
       const res = await b.session.run(feeds);
       return res[GRADIENT].data as Float32Array;
     }
     const fused = await this.fusedSession(e);
-    const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as Cached, [COTANGENT]: cot });
+    const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as OrtTensor, [COTANGENT]: cot });
     for (const s of g.saved) if (!cache.has(s) && res[s]) cache.set(s, res[s]);
     if (!cache.has(tensor)) cache.set(tensor, res[ACTIVATION]);
     return res[GRADIENT].data as Float32Array;
@@ -349,7 +338,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     const key = `${on}|${tensor}`;
     let v = this.fusedVariants.get(key);
     if (!v) {
-      const probability = this.output.channels === 1 || this.output.activation === 'sigmoid' ? 'sigmoid' : 'softmax';
+      const probability = sigmoidProbabilities(this.output) ? 'sigmoid' : 'softmax';
       const graph = buildGradientGraph(this.analysis, tensor, this.logitsName, { on, probability });
       v = { graph, session: await this.createSession(withOutput(graph.model, this.logitsName, this.analysis)) };
       this.fusedVariants.set(key, v);
@@ -357,36 +346,42 @@ export class OnnxModelAdapter implements ModelAdapter {
     return v;
   }
 
-  async scores(inputs: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
-    this.check();
+  /** Each image of an NHWC batch, as NCHW data. */
+  private *imagesNchw(inputs: tf.Tensor4D): Generator<Float32Array> {
     const [b, h, w, c] = inputs.shape;
     const data = inputs.dataSync();
     const per = h * w * c;
-    const out = new Float32Array(b);
-    for (let i = 0; i < b; i++) {
-      const x = nhwcToNchw(data.subarray(i * per, (i + 1) * per), 1, h, w, c);
-      const logits = this.logitsNhwc(await this.predictNchw(x));
-      out[i] = scoreOf(logits, objective, this.output);
-    }
+    for (let i = 0; i < b; i++) yield nhwcToNchw(data.subarray(i * per, (i + 1) * per), 1, h, w, c);
+  }
+
+  async scores(inputs: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
+    this.check();
+    const out = new Float32Array(inputs.shape[0]);
+    let i = 0;
+    for (const x of this.imagesNchw(inputs)) out[i++] = scoreOf(this.logitsNhwc(await this.predictNchw(x)), objective, this.output);
     return out;
   }
 
   async inputGradients(inputs: tf.Tensor4D, objective: Objective): Promise<BatchGradient> {
     this.check();
     const [b, h, w, c] = inputs.shape;
-    const data = inputs.dataSync();
     const per = h * w * c;
     const { session } = await this.fusedVariant(this.inputName, objective.on);
-    const cot = this.cotangentNchw(objective.weights);
+    const cot = this.cotangentTensor(this.cotangentNchw(objective.weights), 1);
     const grads = new Float32Array(b * per);
     const scores = new Float32Array(b);
-    for (let i = 0; i < b; i++) {
-      const x = new this.ort.Tensor('float32', nhwcToNchw(data.subarray(i * per, (i + 1) * per), 1, h, w, c), this.inputDims);
-      const res = await session.run({ [this.inputName]: x, [COTANGENT]: new this.ort.Tensor('float32', cot, [1, ...this.analysis.shape(this.logitsName).slice(1)]) });
+    let i = 0;
+    for (const x of this.imagesNchw(inputs)) {
+      const res = await session.run({ [this.inputName]: this.inputTensor(x), [COTANGENT]: cot });
       grads.set(nchwToNhwc(res[GRADIENT].data as Float32Array, 1, c, h, w), i * per);
-      scores[i] = scoreOf(this.logitsNhwc(res[this.logitsName].data as Float32Array), objective, this.output);
+      scores[i++] = scoreOf(this.logitsNhwc(res[this.logitsName].data as Float32Array), objective, this.output);
     }
     return { gradients: tf.tensor4d(grads, [b, h, w, c]), scores };
+  }
+
+  /** K stacked NCHW cotangents as the gradient graphs' cotangent input. */
+  private cotangentTensor(cotangents: Float32Array, k: number): OrtTensor {
+    return new this.ort.Tensor('float32', cotangents, [k, ...this.analysis.shape(this.logitsName).slice(1)]);
   }
 
   /** @internal Logits NCHW → the project's layout. */
@@ -430,7 +425,7 @@ export class OnnxForwardPass implements ForwardPass {
 
   constructor(
     readonly adapter: OnnxModelAdapter,
-    private readonly cache: Map<string, Cached>,
+    private readonly cache: Map<string, OrtTensor>,
   ) {
     const raw = cache.get(adapter.logitsName)?.data as Float32Array;
     this.logits = adapter.logitsNhwc(raw);
@@ -483,12 +478,12 @@ export class OnnxForwardPass implements ForwardPass {
       scores.push(score);
     }
     const grads = await this.adapter.runGradient(t, this.cache, cot, k);
-    const a = this.cache.get(t) as Cached;
+    const a = this.cache.get(t) as OrtTensor;
     const dims = [...a.dims];
     const size = dims.reduce((x, y) => x * y, 1);
-    const aData = a.data as Float32Array;
+    const activations = toNhwcTensor(a.data as Float32Array, dims) as tf.Tensor4D;
     return scores.map((score, i) => ({
-      activations: toNhwcTensor(aData, dims) as tf.Tensor4D,
+      activations: i === 0 ? activations : activations.clone(),
       gradients: toNhwcTensor(grads.subarray(i * size, (i + 1) * size), dims) as tf.Tensor4D,
       score,
     }));
@@ -514,21 +509,27 @@ function toNhwcTensor(data: Float32Array, dims: readonly number[]): tf.Tensor {
   return tf.tensor4d(nchwToNhwc(data, n, c, h, w), [n, h, w, c]);
 }
 
-/** The model with extra outputs (no duplicates; types and shapes from the analysis). */
+/** A tensor as a graph output (type and shape from the analysis). */
+const outputOf = (name: string, an: GraphAnalysis) => valueInfo(name, an.dataType(name) ?? DataType.FLOAT, an.shape(name));
+
+/** The model with exactly these outputs. */
 function withOutputs(model: ModelProto, names: string[], an: GraphAnalysis): ModelProto {
-  const outs = names.map((n) => ({ name: n, type: { tensorType: { elemType: an.dataType(n) ?? DataType.FLOAT, shape: { dim: an.shape(n).map((d) => ({ dimValue: d })) } } } }));
-  return { ...model, graph: { ...model.graph, output: outs } };
+  return { ...model, graph: { ...model.graph, output: names.map((n) => outputOf(n, an)) } };
 }
 
+/** The model with one more output, unless it is one already. */
 function withOutput(model: ModelProto, name: string, an: GraphAnalysis): ModelProto {
   if (model.graph.output.some((o) => o.name === name)) return model;
-  return { ...model, graph: { ...model.graph, output: [...model.graph.output, ...withOutputs(model, [name], an).graph.output] } };
+  return { ...model, graph: { ...model.graph, output: [...model.graph.output, outputOf(name, an)] } };
 }
+
+/** Probabilities are the logits' sigmoid (one channel, or a sigmoid model), else their softmax over channels. */
+const sigmoidProbabilities = (output: OutputInfo) => output.channels === 1 || output.activation === 'sigmoid';
 
 function probabilities(logits: Float32Array, output: OutputInfo): Float64Array {
   const c = output.channels;
   const p = new Float64Array(logits.length);
-  if (c === 1 || output.activation === 'sigmoid') {
+  if (sigmoidProbabilities(output)) {
     for (let i = 0; i < logits.length; i++) p[i] = 1 / (1 + Math.exp(-logits[i]));
     return p;
   }
@@ -542,14 +543,19 @@ function probabilities(logits: Float32Array, output: OutputInfo): Float64Array {
   return p;
 }
 
-/** S = Σ w·y + offset on logits or probabilities (float64 sums). */
-export function scoreOf(logits: Float32Array, objective: Objective, output: OutputInfo): number {
+/** The values scored (logits, or probabilities in float64) and S = Σ w·y + offset on them (float64 sums). */
+function scored(logits: Float32Array, objective: Objective, output: OutputInfo): { y: ArrayLike<number>; score: number } {
   const w = objective.weights;
   if (w.length !== logits.length) throw new SegGradCamError(`objective has ${w.length} weights; the logits have ${logits.length}`, 'shape');
   const y = objective.on === 'probability' ? probabilities(logits, output) : logits;
   let s = objective.offset;
   for (let i = 0; i < w.length; i++) if (w[i] !== 0) s += w[i] * y[i];
-  return s;
+  return { y, score: s };
+}
+
+/** S = Σ w·y + offset on logits or probabilities (float64 sums). */
+export function scoreOf(logits: Float32Array, objective: Objective, output: OutputInfo): number {
+  return scored(logits, objective, output).score;
 }
 
 /**
@@ -558,13 +564,12 @@ export function scoreOf(logits: Float32Array, objective: Objective, output: Outp
  * in float64 — exact, and the compiled graphs then only ever take a logits cotangent.
  */
 export function logitsCotangent(logits: Float32Array, objective: Objective, output: OutputInfo): { cotangent: Float32Array; score: number } {
-  const score = scoreOf(logits, objective, output);
+  const { y: p, score } = scored(logits, objective, output);
   if (objective.on === 'logits') return { cotangent: objective.weights, score };
   const w = objective.weights;
-  const p = probabilities(logits, output);
   const g = new Float32Array(w.length);
   const c = output.channels;
-  if (c === 1 || output.activation === 'sigmoid') {
+  if (sigmoidProbabilities(output)) {
     for (let i = 0; i < w.length; i++) g[i] = w[i] * p[i] * (1 - p[i]);
     return { cotangent: g, score };
   }

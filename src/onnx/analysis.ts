@@ -11,9 +11,9 @@
  * tied to the probe's input size.
  */
 import { SegGradCamError } from '../errors.js';
-import { attrInt, attrTensor, nodeLabel } from './builder.js';
+import { attrTensor, nodeLabel } from './builder.js';
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
-import { readTensor, type ConstValue } from './tensor.js';
+import { isFloatType, readTensor, type ConstValue } from './tensor.js';
 
 /** Element type names as onnxruntime reports them, to ONNX data types. */
 export const ORT_TYPES: Record<string, number> = {
@@ -89,18 +89,12 @@ export class GraphAnalysis {
 
   shape(name: string): number[] {
     const p = this.probe.get(name);
-    const init = p ? undefined : this.initializers.get(name);
+    if (p) return p.dims;
+    const init = this.initializers.get(name);
     if (init) return (init.dims ?? []).map(Number);
-    if (!p) {
-      const c = this.constant(name);
-      if (c) return c.dims;
-    }
-    if (!p) throw new SegGradCamError(`no shape is known for tensor '${name}'`, 'model');
-    return p.dims;
-  }
-
-  hasShape(name: string): boolean {
-    return this.probe.has(name) || this.initializers.has(name);
+    const c = this.constant(name);
+    if (c) return c.dims;
+    throw new SegGradCamError(`no shape is known for tensor '${name}'`, 'model');
   }
 
   dataType(name: string): number | undefined {
@@ -108,8 +102,7 @@ export class GraphAnalysis {
   }
 
   isFloat(name: string): boolean {
-    const t = this.dataType(name);
-    return t === DataType.FLOAT || t === DataType.DOUBLE || t === DataType.FLOAT16;
+    return isFloatType(this.dataType(name));
   }
 
   /**
@@ -196,10 +189,6 @@ export class GraphAnalysis {
     return !!a && !!b && a.length === b.length && a.every((d, i) => d === b[i]);
   }
 
-  label(node: NodeProto): string {
-    return nodeLabel(node);
-  }
-
   /** Nodes in execution order (checks that the file's order is topological). */
   ordered(): NodeProto[] {
     const known = new Set<string>([...this.initializers.keys(), ...this.model.graph.input.map((i) => i.name), '']);
@@ -210,9 +199,5 @@ export class GraphAnalysis {
       for (const o of n.output) known.add(o);
     }
     return this.nodes;
-  }
-
-  attrInt(node: NodeProto, name: string, fallback: number): number {
-    return attrInt(node, name, fallback);
   }
 }

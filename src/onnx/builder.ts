@@ -3,7 +3,7 @@
  * (used by the gradient transform and by the project's own fixture models).
  */
 import { SegGradCamError } from '../errors.js';
-import { AttributeType, DataType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
 import { floatTensor, int64Tensor } from './tensor.js';
 
 export type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string } | { t: TensorProto };
@@ -140,5 +140,3 @@ export function emptyModel(opset: number, name = 'graph'): ModelProto {
     graph: { node: [], name, initializer: [], input: [], output: [], valueInfo: [] },
   };
 }
-
-export { DataType };

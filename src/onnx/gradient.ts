@@ -19,7 +19,7 @@ import { SegGradCamError } from '../errors.js';
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, nodeLabel, valueInfo } from './builder.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
-import { DIFFERENTIABLE_INPUTS, VJPS, VjpContext } from './vjp.js';
+import { DIFFERENTIABLE_INPUTS, VJPS, VjpContext, sigmoidVjp, softmaxVjp } from './vjp.js';
 
 export const COTANGENT = 'sgc/cotangent';
 export const ACTIVATION = 'sgc/activation';
@@ -43,14 +43,15 @@ export interface GradientGraph {
 /** The ops whose vector-Jacobian products are implemented. */
 export const SUPPORTED_OPS = Object.keys(VJPS).sort();
 
+/** Input positions of a node through which a gradient can flow. */
+const differentiableInputs = (n: NodeProto): number[] => DIFFERENTIABLE_INPUTS[n.opType] ?? n.input.map((_, i) => i);
+
 /** Tensors on a differentiable path from `layer` to `logits`, and the nodes to differentiate (in order). */
 export function gradientPath(an: GraphAnalysis, layer: string, logits: string): { nodes: NodeProto[]; onPath: Set<string> } {
   const downstream = new Set<string>([layer]);
   const order = an.ordered();
   for (const n of order) {
-    const diff = DIFFERENTIABLE_INPUTS[n.opType];
-    const idx = diff ?? n.input.map((_, i) => i);
-    if (idx.some((i) => n.input[i] && downstream.has(n.input[i]))) {
+    if (differentiableInputs(n).some((i) => n.input[i] && downstream.has(n.input[i]))) {
       for (const o of n.output) if (o && an.isFloat(o)) downstream.add(o);
     }
   }
@@ -62,8 +63,7 @@ export function gradientPath(an: GraphAnalysis, layer: string, logits: string): 
   for (let k = order.length - 1; k >= 0; k--) {
     const n = order[k];
     if (!n.output.some((o) => needed.has(o))) continue;
-    const diff = DIFFERENTIABLE_INPUTS[n.opType] ?? n.input.map((_, i) => i);
-    const ins = diff.map((i) => n.input[i]).filter((i) => i && downstream.has(i));
+    const ins = differentiableInputs(n).map((i) => n.input[i]).filter((i) => i && downstream.has(i));
     if (ins.length === 0) continue;
     nodes.push(n);
     for (const i of ins) needed.add(i);
@@ -72,7 +72,6 @@ export function gradientPath(an: GraphAnalysis, layer: string, logits: string): 
   return { nodes, onPath: new Set([...needed].filter((t) => downstream.has(t))) };
 }
 
-/** Builds the augmented graph for ∂S/∂(layer). `saveOutputs` also exposes the saved tensors (to fill a cache). */
 export interface GradientGraphOptions {
   /** Also expose the saved tensors as outputs (to fill a cache for later backward-only runs). */
   saveOutputs?: boolean;
@@ -84,6 +83,7 @@ export interface GradientGraphOptions {
   probability?: 'softmax' | 'sigmoid';
 }
 
+/** Builds the augmented graph for ∂S/∂(layer). */
 export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: string, options: GradientGraphOptions = {}): GradientGraph {
   if (an.opset < 10) {
     throw new SegGradCamError(`the model uses opset ${an.opset}: gradient graphs need opset 10 or later (export with opset_version 11–17)`, 'model');
@@ -214,17 +214,14 @@ export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: Mo
 
 /** ∂S/∂logits from ∂S/∂p, for p = softmax over axis 1 (computed stably, any opset) or sigmoid. */
 function probabilityVjp(c: VjpContext, logits: string, w: string, kind: 'softmax' | 'sigmoid'): string {
-  if (kind === 'sigmoid') {
-    const p = c.op('Sigmoid', [logits]);
-    return c.op('Mul', [w, c.op('Mul', [p, c.op('Sub', [c.f32(1), p])])]);
-  }
+  if (kind === 'sigmoid') return sigmoidVjp(c, c.op('Sigmoid', [logits]), w);
   const max = c.opset >= 18 ? c.op('ReduceMax', [logits, c.i64([1])], { keepdims: { i: 1 } }) : c.op('ReduceMax', [logits], { axes: { ints: [1] }, keepdims: { i: 1 } });
   const e = c.op('Exp', [c.op('Sub', [logits, max])]);
   const p = c.op('Div', [e, c.reduceSum(e, [1], 1)]);
-  return c.op('Mul', [p, c.op('Sub', [w, c.reduceSum(c.op('Mul', [w, p]), [1], 1)])]);
+  return softmaxVjp(c, p, w, [1]);
 }
 
-/** Raises the default opset when an op needs a newer version, refusing when that would change other ops' meaning. */
+/** Refuses a graph whose emitted ops need a newer default opset than the model imports (raising it could change other ops' meaning). */
 function ensureOpset(model: ModelProto, min: number) {
   const entry = model.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx');
   if (!entry || (entry.version ?? 1) >= min) return;

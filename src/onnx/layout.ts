@@ -9,11 +9,10 @@
 export function nhwcToNchw(src: ArrayLike<number>, n: number, h: number, w: number, c: number, out = new Float32Array(n * c * h * w)): Float32Array {
   const hw = h * w;
   for (let b = 0; b < n; b++) {
-    const so = b * hw * c;
-    const oo = b * hw * c;
+    const o = b * hw * c;
     for (let p = 0; p < hw; p++) {
-      const s = so + p * c;
-      for (let k = 0; k < c; k++) out[oo + k * hw + p] = src[s + k];
+      const s = o + p * c;
+      for (let k = 0; k < c; k++) out[o + k * hw + p] = src[s + k];
     }
   }
   return out;

@@ -332,8 +332,10 @@ function proto2(ns: { nested?: Record<string, unknown> }) {
 
 let modelType: protobuf.Type | null = null;
 function modelProtoType(): protobuf.Type {
-  proto2(schema.nested.onnx);
-  modelType ??= protobuf.Root.fromJSON(schema).lookupType('onnx.ModelProto');
+  if (!modelType) {
+    proto2(schema.nested.onnx);
+    modelType = protobuf.Root.fromJSON(schema).lookupType('onnx.ModelProto');
+  }
   return modelType;
 }
 

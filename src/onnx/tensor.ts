@@ -9,7 +9,21 @@ export interface ConstValue {
   data: Float32Array | Float64Array | number[];
 }
 
-const view = (raw: Uint8Array) => new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+/** Element size and little-endian reader of raw_data, per readable data type. */
+const RAW: Record<number, { size: number; get: (dv: DataView, offset: number) => number }> = {
+  [DataType.FLOAT]: { size: 4, get: (dv, o) => dv.getFloat32(o, true) },
+  [DataType.DOUBLE]: { size: 8, get: (dv, o) => dv.getFloat64(o, true) },
+  [DataType.FLOAT16]: { size: 2, get: (dv, o) => halfToFloat(dv.getUint16(o, true)) },
+  [DataType.INT64]: { size: 8, get: (dv, o) => Number(dv.getBigInt64(o, true)) },
+  [DataType.UINT64]: { size: 8, get: (dv, o) => Number(dv.getBigUint64(o, true)) },
+  [DataType.INT32]: { size: 4, get: (dv, o) => dv.getInt32(o, true) },
+  [DataType.UINT32]: { size: 4, get: (dv, o) => dv.getUint32(o, true) },
+  [DataType.INT16]: { size: 2, get: (dv, o) => dv.getInt16(o, true) },
+  [DataType.UINT16]: { size: 2, get: (dv, o) => dv.getUint16(o, true) },
+  [DataType.INT8]: { size: 1, get: (dv, o) => dv.getInt8(o) },
+  [DataType.UINT8]: { size: 1, get: (dv, o) => dv.getUint8(o) },
+  [DataType.BOOL]: { size: 1, get: (dv, o) => dv.getUint8(o) },
+};
 
 /** Reads a TensorProto (raw_data or the typed fields). External data is refused with a clear error. */
 export function readTensor(t: TensorProto): ConstValue {
@@ -19,80 +33,31 @@ export function readTensor(t: TensorProto): ConstValue {
   if (t.dataLocation === 1) {
     throw new SegGradCamError(`tensor '${t.name ?? ''}' keeps its data in an external file, which is not supported: re-export the model in one file`, 'model');
   }
+  const reader = RAW[dataType];
+  if (!reader) throw new SegGradCamError(`tensor '${t.name ?? ''}' has data type ${dataType}, which cannot be read here`, 'model');
   const raw = t.rawData && t.rawData.byteLength > 0 ? t.rawData : null;
+  if (raw) {
+    const data = dataType === DataType.DOUBLE ? new Float64Array(count) : isFloatType(dataType) ? new Float32Array(count) : new Array<number>(count);
+    const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < count; i++) data[i] = reader.get(dv, i * reader.size);
+    return { dims, dataType, data };
+  }
   switch (dataType) {
-    case DataType.FLOAT: {
-      if (raw) {
-        const out = new Float32Array(count);
-        const dv = view(raw);
-        for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
-        return { dims, dataType, data: out };
-      }
+    case DataType.FLOAT:
       return { dims, dataType, data: Float32Array.from(t.floatData ?? []) };
-    }
-    case DataType.DOUBLE: {
-      if (raw) {
-        const out = new Float64Array(count);
-        const dv = view(raw);
-        for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
-        return { dims, dataType, data: out };
-      }
+    case DataType.DOUBLE:
       return { dims, dataType, data: Float64Array.from(t.doubleData ?? []) };
-    }
     case DataType.FLOAT16: {
-      const out = new Float32Array(count);
-      if (raw) {
-        const dv = view(raw);
-        for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
-      } else {
-        const src = t.int32Data ?? [];
-        for (let i = 0; i < count; i++) out[i] = halfToFloat(src[i]);
-      }
-      return { dims, dataType, data: out };
+      // Halves travel as the low 16 bits of int32_data.
+      const src = t.int32Data ?? [];
+      return { dims, dataType, data: Float32Array.from({ length: count }, (_, i) => halfToFloat(src[i])) };
     }
     case DataType.INT64:
-    case DataType.UINT64: {
-      if (raw) {
-        const dv = view(raw);
-        const out: number[] = [];
-        for (let i = 0; i < count; i++) out.push(Number(dataType === DataType.INT64 ? dv.getBigInt64(i * 8, true) : dv.getBigUint64(i * 8, true)));
-        return { dims, dataType, data: out };
-      }
-      return { dims, dataType, data: (dataType === DataType.INT64 ? t.int64Data : t.uint64Data)?.map(Number) ?? [] };
-    }
-    case DataType.INT32:
-    case DataType.INT16:
-    case DataType.INT8:
-    case DataType.UINT16:
-    case DataType.UINT8:
-    case DataType.BOOL:
-    case DataType.UINT32: {
-      if (raw) {
-        const dv = view(raw);
-        const out: number[] = [];
-        const size = { [DataType.INT32]: 4, [DataType.UINT32]: 4, [DataType.INT16]: 2, [DataType.UINT16]: 2 }[dataType as number] ?? 1;
-        for (let i = 0; i < count; i++) {
-          const o = i * size;
-          out.push(
-            dataType === DataType.INT32
-              ? dv.getInt32(o, true)
-              : dataType === DataType.UINT32
-                ? dv.getUint32(o, true)
-                : dataType === DataType.INT16
-                  ? dv.getInt16(o, true)
-                  : dataType === DataType.UINT16
-                    ? dv.getUint16(o, true)
-                    : dataType === DataType.INT8
-                      ? dv.getInt8(o)
-                      : dv.getUint8(o),
-          );
-        }
-        return { dims, dataType, data: out };
-      }
-      return { dims, dataType, data: (t.int32Data ?? []).map(Number) };
-    }
+      return { dims, dataType, data: t.int64Data?.map(Number) ?? [] };
+    case DataType.UINT64:
+      return { dims, dataType, data: t.uint64Data?.map(Number) ?? [] };
     default:
-      throw new SegGradCamError(`tensor '${t.name ?? ''}' has data type ${dataType}, which cannot be read here`, 'model');
+      return { dims, dataType, data: (t.int32Data ?? []).map(Number) };
   }
 }
 
@@ -118,22 +83,4 @@ export function int64Tensor(name: string, dims: number[], values: ArrayLike<numb
   return { name, dims: [...dims], dataType: DataType.INT64, rawData: new Uint8Array(data.buffer) };
 }
 
-/** Writes a ConstValue back as a TensorProto of its data type (float, double, int64, int32, bool). */
-export function constToTensor(name: string, v: ConstValue): TensorProto {
-  if (v.dataType === DataType.FLOAT) return floatTensor(name, v.dims, v.data);
-  if (v.dataType === DataType.INT64) return int64Tensor(name, v.dims, v.data);
-  if (v.dataType === DataType.DOUBLE) {
-    const d = Float64Array.from(v.data);
-    return { name, dims: [...v.dims], dataType: v.dataType, rawData: new Uint8Array(d.buffer) };
-  }
-  if (v.dataType === DataType.INT32) {
-    const d = Int32Array.from(v.data);
-    return { name, dims: [...v.dims], dataType: v.dataType, rawData: new Uint8Array(d.buffer) };
-  }
-  if (v.dataType === DataType.BOOL || v.dataType === DataType.UINT8 || v.dataType === DataType.INT8) {
-    return { name, dims: [...v.dims], dataType: v.dataType, rawData: Uint8Array.from(v.data, (x) => x & 0xff) };
-  }
-  throw new SegGradCamError(`cannot write a constant of data type ${v.dataType}`, 'model');
-}
-
-export const isFloatType = (t: number) => t === DataType.FLOAT || t === DataType.DOUBLE || t === DataType.FLOAT16;
+export const isFloatType = (t: number | undefined) => t === DataType.FLOAT || t === DataType.DOUBLE || t === DataType.FLOAT16;

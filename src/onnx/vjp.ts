@@ -188,17 +188,23 @@ function transposedWindow(w: Window, inSp: number[], outSp: number[]): { pads: n
   return { pads, outputPadding };
 }
 
-const conv: Vjp = (c, node, [g], wanted) => {
-  const [x, w, bias] = node.input;
+/** Conv and ConvTranspose differentiate through their input only. */
+function refuseWeightGradients(c: VjpContext, node: NodeProto, wanted: boolean[]) {
+  const [, w, bias] = node.input;
   if (wanted[1] || wanted[2] || c.isOnPath(w) || c.isOnPath(bias)) throw c.refuse(node, 'gradients through its weights or bias are not supported');
+}
+
+const conv: Vjp = (c, node, [g], wanted) => {
+  refuseWeightGradients(c, node, wanted);
   if (!g || !wanted[0]) return [];
+  const [x, w] = node.input;
   const xs = c.shape(x);
   const ys = c.shape(node.output[0]);
   const ws = c.shape(w);
   const n = ws.length - 2;
   const group = attrInt(node, 'group', 1);
   const win = windowOf(c, node, xs.slice(2), ys.slice(2), ws.slice(2));
-  const flipPads = win.k.flatMap((_, i) => [(win.k[i] - 1) * win.d[i] - win.pads[i]]).concat(win.k.map((_, i) => (win.k[i] - 1) * win.d[i] - win.pads[n + i]));
+  const flipPads = [...win.k.map((k, i) => (k - 1) * win.d[i] - win.pads[i]), ...win.k.map((k, i) => (k - 1) * win.d[i] - win.pads[n + i])];
   if (win.s.every((v) => v === 1) && flipPads.every((p) => p >= 0)) {
     const axes = Array.from({ length: n }, (_, i) => i + 2);
     const flipped = c.op('Slice', [w, c.i64(axes.map(() => -1)), c.i64(axes.map(() => INT64_MIN)), c.i64(axes), c.i64(axes.map(() => -1))]);
@@ -226,20 +232,18 @@ const conv: Vjp = (c, node, [g], wanted) => {
 };
 
 const convTranspose: Vjp = (c, node, [g], wanted) => {
-  const [x, w, bias] = node.input;
-  if (wanted[1] || wanted[2] || c.isOnPath(w) || c.isOnPath(bias)) throw c.refuse(node, 'gradients through its weights or bias are not supported');
+  refuseWeightGradients(c, node, wanted);
   if (!g || !wanted[0]) return [];
   if (attrInts(node, 'output_shape') || attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') {
     throw c.refuse(node, 'ConvTranspose with output_shape or auto_pad is not supported (export with explicit pads)');
   }
+  const [x, w] = node.input;
   const xs = c.shape(x);
   const ys = c.shape(node.output[0]);
   const ws = c.shape(w);
   const n = ws.length - 2;
-  const k = attrInts(node, 'kernel_shape') ?? ws.slice(2);
-  const s = attrInts(node, 'strides') ?? ones(n);
-  const d = attrInts(node, 'dilations') ?? ones(n);
-  const pads = attrInts(node, 'pads') ?? zeros(2 * n);
+  // ConvTranspose's window is the gradient Conv's (auto_pad is NOTSET: the pads are explicit).
+  const { k, s, d, pads } = windowOf(c, node, xs.slice(2), ys.slice(2), ws.slice(2));
   for (let i = 0; i < n; i++) {
     const back = Math.floor((ys[2 + i] + pads[i] + pads[n + i] - (k[i] - 1) * d[i] - 1) / s[i]) + 1;
     if (back !== xs[2 + i]) throw c.refuse(node, `its gradient Conv would give size ${back} instead of ${xs[2 + i]}`);
@@ -293,11 +297,18 @@ const clip: Vjp = (c, node, [g], wanted) => {
   return [c.op('Where', [cond, g, c.f32(0)])];
 };
 
-const sigmoid: Vjp = (c, node, [g]) => {
-  if (!g) return [];
-  const y = node.output[0];
-  return [c.op('Mul', [g, c.op('Mul', [y, c.op('Sub', [c.f32(1), y])])])];
-};
+/** ∂/∂x of y = σ(x), from y: g·y·(1 − y). */
+export function sigmoidVjp(c: VjpContext, y: string, g: string): string {
+  return c.op('Mul', [g, c.op('Mul', [y, c.op('Sub', [c.f32(1), y])])]);
+}
+
+/** ∂/∂x of y = softmax(x) over `axes`, from y: y·(g − Σ g·y). */
+export function softmaxVjp(c: VjpContext, y: string, g: string, axes: number[]): string {
+  const s = c.reduceSum(c.op('Mul', [g, y]), axes, 1);
+  return c.op('Mul', [y, c.op('Sub', [g, s])]);
+}
+
+const sigmoid: Vjp = (c, node, [g]) => (g ? [sigmoidVjp(c, node.output[0], g)] : []);
 
 const tanh: Vjp = (c, node, [g]) => {
   if (!g) return [];
@@ -331,12 +342,7 @@ function softmaxAxes(c: VjpContext, node: NodeProto): number[] {
   return axes;
 }
 
-const softmax: Vjp = (c, node, [g]) => {
-  if (!g) return [];
-  const y = node.output[0];
-  const s = c.reduceSum(c.op('Mul', [g, y]), softmaxAxes(c, node), 1);
-  return [c.op('Mul', [y, c.op('Sub', [g, s])])];
-};
+const softmax: Vjp = (c, node, [g]) => (g ? [softmaxVjp(c, node.output[0], g, softmaxAxes(c, node))] : []);
 
 const logSoftmax: Vjp = (c, node, [g]) => {
   if (!g) return [];
@@ -488,6 +494,7 @@ const concat: Vjp = (c, node, [g], wanted) => {
   });
 };
 
+/** Add, Sub and Sum (any number of operands): the gradient, negated for Sub's second, summed back to each operand's shape. */
 const addSub =
   (sign: number): Vjp =>
   (c, node, [g], wanted) => {
@@ -499,12 +506,6 @@ const addSub =
       return c.unbroadcast(gi, ys, c.shape(inp));
     });
   };
-
-const sum: Vjp = (c, node, [g], wanted) => {
-  if (!g) return [];
-  const ys = c.shape(node.output[0]);
-  return node.input.map((inp, i) => (wanted[i] ? c.unbroadcast(g, ys, c.shape(inp)) : null));
-};
 
 const mul: Vjp = (c, node, [g], wanted) => {
   if (!g) return [];
@@ -633,8 +634,11 @@ export function resizeMatrix(inLen: number, outLen: number, scale: number, mode:
   return m;
 }
 
-/** Applies the transpose of per-axis linear maps (matrices [out, in]) to a gradient, on the last two axes. */
-function applySeparableTranspose(c: VjpContext, node: NodeProto, g: string, rank: number, mats: Map<number, { m: Float32Array; out: number; in: number }>): string {
+/** Per-axis linear maps (matrices [out, in]) of a separable resampling. */
+type AxisMaps = Map<number, { m: Float32Array; out: number; in: number }>;
+
+/** Applies the transpose of per-axis linear maps to a gradient, on the last two axes. */
+function applySeparableTranspose(c: VjpContext, node: NodeProto, g: string, rank: number, mats: AxisMaps): string {
   let t = g;
   for (const [axis, { m, out, in: inLen }] of mats) {
     if (axis === rank - 1) {
@@ -655,36 +659,22 @@ const resize: Vjp = (c, node, [g]) => {
   const ys = c.shape(node.output[0]);
   const rank = xs.length;
   const mode = attrString(node, 'mode', 'nearest');
-  if (mode !== 'nearest' && mode !== 'linear' && mode !== 'bilinear') throw c.refuse(node, `mode '${mode}' is not supported (nearest, linear)`);
+  if (mode !== 'nearest' && mode !== 'linear') throw c.refuse(node, `mode '${mode}' is not supported (nearest, linear)`);
   if (attrInt(node, 'antialias', 0) !== 0) throw c.refuse(node, 'antialias is not supported');
-  let scales: number[] | null = null;
-  let ctm: string;
-  let nearestMode: string;
-  if (node.opType === 'Upsample') {
-    scales = c.an.numbers(node.input[1]) ?? attrFloats(node);
-    ctm = 'asymmetric';
-    nearestMode = 'simple';
-  } else {
-    ctm = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
-    nearestMode = attrString(node, 'nearest_mode', 'round_prefer_floor');
-    const sc = c.an.numbers(node.input[2]);
-    if (sc && sc.length === rank) scales = sc;
-  }
-  const mats = new Map<number, { m: Float32Array; out: number; in: number }>();
+  const ctm = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
+  const nearestMode = attrString(node, 'nearest_mode', 'round_prefer_floor');
+  const given = c.an.numbers(node.input[2]);
+  const scales = given && given.length === rank ? given : null;
+  const mats: AxisMaps = new Map();
   for (let a = 0; a < rank; a++) {
     const scale = scales ? scales[a] : ys[a] / xs[a];
     if (xs[a] === ys[a] && scale === 1 && ctm !== 'tf_half_pixel_for_nn') continue;
     if (a < 2) throw c.refuse(node, 'resizing the batch or channel axis is not supported');
-    mats.set(a, { m: resizeMatrix(xs[a], ys[a], scale, mode === 'bilinear' ? 'linear' : mode, ctm, nearestMode), out: ys[a], in: xs[a] });
+    mats.set(a, { m: resizeMatrix(xs[a], ys[a], scale, mode, ctm, nearestMode), out: ys[a], in: xs[a] });
   }
   if (mats.size === 0) return [g];
   return [applySeparableTranspose(c, node, g, rank, mats)];
 };
-
-function attrFloats(node: NodeProto): number[] | null {
-  const a = node.attribute.find((x) => x.name === 'scales');
-  return a?.floats ? [...a.floats] : null;
-}
 
 const pad: Vjp = (c, node, [g], wanted) => {
   if (wanted[2]) throw c.refuse(node, 'gradients through the pad value are not supported');
@@ -717,7 +707,7 @@ const pad: Vjp = (c, node, [g], wanted) => {
   }
   if (mode !== 'reflect' && mode !== 'edge') throw c.refuse(node, `mode '${mode}' is not supported`);
   const ys = c.shape(node.output[0]);
-  const mats = new Map<number, { m: Float32Array; out: number; in: number }>();
+  const mats: AxisMaps = new Map();
   for (let a = 0; a < rank; a++) {
     if (pads[a] === 0 && pads[rank + a] === 0) continue;
     if (a < 2) throw c.refuse(node, `${mode} padding of the batch or channel axis is not supported`);
@@ -810,7 +800,7 @@ export const VJPS: Record<string, Vjp> = {
   Concat: concat,
   Add: addSub(1),
   Sub: addSub(-1),
-  Sum: sum,
+  Sum: addSub(1),
   Mul: mul,
   Div: div,
   Resize: resize,

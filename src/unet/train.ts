@@ -16,6 +16,8 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
+import { writeFileAtomic } from '../io/files.js';
+import { readModelArtifacts } from '../model/load-node.js';
 import { hash32 } from '../data/prng.js';
 import { CLASS_NAMES, NUM_CLASSES, oneHot, TextureMnist, type TextureMnistOptions } from '../data/texture-mnist.js';
 import { loadTextureMnistAssets } from '../data/assets-node.js';
@@ -281,32 +283,17 @@ export async function serializeModel(model: tf.LayersModel, metadata?: Record<st
   return { json: JSON.stringify(json), weights: new Uint8Array(joined) };
 }
 
-/** Writes model.json + weights.bin into `dir`. */
+/** Writes model.json + weights.bin into `dir` (each atomically: weights first, so a model.json never points at missing weights). */
 export async function saveModelDir(model: tf.LayersModel, dir: string, metadata?: Record<string, unknown>): Promise<void> {
   await mkdir(dir, { recursive: true });
   const { json, weights } = await serializeModel(model, metadata);
-  await writeFile(join(dir, 'weights.bin'), weights);
-  await writeFile(join(dir, 'model.json'), json);
+  await writeFileAtomic(join(dir, 'weights.bin'), weights);
+  await writeFileAtomic(join(dir, 'model.json'), new TextEncoder().encode(json));
 }
 
-/** Loads a model.json + weights written by saveModelDir (single weights file group layout). */
+/** Loads a model.json + weights written by saveModelDir. */
 export async function loadModelDir(dir: string): Promise<tf.LayersModel> {
-  const file = join(dir, 'model.json');
-  let parsed: { modelTopology: tf.io.ModelArtifacts['modelTopology']; weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] };
-  try {
-    parsed = JSON.parse(await readFile(file, 'utf8'));
-  } catch {
-    throw new SegGradCamError(`cannot read model: ${file}`, 'file');
-  }
-  const specs = parsed.weightsManifest.flatMap((g) => g.weights);
-  const parts = await Promise.all(parsed.weightsManifest.flatMap((g) => g.paths).map((p) => readFile(join(dir, p))));
-  const bytes = new Uint8Array(parts.reduce((n, b) => n + b.byteLength, 0));
-  let off = 0;
-  for (const b of parts) {
-    bytes.set(b, off);
-    off += b.byteLength;
-  }
-  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: parsed.modelTopology, weightSpecs: specs, weightData: bytes.buffer }));
+  return tf.loadLayersModel(tf.io.fromMemory(await readModelArtifacts(join(dir, 'model.json'))));
 }
 
 /** userDefinedMetadata written into model.json: class names (read by the CLI) and the data recipe. */

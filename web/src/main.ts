@@ -2,18 +2,17 @@
  * The explorer's page: controls, panels and the flow between them. All inference runs in the
  * worker (./worker.ts); this thread decodes images, draws, and keeps the URL in step with the view.
  */
-import type { Explanation } from '../../src/explain.js';
 import { explanationFigure } from '../../src/figure.js';
 import { explanationJson } from '../../src/cli/json.js';
 import type { RgbaImage } from '../../src/image.js';
-import { COLORMAPS, colormapLut, defaultPalette, labelImage, overlayHeatmap, resizeLabelsNearest, type ColormapName, type Rgb } from '../../src/render/index.js';
+import { COLORMAPS, classColor, colormapLut, defaultPalette, labelImage, lutIndex, overlayHeatmap, resizeLabelsNearest, type ColormapName, type Rgb } from '../../src/render/index.js';
 import { connectedComponent, toOutputCell, type Region } from '../../src/target/region.js';
 import type { Catalog, CatalogModel } from '../bundled.js';
 import { DecodeError, decodeImage, fetchImage } from './image-decode.js';
 import { parseLabels, type Labels } from './labels.js';
-import type { BackendChoice, BackendReport, ExplanationMsg, LayerRow, ModelInfo, ModelSource, Progress, Reply } from './protocol.js';
-import { cosine, drawAlphaChart, drawCell, makeCell, resolutionChanges, thumbnailBase, type GridCell, type Pinned } from './ui/compare.js';
-import { Stage } from './ui/stage.js';
+import { probeText, type BackendChoice, type BackendReport, type ExplainParams, type ExplanationMsg, type LayerRow, type ModelInfo, type ModelSource, type PredictionInfo, type Progress, type Reply } from './protocol.js';
+import { cosine, drawAlphaChart, drawCell, makeCell, resolutionChanges, thumbnailBase, type Pinned } from './ui/compare.js';
+import { putImage, Stage } from './ui/stage.js';
 import { decodeState, encodeState, type ViewState } from './url-state.js';
 import { InferenceWorker } from './worker-client.js';
 
@@ -73,7 +72,6 @@ interface ModelEntry {
   key: string | null;
   name: string;
   source: ModelSource;
-  classNames?: string[];
   labels?: Labels;
 }
 
@@ -82,22 +80,38 @@ interface ImageEntry {
   name: string;
 }
 
+/** An image to open: how to get its pixels, and what to call it. */
+interface ImageSource {
+  load: () => Promise<RgbaImage>;
+  entry: ImageEntry;
+}
+
+/** An answer on the page: the worker's explanation and the region that was asked. */
+type Answer = ExplanationMsg & { region: Region };
+
+/** A cell of the layer grid, with its answer once the worker sent it. */
+interface GridCell {
+  layer: LayerRow;
+  explanation: Answer;
+  element: HTMLElement;
+  canvas: HTMLCanvasElement;
+}
+
 const state = {
   catalog: { models: [], samples: [] } as Catalog,
   backend: null as BackendReport | null,
   methods: ['seg-grad-cam'] as string[],
+  /** The open model, with the labels the page uses for it. */
   model: null as ModelEntry | null,
   info: null as ModelInfo | null,
-  labels: null as Labels | null,
   image: null as RgbaImage | null,
   imageEntry: null as ImageEntry | null,
-  prediction: null as { labels: Int32Array; width: number; height: number; ms: number } | null,
-  tool: 'pixel' as Tool,
+  prediction: null as PredictionInfo | null,
+  /** The region drawn: the shown answer's, or one being asked or dragged. */
   region: null as Region | null,
   /** null = the prediction at the region (the default). */
   classChoice: null as number | null,
-  layer: '',
-  explanation: null as ExplanationMsg | null,
+  explanation: null as Answer | null,
   grid: [] as GridCell[],
   pinA: null as Pinned | null,
   pinB: null as Pinned | null,
@@ -107,6 +121,16 @@ const state = {
 
 const colormap = (): ColormapName => el.colormapSelect.value as ColormapName;
 const opacity = (): number => Number(el.opacity.value);
+/** The layer explained ('' before a model is open). */
+const layer = (): string => el.layerSelect.value;
+/** What the model and image are called in the test hook and the JSON export. */
+const modelName = (): string | null => state.model?.key ?? state.model?.name ?? null;
+const imageName = (): string | null => state.imageEntry?.key ?? state.imageEntry?.name ?? null;
+
+/** Selects a layer, when the model has it. */
+function selectLayer(name: string | undefined): void {
+  if (name && state.info?.layers.some((l) => l.name === name)) el.layerSelect.value = name;
+}
 
 /** What tests (and curious users) can read: the raw answers and the time each took. */
 interface TestHook {
@@ -150,9 +174,9 @@ const hook: TestHook = {
   backend: null,
   timings: [],
   state: () => ({
-    model: state.model?.key ?? state.model?.name ?? null,
-    image: state.imageEntry?.key ?? state.imageEntry?.name ?? null,
-    layer: state.layer,
+    model: modelName(),
+    image: imageName(),
+    layer: layer(),
     region: state.region,
     classIndex: state.explanation?.classIndex ?? null,
     layers: state.info?.layers ?? [],
@@ -241,25 +265,25 @@ async function call<T extends Reply['type']>(
 
 const BACKEND_KEY = 'seg-grad-cam.backend';
 
-async function initBackend(choice: BackendChoice): Promise<void> {
-  let remembered: string | undefined;
+/** Runs a localStorage access; where the browser allows no storage, nothing is remembered (and the backend is timed again). */
+function withStorage<T>(access: () => T): T | undefined {
   try {
-    const saved = JSON.parse(localStorage.getItem(BACKEND_KEY) ?? 'null') as { ua: string; backend: string } | null;
-    if (saved && saved.ua === navigator.userAgent) remembered = saved.backend;
+    return access();
   } catch {
-    // No storage: time again.
+    return undefined;
   }
+}
+
+async function initBackend(choice: BackendChoice): Promise<void> {
+  const saved = withStorage(() => JSON.parse(localStorage.getItem(BACKEND_KEY) ?? 'null') as { ua: string; backend: string } | null);
+  const remembered = saved && saved.ua === navigator.userAgent ? saved.backend : undefined;
   const reply = await call('starting', { type: 'init', backend: choice, cachedChoice: choice === 'auto' ? remembered : undefined }, 'init');
   if (!reply) return;
   state.backend = reply.report;
   state.methods = reply.methods;
   hook.backend = reply.report;
   if (choice === 'auto' && reply.report.probes.length > 0) {
-    try {
-      localStorage.setItem(BACKEND_KEY, JSON.stringify({ ua: navigator.userAgent, backend: reply.report.backend }));
-    } catch {
-      // ignore
-    }
+    withStorage(() => localStorage.setItem(BACKEND_KEY, JSON.stringify({ ua: navigator.userAgent, backend: reply.report.backend })));
   }
   renderBackend();
   fillMethods();
@@ -268,7 +292,7 @@ async function initBackend(choice: BackendChoice): Promise<void> {
 function renderBackend(): void {
   const r = state.backend;
   if (!r) return;
-  const probes = r.probes.map((p) => (p.ms !== undefined ? `${p.name} ${p.ms.toFixed(1)} ms${p.note ? ` (${p.note})` : ''}` : `${p.name}: ${p.note}`));
+  const probes = r.probes.map((p) => probeText(p, 1));
   el.backend.innerHTML = '';
   el.backend.append('backend: ');
   const b = document.createElement('b');
@@ -309,7 +333,6 @@ async function openModel(entry: ModelEntry): Promise<boolean> {
     if (!reply) return false;
     state.model = { ...entry, labels };
     state.info = reply.info;
-    state.labels = labels ?? null;
   } catch (err) {
     showError(err);
     syncModelSelect();
@@ -342,18 +365,17 @@ async function openModel(entry: ModelEntry): Promise<boolean> {
 
 function syncModelSelect(): void {
   const key = state.model?.key;
-  const found = state.catalog.models.some((m) => m.id === key);
-  el.modelSelect.value = found ? (key as string) : '';
-  if (!found) el.modelSelect.selectedIndex = el.modelSelect.options.length - 1;
+  if (state.catalog.models.some((m) => m.id === key)) el.modelSelect.value = key as string;
+  else el.modelSelect.selectedIndex = el.modelSelect.options.length - 1;
 }
 
 function className(c: number): string {
-  return state.labels?.names[c] ?? state.info?.classNames?.[c] ?? `class ${c}`;
+  return state.model?.labels?.names[c] ?? state.info?.classNames?.[c] ?? `class ${c}`;
 }
 
 function palette(): Rgb[] {
   const base = [...defaultPalette()];
-  state.labels?.colors.forEach((c, i) => {
+  state.model?.labels?.colors.forEach((c, i) => {
     if (c) base[i] = c;
   });
   return base;
@@ -369,8 +391,7 @@ function fillLayers(): void {
     if (l.bottleneck) o.title = 'the bottleneck (the default)';
     el.layerSelect.add(o);
   }
-  state.layer = info.bottleneck;
-  el.layerSelect.value = state.layer;
+  el.layerSelect.value = info.bottleneck;
 }
 
 function fillClasses(): void {
@@ -378,8 +399,7 @@ function fillClasses(): void {
   el.classSelect.innerHTML = '';
   el.classSelect.add(new Option('auto: the prediction at the region', 'auto'));
   if (!info) return;
-  const n = info.output.channels === 1 ? 2 : info.classCount;
-  for (let c = 0; c < n; c++) el.classSelect.add(new Option(`${c} · ${className(c)}`, String(c)));
+  for (let c = 0; c < info.classCount; c++) el.classSelect.add(new Option(`${c} · ${className(c)}`, String(c)));
   el.classSelect.value = state.classChoice === null ? 'auto' : String(state.classChoice);
 }
 
@@ -411,16 +431,25 @@ function syncImageSelect(): void {
   else el.imageSelect.selectedIndex = el.imageSelect.options.length - 1;
 }
 
-async function openImage(load: () => Promise<RgbaImage>, entry: ImageEntry): Promise<boolean> {
+/** An image's pixels, or null (the error shown) when it cannot be read. */
+async function loadImage(src: ImageSource): Promise<RgbaImage | null> {
   clearError();
-  let img: RgbaImage;
   try {
-    img = await load();
+    return await src.load();
   } catch (err) {
     showError(err instanceof DecodeError ? err : new Error(`cannot open the image: ${(err as Error).message}`));
     syncImageSelect();
-    return false;
+    return null;
   }
+}
+
+async function openImage(src: ImageSource): Promise<boolean> {
+  const img = await loadImage(src);
+  return img ? showImage(img, src.entry) : false;
+}
+
+/** Makes an image the current one, shows it and predicts it. */
+function showImage(img: RgbaImage, entry: ImageEntry): Promise<boolean> {
   state.image = img;
   state.imageEntry = entry;
   state.region = null;
@@ -460,19 +489,17 @@ function renderPrediction(): void {
   const img = state.image;
   if (!p || !img) return;
   const pal = palette();
-  const labels = resizeLabelsNearest(p.labels, p.width, p.height, img.width, img.height);
-  stages.prediction.show(labelImage(labels, img.width, img.height, pal));
+  const onImage = resizeLabelsNearest(p.labels, p.width, p.height, img.width, img.height);
+  stages.prediction.show(labelImage(onImage, img.width, img.height, pal));
   // Legend: the classes present, most frequent first; a click picks the class.
-  const counts = new Map<number, number>();
-  for (const c of p.labels) counts.set(c, (counts.get(c) ?? 0) + 1);
   el.legend.innerHTML = '';
-  for (const [c, n] of [...counts].sort((a, b) => b[1] - a[1])) {
+  for (const [c, n] of classCounts(p.labels)) {
     const b = document.createElement('button');
     b.type = 'button';
     b.dataset.class = String(c);
     b.title = `${className(c)}: ${((100 * n) / p.labels.length).toFixed(1)}% of the output; click to explain all its pixels`;
     const sw = document.createElement('i');
-    const [r, g, bl] = pal[c % pal.length];
+    const [r, g, bl] = classColor(pal, c);
     sw.style.background = `rgb(${r},${g},${bl})`;
     b.append(sw, className(c));
     b.addEventListener('click', () => {
@@ -489,7 +516,7 @@ function renderColorbar(): void {
   const lut = colormapLut(colormap());
   const stops: string[] = [];
   for (let i = 0; i <= 8; i++) {
-    const j = Math.round((i / 8) * 255) * 3;
+    const j = lutIndex(i / 8) * 3;
     stops.push(`rgb(${lut[j]},${lut[j + 1]},${lut[j + 2]}) ${(i / 8) * 100}%`);
   }
   el.colorbar.style.background = `linear-gradient(to right, ${stops.join(', ')})`;
@@ -509,15 +536,24 @@ function classAt(x: number, y: number): number | null {
   return p.labels[oy * p.width + ox];
 }
 
+/** The classes of a prediction with their pixel counts, most frequent first. */
+function classCounts(labels: Int32Array): Array<[number, number]> {
+  const counts = new Map<number, number>();
+  for (const c of labels) counts.set(c, (counts.get(c) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]);
+}
+
 /** The class for the class-region form when it says "auto": the last answer's, else the most common non-background class. */
 function defaultRegionClass(): number {
   if (state.explanation) return state.explanation.classIndex;
-  const p = state.prediction;
-  if (!p) return 0;
-  const counts = new Map<number, number>();
-  for (const c of p.labels) counts.set(c, (counts.get(c) ?? 0) + 1);
-  const sorted = [...counts].sort((a, b) => b[1] - a[1]);
+  if (!state.prediction) return 0;
+  const sorted = classCounts(state.prediction.labels);
   return (sorted.find(([c]) => c !== 0) ?? sorted[0])[0];
+}
+
+/** The question's parts that the controls set (all but the layer). */
+function question(region: Region, classId: number | undefined): Omit<ExplainParams, 'layer'> {
+  return { region, classId, method: el.methodSelect.value, score: el.scoreSelect.value as ExplainParams['score'] };
 }
 
 async function ask(region: Region, classOverride?: number): Promise<void> {
@@ -526,16 +562,11 @@ async function ask(region: Region, classOverride?: number): Promise<void> {
   state.region = region;
   drawMarks();
   const seq = ++askSeq;
-  const classId = classOverride ?? state.classChoice ?? undefined;
   const started = performance.now();
   try {
-    const reply = await call(
-      'explaining',
-      { type: 'explain', params: { region, classId, layer: state.layer, method: el.methodSelect.value, score: el.scoreSelect.value as 'logits' | 'probability' } },
-      'explain',
-    );
+    const reply = await call('explaining', { type: 'explain', params: { ...question(region, classOverride ?? state.classChoice ?? undefined), layer: layer() } }, 'explain');
     if (!reply || seq !== askSeq) return;
-    showExplanation(reply.explanation);
+    showExplanation({ ...reply.explanation, region });
     const wallMs = performance.now() - started;
     hook.timings.push({ ms: reply.explanation.ms, wallMs, cached: reply.explanation.cached, layer: reply.explanation.layer.name });
     el.timing.textContent =
@@ -546,27 +577,25 @@ async function ask(region: Region, classOverride?: number): Promise<void> {
   } catch (err) {
     if (seq === askSeq) {
       showError(err);
-      state.region = state.explanation ? regionOf(state.explanation) : null;
+      state.region = state.explanation?.region ?? null;
       drawMarks();
     }
   }
 }
 
-/** The region of the shown answer is the one we asked (kept alongside it). */
-const askedRegions = new WeakMap<ExplanationMsg, Region>();
-const regionOf = (e: ExplanationMsg): Region | null => askedRegions.get(e) ?? null;
+/** Asks an answer's region again (after a change of layer, method, score or class); a class region keeps its class, or takes `cls`. */
+const askAgain = (e: Answer, cls = e.classIndex) => ask(e.region, e.region.kind === 'class' ? cls : undefined);
 
-function showExplanation(e: ExplanationMsg): void {
-  if (state.region) askedRegions.set(e, state.region);
+function showExplanation(e: Answer): void {
   state.explanation = e;
   hook.lastExplanation = e;
   hook.lastHeatmap = e.heatmap;
-  hook.lastRegion = regionOf(e);
+  hook.lastRegion = e.region;
   renderOverlay();
   drawMarks();
   const px = e.regionMask.reduce((a, b) => a + b, 0);
   const name = className(e.classIndex);
-  const auto = state.classChoice === null && state.region?.kind !== 'class' ? ' (the prediction in M)' : '';
+  const auto = state.classChoice === null && e.region.kind !== 'class' ? ' (the prediction in M)' : '';
   el.answer.textContent =
     `class ${e.classIndex} · ${name}${auto}, |M| = ${px} output pixels, layer ${e.layer.name} [${e.layer.outputShape.slice(1).join('×')}], ` +
     `${e.method}, S = ${e.scoreValue.toFixed(3)}${e.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}`;
@@ -595,13 +624,13 @@ function drawMarks(hover?: { mask: Uint8Array; w: number; h: number }): void {
     const e = state.explanation;
     const r = state.region;
     if (hover && stage === stages.image) stage.fill(ctx, hover.mask, hover.w, hover.h, 'rgba(255,181,71,0.35)');
-    if (e && r === regionOf(e)) stage.contour(ctx, e.regionMask, e.prediction.width, e.prediction.height, '#ffffff');
+    if (e && r === e.region) stage.contour(ctx, e.regionMask, e.prediction.width, e.prediction.height, '#ffffff');
     if (state.brush && stage !== stages.prediction) stage.fill(ctx, state.brush, img.width, img.height, 'rgba(255,255,255,0.35)');
     if (!r) continue;
     if (r.kind === 'pixel' || r.kind === 'object') stage.marker(ctx, r.x, r.y);
     else if (r.kind === 'pixels') for (const [x, y] of r.points) stage.marker(ctx, x, y);
     else if (r.kind === 'box') stage.box(ctx, r.x0, r.y0, r.x1, r.y1);
-    else if (r.kind === 'mask' && !(e && r === regionOf(e))) stage.fill(ctx, r.mask, r.width, r.height, 'rgba(255,255,255,0.3)');
+    else if (r.kind === 'mask' && r !== e?.region) stage.fill(ctx, r.mask, r.width, r.height, 'rgba(255,255,255,0.3)');
   }
 }
 
@@ -754,8 +783,7 @@ function clearGrid(): void {
 async function runGrid(): Promise<void> {
   const info = state.info;
   const e = state.explanation;
-  const region = e ? regionOf(e) : null;
-  if (!info || !e || !region || !state.image) {
+  if (!info || !e || !state.image) {
     showError(new Error('ask a question first (click a pixel): the grid shows that region at every layer'));
     return;
   }
@@ -768,12 +796,11 @@ async function runGrid(): Promise<void> {
     el.grid.append(c.element);
     c.element.addEventListener('click', () => {
       const done = state.grid.find((g) => g.layer.name === c.layer.name);
-      state.layer = c.layer.name;
       el.layerSelect.value = c.layer.name;
       if (done) {
-        state.region = region;
+        state.region = done.explanation.region;
         showExplanation(done.explanation);
-      } else void ask(region);
+      } else void askAgain(e);
     });
     c.element.addEventListener('mousemove', (ev) => {
       const g = state.grid.find((x) => x.layer.name === c.layer.name);
@@ -792,7 +819,7 @@ async function runGrid(): Promise<void> {
       'every layer',
       {
         type: 'explain-layers',
-        params: { region, classId: e.classIndex, method: el.methodSelect.value, score: el.scoreSelect.value as 'logits' | 'probability' },
+        params: question(e.region, e.classIndex),
         layers: layers.map((l) => l.name),
       },
       'explain-layers',
@@ -802,7 +829,7 @@ async function runGrid(): Promise<void> {
           const c = cells[r.index];
           drawCell(c.canvas, thumb, r.explanation, colormap(), opacity());
           c.element.title = `${c.layer.name}: ${Math.round(r.explanation.ms)} ms${r.explanation.empty ? ' (zero everywhere)' : ''}`;
-          state.grid.push({ layer: c.layer, explanation: r.explanation, element: c.element, canvas: c.canvas });
+          state.grid.push({ layer: c.layer, explanation: { ...r.explanation, region: e.region }, element: c.element, canvas: c.canvas });
           hook.gridDone = state.grid.length;
           el.gridStatus.textContent = `${state.grid.length} of ${layers.length}`;
           markGridCurrent();
@@ -827,18 +854,23 @@ function markGridCurrent(): void {
 
 // ---------------------------------------------------------------- compare: α of two regions
 
-function describe(e: ExplanationMsg): string {
-  const r = regionOf(e);
-  const where =
-    r?.kind === 'pixel' || r?.kind === 'object'
-      ? `${r.kind} ${r.x},${r.y}`
-      : r?.kind === 'box'
-        ? `box ${r.x0},${r.y0}–${r.x1},${r.y1}`
-        : r?.kind === 'pixels'
-          ? `${r.points.length} pixels`
-          : (r?.kind ?? 'region');
-  return `${where}, class ${e.classIndex} (${className(e.classIndex)}), ${e.layer.name}`;
+/** A region in a few words. */
+function regionText(r: Region): string {
+  switch (r.kind) {
+    case 'pixel':
+    case 'object':
+      return `${r.kind} ${r.x},${r.y}`;
+    case 'box':
+      return `box ${r.x0},${r.y0}–${r.x1},${r.y1}`;
+    case 'pixels':
+      return `${r.points.length} pixels`;
+    default:
+      return r.kind;
+  }
 }
+
+/** An answer in a few words, for the α chart. */
+const describe = (e: Answer): string => `${regionText(e.region)}, class ${e.classIndex} (${className(e.classIndex)}), ${e.layer.name}`;
 
 function pin(which: 'A' | 'B'): void {
   const e = state.explanation;
@@ -892,25 +924,22 @@ function exportPng(): void {
   const e = state.explanation;
   const img = state.image;
   if (!e || !img) return showError(new Error('nothing to export yet: ask a question first'));
-  const r = regionOf(e);
-  const marker = r && (r.kind === 'pixel' || r.kind === 'object') ? ([r.x, r.y] as [number, number]) : undefined;
-  const names = state.info ? Array.from({ length: Math.max(2, state.info.classCount) }, (_, c) => className(c)) : undefined;
-  const fig = explanationFigure(img, { ...e, className: className(e.classIndex) } as unknown as Explanation, { colormap: colormap(), opacity: opacity(), marker, classNames: names });
+  const r = e.region;
+  const marker = r.kind === 'pixel' || r.kind === 'object' ? ([r.x, r.y] as [number, number]) : undefined;
+  const names = state.info ? Array.from({ length: state.info.classCount }, (_, c) => className(c)) : undefined;
+  const fig = explanationFigure(img, { ...e, className: className(e.classIndex) }, { colormap: colormap(), opacity: opacity(), marker, classNames: names });
   const canvas = document.createElement('canvas');
-  canvas.width = fig.width;
-  canvas.height = fig.height;
-  (canvas.getContext('2d') as CanvasRenderingContext2D).putImageData(new ImageData(new Uint8ClampedArray(fig.data), fig.width, fig.height), 0, 0);
+  putImage(canvas, fig);
   canvas.toBlob((blob) => blob && download(blob, `seg-grad-cam-${e.layer.name}-class${e.classIndex}.png`), 'image/png');
 }
 
 function exportJson(): void {
   const e = state.explanation;
-  const r = e ? regionOf(e) : null;
-  if (!e || !r) return showError(new Error('nothing to export yet: ask a question first'));
-  const json = explanationJson({ ...e, className: className(e.classIndex) } as unknown as Explanation, {
-    model: state.model?.key ?? state.model?.name ?? '',
-    image: state.imageEntry?.key ?? state.imageEntry?.name ?? '',
-    region: r,
+  if (!e) return showError(new Error('nothing to export yet: ask a question first'));
+  const json = explanationJson({ ...e, className: className(e.classIndex) }, {
+    model: modelName() ?? '',
+    image: imageName() ?? '',
+    region: e.region,
     backend: state.backend?.backend ?? '',
     ms: e.ms,
     heatmap: true,
@@ -920,15 +949,15 @@ function exportJson(): void {
 
 function viewState(): ViewState {
   const e = state.explanation;
-  const r = e ? regionOf(e) : null;
-  const classParam = state.classChoice ?? (r?.kind === 'class' && e ? e.classIndex : undefined);
+  const r = e?.region;
+  const classParam = state.classChoice ?? (r?.kind === 'class' ? e?.classIndex : undefined);
   return {
     model: state.model?.key ?? undefined,
     labels: state.model?.key?.startsWith('url:') && state.model.source.kind === 'url' ? state.model.source.labelsUrl : undefined,
     image: state.imageEntry?.key ?? undefined,
-    layer: state.info && state.layer !== state.info.bottleneck ? state.layer : undefined,
-    class: classParam ?? undefined,
-    region: r ?? undefined,
+    layer: state.info && layer() !== state.info.bottleneck ? layer() : undefined,
+    class: classParam,
+    region: r,
     method: el.methodSelect.value !== 'seg-grad-cam' ? el.methodSelect.value : undefined,
     score: el.scoreSelect.value !== 'logits' ? (el.scoreSelect.value as 'probability') : undefined,
     colormap: colormap() !== 'turbo' ? colormap() : undefined,
@@ -954,7 +983,8 @@ function modelFromKey(key: string, labelsUrl?: string): ModelEntry | null {
   return m ? catalogEntry(m) : null;
 }
 
-function imageFromKey(key: string): { load: () => Promise<RgbaImage>; entry: ImageEntry } | null {
+function imageFromKey(key: string | null): ImageSource | null {
+  if (key === null) return null;
   const url = key.startsWith('url:') ? key.slice(4) : state.catalog.samples.some((s) => s.url === key) ? key : null;
   if (!url) return null;
   return { load: () => fetchImage(url), entry: { key, name: url.split('/').pop() ?? url } };
@@ -966,21 +996,32 @@ function defaultImageKey(): string | null {
   return m?.samples[0] ?? state.catalog.samples[0]?.url ?? null;
 }
 
-/** Opens a model, then `imageKey` (a sample or URL), or else keeps the current image (or opens the model's first sample). */
-async function openModelAndImage(entry: ModelEntry, imageKey?: string | null): Promise<boolean> {
-  const ok = await openModel(entry);
-  if (!ok) return false;
+/** An image the user chose (a file, dropped or picked). */
+const fileImage = (f: File): ImageSource => ({ load: () => decodeImage(f, f.name), entry: { key: null, name: f.name } });
+
+/**
+ * Opens a model, then `image`, or else keeps the current image (or, with none, opens the model's
+ * first sample); the image is predicted once. When `image` cannot be read, the current one stays.
+ */
+async function openModelAndImage(entry: ModelEntry, image?: ImageSource | null): Promise<boolean> {
+  if (!(await openModel(entry))) return false;
   fillImageSelect();
-  const key = imageKey ?? (state.image ? null : defaultImageKey());
-  if (key) {
-    const src = imageFromKey(key);
-    if (src) return openImage(src.load, src.entry);
+  const src = image ?? (state.image ? null : imageFromKey(defaultImageKey()));
+  const img = src && (await loadImage(src));
+  if (img) return showImage(img, src.entry);
+  if (!state.image) return !src;
+  stages.image.show(state.image);
+  return predict();
+}
+
+/** A labels file's classes, or null (the error shown) when it cannot be read. */
+async function readLabels(file: File): Promise<Labels | null> {
+  try {
+    return parseLabels(await file.text());
+  } catch (err) {
+    showError(new Error(`${file.name}: ${(err as Error).message}`));
+    return null;
   }
-  if (state.image) {
-    stages.image.show(state.image);
-    return predict();
-  }
-  return true;
 }
 
 const isLabels = (f: File) => /\.(txt|labels)$/i.test(f.name) || /labels.*\.json$/i.test(f.name);
@@ -990,40 +1031,28 @@ async function openFiles(files: File[]): Promise<void> {
   const images = files.filter(isImage);
   const modelFiles = files.filter((f) => !isImage(f) && !isLabels(f));
   const labelFiles = files.filter(isLabels);
+  const image = images[0] ? fileImage(images[0]) : null;
   if (modelFiles.length > 0) {
-    let labels: Labels | undefined;
-    if (labelFiles[0]) {
-      try {
-        labels = parseLabels(await labelFiles[0].text());
-      } catch (err) {
-        showError(new Error(`${labelFiles[0].name}: ${(err as Error).message}`));
-        return;
-      }
-    }
+    const labels = labelFiles[0] ? await readLabels(labelFiles[0]) : undefined;
+    if (labels === null) return;
     const json = modelFiles.find((f) => /\.json$/i.test(f.name));
     const entry: ModelEntry = { key: null, name: json?.name ?? 'your model', source: { kind: 'files', files: modelFiles }, labels };
-    if (!(await openModelAndImage(entry, images.length > 0 ? null : undefined))) return;
-  } else if (labelFiles[0]) {
-    await applyLabelsFile(labelFiles[0]);
+    await openModelAndImage(entry, image);
+    return;
   }
-  if (images[0]) await openImage(() => decodeImage(images[0], images[0].name), { key: null, name: images[0].name });
+  if (labelFiles[0]) await applyLabelsFile(labelFiles[0]);
+  if (image) await openImage(image);
 }
 
 async function applyLabelsFile(file: File): Promise<void> {
   clearError();
-  let labels: Labels;
-  try {
-    labels = parseLabels(await file.text());
-  } catch (err) {
-    showError(new Error(`${file.name}: ${(err as Error).message}`));
-    return;
-  }
-  const n = state.info ? (state.info.output.channels === 1 ? 2 : state.info.classCount) : null;
-  if (n !== null && labels.names.length !== n) {
+  const labels = await readLabels(file);
+  if (!labels) return;
+  const n = state.info?.classCount;
+  if (n !== undefined && labels.names.length !== n) {
     showError(new Error(`${file.name} lists ${labels.names.length} classes but the model has ${n}`));
     return;
   }
-  state.labels = labels;
   if (state.model) state.model.labels = labels;
   fillClasses();
   renderPrediction();
@@ -1038,13 +1067,19 @@ el.modelSelect.addEventListener('change', () => {
   // Keep the user's own image; else show a sample that suits the new model.
   const own = state.image !== null && state.imageEntry?.key === null;
   const sample = state.catalog.models.find((c) => c.id === entry.key)?.samples[0];
-  void openModelAndImage(entry, own || !sample ? undefined : sample);
+  void openModelAndImage(entry, own ? null : imageFromKey(sample ?? null));
 });
-el.modelFiles.addEventListener('change', () => {
-  const files = [...(el.modelFiles.files ?? [])];
-  el.modelFiles.value = '';
-  if (files.length > 0) void openFiles(files);
-});
+/** Calls `open` with the files chosen in a file input, and empties the input (so that the same file can be chosen again). */
+function onFilesChosen(input: HTMLInputElement, open: (files: File[]) => void): void {
+  input.addEventListener('change', () => {
+    const files = [...(input.files ?? [])];
+    input.value = '';
+    if (files.length > 0) open(files);
+  });
+}
+onFilesChosen(el.modelFiles, (files) => void openFiles(files));
+onFilesChosen(el.labelsFile, ([f]) => void applyLabelsFile(f));
+onFilesChosen(el.imageFile, ([f]) => void openImage(fileImage(f)));
 el.modelUrlForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const url = el.modelUrl.value.trim();
@@ -1052,31 +1087,19 @@ el.modelUrlForm.addEventListener('submit', (ev) => {
   const entry = modelFromKey(`url:${new URL(url, location.href).href}`);
   if (entry) void openModelAndImage(entry);
 });
-el.labelsFile.addEventListener('change', () => {
-  const f = el.labelsFile.files?.[0];
-  el.labelsFile.value = '';
-  if (f) void applyLabelsFile(f);
-});
 el.imageSelect.addEventListener('change', () => {
   const src = imageFromKey(el.imageSelect.value);
-  if (src) void openImage(src.load, src.entry);
-});
-el.imageFile.addEventListener('change', () => {
-  const f = el.imageFile.files?.[0];
-  el.imageFile.value = '';
-  if (f) void openImage(() => decodeImage(f, f.name), { key: null, name: f.name });
+  if (src) void openImage(src);
 });
 for (const input of document.querySelectorAll<HTMLInputElement>('input[name="tool"]')) {
   input.addEventListener('change', () => {
-    state.tool = currentTool();
-    el.brushRow.hidden = state.tool !== 'brush';
+    el.brushRow.hidden = currentTool() !== 'brush';
     drawMarks();
   });
 }
 el.classSelect.addEventListener('change', () => {
   state.classChoice = el.classSelect.value === 'auto' ? null : Number(el.classSelect.value);
-  const r = state.explanation ? regionOf(state.explanation) : null;
-  if (r) void ask(r, r.kind === 'class' && state.classChoice === null ? defaultRegionClass() : undefined);
+  if (state.explanation) void askAgain(state.explanation, state.classChoice ?? undefined);
 });
 el.classForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -1090,16 +1113,9 @@ $('clear-region').addEventListener('click', () => {
   drawMarks();
   updateUrl();
 });
-el.layerSelect.addEventListener('change', () => {
-  state.layer = el.layerSelect.value;
-  const r = state.explanation ? regionOf(state.explanation) : null;
-  if (r) void ask(r, r.kind === 'class' ? state.explanation?.classIndex : undefined);
-  else updateUrl();
-});
-for (const s of [el.methodSelect, el.scoreSelect]) {
+for (const s of [el.layerSelect, el.methodSelect, el.scoreSelect]) {
   s.addEventListener('change', () => {
-    const r = state.explanation ? regionOf(state.explanation) : null;
-    if (r) void ask(r, r.kind === 'class' ? state.explanation?.classIndex : undefined);
+    if (state.explanation) void askAgain(state.explanation);
     else updateUrl();
   });
 }
@@ -1136,33 +1152,21 @@ $('copy-link').addEventListener('click', () => {
 async function switchBackend(choice: BackendChoice): Promise<void> {
   const model = state.model;
   const img = state.image;
-  const region = state.explanation ? regionOf(state.explanation) : null;
-  const classIndex = state.explanation?.classIndex;
+  const shown = state.explanation;
+  const shownLayer = layer();
   worker.restart();
-  if (choice === 'auto') {
-    try {
-      localStorage.removeItem(BACKEND_KEY);
-    } catch {
-      // ignore
-    }
-  }
+  if (choice === 'auto') withStorage(() => localStorage.removeItem(BACKEND_KEY));
   try {
     await initBackend(choice);
   } catch (err) {
     showError(err);
     return;
   }
-  const layer = state.layer;
-  if (model && (await openModel(model))) {
-    if (img) {
-      state.image = img;
-      stages.image.show(img);
-      if (state.info?.layers.some((l) => l.name === layer)) {
-        state.layer = layer;
-        el.layerSelect.value = layer;
-      }
-      if ((await predict()) && region) await ask(region, region.kind === 'class' ? classIndex : undefined);
-    }
+  if (model && (await openModel(model)) && img) {
+    state.image = img;
+    stages.image.show(img);
+    selectLayer(shownLayer);
+    if ((await predict()) && shown) await askAgain(shown);
   }
   updateUrl();
 }
@@ -1201,7 +1205,7 @@ window.addEventListener('paste', (ev) => {
   const files = [...(ev.clipboardData?.files ?? [])].filter(isImage);
   if (files.length > 0) {
     ev.preventDefault();
-    void openImage(() => decodeImage(files[0], 'the pasted image'), { key: null, name: 'pasted image' });
+    void openImage({ load: () => decodeImage(files[0], 'the pasted image'), entry: { key: null, name: 'pasted image' } });
   }
 });
 
@@ -1237,7 +1241,7 @@ async function boot(): Promise<void> {
     hook.ready = true;
     return;
   }
-  let ok = await openModelAndImage(entry, view.image && imageFromKey(view.image) ? view.image : undefined);
+  let ok = await openModelAndImage(entry, imageFromKey(view.image ?? null));
   if (!state.info && entry.key !== state.catalog.models[0]?.id && state.catalog.models[0]) {
     // The linked model failed: say so, and open the default one so the page still works.
     const why = hook.lastError;
@@ -1245,10 +1249,7 @@ async function boot(): Promise<void> {
     if (why) showError(new Error(why));
   }
   if (ok && state.info) {
-    if (view.layer && state.info.layers.some((l) => l.name === view.layer)) {
-      state.layer = view.layer;
-      el.layerSelect.value = view.layer;
-    }
+    selectLayer(view.layer);
     if (view.class !== undefined && view.region?.kind !== 'class') {
       state.classChoice = view.class;
       el.classSelect.value = String(view.class);

@@ -5,6 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../src/errors.js';
+import { checkWeightBytes as checkManifestBytes } from '../../src/model/weights-check.js';
 
 interface ModelJson {
   format?: string;
@@ -85,24 +86,9 @@ export async function modelFromFiles(files: FileLike[]): Promise<tf.io.ModelArti
   };
 }
 
-const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, complex64: 8 };
-
-/** The weight bytes must be exactly what the manifest describes. */
+/** The weight bytes must be exactly what the manifest describes (weight data in one buffer or several). */
 export function checkWeightBytes(artifacts: tf.io.ModelArtifacts): void {
-  const specs = artifacts.weightSpecs ?? [];
-  let expected = 0;
-  for (const s of specs) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    const dtype = s.quantization?.dtype ?? s.dtype;
-    if (!(dtype in BYTES)) return; // strings: variable length, cannot check
-    expected += n * BYTES[dtype];
-  }
-  const data = artifacts.weightData as ArrayBuffer | ArrayBuffer[] | undefined;
-  const total = data == null ? 0 : Array.isArray(data) ? data.reduce((n, b) => n + b.byteLength, 0) : data.byteLength;
-  if (expected !== total) {
-    throw new SegGradCamError(
-      `the weights do not match model.json: its manifest needs ${expected} bytes, the weight files hold ${total}`,
-      'model',
-    );
-  }
+  const data = artifacts.weightData;
+  const held = data == null ? 0 : Array.isArray(data) ? data.reduce((n, b) => n + b.byteLength, 0) : data.byteLength;
+  checkManifestBytes(artifacts.weightSpecs ?? [], held, 'model.json');
 }

@@ -2,7 +2,8 @@
  * Messages between the page (main thread) and the inference worker. Everything here is
  * structured-cloneable; typed arrays travel as transferables.
  */
-import type { Region } from '../../src/target/region.js';
+import type { ExplainRequest, Explainer, Explanation, Prediction } from '../../src/explain.js';
+import type { ModelAdapter, OutputInfo } from '../../src/model/adapter.js';
 
 export type BackendChoice = 'auto' | 'wasm' | 'webgl' | 'webgpu' | 'cpu';
 
@@ -12,17 +13,13 @@ export type ModelSource =
   /** model.json and its weight files, chosen together in a file picker (or dropped). */
   | { kind: 'files'; files: File[] };
 
-export interface LayerRow {
-  name: string;
-  type: string;
-  outputShape: number[];
-  bottleneck: boolean;
-}
+/** A layer the model offers, marked when it is the bottleneck (the default): one of Explainer.layers(). */
+export type LayerRow = ReturnType<Explainer['layers']>[number];
 
 export interface ModelInfo {
-  kind: string;
-  input: { width: number; height: number; channels: number };
-  output: { width: number; height: number; channels: number; activation: string; kind: string };
+  kind: ModelAdapter['kind'];
+  input: ModelAdapter['input'];
+  output: OutputInfo;
   classCount: number;
   /** From the labels file or the model's metadata; generated names otherwise. */
   classNames: string[] | null;
@@ -32,41 +29,19 @@ export interface ModelInfo {
   loadMs: number;
 }
 
-export interface PredictionInfo {
-  labels: Int32Array;
-  width: number;
-  height: number;
+export interface PredictionInfo extends Prediction {
   /** Forward pass time (the one forward of this image and model). */
   ms: number;
 }
 
-export interface ExplainParams {
-  region: Region;
-  classId?: number;
-  layer: string;
-  method: string;
-  score: 'logits' | 'probability';
-}
+/** One question: the library's ExplainRequest as it crosses to the worker (the method by name, the class by index). */
+export type ExplainParams = Required<Pick<ExplainRequest, 'region' | 'layer' | 'score'>> & { classId?: number; method: string };
 
-/** What the page gets back for one explanation: the library's Explanation, minus nothing. */
-export interface ExplanationMsg {
-  layer: { name: string; type: string; outputShape: number[] };
-  method: string;
-  classIndex: number;
-  className?: string;
-  score: 'logits' | 'probability';
-  scoreValue: number;
-  cam: Float32Array;
-  camWidth: number;
-  camHeight: number;
-  weights: Float32Array | null;
-  heatmap: Float32Array;
-  width: number;
-  height: number;
-  empty: boolean;
-  camMax: number;
-  regionMask: Uint8Array;
-  prediction: { labels: Int32Array; width: number; height: number };
+/**
+ * What the page gets back for one explanation: the library's Explanation (one layer, no
+ * augmentation or truncation, so without those fields), and how long it took.
+ */
+export interface ExplanationMsg extends Omit<Explanation, 'layers' | 'augmentations' | 'receptiveField'> {
   /** Time from the request reaching the worker to the answer (backward only when the forward was cached). */
   ms: number;
   /** True when this answer reused the cached forward pass. */
@@ -78,6 +53,11 @@ export interface BackendReport {
   /** How the backend was chosen: per candidate, its probe time in ms or why it was not used. */
   probes: Array<{ name: string; ms?: number; note?: string }>;
   reason: string;
+}
+
+/** One probe of a BackendReport in words: its time (`digits` decimals), or why it was not used. */
+export function probeText(p: BackendReport['probes'][number], digits: number): string {
+  return p.ms !== undefined ? `${p.name} ${p.ms.toFixed(digits)} ms${p.note ? ` (${p.note})` : ''}` : `${p.name}: ${p.note}`;
 }
 
 export type Request =

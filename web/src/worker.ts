@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import plainWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import threadedWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import { Explainer, type Explanation } from '../../src/explain.js';
+import { Explainer } from '../../src/explain.js';
 import { SegGradCamError } from '../../src/errors.js';
 import { methodNames } from '../../src/methods/index.js';
 import type { RgbaImage } from '../../src/image.js';
@@ -99,10 +99,8 @@ async function handle(id: number, req: Request): Promise<Reply> {
       forwardImage = image;
       return { type: 'set-image', prediction: { labels: p.labels.slice(), width: p.width, height: p.height, ms: performance.now() - t0 } };
     }
-    case 'explain': {
-      const r = await explainOne(id, req.params);
-      return { type: 'explain', explanation: r };
-    }
+    case 'explain':
+      return { type: 'explain', explanation: await explainOne(id, req.params) };
     case 'explain-layers': {
       const t0 = performance.now();
       for (let i = 0; i < req.layers.length; i++) {
@@ -129,37 +127,12 @@ async function explainOne(id: number, params: ExplainParams, report = true): Pro
   const cached = forwardImage === image;
   if (report) progress(id, { phase: cached ? 'backward pass' : 'forward and backward pass' });
   const t0 = performance.now();
-  const x: Explanation = await e.explain(image, {
-    region: params.region,
-    classId: params.classId,
-    layer: params.layer,
-    method: params.method,
-    score: params.score,
-  });
-  forwardImage = image;
+  // One layer, no augmentation or truncation: the fields about those are left out of the message.
+  const { layers: _layers, augmentations: _augmentations, receptiveField: _field, ...x } = await e.explain(image, params);
   const ms = performance.now() - t0;
-  return {
-    layer: { name: x.layer.name, type: x.layer.type, outputShape: [...x.layer.outputShape] },
-    method: x.method,
-    classIndex: x.classIndex,
-    className: x.className,
-    score: x.score,
-    scoreValue: x.scoreValue,
-    cam: x.cam,
-    camWidth: x.camWidth,
-    camHeight: x.camHeight,
-    weights: x.weights,
-    heatmap: x.heatmap,
-    width: x.width,
-    height: x.height,
-    empty: x.empty,
-    camMax: x.camMax,
-    regionMask: x.regionMask,
-    // The prediction's labels belong to the cached pass: send a copy.
-    prediction: { labels: x.prediction.labels.slice(), width: x.prediction.width, height: x.prediction.height },
-    ms,
-    cached,
-  };
+  forwardImage = image;
+  // The prediction's labels belong to the cached pass: send a copy.
+  return { ...x, prediction: { ...x.prediction, labels: x.prediction.labels.slice() }, ms, cached };
 }
 
 function transfers(reply: Reply): Transferable[] {
@@ -184,8 +157,7 @@ async function openModel(id: number, source: ModelSource, labels?: string[]): Pr
   progress(id, { phase: 'loading the model', fraction: 0 });
   let artifacts: tf.io.ModelArtifacts | undefined;
   if (source.kind === 'url') {
-    const url = new URL(source.url, self.location.href).href;
-    const handler = tf.io.browserHTTPRequest(url, { onProgress: (f: number) => progress(id, { phase: 'loading the model', fraction: f }) });
+    const handler = tf.io.browserHTTPRequest(absolute(source.url), { onProgress: (f: number) => progress(id, { phase: 'loading the model', fraction: f }) });
     try {
       artifacts = await handler.load?.();
     } catch (err) {
@@ -212,11 +184,10 @@ async function openModel(id: number, source: ModelSource, labels?: string[]): Pr
   explainer = next;
   image = null;
   forwardImage = null;
-  const out = adapter.output;
   return {
     kind: adapter.kind,
-    input: { ...adapter.input },
-    output: { width: out.width, height: out.height, channels: out.channels, activation: out.activation, kind: out.kind },
+    input: adapter.input,
+    output: adapter.output,
     classCount: next.classCount,
     classNames: next.options.classNames ?? null,
     layers: next.layers(),

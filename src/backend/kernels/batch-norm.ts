@@ -12,7 +12,9 @@
  * Note: these gradients are not themselves differentiable (no 2nd order).
  */
 import * as tf from '@tensorflow/tfjs';
-import { isWasm, type KernelArgs, readF32, heapF32, wasmAlloc, type CpuBackendLike } from '../util.js';
+import {
+  cpuValues, type CpuBackendLike, heapF32, isWasm, type KernelArgs, kernelConfigs, makeOutputF32, size, wasmAlloc,
+} from '../util.js';
 
 export const FUSED_BN_GRAD = 'SgcFusedBatchNormGrad';
 
@@ -67,32 +69,24 @@ export function batchNormGradJs(
 function fusedBnGradKernel({ inputs, attrs, backend }: KernelArgs<unknown>): tf.TensorInfo[] {
   const { x, dy, mean, variance, scale } = inputs;
   const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
-  const C = mean.shape[0];
-  const m = readF32(backend, mean);
-  const v = readF32(backend, variance);
-  const s = scale ? readF32(backend, scale) : null;
-  const small = (vals: Float32Array): tf.TensorInfo => (isWasm(backend)
-    ? (() => {
-      const t = wasmAlloc(backend, [C]);
-      heapF32(backend, t).set(vals);
-      return t;
-    })()
-    : (backend as CpuBackendLike).makeTensorInfo([C], 'float32', vals));
+  const grad = (values: (t: tf.TensorInfo) => Float32Array, dx: Float32Array) => batchNormGradJs(
+    values(x), values(dy), values(mean), values(variance), scale ? values(scale) : null, eps, dx);
+  let dx: tf.TensorInfo;
+  let rest: Float32Array[];
   if (isWasm(backend)) {
-    const dx = wasmAlloc(backend, x.shape.slice());
-    const rest = batchNormGradJs(heapF32(backend, x), heapF32(backend, dy), m, v, s, eps, heapF32(backend, dx));
-    return [dx, ...rest.map(small)];
+    // dx written in place on the heap; views taken after allocating it.
+    dx = wasmAlloc(backend, x.shape.slice());
+    rest = grad((t) => heapF32(backend, t), heapF32(backend, dx));
+  } else {
+    const cpu = backend as CpuBackendLike;
+    const dxv = new Float32Array(size(x.shape));
+    rest = grad((t) => cpuValues(cpu, t), dxv);
+    dx = cpu.makeTensorInfo(x.shape.slice(), 'float32', dxv);
   }
-  const dxv = new Float32Array(x.shape.reduce((a, b) => a * b, 1));
-  const rest = batchNormGradJs(readF32(backend, x), readF32(backend, dy), m, v, s, eps, dxv);
-  return [(backend as CpuBackendLike).makeTensorInfo(x.shape.slice(), 'float32', dxv), ...rest.map(small)];
+  return [dx, ...rest.map((v) => makeOutputF32(backend, [mean.shape[0]], v))];
 }
 
-export const fusedBnGradKernelConfigs: tf.KernelConfig[] = ['cpu', 'wasm'].map((backendName) => ({
-  kernelName: FUSED_BN_GRAD,
-  backendName,
-  kernelFunc: fusedBnGradKernel as unknown as tf.KernelFunc,
-}));
+export const fusedBnGradKernelConfigs = kernelConfigs(FUSED_BN_GRAD, ['cpu', 'wasm'], fusedBnGradKernel);
 
 type GradFunc = tf.GradConfig['gradFunc'];
 

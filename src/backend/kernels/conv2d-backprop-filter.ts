@@ -14,17 +14,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  callKernel, heapF32, type KernelArgs, readF32, wasmAlloc, type WasmBackendLike, wasmFree, makeOutputF32,
+  callKernel, convInfo, heapF32, type KernelArgs, kernelConfigs, wasmAlloc, type WasmBackendLike, wasmFree,
+  wasmFromArray,
 } from '../util.js';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
-
-function convInfoOf(xShape: number[], attrs: Record<string, unknown>): ConvInfo {
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number], filterShape as [number, number, number, number],
-    strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
-}
 
 /** Reference implementation on NHWC arrays; returns dW [KH, KW, Cin, Cout]. */
 export function conv2dBackpropFilterJs(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
@@ -72,13 +66,13 @@ export function nchwToNhwc(v: Float32Array, n: number, c: number, h: number, w: 
 
 export function conv2dBackpropFilterWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>): tf.TensorInfo {
   const { x, dy } = inputs;
-  const info = convInfoOf(x.shape, attrs);
+  const info = convInfo(x.shape, (attrs as unknown as tf.Conv2DBackpropFilterAttrs).filterShape, attrs);
   const filterShape = [info.filterHeight, info.filterWidth, info.inChannels, info.outChannels];
   if (info.dataFormat !== 'channelsLast') {
     const { batchSize: N, inHeight: H, inWidth: W, inChannels: Ci, outHeight: oH, outWidth: oW, outChannels: Co } = info;
-    const xv = nchwToNhwc(readF32(backend, x), N, Ci, H, W);
-    const dyv = nchwToNhwc(readF32(backend, dy), N, Co, oH, oW);
-    return makeOutputF32(backend, filterShape, conv2dBackpropFilterJs(xv, dyv, info));
+    const xv = nchwToNhwc(heapF32(backend, x), N, Ci, H, W);
+    const dyv = nchwToNhwc(heapF32(backend, dy), N, Co, oH, oW);
+    return wasmFromArray(backend, filterShape, conv2dBackpropFilterJs(xv, dyv, info));
   }
   return conv2dBackpropFilterViaConv(backend, x, dy, info);
 }
@@ -106,6 +100,7 @@ function conv2dBackpropFilterViaConv(
     const r1 = Math.min(Hp, H + pt);
     const c0 = Math.max(0, pl);
     const c1 = Math.min(Wp, W + pl);
+    const bStride = H * W * Ci;
     // Destination-ordered (sequential writes, strided reads).
     for (let ci = 0; ci < Ci; ci++) {
       for (let r = r0; r < r1; r++) {
@@ -113,7 +108,6 @@ function conv2dBackpropFilterViaConv(
         for (let c = c0; c < c1; c++) {
           let src = (h * W + (c - pl)) * Ci + ci;
           const dst = ((ci * Hp + r) * Wp + c) * N;
-          const bStride = H * W * Ci;
           for (let n = 0; n < N; n++, src += bStride) xd[dst + n] = xs[src];
         }
       }
@@ -148,8 +142,4 @@ function conv2dBackpropFilterViaConv(
   return dW;
 }
 
-export const conv2dBackpropFilterWasmConfig: tf.KernelConfig = {
-  kernelName: tf.Conv2DBackpropFilter,
-  backendName: 'wasm',
-  kernelFunc: conv2dBackpropFilterWasm as unknown as tf.KernelFunc,
-};
+export const conv2dBackpropFilterConfigs = kernelConfigs(tf.Conv2DBackpropFilter, ['wasm'], conv2dBackpropFilterWasm);

@@ -10,25 +10,40 @@
  *  - NCHW or anything else: the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import { callKernel, heapF32, type KernelArgs, wasmAlloc, type WasmBackendLike, wasmFree } from '../util.js';
+import {
+  callKernel, convInfo, heapF32, type KernelArgs, kernelConfigs, wasmAlloc, type WasmBackendLike, wasmFree,
+} from '../util.js';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
+type ExplicitPadding = tf.backend_util.ExplicitPadding;
 
 export function conv2dBackpropInputWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>): tf.TensorInfo {
   const { dy, filter } = inputs;
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape as [number, number, number, number], filter.shape as [number, number, number, number],
-    strides, 1, pad, dimRoundingMode, false, tf.backend_util.convertConv2DDataFormat(dataFormat));
+  const info = convInfo((attrs as unknown as tf.Conv2DBackpropInputAttrs).inputShape, filter.shape, attrs);
   if (info.dataFormat === 'channelsLast') {
     if (info.strideHeight === 1 && info.strideWidth === 1) {
-      const r = viaRotatedConv(backend, dy, filter, info);
-      if (r) return r;
+      const pad = rotatedConvPad(info);
+      if (pad) return viaRotatedConv(backend, dy, filter, info, pad);
     } else {
       return viaMatMulScatter(backend, dy, filter, info);
     }
   }
   return callKernel(tf.Conv2DBackpropInput, 'wasm', backend, inputs, attrs);
+}
+
+/**
+ * For a stride-1, dilation-1 convolution: the padding under which convolving dy
+ * with the kernel rotated 180° gives the input gradient (K-1-pad on each side);
+ * null when a side would be negative.
+ */
+export function rotatedConvPad(info: ConvInfo): ExplicitPadding | null {
+  const { inHeight: H, inWidth: W, outHeight: oH, outWidth: oW, filterHeight: KH, filterWidth: KW } = info;
+  const top = KH - 1 - info.padInfo.top;
+  const left = KW - 1 - info.padInfo.left;
+  const bottom = H - oH - top + KH - 1;
+  const right = W - oW - left + KW - 1;
+  if (top < 0 || left < 0 || bottom < 0 || right < 0) return null;
+  return [[0, 0], [top, bottom], [left, right], [0, 0]];
 }
 
 /** W[kh,kw,ci,co] -> W'[KH-1-kh, KW-1-kw, co, ci] into `out`. */
@@ -46,24 +61,13 @@ export function rotateSwap(w: Float32Array, out: Float32Array, KH: number, KW: n
 }
 
 function viaRotatedConv(
-  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: ConvInfo,
-): tf.TensorInfo | null {
-  const { inHeight: H, inWidth: W, outHeight: oH, outWidth: oW, filterHeight: KH, filterWidth: KW } = info;
-  const Ci = info.inChannels;
-  const Co = info.outChannels;
-  const top = KH - 1 - info.padInfo.top;
-  const left = KW - 1 - info.padInfo.left;
-  const bottom = H - oH - top + KH - 1;
-  const right = W - oW - left + KW - 1;
-  if (top < 0 || left < 0 || bottom < 0 || right < 0) return null;
+  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: ConvInfo, pad: ExplicitPadding,
+): tf.TensorInfo {
+  const { filterHeight: KH, filterWidth: KW, inChannels: Ci, outChannels: Co } = info;
   const wT = wasmAlloc(backend, [KH, KW, Co, Ci]);
   rotateSwap(heapF32(backend, filter), heapF32(backend, wT), KH, KW, Ci, Co);
   const dx = callKernel('Conv2D', 'wasm', backend, { x: dy, filter: wT }, {
-    strides: [1, 1],
-    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
-    dataFormat: 'NHWC',
-    dilations: [1, 1],
-    dimRoundingMode: undefined,
+    strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
   });
   wasmFree(backend, wT);
   return dx;
@@ -126,8 +130,4 @@ function viaMatMulScatter(
   return dx;
 }
 
-export const conv2dBackpropInputWasmConfig: tf.KernelConfig = {
-  kernelName: tf.Conv2DBackpropInput,
-  backendName: 'wasm',
-  kernelFunc: conv2dBackpropInputWasm as unknown as tf.KernelFunc,
-};
+export const conv2dBackpropInputConfigs = kernelConfigs(tf.Conv2DBackpropInput, ['wasm'], conv2dBackpropInputWasm);

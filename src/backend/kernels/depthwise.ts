@@ -8,18 +8,13 @@
  * Otherwise, and for the filter gradient: JS loops on the heap.
  */
 import * as tf from '@tensorflow/tfjs';
-import { callKernel, heapF32, type KernelArgs, wasmAlloc, type WasmBackendLike, wasmFree } from '../util.js';
+import {
+  callKernel, convInfo, heapF32, jsOutputF32, type KernelArgs, kernelConfigs, wasmAlloc, type WasmBackendLike,
+  wasmFree, wasmFromArray,
+} from '../util.js';
+import { rotateSwap, rotatedConvPad } from './conv2d-backprop-input.js';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
-
-function info4(
-  xShape: number[], filterShape: number[], attrs: Record<string, unknown>,
-): ConvInfo {
-  const { strides, dilations, pad, dimRoundingMode } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number], filterShape as [number, number, number, number],
-    strides, dilations ?? 1, pad, dimRoundingMode, true);
-}
 
 /** dx (zeroed) += depthwise transpose of dy with w [KH, KW, Ci, mult]. */
 export function depthwiseBackpropInputJs(dy: Float32Array, w: Float32Array, dx: Float32Array, info: ConvInfo): void {
@@ -99,57 +94,31 @@ export function depthwiseBackpropFilterJs(x: Float32Array, dy: Float32Array, inf
 export function depthwiseBackpropInputWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>): tf.TensorInfo {
   const { dy, filter } = inputs;
   const { inputShape } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
-  const info = info4(inputShape, filter.shape, attrs);
-  const { inHeight: H, inWidth: W, outHeight: oH, outWidth: oW, filterHeight: KH, filterWidth: KW } = info;
-  const mult = info.outChannels / info.inChannels;
-  if (info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 && info.dilationWidth === 1 &&
-    mult === 1) {
-    const top = KH - 1 - info.padInfo.top;
-    const left = KW - 1 - info.padInfo.left;
-    const bottom = H - oH - top + KH - 1;
-    const right = W - oW - left + KW - 1;
-    if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
-      const C = info.inChannels;
-      const wR = wasmAlloc(backend, [KH, KW, C, 1]);
-      const src = heapF32(backend, filter);
-      const dst = heapF32(backend, wR);
-      for (let k = 0; k < KH * KW; k++) {
-        const d = (KH * KW - 1 - k) * C;
-        for (let c = 0; c < C; c++) dst[d + c] = src[k * C + c];
-      }
-      const dx = callKernel(tf.DepthwiseConv2dNative, 'wasm', backend, { x: dy, filter: wR }, {
-        strides: [1, 1], dilations: [1, 1], pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
-        dataFormat: 'NHWC', dimRoundingMode: undefined,
-      });
-      wasmFree(backend, wR);
-      return dx;
-    }
+  const info = convInfo(inputShape, filter.shape, attrs, true);
+  const plain = info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 &&
+    info.dilationWidth === 1 && info.outChannels === info.inChannels;
+  const pad = plain ? rotatedConvPad(info) : null;
+  if (pad) {
+    const { filterHeight: KH, filterWidth: KW, inChannels: C } = info;
+    const wR = wasmAlloc(backend, [KH, KW, C, 1]);
+    rotateSwap(heapF32(backend, filter), heapF32(backend, wR), KH, KW, C, 1);
+    const dx = callKernel(tf.DepthwiseConv2dNative, 'wasm', backend, { x: dy, filter: wR }, {
+      strides: [1, 1], dilations: [1, 1], pad, dataFormat: 'NHWC', dimRoundingMode: undefined,
+    });
+    wasmFree(backend, wR);
+    return dx;
   }
-  const dx = wasmAlloc(backend, inputShape.slice());
-  const dxv = heapF32(backend, dx);
-  dxv.fill(0);
-  depthwiseBackpropInputJs(heapF32(backend, dy), heapF32(backend, filter), dxv, info);
-  return dx;
+  return jsOutputF32(backend, inputShape.slice(), [dy, filter], (dx, g, w) => depthwiseBackpropInputJs(g, w, dx, info));
 }
 
 export function depthwiseBackpropFilterWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>): tf.TensorInfo {
   const { x, dy } = inputs;
   const { filterShape } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
-  const info = info4(x.shape, filterShape, attrs);
-  const dw = depthwiseBackpropFilterJs(heapF32(backend, x), heapF32(backend, dy), info);
-  const out = wasmAlloc(backend, filterShape.slice());
-  heapF32(backend, out).set(dw);
-  return out;
+  const info = convInfo(x.shape, filterShape, attrs, true);
+  return wasmFromArray(backend, filterShape.slice(), depthwiseBackpropFilterJs(heapF32(backend, x), heapF32(backend, dy), info));
 }
 
-export const depthwiseBackpropInputWasmConfig: tf.KernelConfig = {
-  kernelName: tf.DepthwiseConv2dNativeBackpropInput,
-  backendName: 'wasm',
-  kernelFunc: depthwiseBackpropInputWasm as unknown as tf.KernelFunc,
-};
-
-export const depthwiseBackpropFilterWasmConfig: tf.KernelConfig = {
-  kernelName: tf.DepthwiseConv2dNativeBackpropFilter,
-  backendName: 'wasm',
-  kernelFunc: depthwiseBackpropFilterWasm as unknown as tf.KernelFunc,
-};
+export const depthwiseConfigs = [
+  ...kernelConfigs(tf.DepthwiseConv2dNativeBackpropInput, ['wasm'], depthwiseBackpropInputWasm),
+  ...kernelConfigs(tf.DepthwiseConv2dNativeBackpropFilter, ['wasm'], depthwiseBackpropFilterWasm),
+];

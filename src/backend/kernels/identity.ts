@@ -5,7 +5,7 @@
  * tensor it saves for the backward pass (~400 copies per U-Net training step).
  */
 import * as tf from '@tensorflow/tfjs';
-import { callKernel, type KernelArgs } from '../util.js';
+import { callKernel, type KernelArgs, kernelConfigs } from '../util.js';
 
 interface RefCounting {
   incRef(dataId: tf.TensorInfo['dataId']): void;
@@ -28,9 +28,7 @@ export function castWasm({ inputs, attrs, backend }: KernelArgs<RefCounting>): t
   return callKernel(tf.Cast, 'wasm', backend, inputs, attrs);
 }
 
-export const identityWasmConfig: tf.KernelConfig = {
-  kernelName: tf.Identity, backendName: 'wasm', kernelFunc: identityWasm as unknown as tf.KernelFunc,
-};
-export const castWasmConfig: tf.KernelConfig = {
-  kernelName: tf.Cast, backendName: 'wasm', kernelFunc: castWasm as unknown as tf.KernelFunc,
-};
+export const identityConfigs = [
+  ...kernelConfigs(tf.Identity, ['wasm'], identityWasm),
+  ...kernelConfigs(tf.Cast, ['wasm'], castWasm),
+];

@@ -6,7 +6,7 @@
  * values are all <= 0 sends its gradient to element 0 of the window: wrong.
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapF32, type KernelArgs, wasmAlloc, type WasmBackendLike } from '../util.js';
+import { jsOutputF32, type KernelArgs, kernelConfigs, poolInfo, type WasmBackendLike } from '../util.js';
 
 type PoolInfo = ReturnType<typeof tf.backend_util.computePool2DInfo>;
 
@@ -54,24 +54,10 @@ export function maxPoolGradInto(x: Float32Array, dy: Float32Array, dx: Float32Ar
   }
 }
 
-function poolInfo(inputShape: number[], attrs: Record<string, unknown>): PoolInfo {
-  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as tf.MaxPoolGradAttrs;
-  return tf.backend_util.computePool2DInfo(
-    inputShape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
-}
-
 export function maxPoolGradWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>): tf.TensorInfo {
   const { dy, input } = inputs;
   const info = poolInfo(input.shape, attrs);
-  const dx = wasmAlloc(backend, input.shape.slice());
-  const dxv = heapF32(backend, dx);
-  dxv.fill(0);
-  maxPoolGradInto(heapF32(backend, input), heapF32(backend, dy), dxv, info);
-  return dx;
+  return jsOutputF32(backend, input.shape.slice(), [input, dy], (dx, x, g) => maxPoolGradInto(x, g, dx, info));
 }
 
-export const maxPoolGradWasmConfig: tf.KernelConfig = {
-  kernelName: tf.MaxPoolGrad,
-  backendName: 'wasm',
-  kernelFunc: maxPoolGradWasm as unknown as tf.KernelFunc,
-};
+export const maxPoolGradConfigs = kernelConfigs(tf.MaxPoolGrad, ['wasm'], maxPoolGradWasm);

@@ -7,12 +7,15 @@
  * for cpu, and for wasm too (one implementation, verified in the tests).
  */
 import * as tf from '@tensorflow/tfjs';
-import { type KernelArgs, makeOutputF32, readF32 } from '../util.js';
+import { jsOutputF32, type KernelArgs, kernelConfigs, size } from '../util.js';
+
+/** Source-over-output scale along one axis of tfjs's resize forwards (alignCorners maps corner to corner). */
+export function resizeRatio(inSize: number, outSize: number, alignCorners: boolean): number {
+  return alignCorners && outSize > 1 ? (inSize - 1) / (outSize - 1) : inSize / outSize;
+}
 
 function axisMap(inSize: number, outSize: number, alignCorners: boolean, halfPixelCenters: boolean) {
-  const effIn = alignCorners && outSize > 1 ? inSize - 1 : inSize;
-  const effOut = alignCorners && outSize > 1 ? outSize - 1 : outSize;
-  const ratio = effIn / effOut;
+  const ratio = resizeRatio(inSize, outSize, alignCorners);
   const lo = new Int32Array(outSize);
   const hi = new Int32Array(outSize);
   const frac = new Float32Array(outSize);
@@ -26,15 +29,15 @@ function axisMap(inSize: number, outSize: number, alignCorners: boolean, halfPix
   return { lo, hi, frac };
 }
 
-/** dx [B, H, W, C] from dy [B, h, w, C]. */
-export function resizeBilinearGradJs(
+/** dx [B, H, W, C] (zeroed by the caller) += the gradient of dy [B, h, w, C]. */
+export function resizeBilinearGradInto(
   dy: Float32Array, dyShape: number[], imageShape: number[], alignCorners: boolean, halfPixelCenters: boolean,
-): Float32Array {
+  dx: Float32Array,
+): void {
   const [B, H, W, C] = imageShape;
   const [, h, w] = dyShape;
   const rows = axisMap(H, h, alignCorners, halfPixelCenters);
   const cols = axisMap(W, w, alignCorners, halfPixelCenters);
-  const dx = new Float32Array(B * H * W * C);
   let o = 0;
   for (let b = 0; b < B; b++) {
     const base = b * H * W * C;
@@ -60,24 +63,22 @@ export function resizeBilinearGradJs(
       }
     }
   }
+}
+
+/** dx [B, H, W, C] from dy [B, h, w, C], in a new array. */
+export function resizeBilinearGradJs(
+  dy: Float32Array, dyShape: number[], imageShape: number[], alignCorners: boolean, halfPixelCenters: boolean,
+): Float32Array {
+  const dx = new Float32Array(size(imageShape));
+  resizeBilinearGradInto(dy, dyShape, imageShape, alignCorners, halfPixelCenters, dx);
   return dx;
 }
 
 export function resizeBilinearGrad({ inputs, attrs, backend }: KernelArgs<unknown>): tf.TensorInfo {
   const { images, dy } = inputs;
   const { alignCorners, halfPixelCenters } = attrs as { alignCorners: boolean; halfPixelCenters?: boolean };
-  const dx = resizeBilinearGradJs(readF32(backend, dy), dy.shape, images.shape, !!alignCorners, !!halfPixelCenters);
-  return makeOutputF32(backend, images.shape.slice(), dx);
+  return jsOutputF32(backend, images.shape.slice(), [dy], (dx, g) =>
+    resizeBilinearGradInto(g, dy.shape, images.shape, !!alignCorners, !!halfPixelCenters, dx));
 }
 
-export const resizeBilinearGradCpuConfig: tf.KernelConfig = {
-  kernelName: tf.ResizeBilinearGrad,
-  backendName: 'cpu',
-  kernelFunc: resizeBilinearGrad as unknown as tf.KernelFunc,
-};
-
-export const resizeBilinearGradWasmConfig: tf.KernelConfig = {
-  kernelName: tf.ResizeBilinearGrad,
-  backendName: 'wasm',
-  kernelFunc: resizeBilinearGrad as unknown as tf.KernelFunc,
-};
+export const resizeBilinearGradConfigs = kernelConfigs(tf.ResizeBilinearGrad, ['cpu', 'wasm'], resizeBilinearGrad);

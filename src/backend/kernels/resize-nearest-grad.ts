@@ -5,13 +5,12 @@
  * downsampling; the wasm one is wrong with halfPixelCenters. Registered for both.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type KernelArgs, makeOutputF32, readF32 } from '../util.js';
+import { jsOutputF32, type KernelArgs, kernelConfigs } from '../util.js';
+import { resizeRatio } from './resize-bilinear-grad.js';
 
 /** For each output index along one axis, the source index the forward reads. */
 function nearestMap(inSize: number, outSize: number, alignCorners: boolean, halfPixelCenters: boolean): Int32Array {
-  const effIn = alignCorners && outSize > 1 ? inSize - 1 : inSize;
-  const effOut = alignCorners && outSize > 1 ? outSize - 1 : outSize;
-  const ratio = effIn / effOut;
+  const ratio = resizeRatio(inSize, outSize, alignCorners);
   const src = new Int32Array(outSize);
   for (let i = 0; i < outSize; i++) {
     const f = halfPixelCenters ? ratio * (i + 0.5) : ratio * i;
@@ -22,14 +21,15 @@ function nearestMap(inSize: number, outSize: number, alignCorners: boolean, half
   return src;
 }
 
-export function resizeNearestGradJs(
+/** dx [B, H, W, C] (zeroed by the caller) += the gradient of dy [B, h, w, C]. */
+export function resizeNearestGradInto(
   dy: Float32Array, dyShape: number[], imageShape: number[], alignCorners: boolean, halfPixelCenters: boolean,
-): Float32Array {
+  dx: Float32Array,
+): void {
   const [B, H, W, C] = imageShape;
   const [, h, w] = dyShape;
   const rows = nearestMap(H, h, alignCorners, halfPixelCenters);
   const cols = nearestMap(W, w, alignCorners, halfPixelCenters);
-  const dx = new Float32Array(B * H * W * C);
   let o = 0;
   for (let b = 0; b < B; b++) {
     for (let r = 0; r < h; r++) {
@@ -40,18 +40,13 @@ export function resizeNearestGradJs(
       }
     }
   }
-  return dx;
 }
 
 export function resizeNearestGrad({ inputs, attrs, backend }: KernelArgs<unknown>): tf.TensorInfo {
   const { images, dy } = inputs;
   const { alignCorners, halfPixelCenters } = attrs as { alignCorners: boolean; halfPixelCenters?: boolean };
-  const dx = resizeNearestGradJs(readF32(backend, dy), dy.shape, images.shape, !!alignCorners, !!halfPixelCenters);
-  return makeOutputF32(backend, images.shape.slice(), dx);
+  return jsOutputF32(backend, images.shape.slice(), [dy], (dx, g) =>
+    resizeNearestGradInto(g, dy.shape, images.shape, !!alignCorners, !!halfPixelCenters, dx));
 }
 
-export const resizeNearestGradConfigs: tf.KernelConfig[] = ['cpu', 'wasm'].map((backendName) => ({
-  kernelName: tf.ResizeNearestNeighborGrad,
-  backendName,
-  kernelFunc: resizeNearestGrad as unknown as tf.KernelFunc,
-}));
+export const resizeNearestGradConfigs = kernelConfigs(tf.ResizeNearestNeighborGrad, ['cpu', 'wasm'], resizeNearestGrad);

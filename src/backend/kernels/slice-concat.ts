@@ -8,29 +8,16 @@
  * [8,64,64,16] split or concat.
  */
 import * as tf from '@tensorflow/tfjs';
-import { callKernel, type KernelArgs, type WasmBackendLike } from '../util.js';
-
-type Typed = Float32Array | Int32Array | Uint8Array;
-
-function view(backend: WasmBackendLike, t: tf.TensorInfo): Typed {
-  const { memoryOffset } = backend.dataIdMap.get(t.dataId);
-  const buf = backend.wasm.HEAPU8.buffer;
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  switch (t.dtype) {
-    case 'float32': return new Float32Array(buf, memoryOffset, n);
-    case 'int32': return new Int32Array(buf, memoryOffset, n);
-    default: return new Uint8Array(buf, memoryOffset, n);
-  }
-}
+import { callKernel, type HeapArray, heapView, type KernelArgs, kernelConfigs, type WasmBackendLike } from '../util.js';
 
 /** Copies `len` values; `set` for long runs, a loop for short ones. */
-function copy(src: Typed, s: number, dst: Typed, d: number, len: number): void {
+function copy(src: HeapArray, s: number, dst: HeapArray, d: number, len: number): void {
   if (len >= 128) dst.set(src.subarray(s, s + len), d);
   else for (let i = 0; i < len; i++) dst[d + i] = src[s + i];
 }
 
 /** out = x[begin : begin+size] (row-major, any rank). */
-export function sliceInto(x: Typed, shape: number[], begin: number[], size: number[], out: Typed): void {
+export function sliceInto(x: HeapArray, shape: number[], begin: number[], size: number[], out: HeapArray): void {
   const r = shape.length;
   // Merge trailing axes that are taken whole into one contiguous run.
   let inner = 1;
@@ -75,7 +62,7 @@ export function sliceWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike
   const [b, s] = tf.slice_util.parseSliceParams(x as unknown as tf.Tensor, begin, size);
   const out = backend.makeOutput(s, x.dtype);
   if (s.some((d) => d === 0)) return out;
-  sliceInto(view(backend, x), x.shape, b, s, view(backend, out));
+  sliceInto(heapView(backend, x), x.shape, b, s, heapView(backend, out));
   return out;
 }
 
@@ -105,8 +92,8 @@ export function concatWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLik
   const inners = list.map((t) => t.shape.slice(ax).reduce((a, b) => a * b, 1));
   const rowOut = inners.reduce((a, b) => a + b, 0);
   if (outer * rowOut === 0) return out;
-  const o = view(backend, out);
-  const views = list.map((t) => view(backend, t));
+  const o = heapView(backend, out);
+  const views = list.map((t) => heapView(backend, t));
   let col = 0;
   for (let i = 0; i < views.length; i++) {
     const v = views[i];
@@ -118,12 +105,8 @@ export function concatWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLik
   return out;
 }
 
-export const sliceWasmConfig: tf.KernelConfig = {
-  kernelName: tf.Slice, backendName: 'wasm', kernelFunc: sliceWasm as unknown as tf.KernelFunc,
-};
-export const splitVWasmConfig: tf.KernelConfig = {
-  kernelName: tf.SplitV, backendName: 'wasm', kernelFunc: splitVWasm as unknown as tf.KernelFunc,
-};
-export const concatWasmConfig: tf.KernelConfig = {
-  kernelName: tf.Concat, backendName: 'wasm', kernelFunc: concatWasm as unknown as tf.KernelFunc,
-};
+export const sliceConcatConfigs = [
+  ...kernelConfigs(tf.Slice, ['wasm'], sliceWasm),
+  ...kernelConfigs(tf.SplitV, ['wasm'], splitVWasm),
+  ...kernelConfigs(tf.Concat, ['wasm'], concatWasm),
+];

@@ -4,12 +4,10 @@
  * FusedBatchNorm gradient tiles the scale that way for every BN layer.
  */
 import * as tf from '@tensorflow/tfjs';
-import { callKernel, type KernelArgs, type WasmBackendLike } from '../util.js';
-
-type Typed = Float32Array | Int32Array | Uint8Array;
+import { callKernel, type HeapArray, heapView, type KernelArgs, kernelConfigs, type WasmBackendLike } from '../util.js';
 
 /** Writes tile(x, reps) into `out` (row-major), copying whole blocks. */
-export function tileInto(x: Typed, shape: number[], reps: number[], out: Typed): void {
+export function tileInto(x: HeapArray, shape: number[], reps: number[], out: HeapArray): void {
   const r = shape.length;
   if (r === 0) {
     out[0] = x[0];
@@ -41,17 +39,6 @@ export function tileInto(x: Typed, shape: number[], reps: number[], out: Typed):
   fill(0, 0, 0);
 }
 
-function heapView(backend: WasmBackendLike, t: tf.TensorInfo): Typed {
-  const { memoryOffset } = backend.dataIdMap.get(t.dataId);
-  const buf = backend.wasm.HEAPU8.buffer;
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  switch (t.dtype) {
-    case 'float32': return new Float32Array(buf, memoryOffset, n);
-    case 'int32': return new Int32Array(buf, memoryOffset, n);
-    default: return new Uint8Array(buf, memoryOffset, n);
-  }
-}
-
 export function tileWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>): tf.TensorInfo {
   const { x } = inputs;
   const { reps } = attrs as unknown as tf.TileAttrs;
@@ -65,8 +52,4 @@ export function tileWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>
   return out;
 }
 
-export const tileWasmConfig: tf.KernelConfig = {
-  kernelName: tf.Tile,
-  backendName: 'wasm',
-  kernelFunc: tileWasm as unknown as tf.KernelFunc,
-};
+export const tileConfigs = kernelConfigs(tf.Tile, ['wasm'], tileWasm);

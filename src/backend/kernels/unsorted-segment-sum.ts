@@ -4,19 +4,18 @@
  * tf.gather(logits, c, 3) — which therefore failed on wasm.
  */
 import * as tf from '@tensorflow/tfjs';
-import { heapF32, type KernelArgs, wasmAlloc, type WasmBackendLike } from '../util.js';
+import { heapF32, heapView, type KernelArgs, kernelConfigs, size, wasmAlloc, type WasmBackendLike } from '../util.js';
 
 export function unsortedSegmentSumWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLike>): tf.TensorInfo {
   const { x, segmentIds } = inputs;
   const { numSegments } = attrs as unknown as tf.UnsortedSegmentSumAttrs;
   if (x.dtype !== 'float32') throw new Error(`UnsortedSegmentSum (wasm): dtype ${x.dtype} not supported`);
   const r = segmentIds.shape.length;
-  const rows = segmentIds.shape.reduce((a, b) => a * b, 1);
+  const rows = size(segmentIds.shape);
   const innerShape = x.shape.slice(r);
-  const inner = innerShape.reduce((a, b) => a * b, 1);
+  const inner = size(innerShape);
   const out = wasmAlloc(backend, [numSegments, ...innerShape]);
-  const { memoryOffset } = backend.dataIdMap.get(segmentIds.dataId);
-  const ids = new Int32Array(backend.wasm.HEAPU8.buffer, memoryOffset, rows);
+  const ids = heapView(backend, segmentIds);
   const xv = heapF32(backend, x);
   const o = heapF32(backend, out);
   o.fill(0);
@@ -30,8 +29,4 @@ export function unsortedSegmentSumWasm({ inputs, attrs, backend }: KernelArgs<Wa
   return out;
 }
 
-export const unsortedSegmentSumWasmConfig: tf.KernelConfig = {
-  kernelName: tf.UnsortedSegmentSum,
-  backendName: 'wasm',
-  kernelFunc: unsortedSegmentSumWasm as unknown as tf.KernelFunc,
-};
+export const unsortedSegmentSumConfigs = kernelConfigs(tf.UnsortedSegmentSum, ['wasm'], unsortedSegmentSumWasm);

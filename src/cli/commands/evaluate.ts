@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../../io/files.js';
 import { parseBaseline } from '../../methods/baseline.js';
 import { methodNames, type MethodOptions } from '../../methods/index.js';
 import { inPackage } from '../defaults.js';
-import { oneOf } from '../parse.js';
+import { formatDuration, oneOf, parseInteger, parseList } from '../parse.js';
 import { run } from '../shared-options.js';
 
 export const DEFAULT_EVAL_MODELS = ['models/unet-texture-mnist-biased/model.json', 'models/unet-texture-mnist-unbiased/model.json'];
@@ -61,27 +61,6 @@ interface EvaluateFlags {
   out: string;
   backend: string;
   progress: boolean;
-}
-
-function integer(text: string, flag: string, min: number): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min) throw new SegGradCamError(`${flag} expects an integer >= ${min}, got '${text}'`, 'usage');
-  return Number(text);
-}
-
-function list(text: string | undefined, flag: string): string[] | undefined {
-  if (text === undefined) return undefined;
-  const items = text
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-  if (items.length === 0) throw new SegGradCamError(`${flag} expects a comma-separated list, got '${text}'`, 'usage');
-  return items;
-}
-
-function fmtTime(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '--:--';
-  const s = Math.round(seconds);
-  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
 /** The command line that reproduces a run (every option spelled out, paths as given). */
@@ -143,35 +122,35 @@ Examples:
     .option('--no-progress', 'no progress bar (log lines instead)')
     .action((flags: EvaluateFlags) =>
       run(async () => {
-        const methods = list(flags.methods, '--methods') ?? DEFAULT_METHODS;
+        const methods = parseList(flags.methods, '--methods') ?? DEFAULT_METHODS;
         for (const m of methods) oneOf(m, '--methods', methodNames());
-        const modelsGiven = list(flags.models, '--models');
+        const modelsGiven = parseList(flags.models, '--models');
         const models = modelsGiven ?? DEFAULT_EVAL_MODELS.map((m) => inPackage(m));
-        const labels = list(flags.labels, '--labels');
+        const labels = parseList(flags.labels, '--labels');
         if (models.length > 2) throw new SegGradCamError(`--models expects one or two models (biased, then unbiased), got ${models.length}`, 'usage');
         if (labels && labels.length !== models.length) throw new SegGradCamError(`--labels names ${labels.length} models but --models gives ${models.length}`, 'usage');
         const methodOptions: Record<string, MethodOptions> = {
           ...DEFAULT_METHOD_OPTIONS,
-          'score-cam': { ...DEFAULT_METHOD_OPTIONS['score-cam'], maxChannels: integer(flags.scoreCamChannels, '--score-cam-channels', 1) },
-          'integrated-gradients': { ...DEFAULT_METHOD_OPTIONS['integrated-gradients'], steps: integer(flags.igSteps, '--ig-steps', 1) },
-          'grid-saliency': { ...DEFAULT_METHOD_OPTIONS['grid-saliency'], iterations: integer(flags.gridIterations, '--grid-iterations', 1), maskResolution: integer(flags.gridSize, '--grid-size', 1) },
+          'score-cam': { ...DEFAULT_METHOD_OPTIONS['score-cam'], maxChannels: parseInteger(flags.scoreCamChannels, '--score-cam-channels', 1) },
+          'integrated-gradients': { ...DEFAULT_METHOD_OPTIONS['integrated-gradients'], steps: parseInteger(flags.igSteps, '--ig-steps', 1) },
+          'grid-saliency': { ...DEFAULT_METHOD_OPTIONS['grid-saliency'], iterations: parseInteger(flags.gridIterations, '--grid-iterations', 1), maskResolution: parseInteger(flags.gridSize, '--grid-size', 1) },
         };
         const ig = methodOptions['integrated-gradients'];
         ig.batchSize = Math.min(32, (ig.steps as number) + 1);
         const options: EvaluationOptions = {
           models,
           labels,
-          tiles: integer(flags.tiles, '--tiles', 1),
-          curveTiles: integer(flags.curveTiles, '--curve-tiles', 0),
-          sanityTiles: integer(flags.sanityTiles, '--sanity-tiles', 0),
-          alphaTiles: integer(flags.alphaTiles, '--alpha-tiles', 0),
-          alphaPixels: integer(flags.alphaPixels, '--alpha-pixels', 0),
-          checkTiles: integer(flags.checkTiles, '--check-tiles', 0),
+          tiles: parseInteger(flags.tiles, '--tiles', 1),
+          curveTiles: parseInteger(flags.curveTiles, '--curve-tiles', 0),
+          sanityTiles: parseInteger(flags.sanityTiles, '--sanity-tiles', 0),
+          alphaTiles: parseInteger(flags.alphaTiles, '--alpha-tiles', 0),
+          alphaPixels: parseInteger(flags.alphaPixels, '--alpha-pixels', 0),
+          checkTiles: parseInteger(flags.checkTiles, '--check-tiles', 0),
           methods,
-          layers: list(flags.layers, '--layers'),
-          steps: integer(flags.steps, '--steps', 1),
-          randomOrders: integer(flags.randomOrders, '--random-orders', 0),
-          seed: integer(flags.seed, '--seed', 0),
+          layers: parseList(flags.layers, '--layers'),
+          steps: parseInteger(flags.steps, '--steps', 1),
+          randomOrders: parseInteger(flags.randomOrders, '--random-orders', 0),
+          seed: parseInteger(flags.seed, '--seed', 0),
           methodOptions,
           deletionBaseline: parseBaseline(flags.deletionBaseline),
           insertionBaseline: parseBaseline(flags.insertionBaseline),
@@ -205,7 +184,7 @@ Examples:
             lastLog = now;
             const elapsed = (now - started) / 1000;
             const eta = (elapsed / p.done) * (p.total - p.done);
-            process.stderr.write(`evaluate ${p.done}/${p.total} (${p.phase}), ${fmtTime(elapsed)} elapsed, ETA ${fmtTime(eta)}\n`);
+            process.stderr.write(`evaluate ${p.done}/${p.total} (${p.phase}), ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}\n`);
           }
         };
         let results;
@@ -224,7 +203,7 @@ Examples:
         for (const [name, bytes] of Object.entries(report.images)) await writeFileAtomic(join(outDir, name), bytes);
         await writeFileAtomic(join(outDir, 'results.json'), new TextEncoder().encode(report.json));
         await writeFileAtomic(join(outDir, 'report.md'), new TextEncoder().encode(report.markdown));
-        process.stderr.write(`wrote ${join(outDir, 'report.md')} and ${Object.keys(report.images).length} plots in ${fmtTime(results.timing.wallSeconds)}\n`);
+        process.stderr.write(`wrote ${join(outDir, 'report.md')} and ${Object.keys(report.images).length} plots in ${formatDuration(results.timing.wallSeconds)}\n`);
       }),
     );
 }

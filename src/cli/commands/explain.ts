@@ -6,7 +6,7 @@ import { parseBaseline } from '../../methods/baseline.js';
 import { methodNames, type MethodOptions } from '../../methods/index.js';
 import { COLORMAPS, type ColormapName } from '../../render/index.js';
 import type { ScoreKind } from '../../target/objective.js';
-import { oneOf, parseNumberIn } from '../parse.js';
+import { oneOf, parseInteger, parseList, parseNumberAtLeast, parseNumberIn } from '../parse.js';
 import { regionFromFlags, type RegionFlags } from '../region-options.js';
 import { openExplainer, openImage, type ModelOptions } from '../session.js';
 import { addModelOptions, run } from '../shared-options.js';
@@ -41,18 +41,9 @@ interface ExplainFlags extends ModelOptions, RegionFlags {
   epsilon?: string;
 }
 
-function integerFlag(text: string | undefined, flag: string, min: number): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^-?\d+$/.test(text.trim()) || Number(text) < min) throw new SegGradCamError(`${flag} expects an integer >= ${min}, got '${text}'`, 'usage');
-  return Number(text);
-}
-
-function numberFlag(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < 0) throw new SegGradCamError(`${flag} expects a number >= 0, got '${text}'`, 'usage');
-  return v;
-}
+/** Optional flags: parsed only when given. */
+const integerFlag = (text: string | undefined, flag: string, min: number) => (text === undefined ? undefined : parseInteger(text, flag, min));
+const numberFlag = (text: string | undefined, flag: string) => (text === undefined ? undefined : parseNumberAtLeast(text, flag, 0));
 
 /** Method options from the flags that were given (each method reads its own). */
 function methodOptionsFrom(flags: ExplainFlags): MethodOptions {
@@ -142,9 +133,7 @@ Examples:
         const layout = oneOf(flags.figure, '--figure', ['panels', 'overlay'] as const);
         const method = oneOf(flags.method, '--method', methodNames());
         const methodOptions = methodOptionsFrom(flags);
-        const layers = flags.layers === undefined ? undefined : flags.layers.split(',').map((l) => l.trim()).filter((l) => l.length > 0);
-        if (layers && layers.length === 0) throw new SegGradCamError(`--layers expects a comma-separated list of layers, got '${flags.layers}'`, 'usage');
-        const outBytes = (img: Parameters<typeof encodeImageFor>[1]) => encodeImageFor(flags.out, img);
+        const layers = parseList(flags.layers, '--layers');
         if (!/\.(png|jpe?g)$/i.test(flags.out)) throw new SegGradCamError(`--out must end in .png, .jpg or .jpeg: ${flags.out}`, 'usage');
 
         const { image, imagePath } = await openImage(flags.image);
@@ -167,7 +156,7 @@ Examples:
         const figure = explanationFigure(image, e, { colormap, opacity, marker, layout, classNames: explainer.options.classNames });
 
         // Encode everything first, then write: a failure leaves no output behind.
-        const figureBytes = outBytes(figure);
+        const figureBytes = encodeImageFor(flags.out, figure);
         const json = flags.json !== undefined ? JSON.stringify(explanationJson(e, { model: modelPath, image: imagePath, region, backend, ms, heatmap: !!flags.jsonHeatmap })) : null;
         await writeFileAtomic(flags.out, figureBytes);
         if (json !== null) {

@@ -3,15 +3,16 @@
  * (src/data/texture-mnist.ts) with a planted context bias, and writes model.json, weights.bin and
  * training.json (options, seed, metrics, wall time, command line) into --out.
  */
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { SegGradCamError } from '../../errors.js';
 import { setupBackend } from '../../backend/index.js';
+import { writeFileAtomic } from '../../io/files.js';
 import { CLASS_NAMES } from '../../data/texture-mnist.js';
 import { isTextureName, TEXTURE_NAMES } from '../../data/textures.js';
 import { checkpointOptions, DEFAULT_TRAIN_OPTIONS, trainUnet, type TrainOptions, type TrainProgress } from '../../unet/train.js';
+import { formatDuration, parseInteger, parseNumberIn } from '../parse.js';
 import { run } from '../shared-options.js';
 
 /** --quick: a usable model in under ~10 minutes on a 2-core machine (wasm backend). */
@@ -28,21 +29,8 @@ export const QUICK_PRESET: Partial<TrainOptions> = {
   valTiles: 100,
 };
 
-function int(flag: string, min = 0) {
-  return (text: string): number => {
-    const v = Number(text);
-    if (!/^-?\d+$/.test(text.trim()) || v < min) throw new SegGradCamError(`${flag} expects an integer >= ${min}, got '${text}'`, 'usage');
-    return v;
-  };
-}
-
-function num(flag: string, lo: number, hi: number) {
-  return (text: string): number => {
-    const v = Number(text);
-    if (text.trim() === '' || !Number.isFinite(v) || v < lo || v > hi) throw new SegGradCamError(`${flag} expects a number in [${lo}, ${hi}], got '${text}'`, 'usage');
-    return v;
-  };
-}
+const int = (flag: string, min = 0) => (text: string) => parseInteger(text, flag, min);
+const num = (flag: string, lo: number, hi: number) => (text: string) => parseNumberIn(text, flag, lo, hi);
 
 /** Flag name (commander key) → option field. */
 const FLAG_FIELDS: Record<string, keyof TrainOptions> = {
@@ -91,15 +79,6 @@ const CONVERT: Record<string, (text: string) => number> = {
   valTiles: int('--val-tiles', 0),
   timeBudget: num('--time-budget', 0.1, 10000),
 };
-
-function fmtTime(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '--:--';
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const r = s % 60;
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}` : `${m}:${String(r).padStart(2, '0')}`;
-}
 
 export function trainCommand(): Command {
   const d = DEFAULT_TRAIN_OPTIONS;
@@ -180,7 +159,7 @@ export function trainCommand(): Command {
           iou: Number.isFinite(p.runningIou) ? p.runningIou.toFixed(3) : '-',
           val: p.valIou !== undefined ? p.valIou.toFixed(3) : '-',
           sps: p.stepsPerSecond.toFixed(2),
-          eta: fmtTime(p.etaSeconds),
+          eta: formatDuration(p.etaSeconds),
         };
         if (bar) {
           if (!lastLine) bar.start(p.totalSteps, p.step, payload);
@@ -228,9 +207,9 @@ export function trainCommand(): Command {
         history: result.history,
         versions: { node: process.version },
       };
-      await writeFile(join(outDir, 'training.json'), JSON.stringify(record, null, 2) + '\n');
+      await writeFileAtomic(join(outDir, 'training.json'), new TextEncoder().encode(JSON.stringify(record, null, 2) + '\n'));
       const out = process.stdout;
-      out.write(`held-out IoU over ${result.eval.tiles} tiles (${result.steps} steps, ${fmtTime(result.wallSeconds)} wall, ${result.stepsPerSecond.toFixed(2)} steps/s):\n`);
+      out.write(`held-out IoU over ${result.eval.tiles} tiles (${result.steps} steps, ${formatDuration(result.wallSeconds)} wall, ${result.stepsPerSecond.toFixed(2)} steps/s):\n`);
       result.eval.perClassIou.forEach((v, c) => out.write(`  ${CLASS_NAMES[c].padEnd(11)} ${v.toFixed(3)}\n`));
       out.write(`  mean IoU    ${result.eval.meanIou.toFixed(3)}\n`);
       out.write(`wrote ${join(outDir, 'model.json')}, weights.bin, training.json\n`);

@@ -5,6 +5,7 @@
 import type { RgbaImage } from '../../../src/image.js';
 import { overlayHeatmap, resizeImageBilinear, resizeMapBilinear, type ColormapName } from '../../../src/render/index.js';
 import type { ExplanationMsg, LayerRow } from '../protocol.js';
+import { putImage } from './stage.js';
 
 const CELL = 128;
 
@@ -23,13 +24,6 @@ export function resolutionChanges(layers: LayerRow[]): LayerRow[] {
   });
 }
 
-export interface GridCell {
-  layer: LayerRow;
-  explanation: ExplanationMsg;
-  element: HTMLElement;
-  canvas: HTMLCanvasElement;
-}
-
 /** A small copy of the image for the cells (the same for every cell). */
 export function thumbnailBase(image: RgbaImage): RgbaImage {
   const scale = Math.min(1, CELL / Math.max(image.width, image.height));
@@ -40,10 +34,8 @@ export function thumbnailBase(image: RgbaImage): RgbaImage {
 export function drawCell(canvas: HTMLCanvasElement, thumb: RgbaImage, e: ExplanationMsg, colormap: ColormapName, opacity: number): void {
   const heat = thumb.width === e.width && thumb.height === e.height ? e.heatmap : resizeMapBilinear(e.heatmap, e.width, e.height, thumb.width, thumb.height);
   const img = overlayHeatmap(thumb, heat, { colormap, opacity: Math.max(opacity, 0.6) });
-  canvas.width = img.width;
-  canvas.height = img.height;
+  putImage(canvas, img);
   canvas.classList.toggle('pixelated', img.width < CELL);
-  (canvas.getContext('2d') as CanvasRenderingContext2D).putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
 }
 
 export function makeCell(layer: LayerRow): { element: HTMLElement; canvas: HTMLCanvasElement } {

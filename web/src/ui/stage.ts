@@ -8,6 +8,15 @@ import type { RgbaImage } from '../../../src/image.js';
 /** The fallback display size when the panel has no layout yet. */
 export const STAGE_SIZE = 340;
 
+/** Draws an image on a canvas at the image's own resolution (sizing the canvas to it). */
+export function putImage(canvas: HTMLCanvasElement, img: RgbaImage): void {
+  if (canvas.width !== img.width || canvas.height !== img.height) {
+    canvas.width = img.width;
+    canvas.height = img.height;
+  }
+  (canvas.getContext('2d') as CanvasRenderingContext2D).putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
+}
+
 export class Stage {
   readonly base: HTMLCanvasElement;
   readonly marks: HTMLCanvasElement;
@@ -26,10 +35,6 @@ export class Stage {
   /** Shows an image (sizes the canvases to it). */
   show(img: RgbaImage): void {
     this.shown = img;
-    if (this.base.width !== img.width || this.base.height !== img.height) {
-      this.base.width = img.width;
-      this.base.height = img.height;
-    }
     this.imgW = img.width;
     this.imgH = img.height;
     const box = this.root.clientWidth || STAGE_SIZE;
@@ -44,8 +49,7 @@ export class Stage {
     this.marks.height = Math.round(this.dispH * dpr);
     this.marks.style.width = `${this.dispW}px`;
     this.marks.style.height = `${this.dispH}px`;
-    const ctx = this.base.getContext('2d') as CanvasRenderingContext2D;
-    ctx.putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
+    putImage(this.base, img);
   }
 
   clear(): void {

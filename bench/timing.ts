@@ -1,0 +1,29 @@
+/** Shared by the benchmarks: medians of repeated timings, and the line that says where they ran. */
+import os from 'node:os';
+
+/** The median (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Wall times in ms of `runs` calls of fn, after `warmups` untimed ones (kernels compile, caches fill). */
+export async function timeRuns(fn: () => Promise<unknown>, runs: number, warmups = 1): Promise<number[]> {
+  for (let i = 0; i < warmups; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await fn();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+/** CPU model, cores, memory, load and Node version: benchmark figures mean little without them. */
+export function machineLine(): string {
+  const cpus = os.cpus();
+  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  return `machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, load ${load}; node ${process.version}`;
+}
