@@ -12,6 +12,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { openExplainer, openImage } from '../src/cli/session.js';
 import { encodePng } from '../src/io/codec.js';
+import { GraphBuilder, emptyModel, valueInfo } from '../src/onnx/builder.js';
+import { loadOnnxExplainer } from '../src/onnx/node.js';
+import { DataType, encodeModel } from '../src/onnx/proto.js';
 import type { Catalog } from '../web/bundled.js';
 import { buildWeb, canvasDigest, canvasGeometry, chromiumMissing, clickPixel, dragPixels, hookValue, lastHeatmap, launchBrowser, nextAnswer, readCatalog, waitReady } from '../web/e2e-harness.js';
 import { serve } from '../web/serve.js';
@@ -35,6 +38,8 @@ let extra: string;
 let catalog: Catalog;
 /** The page on the default model, shared by the tests that use it in turn. */
 let page: Page;
+/** The page on the bundled ONNX model, shared by the ONNX tests. */
+let onnxPage: Page;
 const pageErrors: string[] = [];
 
 /** A U-Net small enough to explain at every layer in a moment, and models that must be refused. */
@@ -58,6 +63,27 @@ async function writeTestModels(dir: string): Promise<void> {
   writeFileSync(join(dir, 'short', 'model.json'), readFileSync(join(dir, 'tiny', 'model.json')));
   const weights = readFileSync(join(dir, 'tiny', 'weights.bin'));
   writeFileSync(join(dir, 'short', 'weights.bin'), weights.subarray(0, weights.length - 4));
+
+  writeFileSync(join(dir, 'erf.onnx'), erfModel());
+}
+
+/**
+ * An ONNX model with an op that has no gradient on the way from its first layers to the logits:
+ * Conv → Relu → MaxPool → Erf ('the_erf') → Conv. ONNX Runtime runs it; the gradient at 'relu'
+ * cannot be compiled, the one at 'erf' (after the op) can.
+ */
+function erfModel(): Uint8Array {
+  const model = emptyModel(13);
+  const b = new GraphBuilder(model.graph);
+  model.graph.input.push(valueInfo(b.claim('input'), DataType.FLOAT, [1, 3, 16, 16]));
+  const w1 = b.floats('w1', [4, 3, 3, 3], Array.from({ length: 108 }, (_, i) => Math.sin(i * 1.7) * 0.5));
+  const relu = b.op('Relu', [b.op('Conv', ['input', w1], { kernel_shape: { ints: [3, 3] }, pads: { ints: [1, 1, 1, 1] } })]);
+  const pooled = b.op('MaxPool', [relu], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } });
+  const erf = b.op('Erf', [pooled], {}, 'the_erf');
+  const w2 = b.floats('w2', [3, 4, 1, 1], Array.from({ length: 12 }, (_, i) => Math.cos(i * 2.3)));
+  b.node('Conv', [erf, w2], { kernel_shape: { ints: [1, 1] } }, [b.claim('output')]);
+  model.graph.output.push(valueInfo('output', DataType.FLOAT, [1, 3, 8, 8]));
+  return encodeModel(model);
 }
 
 async function newPage(query = ''): Promise<Page> {
@@ -220,6 +246,132 @@ describe('the explorer in headless Chromium', { skip }, () => {
     assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.5), Math.floor(height * 0.5))), 'answer');
     assert.equal(await page.isVisible('#error'), false);
     assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+  });
+
+  test("a .onnx model on onnxruntime-web: the bundled one opened from the list; a pixel's heatmap equals the library's on onnxruntime-node within 1e-4; regions, grid and α", T, async () => {
+    const onnx = catalog.models.find((m) => m.format === 'onnx');
+    assert.ok(onnx, 'the build bundles the ONNX U-Net');
+    const p = (onnxPage = await newPage());
+    const predictions = await hookValue<number>(p, 'h.predictions');
+    await p.selectOption('#model-select', onnx.id);
+    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n, predictions, POLL);
+    const state = await hookValue<{ model: string; image: string; engine: string; layers: Array<{ name: string; bottleneck: boolean }> }>(p, 'h.state()');
+    assert.equal(state.model, onnx.id);
+    assert.equal(state.image, onnx.samples[0]);
+    assert.equal(state.engine, 'onnxruntime-web (wasm)');
+    assert.match((await p.textContent('#backend')) ?? '', /backend: onnxruntime-web \(wasm\)/);
+    assert.match((await p.textContent('#model-summary')) ?? '', /onnx model on onnxruntime-web \(wasm\), input 64×32×3, output 64×32×8, 8 classes/);
+    assert.equal(state.layers.filter((l) => l.bottleneck).length, 1, 'one layer is marked as the bottleneck');
+    assert.match((await p.textContent('#layer-select option:checked')) ?? '', /★/);
+    assert.ok((await canvasDigest(p, '#view-prediction')).sum > 0, 'the prediction is drawn');
+
+    // One pixel at the bottleneck, against the library in Node on onnxruntime-node (tf on cpu around it).
+    const { width, height } = await canvasGeometry(p, '#view-image');
+    const x = Math.floor(width * 0.45);
+    const y = Math.floor(height * 0.4);
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
+    const got = await hookValue<{ layer: string; cls: number }>(p, '({ layer: h.lastExplanation.layer.name, cls: h.lastExplanation.classIndex })');
+    const heat = await lastHeatmap(p);
+    assert.match((await p.textContent('#timing')) ?? '', /answer in \d+ ms on onnxruntime-web \(wasm\)/);
+    await useCpu();
+    const explainer = await loadOnnxExplainer(onnx.url);
+    try {
+      const { image } = await openImage(repoPath(onnx.samples[0]));
+      assert.deepEqual([image.width, image.height], [width, height]);
+      const want = await explainer.explain(image, { region: { kind: 'pixel', x, y }, layer: explainer.bottleneck });
+      assert.equal(got.layer, want.layer.name);
+      assert.equal(got.cls, want.classIndex);
+      assert.equal(heat.length, want.heatmap.length);
+      assert.ok(!want.empty, 'the reference heatmap is not all zero');
+      const diff = maxAbsDiff(heat, want.heatmap);
+      assert.ok(diff <= 1e-4, `max |page − Node| = ${diff}`);
+    } finally {
+      explainer.dispose();
+    }
+
+    // The other region forms, the layer grid and α go through the same Explainer.
+    await useTool(p, 'box');
+    assert.equal(await nextAnswer(p, () => dragPixels(p, '#view-image', [Math.floor(width * 0.2), Math.floor(height * 0.2)], [Math.floor(width * 0.5), Math.floor(height * 0.6)])), 'answer');
+    assert.equal(await hookValue<string>(p, 'h.lastRegion.kind'), 'box');
+    await useTool(p, 'object');
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
+    assert.equal(await hookValue<string>(p, 'h.lastRegion.kind'), 'object');
+    assert.equal(await nextAnswer(p, () => p.click('#class-region')), 'answer');
+    const e = await hookValue<{ m: number; predicted: number }>(
+      p,
+      '({ m: h.lastExplanation.regionMask.reduce((a, b) => a + b, 0), predicted: h.lastExplanation.prediction.labels.filter((c) => c === h.lastExplanation.classIndex).length })',
+    );
+    assert.equal(e.m, e.predicted, 'M is exactly the pixels predicted as the class');
+    assert.equal(await nextAnswer(p, () => p.click('#whole-image')), 'answer');
+    assert.equal(await hookValue<number>(p, 'h.lastExplanation.regionMask.reduce((a, b) => a + b, 0)'), 64 * 32);
+    await useTool(p, 'pixel');
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
+
+    await p.check('#layer-grid-filter');
+    await p.click('#layer-grid-run');
+    const cells = await p.locator('#layer-grid .cell').count();
+    assert.ok(cells >= 4, `${cells} cells`);
+    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { gridDone: number } }).__segGradCam.gridDone === n, cells, POLL);
+    const drawn = await p.$$eval('#layer-grid .cell canvas', (cs) => cs.map((c) => (c as HTMLCanvasElement).width));
+    assert.ok(drawn.every((w) => w > 1), 'every cell holds a heatmap');
+
+    await p.click('#pin-a');
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.8), Math.floor(height * 0.8))), 'answer');
+    const cos = Number(await p.getAttribute('#alpha-text', 'data-cosine'));
+    assert.ok(Number.isFinite(cos) && cos >= -1 - 1e-6 && cos <= 1 + 1e-6, `cosine ${cos}`);
+  });
+
+  test('a corrupt .onnx file and an op without a gradient give clear messages, and the page keeps working; .onnx by URL and by drop', T, async () => {
+    const p = onnxPage;
+    const { width, height } = await canvasGeometry(p, '#view-image');
+    const model = await hookValue<string>(p, 'h.state().model');
+    const expectError = async (action: () => Promise<unknown>, pattern: RegExp) => {
+      assert.equal(await nextAnswer(p, action), 'error');
+      assert.equal(await p.isVisible('#error'), true);
+      const text = (await p.textContent('#error-text')) ?? '';
+      assert.match(text, pattern);
+      assert.doesNotMatch(text, /\n\s+at /, 'no stack trace');
+    };
+    // A truncated export: the model stays as it was, and the next click is answered.
+    const full = readFileSync(join('fixtures', 'onnx', 'unet-small.onnx'));
+    await expectError(
+      () => p.setInputFiles('#model-files', { name: 'corrupt.onnx', mimeType: 'application/octet-stream', buffer: full.subarray(0, full.length - 3000) }),
+      /^corrupt\.onnx: not an ONNX model/,
+    );
+    assert.equal(await hookValue<string>(p, 'h.state().model'), model);
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.3), Math.floor(height * 0.3))), 'answer');
+    assert.equal(await p.isVisible('#error'), false);
+
+    // A model (by URL) that loads and runs, but whose gradient at 'relu' would cross Erf: the op and its node are named.
+    const predicted = async (action: () => Promise<unknown>) => {
+      const n = await hookValue<number>(p, 'h.predictions');
+      await action();
+      await p.waitForFunction((k) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > k, n, POLL);
+    };
+    await predicted(async () => {
+      await p.fill('#model-url', `${server.url}extra/erf.onnx`);
+      await p.click('#model-url-form button[type="submit"]');
+    });
+    assert.equal(await hookValue<string>(p, 'h.state().model'), `url:${server.url}extra/erf.onnx`);
+    await p.selectOption('#layer-select', 'relu');
+    await expectError(() => clickPixel(p, '#view-image', 10, 5), /cannot differentiate through op 'Erf' \(node 'the_erf'\)/);
+    // After the op the gradient exists: the same click at that layer is answered.
+    await p.selectOption('#layer-select', 'erf');
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 10, 5)), 'answer');
+    assert.equal(await hookValue<string>(p, 'h.lastExplanation.layer.name'), 'erf');
+
+    // A .onnx file dropped on the page opens like a chosen one.
+    await predicted(() =>
+      p.evaluate((bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], 'dropped.onnx'));
+        window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }, [...full]),
+    );
+    assert.equal(await hookValue<string>(p, 'h.state().model'), 'dropped.onnx');
+    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.6), Math.floor(height * 0.5))), 'answer');
+    assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+    await p.close();
   });
 
   test('a model by URL: the layer grid renders one heatmap per layer; shift-click, brush, object, whole image; labels, drop, paste', T, async () => {

@@ -9,7 +9,7 @@ import type { Region } from '../src/target/region.js';
 import { collectBundled } from '../web/bundled.js';
 import { serve } from '../web/serve.js';
 import { parseLabels } from '../web/src/labels.js';
-import { checkWeightBytes, modelFromFiles, type FileLike } from '../web/src/model-files.js';
+import { checkWeightBytes, isOnnxName, modelFromFiles, onnxFromFiles, type FileLike } from '../web/src/model-files.js';
 import type { LayerRow } from '../web/src/protocol.js';
 import { cosine, resolutionChanges } from '../web/src/ui/compare.js';
 import { decodeRegion, decodeRuns, decodeState, encodeRegion, encodeRuns, encodeState } from '../web/src/url-state.js';
@@ -103,6 +103,21 @@ test('model files chosen together: missing weights, mismatched weights and non-m
   await assert.rejects(modelFromFiles([fileLike('model.json', '{oops')]), /not valid JSON/);
 });
 
+test('an .onnx model is one file: found among the chosen files, refused with others or twice or empty', async () => {
+  assert.equal(isOnnxName('unet.ONNX'), true);
+  assert.equal(isOnnxName('http://x/m/unet.onnx?v=2#top'), true);
+  assert.equal(isOnnxName('model.json'), false);
+  assert.equal(isOnnxName('http://x/unet.onnx/model.json'), false);
+  assert.equal(await onnxFromFiles([fileLike('model.json', '{}'), fileLike('weights.bin', new Uint8Array(4))]), null, 'TF.js files are not ONNX');
+  const got = await onnxFromFiles([fileLike('unet.onnx', new Uint8Array([8, 7, 1]))]);
+  assert.equal(got?.name, 'unet.onnx');
+  assert.deepEqual([...(got?.bytes ?? [])], [8, 7, 1]);
+  const file = (e: unknown, pattern: RegExp) => e instanceof SegGradCamError && e.code === 'file' && pattern.test(e.message);
+  await assert.rejects(onnxFromFiles([fileLike('a.onnx', 'x'), fileLike('b.onnx', 'y')]), (e) => file(e, /choose one \.onnx model, not 2 \(a\.onnx, b\.onnx\)/));
+  await assert.rejects(onnxFromFiles([fileLike('a.onnx', 'x'), fileLike('a.onnx.data', 'y')]), (e) => file(e, /choose a\.onnx alone.*external data.*a\.onnx\.data/));
+  await assert.rejects(onnxFromFiles([fileLike('a.onnx', new Uint8Array(0))]), /a\.onnx is empty/);
+});
+
 test('cosine similarity and the short list of layers for the grid', () => {
   const a = new Float32Array([1, 0, 2]);
   assert.ok(Math.abs(cosine(a, a) - 1) < 1e-7);
@@ -147,6 +162,14 @@ test('the catalog lists the bundled models whose files exist, with their samples
   assert.equal(selfie.labels, 'models/selfie/labels.txt');
   assert.ok(selfie.samples.length > 0);
   for (const url of [selfie.url, selfie.labels, ...selfie.samples, 'models/selfie/selfie.bin']) assert.ok(files.has(url), url);
+  assert.equal(selfie.format, 'tfjs');
+  // The PyTorch-exported U-Net is offered as an ONNX model: one file, with sample photos.
+  const onnx = catalog.models.find((m) => m.id === 'unet-small-onnx');
+  assert.ok(onnx, 'the ONNX U-Net is bundled');
+  assert.equal(onnx.format, 'onnx');
+  assert.equal(onnx.url, 'fixtures/onnx/unet-small.onnx');
+  assert.ok(onnx.samples.length > 0);
+  for (const url of [onnx.url, ...onnx.samples]) assert.ok(files.has(url), url);
   // Only the weights the manifest lists are copied (no optimizer state, no checkpoints).
   assert.ok([...files.keys()].every((k) => !/checkpoint|optimizer/.test(k)));
 });

@@ -1,7 +1,8 @@
 /**
  * The bundled models and sample images the explorer offers, read from the repository at
  * build time (the Vite plugin copies them into web/dist and writes catalog.json). A model is
- * listed only when its model.json exists, so the U-Net appears once it has been trained.
+ * listed only when its files exist (model.json and its weight files, or the .onnx file), so the
+ * U-Net appears once it has been trained.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
@@ -9,7 +10,9 @@ import { dirname, join, posix } from 'node:path';
 export interface CatalogModel {
   id: string;
   name: string;
-  /** URL of model.json, relative to the page. */
+  /** 'tfjs': a TF.js model.json; 'onnx': a .onnx file run on onnxruntime-web. */
+  format: 'tfjs' | 'onnx';
+  /** URL of model.json or of the .onnx file, relative to the page. */
   url: string;
   labels?: string;
   /** Sample images that suit the model (URLs relative to the page). */
@@ -25,7 +28,8 @@ export interface Catalog {
 interface Spec {
   id: string;
   name: string;
-  json: string;
+  /** A TF.js model.json (its weight files are found through its manifest) or a .onnx file. */
+  file: string;
   labels?: string;
   samples: string;
   description: string;
@@ -35,26 +39,46 @@ const SPECS: Spec[] = [
   {
     id: 'unet-biased',
     name: 'U-Net · TextureMNIST (biased)',
-    json: 'models/unet-texture-mnist-biased/model.json',
+    file: 'models/unet-texture-mnist-biased/model.json',
     samples: 'fixtures/tiles',
     description: 'the project\'s U-Net; digit 3 always sat on the brick background in training',
   },
   {
     id: 'unet-unbiased',
     name: 'U-Net · TextureMNIST (unbiased)',
-    json: 'models/unet-texture-mnist-unbiased/model.json',
+    file: 'models/unet-texture-mnist-unbiased/model.json',
     samples: 'fixtures/tiles',
     description: 'the same U-Net trained without the planted bias',
   },
   {
     id: 'selfie',
     name: 'MediaPipe selfie segmentation',
-    json: 'models/selfie/selfie.json',
+    file: 'models/selfie/selfie.json',
     labels: 'models/selfie/labels.txt',
     samples: 'fixtures/images',
     description: 'a third-party graph model: person vs background, 256x256',
   },
+  {
+    id: 'unet-small-onnx',
+    name: 'U-Net small · ONNX (PyTorch export)',
+    file: 'fixtures/onnx/unet-small.onnx',
+    samples: 'fixtures/images',
+    description:
+      'a torch.onnx.export of the benchmark U-Net (base 4, 8 classes, 32x64 input) with random weights: runs on onnxruntime-web with the compiled gradient graph; its classes mean nothing',
+  },
 ];
+
+/** The files a TF.js model.json needs (itself and the weight files its manifest lists), or null when any is missing or it cannot be read. */
+function tfjsFiles(jsonPath: string): string[] | null {
+  let manifest: Array<{ paths: string[] }>;
+  try {
+    manifest = (JSON.parse(readFileSync(jsonPath, 'utf8')) as { weightsManifest: Array<{ paths: string[] }> }).weightsManifest;
+  } catch {
+    return null;
+  }
+  const weightFiles = manifest.flatMap((g) => g.paths).map((p) => join(dirname(jsonPath), p));
+  return weightFiles.every((f) => existsSync(f)) ? [jsonPath, ...weightFiles] : null;
+}
 
 const IMAGE = /\.(png|jpe?g)$/i;
 
@@ -79,25 +103,19 @@ export function collectBundled(repo: string): { files: Map<string, string>; cata
     });
   };
   for (const spec of SPECS) {
-    const jsonPath = join(repo, spec.json);
-    if (!existsSync(jsonPath)) continue;
-    let manifest: Array<{ paths: string[] }>;
-    try {
-      manifest = (JSON.parse(readFileSync(jsonPath, 'utf8')) as { weightsManifest: Array<{ paths: string[] }> }).weightsManifest;
-    } catch {
-      continue;
-    }
-    const weightFiles = manifest.flatMap((g) => g.paths).map((p) => join(dirname(jsonPath), p));
-    if (!weightFiles.every((f) => existsSync(f))) continue;
-    const base = posix.dirname(spec.json);
-    files.set(spec.json, jsonPath);
-    for (const f of weightFiles) files.set(posix.join(base, posix.basename(f)), f);
+    const path = join(repo, spec.file);
+    if (!existsSync(path)) continue;
+    const format = /\.onnx$/i.test(spec.file) ? 'onnx' : 'tfjs';
+    const modelFiles = format === 'onnx' ? [path] : tfjsFiles(path);
+    if (!modelFiles) continue;
+    const base = posix.dirname(spec.file);
+    for (const f of modelFiles) files.set(posix.join(base, posix.basename(f)), f);
     let labels: string | undefined;
     if (spec.labels && existsSync(join(repo, spec.labels))) {
       files.set(spec.labels, join(repo, spec.labels));
       labels = spec.labels;
     }
-    models.push({ id: spec.id, name: spec.name, url: spec.json, labels, samples: sampleUrls(spec.samples), description: spec.description });
+    models.push({ id: spec.id, name: spec.name, format, url: spec.file, labels, samples: sampleUrls(spec.samples), description: spec.description });
   }
   return { files, catalog: { models, samples: [...samples].map(([url, name]) => ({ url, name })) } };
 }

@@ -10,7 +10,7 @@ import { connectedComponent, toOutputCell, type Region } from '../../src/target/
 import type { Catalog, CatalogModel } from '../bundled.js';
 import { DecodeError, decodeImage, fetchImage } from './image-decode.js';
 import { parseLabels, type Labels } from './labels.js';
-import { probeText, type BackendChoice, type BackendReport, type ExplainParams, type ExplanationMsg, type LayerRow, type ModelInfo, type ModelSource, type PredictionInfo, type Progress, type Reply } from './protocol.js';
+import { ORT_WASM_DIR, probeText, type BackendChoice, type BackendReport, type ExplainParams, type ExplanationMsg, type LayerRow, type ModelInfo, type ModelSource, type PredictionInfo, type Progress, type Reply } from './protocol.js';
 import { cosine, drawAlphaChart, drawCell, makeCell, resolutionChanges, thumbnailBase, type Pinned } from './ui/compare.js';
 import { putImage, Stage } from './ui/stage.js';
 import { decodeState, encodeState, type ViewState } from './url-state.js';
@@ -126,6 +126,8 @@ const layer = (): string => el.layerSelect.value;
 /** What the model and image are called in the test hook and the JSON export. */
 const modelName = (): string | null => state.model?.key ?? state.model?.name ?? null;
 const imageName = (): string | null => state.imageEntry?.key ?? state.imageEntry?.name ?? null;
+/** What runs the open model: onnxruntime-web for an ONNX model, else the TF.js backend. */
+const engine = (): string => state.info?.engine ?? state.backend?.backend ?? '?';
 
 /** Selects a layer, when the model has it. */
 function selectLayer(name: string | undefined): void {
@@ -151,7 +153,7 @@ interface TestHook {
   backend: BackendReport | null;
   /** Per answer: worker time, and wall time from the request to the drawn heatmap. */
   timings: Array<{ ms: number; wallMs: number; cached: boolean; layer: string }>;
-  state: () => { model: string | null; image: string | null; layer: string; region: Region | null; classIndex: number | null; layers: LayerRow[] };
+  state: () => { model: string | null; image: string | null; layer: string; region: Region | null; classIndex: number | null; layers: LayerRow[]; engine: string };
 }
 const hook: TestHook = {
   ready: false,
@@ -180,6 +182,7 @@ const hook: TestHook = {
     region: state.region,
     classIndex: state.explanation?.classIndex ?? null,
     layers: state.info?.layers ?? [],
+    engine: engine(),
   }),
 };
 (window as unknown as { __segGradCam: TestHook }).__segGradCam = hook;
@@ -277,7 +280,8 @@ function withStorage<T>(access: () => T): T | undefined {
 async function initBackend(choice: BackendChoice): Promise<void> {
   const saved = withStorage(() => JSON.parse(localStorage.getItem(BACKEND_KEY) ?? 'null') as { ua: string; backend: string } | null);
   const remembered = saved && saved.ua === navigator.userAgent ? saved.backend : undefined;
-  const reply = await call('starting', { type: 'init', backend: choice, cachedChoice: choice === 'auto' ? remembered : undefined }, 'init');
+  const ortWasmBase = new URL(ORT_WASM_DIR, document.baseURI).href;
+  const reply = await call('starting', { type: 'init', backend: choice, cachedChoice: choice === 'auto' ? remembered : undefined, ortWasmBase }, 'init');
   if (!reply) return;
   state.backend = reply.report;
   state.methods = reply.methods;
@@ -293,13 +297,15 @@ function renderBackend(): void {
   const r = state.backend;
   if (!r) return;
   const probes = r.probes.map((p) => probeText(p, 1));
+  const onnx = state.info?.engine ?? null;
   el.backend.innerHTML = '';
   el.backend.append('backend: ');
   const b = document.createElement('b');
-  b.textContent = r.backend;
-  el.backend.append(b, ` · ${r.reason}`);
-  el.backend.title = probes.length > 0 ? `probe (forward + gradient): ${probes.join('; ')}` : r.reason;
-  el.backend.dataset.backend = r.backend;
+  b.textContent = onnx ?? r.backend;
+  // An ONNX model runs on ONNX Runtime; the TF.js backend only resizes the image and the heatmap.
+  el.backend.append(b, onnx ? ` · ONNX model (TF.js on ${r.backend} for pre- and post-processing)` : ` · ${r.reason}`);
+  el.backend.title = probes.length > 0 ? `TF.js backend probe (forward + gradient): ${probes.join('; ')}` : r.reason;
+  el.backend.dataset.backend = onnx ?? r.backend;
 }
 
 // ---------------------------------------------------------------- model
@@ -339,6 +345,7 @@ async function openModel(entry: ModelEntry): Promise<boolean> {
     return false;
   }
   const info = state.info;
+  renderBackend();
   state.region = null;
   state.explanation = null;
   state.classChoice = null;
@@ -351,7 +358,7 @@ async function openModel(entry: ModelEntry): Promise<boolean> {
   const m = state.catalog.models.find((c) => c.id === entry.key);
   el.modelDesc.textContent = m?.description ?? entry.name;
   el.modelSummary.textContent =
-    `${info.kind}, input ${info.input.width}×${info.input.height}×${info.input.channels}, ` +
+    `${info.engine ? `${info.kind} model on ${info.engine}` : info.kind}, input ${info.input.width}×${info.input.height}×${info.input.channels}, ` +
     `output ${info.output.width}×${info.output.height}×${info.output.channels}${info.output.activation !== 'none' ? ` (${info.output.activation})` : ''}, ` +
     `${info.classCount} classes, ${info.layers.length} layers; loaded in ${Math.round(info.loadMs)} ms`;
   fillLayers();
@@ -570,7 +577,7 @@ async function ask(region: Region, classOverride?: number): Promise<void> {
     const wallMs = performance.now() - started;
     hook.timings.push({ ms: reply.explanation.ms, wallMs, cached: reply.explanation.cached, layer: reply.explanation.layer.name });
     el.timing.textContent =
-      `answer in ${Math.round(reply.explanation.ms)} ms on ${state.backend?.backend ?? '?'}` +
+      `answer in ${Math.round(reply.explanation.ms)} ms on ${engine()}` +
       (reply.explanation.cached ? ' (backward only: the forward pass was cached)' : ' (forward + backward)') +
       ` · ${Math.round(wallMs)} ms from the click to the heatmap`;
     hook.answers++;
@@ -940,7 +947,7 @@ function exportJson(): void {
     model: modelName() ?? '',
     image: imageName() ?? '',
     region: e.region,
-    backend: state.backend?.backend ?? '',
+    backend: engine(),
     ms: e.ms,
     heatmap: true,
   });
@@ -1035,8 +1042,8 @@ async function openFiles(files: File[]): Promise<void> {
   if (modelFiles.length > 0) {
     const labels = labelFiles[0] ? await readLabels(labelFiles[0]) : undefined;
     if (labels === null) return;
-    const json = modelFiles.find((f) => /\.json$/i.test(f.name));
-    const entry: ModelEntry = { key: null, name: json?.name ?? 'your model', source: { kind: 'files', files: modelFiles }, labels };
+    const named = modelFiles.find((f) => /\.(json|onnx)$/i.test(f.name));
+    const entry: ModelEntry = { key: null, name: named?.name ?? 'your model', source: { kind: 'files', files: modelFiles }, labels };
     await openModelAndImage(entry, image);
     return;
   }

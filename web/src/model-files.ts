@@ -1,7 +1,8 @@
 /**
- * A TF.js model from files the user chose together (model.json + its weight files), with
- * messages that say what is wrong: a missing weight file, or weights that do not match the
- * manifest (tfjs itself reports the latter late and cryptically, or not at all).
+ * A model from files the user chose together: a TF.js model.json + its weight files, or one
+ * .onnx file. Messages say what is wrong: a missing weight file, weights that do not match the
+ * manifest (tfjs itself reports the latter late and cryptically, or not at all), an empty or
+ * ambiguous choice.
  */
 import type * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../src/errors.js';
@@ -27,6 +28,29 @@ export interface FileLike {
 }
 
 const basename = (p: string) => p.split('/').pop() ?? p;
+
+/** A file name or URL that names an ONNX model (a query or fragment after the name is ignored). */
+export const isOnnxName = (name: string): boolean => /\.onnx$/i.test(name.split(/[?#]/)[0]);
+
+/**
+ * The .onnx model among the chosen files, or null when there is none (the files are then a
+ * TF.js model). An .onnx model is opened alone: external-data files are not supported.
+ */
+export async function onnxFromFiles(files: FileLike[]): Promise<{ name: string; bytes: Uint8Array } | null> {
+  const onnx = files.filter((f) => isOnnxName(f.name));
+  if (onnx.length === 0) return null;
+  if (onnx.length > 1) throw new SegGradCamError(`choose one .onnx model, not ${onnx.length} (${onnx.map((f) => f.name).join(', ')})`, 'file');
+  const [file] = onnx;
+  const others = files.filter((f) => f !== file);
+  if (others.length > 0) {
+    throw new SegGradCamError(
+      `choose ${file.name} alone: a .onnx model is one file (models with external data files are not supported), not with ${others.map((f) => f.name).join(', ')}`,
+      'file',
+    );
+  }
+  if (file.size === 0) throw new SegGradCamError(`${file.name} is empty`, 'model');
+  return { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
+}
 
 export async function modelFromFiles(files: FileLike[]): Promise<tf.io.ModelArtifacts> {
   const jsons = files.filter((f) => /\.json$/i.test(f.name));

@@ -9,15 +9,27 @@ export type BackendChoice = 'auto' | 'wasm' | 'webgl' | 'webgpu' | 'cpu';
 
 /** Where a model comes from. */
 export type ModelSource =
+  /** A TF.js model.json (its weight files beside it) or a .onnx file. */
   | { kind: 'url'; url: string; labelsUrl?: string }
-  /** model.json and its weight files, chosen together in a file picker (or dropped). */
+  /** model.json and its weight files, chosen together in a file picker (or dropped), or one .onnx file. */
   | { kind: 'files'; files: File[] };
+
+/** Where the build puts onnxruntime-web's .wasm/.mjs files, relative to the page (web/vite.config.ts copies them). */
+export const ORT_WASM_DIR = 'ort/';
+
+/** What runs an ONNX model in the page (shown instead of the TF.js backend while one is open). */
+export const ONNX_ENGINE = 'onnxruntime-web (wasm)';
 
 /** A layer the model offers, marked when it is the bottleneck (the default): one of Explainer.layers(). */
 export type LayerRow = ReturnType<Explainer['layers']>[number];
 
 export interface ModelInfo {
   kind: ModelAdapter['kind'];
+  /**
+   * What runs the model when it is not TF.js (ONNX_ENGINE for .onnx models; TF.js on the chosen
+   * backend then only pre- and post-processes); null for TF.js models.
+   */
+  engine: string | null;
   input: ModelAdapter['input'];
   output: OutputInfo;
   classCount: number;
@@ -61,7 +73,8 @@ export function probeText(p: BackendReport['probes'][number], digits: number): s
 }
 
 export type Request =
-  | { type: 'init'; backend: BackendChoice; cachedChoice?: string }
+  /** `ortWasmBase`: the absolute URL of ORT_WASM_DIR (onnxruntime-web's files, fetched when an .onnx model is opened). */
+  | { type: 'init'; backend: BackendChoice; cachedChoice?: string; ortWasmBase: string }
   | { type: 'load-model'; source: ModelSource; classNames?: string[] }
   | { type: 'set-image'; width: number; height: number; data: Uint8ClampedArray }
   | { type: 'explain'; params: ExplainParams }

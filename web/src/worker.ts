@@ -13,8 +13,10 @@ import { methodNames } from '../../src/methods/index.js';
 import type { RgbaImage } from '../../src/image.js';
 import { adapterFromArtifacts } from '../../src/model/load.js';
 import { chooseBackend } from './backend-select.js';
-import { checkWeightBytes, modelFromFiles } from './model-files.js';
-import type { ExplainParams, ExplanationMsg, ModelInfo, ModelSource, Progress, Reply, Request, WorkerMessage, WorkerRequest } from './protocol.js';
+import type { ModelAdapter } from '../../src/model/adapter.js';
+import { checkWeightBytes, isOnnxName, modelFromFiles, onnxFromFiles } from './model-files.js';
+import { loadOnnxAdapter } from './onnx-model.js';
+import { ONNX_ENGINE, type ExplainParams, type ExplanationMsg, type ModelInfo, type ModelSource, type Progress, type Reply, type Request, type WorkerMessage, type WorkerRequest } from './protocol.js';
 
 interface WorkerScope {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -26,6 +28,8 @@ let explainer: Explainer | null = null;
 let image: RgbaImage | null = null;
 /** The image whose forward pass the explainer holds. */
 let forwardImage: RgbaImage | null = null;
+/** onnxruntime-web's files (the page says where, in 'init'). */
+let ortWasmBase = '';
 /** The newest explain request: older ones still queued are answered 'superseded'. */
 let latestExplain = -1;
 
@@ -54,9 +58,10 @@ async function pump(): Promise<void> {
         const reply = await handle(msg.id, msg.request);
         send({ id: msg.id, ok: true, reply }, transfers(reply));
       } catch (err) {
-        const e = err as Error;
-        const code = err instanceof SegGradCamError ? err.code : undefined;
-        send({ id: msg.id, ok: false, error: { message: e?.message ?? String(err), code } });
+        const typed = err instanceof SegGradCamError;
+        const message = err instanceof Error ? err.message : String(err);
+        // The library's messages are written for users; anything else is shortened to its first line.
+        send({ id: msg.id, ok: false, error: { message: typed ? message : message.split('\n')[0], code: typed ? err.code : undefined } });
       }
     }
   } finally {
@@ -76,6 +81,7 @@ const yieldToEvents = () => new Promise<void>((resolve) => setTimeout(resolve, 0
 async function handle(id: number, req: Request): Promise<Reply> {
   switch (req.type) {
     case 'init': {
+      ortWasmBase = req.ortWasmBase;
       progress(id, { phase: 'choosing the backend' });
       // tfjs wants all three; the threaded one is never fetched (the library runs wasm single-threaded).
       const wasm = {
@@ -152,9 +158,20 @@ function absolute(url: string): string {
   return new URL(url, self.location.href).href;
 }
 
-async function openModel(id: number, source: ModelSource, labels?: string[]): Promise<ModelInfo> {
-  const t0 = performance.now();
-  progress(id, { phase: 'loading the model', fraction: 0 });
+/** Fetches a file's bytes (an .onnx model by URL), with the reason when it cannot. */
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(absolute(url));
+  } catch (err) {
+    throw new SegGradCamError(`cannot load the model from ${url}: ${(err as Error).message.split('\n')[0]}`, 'model');
+  }
+  if (!res.ok) throw new SegGradCamError(`cannot load the model from ${url}: HTTP ${res.status}`, 'model');
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** A TF.js model (model.json + weights) as an adapter, with what its metadata says. */
+async function tfjsModel(id: number, source: ModelSource): Promise<Loaded> {
   let artifacts: tf.io.ModelArtifacts | undefined;
   if (source.kind === 'url') {
     const handler = tf.io.browserHTTPRequest(absolute(source.url), { onProgress: (f: number) => progress(id, { phase: 'loading the model', fraction: f }) });
@@ -173,9 +190,38 @@ async function openModel(id: number, source: ModelSource, labels?: string[]): Pr
   const meta = artifacts.userDefinedMetadata as { classNames?: unknown; inputRange?: unknown } | undefined;
   const metaNames = Array.isArray(meta?.classNames) && meta.classNames.every((s) => typeof s === 'string') ? (meta.classNames as string[]) : undefined;
   const range = Array.isArray(meta?.inputRange) && meta.inputRange.length === 2 && meta.inputRange.every((v) => typeof v === 'number') ? (meta.inputRange as [number, number]) : undefined;
+  return { adapter, classNames: metaNames, inputRange: range, engine: null };
+}
+
+/** An .onnx model (one file, or a URL) on onnxruntime-web, or null when the source is not one. */
+async function onnxModel(id: number, source: ModelSource): Promise<Loaded | null> {
+  let file: { name: string; bytes: Uint8Array } | null;
+  if (source.kind === 'url') {
+    if (!isOnnxName(source.url)) return null;
+    file = { name: source.url.split(/[?#]/)[0].split('/').pop() ?? source.url, bytes: await fetchBytes(source.url) };
+  } else {
+    file = await onnxFromFiles(source.files);
+    if (!file) return null;
+  }
+  progress(id, { phase: 'starting ONNX Runtime' });
+  const adapter = await loadOnnxAdapter(file.bytes, file.name, ortWasmBase);
+  return { adapter, engine: ONNX_ENGINE };
+}
+
+interface Loaded {
+  adapter: ModelAdapter;
+  classNames?: string[];
+  inputRange?: [number, number];
+  engine: string | null;
+}
+
+async function openModel(id: number, source: ModelSource, labels?: string[]): Promise<ModelInfo> {
+  const t0 = performance.now();
+  progress(id, { phase: 'loading the model', fraction: 0 });
+  const { adapter, classNames, inputRange: range, engine } = (await onnxModel(id, source)) ?? (await tfjsModel(id, source));
   let next: Explainer;
   try {
-    next = new Explainer(adapter, { classNames: labels ?? metaNames, inputRange: range });
+    next = new Explainer(adapter, { classNames: labels ?? classNames, inputRange: range });
   } catch (err) {
     adapter.dispose();
     throw err;
@@ -186,6 +232,7 @@ async function openModel(id: number, source: ModelSource, labels?: string[]): Pr
   forwardImage = null;
   return {
     kind: adapter.kind,
+    engine,
     input: adapter.input,
     output: adapter.output,
     classCount: next.classCount,
