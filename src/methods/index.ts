@@ -23,6 +23,7 @@ export { SegGradCam } from './seg-grad-cam.js';
 export { HiResCam, LayerCam, GradCamPlusPlus, XGradCam, EigenCam, ScoreCam, ClassActivationMap, GradientSaliency, GradientTimesInput, SmoothGrad, IntegratedGradients, GridSaliency, Lrp };
 export { integratedGradients } from './integrated-gradients.js';
 export { lrpRelevance, UnsupportedLayerError, LRP_LAYERS, type LrpRule } from './lrp.js';
+export { UnsupportedOpError, LRP_GRAPH_OPS } from './lrp-graph-plan.js';
 
 /** Options of every method by name; each method reads its own (see its options interface). */
 export type MethodOptions = ScoreCamOptions & SmoothGradOptions & IntegratedGradientsOptions & GridSaliencyOptions & LrpOptions;

@@ -52,9 +52,14 @@ export function alphaBetaRule(op: LinearOp, a: tf.Tensor, r: tf.Tensor, alpha: n
   return tf.sub(tf.mul(rp, alpha), tf.mul(rn, beta));
 }
 
-/** z-rule through a parameter-free linear map with non-negative coefficients (pooling, upsampling). */
+/**
+ * z-rule through a parameter-free linear map with non-negative coefficients (pooling, upsampling),
+ * or the ε-rule through any affine map of a (its constants then take their share). With ε = 0,
+ * outputs with z = 0 pass nothing (they had no contribution) rather than 0/0.
+ */
 export function proportionalRule(f: (x: tf.Tensor) => tf.Tensor, a: tf.Tensor, r: tf.Tensor, epsilon: number): tf.Tensor {
-  return contributions(f, a, tf.div(r, stabilised(f(a), epsilon)));
+  const z = f(a);
+  return contributions(f, a, epsilon > 0 ? tf.div(r, stabilised(z, epsilon)) : safeDivide(r, z));
 }
 
 /** Relevance routed back unchanged through a selection or rearrangement (max-pooling: winner takes all; reshape, padding). */

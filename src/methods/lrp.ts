@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
 import type { ModelAdapter, Objective } from '../model/adapter.js';
+import { GraphModelAdapter } from '../model/graph-adapter.js';
 import { LayersModelAdapter } from '../model/layers-adapter.js';
 import type { GraphStep, LayersGraph } from '../model/layers-graph.js';
+import { lrpGraphRelevance } from './lrp-graph.js';
 import { alphaBetaRule, epsilonRule, proportionalRule, routeBack, sumRule, type LinearOp } from './lrp-rules.js';
 import { reluChannelSum, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 import { nonNegative } from './options.js';
@@ -46,15 +48,29 @@ export class UnsupportedLayerError extends SegGradCamError {
 }
 
 /**
- * Layer-wise relevance propagation (Montavon et al. 2018) from S back to the input pixels, for
- * LayersModels built from common CNN layers (LRP_LAYERS). The output relevance is each
- * logit's share of S: R = (objective weights) ⊙ logits. Linear layers (Conv2D, Dense,
+ * Layer-wise relevance propagation (Montavon et al. 2018) from S back to the input pixels. The
+ * output relevance is each logit's share of S: R = (objective weights) ⊙ logits. The map:
+ * ReLU(Σ_c R).
+ *
+ * LayersModels built from common CNN layers (LRP_LAYERS): linear layers (Conv2D, Dense,
  * DepthwiseConv2D, Conv2DTranspose) use the ε- or αβ-rule; a BatchNormalization right after
  * one of them (its only reader, no activation in between) is folded into its kernel and bias
  * first; any other BatchNormalization is an affine map and always uses the ε-rule. ReLU-like
  * activations pass relevance through; max-pooling gives it to the winner; average pooling and
  * upsampling share it in proportion; Add splits it by the inputs' shares, Concatenate by channel.
- * The map: ReLU(Σ_c R).
+ *
+ * GraphModels (LRP_GRAPH_OPS; lrp-graph.ts): the same rules per node, chosen by op. Conv2D,
+ * depthwise and transposed convolutions and MatMul, fused or not, are the linear ops (a fused
+ * BiasAdd, or an Add of a constant that is the op's only reader, is its bias; a fused
+ * activation passes relevance); element-wise activations pass it; Add/AddN split it by the
+ * addends' shares; an element-wise affine map with constants (x·c, x + b not after a linear op,
+ * x − c, x / c, batch norm) uses the ε-rule; MaxPool, reshapes, padding, slicing and
+ * concatenation route it; AvgPool, Mean, Sum and resizes share it in proportion. A product of
+ * two tensors one of which is a gate — a bounded activation (Sigmoid, Relu6, ClipByValue,
+ * HardSigmoid), possibly shifted or scaled by constants, as in squeeze-and-excitation and
+ * hard-swish x·Relu6(x + 3)/6 — gives all relevance to the other factor (the gate acts as a
+ * weight, the usual LRP treatment of gating); a product of two non-gates is an error. Any
+ * other op on the relevance path is an UnsupportedOpError naming the node.
  */
 export class Lrp implements ModelMethod {
   readonly name = 'lrp';
@@ -82,14 +98,15 @@ export class Lrp implements ModelMethod {
 
 /** The relevance of every input value, [B, H, W, C] (signed); the caller owns it. */
 export function lrpRelevance(adapter: ModelAdapter, input: tf.Tensor4D, objective: Objective, options: LrpOptions = {}): tf.Tensor4D {
-  if (!(adapter instanceof LayersModelAdapter)) {
-    throw new SegGradCamError(`LRP needs a LayersModel (its rules depend on layer types); this is a ${adapter.kind}`, 'model');
-  }
   if (objective.on !== 'logits') throw new SegGradCamError('LRP explains logits: use score logits', 'usage');
   const rule = options.rule ?? DEFAULTS.rule;
   const epsilon = options.epsilon ?? DEFAULTS.epsilon;
   const alpha = options.alpha ?? DEFAULTS.alpha;
   const beta = options.beta ?? DEFAULTS.beta;
+  if (adapter instanceof GraphModelAdapter) return lrpGraphRelevance(adapter.graph, input, objective, { rule, epsilon, alpha, beta });
+  if (!(adapter instanceof LayersModelAdapter)) {
+    throw new SegGradCamError(`LRP needs a TF.js LayersModel or GraphModel (its rules depend on layer or op types); this is a ${adapter.kind}`, 'model');
+  }
   const { graph } = adapter;
   checkSupported(graph);
 

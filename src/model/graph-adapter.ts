@@ -3,17 +3,12 @@ import { SegGradCamError } from '../errors.js';
 import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
 import { unknownLayer } from './layers-adapter.js';
 import { batchInputGradients, batchScores, objectiveScore } from './objective.js';
+import type { GraphNode, GraphView } from './graph-view.js';
 import { readOutputInfo } from './output-info.js';
 
-/* The parts of tfjs-converter's internal graph that the adapter reads. */
-interface GraphNodeRef {
-  name: string;
-  op: string;
-  inputs: GraphNodeRef[];
-  children: GraphNodeRef[];
-}
+/* The part of tfjs-converter's internal graph that the adapter reads. */
 interface GraphRef {
-  nodes: Record<string, GraphNodeRef>;
+  nodes: Record<string, GraphNode>;
 }
 
 const NOT_LAYERS = new Set(['Const', 'Placeholder']);
@@ -32,8 +27,10 @@ export class GraphModelAdapter implements ModelAdapter {
   readonly logitsNode: string;
   /** A converted graph whose signature fixes the batch (MediaPipe: 1) refuses any other batch. */
   readonly maxBatch: number;
+  /** The graph as LRP and CAM read it (op types, attributes, constants, single-node runs). */
+  readonly graph: GraphView;
   private readonly inputNode: string;
-  private readonly nodes: Record<string, GraphNodeRef>;
+  private readonly nodes: Record<string, GraphNode>;
   private readonly order: string[];
   private layerList: LayerInfo[];
   /** Every non-constant node that the logits depend on. */
@@ -84,6 +81,23 @@ export class GraphModelAdapter implements ModelAdapter {
     this.layerList = names
       .filter((n) => shapes.get(n)?.length === 4)
       .map((n) => ({ name: n, type: this.nodes[n].op, outputShape: shapes.get(n) as number[] }));
+    this.graph = this.graphView();
+  }
+
+  private graphView(): GraphView {
+    const { model, nodes, order, inputNode, logitsNode, computed } = this;
+    return {
+      nodes,
+      order,
+      inputNode,
+      logitsNode,
+      constant: (name) => (nodes[name]?.op === 'Const' ? (model.weights[name]?.[0] ?? null) : null),
+      values: (input) => {
+        const outs = model.execute({ [inputNode]: input }, computed) as tf.Tensor[];
+        return new Map(computed.map((n, i) => [n, outs[i]]));
+      },
+      runNode: (name, feeds) => model.execute(feeds, name) as tf.Tensor,
+    };
   }
 
   layers(): LayerInfo[] {
@@ -166,7 +180,7 @@ export class GraphModelAdapter implements ModelAdapter {
 }
 
 /** Nodes needed for `target`, inputs before the nodes that read them. */
-function topologicalOrder(nodes: Record<string, GraphNodeRef>, target: string): string[] {
+function topologicalOrder(nodes: Record<string, GraphNode>, target: string): string[] {
   const order: string[] = [];
   const state = new Map<string, 1 | 2>();
   const stack: Array<[string, number]> = [[target, 0]];
