@@ -379,6 +379,7 @@ test('every registered kernel leaves no tensors or wasm buffers behind', async (
     () => tf.grad((xx: tf.Tensor) => tf.gather(xx, [2, 0], 3).sum())(x()),
     () => [tf.clone(x()), tf.cast(x(), 'float32'), tf.cast(x(), 'int32')],
     () => [tf.tile(x(), [1, 2, 1, 3]), tf.slice(x(), [0, 1, 1, 1], [1, 3, 3, 2]), ...tf.split(x(), [1, 2], 3), tf.concat([x(), x()], 3)],
+    () => [tf.sum(x(), [0, 1, 2]), tf.mean(x(), [1, 2], true), tf.sum(x()), tf.sum(tf.reshape(x(), [2, 192]), 1)],
   ];
   fns.push(() => tf.grads((xx: tf.Tensor, g: tf.Tensor) => {
     const { mean, variance } = tf.moments(xx, [0, 1, 2]);
@@ -452,6 +453,47 @@ test('Mean gradient: dy / N broadcast over the reduced axes', async () => {
     assert.deepEqual(Array.from(g1).map((v) => +v.toFixed(6)), want.map((v) => +v.toFixed(6)), b);
     assert.deepEqual(Array.from(g2), new Array(10).fill(0.1).map(Math.fround), b);
   }
+});
+
+// ------------------------------------------------------------- Sum and Mean
+
+test('Sum/Mean over large axes: wasm = float64 reference (stock wasm accumulates in float32)', async () => {
+  // Like the training loss's sum(yWeighted): [8,64,64,11], one entry per pixel 0.4 or 2.5, rest 0.
+  // Stock wasm summed this 2.8e-4 (relative) too high, scaling every cross-entropy gradient.
+  const N = 8 * 64 * 64;
+  const w = new Float32Array(N * 11);
+  const lab = rand(N, 201);
+  for (let i = 0; i < N; i++) w[i * 11 + (Math.floor((lab[i] + 1) * 5.5) % 11)] = lab[i] > 0.5 ? 0.4 : 2.5;
+  const xs = rand(8 * 64 * 64 * 16, 202).map((v) => Math.max(0, v) + 0.1);
+  const shape = [8, 64, 64, 16] as [number, number, number, number];
+  const refAll = w.reduce((a, b) => a + b, 0);
+  const refC = new Float64Array(16);
+  for (let i = 0; i < xs.length; i++) refC[i % 16] += xs[i];
+  const refRows = new Float64Array(8 * 64);
+  for (let i = 0; i < xs.length; i++) refRows[Math.floor(i / (64 * 16))] += xs[i];
+  const refMid = new Float64Array(8 * 16); // axes [1, 2]: outer 8, inner 16
+  for (let i = 0; i < xs.length; i++) refMid[Math.floor(i / (64 * 64 * 16)) * 16 + (i % 16)] += xs[i];
+  for (const b of ['wasm', 'cpu'] as const) {
+    const [all, perC, meanC, keep, rows, mid, mixed] = await runOn(b, () => {
+      const x = tf.tensor4d(xs, shape);
+      return [tf.sum(tf.tensor4d(w, [8, 64, 64, 11])), tf.sum(x, [0, 1, 2]), tf.mean(x, [0, 1, 2]), tf.sum(x, [0, 1, 2], true),
+        tf.sum(tf.reshape(x, [8 * 64, 64 * 16]), 1), tf.mean(x, [1, 2]), tf.sum(x, [0, 2])];
+    });
+    const rel = (got: ArrayLike<number>, ref: ArrayLike<number>) => maxRel(Float32Array.from(got), Float32Array.from(ref));
+    assert.ok(rel(all, [refAll]) < 1e-6, `${b} sum all: ${all[0]} vs ${refAll}`);
+    assert.ok(rel(perC, refC) < 1e-6, `${b} sum [0,1,2]: ${rel(perC, refC)}`);
+    assert.ok(rel(keep, refC) < 1e-6 && keep.length === 16, `${b} sum keepDims`);
+    assert.ok(rel(meanC, refC.map((v) => v / N)) < 1e-6, `${b} mean [0,1,2]: ${rel(meanC, refC.map((v) => v / N))}`);
+    assert.ok(rel(rows, refRows) < 1e-6, `${b} sum innermost 1024: ${rel(rows, refRows)}`);
+    assert.ok(rel(mid, refMid.map((v) => v / (64 * 64))) < 1e-6, `${b} mean [1,2]: ${rel(mid, refMid.map((v) => v / (64 * 64)))}`);
+    assert.equal(mixed.length, 64 * 16); // two reduced blocks: stock kernel
+  }
+  // Small and non-float cases (stock fallbacks, keepDims, size-1 axes): wasm = cpu exactly.
+  await wasmVsCpu(() => {
+    const x = t4([2, 3, 1, 5], 203);
+    return [tf.sum(x, -1), tf.mean(x, [1, 2], true), tf.sum(x, [0, 2]), tf.sum(x, []), tf.mean(x), tf.sum(x, 2),
+      tf.cast(tf.sum(tf.tensor1d([1, 2, 3], 'int32')), 'float32'), tf.mean(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), 0)];
+  }, 1e-6, 'small sums');
 });
 
 test('Identity/Cast share data on wasm: clones survive disposal of the original; variables update', async () => {

@@ -18,6 +18,7 @@ import { batchNormGradConfigs, fusedBnGradKernelConfigs } from './kernels/batch-
 import { identityConfigs } from './kernels/identity.js';
 import { resizeNearestGradConfigs } from './kernels/resize-nearest-grad.js';
 import { unsortedSegmentSumConfigs } from './kernels/unsorted-segment-sum.js';
+import { reduceSumConfigs } from './kernels/reduce-sum.js';
 import { rememberStock } from './util.js';
 
 export type BackendName = 'wasm' | 'cpu';
@@ -46,6 +47,7 @@ function kernelFixes(): tf.KernelConfig[] {
     ...identityConfigs,
     ...resizeNearestGradConfigs,
     ...unsortedSegmentSumConfigs,
+    ...reduceSumConfigs,
   ];
 }
 
