@@ -258,9 +258,12 @@ describe('the explorer in headless Chromium', { skip }, () => {
     const state = await hookValue<{ model: string; image: string; engine: string; layers: Array<{ name: string; bottleneck: boolean }> }>(p, 'h.state()');
     assert.equal(state.model, onnx.id);
     assert.equal(state.image, onnx.samples[0]);
-    assert.equal(state.engine, 'onnxruntime-web (wasm)');
+    // The server's COOP/COEP headers isolate the page, so ONNX Runtime gets one thread per core (≤ 4).
+    assert.equal(await p.evaluate(() => crossOriginIsolated), true, 'the explorer page is cross-origin isolated');
+    const cores = Math.min(4, await p.evaluate(() => navigator.hardwareConcurrency));
+    assert.equal(state.engine, `onnxruntime-web (wasm), ${cores} thread${cores === 1 ? '' : 's'}`);
     assert.match((await p.textContent('#backend')) ?? '', /backend: onnxruntime-web \(wasm\)/);
-    assert.match((await p.textContent('#model-summary')) ?? '', /onnx model on onnxruntime-web \(wasm\), input 64×32×3, output 64×32×8, 8 classes/);
+    assert.match((await p.textContent('#model-summary')) ?? '', /onnx model on onnxruntime-web \(wasm\), \d threads?, input 64×32×3, output 64×32×8, 8 classes/);
     assert.equal(state.layers.filter((l) => l.bottleneck).length, 1, 'one layer is marked as the bottleneck');
     assert.match((await p.textContent('#layer-select option:checked')) ?? '', /★/);
     assert.ok((await canvasDigest(p, '#view-prediction')).sum > 0, 'the prediction is drawn');

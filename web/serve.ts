@@ -24,6 +24,13 @@ const TYPES: Record<string, string> = {
   '.map': 'application/json; charset=utf-8',
 };
 
+/**
+ * Cross-origin isolation: with these the page gets SharedArrayBuffer, so onnxruntime-web can run
+ * its wasm on several threads. Everything here is same-origin; a model fetched from another
+ * origin by URL still loads when that server allows CORS.
+ */
+export const ISOLATION_HEADERS = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } as const;
+
 export interface ServeOptions {
   /** The folder to serve (default web/dist). */
   root?: string;
@@ -67,6 +74,7 @@ export async function serve(options: ServeOptions = {}): Promise<{ server: Serve
         'content-type': TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream',
         'content-length': info.size,
         'cache-control': 'no-cache',
+        ...ISOLATION_HEADERS,
       });
       if (req.method === 'HEAD') res.end();
       else createReadStream(file).pipe(res);

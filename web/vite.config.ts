@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
 import { collectBundled } from './bundled.js';
 import { ORT_WASM_DIR } from './src/protocol.js';
+import { ISOLATION_HEADERS } from './serve.js';
 
 const webDir = fileURLToPath(new URL('.', import.meta.url));
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -72,6 +73,6 @@ export default defineConfig({
     // The build is quick; rolldown's "slow plugin" note (the HTML and worker transforms) is noise here.
     rolldownOptions: { checks: { bundlerTimings: false } },
   },
-  server: { host: '127.0.0.1' },
-  preview: { host: '127.0.0.1' },
+  server: { host: '127.0.0.1', headers: ISOLATION_HEADERS },
+  preview: { host: '127.0.0.1', headers: ISOLATION_HEADERS },
 });

@@ -10,9 +10,16 @@ let runtime: Promise<OrtRuntime> | null = null;
 
 const firstLine = (err: unknown): string => (err instanceof Error ? err.message : String(err)).split('\n')[0];
 
+/** ONNX Runtime's intra-op threads: the cores (at most 4) in a cross-origin-isolated page, else 1. */
+export function ortThreads(): number {
+  if (!(globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated) return 1;
+  return Math.max(1, Math.min(4, globalThis.navigator?.hardwareConcurrency ?? 1));
+}
+
 /**
  * onnxruntime-web, configured once: its .wasm/.mjs from `wasmBase` (our own build, never a CDN),
- * one thread (threads need a cross-origin-isolated page, which a plain static server is not),
+ * on every core up to 4 when the page is cross-origin isolated (our server and Vite send the
+ * headers; threads need SharedArrayBuffer), else one thread,
  * no proxy worker (this already is a worker).
  */
 function ortWeb(wasmBase: string): Promise<OrtRuntime> {
@@ -20,7 +27,7 @@ function ortWeb(wasmBase: string): Promise<OrtRuntime> {
     runtime = (async () => {
       const ort = await import('onnxruntime-web/wasm');
       ort.env.wasm.wasmPaths = wasmBase;
-      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.numThreads = ortThreads();
       ort.env.wasm.proxy = false;
       ort.env.logLevel = 'error';
       return ort as unknown as OrtRuntime;

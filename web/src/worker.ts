@@ -15,7 +15,7 @@ import { adapterFromArtifacts } from '../../src/model/load.js';
 import { chooseBackend } from './backend-select.js';
 import type { ModelAdapter } from '../../src/model/adapter.js';
 import { checkWeightBytes, isOnnxName, modelFromFiles, onnxFromFiles } from './model-files.js';
-import { loadOnnxAdapter } from './onnx-model.js';
+import { loadOnnxAdapter, ortThreads } from './onnx-model.js';
 import { ONNX_ENGINE, type ExplainParams, type ExplanationMsg, type ModelInfo, type ModelSource, type Progress, type Reply, type Request, type WorkerMessage, type WorkerRequest } from './protocol.js';
 
 interface WorkerScope {
@@ -205,7 +205,8 @@ async function onnxModel(id: number, source: ModelSource): Promise<Loaded | null
   }
   progress(id, { phase: 'starting ONNX Runtime' });
   const adapter = await loadOnnxAdapter(file.bytes, file.name, ortWasmBase);
-  return { adapter, engine: ONNX_ENGINE };
+  const threads = ortThreads();
+  return { adapter, engine: `${ONNX_ENGINE}, ${threads} thread${threads === 1 ? '' : 's'}` };
 }
 
 interface Loaded {
