@@ -24,6 +24,7 @@ import { loadTextureMnistAssets } from '../data/assets-node.js';
 import type { TextureName } from '../data/textures.js';
 import { buildUnet } from './build.js';
 import { Confusion, meanDefined } from './metrics.js';
+import { DataParallelPool, MAX_TRAIN_WORKERS, type WorkerConfig } from './parallel.js';
 
 export interface TrainOptions {
   /** Output directory (model.json, weights.bin, training.json, checkpoint/). */
@@ -78,6 +79,12 @@ export interface TrainOptions {
    * architecture options are then those of that model.
    */
   initFrom?: string;
+  /**
+   * Training worker threads (default 1 = the in-process loop). n > 1: data-parallel steps, each
+   * worker computes the gradients of a contiguous shard of the batch with its own backend and
+   * data generator; the main thread averages them and applies Adam (src/unet/parallel.ts).
+   */
+  workers?: number;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'outDir'> = {
@@ -103,6 +110,7 @@ export const DEFAULT_TRAIN_OPTIONS: Omit<TrainOptions, 'outDir'> = {
   evalTiles: 1000,
   valTiles: 200,
   calibrate: true,
+  workers: 1,
 };
 
 export interface TrainProgress {
@@ -200,6 +208,38 @@ export async function datasetFor(o: Pick<TrainOptions, 'size' | 'seed' | 'biasDi
     biasTextureAtZero: o.biasTextureAtZero,
   };
   return new TextureMnist(await loadTextureMnistAssets(), opts);
+}
+
+/**
+ * The training arrays of the train tiles `idx`: x [N,H,W,3], labels y, one-hot oh [N,H,W,C] and
+ * the class-weighted one-hot ow (flips, if on, are a hash of the seed and the tile index).
+ */
+export function trainTiles(
+  data: TextureMnist,
+  o: Pick<TrainOptions, 'flip' | 'seed'>,
+  classWeights: number[],
+  idx: number[],
+): { x: Float32Array; y: Int32Array; oh: Float32Array; ow: Float32Array } {
+  const flip = o.flip ? idx.map((i) => (hash32(o.seed, 0xf11b, i) & 1) === 1) : undefined;
+  const { x, y } = data.arrays('train', idx, flip);
+  const oh = oneHot(y, NUM_CLASSES);
+  const ow = new Float32Array(oh.length);
+  for (let i = 0; i < y.length; i++) ow[i * NUM_CLASSES + y[i]] = classWeights[y[i]];
+  return { x, y, oh, ow };
+}
+
+/** What a training worker needs besides the model (src/unet/parallel.ts). */
+export function workerConfig(o: TrainOptions, classWeights: number[]): WorkerConfig {
+  return {
+    backend: tf.getBackend(),
+    data: { size: o.size, seed: o.seed, biasDigit: o.biasDigit, biasStrength: o.biasStrength, biasTexture: o.biasTexture, biasTextureAtZero: o.biasTextureAtZero },
+    flip: o.flip,
+    seed: o.seed,
+    batch: o.batch,
+    classWeights,
+    ceWeight: o.ceWeight,
+    diceWeight: o.diceWeight,
+  };
 }
 
 /** Evaluates a model on held-out tiles [first, first + tiles): per-class and mean IoU. */
@@ -371,6 +411,9 @@ export function validateTrainOptions(o: TrainOptions): void {
   if (!(o.lr > 0 && o.lr < 1)) throw new SegGradCamError(`learning rate must be in (0, 1) (got ${o.lr})`, 'usage');
   if (!(o.biasStrength >= 0 && o.biasStrength <= 1)) throw new SegGradCamError(`bias strength must be in 0..1 (got ${o.biasStrength})`, 'usage');
   if (!Number.isInteger(o.biasDigit) || o.biasDigit < 0 || o.biasDigit > 9) throw new SegGradCamError(`bias digit must be 0..9 (got ${o.biasDigit})`, 'usage');
+  const workers = o.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_TRAIN_WORKERS) throw new SegGradCamError(`workers must be an integer in 1..${MAX_TRAIN_WORKERS} (got ${workers})`, 'usage');
+  if (workers > o.batch) throw new SegGradCamError(`workers (${workers}) must not exceed the batch (${o.batch}): each worker takes a shard of the batch`, 'usage');
   if (o.size % 2 ** o.depth !== 0) throw new SegGradCamError(`size ${o.size} must be divisible by 2^depth = ${2 ** o.depth}`, 'usage');
 }
 
@@ -380,7 +423,7 @@ export function validateTrainOptions(o: TrainOptions): void {
  */
 export async function trainUnet(options: TrainOptions, onProgress?: (p: TrainProgress) => void): Promise<TrainResult> {
   const t0 = performance.now();
-  const o: TrainOptions = { ...options, outDir: resolve(options.outDir) };
+  const o: TrainOptions = { ...options, outDir: resolve(options.outDir), workers: options.workers ?? 1 };
   validateTrainOptions(o);
   const data = await datasetFor(o);
   const size = o.size;
@@ -448,53 +491,68 @@ export async function trainUnet(options: TrainOptions, onProgress?: (p: TrainPro
 
   const progressAt = (step: number): number =>
     o.timeBudgetSeconds ? Math.max(step / o.steps, (priorSeconds + trainMs / 1000) / o.timeBudgetSeconds) : step / o.steps;
+  const workers = o.workers ?? 1;
+  // workers > 1: data-parallel steps in worker threads (src/unet/parallel.ts); 1 = the in-process loop below
+  const pool = workers > 1 ? await DataParallelPool.start(model, workerConfig(o, classWeights), workers) : undefined;
   let finalStep = startStep;
-  for (let step = startStep; step < o.steps; step++) {
-    if (step > startStep && progressAt(step) >= 1) break;
-    const ts = performance.now();
-    const lr = learningRate(step, o, progressAt(step));
-    (optimizer as unknown as { learningRate: number }).learningRate = lr;
-    const idx = Array.from({ length: o.batch }, (_, i) => step * o.batch + i);
-    const flip = o.flip ? idx.map((i) => (hash32(o.seed, 0xf11b, i) & 1) === 1) : undefined;
-    const { x, y } = data.arrays('train', idx, flip);
-    const oh = oneHot(y, NUM_CLASSES);
-    const ow = new Float32Array(oh.length);
-    for (let i = 0; i < y.length; i++) ow[i * NUM_CLASSES + y[i]] = classWeights[y[i]];
-    const xt = tf.tensor4d(x, [o.batch, size, size, 3]);
-    const yt = tf.tensor4d(oh, [o.batch, size, size, NUM_CLASSES]);
-    const wt = tf.tensor4d(ow, [o.batch, size, size, NUM_CLASSES]);
-    let pred: tf.Tensor | undefined;
-    const lossT = optimizer.minimize(
-      () => {
-        const logits = model.apply(xt, { training: true }) as tf.Tensor4D;
-        pred = tf.keep(tf.argMax(logits, -1));
-        return segmentationLoss(logits, yt, wt, o.ceWeight, o.diceWeight);
-      },
-      true,
-      vars,
-    ) as tf.Scalar;
-    lastLoss = (await lossT.data())[0];
-    const p = pred ? pred.dataSync() : new Int32Array(y.length);
-    tf.dispose([lossT, xt, yt, wt, pred as tf.Tensor]);
-    if (!Number.isFinite(lastLoss)) throw new Error(`training diverged at step ${step} (loss ${lastLoss}); try a lower --lr`);
-    running.decay(0.97).add(y, p);
-    recentLoss.push(lastLoss);
-    if (recentLoss.length > 20) recentLoss.shift();
-    trainMs += performance.now() - ts;
-    const s = step + 1;
-    finalStep = s;
-    if (s % 10 === 0 || s === o.steps) report('train', s, lr);
-    if (o.timeBudgetSeconds && progressAt(s) >= 1) break;
-    if (s % 50 === 0) history.push({ step: s, loss: recentLoss.reduce((a, b) => a + b, 0) / recentLoss.length, runningIou: running.meanIou(), lr, seconds: (priorSeconds * 1000 + trainMs) / 1000 });
-    if (s % o.checkpointEvery === 0 && s < o.steps) {
-      if (o.valTiles > 0) {
-        report('eval', s, lr);
-        valIou = evaluate(model, data, o.valTiles, 1_000_000).meanIou;
-        if (history.length) history[history.length - 1].valIou = valIou;
+  try {
+    for (let step = startStep; step < o.steps; step++) {
+      if (step > startStep && progressAt(step) >= 1) break;
+      const ts = performance.now();
+      const lr = learningRate(step, o, progressAt(step));
+      (optimizer as unknown as { learningRate: number }).learningRate = lr;
+      const idx = Array.from({ length: o.batch }, (_, i) => step * o.batch + i);
+      if (pool) {
+        // data-parallel step (workers > 1): see src/unet/parallel.ts
+        const r = await pool.step(idx, model);
+        lastLoss = r.loss;
+        if (!Number.isFinite(lastLoss)) throw new Error(`training diverged at step ${step} (loss ${lastLoss}); try a lower --lr`);
+        const named = vars.map((v, i) => ({ name: v.name, tensor: tf.tensor(r.grads[i], v.shape, 'float32') }));
+        optimizer.applyGradients(named);
+        tf.dispose(named.map((g) => g.tensor));
+        running.decay(0.97);
+        for (let i = 0; i < r.confusion.length; i++) running.counts[i] += r.confusion[i];
+      } else {
+        const { x, y, oh, ow } = trainTiles(data, o, classWeights, idx);
+        const xt = tf.tensor4d(x, [o.batch, size, size, 3]);
+        const yt = tf.tensor4d(oh, [o.batch, size, size, NUM_CLASSES]);
+        const wt = tf.tensor4d(ow, [o.batch, size, size, NUM_CLASSES]);
+        let pred: tf.Tensor | undefined;
+        const lossT = optimizer.minimize(
+          () => {
+            const logits = model.apply(xt, { training: true }) as tf.Tensor4D;
+            pred = tf.keep(tf.argMax(logits, -1));
+            return segmentationLoss(logits, yt, wt, o.ceWeight, o.diceWeight);
+          },
+          true,
+          vars,
+        ) as tf.Scalar;
+        lastLoss = (await lossT.data())[0];
+        const p = pred ? pred.dataSync() : new Int32Array(y.length);
+        tf.dispose([lossT, xt, yt, wt, pred as tf.Tensor]);
+        if (!Number.isFinite(lastLoss)) throw new Error(`training diverged at step ${step} (loss ${lastLoss}); try a lower --lr`);
+        running.decay(0.97).add(y, p);
       }
-      report('checkpoint', s, lr);
-      await saveCheckpoint(checkpointDir, model, optimizer, { step: s, options: o, classWeights, history, trainSeconds: priorSeconds + trainMs / 1000 });
+      recentLoss.push(lastLoss);
+      if (recentLoss.length > 20) recentLoss.shift();
+      trainMs += performance.now() - ts;
+      const s = step + 1;
+      finalStep = s;
+      if (s % 10 === 0 || s === o.steps) report('train', s, lr);
+      if (o.timeBudgetSeconds && progressAt(s) >= 1) break;
+      if (s % 50 === 0) history.push({ step: s, loss: recentLoss.reduce((a, b) => a + b, 0) / recentLoss.length, runningIou: running.meanIou(), lr, seconds: (priorSeconds * 1000 + trainMs) / 1000 });
+      if (s % o.checkpointEvery === 0 && s < o.steps) {
+        if (o.valTiles > 0) {
+          report('eval', s, lr);
+          valIou = evaluate(model, data, o.valTiles, 1_000_000).meanIou;
+          if (history.length) history[history.length - 1].valIou = valIou;
+        }
+        report('checkpoint', s, lr);
+        await saveCheckpoint(checkpointDir, model, optimizer, { step: s, options: o, classWeights, history, trainSeconds: priorSeconds + trainMs / 1000 });
+      }
     }
+  } finally {
+    await pool?.close();
   }
   const trainSeconds = priorSeconds + trainMs / 1000;
   const endLr = learningRate(finalStep, o, progressAt(finalStep));

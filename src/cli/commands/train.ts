@@ -3,6 +3,7 @@
  * (src/data/texture-mnist.ts) with a planted context bias, and writes model.json, weights.bin and
  * training.json (options, seed, metrics, wall time, command line) into --out.
  */
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
@@ -28,6 +29,15 @@ export const QUICK_PRESET: Partial<TrainOptions> = {
   evalTiles: 300,
   valTiles: 100,
 };
+
+/**
+ * The --quick options on this machine: QUICK_PRESET plus `workers` 2 (data-parallel steps, see
+ * src/unet/parallel.ts) when there are at least 2 CPUs, else 1. Decided when the options are
+ * resolved; the value used is recorded in training.json (options.workers).
+ */
+export function quickPreset(cpuCount = cpus().length): Partial<TrainOptions> {
+  return { ...QUICK_PRESET, workers: cpuCount >= 2 ? 2 : 1 };
+}
 
 const int = (flag: string, min = 0) => (text: string) => parseInteger(text, flag, min);
 const num = (flag: string, lo: number, hi: number) => (text: string) => parseNumberIn(text, flag, lo, hi);
@@ -56,6 +66,7 @@ const FLAG_FIELDS: Record<string, keyof TrainOptions> = {
   evalTiles: 'evalTiles',
   valTiles: 'valTiles',
   calibrate: 'calibrate',
+  workers: 'workers',
 };
 
 /** Converters for the numeric flags, applied inside the action so errors become exit code 2. */
@@ -78,6 +89,7 @@ const CONVERT: Record<string, (text: string) => number> = {
   evalTiles: int('--eval-tiles', 0),
   valTiles: int('--val-tiles', 0),
   timeBudget: num('--time-budget', 0.1, 10000),
+  workers: int('--workers', 1),
 };
 
 export function trainCommand(): Command {
@@ -109,7 +121,14 @@ export function trainCommand(): Command {
     .option('--time-budget <minutes>', 'stop after this many minutes of training steps; the learning-rate schedule follows max(step/steps, time/budget)')
     .option('--init-from <dir>', 'fine-tune: start from the weights in this model/checkpoint directory (fresh optimizer, step 0)')
     .option('--resume <dir>', 'continue from a checkpoint directory (weights, Adam state, step); its options apply unless given here')
-    .option('--quick', `preset: a rough model in about 10 minutes (${Object.entries(QUICK_PRESET).map(([k, v]) => `${k} ${v}`).join(', ')}); flags given too override it`)
+    .option(
+      '--workers <n>',
+      'training threads (default 1): n > 1 splits each batch into n shards whose gradients are computed in worker threads and averaged (batch norm per shard, "ghost batch norm"; see docs/training.md)',
+    )
+    .option(
+      '--quick',
+      `preset: a rough model in about 10 minutes (${Object.entries(QUICK_PRESET).map(([k, v]) => `${k} ${v}`).join(', ')}, workers 2 on a machine with 2+ CPUs); flags given too override it`,
+    )
     .option('--backend <name>', 'TensorFlow.js backend: wasm or cpu (cpu is very slow for training)', 'wasm')
     .option('--no-calibrate', 'keep the logits bias as trained (default: correct it for the class weighting, alpha chosen on validation tiles)')
     .option('--no-progress', 'no progress bar (log lines instead)');
@@ -136,7 +155,7 @@ export function trainCommand(): Command {
         const resume = String(flags.resume);
         options = { ...(await checkpointOptions(resume)), ...explicit, outDir, resume };
       } else {
-        options = { ...d, ...(flags.quick ? QUICK_PRESET : {}), ...explicit, outDir };
+        options = { ...d, ...(flags.quick ? quickPreset() : {}), ...explicit, outDir };
       }
 
       await setupBackend(backend);
