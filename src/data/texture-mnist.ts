@@ -65,8 +65,15 @@ export interface TextureMnistOptions {
   biasTextureAtZero?: 'unused' | 'uniform';
   /** Minimum and maximum number of digits per tile. Default [1, 3]. */
   digitsPerTile?: [number, number];
-  /** Digit box side (the 28x28 MNIST frame) in pixels at size 64; scaled with size. Default [20, 36]. */
+  /** Digit box side (the 28x28 MNIST frame) in pixels at size 64; scaled with size. Default [24, 40]. */
   digitScale?: [number, number];
+  /**
+   * Digit edges. 'hard' (default): the fill covers exactly the labelled pixels (scaled MNIST
+   * intensity > 0.5), so what is visible is what is labelled. 'soft': alpha-blended by intensity;
+   * half-covered edge pixels are then ambiguous, which capped a base-8 U-Net's mean IoU near 0.72
+   * (binary digit-vs-background IoU 0.79 with 93 % of digit pixels classed right).
+   */
+  inkEdge?: 'hard' | 'soft';
   /** Largest allowed overlap of two digits' ink boxes, as a fraction of the smaller box. Default 0.2. */
   maxOverlap?: number;
   /** Fraction of each class's MNIST samples used for 'train'. Default 0.8. */
@@ -120,7 +127,8 @@ export function resolveOptions(options: TextureMnistOptions = {}): ResolvedOptio
     biasStrength: options.biasStrength ?? 1,
     biasTextureAtZero: options.biasTextureAtZero ?? 'unused',
     digitsPerTile: options.digitsPerTile ?? [1, 3],
-    digitScale: options.digitScale ?? [20, 36],
+    digitScale: options.digitScale ?? [24, 40],
+    inkEdge: options.inkEdge ?? 'hard',
     maxOverlap: options.maxOverlap ?? 0.2,
     trainFraction: options.trainFraction ?? 0.8,
     textureContrast: options.textureContrast ?? [0.15, 0.35],
@@ -274,6 +282,7 @@ export class TextureMnist {
       colorize(drawPattern(d.texture, size, size, rng, this.assets.photos, scale), randomColouring(rng, mean, o.textureContrast, o.tint), fill);
       const src = this.assets.digits[d.digit];
       const off = d.mnistIndex * MNIST_SIZE * MNIST_SIZE;
+      const hard = o.inkEdge === 'hard';
       const f = MNIST_SIZE / d.size;
       const tid = textureId(d.texture);
       const yStart = Math.max(0, d.y);
@@ -294,7 +303,8 @@ export class TextureMnist {
           const a = top + (bot - top) * fy;
           if (a <= 0) continue;
           const i = py * size + px;
-          for (let c = 0; c < 3; c++) rgb[i * 3 + c] += a * (fill[i * 3 + c] - rgb[i * 3 + c]);
+          const cover = hard ? (a > 0.5 ? 1 : 0) : a;
+          for (let c = 0; c < 3; c++) rgb[i * 3 + c] += cover * (fill[i * 3 + c] - rgb[i * 3 + c]);
           if (a > 0.5) {
             labels[i] = d.digit + 1;
             textureMap[i] = tid;
