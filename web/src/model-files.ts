@@ -6,18 +6,8 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../src/errors.js';
+import { artifactsFromParts, type ModelJson } from '../../src/model/model-json.js';
 import { checkWeightBytes as checkManifestBytes } from '../../src/model/weights-check.js';
-
-interface ModelJson {
-  format?: string;
-  generatedBy?: string;
-  convertedBy?: string | null;
-  modelTopology?: unknown;
-  weightsManifest?: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
-  signature?: unknown;
-  userDefinedMetadata?: Record<string, unknown>;
-  modelInitializer?: unknown;
-}
 
 /** The part of a File this module reads (so tests can pass plain objects). */
 export interface FileLike {
@@ -73,15 +63,13 @@ export async function modelFromFiles(files: FileLike[]): Promise<tf.io.ModelArti
     throw new SegGradCamError(`${jsonFile.name} is not a TF.js model.json (no modelTopology/weightsManifest)`, 'model');
   }
   const byName = new Map(files.filter((f) => f !== jsonFile).map((f) => [f.name, f]));
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const parts: ArrayBuffer[] = [];
+  const parts: Uint8Array[] = [];
   const missing: string[] = [];
   for (const group of json.weightsManifest) {
-    specs.push(...group.weights);
     for (const p of group.paths) {
       const f = byName.get(basename(p));
       if (!f) missing.push(basename(p));
-      else parts.push(await f.arrayBuffer());
+      else parts.push(new Uint8Array(await f.arrayBuffer()));
     }
   }
   if (missing.length > 0) {
@@ -90,24 +78,7 @@ export async function modelFromFiles(files: FileLike[]): Promise<tf.io.ModelArti
       'file',
     );
   }
-  const total = parts.reduce((n, b) => n + b.byteLength, 0);
-  const weightData = new Uint8Array(total);
-  let offset = 0;
-  for (const b of parts) {
-    weightData.set(new Uint8Array(b), offset);
-    offset += b.byteLength;
-  }
-  return {
-    modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
-    format: json.format,
-    generatedBy: json.generatedBy,
-    convertedBy: json.convertedBy ?? undefined,
-    weightSpecs: specs,
-    weightData: weightData.buffer,
-    signature: json.signature as tf.io.ModelArtifacts['signature'],
-    userDefinedMetadata: json.userDefinedMetadata as tf.io.ModelArtifacts['userDefinedMetadata'],
-    modelInitializer: json.modelInitializer as tf.io.ModelArtifacts['modelInitializer'],
-  };
+  return artifactsFromParts(json, parts);
 }
 
 /** The weight bytes must be exactly what the manifest describes (weight data in one buffer or several). */
