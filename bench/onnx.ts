@@ -9,7 +9,10 @@
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
+import { setupBackend } from '../src/backend/index.js';
 import { Explainer } from '../src/explain.js';
+import type { RgbaImage } from '../src/image.js';
+import { LayersModelAdapter } from '../src/model/layers-adapter.js';
 import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
 import { OnnxModelAdapter } from '../src/onnx/adapter.js';
 import { COTANGENT } from '../src/onnx/gradient.js';
@@ -19,6 +22,7 @@ import { encodeModel } from '../src/onnx/proto.js';
 import { regionObjective } from '../src/target/objective.js';
 import { findTorch, runTorchReference, uniform } from '../scripts/onnx/reference.js';
 import { buildUnet } from '../scripts/onnx/unet.js';
+import { unetLayersModel } from '../scripts/onnx/unet-tfjs.js';
 import { machineLine, median, timeRuns } from './timing.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
@@ -135,6 +139,43 @@ async function main() {
   }
   x.dispose();
   await Promise.all([plain.release(), fused.release()]);
+  explainer.dispose();
+  await benchTfjs(unet, image);
+}
+
+/** The same U-Net and weights as a TF.js LayersModel on the wasm backend. */
+async function benchTfjs(unet: ReturnType<typeof buildUnet>, image: RgbaImage) {
+  await setupBackend('wasm');
+  const model = unetLayersModel(unet.params, unet.spec);
+  const ad = new LayersModelAdapter(model);
+  const explainer = new Explainer(ad);
+  const { height: H, width: W, channels: C } = ad.input;
+  const x = tf.randomUniform([1, H, W, C], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const request = { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as const, classId: 3 };
+  await explainer.explain(image, request); // warm-up
+  const predict = await time(async () => (model.predict(x) as tf.Tensor).dispose());
+  const forward = await time(async () => (await ad.forward(x)).dispose());
+  const explain = await time(async () => {
+    explainer.release();
+    await explainer.explain(image, request);
+  });
+  const newRegion = await time(async () => void (await explainer.explain(image, { ...request, classId: 2 })));
+  const boxes = Array.from({ length: 16 }, (_, i) => ({ kind: 'box', x0: (i * 37) % (W - 64), y0: (i * 19) % (H - 32), x1: ((i * 37) % (W - 64)) + 63, y1: ((i * 19) % (H - 32)) + 31 }) as const);
+  const requests = boxes.map((region, i) => ({ region, classId: i % 8 }));
+  const singles = await time(async () => {
+    for (const r of requests) await explainer.explain(image, r);
+  }, Math.max(3, Math.floor(RUNS / 3)));
+  const batched = await time(async () => void (await explainer.explainMany(image, requests)), Math.max(3, Math.floor(RUNS / 3)));
+  console.log(`\nTF.js ${tf.version_core} on ${tf.getBackend()}, the same U-Net and weights (scripts/onnx/unet-tfjs.ts):`);
+  console.log('| what (128x256 U-Net, bottleneck) | median |');
+  console.log('| --- | --- |');
+  console.log(`| model.predict | ${fmt(predict)} |`);
+  console.log(`| forward pass caching every layer (adapter.forward) | ${fmt(forward)} |`);
+  console.log(`| Explainer.explain on an image, cold (forward with the gradient taken on the way + CAM + heatmap) | ${fmt(explain)} (${(explain / predict).toFixed(2)}x model.predict) |`);
+  console.log(`| a new class on the cached pass | ${fmt(newRegion)} (${(newRegion / explain).toFixed(2)}x the first explanation) |`);
+  console.log(`| 16 regions, 16 single explain calls on the cached pass | ${fmt(singles)} |`);
+  console.log(`| 16 regions, one explainMany call (one batched backward) | ${fmt(batched)} (${(singles / batched).toFixed(2)}x faster) |`);
+  x.dispose();
   explainer.dispose();
 }
 

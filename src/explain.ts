@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from './errors.js';
 import type { RgbaImage } from './image.js';
-import { INPUT_LAYER, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective } from './model/adapter.js';
+import { INPUT_LAYER, type ForwardPass, type GradientPrime, type LayerInfo, type ModelAdapter, type Objective } from './model/adapter.js';
 import { findBottleneck } from './model/bottleneck.js';
 import { unknownLayer } from './model/layers-adapter.js';
 import { createMethod, isModelMethod, runMethod, type CamMethod, type Method, type MethodOptions } from './methods/index.js';
@@ -122,8 +122,21 @@ export class Explainer {
     const method = methodOf(request);
     const layers = this.layersFor(method, request);
     const variants = augmentations(request.augment);
-    const { pass, prediction } = await this.forward(image);
-    const target = this.targetOf(request, image, prediction);
+    // A new image and a gradient CAM at one layer: the adapter may take that gradient during the
+    // forward pass (the part after the layer then runs once, not twice).
+    let primedTarget: Target | undefined;
+    const primable = !isModelMethod(method) && method.usesGradients && layers.length === 1 && variants.length === 1 && variants[0].identity;
+    const prime: GradientPrime | undefined = primable
+      ? {
+          layer: layers[0].name,
+          objectiveOf: (logits) => {
+            primedTarget = this.targetOf(request, image, this.predictionOf(logits));
+            return primedTarget.objective;
+          },
+        }
+      : undefined;
+    const { pass, prediction } = await this.forward(image, prime);
+    const target = primedTarget ?? this.targetOf(request, image, prediction);
 
     const { cams, weights, scoreValue } = await this.averagedCams(pass, method, layers, target.objective, variants);
     let maps: CamMaps;
@@ -358,15 +371,20 @@ export class Explainer {
     return best;
   }
 
-  private async forward(image: RgbaImage): Promise<{ pass: ForwardPass; prediction: Prediction }> {
+  private predictionOf(logits: tf.Tensor): Prediction {
+    const out = this.adapter.output;
+    return { labels: predictLabels(logits, out), width: out.width, height: out.height };
+  }
+
+  /** The image's forward pass, cached; `prime` is passed on to the adapter when the pass is new. */
+  private async forward(image: RgbaImage, prime?: GradientPrime): Promise<{ pass: ForwardPass; prediction: Prediction }> {
     if (this.cached && this.cached.image === image) return this.cached;
     this.release();
     const { height, width, channels } = this.adapter.input;
     const input = imageToInput(image, height, width, channels, this.options);
     try {
-      const pass = await this.adapter.forward(input);
-      const out = this.adapter.output;
-      const prediction = { labels: predictLabels(pass.output, out), width: out.width, height: out.height };
+      const pass = await this.adapter.forward(input, prime);
+      const prediction = this.predictionOf(pass.output);
       this.cached = { image, pass, prediction };
       return this.cached;
     } finally {

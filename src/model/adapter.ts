@@ -75,6 +75,18 @@ export interface ForwardPass {
   dispose(): void;
 }
 
+/**
+ * Asks `forward` for one gradient computed during the forward pass itself: the part of the model
+ * downstream of `layer` then runs once, under the gradient tape, instead of once to predict and
+ * again to differentiate. `objectiveOf` receives the logits (valid only during the call) and
+ * returns the objective; the pass's first `gradient(layer, objective)` call with that very
+ * objective object gets the result. Adapters may ignore it (the gradient is then computed on demand).
+ */
+export interface GradientPrime {
+  layer: string;
+  objectiveOf(logits: tf.Tensor): Objective;
+}
+
 /** One interface over TF.js LayersModels and GraphModels (and later other engines). */
 export interface ModelAdapter {
   readonly kind: string;
@@ -83,8 +95,8 @@ export interface ModelAdapter {
   readonly output: OutputInfo;
   /** Explainable layers in execution order (spatial, 4-D outputs only). */
   layers(): LayerInfo[];
-  /** Runs the model once on a [1, H, W, C] float input and caches every activation. */
-  forward(input: tf.Tensor4D): Promise<ForwardPass>;
+  /** Runs the model once on a [1, H, W, C] float input and caches every activation (see GradientPrime for `prime`). */
+  forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<ForwardPass>;
   /** The largest batch one model call takes (1 when a graph's signature fixes it); the batched calls below split larger batches. */
   readonly maxBatch: number;
   /** S for each image of a batch [B, H, W, C] (no activations are kept). */

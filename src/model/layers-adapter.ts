@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
-import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
+import { INPUT_LAYER, type BatchGradient, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
 import { LayersGraph, squashingActivation } from './layers-graph.js';
 import { batchInputGradients, batchScores, objectiveScore, stackObjectives } from './objective.js';
 import { readOutputInfo } from './output-info.js';
@@ -44,40 +44,54 @@ export class LayersModelAdapter implements ModelAdapter {
     return this.layerList.map((l) => ({ ...l, outputShape: [...l.outputShape] }));
   }
 
-  async forward(input: tf.Tensor4D): Promise<ForwardPass> {
+  async forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<ForwardPass> {
     const { graph } = this;
-    const cache = new Map<number, tf.Tensor>();
-    tf.tidy(() => {
-      const computed = graph.run(new Map([[graph.inputId, input]]));
-      for (const [id, t] of computed) cache.set(id, tf.keep(t));
-    });
-    cache.set(graph.inputId, tf.keep(input.clone()));
-    const output = cache.get(graph.outputId);
-    if (!output) throw new Error('internal: the model output was not computed');
-
     const tensorOf = (layer: string): number => {
       if (layer === INPUT_LAYER) return graph.inputId;
       const id = graph.layerOutput.get(layer);
       if (id == null) throw unknownLayer(layer, this.layerList);
       return id;
     };
-    let disposed = false;
-    const checkLive = () => {
-      if (disposed) throw new Error('this forward pass has been disposed');
-    };
+    const cache = new Map<number, tf.Tensor>();
+    cache.set(graph.inputId, tf.keep(input.clone()));
     // The logits with tensor `id` replaced by `a`: only the steps downstream of it re-run; every
     // other tensor they read (the skips) is taken from `known` as a constant.
-    const logitsWith = (known: Map<number, tf.Tensor>, id: number, a: tf.Tensor, downstream: Set<number>): tf.Tensor => {
+    const logitsWith = (known: Map<number, tf.Tensor>, id: number, a: tf.Tensor, downstream: Set<number>, keep?: Map<number, tf.Tensor>): tf.Tensor => {
       const inputs = new Map(known);
       inputs.set(id, a);
       const computed = graph.run(inputs, downstream, true, true);
+      if (keep) for (const [k, t] of computed) keep.set(k, tf.keep(t));
       return (computed.get(graph.outputId) ?? inputs.get(graph.outputId)) as tf.Tensor;
+    };
+    let primed: { layer: string; objective: Objective; result: LayerGradient } | null = null;
+    try {
+      if (prime) primed = this.primedForward(cache, tensorOf(prime.layer), prime, logitsWith);
+      else {
+        tf.tidy(() => {
+          for (const [id, t] of graph.run(new Map([[graph.inputId, input]]))) cache.set(id, tf.keep(t));
+        });
+      }
+    } catch (err) {
+      for (const t of new Set(cache.values())) t.dispose();
+      throw err;
+    }
+    const output = cache.get(graph.outputId);
+    if (!output) throw new Error('internal: the model output was not computed');
+
+    let disposed = false;
+    const checkLive = () => {
+      if (disposed) throw new Error('this forward pass has been disposed');
     };
     return {
       output,
       activation: (layer) => cache.get(tensorOf(layer)) as tf.Tensor,
       gradient: async (layer, objective) => {
         checkLive();
+        if (primed && primed.layer === layer && primed.objective === objective) {
+          const { result } = primed;
+          primed = null;
+          return result;
+        }
         const id = tensorOf(layer);
         const downstream = graph.downstreamOf(id);
         const activations = cache.get(id) as tf.Tensor;
@@ -111,10 +125,54 @@ export class LayersModelAdapter implements ModelAdapter {
       dispose: () => {
         if (disposed) return;
         disposed = true;
+        if (primed) tf.dispose([primed.result.activations, primed.result.gradients]);
         for (const t of new Set(cache.values())) t.dispose();
         cache.clear();
       },
     };
+  }
+
+  /**
+   * The forward pass with `prime`'s gradient taken on the way: everything not downstream of the
+   * layer runs plainly, the rest once inside tf.valueAndGrad (its activations are kept for the
+   * cache), so the downstream part is not run a second time for the first explanation.
+   */
+  private primedForward(
+    cache: Map<number, tf.Tensor>,
+    id: number,
+    prime: GradientPrime,
+    logitsWith: (known: Map<number, tf.Tensor>, id: number, a: tf.Tensor, downstream: Set<number>, keep?: Map<number, tf.Tensor>) => tf.Tensor,
+  ): { layer: string; objective: Objective; result: LayerGradient } {
+    const { graph } = this;
+    const downstream = graph.downstreamOf(id);
+    const upstream = new Set([...graph.steps.keys()].filter((i) => !downstream.has(i)));
+    tf.tidy(() => {
+      for (const [k, t] of graph.run(new Map([[graph.inputId, cache.get(graph.inputId) as tf.Tensor]]), upstream)) cache.set(k, tf.keep(t));
+    });
+    const activations = cache.get(id) as tf.Tensor;
+    let objective: Objective | null = null;
+    let failure: unknown = null;
+    const f = (a: tf.Tensor): tf.Scalar => {
+      const logits = logitsWith(cache, id, a, downstream, cache);
+      try {
+        objective = prime.objectiveOf(logits);
+      } catch (err) {
+        // Throwing here would leave the tensors the tape saved for the backward pass alive:
+        // finish with a zero score instead and rethrow afterwards.
+        failure = err;
+        return tf.mul(tf.sum(logits), 0) as tf.Scalar;
+      }
+      return objectiveScore(logits, objective, this.output);
+    };
+    const { value, grad } = tf.tidy(() => tf.valueAndGrad(f)(activations));
+    if (failure) {
+      tf.dispose([value, grad]);
+      throw failure;
+    }
+    const score = value.dataSync()[0];
+    value.dispose();
+    const result = { activations: activations.clone() as tf.Tensor4D, gradients: grad as tf.Tensor4D, score };
+    return { layer: prime.layer, objective: objective as unknown as Objective, result };
   }
 
   scores(inputs: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
