@@ -1,7 +1,9 @@
 /**
  * The first explanation of an image takes its gradient during the forward pass (GradientPrime):
  * the part after the layer runs once, under the tape. These tests check it against the plain
- * path (forward, then gradient) on the same model, layer and region.
+ * path (forward, then gradient) on the same model, layer and region. Priming serves models with
+ * a layer that has no VJP rule (src/model/layers-backward.ts); the adapters here are told to use
+ * the tape, as such a model would.
  */
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
@@ -21,7 +23,7 @@ const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) =>
   assert.ok(maxAbsDiff(a, b) <= 1e-5 * Math.max(maxAbs(b), 1e-6), `${what}: differ by ${maxAbsDiff(a, b)} (max ${maxAbs(b)})`);
 
 test('a primed forward pass gives the gradient of a plain forward + gradient, at the bottleneck, an early layer and the input', async () => {
-  const adapter = new LayersModelAdapter(tinyUnet(16, 3, 8));
+  const adapter = new LayersModelAdapter(tinyUnet(16, 3, 8), { differentiate: 'tape' });
   const x = tf.randomUniform([1, 16, 16, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
   const objective = regionObjective(adapter.output, 2, Uint8Array.from({ length: 256 }, (_, i) => (i % 7 < 3 ? 1 : 0)), 'logits');
   for (const layer of ['bottleneck', 'enc1', 'dec1', INPUT_LAYER]) {
@@ -61,7 +63,7 @@ test('a primed forward pass gives the gradient of a plain forward + gradient, at
 });
 
 test('the Explainer primes the first explanation only; results equal the cached path for every region form', async () => {
-  const explainer = new Explainer(new LayersModelAdapter(tinyUnet(16, 3, 8)));
+  const explainer = new Explainer(new LayersModelAdapter(tinyUnet(16, 3, 8), { differentiate: 'tape' }));
   const image = randomImage(24, 20, 5);
   const requests: ExplainRequest[] = [
     { region: pixel(3, 4), classId: 1 },
@@ -86,7 +88,7 @@ test('the Explainer primes the first explanation only; results equal the cached 
 });
 
 test('a bad region found during the primed forward pass is the usual typed error, and nothing leaks', async () => {
-  const explainer = new Explainer(new LayersModelAdapter(tinyUnet(16, 3, 8)));
+  const explainer = new Explainer(new LayersModelAdapter(tinyUnet(16, 3, 8), { differentiate: 'tape' }));
   const image = randomImage(16, 16, 6);
   const before = tf.memory().numTensors;
   await assert.rejects(explainer.explain(image, { region: mask(16, 16, new Uint8Array(256)), classId: 1 }), (err: unknown) => err instanceof SegGradCamError && /empty/.test((err as Error).message));

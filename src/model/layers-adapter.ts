@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
 import { INPUT_LAYER, type BatchGradient, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
 import { LayersGraph, squashingActivation } from './layers-graph.js';
-import { batchInputGradients, batchScores, objectiveScore, stackObjectives } from './objective.js';
+import { LayersBackward } from './layers-backward.js';
+import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from './objective.js';
 import { readOutputInfo } from './output-info.js';
 
 /** Explains a tfjs LayersModel, including functional graphs with skip connections (U-Nets). */
@@ -13,9 +14,19 @@ export class LayersModelAdapter implements ModelAdapter {
   readonly maxBatch = Infinity;
   /** The model's node graph as our executor runs it (read by LRP and CAM, which need layer types and weights). */
   readonly graph: LayersGraph;
+  /** VJPs on the cached pass; layers it has no rule for fall back to tf.grad over a re-run. */
+  private readonly backward: LayersBackward;
   private readonly layerList: LayerInfo[];
 
-  constructor(readonly model: tf.LayersModel) {
+  /**
+   * `differentiate: 'tape'` always uses tf.grad over a re-run of the part after the layer (the
+   * reference the VJPs are tested against); the default uses the VJPs where every layer after
+   * the explained one has a rule.
+   */
+  constructor(
+    readonly model: tf.LayersModel,
+    private readonly options: { differentiate?: 'vjp' | 'tape' } = {},
+  ) {
     try {
       this.graph = new LayersGraph(model);
     } catch (err) {
@@ -29,6 +40,7 @@ export class LayersModelAdapter implements ModelAdapter {
       );
     }
     this.input = { height: shape[1], width: shape[2], channels: shape[3] };
+    this.backward = new LayersBackward(this.graph);
     const last = this.graph.steps.find((s) => s.outputIds.includes(this.graph.outputId));
     const activation = last ? squashingActivation(last.layer) : 'none';
     this.output = readOutputInfo(model.outputs[0].shape, activation);
@@ -65,7 +77,8 @@ export class LayersModelAdapter implements ModelAdapter {
     };
     let primed: { layer: string; objective: Objective; result: LayerGradient } | null = null;
     try {
-      if (prime) primed = this.primedForward(cache, tensorOf(prime.layer), prime, logitsWith);
+      // With VJPs for the part after the layer, the backward needs no re-run: no priming.
+      if (prime && !this.usesVjp(tensorOf(prime.layer))) primed = this.primedForward(cache, tensorOf(prime.layer), prime, logitsWith);
       else {
         tf.tidy(() => {
           for (const [id, t] of graph.run(new Map([[graph.inputId, input]]))) cache.set(id, tf.keep(t));
@@ -93,8 +106,13 @@ export class LayersModelAdapter implements ModelAdapter {
           return result;
         }
         const id = tensorOf(layer);
-        const downstream = graph.downstreamOf(id);
         const activations = cache.get(id) as tf.Tensor;
+        if (this.usesVjp(id)) {
+          const gradients = tf.tidy(() => this.backward.gradient(cache, id, objectiveCotangent(output, objective, this.output)));
+          const score = tf.tidy(() => objectiveScore(output, objective, this.output).dataSync()[0]);
+          return { activations: activations.clone() as tf.Tensor4D, gradients: gradients as tf.Tensor4D, score };
+        }
+        const downstream = graph.downstreamOf(id);
         const f = (a: tf.Tensor): tf.Scalar => objectiveScore(logitsWith(cache, id, a, downstream), objective, this.output);
         const { value, grad } = tf.tidy(() => tf.valueAndGrad(f)(activations));
         const s = value.dataSync()[0];
@@ -109,6 +127,11 @@ export class LayersModelAdapter implements ModelAdapter {
         const K = objectives.length;
         const activations = cache.get(id) as tf.Tensor;
         const grads = tf.tidy(() => {
+          if (this.usesVjp(id)) {
+            // K cotangents stacked on the batch axis; the cached activations broadcast against them.
+            const seed = tf.concat(objectives.map((o) => objectiveCotangent(output, o, this.output)), 0);
+            return tf.split(this.backward.gradient(cache, id, seed), K, 0);
+          }
           // Tensors the downstream part reads from outside it (the skips), tiled to the batch.
           const known = new Map<number, tf.Tensor>();
           for (const other of graph.crossingInto(downstream, id)) known.set(other, tileBatch(cache.get(other) as tf.Tensor, K));
@@ -130,6 +153,18 @@ export class LayersModelAdapter implements ModelAdapter {
         cache.clear();
       },
     };
+  }
+
+  /** How gradients at a layer are computed: 'vjp' on the cached pass, or 'tape' (tf.grad over a re-run; a layer after it has no rule). */
+  gradientMode(layer: string): 'vjp' | 'tape' {
+    const id = layer === INPUT_LAYER ? this.graph.inputId : this.graph.layerOutput.get(layer);
+    if (id == null) throw unknownLayer(layer, this.layerList);
+    return this.usesVjp(id) ? 'vjp' : 'tape';
+  }
+
+  /** Whether gradients at tensor `id` come from the VJPs on the cached pass (no re-run). */
+  private usesVjp(id: number): boolean {
+    return this.options.differentiate !== 'tape' && this.backward.unsupported(id) == null;
   }
 
   /**

@@ -45,6 +45,20 @@ export function stackObjectives(objectives: Objective[], output: OutputInfo): (l
     });
 }
 
+/**
+ * ∂S/∂logits for an objective at the given logits (batch 1): the weights themselves on logits,
+ * through the softmax's or sigmoid's Jacobian on probabilities. The seed of a reverse pass.
+ */
+export function objectiveCotangent(logits: tf.Tensor, objective: Objective, output: OutputInfo): tf.Tensor {
+  return tf.tidy(() => {
+    const w = tf.tensor(objective.weights, logits.shape);
+    if (objective.on === 'logits') return w;
+    const p = scored(logits, objective, output);
+    if (output.channels === 1 || output.activation === 'sigmoid') return tf.mul(w, tf.mul(p, tf.sub(1, p)));
+    return tf.mul(p, tf.sub(w, tf.sum(tf.mul(p, w), -1, true)));
+  });
+}
+
 function scored(logits: tf.Tensor, objective: Objective, output: OutputInfo): tf.Tensor {
   if (objective.on === 'logits') return logits;
   return output.channels === 1 || output.activation === 'sigmoid' ? tf.sigmoid(logits) : tf.softmax(logits, -1);

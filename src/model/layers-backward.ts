@@ -1,0 +1,273 @@
+import * as tf from '@tensorflow/tfjs';
+import { squashingActivation, type GraphStep, type LayersGraph } from './layers-graph.js';
+
+/**
+ * Reverse mode over a LayersModel's node graph on a cached forward pass: each layer's
+ * vector-Jacobian product written with TF.js ops and the cached activations (a Conv2D's input
+ * gradient is a transposed conv with the same kernel, a ReLU masks by its cached output,
+ * max-pooling routes through MaxPoolGrad on the cached input and output, …) — the design of
+ * the ONNX gradient graph (src/onnx/vjp.ts) for TF.js. Nothing downstream of the layer runs
+ * forward again, so a new region or class costs one backward pass, and K regions are K
+ * cotangents stacked on the batch axis against batch-1 activations (broadcast).
+ *
+ * Layers without a rule here make `unsupported` name them; the adapter then differentiates
+ * with tf.grad over a re-run of the downstream part instead (exact as well, just slower).
+ */
+
+/* The parts of tfjs-layers' layer objects that the rules read (internal fields, stable since tfjs 1.x). */
+interface Weight {
+  read(): tf.Tensor;
+}
+interface LayerFields {
+  getClassName(): string;
+  activation?: { getClassName(): string };
+  kernel?: Weight;
+  strides?: number[];
+  padding?: 'same' | 'valid';
+  dilationRate?: number[];
+  dataFormat?: string;
+  poolSize?: number[];
+  size?: number[];
+  interpolation?: string;
+  axis?: number | number[];
+  epsilon?: number;
+  scale?: boolean;
+  gamma?: Weight | null;
+  movingVariance?: Weight;
+  maxValue?: number | null;
+  alpha?: number;
+}
+
+/** A layer's VJP: the cotangents of its inputs (null for inputs not asked for) given its output's. */
+type Rule = (layer: LayerFields, ctx: StepContext) => Array<tf.Tensor | null>;
+
+interface StepContext {
+  /** Cotangent of the step's output, [K, …]. */
+  dy: tf.Tensor;
+  /** The cached inputs and output of the forward pass, batch 1 (the output as cached: logits for the last layer). */
+  inputs: tf.Tensor[];
+  output: tf.Tensor;
+  /** Which inputs need a cotangent. */
+  want: boolean[];
+  /** The layer's fused activation is skipped because its output is read as logits. */
+  linear: boolean;
+}
+
+/** ∂/∂x of an activation given its output y (null: no rule). */
+function activationVjp(name: string): ((dy: tf.Tensor, y: tf.Tensor) => tf.Tensor) | null {
+  switch (name) {
+    case 'linear':
+      return (dy) => dy;
+    case 'relu':
+      return (dy, y) => tf.mul(dy, tf.step(y, 0));
+    case 'relu6':
+      return (dy, y) => tf.mul(dy, tf.mul(tf.step(y, 0), tf.step(tf.neg(tf.sub(y, 6)), 0)));
+    case 'sigmoid':
+      return (dy, y) => tf.mul(dy, tf.mul(y, tf.sub(1, y)));
+    case 'tanh':
+      return (dy, y) => tf.mul(dy, tf.sub(1, tf.square(y)));
+    case 'elu':
+      return (dy, y) => tf.mul(dy, tf.where(tf.greater(y, 0), tf.onesLike(y), tf.add(y, 1)));
+    default:
+      return null;
+  }
+}
+
+function fusedActivation(layer: LayerFields, ctx: StepContext): tf.Tensor | null {
+  if (ctx.linear || !layer.activation) return ctx.dy;
+  const vjp = activationVjp(layer.activation.getClassName().toLowerCase());
+  return vjp ? vjp(ctx.dy, ctx.output) : null;
+}
+
+/** The batch size of the cotangent; cached tensors (batch 1) are tiled to it where a kernel needs equal shapes. */
+const tiled = (x: tf.Tensor, k: number): tf.Tensor => (k === 1 ? x : tf.tile(x, [k, ...x.shape.slice(1).map(() => 1)]));
+const withBatch = (shape: number[], k: number): number[] => [k, ...shape.slice(1)];
+const pair = (v: number[] | undefined, fallback: number): [number, number] => [v?.[0] ?? fallback, v?.[1] ?? v?.[0] ?? fallback];
+const channelsLast = (layer: LayerFields) => layer.dataFormat == null || layer.dataFormat === 'channelsLast';
+
+const RULES: Record<string, { applies(layer: LayerFields, inputs: number): boolean; vjp: Rule }> = {
+  Conv2D: {
+    applies: (l, n) => n === 1 && channelsLast(l) && pair(l.dilationRate, 1).every((d) => d === 1),
+    vjp: (l, ctx) => {
+      const g = fusedActivation(l, ctx);
+      if (!g) return [null];
+      const x = ctx.inputs[0];
+      const dx = tf.conv2dTranspose(g as tf.Tensor4D, (l.kernel as Weight).read() as tf.Tensor4D, withBatch(x.shape, g.shape[0]) as [number, number, number, number], pair(l.strides, 1), l.padding ?? 'valid');
+      return [dx];
+    },
+  },
+  Conv2DTranspose: {
+    applies: (l, n) => n === 1 && channelsLast(l),
+    vjp: (l, ctx) => {
+      const g = fusedActivation(l, ctx);
+      if (!g) return [null];
+      return [tf.conv2d(g as tf.Tensor4D, (l.kernel as Weight).read() as tf.Tensor4D, pair(l.strides, 1), l.padding ?? 'valid')];
+    },
+  },
+  Dense: {
+    applies: (_l, n) => n === 1,
+    vjp: (l, ctx) => {
+      const g = fusedActivation(l, ctx);
+      if (!g || g.rank !== 2) return [null];
+      return [tf.matMul(g as tf.Tensor2D, (l.kernel as Weight).read() as tf.Tensor2D, false, true)];
+    },
+  },
+  BatchNormalization: {
+    applies: (l, n) => n === 1 && (l.axis === -1 || (Array.isArray(l.axis) && l.axis.length === 1 && l.axis[0] === -1)),
+    vjp: (l, ctx) => {
+      let factor = tf.rsqrt(tf.add((l.movingVariance as Weight).read(), l.epsilon ?? 1e-3));
+      if (l.scale !== false && l.gamma) factor = tf.mul(factor, l.gamma.read());
+      return [tf.mul(ctx.dy, factor)];
+    },
+  },
+  ReLU: {
+    applies: (_l, n) => n === 1,
+    vjp: (l, ctx) => {
+      let mask = tf.step(ctx.output, 0);
+      if (l.maxValue != null) mask = tf.mul(mask, tf.step(tf.neg(tf.sub(ctx.output, l.maxValue)), 0));
+      return [tf.mul(ctx.dy, mask)];
+    },
+  },
+  LeakyReLU: {
+    applies: (_l, n) => n === 1,
+    vjp: (l, ctx) => [tf.mul(ctx.dy, tf.where(tf.greater(ctx.inputs[0], 0), tf.onesLike(ctx.inputs[0]), tf.fill(ctx.inputs[0].shape, l.alpha ?? 0.3)))],
+  },
+  Activation: {
+    applies: (l, n) => n === 1 && l.activation != null && activationVjp(l.activation.getClassName().toLowerCase()) != null,
+    vjp: (l, ctx) => [fusedActivation(l, ctx)],
+  },
+  MaxPooling2D: {
+    applies: (l, n) => n === 1 && channelsLast(l),
+    vjp: (l, ctx) => {
+      const k = ctx.dy.shape[0];
+      const poolSize = pair(l.poolSize, 2);
+      const attrs = { filterSize: poolSize, strides: pair(l.strides ?? poolSize, 2), pad: l.padding ?? 'valid' };
+      const inputs = { dy: ctx.dy, input: tiled(ctx.inputs[0], k), output: tiled(ctx.output, k) };
+      return [tf.engine().runKernel('MaxPoolGrad', inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor];
+    },
+  },
+  AveragePooling2D: {
+    applies: (l, n) => n === 1 && channelsLast(l),
+    vjp: (l, ctx) => {
+      const poolSize = pair(l.poolSize, 2);
+      const attrs = { filterSize: poolSize, strides: pair(l.strides ?? poolSize, 2), pad: l.padding ?? 'valid' };
+      const input = tf.zeros(withBatch(ctx.inputs[0].shape, ctx.dy.shape[0])); // only its shape is read
+      return [tf.engine().runKernel('AvgPoolGrad', { dy: ctx.dy, input } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor];
+    },
+  },
+  GlobalAveragePooling2D: {
+    applies: (l, n) => n === 1 && channelsLast(l),
+    vjp: (_l, ctx) => {
+      const [, h, w, c] = ctx.inputs[0].shape;
+      const k = ctx.dy.shape[0];
+      return [tf.broadcastTo(tf.div(tf.reshape(ctx.dy, [k, 1, 1, c]), h * w), [k, h, w, c])];
+    },
+  },
+  UpSampling2D: {
+    applies: (l, n) => n === 1 && channelsLast(l) && (l.interpolation === 'nearest' || l.interpolation === 'bilinear'),
+    vjp: (l, ctx) => {
+      const images = tf.zeros(withBatch(ctx.inputs[0].shape, ctx.dy.shape[0])); // only its shape is read
+      const kernel = l.interpolation === 'nearest' ? 'ResizeNearestNeighborGrad' : 'ResizeBilinearGrad';
+      return [tf.engine().runKernel(kernel, { images, dy: ctx.dy } as unknown as tf.NamedTensorMap, { alignCorners: false, halfPixelCenters: false } as unknown as tf.NamedAttrMap) as tf.Tensor];
+    },
+  },
+  Concatenate: {
+    applies: () => true,
+    vjp: (l, ctx) => {
+      const rank = ctx.output.rank;
+      const axis = typeof l.axis === 'number' ? (l.axis < 0 ? rank + l.axis : l.axis) : rank - 1;
+      const sizes = ctx.inputs.map((t) => t.shape[axis]);
+      const parts = tf.split(ctx.dy, sizes, axis);
+      return parts.map((p, i) => (ctx.want[i] ? p : null));
+    },
+  },
+  Add: {
+    applies: () => true,
+    vjp: (_l, ctx) => ctx.inputs.map((_, i) => (ctx.want[i] ? ctx.dy : null)),
+  },
+  Multiply: {
+    applies: () => true,
+    vjp: (_l, ctx) =>
+      ctx.inputs.map((_, i) => (ctx.want[i] ? ctx.inputs.reduce((g, t, j) => (j === i ? g : tf.mul(g, t)), ctx.dy) : null)),
+  },
+  Flatten: { applies: (_l, n) => n === 1, vjp: (_l, ctx) => [tf.reshape(ctx.dy, withBatch(ctx.inputs[0].shape, ctx.dy.shape[0]))] },
+  Reshape: { applies: (_l, n) => n === 1, vjp: (_l, ctx) => [tf.reshape(ctx.dy, withBatch(ctx.inputs[0].shape, ctx.dy.shape[0]))] },
+};
+// Layers that are the identity at inference.
+for (const name of ['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']) {
+  RULES[name] = { applies: (_l, n) => n === 1, vjp: (_l, ctx) => [ctx.dy] };
+}
+
+export class LayersBackward {
+  private readonly support = new Map<number, string | null>();
+
+  constructor(private readonly graph: LayersGraph) {}
+
+  /** Null when every layer downstream of tensor `id` has a VJP here; else the first one that has none ("name (Class)"). */
+  unsupported(id: number): string | null {
+    const known = this.support.get(id);
+    if (known !== undefined) return known;
+    let missing: string | null = null;
+    for (const i of this.graph.downstreamOf(id)) {
+      const step = this.graph.steps[i];
+      if (!this.ruleFor(step)) {
+        missing = `${step.layer.name} (${step.layer.getClassName()})`;
+        break;
+      }
+    }
+    this.support.set(id, missing);
+    return missing;
+  }
+
+  /**
+   * ∂S/∂(tensor `id`) for the cotangent `seed` of the logits ([K, …]: K objectives at once),
+   * on the cached forward pass `cache` (every tensor by id, batch 1). The caller tidies; check
+   * `unsupported(id)` first. Returns [K, …] (zeros where the output does not depend on it).
+   */
+  gradient(cache: Map<number, tf.Tensor>, id: number, seed: tf.Tensor): tf.Tensor {
+    const { graph } = this;
+    const downstream = graph.downstreamOf(id);
+    const onPath = new Set<number>([id]);
+    for (const i of downstream) graph.steps[i].outputIds.forEach((o) => onPath.add(o));
+    const cotangents = new Map<number, tf.Tensor>([[graph.outputId, seed]]);
+    const order = [...downstream].sort((a, b) => b - a);
+    for (const i of order) {
+      const step = graph.steps[i];
+      const dy = cotangents.get(step.outputIds[0]);
+      if (!dy) continue; // does not reach the output
+      const grads = (this.ruleFor(step) as Rule)(step.layer as unknown as LayerFields, {
+        dy,
+        inputs: step.inputIds.map((x) => cache.get(x) as tf.Tensor),
+        output: cache.get(step.outputIds[0]) as tf.Tensor,
+        want: step.inputIds.map((x) => onPath.has(x)),
+        linear: this.linearAtOutput(step),
+      });
+      step.inputIds.forEach((x, k) => {
+        const g = grads[k];
+        if (!g || !onPath.has(x)) return;
+        const prev = cotangents.get(x);
+        cotangents.set(x, prev ? tf.add(prev, g) : g);
+      });
+    }
+    const a = cache.get(id) as tf.Tensor;
+    return cotangents.get(id) ?? tf.zeros(withBatch(a.shape, seed.shape[0]));
+  }
+
+  /** The step's VJP, or null when there is none for this layer (class, inputs, activation). */
+  private ruleFor(step: GraphStep): Rule | null {
+    const className = step.layer.getClassName();
+    const layer = step.layer as unknown as LayerFields;
+    const linear = this.linearAtOutput(step);
+    // A softmax/sigmoid layer at the end is skipped by the executor (the cache holds logits).
+    if (linear && (className === 'Activation' || className === 'Softmax')) return (_l, ctx) => [ctx.dy];
+    const rule = RULES[className];
+    if (!rule || step.outputIds.length !== 1 || !rule.applies(layer, step.inputIds.length)) return null;
+    const activationOk = !layer.activation || linear || activationVjp(layer.activation.getClassName().toLowerCase()) != null;
+    return activationOk ? rule.vjp : null;
+  }
+
+  /** The output layer's softmax/sigmoid is skipped (the cache holds logits), as the executor does. */
+  private linearAtOutput(step: GraphStep): boolean {
+    return step.outputIds.includes(this.graph.outputId) && squashingActivation(step.layer) !== 'none';
+  }
+}

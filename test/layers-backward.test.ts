@@ -1,0 +1,155 @@
+/**
+ * The VJPs over a LayersModel's graph on the cached pass (src/model/layers-backward.ts) against
+ * tf.grad over a re-run of the downstream part (the tape path, itself checked against finite
+ * differences in layers-gradient.test.ts): every layer of every model here as the cut, logits and
+ * probability objectives, one objective and three stacked.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
+import { LayersModelAdapter } from '../src/model/layers-adapter.js';
+import { buildUnet } from '../src/unet/build.js';
+import { maxAbs, maxAbsDiff, useCpu } from './helpers/setup.js';
+import { tinyUnet } from './helpers/tiny-unet.js';
+
+before(useCpu);
+
+const L = tf.layers;
+const sym = (x: unknown) => x as tf.SymbolicTensor;
+
+/** Every layer kind with a rule, in one graph (strides, 'same'/'valid', skips, products, pooling, resizing). */
+function zoo(): tf.LayersModel {
+  const seed = (s: number) => ({ kernelInitializer: tf.initializers.glorotNormal({ seed: s }), biasInitializer: tf.initializers.randomNormal({ seed: s + 50, stddev: 0.1 }) });
+  const x = tf.input({ shape: [16, 16, 3] });
+  const a = sym(L.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'elu', ...seed(1) }).apply(x));
+  const b = sym(L.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'tanh', ...seed(2) }).apply(a));
+  const c = sym(L.leakyReLU({ alpha: 0.2 }).apply(b));
+  const d = sym(L.averagePooling2d({ poolSize: 2 }).apply(c));
+  const e = sym(L.upSampling2d({ size: [2, 2], interpolation: 'bilinear' }).apply(d));
+  const f = sym(L.add().apply([e, c]));
+  const g = sym(L.multiply().apply([f, b]));
+  const h = sym(L.activation({ activation: 'relu6' }).apply(g));
+  const i = sym(L.dropout({ rate: 0.5 }).apply(h));
+  const j = sym(L.upSampling2d({ size: [2, 2] }).apply(i));
+  const k = sym(L.concatenate().apply([j, a]));
+  const l = sym(L.conv2d({ filters: 8, kernelSize: 3, padding: 'valid', activation: 'sigmoid', ...seed(3) }).apply(k));
+  const m = sym(L.reLU({ maxValue: 0.6 }).apply(l));
+  const n = sym(L.maxPooling2d({ poolSize: 2, strides: 2, padding: 'same' }).apply(m));
+  const bn = L.batchNormalization();
+  const o = sym(bn.apply(n));
+  const p = sym(L.conv2dTranspose({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', ...seed(4) }).apply(o));
+  const out = sym(L.conv2d({ filters: 4, kernelSize: 1, activation: 'softmax', ...seed(5) }).apply(p));
+  const model = tf.model({ inputs: x, outputs: out });
+  randomiseBatchNorm(model);
+  return model;
+}
+
+/** A classifier: conv, BN, ReLU, global average pooling / flatten, dense with a softmax. */
+function classifier(flatten: boolean): tf.LayersModel {
+  const x = tf.input({ shape: [8, 8, 3] });
+  let y = sym(L.conv2d({ filters: 6, kernelSize: 3, strides: flatten ? 2 : 1, padding: 'same', kernelInitializer: tf.initializers.glorotNormal({ seed: 9 }) }).apply(x));
+  y = sym(L.batchNormalization().apply(y));
+  y = sym(L.reLU().apply(y));
+  y = sym((flatten ? L.flatten() : L.globalAveragePooling2d({})).apply(y));
+  if (flatten) y = sym(L.reshape({ targetShape: [96] }).apply(y));
+  const out = sym(L.dense({ units: 5, activation: 'softmax', kernelInitializer: tf.initializers.glorotNormal({ seed: 10 }) }).apply(y));
+  const model = tf.model({ inputs: x, outputs: out });
+  randomiseBatchNorm(model);
+  return model;
+}
+
+/** Non-trivial BN statistics and affine parameters (fresh layers have mean 0, variance 1, γ 1, β 0). */
+function randomiseBatchNorm(model: tf.LayersModel): void {
+  let s = 20;
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    const [gamma, beta, mean, variance] = layer.getWeights();
+    const fresh = [tf.randomNormal(gamma.shape, 1, 0.3, 'float32', s++), tf.randomNormal(beta.shape, 0, 0.3, 'float32', s++), tf.randomNormal(mean.shape, 0, 0.3, 'float32', s++), tf.randomUniform(variance.shape, 0.2, 2, 'float32', s++)];
+    layer.setWeights(fresh);
+    tf.dispose(fresh);
+  }
+}
+
+function objectives(adapter: LayersModelAdapter): Objective[] {
+  const { height, width, channels } = adapter.output;
+  const n = adapter.output.kind === 'vector' ? channels : height * width * channels;
+  const make = (seed: number, on: Objective['on']): Objective => {
+    let s = seed;
+    const weights = Float32Array.from({ length: n }, () => ((s = (s * 16807) % 2147483647) % 5 === 0 ? 1 : 0));
+    return { weights, on, offset: 0 };
+  };
+  return [make(7, 'logits'), make(11, 'probability'), make(13, 'logits')];
+}
+
+const models: Array<[string, () => tf.LayersModel]> = [
+  ['tiny U-Net (fused ReLU convs, max-pool, up-conv, concat)', () => tinyUnet(16, 3, 8)],
+  ['project U-Net with batch norm (depth 2, base 4)', () => {
+    const m = buildUnet({ inputSize: [16, 16], classes: 5, depth: 2, base: 4, batchNorm: true, seed: 3 });
+    randomiseBatchNorm(m);
+    return m;
+  }],
+  ['zoo of layers', zoo],
+  ['classifier, global average pooling', () => classifier(false)],
+  ['classifier, flatten + reshape', () => classifier(true)],
+];
+
+describe('VJPs on the cached pass equal tf.grad over a re-run', () => {
+  for (const [name, make] of models) {
+    test(name, async () => {
+      const model = make();
+      const vjp = new LayersModelAdapter(model);
+      const tape = new LayersModelAdapter(model, { differentiate: 'tape' });
+      const { height, width, channels } = vjp.input;
+      const x = tf.randomUniform([1, height, width, channels], 0, 1, 'float32', 5) as tf.Tensor4D;
+      const before = tf.memory().numTensors;
+      const [pv, pt] = [await vjp.forward(x), await tape.forward(x)];
+      const objs = objectives(vjp);
+      let checked = 0;
+      for (const layer of [INPUT_LAYER, ...vjp.layers().map((l) => l.name)]) {
+        assert.equal(vjp.gradientMode(layer), 'vjp', `${layer} has a rule`);
+        for (const o of objs.slice(0, 2)) {
+          const [gv, gt] = [await pv.gradient(layer, o), await pt.gradient(layer, o)];
+          const tol = 1e-5 * Math.max(maxAbs(gt.gradients.dataSync()), 1e-6);
+          assert.ok(maxAbsDiff(gv.gradients.dataSync(), gt.gradients.dataSync()) <= tol, `${layer} ${o.on}: ${maxAbsDiff(gv.gradients.dataSync(), gt.gradients.dataSync())} > ${tol}`);
+          assert.ok(Math.abs(gv.score - gt.score) <= 1e-5 * Math.max(1, Math.abs(gt.score)), `${layer} score`);
+          tf.dispose([gv.activations, gv.gradients, gt.activations, gt.gradients]);
+          checked++;
+        }
+        const [bv, bt] = [await pv.gradientBatch!(layer, objs), await pt.gradientBatch!(layer, objs)];
+        for (let k = 0; k < objs.length; k++) {
+          const tol = 1e-5 * Math.max(maxAbs(bt[k].gradients.dataSync()), 1e-6);
+          assert.ok(maxAbsDiff(bv[k].gradients.dataSync(), bt[k].gradients.dataSync()) <= tol, `${layer} batched #${k}`);
+          tf.dispose([bv[k].activations, bv[k].gradients, bt[k].activations, bt[k].gradients]);
+        }
+      }
+      pv.dispose();
+      pt.dispose();
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+      assert.ok(checked >= 6);
+      x.dispose();
+      model.dispose();
+    });
+  }
+});
+
+test('a layer without a rule after the cut: the adapter says so and falls back to tf.grad (same numbers)', async () => {
+  const x = tf.input({ shape: [8, 8, 3] });
+  const a = sym(L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'first' }).apply(x));
+  const b = sym(L.depthwiseConv2d({ kernelSize: 3, padding: 'same', name: 'dw' }).apply(a));
+  const c = sym(L.conv2d({ filters: 2, kernelSize: 1, name: 'last' }).apply(b));
+  const model = tf.model({ inputs: x, outputs: c });
+  const adapter = new LayersModelAdapter(model);
+  assert.equal(adapter.gradientMode('first'), 'tape');
+  assert.equal(adapter.gradientMode('dw'), 'vjp');
+  const tape = new LayersModelAdapter(model, { differentiate: 'tape' });
+  const input = tf.randomUniform([1, 8, 8, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const o: Objective = { weights: new Float32Array(128).fill(1), on: 'logits', offset: 0 };
+  const [p1, p2] = [await adapter.forward(input), await tape.forward(input)];
+  const [g1, g2] = [await p1.gradient('first', o), await p2.gradient('first', o)];
+  assert.ok(maxAbsDiff(g1.gradients.dataSync(), g2.gradients.dataSync()) === 0);
+  tf.dispose([g1.activations, g1.gradients, g2.activations, g2.gradients, input]);
+  p1.dispose();
+  p2.dispose();
+  model.dispose();
+});
