@@ -200,8 +200,16 @@ for (const name of ['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'Gaussian
 
 export class LayersBackward {
   private readonly support = new Map<number, string | null>();
+  /** The step that produces each tensor, and how many step inputs read it. */
+  private readonly producer = new Map<number, number>();
+  private readonly consumers = new Map<number, number>();
 
-  constructor(private readonly graph: LayersGraph) {}
+  constructor(private readonly graph: LayersGraph) {
+    graph.steps.forEach((step, i) => {
+      for (const o of step.outputIds) this.producer.set(o, i);
+      for (const x of step.inputIds) this.consumers.set(x, (this.consumers.get(x) ?? 0) + 1);
+    });
+  }
 
   /** Null when every layer downstream of tensor `id` has a VJP here; else the first one that has none ("name (Class)"). */
   unsupported(id: number): string | null {
@@ -231,10 +239,20 @@ export class LayersBackward {
     for (const i of downstream) graph.steps[i].outputIds.forEach((o) => onPath.add(o));
     const cotangents = new Map<number, tf.Tensor>([[graph.outputId, seed]]);
     const order = [...downstream].sort((a, b) => b - a);
+    const done = new Set<number>();
     for (const i of order) {
+      if (done.has(i)) continue;
       const step = graph.steps[i];
       const dy = cotangents.get(step.outputIds[0]);
       if (!dy) continue; // does not reach the output
+      const concat = this.concatIntoConv(i, onPath);
+      if (concat != null) {
+        // A conv right after a concat with some inputs off the path (a U-Net's skips): only the
+        // input channels on the path are differentiated, with the matching slice of the kernel.
+        this.convThroughConcat(step, graph.steps[concat], cache, dy, onPath, cotangents);
+        done.add(concat);
+        continue;
+      }
       const grads = (this.ruleFor(step) as Rule)(step.layer as unknown as LayerFields, {
         dy,
         inputs: step.inputIds.map((x) => cache.get(x) as tf.Tensor),
@@ -251,6 +269,42 @@ export class LayersBackward {
     }
     const a = cache.get(id) as tf.Tensor;
     return cotangents.get(id) ?? tf.zeros(withBatch(a.shape, seed.shape[0]));
+  }
+
+  /**
+   * The Concatenate step (index) feeding Conv2D step `i`, when the conv is its only consumer, it
+   * joins on the channel axis and not all of its inputs are on the path; else null.
+   */
+  private concatIntoConv(i: number, onPath: Set<number>): number | null {
+    const step = this.graph.steps[i];
+    if (step.layer.getClassName() !== 'Conv2D' || !this.ruleFor(step)) return null;
+    const t = step.inputIds[0];
+    const p = this.producer.get(t);
+    if (p == null) return null;
+    const concat = this.graph.steps[p];
+    const axis = (concat.layer as unknown as LayerFields).axis;
+    if (concat.layer.getClassName() !== 'Concatenate' || (axis !== -1 && axis !== 3) || this.consumers.get(t) !== 1) return null;
+    // Some inputs on the path (the concat is downstream of the cut, not the cut itself), not all.
+    const on = concat.inputIds.filter((x) => onPath.has(x)).length;
+    return on > 0 && on < concat.inputIds.length ? p : null;
+  }
+
+  private convThroughConcat(conv: GraphStep, concat: GraphStep, cache: Map<number, tf.Tensor>, dy: tf.Tensor, onPath: Set<number>, cotangents: Map<number, tf.Tensor>): void {
+    const layer = conv.layer as unknown as LayerFields;
+    const g = fusedActivation(layer, { dy, inputs: [], output: cache.get(conv.outputIds[0]) as tf.Tensor, want: [true], linear: this.linearAtOutput(conv) }) as tf.Tensor4D;
+    const kernel = (layer.kernel as Weight).read() as tf.Tensor4D;
+    let offset = 0;
+    for (const x of concat.inputIds) {
+      const shape = (cache.get(x) as tf.Tensor).shape;
+      const c = shape[3] as number;
+      if (onPath.has(x)) {
+        const part = tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]);
+        const dx = tf.conv2dTranspose(g, part, withBatch(shape, g.shape[0] as number) as [number, number, number, number], pair(layer.strides, 1), layer.padding ?? 'valid');
+        const prev = cotangents.get(x);
+        cotangents.set(x, prev ? tf.add(prev, dx) : dx);
+      }
+      offset += c;
+    }
   }
 
   /** The step's VJP, or null when there is none for this layer (class, inputs, activation). */
