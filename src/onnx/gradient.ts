@@ -19,7 +19,7 @@ import { SegGradCamError } from '../errors.js';
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, nodeLabel, valueInfo } from './builder.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
-import { DIFFERENTIABLE_INPUTS, VJPS, VjpContext, sigmoidVjp, softmaxVjp } from './vjp.js';
+import { DIFFERENTIABLE_INPUTS, VJPS, VjpContext, convThroughConcat, sigmoidVjp, softmaxVjp } from './vjp.js';
 
 export const COTANGENT = 'sgc/cotangent';
 export const ACTIVATION = 'sgc/activation';
@@ -126,6 +126,11 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
       );
     }
     const gOut = node.output.map((o) => (o && onPath.has(o) ? total(o) : null));
+    const narrowed = convThroughConcat(ctx, node, gOut[0]);
+    if (narrowed) {
+      for (const [t, gi] of narrowed) add(t, gi);
+      continue;
+    }
     const wanted = node.input.map((i) => !!i && onPath.has(i));
     const gIn = vjp(ctx, node, gOut, wanted);
     node.input.forEach((i, idx) => {

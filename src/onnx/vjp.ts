@@ -68,8 +68,11 @@ export class VjpContext {
     return this.an.opset;
   }
 
+  /** Shapes of tensors the backward graph adds (the ONNX analysis knows only the model's). */
+  readonly addedShapes = new Map<string, number[]>();
+
   shape(t: string): number[] {
-    return this.an.shape(t);
+    return this.addedShapes.get(t) ?? this.an.shape(t);
   }
 
   op(type: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
@@ -230,6 +233,38 @@ const conv: Vjp = (c, node, [g], wanted) => {
     }),
   ];
 };
+
+/**
+ * A Conv whose input is a channel Concat read by nothing else, with some of the concat's inputs
+ * off the path (a U-Net's skips): each on-path input's gradient is the Conv VJP with the matching
+ * slice of the weight, so the skips' channels are never differentiated. Null when the pattern
+ * does not apply (the caller then runs the plain Conv and Concat VJPs).
+ */
+export function convThroughConcat(c: VjpContext, node: NodeProto, g: string | null): Array<[string, string]> | null {
+  if (node.opType !== 'Conv' || !g || attrInt(node, 'group', 1) !== 1) return null;
+  const [x, w] = node.input;
+  const cat = c.an.producer.get(x);
+  if (!cat || cat.opType !== 'Concat' || (c.an.consumers.get(x) ?? []).length !== 1) return null;
+  const rank = c.shape(x).length;
+  let axis = attrInt(cat, 'axis', 0);
+  if (axis < 0) axis += rank;
+  const on = cat.input.filter((i) => c.isOnPath(i));
+  if (axis !== 1 || on.length === 0 || on.length === cat.input.length) return null;
+  const ws = c.shape(w);
+  const result: Array<[string, string]> = [];
+  let offset = 0;
+  for (const input of cat.input) {
+    const size = c.shape(input)[1];
+    if (c.isOnPath(input)) {
+      const part = c.op('Slice', [w, c.i64([offset]), c.i64([offset + size]), c.i64([1])]);
+      c.addedShapes.set(part, [ws[0], size, ...ws.slice(2)]);
+      const [gi] = conv(c, { ...node, input: [input, part] }, [g], [true, false]);
+      if (gi) result.push([input, gi]);
+    }
+    offset += size;
+  }
+  return result;
+}
 
 const convTranspose: Vjp = (c, node, [g], wanted) => {
   refuseWeightGradients(c, node, wanted);
