@@ -26,6 +26,8 @@ import { unetLayersModel } from '../scripts/onnx/unet-tfjs.js';
 import { machineLine, median, timeRuns } from './timing.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
+/** Explanations in the ONNX memory soak (BENCH_SOAK; 0 to skip). */
+const SOAK = Number(process.env.BENCH_SOAK ?? 1000);
 /** ONNX Runtime intra-op threads (ORT_THREADS; default: ONNX Runtime's choice, one per core). */
 const THREADS = process.env.ORT_THREADS ? Number(process.env.ORT_THREADS) : undefined;
 const SESSION = { graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const, ...(THREADS ? { intraOpNumThreads: THREADS } : {}) };
@@ -136,6 +138,18 @@ async function main() {
     console.log(`| PyTorch forward (no_grad) | ${fmt(ref.forward_ms)} |`);
     console.log(`| PyTorch Seg-Grad-CAM, pytorch-grad-cam way (hooks + loss.backward()) | ${fmt(ref.gradcam_ms)} |`);
     console.log(`| ours (forward + gradient) / PyTorch | ${(explainOnce / ref.gradcam_ms).toFixed(2)}x |`);
+  }
+  // Memory: explanations on a new forward pass every time (as for new images), tensors and RSS before and after.
+  if (SOAK > 0) {
+    const tensors = tf.memory().numTensors;
+    const rss = process.memoryUsage().rss;
+    const t = performance.now();
+    for (let i = 0; i < SOAK; i++) {
+      explainer.release();
+      await explainer.explain(image, { region: { kind: 'box', x0: (i * 13) % 200, y0: (i * 7) % 100, x1: ((i * 13) % 200) + 40, y1: ((i * 7) % 100) + 20 } as never, classId: i % 8 });
+    }
+    explainer.release();
+    console.log(`\nmemory: ${SOAK} explanations (new forward pass each) in ${((performance.now() - t) / 1000).toFixed(1)} s; tensors ${tensors} → ${tf.memory().numTensors}; RSS ${(rss / 2 ** 20).toFixed(0)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
   }
   x.dispose();
   await Promise.all([plain.release(), fused.release()]);
