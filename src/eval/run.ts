@@ -616,12 +616,17 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
           const px: number[] = [];
           s.labels.forEach((v, i) => v === biasClass && px.push(i));
           const n = Math.min(o.alphaPixels, px.length);
+          const chosen = Array.from({ length: n }, (_, k) => px[Math.floor(((k + 0.5) * px.length) / n)]);
+          // The tile's pixels in one batched backward pass (K stacked cotangents).
+          const explained = await explainer.explainMany(
+            s.image,
+            chosen.map((p) => ({ region: pixelRegion(p % W, Math.floor(p / W)), classId: biasClass, layer: 'bottleneck', method: 'seg-grad-cam' })),
+          );
           for (let k = 0; k < o.alphaPixels; k++) {
             if (k < n) {
-              const p = px[Math.floor(((k + 0.5) * px.length) / n)];
-              const x = p % W;
-              const y = Math.floor(p / W);
-              const e = await explainer.explain(s.image, { region: pixelRegion(x, y), classId: biasClass, layer: 'bottleneck', method: 'seg-grad-cam' });
+              const x = chosen[k] % W;
+              const y = Math.floor(chosen[k] / W);
+              const e = explained[k];
               const inst = instanceAt(s, biasDigit, x, y);
               const d = s.digits[inst];
               const distance = d ? Math.hypot(x + 0.5 - (d.x + d.size / 2), y + 0.5 - (d.y + d.size / 2)) / d.size : Number.NaN;
