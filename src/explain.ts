@@ -203,6 +203,41 @@ export class Explainer {
     return results;
   }
 
+  /**
+   * One request at several layers (the explorer's layer grid). A gradient CAM method without
+   * augmentation or truncation takes every layer's gradient from one backward pass where the
+   * adapter offers it (each layer's gradient is on the way to the earliest); otherwise one
+   * explanation per layer. Results come back in layer order.
+   */
+  async explainLayers(image: RgbaImage, request: ExplainRequest, layers: string[]): Promise<Explanation[]> {
+    const method = methodOf(request);
+    const { pass, prediction } = await this.forward(image);
+    if (isModelMethod(method) || !method.usesGradients || request.augment || request.truncate || !pass.gradientLayers || layers.length < 2) {
+      const out: Explanation[] = [];
+      for (const layer of layers) out.push(await this.explain(image, { ...request, method, layer, layers: undefined }));
+      return out;
+    }
+    const infos = layers.map((l) => this.resolveLayer(l));
+    const target = this.targetOf(request, image, prediction);
+    const grads = await pass.gradientLayers(
+      infos.map((l) => l.name),
+      target.objective,
+    );
+    try {
+      return infos.map((layer, k) => {
+        const { activations, gradients, score: scoreValue } = grads[k];
+        const { cam, weights } = method.compute(activations, gradients);
+        try {
+          return { ...this.result(image, { layer, method, ...target, scoreValue, prediction }, camMaps(cam, image), takeData(weights)), augmentations: 1 };
+        } finally {
+          tf.dispose([cam, weights ?? []]);
+        }
+      });
+    } finally {
+      for (const g of grads) tf.dispose([g.activations, g.gradients]);
+    }
+  }
+
   /** The class, the region M and the objective S of a request on the image's prediction. */
   private targetOf(request: ExplainRequest, image: RgbaImage, prediction: Prediction): Target {
     const out = this.adapter.output;

@@ -72,6 +72,12 @@ export interface ForwardPass {
    * Optional: callers fall back to K single calls.
    */
   gradientBatch?(layer: string, objectives: Objective[]): Promise<LayerGradient[]>;
+  /**
+   * A and ∂S/∂A at several layers for one objective, in one backward pass where the adapter can
+   * (every layer's gradient is on the way to the earliest one). Optional: callers fall back to
+   * one `gradient` call per layer.
+   */
+  gradientLayers?(layers: string[], objective: Objective): Promise<LayerGradient[]>;
   dispose(): void;
 }
 

@@ -95,7 +95,7 @@ export class LayersModelAdapter implements ModelAdapter {
     const checkLive = () => {
       if (disposed) throw new Error('this forward pass has been disposed');
     };
-    return {
+    const pass: ForwardPass = {
       output,
       activation: (layer) => cache.get(tensorOf(layer)) as tf.Tensor,
       gradient: async (layer, objective) => {
@@ -118,6 +118,18 @@ export class LayersModelAdapter implements ModelAdapter {
         const s = value.dataSync()[0];
         value.dispose();
         return { activations: activations.clone() as tf.Tensor4D, gradients: grad as tf.Tensor4D, score: s };
+      },
+      gradientLayers: async (layers, objective) => {
+        checkLive();
+        const ids = layers.map(tensorOf);
+        if (!ids.every((id) => this.usesVjp(id))) {
+          const out: LayerGradient[] = [];
+          for (const layer of layers) out.push(await pass.gradient(layer, objective));
+          return out;
+        }
+        const grads = tf.tidy(() => this.backward.gradients(cache, ids, objectiveCotangent(output, objective, this.output)));
+        const score = tf.tidy(() => objectiveScore(output, objective, this.output).dataSync()[0]);
+        return ids.map((id, k) => ({ activations: (cache.get(id) as tf.Tensor).clone() as tf.Tensor4D, gradients: grads[k] as tf.Tensor4D, score }));
       },
       gradientBatch: async (layer, objectives) => {
         checkLive();
@@ -153,6 +165,7 @@ export class LayersModelAdapter implements ModelAdapter {
         cache.clear();
       },
     };
+    return pass;
   }
 
   /** How gradients at a layer are computed: 'vjp' on the cached pass, or 'tape' (tf.grad over a re-run; a layer after it has no rule). */

@@ -233,9 +233,15 @@ export class LayersBackward {
    * `unsupported(id)` first. Returns [K, …] (zeros where the output does not depend on it).
    */
   gradient(cache: Map<number, tf.Tensor>, id: number, seed: tf.Tensor): tf.Tensor {
+    return this.gradients(cache, [id], seed)[0];
+  }
+
+  /** The same for several tensors in one backward pass (the cotangents of every tensor on the way are computed anyway). */
+  gradients(cache: Map<number, tf.Tensor>, ids: number[], seed: tf.Tensor): tf.Tensor[] {
     const { graph } = this;
-    const downstream = graph.downstreamOf(id);
-    const onPath = new Set<number>([id]);
+    const downstream = new Set<number>();
+    for (const id of ids) for (const i of graph.downstreamOf(id)) downstream.add(i);
+    const onPath = new Set<number>(ids);
     for (const i of downstream) graph.steps[i].outputIds.forEach((o) => onPath.add(o));
     const cotangents = new Map<number, tf.Tensor>([[graph.outputId, seed]]);
     const order = [...downstream].sort((a, b) => b - a);
@@ -267,8 +273,7 @@ export class LayersBackward {
         cotangents.set(x, prev ? tf.add(prev, g) : g);
       });
     }
-    const a = cache.get(id) as tf.Tensor;
-    return cotangents.get(id) ?? tf.zeros(withBatch(a.shape, seed.shape[0]));
+    return ids.map((id) => cotangents.get(id) ?? tf.zeros(withBatch((cache.get(id) as tf.Tensor).shape, seed.shape[0] as number)));
   }
 
   /**

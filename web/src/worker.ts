@@ -109,13 +109,18 @@ async function handle(id: number, req: Request): Promise<Reply> {
       return { type: 'explain', explanation: await explainOne(id, req.params) };
     case 'explain-layers': {
       const t0 = performance.now();
-      for (let i = 0; i < req.layers.length; i++) {
-        progress(id, { phase: `layer ${i + 1} of ${req.layers.length}`, fraction: i / req.layers.length });
+      // Chunks of layers: each chunk's gradients come from one backward pass (explainLayers), and
+      // between chunks a newer request can supersede this one.
+      const chunk = 8;
+      for (let i = 0; i < req.layers.length; i += chunk) {
+        progress(id, { phase: `layers ${i + 1}–${Math.min(i + chunk, req.layers.length)} of ${req.layers.length}`, fraction: i / req.layers.length });
         await yieldToEvents();
         if (latestExplain !== id) return { type: 'superseded' };
-        const explanation = await explainOne(id, { ...req.params, layer: req.layers[i] }, false);
-        const partial: Reply = { type: 'layer-result', index: i, explanation };
-        send({ id, partial }, transfers(partial));
+        const part = await explainLayers(req.params, req.layers.slice(i, i + chunk));
+        part.forEach((explanation, k) => {
+          const partial: Reply = { type: 'layer-result', index: i + k, explanation };
+          send({ id, partial }, transfers(partial));
+        });
       }
       return { type: 'explain-layers', ms: performance.now() - t0 };
     }
@@ -139,6 +144,25 @@ async function explainOne(id: number, params: ExplainParams, report = true): Pro
   forwardImage = image;
   // The prediction's labels belong to the cached pass: send a copy.
   return { ...x, prediction: { ...x.prediction, labels: x.prediction.labels.slice() }, ms, cached };
+}
+
+/** One request at several layers, one backward pass where the adapter allows (see Explainer.explainLayers). */
+async function explainLayers(params: Omit<ExplainParams, 'layer'>, layers: string[]): Promise<ExplanationMsg[]> {
+  const e = requireModel();
+  if (!image) throw new SegGradCamError('no image is loaded', 'image');
+  const cached = forwardImage === image;
+  const t0 = performance.now();
+  const all = await e.explainLayers(image, params, layers);
+  forwardImage = image;
+  const ms = (performance.now() - t0) / layers.length;
+  // Each message transfers its buffers: the region mask and labels that the layers share are copied.
+  return all.map(({ layers: _layers, augmentations: _augmentations, receptiveField: _field, ...x }) => ({
+    ...x,
+    regionMask: x.regionMask.slice(),
+    prediction: { ...x.prediction, labels: x.prediction.labels.slice() },
+    ms,
+    cached,
+  }));
 }
 
 function transfers(reply: Reply): Transferable[] {
