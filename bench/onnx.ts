@@ -36,7 +36,7 @@ const time = async (fn: () => Promise<unknown>, runs = RUNS): Promise<number> =>
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
 
 async function main() {
-  await tf.setBackend('cpu');
+  await setupBackend('wasm'); // TF.js (pre- and post-processing around ONNX Runtime) on wasm, as the CLI runs it
   console.log(machineLine());
   console.log(`onnxruntime-node ${ort.env.versions?.common ?? '?'}, intra-op threads ${THREADS ?? 'default'}, runs per median ${RUNS}`);
 
