@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { Explainer } from '../src/explain.js';
+import { Explainer, type Explanation } from '../src/explain.js';
 import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
 import { OnnxModelAdapter } from '../src/onnx/adapter.js';
 import { ACTIVATION, GRADIENT, COTANGENT } from '../src/onnx/gradient.js';
@@ -175,6 +175,42 @@ describe('many regions at once', () => {
     x.dispose();
     pass.dispose();
     ad.dispose();
+  });
+});
+
+describe('many layers at once', () => {
+  test('one backward run for several layers (gradientLayers, explainLayers) equals one run per layer', async () => {
+    const ad = await adapterFor(buildUnet(SMALL).model);
+    const { x } = inputOf(ad, 8);
+    const pass = await ad.forward(x);
+    const names = ad.layers().map((l) => l.name);
+    const layers = [names[1], names[Math.floor(names.length / 2)], new Explainer(ad).bottleneck, names[names.length - 2], INPUT_LAYER];
+    // The one-run path applies: the input is upstream of every layer here.
+    assert.ok(ad.rootOf(layers.map((l) => ad.resolve(l))));
+    for (const o of [boxObjective(ad, 5, 4, 30, 20, 2), boxObjective(ad, 40, 10, 50, 18, 5, 'probability')]) {
+      const all = await pass.gradientLayers(layers, o);
+      assert.equal(all.length, layers.length);
+      for (const [i, layer] of layers.entries()) {
+        const one = await pass.gradient(layer, o);
+        assert.ok(relDiff(all[i].gradients.dataSync(), one.gradients.dataSync()) < 1e-5, `${layer}: ${relDiff(all[i].gradients.dataSync(), one.gradients.dataSync())}`);
+        assert.deepEqual(all[i].activations.shape, one.activations.shape);
+        assert.equal(all[i].score, one.score);
+        tf.dispose([one.activations, one.gradients, all[i].activations, all[i].gradients]);
+      }
+    }
+    x.dispose();
+    pass.dispose();
+    // Through the Explainer: the same heatmaps as one explanation per layer, no tensor left behind.
+    const explainer = new Explainer(ad);
+    const image = randomImage(64, 32, 4);
+    const request = { region: box(3, 3, 40, 20), classId: 1 };
+    const singles: Explanation[] = [];
+    for (const layer of layers) singles.push(await explainer.explain(image, { ...request, layer }));
+    const before = tf.memory().numTensors;
+    const many = await explainer.explainLayers(image, request, layers);
+    assert.equal(tf.memory().numTensors, before);
+    many.forEach((e, i) => assert.ok(maxAbsDiff(e.heatmap, singles[i].heatmap) < 1e-4, `heatmap ${layers[i]}`));
+    explainer.dispose();
   });
 });
 

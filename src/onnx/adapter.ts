@@ -23,7 +23,7 @@ import { unknownLayer } from '../model/layers-adapter.js';
 import { readOutputInfo } from '../model/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
 import { attrInt, valueInfo } from './builder.js';
-import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, type GradientGraph } from './gradient.js';
+import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
 import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
 
@@ -74,6 +74,8 @@ export class OnnxModelAdapter implements ModelAdapter {
   readonly inputDims: number[];
   private readonly layerList: LayerInfo[];
   private readonly compiled = new Map<string, Compiled>();
+  /** rootOf's answers by layer set. */
+  private readonly roots = new Map<string, string | null>();
   private readonly fusedVariants = new Map<string, { graph: GradientGraph; session: InferenceSession }>();
   private predictSession: InferenceSession | null = null;
   private forwardSession: { session: InferenceSession; names: string[] } | null = null;
@@ -205,15 +207,16 @@ export class OnnxModelAdapter implements ModelAdapter {
     return this.entry(this.resolve(layer)).graph;
   }
 
-  private entry(tensor: string): Compiled {
-    let e = this.compiled.get(tensor);
+  private entry(tensor: string, also: string[] = []): Compiled {
+    const key = also.length > 0 ? `${tensor}|${also.join('|')}` : tensor;
+    let e = this.compiled.get(key);
     if (e) {
-      this.compiled.delete(tensor);
-      this.compiled.set(tensor, e);
+      this.compiled.delete(key);
+      this.compiled.set(key, e);
       return e;
     }
-    e = { graph: buildGradientGraph(this.analysis, tensor, this.logitsName, { saveOutputs: true }) };
-    this.compiled.set(tensor, e);
+    e = { graph: buildGradientGraph(this.analysis, tensor, this.logitsName, { saveOutputs: true, alsoLayers: also }) };
+    this.compiled.set(key, e);
     const max = this.options.maxCompiledLayers ?? 8;
     while (this.compiled.size > max) {
       const [oldest, old] = this.compiled.entries().next().value as [string, Compiled];
@@ -331,6 +334,47 @@ export class OnnxModelAdapter implements ModelAdapter {
     for (const s of g.saved) if (!cache.has(s) && res[s]) cache.set(s, res[s]);
     if (!cache.has(tensor)) cache.set(tensor, res[ACTIVATION]);
     return res[GRADIENT].data as Float32Array;
+  }
+
+  /**
+   * @internal The tensor among `tensors` (or the input) from which every other one is on the
+   * path to the logits — one backward run from it passes them all; null when there is none.
+   */
+  rootOf(tensors: string[]): string | null {
+    const key = tensors.join('|');
+    const known = this.roots.get(key);
+    if (known !== undefined) return known;
+    const position = new Map(this.analysis.ordered().map((n, i) => [n.output[0], i]));
+    const earliest = [...tensors].sort((a, b) => (position.get(a) ?? -1) - (position.get(b) ?? -1))[0];
+    let root: string | null = null;
+    for (const candidate of [earliest, this.inputName]) {
+      try {
+        const { onPath } = gradientPath(this.analysis, candidate, this.logitsName);
+        if (tensors.every((t) => t === candidate || onPath.has(t))) {
+          root = candidate;
+          break;
+        }
+      } catch {
+        // The candidate does not reach the logits.
+      }
+    }
+    this.roots.set(key, root);
+    return root;
+  }
+
+  /**
+   * @internal ∂S/∂(root) and ∂S/∂(each of `also`) for one cotangent (NCHW) in one backward run;
+   * null when the pass did not cache what that backward reads.
+   */
+  async runGradientLayers(root: string, also: string[], cache: Map<string, OrtTensor>, cotangent: Float32Array): Promise<Float32Array[] | null> {
+    this.check();
+    const e = this.entry(root, also);
+    if (!e.graph.saved.every((s) => cache.has(s))) return null;
+    const b = await this.backwardSession(e);
+    const feeds: Record<string, OrtTensor> = { [COTANGENT]: this.cotangentTensor(cotangent, 1) };
+    for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
+    const res = await b.session.run(feeds);
+    return [res[GRADIENT].data as Float32Array, ...also.map((_, i) => res[extraGradientName(i)].data as Float32Array)];
   }
 
   /** The fused forward + backward session for a layer and score kind (used for batches of images). */
@@ -487,6 +531,35 @@ export class OnnxForwardPass implements ForwardPass {
       gradients: toNhwcTensor(grads.subarray(i * size, (i + 1) * size), dims) as tf.Tensor4D,
       score,
     }));
+  }
+
+  /**
+   * A and ∂S/∂A at several layers in one backward run, from the layer every other one is
+   * downstream of (or from the input); one run per layer when there is no such run or the pass
+   * did not cache what it reads.
+   */
+  async gradientLayers(layers: string[], objective: Objective): Promise<LayerGradient[]> {
+    this.check();
+    const tensors = layers.map((l) => this.adapter.resolve(l));
+    const unique = [...new Set(tensors)];
+    const root = unique.length > 1 && unique.every((t) => this.cache.has(t)) ? this.adapter.rootOf(unique) : null;
+    const { cotangent, score } = logitsCotangent(this.logits, objective, this.adapter.output);
+    const also = unique.filter((t) => t !== root);
+    const grads = root ? await this.adapter.runGradientLayers(root, also, this.cache, this.adapter.cotangentNchw(cotangent)) : null;
+    if (!root || !grads) {
+      const out: LayerGradient[] = [];
+      for (const layer of layers) out.push(await this.gradient(layer, objective));
+      return out;
+    }
+    const byTensor = new Map<string, Float32Array>([[root, grads[0]], ...also.map((t, i): [string, Float32Array] => [t, grads[i + 1]])]);
+    return tensors.map((t) => {
+      const a = this.cache.get(t) as OrtTensor;
+      return {
+        activations: toNhwcTensor(a.data as Float32Array, a.dims) as tf.Tensor4D,
+        gradients: toNhwcTensor(byTensor.get(t) as Float32Array, a.dims) as tf.Tensor4D,
+        score,
+      };
+    });
   }
 
   private check() {

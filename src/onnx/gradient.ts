@@ -24,6 +24,8 @@ import { DIFFERENTIABLE_INPUTS, VJPS, VjpContext, convThroughConcat, sigmoidVjp,
 export const COTANGENT = 'sgc/cotangent';
 export const ACTIVATION = 'sgc/activation';
 export const GRADIENT = 'sgc/gradient';
+/** Output name of the gradient at the i-th of `alsoLayers` (see GradientGraphOptions). */
+export const extraGradientName = (i: number): string => `sgc/gradient_${i}`;
 
 export interface GradientGraph {
   /** The augmented model (forward + backward). */
@@ -38,6 +40,8 @@ export interface GradientGraph {
   cotangentShape: Array<number | string>;
   /** Number of nodes added for the backward part. */
   backwardNodes: number;
+  /** The `alsoLayers` whose gradients are outputs too (extraGradientName(i)). */
+  alsoLayers: string[];
 }
 
 /** The ops whose vector-Jacobian products are implemented. */
@@ -81,6 +85,11 @@ export interface GradientGraphOptions {
    */
   on?: 'logits' | 'probability';
   probability?: 'softmax' | 'sigmoid';
+  /**
+   * More tensors on the path from `layer` to the logits whose gradients the same backward pass
+   * also outputs (every tensor's gradient is on the way): many layers for one backward run.
+   */
+  alsoLayers?: string[];
 }
 
 /** Builds the augmented graph for ∂S/∂(layer). */
@@ -140,6 +149,15 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
   }
   const gLayer = total(layer);
   if (!gLayer) throw new SegGradCamError(`no gradient reaches layer '${layer}'`, 'layer');
+  const alsoLayers = options.alsoLayers ?? [];
+  const extraOutputs = alsoLayers.map((t, i) => {
+    const gt = total(t);
+    if (!gt) throw new SegGradCamError(`layer '${t}' is not on the path from '${layer}' to the logits`, 'layer');
+    const name = extraGradientName(i);
+    b.claim(name);
+    b.node('Identity', [gt], {}, [name], `gradient_${i}`);
+    return name;
+  });
 
   b.claim(GRADIENT);
   b.node('Identity', [gLayer], {}, [GRADIENT], 'gradient');
@@ -159,17 +177,21 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
   const aShape = an.shape(layer);
   g.output.push(valueInfo(ACTIVATION, DataType.FLOAT, aShape));
   g.output.push(valueInfo(GRADIENT, DataType.FLOAT, [batchable ? 'K' : aShape[0], ...aShape.slice(1)]));
+  alsoLayers.forEach((t, i) => {
+    const sh = an.shape(t);
+    g.output.push(valueInfo(extraOutputs[i], DataType.FLOAT, [batchable ? 'K' : sh[0], ...sh.slice(1)]));
+  });
   if (options.saveOutputs) {
     const outs = new Set(g.output.map((o) => o.name));
     for (const s of saved) if (!outs.has(s) && s !== an.inputName) g.output.push(valueInfo(s, an.dataType(s) ?? DataType.FLOAT, an.shape(s)));
   }
   ensureOpset(model, ctx.minOpset);
-  return { model, layer, logits, saved: [...saved], batchable, cotangentShape, backwardNodes: backwardNodes.length };
+  return { model, layer, logits, saved: [...saved], batchable, cotangentShape, backwardNodes: backwardNodes.length, alsoLayers };
 }
 
 /**
  * The backward part of an augmented graph alone: inputs `sgc/cotangent` and the saved forward
- * tensors; output `sgc/gradient`. Forward nodes that do not depend on the input data (constants,
+ * tensors; outputs `sgc/gradient` (and those of `alsoLayers`). Forward nodes that do not depend on the input data (constants,
  * weights computed in the graph) are kept.
  */
 export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: ModelProto; inputs: string[] } {
@@ -180,7 +202,8 @@ export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: Mo
   const saved = new Set(gg.saved);
   const keep = new Set<NodeProto>();
   const inputs = new Set<string>();
-  const stack = [GRADIENT];
+  const outputs = new Set([GRADIENT, ...gg.alsoLayers.map((_, i) => extraGradientName(i))]);
+  const stack = [...outputs];
   const seen = new Set<string>();
   while (stack.length > 0) {
     const t = stack.pop() as string;
@@ -210,7 +233,7 @@ export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: Mo
       node,
       initializer: src.initializer.filter((t) => usedInits.has(t.name as string)),
       input: [...(cot ? [cot] : []), ...inputList.map((i) => valueInfo(i, an.dataType(i) ?? DataType.FLOAT, an.shape(i)))],
-      output: src.output.filter((o) => o.name === GRADIENT),
+      output: src.output.filter((o) => outputs.has(o.name as string)),
       valueInfo: [],
     },
   };
