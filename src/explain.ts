@@ -124,13 +124,15 @@ export class Explainer {
     const variants = augmentations(request.augment);
     // A new image and a gradient CAM at one layer: the adapter may take that gradient during the
     // forward pass (the part after the layer then runs once, not twice).
-    let primedTarget: Target | undefined;
+    // A fixed region and class make the objective known before it (an engine may then fuse both).
+    let primedTarget = this.targetBeforePrediction(request, image);
     const primable = !isModelMethod(method) && method.usesGradients && layers.length === 1 && variants.length === 1 && variants[0].identity;
     const prime: GradientPrime | undefined = primable
       ? {
           layer: layers[0].name,
+          objective: primedTarget?.objective,
           objectiveOf: (logits) => {
-            primedTarget = this.targetOf(request, image, this.predictionOf(logits));
+            primedTarget ??= this.targetOf(request, image, this.predictionOf(logits));
             return primedTarget.objective;
           },
         }
@@ -236,6 +238,18 @@ export class Explainer {
     } finally {
       for (const g of grads) tf.dispose([g.activations, g.gradients]);
     }
+  }
+
+  /**
+   * The target of a request whose region and class do not depend on the prediction (an explicit
+   * class; a pixel, pixels, box, mask or the whole image), before any forward pass; else undefined.
+   */
+  private targetBeforePrediction(request: ExplainRequest, image: RgbaImage): Target | undefined {
+    if (request.classId === undefined || request.region.kind === 'class' || request.region.kind === 'object') return undefined;
+    if (this.cached && this.cached.image === image) return undefined;
+    const out = this.adapter.output;
+    // The labels are not read for these region forms and an explicit class.
+    return this.targetOf(request, image, { labels: new Int32Array(out.height * out.width), width: out.width, height: out.height });
   }
 
   /** The class, the region M and the objective S of a request on the image's prediction. */

@@ -55,7 +55,7 @@ test('many layers in one backward pass (explainLayers) equal one explanation per
       for (const [i, single] of singles.entries()) {
         const e = all[i];
         assert.equal(e.method, single.method);
-        assert.ok(Math.abs(e.scoreValue - single.scoreValue) <= 1e-5 * Math.max(1, Math.abs(single.scoreValue)));
+        assert.ok(Math.abs(e.scoreValue - single.scoreValue) <= 1e-5 * Math.max(1, Math.abs(single.scoreValue)), 'score');
         if (single.weights && e.weights) assert.ok(maxAbsDiff(e.weights, single.weights) <= 1e-5 * Math.max(maxAbs(single.weights), 1e-6), `${differentiate} α ${layers[i]}`);
         assert.ok(maxAbsDiff(e.heatmap, single.heatmap) < 1e-4, `${differentiate} heatmap ${layers[i]}`);
       }

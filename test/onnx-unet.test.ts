@@ -186,7 +186,7 @@ describe('many layers at once', () => {
     const names = ad.layers().map((l) => l.name);
     const layers = [names[1], names[Math.floor(names.length / 2)], new Explainer(ad).bottleneck, names[names.length - 2], INPUT_LAYER];
     // The one-run path applies: the input is upstream of every layer here.
-    assert.ok(ad.rootOf(layers.map((l) => ad.resolve(l))));
+    assert.ok(ad.rootOf(layers.map((l) => ad.resolve(l))), 'one run covers the layers');
     for (const o of [boxObjective(ad, 5, 4, 30, 20, 2), boxObjective(ad, 40, 10, 50, 18, 5, 'probability')]) {
       const all = await pass.gradientLayers(layers, o);
       assert.equal(all.length, layers.length);
@@ -215,6 +215,39 @@ describe('many layers at once', () => {
 });
 
 describe('adapter behaviour', () => {
+  test('a primed forward run (objective known in advance: forward, cache and gradient in one run) equals forward + gradient', async () => {
+    const ad = await adapterFor(buildUnet(SMALL).model);
+    const { x } = inputOf(ad, 12);
+    const bottleneck = new Explainer(ad).bottleneck;
+    const o = boxObjective(ad, 4, 6, 40, 22, 3);
+    const plain = await ad.forward(x);
+    const want = await plain.gradient(bottleneck, o);
+    let asked = 0;
+    const primed = await ad.forward(x, { layer: bottleneck, objective: o, objectiveOf: () => (asked++, o) });
+    assert.equal(asked, 0, 'the known objective is used as is');
+    assert.ok(maxAbsDiff(primed.output.dataSync(), plain.output.dataSync()) <= 1e-5, 'logits');
+    for (const l of ad.layers()) assert.ok(maxAbsDiff(primed.activation(l.name).dataSync(), plain.activation(l.name).dataSync()) <= 1e-5, l.name);
+    const got = await primed.gradient(bottleneck, o);
+    assert.ok(relDiff(got.gradients.dataSync(), want.gradients.dataSync()) < 1e-5, `primed gradient: ${relDiff(got.gradients.dataSync(), want.gradients.dataSync())}`);
+    assert.ok(Math.abs(got.score - want.score) <= 1e-5 * Math.max(1, Math.abs(want.score)), 'score');
+    // Later questions run on the cache as usual.
+    const again = await primed.gradient(ad.layers()[2].name, o);
+    const ref = await plain.gradient(ad.layers()[2].name, o);
+    assert.ok(relDiff(again.gradients.dataSync(), ref.gradients.dataSync()) < 1e-5, 'a later layer');
+    tf.dispose([want.activations, want.gradients, got.activations, got.gradients, again.activations, again.gradients, ref.activations, ref.gradients, x]);
+    plain.dispose();
+    primed.dispose();
+    // Through the Explainer (a box and an explicit class: primed) the heatmap equals the cached path's.
+    const explainer = new Explainer(ad);
+    const image = randomImage(64, 32, 5);
+    const request = { region: box(2, 3, 30, 25), classId: 4 };
+    const first = await explainer.explain(image, request);
+    const second = await explainer.explain(image, request);
+    assert.ok(maxAbsDiff(first.heatmap, second.heatmap) < 1e-5, 'heatmap');
+    assert.deepEqual(first.prediction.labels, second.prediction.labels);
+    explainer.dispose();
+  });
+
   test('probability objectives: the JS softmax VJP on cached logits equals the in-graph VJP of inputGradients', async () => {
     const ad = await adapterFor(buildUnet(SMALL).model);
     const { x } = inputOf(ad, 8);

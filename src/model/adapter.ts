@@ -91,6 +91,11 @@ export interface ForwardPass {
 export interface GradientPrime {
   layer: string;
   objectiveOf(logits: tf.Tensor): Objective;
+  /**
+   * The objective itself, when it does not depend on the prediction (a fixed region and class):
+   * an engine can then run the forward and backward parts together (ONNX: one run).
+   */
+  objective?: Objective;
 }
 
 /** One interface over TF.js LayersModels and GraphModels (and later other engines). */

@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import { SegGradCamError } from '../errors.js';
-import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../model/adapter.js';
+import { INPUT_LAYER, type BatchGradient, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../model/adapter.js';
 import { unknownLayer } from '../model/layers-adapter.js';
 import { readOutputInfo } from '../model/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
@@ -58,6 +58,8 @@ interface Compiled {
   graph: GradientGraph;
   backward?: { session: InferenceSession; inputs: string[] };
   fused?: InferenceSession;
+  /** The fused graph that also outputs everything a forward pass caches (a primed first explanation). */
+  primed?: { session: InferenceSession; names: string[] };
 }
 
 const DEFAULT_SESSION: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', executionMode: 'sequential', logSeverityLevel: 3 };
@@ -223,6 +225,7 @@ export class OnnxModelAdapter implements ModelAdapter {
       this.compiled.delete(oldest);
       void old.backward?.session.release();
       void old.fused?.release();
+      void old.primed?.session.release();
     }
     return e;
   }
@@ -233,6 +236,17 @@ export class OnnxModelAdapter implements ModelAdapter {
       e.backward = { session: await this.createSession(model), inputs };
     }
     return e.backward;
+  }
+
+  private async primedSession(e: Compiled): Promise<{ session: InferenceSession; names: string[] }> {
+    if (!e.primed) {
+      const names = [...new Set([...this.cacheNames(), ...e.graph.saved])];
+      const graph = e.graph.model.graph;
+      const extra = graph.output.filter((o) => o.name === ACTIVATION || o.name === GRADIENT);
+      const model = { ...e.graph.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
+      e.primed = { session: await this.createSession(model), names };
+    }
+    return e.primed;
   }
 
   private async fusedSession(e: Compiled): Promise<InferenceSession> {
@@ -294,9 +308,31 @@ export class OnnxModelAdapter implements ModelAdapter {
     return res[this.logitsName].data as Float32Array;
   }
 
-  async forward(input: tf.Tensor4D): Promise<OnnxForwardPass> {
+  async forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<OnnxForwardPass> {
     this.check();
     const x = this.inputTensor(input);
+    // An objective known before the forward pass (on logits): the forward pass, the cache and the
+    // layer's gradient in one ONNX Runtime run (no second run that reads the cache back in).
+    const objective = prime?.objective;
+    if (prime && objective && objective.on === 'logits') {
+      const t = this.resolve(prime.layer);
+      let e: Compiled | null = null;
+      try {
+        e = this.entry(t);
+      } catch {
+        // Not differentiable here: the plain forward pass; the gradient call reports why.
+      }
+      if (e) {
+        const { session, names } = await this.primedSession(e);
+        const res = await session.run({ [this.inputName]: x, [COTANGENT]: this.cotangentTensor(this.cotangentNchw(objective.weights), 1) });
+        const cache = new Map<string, OrtTensor>(names.map((n) => [n, res[n]]));
+        cache.set(this.inputName, x);
+        if (!cache.has(t)) cache.set(t, res[ACTIVATION]);
+        const pass = new OnnxForwardPass(this, cache);
+        pass.prime(prime.layer, objective, res[GRADIENT].data as Float32Array);
+        return pass;
+      }
+    }
     const { session, names } = await this.forwardRunner();
     const res = await session.run({ [this.inputName]: x });
     const cache = new Map<string, OrtTensor>(names.map((n) => [n, res[n]]));
@@ -452,6 +488,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     for (const e of this.compiled.values()) {
       if (e.backward) sessions.push(e.backward.session);
       if (e.fused) sessions.push(e.fused);
+      if (e.primed) sessions.push(e.primed.session);
     }
     for (const v of this.fusedVariants.values()) sessions.push(v.session);
     this.compiled.clear();
@@ -500,7 +537,24 @@ export class OnnxForwardPass implements ForwardPass {
     return scoreOf(this.logits, objective, this.adapter.output);
   }
 
+  private primed: { layer: string; objective: Objective; gradient: Float32Array } | null = null;
+
+  /** @internal The gradient a primed forward run computed, handed out by the first matching `gradient` call. */
+  prime(layer: string, objective: Objective, gradient: Float32Array): void {
+    this.primed = { layer, objective, gradient };
+  }
+
   async gradient(layer: string, objective: Objective): Promise<LayerGradient> {
+    const p = this.primed;
+    if (p && p.layer === layer && p.objective === objective) {
+      this.primed = null;
+      const a = this.cache.get(this.adapter.resolve(layer)) as OrtTensor;
+      return {
+        activations: toNhwcTensor(a.data as Float32Array, a.dims) as tf.Tensor4D,
+        gradients: toNhwcTensor(p.gradient, a.dims) as tf.Tensor4D,
+        score: logitsCotangent(this.logits, objective, this.adapter.output).score,
+      };
+    }
     return (await this.gradientBatch(layer, [objective]))[0];
   }
 
