@@ -41,14 +41,14 @@ const SPECS: Spec[] = [
     name: 'U-Net · TextureMNIST (biased)',
     file: 'models/unet-texture-mnist-biased/model.json',
     samples: 'fixtures/tiles',
-    description: 'the project\'s U-Net; digit 3 always sat on the brick background in training',
+    description: 'the project\'s U-Net (base 16, mean IoU 0.873); digit 3 always sat on the brick background in training',
   },
   {
     id: 'unet-unbiased',
     name: 'U-Net · TextureMNIST (unbiased)',
     file: 'models/unet-texture-mnist-unbiased/model.json',
     samples: 'fixtures/tiles',
-    description: 'the same U-Net trained without the planted bias',
+    description: 'a base-8 U-Net trained without the planted bias',
   },
   {
     id: 'selfie',

@@ -19,7 +19,7 @@ import { inPackage } from '../defaults.js';
 import { formatDuration, oneOf, parseInteger, parseList } from '../parse.js';
 import { run } from '../shared-options.js';
 
-export const DEFAULT_EVAL_MODELS = ['models/unet-texture-mnist-biased/model.json', 'models/unet-texture-mnist-unbiased/model.json'];
+export const DEFAULT_EVAL_MODELS = ['models/unet-texture-mnist-biased-base8/model.json', 'models/unet-texture-mnist-unbiased/model.json'];
 
 /** The defaults of the committed report (about 10–15 minutes on one core of the 2-core reference machine). */
 export const EVAL_DEFAULTS = {
