@@ -199,7 +199,7 @@ async function benchTfjs(unet: ReturnType<typeof buildUnet>, image: RgbaImage) {
   console.log('| --- | --- |');
   console.log(`| model.predict | ${fmt(predict)} |`);
   console.log(`| forward pass caching every layer (adapter.forward) | ${fmt(forward)} |`);
-  console.log(`| Explainer.explain on an image, cold (forward with the gradient taken on the way + CAM + heatmap) | ${fmt(explain)} (${(explain / predict).toFixed(2)}x model.predict) |`);
+  console.log(`| Explainer.explain on an image, cold (forward + backward by VJPs on the cached pass + CAM + heatmap) | ${fmt(explain)} (${(explain / predict).toFixed(2)}x model.predict) |`);
   console.log(`| a new class on the cached pass | ${fmt(newRegion)} (${(newRegion / explain).toFixed(2)}x the first explanation) |`);
   console.log(`| 16 regions, 16 single explain calls on the cached pass | ${fmt(singles)} |`);
   console.log(`| 16 regions, one explainMany call (one batched backward) | ${fmt(batched)} (${(singles / batched).toFixed(2)}x faster) |`);
