@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from './errors.js';
 import type { RgbaImage } from './image.js';
-import { INPUT_LAYER, type ForwardPass, type GradientPrime, type LayerInfo, type ModelAdapter, type Objective } from './model/adapter.js';
+import { INPUT_LAYER, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective } from './model/adapter.js';
 import { findBottleneck } from './model/bottleneck.js';
 import { unknownLayer } from './model/layers-adapter.js';
 import { createMethod, isModelMethod, runMethod, type CamMethod, type Method, type MethodOptions } from './methods/index.js';
@@ -187,22 +187,31 @@ export class Explainer {
     }
     for (const group of groups.values()) {
       const grads = await (pass.gradientBatch as NonNullable<ForwardPass['gradientBatch']>)(group[0].layer.name, group.map((g) => g.objective));
-      try {
-        for (const [k, g] of group.entries()) {
-          const { activations, gradients, score: scoreValue } = grads[k];
-          const { cam, weights } = g.method.compute(activations, gradients);
-          try {
-            results[g.index] = { ...this.result(image, { ...g, scoreValue, prediction }, camMaps(cam, image), takeData(weights)), augmentations: 1 };
-          } finally {
-            tf.dispose([cam, weights ?? [], activations, gradients]);
-          }
-        }
-      } finally {
-        // What is left after an error (disposing twice is a no-op).
-        for (const g of grads) tf.dispose([g.activations, g.gradients]);
-      }
+      this.fromGradients(image, prediction, group, grads).forEach((e, k) => (results[group[k].index] = e));
     }
     return results;
+  }
+
+  /** Explanations from gradients computed together (item k: its method, layer and target; grads[k]); frees the gradients. */
+  private fromGradients(
+    image: RgbaImage,
+    prediction: Prediction,
+    items: Array<{ method: CamMethod; layer: LayerInfo } & Target>,
+    grads: LayerGradient[],
+  ): Explanation[] {
+    try {
+      return items.map((item, k) => {
+        const { activations, gradients, score: scoreValue } = grads[k];
+        const { cam, weights } = item.method.compute(activations, gradients);
+        try {
+          return { ...this.result(image, { ...item, scoreValue, prediction }, camMaps(cam, image), takeData(weights)), augmentations: 1 };
+        } finally {
+          tf.dispose([cam, weights ?? []]);
+        }
+      });
+    } finally {
+      for (const g of grads) tf.dispose([g.activations, g.gradients]);
+    }
   }
 
   /**
@@ -225,19 +234,7 @@ export class Explainer {
       infos.map((l) => l.name),
       target.objective,
     );
-    try {
-      return infos.map((layer, k) => {
-        const { activations, gradients, score: scoreValue } = grads[k];
-        const { cam, weights } = method.compute(activations, gradients);
-        try {
-          return { ...this.result(image, { layer, method, ...target, scoreValue, prediction }, camMaps(cam, image), takeData(weights)), augmentations: 1 };
-        } finally {
-          tf.dispose([cam, weights ?? []]);
-        }
-      });
-    } finally {
-      for (const g of grads) tf.dispose([g.activations, g.gradients]);
-    }
+    return this.fromGradients(image, prediction, infos.map((layer) => ({ method, layer, ...target })), grads);
   }
 
   /**

@@ -58,12 +58,7 @@ export class LayersModelAdapter implements ModelAdapter {
 
   async forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<ForwardPass> {
     const { graph } = this;
-    const tensorOf = (layer: string): number => {
-      if (layer === INPUT_LAYER) return graph.inputId;
-      const id = graph.layerOutput.get(layer);
-      if (id == null) throw unknownLayer(layer, this.layerList);
-      return id;
-    };
+    const tensorOf = (layer: string): number => this.tensorOf(layer);
     const cache = new Map<number, tf.Tensor>();
     cache.set(graph.inputId, tf.keep(input.clone()));
     // The logits with tensor `id` replaced by `a`: only the steps downstream of it re-run; every
@@ -95,6 +90,13 @@ export class LayersModelAdapter implements ModelAdapter {
     const checkLive = () => {
       if (disposed) throw new Error('this forward pass has been disposed');
     };
+    const scoreOf = (objective: Objective): number => tf.tidy(() => objectiveScore(output, objective, this.output).dataSync()[0]);
+    // Gradients at several tensors from one VJP backward pass (every id must use the VJPs).
+    const vjpGradients = (ids: number[], objective: Objective): LayerGradient[] => {
+      const grads = tf.tidy(() => this.backward.gradients(cache, ids, objectiveCotangent(output, objective, this.output)));
+      const score = scoreOf(objective);
+      return ids.map((id, k) => ({ activations: (cache.get(id) as tf.Tensor).clone() as tf.Tensor4D, gradients: grads[k] as tf.Tensor4D, score }));
+    };
     const pass: ForwardPass = {
       output,
       activation: (layer) => cache.get(tensorOf(layer)) as tf.Tensor,
@@ -106,12 +108,8 @@ export class LayersModelAdapter implements ModelAdapter {
           return result;
         }
         const id = tensorOf(layer);
+        if (this.usesVjp(id)) return vjpGradients([id], objective)[0];
         const activations = cache.get(id) as tf.Tensor;
-        if (this.usesVjp(id)) {
-          const gradients = tf.tidy(() => this.backward.gradient(cache, id, objectiveCotangent(output, objective, this.output)));
-          const score = tf.tidy(() => objectiveScore(output, objective, this.output).dataSync()[0]);
-          return { activations: activations.clone() as tf.Tensor4D, gradients: gradients as tf.Tensor4D, score };
-        }
         const downstream = graph.downstreamOf(id);
         const f = (a: tf.Tensor): tf.Scalar => objectiveScore(logitsWith(cache, id, a, downstream), objective, this.output);
         const { value, grad } = tf.tidy(() => tf.valueAndGrad(f)(activations));
@@ -127,9 +125,7 @@ export class LayersModelAdapter implements ModelAdapter {
           for (const layer of layers) out.push(await pass.gradient(layer, objective));
           return out;
         }
-        const grads = tf.tidy(() => this.backward.gradients(cache, ids, objectiveCotangent(output, objective, this.output)));
-        const score = tf.tidy(() => objectiveScore(output, objective, this.output).dataSync()[0]);
-        return ids.map((id, k) => ({ activations: (cache.get(id) as tf.Tensor).clone() as tf.Tensor4D, gradients: grads[k] as tf.Tensor4D, score }));
+        return vjpGradients(ids, objective);
       },
       gradientBatch: async (layer, objectives) => {
         checkLive();
@@ -154,7 +150,7 @@ export class LayersModelAdapter implements ModelAdapter {
         return objectives.map((o, k) => ({
           activations: activations.clone() as tf.Tensor4D,
           gradients: grads[k] as tf.Tensor4D,
-          score: tf.tidy(() => objectiveScore(output, o, this.output).dataSync()[0]),
+          score: scoreOf(o),
         }));
       },
       dispose: () => {
@@ -170,9 +166,15 @@ export class LayersModelAdapter implements ModelAdapter {
 
   /** How gradients at a layer are computed: 'vjp' on the cached pass, or 'tape' (tf.grad over a re-run; a layer after it has no rule). */
   gradientMode(layer: string): 'vjp' | 'tape' {
-    const id = layer === INPUT_LAYER ? this.graph.inputId : this.graph.layerOutput.get(layer);
+    return this.usesVjp(this.tensorOf(layer)) ? 'vjp' : 'tape';
+  }
+
+  /** The graph tensor of a layer's output (INPUT_LAYER: the model input); unknown names are a layer error. */
+  private tensorOf(layer: string): number {
+    if (layer === INPUT_LAYER) return this.graph.inputId;
+    const id = this.graph.layerOutput.get(layer);
     if (id == null) throw unknownLayer(layer, this.layerList);
-    return this.usesVjp(id) ? 'vjp' : 'tape';
+    return id;
   }
 
   /** Whether gradients at tensor `id` come from the VJPs on the cached pass (no re-run). */

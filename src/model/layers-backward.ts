@@ -85,15 +85,19 @@ const withBatch = (shape: number[], k: number): number[] => [k, ...shape.slice(1
 const pair = (v: number[] | undefined, fallback: number): [number, number] => [v?.[0] ?? fallback, v?.[1] ?? v?.[0] ?? fallback];
 const channelsLast = (layer: LayerFields) => layer.dataFormat == null || layer.dataFormat === 'channelsLast';
 
+/** A Conv2D's input gradient for the cotangent g [K, …] of its (pre-activation) output: the transposed conv with its kernel (or a slice of its input channels). */
+function convInputGradient(layer: LayerFields, g: tf.Tensor, kernel: tf.Tensor4D, inputShape: number[]): tf.Tensor {
+  const shape = withBatch(inputShape, g.shape[0] as number) as [number, number, number, number];
+  return tf.conv2dTranspose(g as tf.Tensor4D, kernel, shape, pair(layer.strides, 1), layer.padding ?? 'valid');
+}
+
 const RULES: Record<string, { applies(layer: LayerFields, inputs: number): boolean; vjp: Rule }> = {
   Conv2D: {
     applies: (l, n) => n === 1 && channelsLast(l) && pair(l.dilationRate, 1).every((d) => d === 1),
     vjp: (l, ctx) => {
       const g = fusedActivation(l, ctx);
       if (!g) return [null];
-      const x = ctx.inputs[0];
-      const dx = tf.conv2dTranspose(g as tf.Tensor4D, (l.kernel as Weight).read() as tf.Tensor4D, withBatch(x.shape, g.shape[0]) as [number, number, number, number], pair(l.strides, 1), l.padding ?? 'valid');
-      return [dx];
+      return [convInputGradient(l, g, (l.kernel as Weight).read() as tf.Tensor4D, ctx.inputs[0].shape)];
     },
   },
   Conv2DTranspose: {
@@ -303,8 +307,7 @@ export class LayersBackward {
       const shape = (cache.get(x) as tf.Tensor).shape;
       const c = shape[3] as number;
       if (onPath.has(x)) {
-        const part = tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]);
-        const dx = tf.conv2dTranspose(g, part, withBatch(shape, g.shape[0] as number) as [number, number, number, number], pair(layer.strides, 1), layer.padding ?? 'valid');
+        const dx = convInputGradient(layer, g, tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]), shape);
         const prev = cotangents.get(x);
         cotangents.set(x, prev ? tf.add(prev, dx) : dx);
       }

@@ -548,12 +548,7 @@ export class OnnxForwardPass implements ForwardPass {
     const p = this.primed;
     if (p && p.layer === layer && p.objective === objective) {
       this.primed = null;
-      const a = this.cache.get(this.adapter.resolve(layer)) as OrtTensor;
-      return {
-        activations: toNhwcTensor(a.data as Float32Array, a.dims) as tf.Tensor4D,
-        gradients: toNhwcTensor(p.gradient, a.dims) as tf.Tensor4D,
-        score: logitsCotangent(this.logits, objective, this.adapter.output).score,
-      };
+      return this.layerGradient(this.adapter.resolve(layer), p.gradient, logitsCotangent(this.logits, objective, this.adapter.output).score);
     }
     return (await this.gradientBatch(layer, [objective]))[0];
   }
@@ -606,14 +601,17 @@ export class OnnxForwardPass implements ForwardPass {
       return out;
     }
     const byTensor = new Map<string, Float32Array>([[root, grads[0]], ...also.map((t, i): [string, Float32Array] => [t, grads[i + 1]])]);
-    return tensors.map((t) => {
-      const a = this.cache.get(t) as OrtTensor;
-      return {
-        activations: toNhwcTensor(a.data as Float32Array, a.dims) as tf.Tensor4D,
-        gradients: toNhwcTensor(byTensor.get(t) as Float32Array, a.dims) as tf.Tensor4D,
-        score,
-      };
-    });
+    return tensors.map((t) => this.layerGradient(t, byTensor.get(t) as Float32Array, score));
+  }
+
+  /** A and ∂S/∂A as NHWC tensors for a cached tensor and its gradient (NCHW data). */
+  private layerGradient(t: string, gradient: Float32Array, score: number): LayerGradient {
+    const a = this.cache.get(t) as OrtTensor;
+    return {
+      activations: toNhwcTensor(a.data as Float32Array, a.dims) as tf.Tensor4D,
+      gradients: toNhwcTensor(gradient, a.dims) as tf.Tensor4D,
+      score,
+    };
   }
 
   private check() {

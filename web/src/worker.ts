@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import plainWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import simdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
 import threadedWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
-import { Explainer } from '../../src/explain.js';
+import { Explainer, type Explanation } from '../../src/explain.js';
 import { SegGradCamError } from '../../src/errors.js';
 import { methodNames } from '../../src/methods/index.js';
 import type { RgbaImage } from '../../src/image.js';
@@ -132,18 +132,15 @@ function requireModel(): Explainer {
   return explainer;
 }
 
-async function explainOne(id: number, params: ExplainParams, report = true): Promise<ExplanationMsg> {
+async function explainOne(id: number, params: ExplainParams): Promise<ExplanationMsg> {
   const e = requireModel();
   if (!image) throw new SegGradCamError('no image is loaded', 'image');
   const cached = forwardImage === image;
-  if (report) progress(id, { phase: cached ? 'backward pass' : 'forward and backward pass' });
+  progress(id, { phase: cached ? 'backward pass' : 'forward and backward pass' });
   const t0 = performance.now();
-  // One layer, no augmentation or truncation: the fields about those are left out of the message.
-  const { layers: _layers, augmentations: _augmentations, receptiveField: _field, ...x } = await e.explain(image, params);
-  const ms = performance.now() - t0;
+  const x = await e.explain(image, params);
   forwardImage = image;
-  // The prediction's labels belong to the cached pass: send a copy.
-  return { ...x, prediction: { ...x.prediction, labels: x.prediction.labels.slice() }, ms, cached };
+  return toMessage(x, performance.now() - t0, cached);
 }
 
 /** One request at several layers, one backward pass where the adapter allows (see Explainer.explainLayers). */
@@ -155,14 +152,16 @@ async function explainLayers(params: Omit<ExplainParams, 'layer'>, layers: strin
   const all = await e.explainLayers(image, params, layers);
   forwardImage = image;
   const ms = (performance.now() - t0) / layers.length;
-  // Each message transfers its buffers: the region mask and labels that the layers share are copied.
-  return all.map(({ layers: _layers, augmentations: _augmentations, receptiveField: _field, ...x }) => ({
-    ...x,
-    regionMask: x.regionMask.slice(),
-    prediction: { ...x.prediction, labels: x.prediction.labels.slice() },
-    ms,
-    cached,
-  }));
+  return all.map((x) => toMessage(x, ms, cached));
+}
+
+/**
+ * An explanation as a message. One layer, no augmentation or truncation: the fields about those
+ * are left out. Each message transfers its buffers, so the arrays an explanation shares with the
+ * cached pass or with other layers' answers (labels, region mask) are copied.
+ */
+function toMessage({ layers: _layers, augmentations: _augmentations, receptiveField: _field, ...x }: Explanation, ms: number, cached: boolean): ExplanationMsg {
+  return { ...x, regionMask: x.regionMask.slice(), prediction: { ...x.prediction, labels: x.prediction.labels.slice() }, ms, cached };
 }
 
 function transfers(reply: Reply): Transferable[] {
