@@ -14,7 +14,7 @@ import { Explainer } from '../src/explain.js';
 import type { RgbaImage } from '../src/image.js';
 import { LayersModelAdapter } from '../src/model/layers-adapter.js';
 import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
-import { OnnxModelAdapter } from '../src/onnx/adapter.js';
+import { DEFAULT_SESSION_OPTIONS, OnnxModelAdapter } from '../src/onnx/adapter.js';
 import { COTANGENT } from '../src/onnx/gradient.js';
 import { nchwToNhwc } from '../src/onnx/layout.js';
 import { nodeRuntime } from '../src/onnx/node.js';
@@ -30,7 +30,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const SOAK = Number(process.env.BENCH_SOAK ?? 1000);
 /** ONNX Runtime intra-op threads (ORT_THREADS; default: ONNX Runtime's choice, one per core). */
 const THREADS = process.env.ORT_THREADS ? Number(process.env.ORT_THREADS) : undefined;
-const SESSION = { graphOptimizationLevel: 'all' as const, logSeverityLevel: 3 as const, ...(THREADS ? { intraOpNumThreads: THREADS } : {}) };
+const SESSION = { ...DEFAULT_SESSION_OPTIONS, ...(THREADS ? { intraOpNumThreads: THREADS } : {}) };
 const time = async (fn: () => Promise<unknown>, runs = RUNS): Promise<number> => median(await timeRuns(fn, runs, 2));
 
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;

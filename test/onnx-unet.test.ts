@@ -8,6 +8,7 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Explainer, type Explanation } from '../src/explain.js';
 import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
+import { SegGradCamError } from '../src/errors.js';
 import { OnnxModelAdapter } from '../src/onnx/adapter.js';
 import { ACTIVATION, GRADIENT, COTANGENT } from '../src/onnx/gradient.js';
 import { nchwToNhwc, nhwcToNchw } from '../src/onnx/layout.js';
@@ -226,6 +227,11 @@ describe('adapter behaviour', () => {
     const primed = await ad.forward(x, { layer: bottleneck, objective: o, objectiveOf: () => (asked++, o) });
     assert.equal(asked, 0, 'the known objective is used as is');
     assert.ok(maxAbsDiff(primed.output.dataSync(), plain.output.dataSync()) <= 1e-5, 'logits');
+    // Lean: the primed run cached the layer and what its backward reads; the rest on first use.
+    const early = ad.layers()[0].name;
+    assert.throws(() => primed.activation(early), (e: unknown) => e instanceof SegGradCamError && /not cached/.test(e.message), 'an uncached layer is refused until filled');
+    assert.ok(maxAbsDiff(primed.activation(bottleneck).dataSync(), plain.activation(bottleneck).dataSync()) <= 1e-5, 'the primed layer is cached');
+    await primed.cacheActivations(ad.layers().map((l) => l.name));
     for (const l of ad.layers()) assert.ok(maxAbsDiff(primed.activation(l.name).dataSync(), plain.activation(l.name).dataSync()) <= 1e-5, l.name);
     const got = await primed.gradient(bottleneck, o);
     assert.ok(relDiff(got.gradients.dataSync(), want.gradients.dataSync()) < 1e-5, `primed gradient: ${relDiff(got.gradients.dataSync(), want.gradients.dataSync())}`);
@@ -245,6 +251,36 @@ describe('adapter behaviour', () => {
     const second = await explainer.explain(image, request);
     assert.ok(maxAbsDiff(first.heatmap, second.heatmap) < 1e-5, 'heatmap');
     assert.deepEqual(first.prediction.labels, second.prediction.labels);
+    explainer.dispose();
+  });
+
+  test('a lean forward pass (layer known, objective not) caches that layer; others are filled on demand, with the same results', async () => {
+    const ad = await adapterFor(buildUnet(SMALL).model);
+    const { x } = inputOf(ad, 14);
+    const bottleneck = new Explainer(ad).bottleneck;
+    const o = boxObjective(ad, 6, 2, 50, 20, 5, 'probability');
+    const plain = await ad.forward(x);
+    const lean = await ad.forward(x, { layer: bottleneck, objectiveOf: () => o });
+    const other = ad.layers()[3].name;
+    assert.throws(() => lean.activation(other), SegGradCamError, 'an uncached layer is refused');
+    for (const layer of [bottleneck, other, INPUT_LAYER]) {
+      const want = await plain.gradient(layer, o);
+      const got = await lean.gradient(layer, o);
+      assert.ok(relDiff(got.gradients.dataSync(), want.gradients.dataSync()) < 1e-5, `${layer}: gradient`);
+      assert.ok(maxAbsDiff(got.activations.dataSync(), want.activations.dataSync()) <= 1e-5, `${layer}: activation`);
+      tf.dispose([want.activations, want.gradients, got.activations, got.gradients]);
+    }
+    plain.dispose();
+    lean.dispose();
+    x.dispose();
+    // Through the Explainer: a gradient-free method after a primed (lean) explanation of the same image.
+    const explainer = new Explainer(ad);
+    const image = randomImage(64, 32, 9);
+    await explainer.explain(image, { region: box(2, 3, 30, 25), classId: 4 });
+    const eigen = await explainer.explain(image, { region: box(2, 3, 30, 25), classId: 4, method: 'eigen-cam', layer: ad.layers()[4].name });
+    explainer.release();
+    const fresh = await explainer.explain(image, { region: box(2, 3, 30, 25), classId: 4, method: 'eigen-cam', layer: ad.layers()[4].name });
+    assert.ok(maxAbsDiff(eigen.heatmap, fresh.heatmap) < 1e-5, 'eigen-cam on a lean pass equals eigen-cam on a full pass');
     explainer.dispose();
   });
 

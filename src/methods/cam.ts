@@ -22,6 +22,7 @@ export class ClassActivationMap implements ModelMethod {
   async explain(ctx: MethodContext): Promise<MethodResult> {
     if (ctx.objective.on !== 'logits') throw new SegGradCamError('CAM explains logits: use score logits', 'usage');
     const kernel = headKernel(ctx.adapter, ctx.layer);
+    await ctx.pass.cacheActivations?.([ctx.layer.name]);
     const A = ctx.pass.activation(ctx.layer.name) as tf.Tensor4D;
     const weights = tf.tidy(() => tf.matMul(kernel, tf.tensor2d(ctx.objective.weights, [ctx.objective.weights.length, 1])).reshape([-1]) as tf.Tensor1D);
     kernel.dispose();

@@ -6,6 +6,7 @@ import { cachedScore } from './score.js';
 export async function runMethod(method: Method, ctx: MethodContext): Promise<MethodResult> {
   if (isModelMethod(method)) return method.explain(ctx);
   if (!method.usesGradients) {
+    await ctx.pass.cacheActivations?.([ctx.layer.name]);
     const activations = ctx.pass.activation(ctx.layer.name) as tf.Tensor4D;
     const zeros = tf.zerosLike(activations);
     try {

@@ -34,6 +34,7 @@ export class ScoreCam implements ModelMethod {
   }
 
   async explain(ctx: MethodContext): Promise<MethodResult> {
+    await ctx.pass.cacheActivations?.([ctx.layer.name]);
     const A = ctx.pass.activation(ctx.layer.name) as tf.Tensor4D;
     const k = A.shape[3];
     const [, H, W] = ctx.input.shape;

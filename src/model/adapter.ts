@@ -62,6 +62,12 @@ export interface ForwardPass {
   /** The cached output of a layer (or the input, for INPUT_LAYER). Owned by the pass: do not dispose. */
   activation(layer: string): tf.Tensor;
   /**
+   * Makes sure `activation` can answer for these layers. Optional: a pass that caches lazily
+   * (ONNX: a pass primed for one layer's gradient keeps only that layer's needs) runs the model
+   * again here; callers reading activations without a gradient call it first.
+   */
+  cacheActivations?(layers: string[]): Promise<void>;
+  /**
    * A = the layer's output and ∂S/∂A for the objective S, every activation that does not
    * depend on the layer held at its cached value. INPUT_LAYER gives ∂S/∂x at the input.
    */

@@ -60,9 +60,23 @@ interface Compiled {
   fused?: InferenceSession;
   /** The fused graph that also outputs everything a forward pass caches (a primed first explanation). */
   primed?: { session: InferenceSession; names: string[] };
+  /** The forward pass caching only the layer and what its backward part reads. */
+  leanForward?: { session: InferenceSession; names: string[] };
 }
 
-const DEFAULT_SESSION: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', executionMode: 'sequential', logSeverityLevel: 3 };
+/**
+ * Session defaults. Spinning is off: every session has its own intra-op thread pool, and a pool
+ * that keeps spinning after its run steals a core from the next session's run — a forward run
+ * followed by a backward run took ~1.8x the sum of the two alone on 2 cores (scratch measurement,
+ * docs/onnx.md); without spinning a lone run is as fast.
+ */
+export const DEFAULT_SESSION_OPTIONS: InferenceSession.SessionOptions = {
+  graphOptimizationLevel: 'all',
+  executionMode: 'sequential',
+  logSeverityLevel: 3,
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
+};
+const DEFAULT_SESSION = DEFAULT_SESSION_OPTIONS;
 
 export class OnnxModelAdapter implements ModelAdapter {
   readonly kind = 'onnx';
@@ -226,6 +240,7 @@ export class OnnxModelAdapter implements ModelAdapter {
       void old.backward?.session.release();
       void old.fused?.release();
       void old.primed?.session.release();
+      void old.leanForward?.session.release();
     }
     return e;
   }
@@ -238,15 +253,30 @@ export class OnnxModelAdapter implements ModelAdapter {
     return e.backward;
   }
 
-  private async primedSession(e: Compiled): Promise<{ session: InferenceSession; names: string[] }> {
+  /** The layer's fused graph with the logits and what a forward pass caches as outputs too: all of it, or (lean) only the layer and what its backward part reads. */
+  private async primedSession(e: Compiled, lean: boolean): Promise<{ session: InferenceSession; names: string[] }> {
     if (!e.primed) {
-      const names = [...new Set([...this.cacheNames(), ...e.graph.saved])];
+      const names = lean ? this.leanNames(e) : [...new Set([...this.cacheNames(), ...e.graph.saved])];
       const graph = e.graph.model.graph;
       const extra = graph.output.filter((o) => o.name === ACTIVATION || o.name === GRADIENT);
       const model = { ...e.graph.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
       e.primed = { session: await this.createSession(model), names };
     }
     return e.primed;
+  }
+
+  /** The logits, the layer and what its backward part reads. */
+  private leanNames(e: Compiled): string[] {
+    return [...new Set([this.logitsName, e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
+  }
+
+  /** The forward pass that caches only `leanNames`. */
+  private async leanForwardSession(e: Compiled): Promise<{ session: InferenceSession; names: string[] }> {
+    if (!e.leanForward) {
+      const names = this.leanNames(e);
+      e.leanForward = { session: await this.createSession(withOutputs(this.model, names, this.analysis)), names };
+    }
+    return e.leanForward;
   }
 
   private async fusedSession(e: Compiled): Promise<InferenceSession> {
@@ -311,10 +341,11 @@ export class OnnxModelAdapter implements ModelAdapter {
   async forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<OnnxForwardPass> {
     this.check();
     const x = this.inputTensor(input);
-    // An objective known before the forward pass (on logits): the forward pass, the cache and the
-    // layer's gradient in one ONNX Runtime run (no second run that reads the cache back in).
-    const objective = prime?.objective;
-    if (prime && objective && objective.on === 'logits') {
+    // With the default cache ('all'), a forward pass asked for one layer's gradient caches only
+    // that layer and what its backward part reads (copying out every layer's output cost about
+    // as much as the forward run itself); the rest is filled on first use (see OnnxForwardPass).
+    const lazy = (this.options.cacheLayers ?? 'all') === 'all';
+    if (prime) {
       const t = this.resolve(prime.layer);
       let e: Compiled | null = null;
       try {
@@ -322,22 +353,40 @@ export class OnnxModelAdapter implements ModelAdapter {
       } catch {
         // Not differentiable here: the plain forward pass; the gradient call reports why.
       }
-      if (e) {
-        const { session, names } = await this.primedSession(e);
+      const objective = prime.objective;
+      if (e && objective && objective.on === 'logits') {
+        // An objective known before the forward pass (on logits): the forward pass, the cache and
+        // the layer's gradient in one ONNX Runtime run (no second run that reads the cache back in).
+        const { session, names } = await this.primedSession(e, lazy);
         const res = await session.run({ [this.inputName]: x, [COTANGENT]: this.cotangentTensor(this.cotangentNchw(objective.weights), 1) });
         const cache = new Map<string, OrtTensor>(names.map((n) => [n, res[n]]));
         cache.set(this.inputName, x);
         if (!cache.has(t)) cache.set(t, res[ACTIVATION]);
-        const pass = new OnnxForwardPass(this, cache);
+        const pass = new OnnxForwardPass(this, cache, !lazy);
         pass.prime(prime.layer, objective, res[GRADIENT].data as Float32Array);
         return pass;
       }
+      if (e && lazy) {
+        const { session, names } = await this.leanForwardSession(e);
+        return this.passFrom(await session.run({ [this.inputName]: x }), names, x, false);
+      }
     }
     const { session, names } = await this.forwardRunner();
-    const res = await session.run({ [this.inputName]: x });
-    const cache = new Map<string, OrtTensor>(names.map((n) => [n, res[n]]));
+    return this.passFrom(await session.run({ [this.inputName]: x }), names, x, true);
+  }
+
+  private passFrom(res: InferenceSession.OnnxValueMapType, names: string[], x: OrtTensor, complete: boolean): OnnxForwardPass {
+    const cache = new Map<string, OrtTensor>(names.map((n) => [n, res[n] as OrtTensor]));
     cache.set(this.inputName, x);
-    return new OnnxForwardPass(this, cache);
+    return new OnnxForwardPass(this, cache, complete);
+  }
+
+  /** @internal Adds everything a full forward pass caches to a pass's cache (one forward run). */
+  async fillCache(cache: Map<string, OrtTensor>): Promise<void> {
+    this.check();
+    const { session, names } = await this.forwardRunner();
+    const res = await session.run({ [this.inputName]: cache.get(this.inputName) as OrtTensor });
+    for (const n of names) if (!cache.has(n)) cache.set(n, res[n] as OrtTensor);
   }
 
   /** @internal Runs ∂S/∂A for K cotangents (NCHW, stacked) of one pass. */
@@ -358,7 +407,7 @@ export class OnnxModelAdapter implements ModelAdapter {
       return out;
     }
     const cot = this.cotangentTensor(cotangents, k);
-    if (g.saved.every((s) => cache.has(s))) {
+    if (cache.has(tensor) && g.saved.every((s) => cache.has(s))) {
       const b = await this.backwardSession(e);
       const feeds: Record<string, OrtTensor> = { [COTANGENT]: cot };
       for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
@@ -489,6 +538,7 @@ export class OnnxModelAdapter implements ModelAdapter {
       if (e.backward) sessions.push(e.backward.session);
       if (e.fused) sessions.push(e.fused);
       if (e.primed) sessions.push(e.primed.session);
+      if (e.leanForward) sessions.push(e.leanForward.session);
     }
     for (const v of this.fusedVariants.values()) sessions.push(v.session);
     this.compiled.clear();
@@ -504,9 +554,15 @@ export class OnnxForwardPass implements ForwardPass {
   private readonly views = new Map<string, tf.Tensor>();
   private disposed = false;
 
+  /**
+   * @param complete whether the cache holds everything a full forward pass caches; a lean pass
+   *   (one layer's needs) fills the rest with one more forward run when another layer's
+   *   activation is wanted (cacheActivations) or several layers are differentiated at once.
+   */
   constructor(
     readonly adapter: OnnxModelAdapter,
     private readonly cache: Map<string, OrtTensor>,
+    private complete = true,
   ) {
     const raw = cache.get(adapter.logitsName)?.data as Float32Array;
     this.logits = adapter.logitsNhwc(raw);
@@ -525,11 +581,19 @@ export class OnnxForwardPass implements ForwardPass {
     let v = this.views.get(t);
     if (!v) {
       const c = this.cache.get(t);
-      if (!c) throw new SegGradCamError(`the activation of '${layer}' is not cached by this pass (see the cacheLayers option); its gradient computes it`, 'layer');
+      if (!c) throw new SegGradCamError(`the activation of '${layer}' is not cached by this pass (see the cacheLayers option): call cacheActivations first, or its gradient computes it`, 'layer');
       v = toNhwcTensor(c.data as Float32Array, c.dims);
       this.views.set(t, v);
     }
     return v;
+  }
+
+  /** Makes sure the layers' activations are cached (one more forward run on a lean pass). */
+  async cacheActivations(layers: string[]): Promise<void> {
+    this.check();
+    if (this.complete || layers.every((l) => this.cache.has(this.adapter.resolve(l)))) return;
+    await this.adapter.fillCache(this.cache);
+    this.complete = true;
   }
 
   /** S for an objective at this pass's logits. */
@@ -591,6 +655,7 @@ export class OnnxForwardPass implements ForwardPass {
     this.check();
     const tensors = layers.map((l) => this.adapter.resolve(l));
     const unique = [...new Set(tensors)];
+    if (unique.length > 1) await this.cacheActivations(unique);
     const root = unique.length > 1 && unique.every((t) => this.cache.has(t)) ? this.adapter.rootOf(unique) : null;
     const { cotangent, score } = logitsCotangent(this.logits, objective, this.adapter.output);
     const also = unique.filter((t) => t !== root);
