@@ -24,13 +24,17 @@ import { readOutputInfo } from '../model/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
 import { attrInt, valueInfo } from './builder.js';
 import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
-import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
+import { cropNchw, embedNchw, nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
+import { supportOf, windowFeeds, windowFor, windowPlan, windowedGraph, type Box, type WindowPlan } from './window.js';
 
 /** The parts of an onnxruntime module (onnxruntime-node or onnxruntime-web) the adapter uses. */
 export interface OrtRuntime {
   InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
-  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensor;
+  Tensor: {
+    new (type: 'float32', data: Float32Array, dims: readonly number[]): OrtTensor;
+    new (type: 'int64', data: BigInt64Array, dims: readonly number[]): OrtTensor;
+  };
 }
 
 export interface OnnxAdapterOptions {
@@ -52,6 +56,12 @@ export interface OnnxAdapterOptions {
   maxCompiledLayers?: number;
   /** Cotangents stacked per backward run in gradientBatch (default 4: larger stacks outgrow the caches). */
   maxStack?: number;
+  /**
+   * Run backward parts on a window around the region's support when the graph allows it and the
+   * window is at most this fraction of the logits' area (default 0.75; 0 turns windows off).
+   * The numbers are the same as on the whole map (see ./window.ts).
+   */
+  windowMaxArea?: number;
 }
 
 interface Compiled {
@@ -62,6 +72,10 @@ interface Compiled {
   primed?: { session: InferenceSession; names: string[] };
   /** The forward pass caching only the layer and what its backward part reads. */
   leanForward?: { session: InferenceSession; names: string[] };
+  /** How the backward part runs on a window (null: it cannot). */
+  plan?: WindowPlan | null;
+  windowedBackward?: { session: InferenceSession; inputs: string[]; windowInputs: string[] };
+  primedWindowed?: { session: InferenceSession; names: string[]; windowInputs: string[] };
 }
 
 /**
@@ -241,6 +255,8 @@ export class OnnxModelAdapter implements ModelAdapter {
       void old.fused?.release();
       void old.primed?.session.release();
       void old.leanForward?.session.release();
+      void old.windowedBackward?.session.release();
+      void old.primedWindowed?.session.release();
     }
     return e;
   }
@@ -254,15 +270,111 @@ export class OnnxModelAdapter implements ModelAdapter {
   }
 
   /** The layer's fused graph with the logits and what a forward pass caches as outputs too: all of it, or (lean) only the layer and what its backward part reads. */
-  private async primedSession(e: Compiled, lean: boolean): Promise<{ session: InferenceSession; names: string[] }> {
-    if (!e.primed) {
-      const names = lean ? this.leanNames(e) : [...new Set([...this.cacheNames(), ...e.graph.saved])];
-      const graph = e.graph.model.graph;
-      const extra = graph.output.filter((o) => o.name === ACTIVATION || o.name === GRADIENT);
-      const model = { ...e.graph.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
-      e.primed = { session: await this.createSession(model), names };
+  private async primedSession(e: Compiled, lean: boolean, windowed: boolean): Promise<{ session: InferenceSession; names: string[]; windowInputs: string[] }> {
+    const known = windowed ? e.primedWindowed : e.primed;
+    if (known) return { windowInputs: [], ...known };
+    const names = lean ? this.leanNames(e) : [...new Set([...this.cacheNames(), ...e.graph.saved])];
+    const gg = windowed ? windowedGraph(e.graph, e.plan as WindowPlan) : { ...e.graph, windowInputs: [] };
+    const graph = gg.model.graph;
+    const extra = graph.output.filter((o) => o.name === ACTIVATION || o.name === GRADIENT);
+    const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
+    const made = { session: await this.createSession(model), names, windowInputs: gg.windowInputs };
+    if (windowed) e.primedWindowed = made;
+    else e.primed = made;
+    return made;
+  }
+
+  private async windowedBackwardSession(e: Compiled): Promise<{ session: InferenceSession; inputs: string[]; windowInputs: string[] }> {
+    if (!e.windowedBackward) {
+      const wg = windowedGraph(e.graph, e.plan as WindowPlan);
+      const { model, inputs } = backwardGraph(this.analysis, wg);
+      e.windowedBackward = { session: await this.createSession(model), inputs, windowInputs: wg.windowInputs };
     }
-    return e.primed;
+    return e.windowedBackward;
+  }
+
+  /**
+   * The window (logits coordinates) a backward run for these K stacked NCHW cotangents can use,
+   * or null: the graph has no window plan, or the window would not be much smaller than the map.
+   */
+  private windowFor(e: Compiled, cotangents: Float32Array, k: number): Box | null {
+    const maxArea = this.options.windowMaxArea ?? 0.75;
+    if (maxArea <= 0) return null;
+    if (e.plan === undefined) {
+      const plan = windowPlan(this.analysis, e.graph.layer, this.logitsName);
+      e.plan = 'reason' in plan ? null : plan;
+    }
+    if (!e.plan) return null;
+    const [h, w] = e.plan.dims;
+    const support = supportOf(cotangents, k, cotangents.length / (k * h * w), h, w) ?? [[0, 1], [0, 1]];
+    const win = windowFor(e.plan, support, this.analysis);
+    return (win[0][1] - win[0][0]) * (win[1][1] - win[1][0]) <= maxArea * h * w ? win : null;
+  }
+
+  /**
+   * Cotangents grouped for stacked runs: each group's windows nearly coincide (their union is at
+   * most 1.15x the largest one's area) and it holds at most `stack`. Null when windows do not apply.
+   */
+  private windowGroups(e: Compiled, cotangents: Float32Array, k: number, stack: number): number[][] | null {
+    const per = cotangents.length / k;
+    const wins: Array<Box | null> = [];
+    for (let i = 0; i < k; i++) wins.push(this.windowFor(e, cotangents.subarray(i * per, (i + 1) * per), 1));
+    if (wins.every((w) => !w)) return null;
+    const area = (b: Box) => (b[0][1] - b[0][0]) * (b[1][1] - b[1][0]);
+    const groups: Array<{ members: number[]; union: Box | null; largest: number }> = [];
+    for (let i = 0; i < k; i++) {
+      const w = wins[i];
+      const fit = groups.find((g) => {
+        if (g.members.length >= stack || !g.union !== !w) return false;
+        if (!w || !g.union) return true;
+        const u: Box = [[Math.min(g.union[0][0], w[0][0]), Math.max(g.union[0][1], w[0][1])], [Math.min(g.union[1][0], w[1][0]), Math.max(g.union[1][1], w[1][1])]];
+        return area(u) <= 1.15 * Math.max(g.largest, area(w));
+      });
+      if (!fit) groups.push({ members: [i], union: w, largest: w ? area(w) : Infinity });
+      else {
+        fit.members.push(i);
+        if (w && fit.union) {
+          fit.union = [[Math.min(fit.union[0][0], w[0][0]), Math.max(fit.union[0][1], w[0][1])], [Math.min(fit.union[1][0], w[1][0]), Math.max(fit.union[1][1], w[1][1])]];
+          fit.largest = Math.max(fit.largest, area(w));
+        }
+      }
+    }
+    return groups.map((g) => g.members);
+  }
+
+  /** The window's feeds: the cropped cotangents and the window's starts and ends per scale. */
+  private windowInputs(cotangents: Float32Array, k: number, win: Box, names: string[]): Record<string, OrtTensor> {
+    const [, c, h, w] = this.analysis.shape(this.logitsName);
+    const crop = cropNchw(cotangents, k * c, h, w, win);
+    const feeds: Record<string, OrtTensor> = { [COTANGENT]: new this.ort.Tensor('float32', crop, [k, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]) };
+    for (const [n, v] of Object.entries(windowFeeds(win, names))) feeds[n] = new this.ort.Tensor('int64', v, [2]);
+    return feeds;
+  }
+
+  /** A windowed gradient output as the tensor's whole map (zeros outside the window). */
+  private unwindow(part: OrtTensor, tensor: string, win: Box): Float32Array {
+    const [k, c, ph, pw] = part.dims as number[];
+    const [, , h, w] = this.analysis.shape(tensor);
+    const [H, W] = [this.analysis.shape(this.logitsName)[2], this.analysis.shape(this.logitsName)[3]];
+    return embedNchw(part.data as Float32Array, k * c, ph, pw, h, w, win[0][0] / (H / h), win[1][0] / (W / w));
+  }
+
+  /** Runs the backward part on cached tensors (windowed when that pays) and returns each gradient output as a whole map. */
+  private async runBackward(e: Compiled, cache: Map<string, OrtTensor>, cotangents: Float32Array, k: number): Promise<Float32Array[]> {
+    const outputs: Array<[string, string]> = [[GRADIENT, e.graph.layer], ...e.graph.alsoLayers.map((t, i): [string, string] => [extraGradientName(i), t])];
+    const win = this.windowFor(e, cotangents, k);
+    if (win) {
+      const b = await this.windowedBackwardSession(e);
+      const feeds = this.windowInputs(cotangents, k, win, b.windowInputs);
+      for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
+      const res = await b.session.run(feeds);
+      return outputs.map(([name, t]) => this.unwindow(res[name], t, win));
+    }
+    const b = await this.backwardSession(e);
+    const feeds: Record<string, OrtTensor> = { [COTANGENT]: this.cotangentTensor(cotangents, k) };
+    for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
+    const res = await b.session.run(feeds);
+    return outputs.map(([name]) => res[name].data as Float32Array);
   }
 
   /** The logits, the layer and what its backward part reads. */
@@ -357,13 +469,16 @@ export class OnnxModelAdapter implements ModelAdapter {
       if (e && objective && objective.on === 'logits') {
         // An objective known before the forward pass (on logits): the forward pass, the cache and
         // the layer's gradient in one ONNX Runtime run (no second run that reads the cache back in).
-        const { session, names } = await this.primedSession(e, lazy);
-        const res = await session.run({ [this.inputName]: x, [COTANGENT]: this.cotangentTensor(this.cotangentNchw(objective.weights), 1) });
+        const cot = this.cotangentNchw(objective.weights);
+        const win = this.windowFor(e, cot, 1);
+        const { session, names, windowInputs } = await this.primedSession(e, lazy, !!win);
+        const feeds = win ? this.windowInputs(cot, 1, win, windowInputs) : { [COTANGENT]: this.cotangentTensor(cot, 1) };
+        const res = await session.run({ ...feeds, [this.inputName]: x });
         const cache = new Map<string, OrtTensor>(names.map((n) => [n, res[n]]));
         cache.set(this.inputName, x);
         if (!cache.has(t)) cache.set(t, res[ACTIVATION]);
         const pass = new OnnxForwardPass(this, cache, !lazy);
-        pass.prime(prime.layer, objective, res[GRADIENT].data as Float32Array);
+        pass.prime(prime.layer, objective, win ? this.unwindow(res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
         return pass;
       }
       if (e && lazy) {
@@ -396,6 +511,20 @@ export class OnnxModelAdapter implements ModelAdapter {
     const g = e.graph;
     // A graph that is not batchable takes one cotangent per run.
     const stack = g.batchable ? Math.max(1, this.options.maxStack ?? 4) : 1;
+    const groups = k > 1 && stack > 1 ? this.windowGroups(e, cotangents, k, stack) : null;
+    if (groups && groups.length > 1) {
+      // Regions far apart: one windowed run per group of nearby ones beats one run on their union.
+      const per = cotangents.length / k;
+      const size = this.analysis.shape(tensor).reduce((a, b) => a * b, 1);
+      const out = new Float32Array(k * size);
+      for (const group of groups) {
+        const cot = new Float32Array(group.length * per);
+        group.forEach((i, j) => cot.set(cotangents.subarray(i * per, (i + 1) * per), j * per));
+        const part = await this.runGradient(tensor, cache, cot, group.length);
+        group.forEach((i, j) => out.set(part.subarray(j * size, (j + 1) * size), i * size));
+      }
+      return out;
+    }
     if (k > stack) {
       const per = cotangents.length / k;
       const out = new Float32Array(k * this.analysis.shape(tensor).reduce((a, b) => a * b, 1));
@@ -406,14 +535,8 @@ export class OnnxModelAdapter implements ModelAdapter {
       }
       return out;
     }
+    if (cache.has(tensor) && g.saved.every((s) => cache.has(s))) return (await this.runBackward(e, cache, cotangents, k))[0];
     const cot = this.cotangentTensor(cotangents, k);
-    if (cache.has(tensor) && g.saved.every((s) => cache.has(s))) {
-      const b = await this.backwardSession(e);
-      const feeds: Record<string, OrtTensor> = { [COTANGENT]: cot };
-      for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
-      const res = await b.session.run(feeds);
-      return res[GRADIENT].data as Float32Array;
-    }
     const fused = await this.fusedSession(e);
     const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as OrtTensor, [COTANGENT]: cot });
     for (const s of g.saved) if (!cache.has(s) && res[s]) cache.set(s, res[s]);
@@ -455,11 +578,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     this.check();
     const e = this.entry(root, also);
     if (!e.graph.saved.every((s) => cache.has(s))) return null;
-    const b = await this.backwardSession(e);
-    const feeds: Record<string, OrtTensor> = { [COTANGENT]: this.cotangentTensor(cotangent, 1) };
-    for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
-    const res = await b.session.run(feeds);
-    return [res[GRADIENT].data as Float32Array, ...also.map((_, i) => res[extraGradientName(i)].data as Float32Array)];
+    return this.runBackward(e, cache, cotangent, 1);
   }
 
   /** The fused forward + backward session for a layer and score kind (used for batches of images). */
@@ -539,6 +658,8 @@ export class OnnxModelAdapter implements ModelAdapter {
       if (e.fused) sessions.push(e.fused);
       if (e.primed) sessions.push(e.primed.session);
       if (e.leanForward) sessions.push(e.leanForward.session);
+      if (e.windowedBackward) sessions.push(e.windowedBackward.session);
+      if (e.primedWindowed) sessions.push(e.primedWindowed.session);
     }
     for (const v of this.fusedVariants.values()) sessions.push(v.session);
     this.compiled.clear();

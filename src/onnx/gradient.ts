@@ -38,8 +38,9 @@ export interface GradientGraph {
   batchable: boolean;
   /** Shape of the cotangent input ([K|1, …logits shape[1:]]). */
   cotangentShape: Array<number | string>;
-  /** Number of nodes added for the backward part. */
+  /** Number of nodes added for the backward part, and the position of the first one in the graph's node list. */
   backwardNodes: number;
+  firstBackward: number;
   /** The `alsoLayers` whose gradients are outputs too (extraGradientName(i)). */
   alsoLayers: string[];
 }
@@ -102,6 +103,7 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
   const b = new GraphBuilder(g, 'sgc/');
   const forwardTensors = new Set<string>([an.inputName, ...an.nodes.flatMap((n) => n.output)]);
   const { nodes, onPath } = gradientPath(an, layer, logits);
+  const alsoWanted = new Set(options.alsoLayers ?? []);
   const ctx = new VjpContext(an, b, onPath);
   // K stacked cotangents travel on axis 0: every tensor on the path must have a batch axis of 1.
   for (const t of onPath) if (an.shape(t)[0] !== 1) ctx.batchable = false;
@@ -135,7 +137,8 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
       );
     }
     const gOut = node.output.map((o) => (o && onPath.has(o) ? total(o) : null));
-    const narrowed = convThroughConcat(ctx, node, gOut[0]);
+    // Narrowing skips the concat's own gradient: not when that gradient is asked for.
+    const narrowed = alsoWanted.has(node.input[0]) ? null : convThroughConcat(ctx, node, gOut[0]);
     if (narrowed) {
       for (const [t, gi] of narrowed) add(t, gi);
       continue;
@@ -186,7 +189,7 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
     for (const s of saved) if (!outs.has(s) && s !== an.inputName) g.output.push(valueInfo(s, an.dataType(s) ?? DataType.FLOAT, an.shape(s)));
   }
   ensureOpset(model, ctx.minOpset);
-  return { model, layer, logits, saved: [...saved], batchable, cotangentShape, backwardNodes: backwardNodes.length, alsoLayers };
+  return { model, layer, logits, saved: [...saved], batchable, cotangentShape, backwardNodes: backwardNodes.length, firstBackward, alsoLayers };
 }
 
 /**
@@ -194,12 +197,13 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
  * tensors; outputs `sgc/gradient` (and those of `alsoLayers`). Forward nodes that do not depend on the input data (constants,
  * weights computed in the graph) are kept.
  */
-export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: ModelProto; inputs: string[] } {
+export function backwardGraph(an: GraphAnalysis, gg: GradientGraph & { windowInputs?: string[] }): { model: ModelProto; inputs: string[] } {
   const src = gg.model.graph;
   const producer = new Map<string, NodeProto>();
   for (const n of src.node) for (const o of n.output) if (o) producer.set(o, n);
   const inits = new Set(src.initializer.map((t) => t.name));
   const saved = new Set(gg.saved);
+  const windowInputs = new Set(gg.windowInputs ?? []);
   const keep = new Set<NodeProto>();
   const inputs = new Set<string>();
   const outputs = new Set([GRADIENT, ...gg.alsoLayers.map((_, i) => extraGradientName(i))]);
@@ -213,6 +217,7 @@ export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: Mo
       inputs.add(t);
       continue;
     }
+    if (windowInputs.has(t)) continue;
     if (inits.has(t)) continue;
     const p = producer.get(t);
     if (!p) throw new SegGradCamError(`internal error: the backward graph needs '${t}', which is neither saved nor computable`, 'model');
@@ -225,6 +230,7 @@ export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: Mo
   const node = src.node.filter((n) => keep.has(n));
   const usedInits = new Set(node.flatMap((n) => n.input));
   const cot = src.input.find((i) => i.name === COTANGENT);
+  const windowDecl = src.input.filter((i) => windowInputs.has(i.name));
   const inputList = [...inputs].filter((i) => i !== COTANGENT).sort();
   const model: ModelProto = {
     ...gg.model,
@@ -232,7 +238,7 @@ export function backwardGraph(an: GraphAnalysis, gg: GradientGraph): { model: Mo
       ...src,
       node,
       initializer: src.initializer.filter((t) => usedInits.has(t.name as string)),
-      input: [...(cot ? [cot] : []), ...inputList.map((i) => valueInfo(i, an.dataType(i) ?? DataType.FLOAT, an.shape(i)))],
+      input: [...(cot ? [cot] : []), ...inputList.map((i) => valueInfo(i, an.dataType(i) ?? DataType.FLOAT, an.shape(i))), ...windowDecl],
       output: src.output.filter((o) => outputs.has(o.name as string)),
       valueInfo: [],
     },

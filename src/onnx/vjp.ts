@@ -144,7 +144,7 @@ const ones = (n: number) => Array.from({ length: n }, () => 1);
 const zeros = (n: number) => Array.from({ length: n }, () => 0);
 const prod = (xs: number[]) => xs.reduce((a, b) => a * b, 1);
 
-interface Window {
+export interface Window {
   k: number[];
   s: number[];
   d: number[];
@@ -153,7 +153,7 @@ interface Window {
 }
 
 /** Kernel, strides, dilations and explicit pads of a Conv/Pool node (auto_pad resolved from the probed shapes). */
-function windowOf(c: VjpContext, node: NodeProto, inSp: number[], outSp: number[], kernel?: number[]): Window {
+export function windowOf(c: VjpContext, node: NodeProto, inSp: number[], outSp: number[], kernel?: number[]): Window {
   const n = inSp.length;
   const k = attrInts(node, 'kernel_shape') ?? kernel;
   if (!k) throw c.refuse(node, 'no kernel_shape');

@@ -1,0 +1,242 @@
+/**
+ * Backward passes cropped to the region's support ("windowed").
+ *
+ * A region's cotangent is zero outside its bounding box, and each backward op spreads it only
+ * by its kernel: ∂S/∂t is zero outside a box that grows by a few pixels per convolution. When
+ * every op on the path is translation-equivariant (convolutions, pointwise ops, channel concats,
+ * up-convolutions), the backward ops give exactly the same numbers on a window that contains
+ * every tensor's support as on the whole map — a window edge inside the image only ever "pads"
+ * with cotangents that are zero anyway, and a window edge at the image border is the border. So
+ * the backward part runs on the window: its saved forward tensors are sliced to it in the graph
+ * (inputs `sgc/window_<sy>x<sx>_starts|ends`, one pair per scale), the cotangent is fed cropped,
+ * and the gradient comes back cropped (the caller puts it into a map of zeros).
+ *
+ * The window is one box in logits coordinates, aligned so that it maps to whole pixels at every
+ * scale on the path (a U-Net's 1/16 bottleneck: multiples of 16), and covers the support of every
+ * tensor on the path (computed per region by `windowFor`, in JS, from per-op interval rules).
+ */
+import type { GraphAnalysis } from './analysis.js';
+import { GraphBuilder, attrInt, attrInts, attrString, valueInfo } from './builder.js';
+import { COTANGENT, GRADIENT, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
+import { DataType, type ModelProto, type NodeProto } from './proto.js';
+import { VjpContext, windowOf } from './vjp.js';
+
+/** [start, end) per spatial axis (y, x). */
+export type Box = [[number, number], [number, number]];
+
+type BoxMap = (out: Box) => Box;
+
+interface Step {
+  node: NodeProto;
+  /** On-path inputs and how the node's output box maps to each one's. */
+  inputs: Array<{ tensor: string; map: BoxMap }>;
+}
+
+export interface WindowPlan {
+  logits: string;
+  /** Spatial size of the logits. */
+  dims: [number, number];
+  /** Windows start and end on multiples of these (logits coordinates). */
+  align: [number, number];
+  /** Per tensor on the path: logits size / tensor size, per axis. */
+  scale: Map<string, [number, number]>;
+  /** Nodes on the path, last first. */
+  steps: Step[];
+}
+
+/** Ops whose backward part keeps boxes as they are (pointwise, or per channel). */
+const SAME_BOX = new Set(['Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'BatchNormalization', 'Identity', 'Dropout', 'Cast']);
+const ELEMENTWISE = new Set(['Add', 'Sub', 'Sum', 'Mul', 'Div']);
+
+const same: BoxMap = (b) => b;
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
+
+/**
+ * The plan for windowed backward passes from the logits to `layer` (and `alsoLayers`), or the
+ * reason there is none (an op or a shape the window rules do not cover: those graphs run whole).
+ */
+export function windowPlan(an: GraphAnalysis, layer: string, logits: string): WindowPlan | { reason: string } {
+  const ls = an.shape(logits);
+  if (ls.length !== 4 || ls[0] !== 1) return { reason: 'the logits are not a [1, C, H, W] map' };
+  const dims: [number, number] = [ls[2], ls[3]];
+  const { nodes, onPath } = gradientPath(an, layer, logits);
+  const scale = new Map<string, [number, number]>();
+  for (const t of onPath) {
+    const s = an.shape(t);
+    if (s.length !== 4 || s[0] !== 1 || dims[0] % s[2] !== 0 || dims[1] % s[3] !== 0) return { reason: `tensor '${t}' is not a map whose size divides the logits'` };
+    scale.set(t, [dims[0] / s[2], dims[1] / s[3]]);
+  }
+  const ctx = new VjpContext(an, new GraphBuilder({ node: [], initializer: [], input: [], output: [], valueInfo: [] } as unknown as ModelProto['graph']), onPath);
+  const steps: Step[] = [];
+  for (const node of [...nodes].reverse()) {
+    const map = boxRule(an, ctx, node);
+    if (typeof map === 'string') return { reason: `node '${node.name || node.output[0]}' (${node.opType}): ${map}` };
+    steps.push({ node, inputs: node.input.filter((i) => i && onPath.has(i)).map((tensor) => ({ tensor, map })) });
+  }
+  let align: [number, number] = [1, 1];
+  for (const [sy, sx] of scale.values()) align = [lcm(align[0], sy), lcm(align[1], sx)];
+  if (dims[0] % align[0] !== 0 || dims[1] % align[1] !== 0) return { reason: `the logits (${dims.join('x')}) are not a multiple of the coarsest scale (${align.join('x')})` };
+  return { logits, dims, align, scale, steps };
+}
+
+/** How a node's output box maps to its on-path input's, or why the node cannot run windowed. */
+function boxRule(an: GraphAnalysis, ctx: VjpContext, node: NodeProto): BoxMap | string {
+  const op = node.opType;
+  if (node.domain && node.domain !== 'ai.onnx') return 'not a default-domain op';
+  if (SAME_BOX.has(op)) return same;
+  if (op === 'Concat') {
+    const rank = an.shape(node.output[0]).length;
+    const axis = attrInt(node, 'axis', 0);
+    return axis === 1 || axis === 1 - rank ? same : 'concat along a spatial axis';
+  }
+  if (ELEMENTWISE.has(op)) {
+    const ys = an.shape(node.output[0]).join(',');
+    const ok = node.input.every((i) => an.dataDependent.has(i) && an.shape(i).join(',') === ys);
+    return ok ? same : 'operands of different shapes (broadcasting) or constant maps';
+  }
+  if (op === 'Softmax' || op === 'LogSoftmax') {
+    const rank = an.shape(node.input[0]).length;
+    let axis = attrInt(node, 'axis', an.opset >= 13 ? -1 : 1);
+    if (axis < 0) axis += rank;
+    return axis === 1 && (an.opset >= 13 || rank === 2) ? same : 'normalises over a spatial axis';
+  }
+  if (op === 'Conv') {
+    const xs = an.shape(node.input[0]);
+    const ys = an.shape(node.output[0]);
+    if (xs.length !== 4) return 'not a 2-D convolution';
+    const w = windowOf(ctx, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
+    const reach = w.k.map((k, i) => (k - 1) * w.d[i]);
+    if (w.s.some((s) => s !== 1)) return 'strided convolution';
+    if (w.pads.some((p, i) => p > reach[i % 2])) return 'padding wider than the kernel';
+    // y[q] reads x[q − p + t·d], t < k.
+    return (b) => [0, 1].map((i) => [b[i][0] - w.pads[i], b[i][1] - w.pads[i] + reach[i]]) as Box;
+  }
+  if (op === 'ConvTranspose') {
+    if (attrInts(node, 'output_shape') || attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') return 'output_shape or auto_pad';
+    const xs = an.shape(node.input[0]);
+    const ys = an.shape(node.output[0]);
+    if (xs.length !== 4) return 'not a 2-D transposed convolution';
+    const w = windowOf(ctx, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
+    // y[i·s − p + t·d] receives x[i], t < k.
+    return (b) => [0, 1].map((i) => [Math.ceil((b[i][0] + w.pads[i] - (w.k[i] - 1) * w.d[i]) / w.s[i]), Math.floor((b[i][1] - 1 + w.pads[i]) / w.s[i]) + 1]) as Box;
+  }
+  return 'no window rule';
+}
+
+const clampBox = (b: Box, h: number, w: number): Box | null => {
+  const y: [number, number] = [Math.max(0, b[0][0]), Math.min(h, b[0][1])];
+  const x: [number, number] = [Math.max(0, b[1][0]), Math.min(w, b[1][1])];
+  return y[0] < y[1] && x[0] < x[1] ? [y, x] : null;
+};
+
+const union = (a: Box | undefined, b: Box): Box => (a ? [[Math.min(a[0][0], b[0][0]), Math.max(a[0][1], b[0][1])], [Math.min(a[1][0], b[1][0]), Math.max(a[1][1], b[1][1])]] : b);
+
+/**
+ * The window (logits coordinates, aligned, inside the map) that holds the support of every
+ * tensor's gradient for cotangents nonzero only inside `support` (a box at the logits).
+ */
+export function windowFor(plan: WindowPlan, support: Box, an: GraphAnalysis): Box {
+  const boxes = new Map<string, Box>([[plan.logits, support]]);
+  let all: Box = support;
+  for (const step of plan.steps) {
+    let out: Box | undefined;
+    for (const o of step.node.output) {
+      const b = boxes.get(o);
+      if (b) out = union(out, b);
+    }
+    if (!out) continue;
+    for (const { tensor, map } of step.inputs) {
+      const s = an.shape(tensor);
+      const b = clampBox(map(out), s[2], s[3]);
+      if (!b) continue;
+      const u = union(boxes.get(tensor), b);
+      boxes.set(tensor, u);
+      const [sy, sx] = plan.scale.get(tensor) as [number, number];
+      all = union(all, [[b[0][0] * sy, b[0][1] * sy], [b[1][0] * sx, b[1][1] * sx]]);
+    }
+  }
+  return [0, 1].map((i) => [Math.floor(all[i][0] / plan.align[i]) * plan.align[i], Math.min(plan.dims[i], Math.ceil(all[i][1] / plan.align[i]) * plan.align[i])]) as Box;
+}
+
+/** The bounding box of the nonzero entries of K stacked NCHW maps (null when all are zero). */
+export function supportOf(nchw: Float32Array, k: number, c: number, h: number, w: number): Box | null {
+  let y0 = h;
+  let y1 = -1;
+  let x0 = w;
+  let x1 = -1;
+  for (let m = 0; m < k * c; m++) {
+    const base = m * h * w;
+    for (let y = 0; y < h; y++) {
+      const row = base + y * w;
+      for (let x = 0; x < w; x++) {
+        if (nchw[row + x] === 0) continue;
+        if (y < y0) y0 = y;
+        if (y > y1) y1 = y;
+        if (x < x0) x0 = x;
+        if (x > x1) x1 = x;
+      }
+    }
+  }
+  return y1 < 0 ? null : [[y0, y1 + 1], [x0, x1 + 1]];
+}
+
+/** Input names of the window at one scale. */
+const windowInput = (sy: number, sx: number, end: 'starts' | 'ends') => `sgc/window_${sy}x${sx}_${end}`;
+
+/** The window's inputs (starts and ends per scale, int64 [2]) for a window in logits coordinates. */
+export function windowFeeds(window: Box, names: string[]): Record<string, BigInt64Array> {
+  const out: Record<string, BigInt64Array> = {};
+  for (const name of names) {
+    const m = /^sgc\/window_(\d+)x(\d+)_(starts|ends)$/.exec(name);
+    if (!m) continue;
+    const [sy, sx] = [Number(m[1]), Number(m[2])];
+    const at = m[3] === 'starts' ? 0 : 1;
+    out[name] = BigInt64Array.from([BigInt(window[0][at] / sy), BigInt(window[1][at] / sx)]);
+  }
+  return out;
+}
+
+/**
+ * The augmented graph with its backward part windowed: every saved forward tensor the backward
+ * nodes read is sliced to the window at its scale, the cotangent input and the gradient outputs
+ * get free spatial sizes. The forward part (and `sgc/activation`) is unchanged.
+ */
+export function windowedGraph(gg: GradientGraph, plan: WindowPlan): GradientGraph & { windowInputs: string[] } {
+  const src = gg.model.graph;
+  const backward = src.node.slice(gg.firstBackward, gg.firstBackward + gg.backwardNodes);
+  const graph = { ...src, node: [...src.node], initializer: [...src.initializer], input: [...src.input], output: [...src.output], valueInfo: [] };
+  const model: ModelProto = { ...gg.model, graph };
+  const b = new GraphBuilder(graph, 'sgc/');
+  const saved = new Set(gg.saved);
+  const axes = b.ints('window_axes', [2, 3]);
+  const windowInputs = new Set<string>();
+  const sliced = new Map<string, string>();
+  const slices: NodeProto[] = [];
+  const sliceOf = (t: string): string => {
+    let s = sliced.get(t);
+    if (s) return s;
+    const sc = plan.scale.get(t);
+    if (!sc) throw new Error(`internal error: no scale for saved tensor '${t}'`);
+    const starts = windowInput(sc[0], sc[1], 'starts');
+    const ends = windowInput(sc[0], sc[1], 'ends');
+    windowInputs.add(starts);
+    windowInputs.add(ends);
+    s = b.fresh(`window/${t}`);
+    slices.push({ name: b.fresh('window_slice'), opType: 'Slice', input: [t, starts, ends, axes], output: [s], attribute: [] });
+    sliced.set(t, s);
+    return s;
+  };
+  const rewritten = backward.map((n) => ({ ...n, input: n.input.map((i) => (saved.has(i) ? sliceOf(i) : i)) }));
+  graph.node = [...src.node.slice(0, gg.firstBackward), ...slices, ...rewritten, ...src.node.slice(gg.firstBackward + gg.backwardNodes)];
+  const free = (name: string, dims: Array<number | string>) => valueInfo(name, DataType.FLOAT, [dims[0], dims[1], `${name}_h`, `${name}_w`]);
+  const ws = [...windowInputs].sort();
+  graph.input = [...graph.input.map((i) => (i.name === COTANGENT ? free(COTANGENT, gg.cotangentShape) : i)), ...ws.map((n) => valueInfo(n, DataType.INT64, [2]))];
+  const gradientOutputs = new Set([GRADIENT, ...gg.alsoLayers.map((_, i) => extraGradientName(i))]);
+  graph.output = graph.output.map((o) => {
+    if (!gradientOutputs.has(o.name)) return o;
+    const dims = o.type?.tensorType?.shape?.dim?.map((d) => (d.dimValue != null ? Number(d.dimValue) : (d.dimParam ?? '?'))) ?? ['K', '?'];
+    return free(o.name, dims);
+  });
+  return { ...gg, model, windowInputs: ws };
+}

@@ -1,0 +1,178 @@
+/**
+ * Windowed backward passes (src/onnx/window.ts): the window rules against hand-computed boxes
+ * on a small chain, and windowed gradients against the same adapter with windows turned off
+ * (the whole-map graph, itself checked against finite differences and PyTorch elsewhere).
+ */
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import { Explainer } from '../src/explain.js';
+import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
+import { OnnxModelAdapter } from '../src/onnx/adapter.js';
+import { GraphBuilder, emptyModel, valueInfo } from '../src/onnx/builder.js';
+import { cropNchw, embedNchw, nchwToNhwc } from '../src/onnx/layout.js';
+import { nodeRuntime } from '../src/onnx/node.js';
+import { DataType, encodeModel } from '../src/onnx/proto.js';
+import { floatTensor } from '../src/onnx/tensor.js';
+import { supportOf, windowFor, windowPlan, type Box } from '../src/onnx/window.js';
+import { regionObjective } from '../src/target/objective.js';
+import { box, pixel } from '../src/target/region.js';
+import { uniform } from '../scripts/onnx/reference.js';
+import { buildUnet } from '../scripts/onnx/unet.js';
+import { maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
+
+before(useCpu);
+
+/** x [1,2,8,16] → Conv 3x3 pad 1 → Relu (t1) → ConvTranspose k2 s2 → Relu → Conv 1x1 → logits [1,3,16,32]. */
+function chain() {
+  const model = emptyModel(13, 'chain');
+  const g = model.graph;
+  const b = new GraphBuilder(g);
+  g.input.push(valueInfo('x', DataType.FLOAT, [1, 2, 8, 16]));
+  const w = (name: string, dims: number[]) => b.initializer(floatTensor(name, dims, uniform(dims.reduce((p, q) => p * q, 1), dims.length, -0.5, 0.5)));
+  const c1 = b.node('Conv', ['x', w('w1', [4, 2, 3, 3])], { kernel_shape: { ints: [3, 3] }, pads: { ints: [1, 1, 1, 1] } }, ['c1'])[0];
+  const t1 = b.node('Relu', [c1], {}, ['t1'])[0];
+  const up = b.node('ConvTranspose', [t1, w('w2', [4, 4, 2, 2])], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }, ['up'])[0];
+  const t2 = b.node('Relu', [up], {}, ['t2'])[0];
+  b.node('Conv', [t2, w('w3', [3, 4, 1, 1])], { kernel_shape: { ints: [1, 1] } }, ['logits']);
+  g.output.push(valueInfo('logits', DataType.FLOAT, [1, 3, 16, 32]));
+  return model;
+}
+
+const objectiveOf = (ad: OnnxModelAdapter, b: { x0: number; y0: number; x1: number; y1: number }, cls: number): Objective => {
+  const { height, width } = ad.output;
+  const mask = new Uint8Array(height * width);
+  for (let y = b.y0; y < b.y1; y++) for (let x = b.x0; x < b.x1; x++) mask[y * width + x] = 1;
+  return regionObjective(ad.output, cls, mask, 'logits');
+};
+
+describe('window rules', () => {
+  test('the window of a pixel through a 1x1 conv, an up-convolution and a 3x3 conv is the hand-computed box', async () => {
+    const ad = await OnnxModelAdapter.create(encodeModel(chain()), nodeRuntime);
+    const plan = windowPlan(ad.analysis, 't1', 'logits');
+    assert.ok(!('reason' in plan), `t1 has a plan: ${'reason' in plan ? plan.reason : ''}`);
+    // Logits pixel (5, 9): the 1x1 conv keeps it; the k2 s2 up-conv reads t1[2][4] → logits coordinates [4, 6) × [8, 10); aligned to 2.
+    assert.deepEqual(windowFor(plan, [[5, 6], [9, 10]], ad.analysis), [[4, 6], [8, 10]]);
+    // One step further, to the input: the 3x3 conv (pad 1) widens t1's box by one → x [1, 4) × [3, 6) → logits [2, 8) × [6, 12).
+    const toInput = windowPlan(ad.analysis, 'x', 'logits');
+    assert.ok(!('reason' in toInput), 'the input has a plan');
+    assert.deepEqual(windowFor(toInput, [[5, 6], [9, 10]], ad.analysis), [[2, 8], [6, 12]]);
+    // At the border the window stops at the map's edge.
+    assert.deepEqual(windowFor(toInput, [[0, 1], [31, 32]], ad.analysis), [[0, 4], [28, 32]]);
+    ad.dispose();
+  });
+
+  test('supportOf, cropNchw and embedNchw', () => {
+    const maps = new Float32Array(2 * 4 * 6);
+    maps[1 * 24 + 2 * 6 + 1] = 1;
+    maps[0 * 24 + 3 * 6 + 4] = -2;
+    assert.deepEqual(supportOf(maps, 1, 2, 4, 6), [[2, 4], [1, 5]]);
+    assert.equal(supportOf(new Float32Array(24), 1, 1, 4, 6), null);
+    const win: Box = [[2, 4], [1, 5]];
+    const crop = cropNchw(maps, 2, 4, 6, win);
+    assert.equal(crop.length, 2 * 2 * 4);
+    assert.equal(crop[0 * 8 + 1 * 4 + 3], -2);
+    assert.equal(crop[1 * 8 + 0 * 4 + 0], 1);
+    assert.deepEqual(Array.from(embedNchw(crop, 2, 2, 4, 4, 6, 2, 1)), Array.from(maps));
+  });
+
+  test('an op without a window rule (max-pooling on the way to an encoder layer) gives a plan with its reason', async () => {
+    const ad = await OnnxModelAdapter.create(encodeModel(buildUnet({ height: 32, width: 64, base: 4, levels: 2, seed: 1 }).model), nodeRuntime);
+    const encoder = ad.layers()[0].name;
+    const plan = windowPlan(ad.analysis, encoder, ad.logitsName);
+    assert.ok('reason' in plan && /MaxPool/.test(plan.reason), `reason names the op: ${JSON.stringify('reason' in plan ? plan.reason : 'none')}`);
+    ad.dispose();
+  });
+});
+
+describe('windowed gradients equal whole-map gradients', () => {
+  const spec = { height: 64, width: 128, base: 4, levels: 3, seed: 11 };
+  const regions = [
+    { x0: 0, y0: 0, x1: 12, y1: 6 }, // corner
+    { x0: 60, y0: 30, x1: 61, y1: 31 }, // one pixel
+    { x0: 90, y0: 40, x1: 128, y1: 64 }, // bottom-right edge
+    { x0: 20, y0: 10, x1: 52, y1: 26 }, // interior box
+  ];
+
+  test('single regions, K stacked regions and several layers at once, at decoder layers and the bottleneck', async () => {
+    const { model } = buildUnet(spec);
+    const windowed = await OnnxModelAdapter.create(encodeModel(model), nodeRuntime);
+    const whole = await OnnxModelAdapter.create(encodeModel(model), nodeRuntime, { windowMaxArea: 0 });
+    const [, c, h, w] = windowed.inputDims;
+    const x = tf.tensor4d(nchwToNhwc(uniform(c * h * w, 4, 0, 1), 1, c, h, w), [1, h, w, c]);
+    const bottleneck = new Explainer(windowed).bottleneck;
+    const layers = windowed.layers().map((l) => l.name);
+    const decoder = layers.slice(layers.indexOf(bottleneck) + 1, -1);
+    const passW = await windowed.forward(x);
+    const passF = await whole.forward(x);
+    let used = 0;
+    for (const layer of [bottleneck, ...decoder.filter((_, i) => i % 2 === 0), INPUT_LAYER]) {
+      const plan = windowPlan(windowed.analysis, windowed.resolve(layer), windowed.logitsName);
+      for (const [i, r] of regions.entries()) {
+        const o = objectiveOf(windowed, r, i % 3);
+        if (!('reason' in plan)) {
+          const win = windowFor(plan, [[r.y0, r.y1], [r.x0, r.x1]], windowed.analysis);
+          if ((win[0][1] - win[0][0]) * (win[1][1] - win[1][0]) <= 0.75 * h * w) used++;
+        }
+        const a = await passW.gradient(layer, o);
+        const b = await passF.gradient(layer, o);
+        const scale = Math.max(...Array.from(b.gradients.dataSync(), Math.abs));
+        assert.ok(scale > 0, `${layer} region ${i}: a gradient reaches the layer`);
+        assert.ok(maxAbsDiff(a.gradients.dataSync(), b.gradients.dataSync()) <= 1e-6 * scale, `${layer} region ${i}: windowed vs whole ${maxAbsDiff(a.gradients.dataSync(), b.gradients.dataSync())} (scale ${scale})`);
+        tf.dispose([a.activations, a.gradients, b.activations, b.gradients]);
+      }
+    }
+    assert.ok(used >= 8, `windows were used (${used} of the cases)`);
+    // K stacked regions (their window is the union) and several layers in one run.
+    // Far apart (one windowed run each) and nearby (stacked in one windowed run).
+    const near = [regions[3], { x0: 22, y0: 12, x1: 50, y1: 24 }, { x0: 30, y0: 14, x1: 31, y1: 15 }];
+    const objectives = [...regions.slice(0, 3), ...near].map((r, i) => objectiveOf(windowed, r, i % 8));
+    const many = await passW.gradientBatch(bottleneck, objectives);
+    for (const [i, o] of objectives.entries()) {
+      const b = await passF.gradient(bottleneck, o);
+      const scale = Math.max(...Array.from(b.gradients.dataSync(), Math.abs));
+      assert.ok(maxAbsDiff(many[i].gradients.dataSync(), b.gradients.dataSync()) <= 1e-6 * scale, `stacked region ${i}`);
+      tf.dispose([many[i].activations, many[i].gradients, b.activations, b.gradients]);
+    }
+    const o = objectiveOf(windowed, regions[3], 2);
+    const several = [bottleneck, ...decoder.slice(0, 3)];
+    const lw = await passW.gradientLayers(several, o);
+    const lf = await passF.gradientLayers(several, o);
+    for (let i = 0; i < several.length; i++) {
+      const scale = Math.max(...Array.from(lf[i].gradients.dataSync(), Math.abs));
+      assert.ok(maxAbsDiff(lw[i].gradients.dataSync(), lf[i].gradients.dataSync()) <= 1e-6 * scale, `gradientLayers ${several[i]}`);
+    }
+    tf.dispose([...lw, ...lf].flatMap((g) => [g.activations, g.gradients]));
+    passW.dispose();
+    passF.dispose();
+    x.dispose();
+    windowed.dispose();
+    whole.dispose();
+  });
+
+  test('the Explainer: primed first explanations (forward and windowed backward in one run) and pixel regions give the whole-map heatmaps', async () => {
+    const { model } = buildUnet(spec);
+    const a = new Explainer(await OnnxModelAdapter.create(encodeModel(model), nodeRuntime));
+    const b = new Explainer(await OnnxModelAdapter.create(encodeModel(model), nodeRuntime, { windowMaxArea: 0 }));
+    const image = randomImage(128, 64, 21);
+    const tensors = tf.memory().numTensors;
+    for (const request of [
+      { region: box(4, 4, 30, 20), classId: 3 },
+      { region: pixel(100, 50), classId: 1 },
+      { region: box(70, 0, 127, 15), classId: 5 },
+    ]) {
+      a.release();
+      b.release();
+      const ea = await a.explain(image, request);
+      const eb = await b.explain(image, request);
+      assert.ok(maxAbsDiff(ea.heatmap, eb.heatmap) <= 1e-5, `heatmap for ${JSON.stringify(request.region)}: ${maxAbsDiff(ea.heatmap, eb.heatmap)}`);
+      const [wa, wb] = [ea.weights ?? new Float32Array(), eb.weights ?? new Float32Array()];
+      assert.ok(wb.length > 0 && maxAbsDiff(wa, wb) <= 1e-6 * Math.max(...Array.from(wb, Math.abs)), 'channel weights');
+    }
+    a.release();
+    b.release();
+    assert.equal(tf.memory().numTensors, tensors, 'no tensor left behind');
+    a.dispose();
+    b.dispose();
+  });
+});
