@@ -14,7 +14,7 @@ import { cropNchw, embedNchw, nchwToNhwc } from '../src/onnx/layout.js';
 import { nodeRuntime } from '../src/onnx/node.js';
 import { DataType, encodeModel } from '../src/onnx/proto.js';
 import { floatTensor } from '../src/onnx/tensor.js';
-import { supportOf, windowFor, windowPlan, type Box } from '../src/onnx/window.js';
+import { supportOf, windowFraction, windowPlan, windowsFor, type Box } from '../src/onnx/window.js';
 import { regionObjective } from '../src/target/objective.js';
 import { box, pixel } from '../src/target/region.js';
 import { uniform } from '../scripts/onnx/reference.js';
@@ -51,14 +51,16 @@ describe('window rules', () => {
     const ad = await OnnxModelAdapter.create(encodeModel(chain()), nodeRuntime);
     const plan = windowPlan(ad.analysis, 't1', 'logits');
     assert.ok(!('reason' in plan), `t1 has a plan: ${'reason' in plan ? plan.reason : ''}`);
-    // Logits pixel (5, 9): the 1x1 conv keeps it; the k2 s2 up-conv reads t1[2][4] → logits coordinates [4, 6) × [8, 10); aligned to 2.
-    assert.deepEqual(windowFor(plan, [[5, 6], [9, 10]], ad.analysis), [[4, 6], [8, 10]]);
+    // Logits pixel (5, 9): the 1x1 conv keeps it; the full-size window is aligned to whole pixels of
+    // the half-size scale (the up-conv's VJP maps it there): [4, 6) × [8, 10). The k2 s2 up-conv
+    // reads t1[2][4] → logits coordinates [4, 6) × [8, 10).
+    assert.deepEqual([...windowsFor(plan, [[5, 6], [9, 10]], ad.analysis)], [['1x1', [[4, 6], [8, 10]]], ['2x2', [[4, 6], [8, 10]]]]);
     // One step further, to the input: the 3x3 conv (pad 1) widens t1's box by one → x [1, 4) × [3, 6) → logits [2, 8) × [6, 12).
     const toInput = windowPlan(ad.analysis, 'x', 'logits');
     assert.ok(!('reason' in toInput), 'the input has a plan');
-    assert.deepEqual(windowFor(toInput, [[5, 6], [9, 10]], ad.analysis), [[2, 8], [6, 12]]);
-    // At the border the window stops at the map's edge.
-    assert.deepEqual(windowFor(toInput, [[0, 1], [31, 32]], ad.analysis), [[0, 4], [28, 32]]);
+    assert.deepEqual([...windowsFor(toInput, [[5, 6], [9, 10]], ad.analysis)], [['1x1', [[4, 6], [8, 10]]], ['2x2', [[2, 8], [6, 12]]]]);
+    // At the border the windows stop at the map's edge: t1 [0, 1) × [15, 16), x [0, 2) × [14, 16).
+    assert.deepEqual([...windowsFor(toInput, [[0, 1], [31, 32]], ad.analysis)], [['1x1', [[0, 2], [30, 32]]], ['2x2', [[0, 4], [28, 32]]]]);
     ad.dispose();
   });
 
@@ -111,8 +113,7 @@ describe('windowed gradients equal whole-map gradients', () => {
       for (const [i, r] of regions.entries()) {
         const o = objectiveOf(windowed, r, i % 3);
         if (!('reason' in plan)) {
-          const win = windowFor(plan, [[r.y0, r.y1], [r.x0, r.x1]], windowed.analysis);
-          if ((win[0][1] - win[0][0]) * (win[1][1] - win[1][0]) <= 0.75 * h * w) used++;
+          if (windowFraction(plan, windowsFor(plan, [[r.y0, r.y1], [r.x0, r.x1]], windowed.analysis)) <= 0.75) used++;
         }
         const a = await passW.gradient(layer, o);
         const b = await passF.gradient(layer, o);

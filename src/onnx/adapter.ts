@@ -26,7 +26,7 @@ import { attrInt, valueInfo } from './builder.js';
 import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
 import { cropNchw, embedNchw, nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
-import { supportOf, windowFeeds, windowFor, windowPlan, windowedGraph, type Box, type WindowPlan } from './window.js';
+import { scaleKey, supportOf, windowFeeds, windowFraction, windowPlan, windowedGradientGraph, windowsFor, type Box, type WindowPlan, type Windows } from './window.js';
 
 /** The parts of an onnxruntime module (onnxruntime-node or onnxruntime-web) the adapter uses. */
 export interface OrtRuntime {
@@ -274,7 +274,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     const known = windowed ? e.primedWindowed : e.primed;
     if (known) return { windowInputs: [], ...known };
     const names = lean ? this.leanNames(e) : [...new Set([...this.cacheNames(), ...e.graph.saved])];
-    const gg = windowed ? windowedGraph(e.graph, e.plan as WindowPlan) : { ...e.graph, windowInputs: [] };
+    const gg = windowed ? this.windowedGraph(e) : { ...e.graph, windowInputs: [] };
     const graph = gg.model.graph;
     const extra = graph.output.filter((o) => o.name === ACTIVATION || o.name === GRADIENT);
     const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
@@ -286,18 +286,22 @@ export class OnnxModelAdapter implements ModelAdapter {
 
   private async windowedBackwardSession(e: Compiled): Promise<{ session: InferenceSession; inputs: string[]; windowInputs: string[] }> {
     if (!e.windowedBackward) {
-      const wg = windowedGraph(e.graph, e.plan as WindowPlan);
+      const wg = this.windowedGraph(e);
       const { model, inputs } = backwardGraph(this.analysis, wg);
       e.windowedBackward = { session: await this.createSession(model), inputs, windowInputs: wg.windowInputs };
     }
     return e.windowedBackward;
   }
 
+  private windowedGraph(e: Compiled) {
+    return windowedGradientGraph(this.analysis, e.graph.layer, e.plan as WindowPlan, { saveOutputs: true, alsoLayers: e.graph.alsoLayers });
+  }
+
   /**
-   * The window (logits coordinates) a backward run for these K stacked NCHW cotangents can use,
-   * or null: the graph has no window plan, or the window would not be much smaller than the map.
+   * The windows a backward run for these K stacked NCHW cotangents can use, or null: the graph
+   * has no window plan, or the windows would not be much smaller than the maps.
    */
-  private windowFor(e: Compiled, cotangents: Float32Array, k: number): Box | null {
+  private windowFor(e: Compiled, cotangents: Float32Array, k: number): Windows | null {
     const maxArea = this.options.windowMaxArea ?? 0.75;
     if (maxArea <= 0) return null;
     if (e.plan === undefined) {
@@ -307,56 +311,57 @@ export class OnnxModelAdapter implements ModelAdapter {
     if (!e.plan) return null;
     const [h, w] = e.plan.dims;
     const support = supportOf(cotangents, k, cotangents.length / (k * h * w), h, w) ?? [[0, 1], [0, 1]];
-    const win = windowFor(e.plan, support, this.analysis);
-    return (win[0][1] - win[0][0]) * (win[1][1] - win[1][0]) <= maxArea * h * w ? win : null;
+    const windows = windowsFor(e.plan, support, this.analysis);
+    return windowFraction(e.plan, windows) <= maxArea ? windows : null;
   }
 
   /**
-   * Cotangents grouped for stacked runs: each group's windows nearly coincide (their union is at
-   * most 1.15x the largest one's area) and it holds at most `stack`. Null when windows do not apply.
+   * Cotangents grouped for stacked runs: each group's windows nearly coincide (their union costs
+   * at most 1.15x the largest member's) and it holds at most `stack`. Null when windows do not apply.
    */
   private windowGroups(e: Compiled, cotangents: Float32Array, k: number, stack: number): number[][] | null {
     const per = cotangents.length / k;
-    const wins: Array<Box | null> = [];
+    const wins: Array<Windows | null> = [];
     for (let i = 0; i < k; i++) wins.push(this.windowFor(e, cotangents.subarray(i * per, (i + 1) * per), 1));
-    if (wins.every((w) => !w)) return null;
-    const area = (b: Box) => (b[0][1] - b[0][0]) * (b[1][1] - b[1][0]);
-    const groups: Array<{ members: number[]; union: Box | null; largest: number }> = [];
+    if (wins.every((w) => !w) || !e.plan) return null;
+    const plan = e.plan;
+    const groups: Array<{ members: number[]; union: Windows | null; largest: number }> = [];
     for (let i = 0; i < k; i++) {
       const w = wins[i];
       const fit = groups.find((g) => {
         if (g.members.length >= stack || !g.union !== !w) return false;
         if (!w || !g.union) return true;
-        const u: Box = [[Math.min(g.union[0][0], w[0][0]), Math.max(g.union[0][1], w[0][1])], [Math.min(g.union[1][0], w[1][0]), Math.max(g.union[1][1], w[1][1])]];
-        return area(u) <= 1.15 * Math.max(g.largest, area(w));
+        return windowFraction(plan, unionWindows(g.union, w)) <= 1.15 * Math.max(g.largest, windowFraction(plan, w));
       });
-      if (!fit) groups.push({ members: [i], union: w, largest: w ? area(w) : Infinity });
+      if (!fit) groups.push({ members: [i], union: w, largest: w ? windowFraction(plan, w) : Infinity });
       else {
         fit.members.push(i);
         if (w && fit.union) {
-          fit.union = [[Math.min(fit.union[0][0], w[0][0]), Math.max(fit.union[0][1], w[0][1])], [Math.min(fit.union[1][0], w[1][0]), Math.max(fit.union[1][1], w[1][1])]];
-          fit.largest = Math.max(fit.largest, area(w));
+          fit.union = unionWindows(fit.union, w);
+          fit.largest = Math.max(fit.largest, windowFraction(plan, w));
         }
       }
     }
     return groups.map((g) => g.members);
   }
 
-  /** The window's feeds: the cropped cotangents and the window's starts and ends per scale. */
-  private windowInputs(cotangents: Float32Array, k: number, win: Box, names: string[]): Record<string, OrtTensor> {
+  /** The windows' feeds: the cropped cotangents, the windows' starts and ends per scale, the pads between scales. */
+  private windowInputs(cotangents: Float32Array, k: number, windows: Windows, names: string[]): Record<string, OrtTensor> {
     const [, c, h, w] = this.analysis.shape(this.logitsName);
+    const win = windows.get(scaleKey([1, 1])) as Box;
     const crop = cropNchw(cotangents, k * c, h, w, win);
     const feeds: Record<string, OrtTensor> = { [COTANGENT]: new this.ort.Tensor('float32', crop, [k, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]) };
-    for (const [n, v] of Object.entries(windowFeeds(win, names))) feeds[n] = new this.ort.Tensor('int64', v, [2]);
+    for (const [n, v] of Object.entries(windowFeeds(windows, names))) feeds[n] = new this.ort.Tensor('int64', v, [v.length]);
     return feeds;
   }
 
-  /** A windowed gradient output as the tensor's whole map (zeros outside the window). */
-  private unwindow(part: OrtTensor, tensor: string, win: Box): Float32Array {
+  /** A windowed gradient output as the tensor's whole map (zeros outside its scale's window). */
+  private unwindow(e: Compiled, part: OrtTensor, tensor: string, windows: Windows): Float32Array {
     const [k, c, ph, pw] = part.dims as number[];
     const [, , h, w] = this.analysis.shape(tensor);
-    const [H, W] = [this.analysis.shape(this.logitsName)[2], this.analysis.shape(this.logitsName)[3]];
-    return embedNchw(part.data as Float32Array, k * c, ph, pw, h, w, win[0][0] / (H / h), win[1][0] / (W / w));
+    const [sy, sx] = (e.plan as WindowPlan).scale.get(tensor) as [number, number];
+    const win = windows.get(scaleKey([sy, sx])) as Box;
+    return embedNchw(part.data as Float32Array, k * c, ph, pw, h, w, win[0][0] / sy, win[1][0] / sx);
   }
 
   /** Runs the backward part on cached tensors (windowed when that pays) and returns each gradient output as a whole map. */
@@ -368,7 +373,7 @@ export class OnnxModelAdapter implements ModelAdapter {
       const feeds = this.windowInputs(cotangents, k, win, b.windowInputs);
       for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
       const res = await b.session.run(feeds);
-      return outputs.map(([name, t]) => this.unwindow(res[name], t, win));
+      return outputs.map(([name, t]) => this.unwindow(e, res[name], t, win));
     }
     const b = await this.backwardSession(e);
     const feeds: Record<string, OrtTensor> = { [COTANGENT]: this.cotangentTensor(cotangents, k) };
@@ -478,7 +483,7 @@ export class OnnxModelAdapter implements ModelAdapter {
         cache.set(this.inputName, x);
         if (!cache.has(t)) cache.set(t, res[ACTIVATION]);
         const pass = new OnnxForwardPass(this, cache, !lazy);
-        pass.prime(prime.layer, objective, win ? this.unwindow(res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
+        pass.prime(prime.layer, objective, win ? this.unwindow(e, res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
         return pass;
       }
       if (e && lazy) {
@@ -832,6 +837,16 @@ function withOutputs(model: ModelProto, names: string[], an: GraphAnalysis): Mod
 function withOutput(model: ModelProto, name: string, an: GraphAnalysis): ModelProto {
   if (model.graph.output.some((o) => o.name === name)) return model;
   return { ...model, graph: { ...model.graph, output: [...model.graph.output, outputOf(name, an)] } };
+}
+
+/** Per scale, the box holding both windows. */
+function unionWindows(a: Windows, b: Windows): Windows {
+  const out: Windows = new Map();
+  for (const [key, x] of a) {
+    const y = b.get(key) ?? x;
+    out.set(key, [[Math.min(x[0][0], y[0][0]), Math.max(x[0][1], y[0][1])], [Math.min(x[1][0], y[1][0]), Math.max(x[1][1], y[1][1])]]);
+  }
+  return out;
 }
 
 /** Probabilities are the logits' sigmoid (one channel, or a sigmoid model), else their softmax over channels. */

@@ -91,6 +91,11 @@ export interface GradientGraphOptions {
    * also outputs (every tensor's gradient is on the way): many layers for one backward run.
    */
   alsoLayers?: string[];
+  /**
+   * Called for every gradient contribution from a node's output `from` to its input `to`; returns
+   * the tensor to use instead (windowed graphs pad a gradient that changes scale, see window.ts).
+   */
+  rescale?: (b: GraphBuilder, from: string, to: string, g: string) => string;
 }
 
 /** Builds the augmented graph for ∂S/∂(layer). */
@@ -139,15 +144,16 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
     const gOut = node.output.map((o) => (o && onPath.has(o) ? total(o) : null));
     // Narrowing skips the concat's own gradient: not when that gradient is asked for.
     const narrowed = alsoWanted.has(node.input[0]) ? null : convThroughConcat(ctx, node, gOut[0]);
+    const rescale = (t: string, gi: string) => (options.rescale ? options.rescale(b, node.output[0], t, gi) : gi);
     if (narrowed) {
-      for (const [t, gi] of narrowed) add(t, gi);
+      for (const [t, gi] of narrowed) add(t, rescale(t, gi));
       continue;
     }
     const wanted = node.input.map((i) => !!i && onPath.has(i));
     const gIn = vjp(ctx, node, gOut, wanted);
     node.input.forEach((i, idx) => {
       const gi = gIn[idx];
-      if (wanted[idx] && gi) add(i, gi);
+      if (wanted[idx] && gi) add(i, rescale(i, gi));
     });
   }
   const gLayer = total(layer);

@@ -11,13 +11,17 @@
  * (inputs `sgc/window_<sy>x<sx>_starts|ends`, one pair per scale), the cotangent is fed cropped,
  * and the gradient comes back cropped (the caller puts it into a map of zeros).
  *
- * The window is one box in logits coordinates, aligned so that it maps to whole pixels at every
- * scale on the path (a U-Net's 1/16 bottleneck: multiples of 16), and covers the support of every
- * tensor on the path (computed per region by `windowFor`, in JS, from per-op interval rules).
+ * Each scale on the path (logits size / tensor size: 1, 2, 4, … in a U-Net) has its own window,
+ * a box in logits coordinates that covers the support of every tensor at that scale (computed
+ * per region by `windowsFor`, in JS, from per-op interval rules): the fine levels work on the
+ * region and a few pixels around it, only the coarse ones on the wider area their kernels reach.
+ * Where a gradient changes scale (an up-convolution's VJP, a strided Conv), the fine window,
+ * aligned to whole coarse pixels, gives the coarse gradient on its own footprint, which a Pad
+ * (input `sgc/window_pad_<from>_<to>`) places in the larger coarse window.
  */
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, attrInt, attrInts, attrString, valueInfo } from './builder.js';
-import { COTANGENT, GRADIENT, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
+import { COTANGENT, GRADIENT, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph, type GradientGraphOptions } from './gradient.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
 import { VjpContext, windowOf } from './vjp.js';
 
@@ -36,13 +40,18 @@ export interface WindowPlan {
   logits: string;
   /** Spatial size of the logits. */
   dims: [number, number];
-  /** Windows start and end on multiples of these (logits coordinates). */
-  align: [number, number];
   /** Per tensor on the path: logits size / tensor size, per axis. */
   scale: Map<string, [number, number]>;
+  /** Per scale (see scaleKey), finest first: what its window's ends are multiples of, and the finer scales whose gradients come into it. */
+  scales: Array<{ key: string; align: [number, number]; from: string[] }>;
   /** Nodes on the path, last first. */
   steps: Step[];
 }
+
+/** Windows per scale key, in logits coordinates. */
+export type Windows = Map<string, Box>;
+
+export const scaleKey = (s: readonly [number, number]) => `${s[0]}x${s[1]}`;
 
 /** Ops whose backward part keeps boxes as they are (pointwise, or per channel). */
 const SAME_BOX = new Set(['Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'BatchNormalization', 'Identity', 'Dropout', 'Cast']);
@@ -74,10 +83,25 @@ export function windowPlan(an: GraphAnalysis, layer: string, logits: string): Wi
     if (typeof map === 'string') return { reason: `node '${node.name || node.output[0]}' (${node.opType}): ${map}` };
     steps.push({ node, inputs: node.input.filter((i) => i && onPath.has(i)).map((tensor) => ({ tensor, map })) });
   }
-  let align: [number, number] = [1, 1];
-  for (const [sy, sx] of scale.values()) align = [lcm(align[0], sy), lcm(align[1], sx)];
-  if (dims[0] % align[0] !== 0 || dims[1] % align[1] !== 0) return { reason: `the logits (${dims.join('x')}) are not a multiple of the coarsest scale (${align.join('x')})` };
-  return { logits, dims, align, scale, steps };
+  // A scale's window ends on whole pixels of itself and of every coarser scale its gradients go to.
+  const byKey = new Map<string, { s: [number, number]; align: [number, number]; from: Set<string> }>();
+  for (const s of scale.values()) if (!byKey.has(scaleKey(s))) byKey.set(scaleKey(s), { s, align: s, from: new Set() });
+  for (const { node, inputs } of steps) {
+    const out = scale.get(node.output[0]) as [number, number];
+    for (const { tensor } of inputs) {
+      const to = scale.get(tensor) as [number, number];
+      if (scaleKey(to) === scaleKey(out)) continue;
+      if (to[0] < out[0] || to[1] < out[1]) return { reason: `node '${node.name || node.output[0]}' (${node.opType}) takes gradients to a finer scale` };
+      const src = byKey.get(scaleKey(out)) as { align: [number, number] };
+      src.align = [lcm(src.align[0], to[0]), lcm(src.align[1], to[1])];
+      byKey.get(scaleKey(to))?.from.add(scaleKey(out));
+    }
+  }
+  for (const { align } of byKey.values()) {
+    if (dims[0] % align[0] !== 0 || dims[1] % align[1] !== 0) return { reason: `the logits (${dims.join('x')}) are not a multiple of ${align.join('x')}` };
+  }
+  const scales = [...byKey.entries()].sort((a, b) => a[1].s[0] * a[1].s[1] - b[1].s[0] * b[1].s[1]).map(([key, v]) => ({ key, align: v.align, from: [...v.from] }));
+  return { logits, dims, scale, scales, steps };
 }
 
 /** How a node's output box maps to its on-path input's, or why the node cannot run windowed. */
@@ -133,12 +157,13 @@ const clampBox = (b: Box, h: number, w: number): Box | null => {
 const union = (a: Box | undefined, b: Box): Box => (a ? [[Math.min(a[0][0], b[0][0]), Math.max(a[0][1], b[0][1])], [Math.min(a[1][0], b[1][0]), Math.max(a[1][1], b[1][1])]] : b);
 
 /**
- * The window (logits coordinates, aligned, inside the map) that holds the support of every
- * tensor's gradient for cotangents nonzero only inside `support` (a box at the logits).
+ * The window of each scale (logits coordinates, aligned, inside the map) for cotangents nonzero
+ * only inside `support` (a box at the logits): it holds the support of every tensor's gradient at
+ * that scale and the windows of the finer scales whose gradients come into it.
  */
-export function windowFor(plan: WindowPlan, support: Box, an: GraphAnalysis): Box {
+export function windowsFor(plan: WindowPlan, support: Box, an: GraphAnalysis): Windows {
   const boxes = new Map<string, Box>([[plan.logits, support]]);
-  let all: Box = support;
+  const reach = new Map<string, Box>([[scaleKey(plan.scale.get(plan.logits) as [number, number]), support]]);
   for (const step of plan.steps) {
     let out: Box | undefined;
     for (const o of step.node.output) {
@@ -150,13 +175,26 @@ export function windowFor(plan: WindowPlan, support: Box, an: GraphAnalysis): Bo
       const s = an.shape(tensor);
       const b = clampBox(map(out), s[2], s[3]);
       if (!b) continue;
-      const u = union(boxes.get(tensor), b);
-      boxes.set(tensor, u);
+      boxes.set(tensor, union(boxes.get(tensor), b));
       const [sy, sx] = plan.scale.get(tensor) as [number, number];
-      all = union(all, [[b[0][0] * sy, b[0][1] * sy], [b[1][0] * sx, b[1][1] * sx]]);
+      const key = scaleKey([sy, sx]);
+      reach.set(key, union(reach.get(key), [[b[0][0] * sy, b[0][1] * sy], [b[1][0] * sx, b[1][1] * sx]]));
     }
   }
-  return [0, 1].map((i) => [Math.floor(all[i][0] / plan.align[i]) * plan.align[i], Math.min(plan.dims[i], Math.ceil(all[i][1] / plan.align[i]) * plan.align[i])]) as Box;
+  const windows: Windows = new Map();
+  for (const { key, align, from } of plan.scales) {
+    let w = reach.get(key);
+    for (const f of from) w = union(w, windows.get(f) as Box);
+    windows.set(key, w ? ([0, 1].map((i) => [Math.floor(w[i][0] / align[i]) * align[i], Math.min(plan.dims[i], Math.ceil(w[i][1] / align[i]) * align[i])]) as Box) : [[0, align[0]], [0, align[1]]]);
+  }
+  return windows;
+}
+
+/** The mean over scales of the fraction of the map their windows cover (what a windowed run costs, roughly). */
+export function windowFraction(plan: WindowPlan, windows: Windows): number {
+  let sum = 0;
+  for (const w of windows.values()) sum += ((w[0][1] - w[0][0]) * (w[1][1] - w[1][0])) / (plan.dims[0] * plan.dims[1]);
+  return sum / windows.size;
 }
 
 /** The bounding box of the nonzero entries of K stacked NCHW maps (null when all are zero). */
@@ -181,20 +219,48 @@ export function supportOf(nchw: Float32Array, k: number, c: number, h: number, w
   return y1 < 0 ? null : [[y0, y1 + 1], [x0, x1 + 1]];
 }
 
-/** Input names of the window at one scale. */
-const windowInput = (sy: number, sx: number, end: 'starts' | 'ends') => `sgc/window_${sy}x${sx}_${end}`;
+/** Input names of the window at one scale, and of the pads from one scale's window into a coarser one's. */
+const windowInput = (key: string, end: 'starts' | 'ends') => `sgc/window_${key}_${end}`;
+const padInput = (from: string, to: string) => `sgc/window_pad_${from}_${to}`;
+const unkey = (key: string) => key.split('x').map(Number) as [number, number];
 
-/** The window's inputs (starts and ends per scale, int64 [2]) for a window in logits coordinates. */
-export function windowFeeds(window: Box, names: string[]): Record<string, BigInt64Array> {
+/** The windows' inputs: starts and ends per scale (int64 [2]), pads between scales (int64 [8]). */
+export function windowFeeds(windows: Windows, names: string[]): Record<string, BigInt64Array> {
   const out: Record<string, BigInt64Array> = {};
   for (const name of names) {
-    const m = /^sgc\/window_(\d+)x(\d+)_(starts|ends)$/.exec(name);
-    if (!m) continue;
-    const [sy, sx] = [Number(m[1]), Number(m[2])];
-    const at = m[3] === 'starts' ? 0 : 1;
-    out[name] = BigInt64Array.from([BigInt(window[0][at] / sy), BigInt(window[1][at] / sx)]);
+    const range = /^sgc\/window_(\d+x\d+)_(starts|ends)$/.exec(name);
+    if (range) {
+      const [sy, sx] = unkey(range[1]);
+      const w = windows.get(range[1]) as Box;
+      const at = range[2] === 'starts' ? 0 : 1;
+      out[name] = BigInt64Array.from([BigInt(w[0][at] / sy), BigInt(w[1][at] / sx)]);
+      continue;
+    }
+    const pad = /^sgc\/window_pad_(\d+x\d+)_(\d+x\d+)$/.exec(name);
+    if (pad) {
+      const [a, b] = [windows.get(pad[1]) as Box, windows.get(pad[2]) as Box];
+      const [sy, sx] = unkey(pad[2]);
+      out[name] = BigInt64Array.from([0, 0, (a[0][0] - b[0][0]) / sy, (a[1][0] - b[1][0]) / sx, 0, 0, (b[0][1] - a[0][1]) / sy, (b[1][1] - a[1][1]) / sx].map(BigInt));
+    }
   }
   return out;
+}
+
+/** Builds the gradient graph with a Pad wherever a gradient changes scale, then windows its backward part. */
+export function windowedGradientGraph(an: GraphAnalysis, layer: string, plan: WindowPlan, options: GradientGraphOptions = {}): GradientGraph & { windowInputs: string[] } {
+  const pads = new Set<string>();
+  const gg = buildGradientGraph(an, layer, plan.logits, {
+    ...options,
+    rescale: (b, from, to, g) => {
+      const [a, c] = [scaleKey(plan.scale.get(from) as [number, number]), scaleKey(plan.scale.get(to) as [number, number])];
+      if (a === c) return g;
+      const name = padInput(a, c);
+      if (!pads.has(name)) b.claim(name);
+      pads.add(name);
+      return b.op('Pad', [g, name], { mode: { s: 'constant' } }, 'window_pad');
+    },
+  });
+  return windowedGraph(gg, plan, [...pads]);
 }
 
 /**
@@ -202,7 +268,7 @@ export function windowFeeds(window: Box, names: string[]): Record<string, BigInt
  * nodes read is sliced to the window at its scale, the cotangent input and the gradient outputs
  * get free spatial sizes. The forward part (and `sgc/activation`) is unchanged.
  */
-export function windowedGraph(gg: GradientGraph, plan: WindowPlan): GradientGraph & { windowInputs: string[] } {
+function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: string[]): GradientGraph & { windowInputs: string[] } {
   const src = gg.model.graph;
   const backward = src.node.slice(gg.firstBackward, gg.firstBackward + gg.backwardNodes);
   const graph = { ...src, node: [...src.node], initializer: [...src.initializer], input: [...src.input], output: [...src.output], valueInfo: [] };
@@ -218,8 +284,8 @@ export function windowedGraph(gg: GradientGraph, plan: WindowPlan): GradientGrap
     if (s) return s;
     const sc = plan.scale.get(t);
     if (!sc) throw new Error(`internal error: no scale for saved tensor '${t}'`);
-    const starts = windowInput(sc[0], sc[1], 'starts');
-    const ends = windowInput(sc[0], sc[1], 'ends');
+    const starts = windowInput(scaleKey(sc), 'starts');
+    const ends = windowInput(scaleKey(sc), 'ends');
     windowInputs.add(starts);
     windowInputs.add(ends);
     s = b.fresh(`window/${t}`);
@@ -231,12 +297,12 @@ export function windowedGraph(gg: GradientGraph, plan: WindowPlan): GradientGrap
   graph.node = [...src.node.slice(0, gg.firstBackward), ...slices, ...rewritten, ...src.node.slice(gg.firstBackward + gg.backwardNodes)];
   const free = (name: string, dims: Array<number | string>) => valueInfo(name, DataType.FLOAT, [dims[0], dims[1], `${name}_h`, `${name}_w`]);
   const ws = [...windowInputs].sort();
-  graph.input = [...graph.input.map((i) => (i.name === COTANGENT ? free(COTANGENT, gg.cotangentShape) : i)), ...ws.map((n) => valueInfo(n, DataType.INT64, [2]))];
+  graph.input = [...graph.input.map((i) => (i.name === COTANGENT ? free(COTANGENT, gg.cotangentShape) : i)), ...ws.map((n) => valueInfo(n, DataType.INT64, [2])), ...pads.map((n) => valueInfo(n, DataType.INT64, [8]))];
   const gradientOutputs = new Set([GRADIENT, ...gg.alsoLayers.map((_, i) => extraGradientName(i))]);
   graph.output = graph.output.map((o) => {
     if (!gradientOutputs.has(o.name)) return o;
     const dims = o.type?.tensorType?.shape?.dim?.map((d) => (d.dimValue != null ? Number(d.dimValue) : (d.dimParam ?? '?'))) ?? ['K', '?'];
     return free(o.name, dims);
   });
-  return { ...gg, model, windowInputs: ws };
+  return { ...gg, model, windowInputs: [...ws, ...pads] };
 }
