@@ -23,7 +23,7 @@ import { regionObjective } from '../src/target/objective.js';
 import { findTorch, runTorchReference, uniform } from '../scripts/onnx/reference.js';
 import { buildUnet } from '../scripts/onnx/unet.js';
 import { unetLayersModel } from '../scripts/onnx/unet-tfjs.js';
-import { machineLine, median, timeRuns } from './timing.js';
+import { machineLine, median, timeInterleaved, timeRuns } from './timing.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 /** Explanations in the ONNX memory soak (BENCH_SOAK; 0 to skip). */
@@ -66,75 +66,76 @@ async function main() {
 
   const plain = await ort.InferenceSession.create(bytes, SESSION);
   const feeds = { [ad.inputName]: new ort.Tensor('float32', nchw, ad.inputDims) };
-  const forward = await time(() => plain.run(feeds));
-  const forwardCached = await time(async () => (await ad.forward(x)).dispose());
-
   // The same with a forward pass that caches only the bottleneck and what its backward reads.
   const lean = await OnnxModelAdapter.create(bytes, nodeRuntime, { sessionOptions: SESSION, cacheLayers: [bottleneck] });
-  const warmLean = await lean.forward(x);
-  dispose(await warmLean.gradient(bottleneck, obj));
-  warmLean.dispose();
-  const forwardLean = await time(async () => (await lean.forward(x)).dispose());
-  const explainLean = await time(async () => {
-    const pass = await lean.forward(x);
-    dispose(await pass.gradient(bottleneck, obj));
-    pass.dispose();
-  });
-  lean.dispose();
-  const explainOnce = await time(async () => {
-    const pass = await ad.forward(x);
-    dispose(await pass.gradient(bottleneck, obj));
-    pass.dispose();
-  });
-
-  // The region and class known before the forward pass: forward, cache and gradient in one run.
-  const primedOn = (adapter: OnnxModelAdapter) => async () => {
-    const pass = await adapter.forward(x, { layer: bottleneck, objective: obj, objectiveOf: () => obj });
+  // The same adapter with windows off: backward parts on the whole map.
+  const whole = await OnnxModelAdapter.create(bytes, nodeRuntime, { sessionOptions: SESSION, windowMaxArea: 0 });
+  const forwardThenGradient = (adapter: OnnxModelAdapter, prime?: Parameters<OnnxModelAdapter['forward']>[1]) => async () => {
+    const pass = await adapter.forward(x, prime);
     dispose(await pass.gradient(bottleneck, obj));
     pass.dispose();
   };
-  // The layer known, the objective not (it depends on the prediction): a lean forward pass, then the gradient.
-  const explainLayerKnown = await time(async () => {
-    const pass = await ad.forward(x, { layer: bottleneck, objectiveOf: () => obj });
-    dispose(await pass.gradient(bottleneck, obj));
-    pass.dispose();
-  });
-  // The same adapter with windows off: backward parts on the whole map.
-  const whole = await OnnxModelAdapter.create(bytes, nodeRuntime, { sessionOptions: SESSION, windowMaxArea: 0 });
-  await primedOn(whole)();
-  await primedOn(ad)();
-  const explainPrimed = await time(primedOn(ad));
-  const explainPrimedWhole = await time(primedOn(whole));
-
   // The fused augmented graph: input + cotangent → A, ∂S/∂A in one ONNX Runtime run.
   const gg = ad.gradientGraph(bottleneck);
   const fused = await ort.InferenceSession.create(encodeModel(gg.model), SESSION);
   const cot = new ort.Tensor('float32', ad.cotangentNchw(obj.weights), [1, 8, H, W]);
-  const fusedRun = await time(() => fused.run({ ...feeds, [COTANGENT]: cot }));
+  // The whole Explainer path on an image (resize, forward, gradient, CAM, heatmap).
+  const image = { width: W, height: H, data: new Uint8ClampedArray(W * H * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7919) % 256)) };
+  const known = { layer: bottleneck, objective: obj, objectiveOf: () => obj };
+  // Interleaved, one round of each per iteration: on a shared machine the speed drifts by tens of
+  // percent within a minute, and ratios of back-to-back medians would measure the drift.
+  const first = await timeInterleaved(
+    {
+      forward: () => plain.run(feeds),
+      forwardCached: async () => (await ad.forward(x)).dispose(),
+      forwardLean: async () => (await lean.forward(x)).dispose(),
+      explainLean: forwardThenGradient(lean),
+      explainOnce: forwardThenGradient(ad),
+      // The layer known, the objective not (it depends on the prediction): a lean forward pass, then the gradient.
+      explainLayerKnown: forwardThenGradient(ad, { layer: bottleneck, objectiveOf: () => obj }),
+      // The region and class known before the forward pass: forward, cache and gradient in one run.
+      explainPrimed: forwardThenGradient(ad, known),
+      explainPrimedWhole: forwardThenGradient(whole, known),
+      fusedRun: () => fused.run({ ...feeds, [COTANGENT]: cot }),
+      explainFull: async () => {
+        explainer.release();
+        await explainer.explain(image, { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as never, classId: 3 });
+      },
+    },
+    RUNS,
+  );
+  const { forward, forwardCached, forwardLean, explainLean, explainOnce, explainLayerKnown, explainPrimed, explainPrimedWhole, fusedRun, explainFull } = first;
+  lean.dispose();
 
   const pass = await ad.forward(x);
-  let k = 0;
-  const newRegion = await time(async () => dispose(await pass.gradient(bottleneck, boxObjective(++k, k % 8))));
   const wholePass = await whole.forward(x);
-  const newRegionWhole = await time(async () => dispose(await wholePass.gradient(bottleneck, boxObjective(++k, k % 8))));
+  let k = 0;
+  const regions = await timeInterleaved(
+    {
+      newRegion: async () => dispose(await pass.gradient(bottleneck, boxObjective(++k, k % 8))),
+      newRegionWhole: async () => dispose(await wholePass.gradient(bottleneck, boxObjective(++k, k % 8))),
+    },
+    RUNS,
+  );
   wholePass.dispose();
   whole.dispose();
   const objectives = Array.from({ length: 16 }, (_, i) => boxObjective(i, i % 8));
-  const singles = await time(async () => {
-    for (const o of objectives) dispose(await pass.gradient(bottleneck, o));
-  }, Math.max(3, Math.floor(RUNS / 3)));
-  const batched = await time(async () => {
-    for (const g of await pass.gradientBatch(bottleneck, objectives)) dispose(g);
-  }, Math.max(3, Math.floor(RUNS / 3)));
+  const many = await timeInterleaved(
+    {
+      singles: async () => {
+        for (const o of objectives) dispose(await pass.gradient(bottleneck, o));
+      },
+      batched: async () => {
+        for (const g of await pass.gradientBatch(bottleneck, objectives)) dispose(g);
+      },
+    },
+    Math.max(3, Math.floor(RUNS / 3)),
+  );
+  const { newRegion, newRegionWhole } = regions;
+  const { singles, batched } = many;
   const inputGrad = await time(async () => dispose(await pass.gradient(INPUT_LAYER, obj)), Math.max(3, Math.floor(RUNS / 3)));
   pass.dispose();
 
-  // The whole Explainer path on an image (resize, forward, gradient, CAM, heatmap).
-  const image = { width: W, height: H, data: new Uint8ClampedArray(W * H * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7919) % 256)) };
-  const explainFull = await time(async () => {
-    explainer.release();
-    await explainer.explain(image, { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as never, classId: 3 });
-  });
 
   console.log('\n| what (128x256 U-Net, bottleneck) | median |');
   console.log('| --- | --- |');
@@ -198,12 +199,17 @@ async function benchTfjs(unet: ReturnType<typeof buildUnet>, image: RgbaImage) {
   const x = tf.randomUniform([1, H, W, C], 0, 1, 'float32', 3) as tf.Tensor4D;
   const request = { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as const, classId: 3 };
   await explainer.explain(image, request); // warm-up
-  const predict = await time(async () => (model.predict(x) as tf.Tensor).dispose());
-  const forward = await time(async () => (await ad.forward(x)).dispose());
-  const explain = await time(async () => {
-    explainer.release();
-    await explainer.explain(image, request);
-  });
+  const { predict, forward, explain } = await timeInterleaved(
+    {
+      predict: async () => (model.predict(x) as tf.Tensor).dispose(),
+      forward: async () => (await ad.forward(x)).dispose(),
+      explain: async () => {
+        explainer.release();
+        await explainer.explain(image, request);
+      },
+    },
+    RUNS,
+  );
   const newRegion = await time(async () => void (await explainer.explain(image, { ...request, classId: 2 })));
   const boxes = Array.from({ length: 16 }, (_, i) => ({ kind: 'box', x0: (i * 37) % (W - 64), y0: (i * 19) % (H - 32), x1: ((i * 37) % (W - 64)) + 63, y1: ((i * 19) % (H - 32)) + 31 }) as const);
   const requests = boxes.map((region, i) => ({ region, classId: i % 8 }));

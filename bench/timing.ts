@@ -21,6 +21,23 @@ export async function timeRuns(fn: () => Promise<unknown>, runs: number, warmups
   return out;
 }
 
+/**
+ * Medians in ms of several functions timed in turns (one call of each per round, `runs` rounds,
+ * after one untimed round): slow drifts of a shared machine then hit every function alike.
+ */
+export async function timeInterleaved<K extends string>(fns: Record<K, () => Promise<unknown>>, runs: number): Promise<Record<K, number>> {
+  const keys = Object.keys(fns) as K[];
+  const times = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let r = -1; r < runs; r++) {
+    for (const k of keys) {
+      const t = performance.now();
+      await fns[k]();
+      if (r >= 0) times[k].push(performance.now() - t);
+    }
+  }
+  return Object.fromEntries(keys.map((k) => [k, median(times[k])])) as Record<K, number>;
+}
+
 /** CPU model, cores, memory, load and Node version: benchmark figures mean little without them. */
 export function machineLine(): string {
   const cpus = os.cpus();
