@@ -37,7 +37,7 @@ export function instrumentAdapter(adapter: ModelAdapter): Instrumented {
       return pass.output;
     },
     activation: (layer) => pass.activation(layer),
-    cacheActivations: pass.cacheActivations ? (layers) => pass.cacheActivations?.(layers) ?? Promise.resolve() : undefined,
+    cacheActivations: pass.cacheActivations?.bind(pass),
     gradient: (layer, objective) => {
       counts.backward++;
       return pass.gradient(layer, objective);

@@ -26,7 +26,7 @@ import { attrInt, valueInfo } from './builder.js';
 import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
 import { cropNchw, embedNchw, nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
-import { scaleKey, supportOf, windowFeeds, windowFraction, windowPlan, windowedGradientGraph, windowsFor, type Box, type WindowPlan, type Windows } from './window.js';
+import { scaleKey, supportOf, unionWindows, windowFeeds, windowFraction, windowPlan, windowedGradientGraph, windowsFor, type Box, type WindowInput, type WindowPlan, type Windows } from './window.js';
 
 /** The parts of an onnxruntime module (onnxruntime-node or onnxruntime-web) the adapter uses. */
 export interface OrtRuntime {
@@ -68,14 +68,21 @@ interface Compiled {
   graph: GradientGraph;
   backward?: { session: InferenceSession; inputs: string[] };
   fused?: InferenceSession;
-  /** The fused graph that also outputs everything a forward pass caches (a primed first explanation). */
-  primed?: { session: InferenceSession; names: string[] };
+  /** The fused graph that also outputs what a forward pass caches (a primed first explanation), with the backward part whole or windowed. */
+  primed?: PrimedSession;
+  primedWindowed?: PrimedSession;
   /** The forward pass caching only the layer and what its backward part reads. */
   leanForward?: { session: InferenceSession; names: string[] };
   /** How the backward part runs on a window (null: it cannot). */
   plan?: WindowPlan | null;
-  windowedBackward?: { session: InferenceSession; inputs: string[]; windowInputs: string[] };
-  primedWindowed?: { session: InferenceSession; names: string[]; windowInputs: string[] };
+  windowedBackward?: { session: InferenceSession; inputs: string[]; windowInputs: WindowInput[] };
+}
+
+interface PrimedSession {
+  session: InferenceSession;
+  /** The forward tensors it outputs (the pass's cache). */
+  names: string[];
+  windowInputs: WindowInput[];
 }
 
 /**
@@ -90,7 +97,6 @@ export const DEFAULT_SESSION_OPTIONS: InferenceSession.SessionOptions = {
   logSeverityLevel: 3,
   extra: { session: { intra_op: { allow_spinning: '0' } } },
 };
-const DEFAULT_SESSION = DEFAULT_SESSION_OPTIONS;
 
 export class OnnxModelAdapter implements ModelAdapter {
   readonly kind = 'onnx';
@@ -172,7 +178,7 @@ export class OnnxModelAdapter implements ModelAdapter {
       }
     }
     const probe = new Map<string, ProbedTensor>();
-    const session = await ort.InferenceSession.create(encodeModel(probeModel), { ...DEFAULT_SESSION, graphOptimizationLevel: 'disabled' });
+    const session = await ort.InferenceSession.create(encodeModel(probeModel), { ...DEFAULT_SESSION_OPTIONS, graphOptimizationLevel: 'disabled' });
     try {
       const x = new ort.Tensor('float32', new Float32Array(nchw.reduce((a, b) => a * b, 1)), nchw);
       const res = await session.run({ [input.name]: x });
@@ -221,7 +227,7 @@ export class OnnxModelAdapter implements ModelAdapter {
   }
 
   private sessionOptions(): InferenceSession.SessionOptions {
-    return { ...DEFAULT_SESSION, ...this.options.sessionOptions };
+    return { ...DEFAULT_SESSION_OPTIONS, ...this.options.sessionOptions };
   }
 
   private async createSession(model: ModelProto): Promise<InferenceSession> {
@@ -270,13 +276,13 @@ export class OnnxModelAdapter implements ModelAdapter {
   }
 
   /** The layer's fused graph with the logits and what a forward pass caches as outputs too: all of it, or (lean) only the layer and what its backward part reads. */
-  private async primedSession(e: Compiled, lean: boolean, windowed: boolean): Promise<{ session: InferenceSession; names: string[]; windowInputs: string[] }> {
+  private async primedSession(e: Compiled, lean: boolean, windowed: boolean): Promise<PrimedSession> {
     const known = windowed ? e.primedWindowed : e.primed;
-    if (known) return { windowInputs: [], ...known };
-    const names = lean ? this.leanNames(e) : [...new Set([...this.cacheNames(), ...e.graph.saved])];
+    if (known) return known;
+    const names = lean ? this.leanNames(e) : [...new Set([...this.cacheNames(), e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
     const gg = windowed ? this.windowedGraph(e) : { ...e.graph, windowInputs: [] };
     const graph = gg.model.graph;
-    const extra = graph.output.filter((o) => o.name === ACTIVATION || o.name === GRADIENT);
+    const extra = graph.output.filter((o) => o.name === GRADIENT);
     const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
     const made = { session: await this.createSession(model), names, windowInputs: gg.windowInputs };
     if (windowed) e.primedWindowed = made;
@@ -284,7 +290,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     return made;
   }
 
-  private async windowedBackwardSession(e: Compiled): Promise<{ session: InferenceSession; inputs: string[]; windowInputs: string[] }> {
+  private async windowedBackwardSession(e: Compiled): Promise<{ session: InferenceSession; inputs: string[]; windowInputs: WindowInput[] }> {
     if (!e.windowedBackward) {
       const wg = this.windowedGraph(e);
       const { model, inputs } = backwardGraph(this.analysis, wg);
@@ -316,42 +322,40 @@ export class OnnxModelAdapter implements ModelAdapter {
   }
 
   /**
-   * Cotangents grouped for stacked runs: each group's windows nearly coincide (their union costs
-   * at most 1.15x the largest member's) and it holds at most `stack`. Null when windows do not apply.
+   * K stacked cotangents in groups for backward runs of at most `stack`, each with its windows
+   * (null: the whole map). With windows, a group holds regions whose windows nearly coincide (their
+   * union costs at most 1.15x the largest member's): regions far apart get one windowed run each,
+   * which beats one run on their union.
    */
-  private windowGroups(e: Compiled, cotangents: Float32Array, k: number, stack: number): number[][] | null {
+  private backwardGroups(e: Compiled, cotangents: Float32Array, k: number, stack: number): Array<{ members: number[]; windows: Windows | null }> {
     const per = cotangents.length / k;
-    const wins: Array<Windows | null> = [];
-    for (let i = 0; i < k; i++) wins.push(this.windowFor(e, cotangents.subarray(i * per, (i + 1) * per), 1));
-    if (wins.every((w) => !w) || !e.plan) return null;
-    const plan = e.plan;
-    const groups: Array<{ members: number[]; union: Windows | null; largest: number }> = [];
+    const groups: Array<{ members: number[]; windows: Windows | null; largest: number }> = [];
     for (let i = 0; i < k; i++) {
-      const w = wins[i];
+      const w = this.windowFor(e, cotangents.subarray(i * per, (i + 1) * per), 1);
+      const plan = e.plan as WindowPlan;
       const fit = groups.find((g) => {
-        if (g.members.length >= stack || !g.union !== !w) return false;
-        if (!w || !g.union) return true;
-        return windowFraction(plan, unionWindows(g.union, w)) <= 1.15 * Math.max(g.largest, windowFraction(plan, w));
+        if (g.members.length >= stack || !g.windows !== !w) return false;
+        return !w || !g.windows || windowFraction(plan, unionWindows(g.windows, w)) <= 1.15 * Math.max(g.largest, windowFraction(plan, w));
       });
-      if (!fit) groups.push({ members: [i], union: w, largest: w ? windowFraction(plan, w) : Infinity });
+      if (!fit) groups.push({ members: [i], windows: w, largest: w ? windowFraction(plan, w) : 1 });
       else {
         fit.members.push(i);
-        if (w && fit.union) {
-          fit.union = unionWindows(fit.union, w);
+        if (w && fit.windows) {
+          fit.windows = unionWindows(fit.windows, w);
           fit.largest = Math.max(fit.largest, windowFraction(plan, w));
         }
       }
     }
-    return groups.map((g) => g.members);
+    return groups;
   }
 
   /** The windows' feeds: the cropped cotangents, the windows' starts and ends per scale, the pads between scales. */
-  private windowInputs(cotangents: Float32Array, k: number, windows: Windows, names: string[]): Record<string, OrtTensor> {
+  private windowInputs(cotangents: Float32Array, k: number, windows: Windows, inputs: WindowInput[]): Record<string, OrtTensor> {
     const [, c, h, w] = this.analysis.shape(this.logitsName);
     const win = windows.get(scaleKey([1, 1])) as Box;
     const crop = cropNchw(cotangents, k * c, h, w, win);
     const feeds: Record<string, OrtTensor> = { [COTANGENT]: new this.ort.Tensor('float32', crop, [k, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]) };
-    for (const [n, v] of Object.entries(windowFeeds(windows, names))) feeds[n] = new this.ort.Tensor('int64', v, [v.length]);
+    for (const [n, v] of Object.entries(windowFeeds(windows, inputs))) feeds[n] = new this.ort.Tensor('int64', v, [v.length]);
     return feeds;
   }
 
@@ -364,10 +368,13 @@ export class OnnxModelAdapter implements ModelAdapter {
     return embedNchw(part.data as Float32Array, k * c, ph, pw, h, w, win[0][0] / sy, win[1][0] / sx);
   }
 
-  /** Runs the backward part on cached tensors (windowed when that pays) and returns each gradient output as a whole map. */
-  private async runBackward(e: Compiled, cache: Map<string, OrtTensor>, cotangents: Float32Array, k: number): Promise<Float32Array[]> {
+  /**
+   * Runs the backward part on cached tensors, on `windows` (by default: windowFor's, when that
+   * pays; null: the whole map), and returns each gradient output as a whole map.
+   */
+  private async runBackward(e: Compiled, cache: Map<string, OrtTensor>, cotangents: Float32Array, k: number, windows?: Windows | null): Promise<Float32Array[]> {
     const outputs: Array<[string, string]> = [[GRADIENT, e.graph.layer], ...e.graph.alsoLayers.map((t, i): [string, string] => [extraGradientName(i), t])];
-    const win = this.windowFor(e, cotangents, k);
+    const win = windows === undefined ? this.windowFor(e, cotangents, k) : windows;
     if (win) {
       const b = await this.windowedBackwardSession(e);
       const feeds = this.windowInputs(cotangents, k, win, b.windowInputs);
@@ -479,10 +486,7 @@ export class OnnxModelAdapter implements ModelAdapter {
         const { session, names, windowInputs } = await this.primedSession(e, lazy, !!win);
         const feeds = win ? this.windowInputs(cot, 1, win, windowInputs) : { [COTANGENT]: this.cotangentTensor(cot, 1) };
         const res = await session.run({ ...feeds, [this.inputName]: x });
-        const cache = new Map<string, OrtTensor>(names.map((n) => [n, res[n]]));
-        cache.set(this.inputName, x);
-        if (!cache.has(t)) cache.set(t, res[ACTIVATION]);
-        const pass = new OnnxForwardPass(this, cache, !lazy);
+        const pass = this.passFrom(res, names, x, !lazy);
         pass.prime(prime.layer, objective, win ? this.unwindow(e, res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
         return pass;
       }
@@ -516,37 +520,33 @@ export class OnnxModelAdapter implements ModelAdapter {
     const g = e.graph;
     // A graph that is not batchable takes one cotangent per run.
     const stack = g.batchable ? Math.max(1, this.options.maxStack ?? 4) : 1;
-    const groups = k > 1 && stack > 1 ? this.windowGroups(e, cotangents, k, stack) : null;
-    if (groups && groups.length > 1) {
-      // Regions far apart: one windowed run per group of nearby ones beats one run on their union.
-      const per = cotangents.length / k;
-      const size = this.analysis.shape(tensor).reduce((a, b) => a * b, 1);
+    const per = cotangents.length / k;
+    const size = this.analysis.shape(tensor).reduce((a, b) => a * b, 1);
+    if (!cache.has(tensor) || !g.saved.every((s) => cache.has(s))) {
+      // The pass did not cache what the backward part reads: the fused forward + backward graph
+      // runs the first stack and fills the cache; the rest runs backward-only.
+      const n = Math.min(k, stack);
+      const fused = await this.fusedSession(e);
+      const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as OrtTensor, [COTANGENT]: this.cotangentTensor(cotangents.subarray(0, n * per), n) });
+      for (const s of g.saved) if (!cache.has(s) && res[s]) cache.set(s, res[s]);
+      if (!cache.has(tensor)) cache.set(tensor, res[ACTIVATION]);
+      const first = res[GRADIENT].data as Float32Array;
+      if (n === k) return first;
       const out = new Float32Array(k * size);
-      for (const group of groups) {
-        const cot = new Float32Array(group.length * per);
-        group.forEach((i, j) => cot.set(cotangents.subarray(i * per, (i + 1) * per), j * per));
-        const part = await this.runGradient(tensor, cache, cot, group.length);
-        group.forEach((i, j) => out.set(part.subarray(j * size, (j + 1) * size), i * size));
-      }
+      out.set(first);
+      out.set(await this.runGradient(tensor, cache, cotangents.subarray(n * per), k - n), n * size);
       return out;
     }
-    if (k > stack) {
-      const per = cotangents.length / k;
-      const out = new Float32Array(k * this.analysis.shape(tensor).reduce((a, b) => a * b, 1));
-      for (let i = 0; i < k; i += stack) {
-        const n = Math.min(stack, k - i);
-        const part = await this.runGradient(tensor, cache, cotangents.subarray(i * per, (i + n) * per), n);
-        out.set(part, i * (part.length / n));
-      }
-      return out;
+    const groups = this.backwardGroups(e, cotangents, k, stack);
+    if (groups.length === 1) return (await this.runBackward(e, cache, cotangents, k, groups[0].windows))[0];
+    const out = new Float32Array(k * size);
+    for (const { members, windows } of groups) {
+      const cot = new Float32Array(members.length * per);
+      members.forEach((i, j) => cot.set(cotangents.subarray(i * per, (i + 1) * per), j * per));
+      const [part] = await this.runBackward(e, cache, cot, members.length, windows);
+      members.forEach((i, j) => out.set(part.subarray(j * size, (j + 1) * size), i * size));
     }
-    if (cache.has(tensor) && g.saved.every((s) => cache.has(s))) return (await this.runBackward(e, cache, cotangents, k))[0];
-    const cot = this.cotangentTensor(cotangents, k);
-    const fused = await this.fusedSession(e);
-    const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as OrtTensor, [COTANGENT]: cot });
-    for (const s of g.saved) if (!cache.has(s) && res[s]) cache.set(s, res[s]);
-    if (!cache.has(tensor)) cache.set(tensor, res[ACTIVATION]);
-    return res[GRADIENT].data as Float32Array;
+    return out;
   }
 
   /**
@@ -837,16 +837,6 @@ function withOutputs(model: ModelProto, names: string[], an: GraphAnalysis): Mod
 function withOutput(model: ModelProto, name: string, an: GraphAnalysis): ModelProto {
   if (model.graph.output.some((o) => o.name === name)) return model;
   return { ...model, graph: { ...model.graph, output: [...model.graph.output, outputOf(name, an)] } };
-}
-
-/** Per scale, the box holding both windows. */
-function unionWindows(a: Windows, b: Windows): Windows {
-  const out: Windows = new Map();
-  for (const [key, x] of a) {
-    const y = b.get(key) ?? x;
-    out.set(key, [[Math.min(x[0][0], y[0][0]), Math.max(x[0][1], y[0][1])], [Math.min(x[1][0], y[1][0]), Math.max(x[1][1], y[1][1])]]);
-  }
-  return out;
 }
 
 /** Probabilities are the logits' sigmoid (one channel, or a sigmoid model), else their softmax over channels. */

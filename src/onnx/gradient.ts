@@ -203,13 +203,13 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
  * tensors; outputs `sgc/gradient` (and those of `alsoLayers`). Forward nodes that do not depend on the input data (constants,
  * weights computed in the graph) are kept.
  */
-export function backwardGraph(an: GraphAnalysis, gg: GradientGraph & { windowInputs?: string[] }): { model: ModelProto; inputs: string[] } {
+export function backwardGraph(an: GraphAnalysis, gg: GradientGraph & { windowInputs?: Array<{ name: string }> }): { model: ModelProto; inputs: string[] } {
   const src = gg.model.graph;
   const producer = new Map<string, NodeProto>();
   for (const n of src.node) for (const o of n.output) if (o) producer.set(o, n);
   const inits = new Set(src.initializer.map((t) => t.name));
   const saved = new Set(gg.saved);
-  const windowInputs = new Set(gg.windowInputs ?? []);
+  const windowInputs = new Set((gg.windowInputs ?? []).map((w) => w.name));
   const keep = new Set<NodeProto>();
   const inputs = new Set<string>();
   const outputs = new Set([GRADIENT, ...gg.alsoLayers.map((_, i) => extraGradientName(i))]);

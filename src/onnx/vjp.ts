@@ -153,7 +153,7 @@ export interface Window {
 }
 
 /** Kernel, strides, dilations and explicit pads of a Conv/Pool node (auto_pad resolved from the probed shapes). */
-export function windowOf(c: VjpContext, node: NodeProto, inSp: number[], outSp: number[], kernel?: number[]): Window {
+export function windowOf(c: Pick<VjpContext, 'refuse'>, node: NodeProto, inSp: number[], outSp: number[], kernel?: number[]): Window {
   const n = inSp.length;
   const k = attrInts(node, 'kernel_shape') ?? kernel;
   if (!k) throw c.refuse(node, 'no kernel_shape');

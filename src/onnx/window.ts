@@ -19,11 +19,12 @@
  * aligned to whole coarse pixels, gives the coarse gradient on its own footprint, which a Pad
  * (input `sgc/window_pad_<from>_<to>`) places in the larger coarse window.
  */
+import { SegGradCamError } from '../errors.js';
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, attrInt, attrInts, attrString, valueInfo } from './builder.js';
 import { COTANGENT, GRADIENT, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph, type GradientGraphOptions } from './gradient.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
-import { VjpContext, windowOf } from './vjp.js';
+import { windowOf } from './vjp.js';
 
 /** [start, end) per spatial axis (y, x). */
 export type Box = [[number, number], [number, number]];
@@ -53,6 +54,12 @@ export type Windows = Map<string, Box>;
 
 export const scaleKey = (s: readonly [number, number]) => `${s[0]}x${s[1]}`;
 
+/** An input of a windowed graph: one scale's window starts or ends (int64 [2]), or the pads from one scale's window into a coarser one's (int64 [8]). */
+export type WindowInput = { name: string; scale: string; end: 'starts' | 'ends' } | { name: string; from: string; to: string };
+
+/** windowOf's error for a node it cannot read (the plan then reports the reason). */
+const refuser = { refuse: (node: NodeProto, why: string) => new SegGradCamError(`node '${node.name || node.output[0]}' (${node.opType}): ${why}`, 'model') };
+
 /** Ops whose backward part keeps boxes as they are (pointwise, or per channel). */
 const SAME_BOX = new Set(['Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'BatchNormalization', 'Identity', 'Dropout', 'Cast']);
 const ELEMENTWISE = new Set(['Add', 'Sub', 'Sum', 'Mul', 'Div']);
@@ -76,10 +83,9 @@ export function windowPlan(an: GraphAnalysis, layer: string, logits: string): Wi
     if (s.length !== 4 || s[0] !== 1 || dims[0] % s[2] !== 0 || dims[1] % s[3] !== 0) return { reason: `tensor '${t}' is not a map whose size divides the logits'` };
     scale.set(t, [dims[0] / s[2], dims[1] / s[3]]);
   }
-  const ctx = new VjpContext(an, new GraphBuilder({ node: [], initializer: [], input: [], output: [], valueInfo: [] } as unknown as ModelProto['graph']), onPath);
   const steps: Step[] = [];
   for (const node of [...nodes].reverse()) {
-    const map = boxRule(an, ctx, node);
+    const map = boxRule(an, node);
     if (typeof map === 'string') return { reason: `node '${node.name || node.output[0]}' (${node.opType}): ${map}` };
     steps.push({ node, inputs: node.input.filter((i) => i && onPath.has(i)).map((tensor) => ({ tensor, map })) });
   }
@@ -105,7 +111,7 @@ export function windowPlan(an: GraphAnalysis, layer: string, logits: string): Wi
 }
 
 /** How a node's output box maps to its on-path input's, or why the node cannot run windowed. */
-function boxRule(an: GraphAnalysis, ctx: VjpContext, node: NodeProto): BoxMap | string {
+function boxRule(an: GraphAnalysis, node: NodeProto): BoxMap | string {
   const op = node.opType;
   if (node.domain && node.domain !== 'ai.onnx') return 'not a default-domain op';
   if (SAME_BOX.has(op)) return same;
@@ -129,7 +135,7 @@ function boxRule(an: GraphAnalysis, ctx: VjpContext, node: NodeProto): BoxMap | 
     const xs = an.shape(node.input[0]);
     const ys = an.shape(node.output[0]);
     if (xs.length !== 4) return 'not a 2-D convolution';
-    const w = windowOf(ctx, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
+    const w = windowOf(refuser, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
     const reach = w.k.map((k, i) => (k - 1) * w.d[i]);
     if (w.s.some((s) => s !== 1)) return 'strided convolution';
     if (w.pads.some((p, i) => p > reach[i % 2])) return 'padding wider than the kernel';
@@ -141,7 +147,7 @@ function boxRule(an: GraphAnalysis, ctx: VjpContext, node: NodeProto): BoxMap | 
     const xs = an.shape(node.input[0]);
     const ys = an.shape(node.output[0]);
     if (xs.length !== 4) return 'not a 2-D transposed convolution';
-    const w = windowOf(ctx, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
+    const w = windowOf(refuser, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
     // y[i·s − p + t·d] receives x[i], t < k.
     return (b) => [0, 1].map((i) => [Math.ceil((b[i][0] + w.pads[i] - (w.k[i] - 1) * w.d[i]) / w.s[i]), Math.floor((b[i][1] - 1 + w.pads[i]) / w.s[i]) + 1]) as Box;
   }
@@ -190,6 +196,13 @@ export function windowsFor(plan: WindowPlan, support: Box, an: GraphAnalysis): W
   return windows;
 }
 
+/** Per scale, the box holding both windows (valid windows for the two regions' cotangents stacked). */
+export function unionWindows(a: Windows, b: Windows): Windows {
+  const out: Windows = new Map();
+  for (const [key, w] of a) out.set(key, union(w, b.get(key) ?? w));
+  return out;
+}
+
 /** The mean over scales of the fraction of the map their windows cover (what a windowed run costs, roughly). */
 export function windowFraction(plan: WindowPlan, windows: Windows): number {
   let sum = 0;
@@ -219,48 +232,39 @@ export function supportOf(nchw: Float32Array, k: number, c: number, h: number, w
   return y1 < 0 ? null : [[y0, y1 + 1], [x0, x1 + 1]];
 }
 
-/** Input names of the window at one scale, and of the pads from one scale's window into a coarser one's. */
-const windowInput = (key: string, end: 'starts' | 'ends') => `sgc/window_${key}_${end}`;
-const padInput = (from: string, to: string) => `sgc/window_pad_${from}_${to}`;
-const unkey = (key: string) => key.split('x').map(Number) as [number, number];
-
-/** The windows' inputs: starts and ends per scale (int64 [2]), pads between scales (int64 [8]). */
-export function windowFeeds(windows: Windows, names: string[]): Record<string, BigInt64Array> {
+/** The windows' inputs as fed: starts and ends in the scale's own pixels, pads in the coarser scale's. */
+export function windowFeeds(windows: Windows, inputs: WindowInput[]): Record<string, BigInt64Array> {
   const out: Record<string, BigInt64Array> = {};
-  for (const name of names) {
-    const range = /^sgc\/window_(\d+x\d+)_(starts|ends)$/.exec(name);
-    if (range) {
-      const [sy, sx] = unkey(range[1]);
-      const w = windows.get(range[1]) as Box;
-      const at = range[2] === 'starts' ? 0 : 1;
-      out[name] = BigInt64Array.from([BigInt(w[0][at] / sy), BigInt(w[1][at] / sx)]);
-      continue;
-    }
-    const pad = /^sgc\/window_pad_(\d+x\d+)_(\d+x\d+)$/.exec(name);
-    if (pad) {
-      const [a, b] = [windows.get(pad[1]) as Box, windows.get(pad[2]) as Box];
-      const [sy, sx] = unkey(pad[2]);
-      out[name] = BigInt64Array.from([0, 0, (a[0][0] - b[0][0]) / sy, (a[1][0] - b[1][0]) / sx, 0, 0, (b[0][1] - a[0][1]) / sy, (b[1][1] - a[1][1]) / sx].map(BigInt));
+  const pixels = (key: string) => key.split('x').map(Number);
+  for (const input of inputs) {
+    if ('scale' in input) {
+      const [sy, sx] = pixels(input.scale);
+      const w = windows.get(input.scale) as Box;
+      const at = input.end === 'starts' ? 0 : 1;
+      out[input.name] = BigInt64Array.from([BigInt(w[0][at] / sy), BigInt(w[1][at] / sx)]);
+    } else {
+      const [a, b] = [windows.get(input.from) as Box, windows.get(input.to) as Box];
+      const [sy, sx] = pixels(input.to);
+      out[input.name] = BigInt64Array.from([0, 0, (a[0][0] - b[0][0]) / sy, (a[1][0] - b[1][0]) / sx, 0, 0, (b[0][1] - a[0][1]) / sy, (b[1][1] - a[1][1]) / sx].map(BigInt));
     }
   }
   return out;
 }
 
 /** Builds the gradient graph with a Pad wherever a gradient changes scale, then windows its backward part. */
-export function windowedGradientGraph(an: GraphAnalysis, layer: string, plan: WindowPlan, options: GradientGraphOptions = {}): GradientGraph & { windowInputs: string[] } {
-  const pads = new Set<string>();
+export function windowedGradientGraph(an: GraphAnalysis, layer: string, plan: WindowPlan, options: GradientGraphOptions = {}): GradientGraph & { windowInputs: WindowInput[] } {
+  const pads = new Map<string, WindowInput>();
   const gg = buildGradientGraph(an, layer, plan.logits, {
     ...options,
     rescale: (b, from, to, g) => {
       const [a, c] = [scaleKey(plan.scale.get(from) as [number, number]), scaleKey(plan.scale.get(to) as [number, number])];
       if (a === c) return g;
-      const name = padInput(a, c);
-      if (!pads.has(name)) b.claim(name);
-      pads.add(name);
+      const name = `sgc/window_pad_${a}_${c}`;
+      if (!pads.has(name)) pads.set(name, { name: b.claim(name), from: a, to: c });
       return b.op('Pad', [g, name], { mode: { s: 'constant' } }, 'window_pad');
     },
   });
-  return windowedGraph(gg, plan, [...pads]);
+  return windowedGraph(gg, plan, [...pads.values()]);
 }
 
 /**
@@ -268,7 +272,7 @@ export function windowedGradientGraph(an: GraphAnalysis, layer: string, plan: Wi
  * nodes read is sliced to the window at its scale, the cotangent input and the gradient outputs
  * get free spatial sizes. The forward part (and `sgc/activation`) is unchanged.
  */
-function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: string[]): GradientGraph & { windowInputs: string[] } {
+function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: WindowInput[]): GradientGraph & { windowInputs: WindowInput[] } {
   const src = gg.model.graph;
   const backward = src.node.slice(gg.firstBackward, gg.firstBackward + gg.backwardNodes);
   const graph = { ...src, node: [...src.node], initializer: [...src.initializer], input: [...src.input], output: [...src.output], valueInfo: [] };
@@ -276,7 +280,7 @@ function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: string[]): Gra
   const b = new GraphBuilder(graph, 'sgc/');
   const saved = new Set(gg.saved);
   const axes = b.ints('window_axes', [2, 3]);
-  const windowInputs = new Set<string>();
+  const ranges = new Map<string, WindowInput>();
   const sliced = new Map<string, string>();
   const slices: NodeProto[] = [];
   const sliceOf = (t: string): string => {
@@ -284,10 +288,12 @@ function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: string[]): Gra
     if (s) return s;
     const sc = plan.scale.get(t);
     if (!sc) throw new Error(`internal error: no scale for saved tensor '${t}'`);
-    const starts = windowInput(scaleKey(sc), 'starts');
-    const ends = windowInput(scaleKey(sc), 'ends');
-    windowInputs.add(starts);
-    windowInputs.add(ends);
+    const key = scaleKey(sc);
+    const [starts, ends] = (['starts', 'ends'] as const).map((end) => {
+      const name = `sgc/window_${key}_${end}`;
+      if (!ranges.has(name)) ranges.set(name, { name, scale: key, end });
+      return name;
+    });
     s = b.fresh(`window/${t}`);
     slices.push({ name: b.fresh('window_slice'), opType: 'Slice', input: [t, starts, ends, axes], output: [s], attribute: [] });
     sliced.set(t, s);
@@ -296,13 +302,13 @@ function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: string[]): Gra
   const rewritten = backward.map((n) => ({ ...n, input: n.input.map((i) => (saved.has(i) ? sliceOf(i) : i)) }));
   graph.node = [...src.node.slice(0, gg.firstBackward), ...slices, ...rewritten, ...src.node.slice(gg.firstBackward + gg.backwardNodes)];
   const free = (name: string, dims: Array<number | string>) => valueInfo(name, DataType.FLOAT, [dims[0], dims[1], `${name}_h`, `${name}_w`]);
-  const ws = [...windowInputs].sort();
-  graph.input = [...graph.input.map((i) => (i.name === COTANGENT ? free(COTANGENT, gg.cotangentShape) : i)), ...ws.map((n) => valueInfo(n, DataType.INT64, [2])), ...pads.map((n) => valueInfo(n, DataType.INT64, [8]))];
+  const windowInputs = [...ranges.values(), ...pads];
+  graph.input = [...graph.input.map((i) => (i.name === COTANGENT ? free(COTANGENT, gg.cotangentShape) : i)), ...windowInputs.map((w) => valueInfo(w.name, DataType.INT64, ['scale' in w ? 2 : 8]))];
   const gradientOutputs = new Set([GRADIENT, ...gg.alsoLayers.map((_, i) => extraGradientName(i))]);
   graph.output = graph.output.map((o) => {
     if (!gradientOutputs.has(o.name)) return o;
     const dims = o.type?.tensorType?.shape?.dim?.map((d) => (d.dimValue != null ? Number(d.dimValue) : (d.dimParam ?? '?'))) ?? ['K', '?'];
     return free(o.name, dims);
   });
-  return { ...gg, model, windowInputs: [...ws, ...pads] };
+  return { ...gg, model, windowInputs };
 }
