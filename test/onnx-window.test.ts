@@ -10,11 +10,12 @@ import { Explainer } from '../src/explain.js';
 import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
 import { OnnxModelAdapter } from '../src/onnx/adapter.js';
 import { GraphBuilder, emptyModel, valueInfo } from '../src/onnx/builder.js';
-import { cropNchw, embedNchw, nchwToNhwc } from '../src/onnx/layout.js';
+import { embedNchw, nchwToNhwc } from '../src/onnx/layout.js';
+import { logitsCotangent, stackNchw, weightsBox, weightsCotangent } from '../src/onnx/cotangent.js';
 import { nodeRuntime } from '../src/onnx/node.js';
 import { DataType, encodeModel } from '../src/onnx/proto.js';
 import { floatTensor } from '../src/onnx/tensor.js';
-import { supportOf, windowFraction, windowPlan, windowsFor, type Box } from '../src/onnx/window.js';
+import { windowFraction, windowPlan, windowsFor, type Box } from '../src/onnx/window.js';
 import { regionObjective } from '../src/target/objective.js';
 import { box, pixel } from '../src/target/region.js';
 import { uniform } from '../scripts/onnx/reference.js';
@@ -64,18 +65,52 @@ describe('window rules', () => {
     ad.dispose();
   });
 
-  test('supportOf, cropNchw and embedNchw', () => {
-    const maps = new Float32Array(2 * 4 * 6);
-    maps[1 * 24 + 2 * 6 + 1] = 1;
-    maps[0 * 24 + 3 * 6 + 4] = -2;
-    assert.deepEqual(supportOf(maps, 1, 2, 4, 6), [[2, 4], [1, 5]]);
-    assert.equal(supportOf(new Float32Array(24), 1, 1, 4, 6), null);
+  test('weightsBox, stackNchw and embedNchw', () => {
+    // [h=4, w=6, c=2] weights: channel 1 at (y 2, x 1), channel 0 at (y 3, x 4).
+    const nhwc = new Float32Array(4 * 6 * 2);
+    nhwc[(2 * 6 + 1) * 2 + 1] = 1;
+    nhwc[(3 * 6 + 4) * 2 + 0] = -2;
+    assert.deepEqual(weightsBox(nhwc, 4, 6, 2), [[2, 4], [1, 5]]);
+    assert.equal(weightsBox(new Float32Array(48), 4, 6, 2), null);
     const win: Box = [[2, 4], [1, 5]];
-    const crop = cropNchw(maps, 2, 4, 6, win);
+    const cot = { nhwc, support: win };
+    // Cropped NCHW [1, 2, 2, 4]: channel 0 row 1 col 3 is (3, 4); channel 1 row 0 col 0 is (2, 1).
+    const crop = stackNchw([cot], 4, 6, 2, win);
     assert.equal(crop.length, 2 * 2 * 4);
     assert.equal(crop[0 * 8 + 1 * 4 + 3], -2);
     assert.equal(crop[1 * 8 + 0 * 4 + 0], 1);
-    assert.deepEqual(Array.from(embedNchw(crop, 2, 2, 4, 4, 6, 2, 1)), Array.from(maps));
+    assert.equal(crop.reduce((a, b) => a + Math.abs(b), 0), 3, 'nothing else is set');
+    // The whole map, two stacked (the second all zero): the NCHW transpose of the weights.
+    const whole = stackNchw([cot, { nhwc: new Float32Array(48), support: null }], 4, 6, 2);
+    const nchw = new Float32Array(2 * 24);
+    nchw[1 * 24 + 2 * 6 + 1] = 1;
+    nchw[0 * 24 + 3 * 6 + 4] = -2;
+    assert.deepEqual(Array.from(whole), [...nchw, ...new Float32Array(48)]);
+    assert.deepEqual(Array.from(embedNchw(crop, 2, 2, 4, 4, 6, 2, 1)), Array.from(nchw));
+  });
+
+  test('a region objective carries its box, and scores and cotangents inside it equal those over the whole map', () => {
+    const output = { kind: 'map', height: 4, width: 6, channels: 3, activation: 'softmax' } as const;
+    const mask = new Uint8Array(24);
+    mask[1 * 6 + 2] = 1;
+    mask[2 * 6 + 4] = 1;
+    const logits = Float32Array.from({ length: 72 }, (_, i) => Math.sin(i * 1.7) * 3);
+    for (const on of ['logits', 'probability'] as const) {
+      const obj = regionObjective(output, 2, mask, on);
+      assert.deepEqual(obj.support, [[1, 3], [2, 5]]);
+      const { support: _, ...boxless } = obj;
+      const a = logitsCotangent(logits, obj, output);
+      const b = logitsCotangent(logits, boxless, output);
+      assert.deepEqual(b.cotangent.support, [[1, 3], [2, 5]], 'the box found from the weights');
+      // By hand: S = Σ_M y^2 over the two pixels (logits or softmax probabilities).
+      const y = (p: number, c: number) => logits[p * 3 + c];
+      const soft = (p: number, c: number) => Math.exp(y(p, c)) / [0, 1, 2].reduce((s, k) => s + Math.exp(y(p, k)), 0);
+      const want = on === 'logits' ? y(8, 2) + y(16, 2) : soft(8, 2) + soft(16, 2);
+      assert.ok(Math.abs(a.score - want) < 1e-9, `${on}: score ${a.score} vs ${want}`);
+      assert.equal(a.score, b.score);
+      assert.deepEqual(Array.from(a.cotangent.nhwc), Array.from(b.cotangent.nhwc));
+    }
+    assert.throws(() => weightsCotangent({ weights: new Float32Array(5), on: 'logits', offset: 0 }, output), /5 weights; the logits have 72/);
   });
 
   test('an op without a window rule (max-pooling on the way to an encoder layer) gives a plan with its reason', async () => {

@@ -40,7 +40,21 @@ export interface Objective {
   weights: Float32Array;
   on: 'logits' | 'probability';
   offset: number;
+  /**
+   * For a map output, a box of the output grid, [[y0, y1), [x0, x1)], outside which every weight
+   * is zero (regionObjective sets it). Engines may then skip the rest of the map: scoring, and
+   * the ONNX adapter's cotangents and backward windows, look only inside it.
+   */
+  support?: GridBox;
 }
+
+/** Rows [y0, y1) and columns [x0, x1) of a map. */
+export type GridBox = [[number, number], [number, number]];
+
+/** The box holding both. */
+export const unionBox = (a: GridBox, b: GridBox): GridBox => [[Math.min(a[0][0], b[0][0]), Math.max(a[0][1], b[0][1])], [Math.min(a[1][0], b[1][0]), Math.max(a[1][1], b[1][1])]];
+
+export const boxArea = (b: GridBox) => (b[0][1] - b[0][0]) * (b[1][1] - b[1][0]);
 
 /** A and ∂S/∂A at one layer; both tensors belong to the caller. */
 export interface LayerGradient {

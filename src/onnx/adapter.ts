@@ -18,15 +18,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import { SegGradCamError } from '../errors.js';
-import { INPUT_LAYER, type BatchGradient, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../model/adapter.js';
+import { INPUT_LAYER, unionBox, type BatchGradient, type GridBox, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../model/adapter.js';
 import { unknownLayer } from '../model/layers-adapter.js';
 import { readOutputInfo } from '../model/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
 import { attrInt, valueInfo } from './builder.js';
 import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
-import { cropNchw, embedNchw, nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
+import { logitsCotangent, scoreOf, sigmoidProbabilities, stackNchw, weightsCotangent, type Cotangent } from './cotangent.js';
+import { embedNchw, nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
-import { scaleKey, supportOf, unionWindows, windowFeeds, windowFraction, windowPlan, windowedGradientGraph, windowsFor, type Box, type WindowInput, type WindowPlan, type Windows } from './window.js';
+import { scaleKey, unionWindows, windowFeeds, windowFraction, windowPlan, windowedGradientGraph, windowsFor, type Box, type WindowInput, type WindowPlan, type Windows } from './window.js';
 
 /** The parts of an onnxruntime module (onnxruntime-node or onnxruntime-web) the adapter uses. */
 export interface OrtRuntime {
@@ -304,10 +305,10 @@ export class OnnxModelAdapter implements ModelAdapter {
   }
 
   /**
-   * The windows a backward run for these K stacked NCHW cotangents can use, or null: the graph
-   * has no window plan, or the windows would not be much smaller than the maps.
+   * The windows a backward run for cotangents nonzero only inside `support` can use, or null: the
+   * graph has no window plan, or the windows would not be much smaller than the maps.
    */
-  private windowFor(e: Compiled, cotangents: Float32Array, k: number): Windows | null {
+  private windowFor(e: Compiled, support: GridBox | null): Windows | null {
     const maxArea = this.options.windowMaxArea ?? 0.75;
     if (maxArea <= 0) return null;
     if (e.plan === undefined) {
@@ -315,9 +316,7 @@ export class OnnxModelAdapter implements ModelAdapter {
       e.plan = 'reason' in plan ? null : plan;
     }
     if (!e.plan) return null;
-    const [h, w] = e.plan.dims;
-    const support = supportOf(cotangents, k, cotangents.length / (k * h * w), h, w) ?? [[0, 1], [0, 1]];
-    const windows = windowsFor(e.plan, support, this.analysis);
+    const windows = windowsFor(e.plan, support ?? [[0, 1], [0, 1]], this.analysis);
     return windowFraction(e.plan, windows) <= maxArea ? windows : null;
   }
 
@@ -327,11 +326,10 @@ export class OnnxModelAdapter implements ModelAdapter {
    * union costs at most 1.15x the largest member's): regions far apart get one windowed run each,
    * which beats one run on their union.
    */
-  private backwardGroups(e: Compiled, cotangents: Float32Array, k: number, stack: number): Array<{ members: number[]; windows: Windows | null }> {
-    const per = cotangents.length / k;
+  private backwardGroups(e: Compiled, cotangents: Cotangent[], stack: number): Array<{ members: number[]; windows: Windows | null }> {
     const groups: Array<{ members: number[]; windows: Windows | null; largest: number }> = [];
-    for (let i = 0; i < k; i++) {
-      const w = this.windowFor(e, cotangents.subarray(i * per, (i + 1) * per), 1);
+    for (let i = 0; i < cotangents.length; i++) {
+      const w = this.windowFor(e, cotangents[i].support);
       const plan = e.plan as WindowPlan;
       const fit = groups.find((g) => {
         if (g.members.length >= stack || !g.windows !== !w) return false;
@@ -350,11 +348,11 @@ export class OnnxModelAdapter implements ModelAdapter {
   }
 
   /** The windows' feeds: the cropped cotangents, the windows' starts and ends per scale, the pads between scales. */
-  private windowInputs(cotangents: Float32Array, k: number, windows: Windows, inputs: WindowInput[]): Record<string, OrtTensor> {
+  private windowInputs(cotangents: Cotangent[], windows: Windows, inputs: WindowInput[]): Record<string, OrtTensor> {
     const [, c, h, w] = this.analysis.shape(this.logitsName);
     const win = windows.get(scaleKey([1, 1])) as Box;
-    const crop = cropNchw(cotangents, k * c, h, w, win);
-    const feeds: Record<string, OrtTensor> = { [COTANGENT]: new this.ort.Tensor('float32', crop, [k, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]) };
+    const crop = stackNchw(cotangents, h, w, c, win);
+    const feeds: Record<string, OrtTensor> = { [COTANGENT]: new this.ort.Tensor('float32', crop, [cotangents.length, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]) };
     for (const [n, v] of Object.entries(windowFeeds(windows, inputs))) feeds[n] = new this.ort.Tensor('int64', v, [v.length]);
     return feeds;
   }
@@ -372,18 +370,18 @@ export class OnnxModelAdapter implements ModelAdapter {
    * Runs the backward part on cached tensors, on `windows` (by default: windowFor's, when that
    * pays; null: the whole map), and returns each gradient output as a whole map.
    */
-  private async runBackward(e: Compiled, cache: Map<string, OrtTensor>, cotangents: Float32Array, k: number, windows?: Windows | null): Promise<Float32Array[]> {
+  private async runBackward(e: Compiled, cache: Map<string, OrtTensor>, cotangents: Cotangent[], windows?: Windows | null): Promise<Float32Array[]> {
     const outputs: Array<[string, string]> = [[GRADIENT, e.graph.layer], ...e.graph.alsoLayers.map((t, i): [string, string] => [extraGradientName(i), t])];
-    const win = windows === undefined ? this.windowFor(e, cotangents, k) : windows;
+    const win = windows === undefined ? this.windowFor(e, unionSupport(cotangents)) : windows;
     if (win) {
       const b = await this.windowedBackwardSession(e);
-      const feeds = this.windowInputs(cotangents, k, win, b.windowInputs);
+      const feeds = this.windowInputs(cotangents, win, b.windowInputs);
       for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
       const res = await b.session.run(feeds);
       return outputs.map(([name, t]) => this.unwindow(e, res[name], t, win));
     }
     const b = await this.backwardSession(e);
-    const feeds: Record<string, OrtTensor> = { [COTANGENT]: this.cotangentTensor(cotangents, k) };
+    const feeds: Record<string, OrtTensor> = { [COTANGENT]: this.cotangentTensor(cotangents) };
     for (const i of b.inputs) feeds[i] = cache.get(i) as OrtTensor;
     const res = await b.session.run(feeds);
     return outputs.map(([name]) => res[name].data as Float32Array);
@@ -481,10 +479,10 @@ export class OnnxModelAdapter implements ModelAdapter {
       if (e && objective && objective.on === 'logits') {
         // An objective known before the forward pass (on logits): the forward pass, the cache and
         // the layer's gradient in one ONNX Runtime run (no second run that reads the cache back in).
-        const cot = this.cotangentNchw(objective.weights);
-        const win = this.windowFor(e, cot, 1);
+        const cot = weightsCotangent(objective, this.output);
+        const win = this.windowFor(e, cot.support);
         const { session, names, windowInputs } = await this.primedSession(e, lazy, !!win);
-        const feeds = win ? this.windowInputs(cot, 1, win, windowInputs) : { [COTANGENT]: this.cotangentTensor(cot, 1) };
+        const feeds = win ? this.windowInputs([cot], win, windowInputs) : { [COTANGENT]: this.cotangentTensor([cot]) };
         const res = await session.run({ ...feeds, [this.inputName]: x });
         const pass = this.passFrom(res, names, x, !lazy);
         pass.prime(prime.layer, objective, win ? this.unwindow(e, res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
@@ -513,37 +511,35 @@ export class OnnxModelAdapter implements ModelAdapter {
     for (const n of names) if (!cache.has(n)) cache.set(n, res[n] as OrtTensor);
   }
 
-  /** @internal Runs ∂S/∂A for K cotangents (NCHW, stacked) of one pass. */
-  async runGradient(tensor: string, cache: Map<string, OrtTensor>, cotangents: Float32Array, k: number): Promise<Float32Array> {
+  /** @internal Runs ∂S/∂A for K cotangents of one pass (the gradients NCHW, stacked). */
+  async runGradient(tensor: string, cache: Map<string, OrtTensor>, cotangents: Cotangent[]): Promise<Float32Array> {
     this.check();
     const e = this.entry(tensor);
     const g = e.graph;
+    const k = cotangents.length;
     // A graph that is not batchable takes one cotangent per run.
     const stack = g.batchable ? Math.max(1, this.options.maxStack ?? 4) : 1;
-    const per = cotangents.length / k;
     const size = this.analysis.shape(tensor).reduce((a, b) => a * b, 1);
     if (!cache.has(tensor) || !g.saved.every((s) => cache.has(s))) {
       // The pass did not cache what the backward part reads: the fused forward + backward graph
       // runs the first stack and fills the cache; the rest runs backward-only.
       const n = Math.min(k, stack);
       const fused = await this.fusedSession(e);
-      const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as OrtTensor, [COTANGENT]: this.cotangentTensor(cotangents.subarray(0, n * per), n) });
+      const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as OrtTensor, [COTANGENT]: this.cotangentTensor(cotangents.slice(0, n)) });
       for (const s of g.saved) if (!cache.has(s) && res[s]) cache.set(s, res[s]);
       if (!cache.has(tensor)) cache.set(tensor, res[ACTIVATION]);
       const first = res[GRADIENT].data as Float32Array;
       if (n === k) return first;
       const out = new Float32Array(k * size);
       out.set(first);
-      out.set(await this.runGradient(tensor, cache, cotangents.subarray(n * per), k - n), n * size);
+      out.set(await this.runGradient(tensor, cache, cotangents.slice(n)), n * size);
       return out;
     }
-    const groups = this.backwardGroups(e, cotangents, k, stack);
-    if (groups.length === 1) return (await this.runBackward(e, cache, cotangents, k, groups[0].windows))[0];
+    const groups = this.backwardGroups(e, cotangents, stack);
+    if (groups.length === 1) return (await this.runBackward(e, cache, cotangents, groups[0].windows))[0];
     const out = new Float32Array(k * size);
     for (const { members, windows } of groups) {
-      const cot = new Float32Array(members.length * per);
-      members.forEach((i, j) => cot.set(cotangents.subarray(i * per, (i + 1) * per), j * per));
-      const [part] = await this.runBackward(e, cache, cot, members.length, windows);
+      const [part] = await this.runBackward(e, cache, members.map((i) => cotangents[i]), windows);
       members.forEach((i, j) => out.set(part.subarray(j * size, (j + 1) * size), i * size));
     }
     return out;
@@ -576,14 +572,14 @@ export class OnnxModelAdapter implements ModelAdapter {
   }
 
   /**
-   * @internal ∂S/∂(root) and ∂S/∂(each of `also`) for one cotangent (NCHW) in one backward run;
+   * @internal ∂S/∂(root) and ∂S/∂(each of `also`) for one cotangent in one backward run (NCHW);
    * null when the pass did not cache what that backward reads.
    */
-  async runGradientLayers(root: string, also: string[], cache: Map<string, OrtTensor>, cotangent: Float32Array): Promise<Float32Array[] | null> {
+  async runGradientLayers(root: string, also: string[], cache: Map<string, OrtTensor>, cotangent: Cotangent): Promise<Float32Array[] | null> {
     this.check();
     const e = this.entry(root, also);
     if (!e.graph.saved.every((s) => cache.has(s))) return null;
-    return this.runBackward(e, cache, cotangent, 1);
+    return this.runBackward(e, cache, [cotangent]);
   }
 
   /** The fused forward + backward session for a layer and score kind (used for batches of images). */
@@ -620,7 +616,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     const [b, h, w, c] = inputs.shape;
     const per = h * w * c;
     const { session } = await this.fusedVariant(this.inputName, objective.on);
-    const cot = this.cotangentTensor(this.cotangentNchw(objective.weights), 1);
+    const cot = this.cotangentTensor([weightsCotangent(objective, this.output)]);
     const grads = new Float32Array(b * per);
     const scores = new Float32Array(b);
     let i = 0;
@@ -632,9 +628,11 @@ export class OnnxModelAdapter implements ModelAdapter {
     return { gradients: tf.tensor4d(grads, [b, h, w, c]), scores };
   }
 
-  /** K stacked NCHW cotangents as the gradient graphs' cotangent input. */
-  private cotangentTensor(cotangents: Float32Array, k: number): OrtTensor {
-    return new this.ort.Tensor('float32', cotangents, [k, ...this.analysis.shape(this.logitsName).slice(1)]);
+  /** K cotangents as the gradient graphs' cotangent input (whole maps, NCHW, stacked). */
+  private cotangentTensor(cotangents: Cotangent[]): OrtTensor {
+    const d = this.analysis.shape(this.logitsName);
+    const [c, h, w] = d.length === 4 ? [d[1], d[2], d[3]] : [d.slice(1).reduce((a, b) => a * b, 1), 1, 1];
+    return new this.ort.Tensor('float32', stackNchw(cotangents, h, w, c), [cotangents.length, ...d.slice(1)]);
   }
 
   /** @internal Logits NCHW → the project's layout. */
@@ -751,16 +749,9 @@ export class OnnxForwardPass implements ForwardPass {
     this.check();
     if (objectives.length === 0) return [];
     const t = this.adapter.resolve(layer);
-    const k = objectives.length;
-    const per = this.logits.length;
-    const cot = new Float32Array(k * per);
-    const scores: number[] = [];
-    for (let i = 0; i < k; i++) {
-      const { cotangent, score } = logitsCotangent(this.logits, objectives[i], this.adapter.output);
-      cot.set(this.adapter.cotangentNchw(cotangent), i * per);
-      scores.push(score);
-    }
-    const grads = await this.adapter.runGradient(t, this.cache, cot, k);
+    const scored = objectives.map((o) => logitsCotangent(this.logits, o, this.adapter.output));
+    const scores = scored.map((s) => s.score);
+    const grads = await this.adapter.runGradient(t, this.cache, scored.map((s) => s.cotangent));
     const a = this.cache.get(t) as OrtTensor;
     const dims = [...a.dims];
     const size = dims.reduce((x, y) => x * y, 1);
@@ -785,7 +776,7 @@ export class OnnxForwardPass implements ForwardPass {
     const root = unique.length > 1 && unique.every((t) => this.cache.has(t)) ? this.adapter.rootOf(unique) : null;
     const { cotangent, score } = logitsCotangent(this.logits, objective, this.adapter.output);
     const also = unique.filter((t) => t !== root);
-    const grads = root ? await this.adapter.runGradientLayers(root, also, this.cache, this.adapter.cotangentNchw(cotangent)) : null;
+    const grads = root ? await this.adapter.runGradientLayers(root, also, this.cache, cotangent) : null;
     if (!root || !grads) {
       const out: LayerGradient[] = [];
       for (const layer of layers) out.push(await this.gradient(layer, objective));
@@ -819,6 +810,13 @@ export class OnnxForwardPass implements ForwardPass {
   }
 }
 
+/** The box holding every cotangent's support (null: all are zero). */
+function unionSupport(cotangents: Cotangent[]): GridBox | null {
+  let box: GridBox | null = null;
+  for (const { support: s } of cotangents) if (s) box = box ? unionBox(box, s) : s;
+  return box;
+}
+
 function toNhwcTensor(data: Float32Array, dims: readonly number[]): tf.Tensor {
   if (dims.length !== 4) return tf.tensor(Float32Array.from(data), [...dims]);
   const [n, c, h, w] = dims;
@@ -837,62 +835,4 @@ function withOutputs(model: ModelProto, names: string[], an: GraphAnalysis): Mod
 function withOutput(model: ModelProto, name: string, an: GraphAnalysis): ModelProto {
   if (model.graph.output.some((o) => o.name === name)) return model;
   return { ...model, graph: { ...model.graph, output: [...model.graph.output, outputOf(name, an)] } };
-}
-
-/** Probabilities are the logits' sigmoid (one channel, or a sigmoid model), else their softmax over channels. */
-const sigmoidProbabilities = (output: OutputInfo) => output.channels === 1 || output.activation === 'sigmoid';
-
-function probabilities(logits: Float32Array, output: OutputInfo): Float64Array {
-  const c = output.channels;
-  const p = new Float64Array(logits.length);
-  if (sigmoidProbabilities(output)) {
-    for (let i = 0; i < logits.length; i++) p[i] = 1 / (1 + Math.exp(-logits[i]));
-    return p;
-  }
-  for (let o = 0; o < logits.length; o += c) {
-    let m = -Infinity;
-    for (let k = 0; k < c; k++) m = Math.max(m, logits[o + k]);
-    let s = 0;
-    for (let k = 0; k < c; k++) s += p[o + k] = Math.exp(logits[o + k] - m);
-    for (let k = 0; k < c; k++) p[o + k] /= s;
-  }
-  return p;
-}
-
-/** The values scored (logits, or probabilities in float64) and S = Σ w·y + offset on them (float64 sums). */
-function scored(logits: Float32Array, objective: Objective, output: OutputInfo): { y: ArrayLike<number>; score: number } {
-  const w = objective.weights;
-  if (w.length !== logits.length) throw new SegGradCamError(`objective has ${w.length} weights; the logits have ${logits.length}`, 'shape');
-  const y = objective.on === 'probability' ? probabilities(logits, output) : logits;
-  let s = objective.offset;
-  for (let i = 0; i < w.length; i++) if (w[i] !== 0) s += w[i] * y[i];
-  return { y, score: s };
-}
-
-/** S = Σ w·y + offset on logits or probabilities (float64 sums). */
-export function scoreOf(logits: Float32Array, objective: Objective, output: OutputInfo): number {
-  return scored(logits, objective, output).score;
-}
-
-/**
- * ∂S/∂logits and S for an objective, in the project's layout. On logits the cotangent is the
- * weights; on probabilities the softmax (or sigmoid) VJP is applied here, on the cached logits,
- * in float64 — exact, and the compiled graphs then only ever take a logits cotangent.
- */
-export function logitsCotangent(logits: Float32Array, objective: Objective, output: OutputInfo): { cotangent: Float32Array; score: number } {
-  const { y: p, score } = scored(logits, objective, output);
-  if (objective.on === 'logits') return { cotangent: objective.weights, score };
-  const w = objective.weights;
-  const g = new Float32Array(w.length);
-  const c = output.channels;
-  if (sigmoidProbabilities(output)) {
-    for (let i = 0; i < w.length; i++) g[i] = w[i] * p[i] * (1 - p[i]);
-    return { cotangent: g, score };
-  }
-  for (let o = 0; o < w.length; o += c) {
-    let dot = 0;
-    for (let k = 0; k < c; k++) dot += w[o + k] * p[o + k];
-    for (let k = 0; k < c; k++) g[o + k] = p[o + k] * (w[o + k] - dot);
-  }
-  return { cotangent: g, score };
 }

@@ -36,21 +36,6 @@ export function toNhwcShape(dims: readonly number[]): number[] {
   return dims.length === 4 ? [dims[0], dims[2], dims[3], dims[1]] : [...dims];
 }
 
-/** The window [y0, y1) × [x0, x1) of `maps` stacked h × w maps. */
-export function cropNchw(src: Float32Array, maps: number, h: number, w: number, win: readonly [readonly [number, number], readonly [number, number]]): Float32Array {
-  const [[y0, y1], [x0, x1]] = win;
-  const ph = y1 - y0;
-  const pw = x1 - x0;
-  const out = new Float32Array(maps * ph * pw);
-  for (let m = 0; m < maps; m++) {
-    for (let y = 0; y < ph; y++) {
-      const s = m * h * w + (y0 + y) * w + x0;
-      out.set(src.subarray(s, s + pw), (m * ph + y) * pw);
-    }
-  }
-  return out;
-}
-
 /** `maps` stacked ph × pw maps placed at (oy, ox) in h × w maps of zeros. */
 export function embedNchw(part: Float32Array, maps: number, ph: number, pw: number, h: number, w: number, oy: number, ox: number): Float32Array {
   const out = new Float32Array(maps * h * w);

@@ -20,6 +20,7 @@
  * (input `sgc/window_pad_<from>_<to>`) places in the larger coarse window.
  */
 import { SegGradCamError } from '../errors.js';
+import { unionBox, type GridBox } from '../model/adapter.js';
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, attrInt, attrInts, attrString, valueInfo } from './builder.js';
 import { COTANGENT, GRADIENT, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph, type GradientGraphOptions } from './gradient.js';
@@ -27,7 +28,7 @@ import { DataType, type ModelProto, type NodeProto } from './proto.js';
 import { windowOf } from './vjp.js';
 
 /** [start, end) per spatial axis (y, x). */
-export type Box = [[number, number], [number, number]];
+export type Box = GridBox;
 
 type BoxMap = (out: Box) => Box;
 
@@ -160,7 +161,7 @@ const clampBox = (b: Box, h: number, w: number): Box | null => {
   return y[0] < y[1] && x[0] < x[1] ? [y, x] : null;
 };
 
-const union = (a: Box | undefined, b: Box): Box => (a ? [[Math.min(a[0][0], b[0][0]), Math.max(a[0][1], b[0][1])], [Math.min(a[1][0], b[1][0]), Math.max(a[1][1], b[1][1])]] : b);
+const union = (a: Box | undefined, b: Box): Box => (a ? unionBox(a, b) : b);
 
 /**
  * The window of each scale (logits coordinates, aligned, inside the map) for cotangents nonzero
@@ -208,28 +209,6 @@ export function windowFraction(plan: WindowPlan, windows: Windows): number {
   let sum = 0;
   for (const w of windows.values()) sum += ((w[0][1] - w[0][0]) * (w[1][1] - w[1][0])) / (plan.dims[0] * plan.dims[1]);
   return sum / windows.size;
-}
-
-/** The bounding box of the nonzero entries of K stacked NCHW maps (null when all are zero). */
-export function supportOf(nchw: Float32Array, k: number, c: number, h: number, w: number): Box | null {
-  let y0 = h;
-  let y1 = -1;
-  let x0 = w;
-  let x1 = -1;
-  for (let m = 0; m < k * c; m++) {
-    const base = m * h * w;
-    for (let y = 0; y < h; y++) {
-      const row = base + y * w;
-      for (let x = 0; x < w; x++) {
-        if (nchw[row + x] === 0) continue;
-        if (y < y0) y0 = y;
-        if (y > y1) y1 = y;
-        if (x < x0) x0 = x;
-        if (x > x1) x1 = x;
-      }
-    }
-  }
-  return y1 < 0 ? null : [[y0, y1 + 1], [x0, x1 + 1]];
 }
 
 /** The windows' inputs as fed: starts and ends in the scale's own pixels, pads in the coarser scale's. */

@@ -51,5 +51,6 @@ export function flipObjective(objective: Objective, output: OutputInfo): Objecti
   for (let y = 0; y < H; y++)
     for (let x = 0; x < W; x++)
       for (let c = 0; c < C; c++) flipped[(y * W + (W - 1 - x)) * C + c] = w[(y * W + x) * C + c];
-  return { ...objective, weights: flipped };
+  const s = objective.support;
+  return { ...objective, weights: flipped, support: s && [s[0], [W - s[1][1], W - s[1][0]]] };
 }

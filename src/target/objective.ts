@@ -1,4 +1,4 @@
-import type { Objective, OutputInfo } from '../model/adapter.js';
+import type { GridBox, Objective, OutputInfo } from '../model/adapter.js';
 
 export type ScoreKind = 'logits' | 'probability';
 
@@ -25,8 +25,33 @@ export function regionObjective(output: OutputInfo, classIndex: number, mask: Ui
       }
     }
     const offset = on === 'probability' && sign < 0 ? count : 0;
-    return { weights, on, offset };
+    return withSupport({ weights, on, offset }, mask, output);
   }
   for (let i = 0; i < mask.length; i++) if (mask[i]) weights[i * C + classIndex] = 1;
-  return { weights, on, offset: 0 };
+  return withSupport({ weights, on, offset: 0 }, mask, output);
+}
+
+/** The objective with its support: the bounding box of M on a map output (nothing for a vector output). */
+function withSupport(objective: Objective, mask: Uint8Array, output: OutputInfo): Objective {
+  if (output.kind !== 'map') return objective;
+  const box = maskBox(mask, output.height, output.width);
+  return box ? { ...objective, support: box } : objective;
+}
+
+/** The bounding box of a mask's nonzero cells, or null when it has none. */
+export function maskBox(mask: ArrayLike<number>, h: number, w: number): GridBox | null {
+  let y0 = h;
+  let y1 = -1;
+  let x0 = w;
+  let x1 = -1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!mask[y * w + x]) continue;
+      if (y < y0) y0 = y;
+      y1 = y;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+    }
+  }
+  return y1 < 0 ? null : [[y0, y1 + 1], [x0, x1 + 1]];
 }
