@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
 import { LayersModelAdapter } from '../src/model/layers-adapter.js';
 import { buildUnet } from '../src/unet/build.js';
+import { regionObjective } from '../src/target/objective.js';
 import { maxAbs, maxAbsDiff, useCpu } from './helpers/setup.js';
 import { tinyUnet } from './helpers/tiny-unet.js';
 
@@ -152,4 +153,75 @@ test('a layer without a rule after the cut: the adapter says so and falls back t
   p1.dispose();
   p2.dispose();
   model.dispose();
+});
+
+describe('VJPs on windows around the region equal the VJPs on the whole map', () => {
+  const windowModels: Array<[string, () => tf.LayersModel, number]> = [
+    // [name, model, how many layers at least must run on windows]
+    ['project U-Net with batch norm (depth 3, base 4, 32x64)', () => {
+      const m = buildUnet({ inputSize: [32, 64], classes: 5, depth: 3, base: 4, batchNorm: true, seed: 4 });
+      randomiseBatchNorm(m);
+      return m;
+    }, 8],
+    ['tiny U-Net (same-padded up-conv)', () => tinyUnet(16, 3, 8), 3],
+    ['zoo of layers (valid conv, products, pooling: windows only after the last pooling)', zoo, 1],
+  ];
+  for (const [name, make, minWindowed] of windowModels) {
+    test(name, async () => {
+      const model = make();
+      const windowed = new LayersModelAdapter(model);
+      const whole = new LayersModelAdapter(model, { windowMaxArea: 0 });
+      const { height: H, width: W } = windowed.output;
+      const { channels } = windowed.input;
+      const x = tf.randomUniform([1, windowed.input.height, windowed.input.width, channels], 0, 1, 'float32', 6) as tf.Tensor4D;
+      const before = tf.memory().numTensors;
+      const [pw, pf] = [await windowed.forward(x), await whole.forward(x)];
+      const box = (y0: number, x0: number, h: number, w: number) => {
+        const mask = new Uint8Array(H * W);
+        for (let y = y0; y < Math.min(H, y0 + h); y++) for (let xx = x0; xx < Math.min(W, x0 + w); xx++) mask[y * W + xx] = 1;
+        return mask;
+      };
+      const c = windowed.output.channels;
+      const objs = [
+        regionObjective(windowed.output, 1, box(0, 0, 3, 4), 'logits'), // corner
+        regionObjective(windowed.output, 2 % c, box(H >> 1, W >> 1, 1, 1), 'logits'), // one pixel
+        regionObjective(windowed.output, 0, box(H - 3, W - 5, 3, 5), 'probability'), // bottom-right edge
+        regionObjective(windowed.output, 1, box(H >> 2, W >> 2, 3, 6), 'logits'), // interior
+      ];
+      let used = 0;
+      for (const layer of [INPUT_LAYER, ...windowed.layers().map((l) => l.name)]) {
+        if (windowed.windowReason(layer) == null) used++;
+        for (const o of objs) {
+          const [gw, gf] = [await pw.gradient(layer, o), await pf.gradient(layer, o)];
+          const tol = 1e-5 * Math.max(maxAbs(gf.gradients.dataSync()), 1e-6);
+          const d = maxAbsDiff(gw.gradients.dataSync(), gf.gradients.dataSync());
+          assert.ok(d <= tol, `${layer}, region support ${JSON.stringify(o.support)}: ${d} > ${tol}`);
+          assert.deepEqual(gw.gradients.shape, gf.gradients.shape, `${layer} shape`);
+          tf.dispose([gw.activations, gw.gradients, gf.activations, gf.gradients]);
+        }
+        // Stacked: the two nearby boxes run together, the distant ones alone; results in request order.
+        const batch = [objs[3], objs[0], objs[2], { ...objs[3], weights: objs[3].weights.map((v, i) => (i % c === 0 ? v : 0)) }];
+        const [bw, bf] = [await pw.gradientBatch!(layer, batch), await pf.gradientBatch!(layer, batch)];
+        for (let k = 0; k < batch.length; k++) {
+          const tol = 1e-5 * Math.max(maxAbs(bf[k].gradients.dataSync()), 1e-6);
+          assert.ok(maxAbsDiff(bw[k].gradients.dataSync(), bf[k].gradients.dataSync()) <= tol, `${layer} batched #${k}`);
+          tf.dispose([bw[k].activations, bw[k].gradients, bf[k].activations, bf[k].gradients]);
+        }
+      }
+      assert.ok(used >= minWindowed, `${used} layers ran on windows, expected at least ${minWindowed}`);
+      pw.dispose();
+      pf.dispose();
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+      x.dispose();
+      model.dispose();
+    });
+  }
+
+  test('a layer before a max-pooling or strided conv on the way says why it runs on the whole map', () => {
+    const model = tinyUnet(16, 3, 8);
+    const adapter = new LayersModelAdapter(model);
+    assert.equal(adapter.windowReason('bottleneck'), null);
+    assert.match(adapter.windowReason('enc1') ?? '', /pool1 \(MaxPooling2D\): no window rule/);
+    model.dispose();
+  });
 });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
-import { INPUT_LAYER, type BatchGradient, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
+import { INPUT_LAYER, boxArea, unionBox, type BatchGradient, type ForwardPass, type GridBox, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
 import { LayersGraph, squashingActivation } from './layers-graph.js';
 import { LayersBackward } from './layers-backward.js';
 import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from './objective.js';
@@ -21,11 +21,13 @@ export class LayersModelAdapter implements ModelAdapter {
   /**
    * `differentiate: 'tape'` always uses tf.grad over a re-run of the part after the layer (the
    * reference the VJPs are tested against); the default uses the VJPs where every layer after
-   * the explained one has a rule.
+   * the explained one has a rule. `windowMaxArea`: the VJPs run on windows around a region (same
+   * numbers, see layers-backward.ts) when its box covers at most this fraction of the output map
+   * (default 0.25; 0 turns windows off).
    */
   constructor(
     readonly model: tf.LayersModel,
-    private readonly options: { differentiate?: 'vjp' | 'tape' } = {},
+    private readonly options: { differentiate?: 'vjp' | 'tape'; windowMaxArea?: number } = {},
   ) {
     try {
       this.graph = new LayersGraph(model);
@@ -93,7 +95,7 @@ export class LayersModelAdapter implements ModelAdapter {
     const scoreOf = (objective: Objective): number => tf.tidy(() => objectiveScore(output, objective, this.output).dataSync()[0]);
     // Gradients at several tensors from one VJP backward pass (every id must use the VJPs).
     const vjpGradients = (ids: number[], objective: Objective): LayerGradient[] => {
-      const grads = tf.tidy(() => this.backward.gradients(cache, ids, objectiveCotangent(output, objective, this.output)));
+      const grads = tf.tidy(() => this.backward.gradients(cache, ids, objectiveCotangent(output, objective, this.output), this.windowOf(objective)));
       const score = scoreOf(objective);
       return ids.map((id, k) => ({ activations: (cache.get(id) as tf.Tensor).clone() as tf.Tensor4D, gradients: grads[k] as tf.Tensor4D, score }));
     };
@@ -136,9 +138,16 @@ export class LayersModelAdapter implements ModelAdapter {
         const activations = cache.get(id) as tf.Tensor;
         const grads = tf.tidy(() => {
           if (this.usesVjp(id)) {
-            // K cotangents stacked on the batch axis; the cached activations broadcast against them.
-            const seed = tf.concat(objectives.map((o) => objectiveCotangent(output, o, this.output)), 0);
-            return tf.split(this.backward.gradient(cache, id, seed), K, 0);
+            // Cotangents stacked on the batch axis (the cached activations broadcast against them),
+            // in groups whose windows nearly coincide: distant regions run on their own windows.
+            const out: tf.Tensor[] = new Array(K);
+            const groups = this.backward.windowReason([id]) == null ? this.windowGroups(objectives) : [{ members: objectives.map((_, k) => k), box: undefined }];
+            for (const { members, box } of groups) {
+              const seed = tf.concat(members.map((k) => objectiveCotangent(output, objectives[k], this.output)), 0);
+              const parts = tf.split(this.backward.gradients(cache, [id], seed, box)[0], members.length, 0);
+              members.forEach((k, j) => (out[k] = parts[j]));
+            }
+            return out;
           }
           // Tensors the downstream part reads from outside it (the skips), tiled to the batch.
           const known = new Map<number, tf.Tensor>();
@@ -175,6 +184,37 @@ export class LayersModelAdapter implements ModelAdapter {
     const id = this.graph.layerOutput.get(layer);
     if (id == null) throw unknownLayer(layer, this.layerList);
     return id;
+  }
+
+  /** Why gradients at a layer do not run on windows around a region (null: they do, for regions small enough). */
+  windowReason(layer: string): string | null {
+    return this.backward.windowReason([this.tensorOf(layer)]);
+  }
+
+  /** The box a backward pass for this objective may run on (its support, when small enough), or undefined: the whole map. */
+  private windowOf(objective: Objective): GridBox | undefined {
+    const s = objective.support;
+    const max = this.options.windowMaxArea ?? 0.25;
+    if (!s || this.output.kind !== 'map' || max <= 0) return undefined;
+    return boxArea(s) <= max * this.output.height * this.output.width ? s : undefined;
+  }
+
+  /** Objectives in groups for stacked backward passes: with windows, those whose boxes' union is at most 1.15x the largest member's. */
+  private windowGroups(objectives: Objective[]): Array<{ members: number[]; box: GridBox | undefined }> {
+    const groups: Array<{ members: number[]; box: GridBox | undefined; largest: number }> = [];
+    objectives.forEach((o, k) => {
+      const box = this.windowOf(o);
+      const fit = groups.find((g) => (g.box === undefined) === (box === undefined) && (!box || boxArea(unionBox(g.box as GridBox, box)) <= 1.15 * Math.max(g.largest, boxArea(box))));
+      if (!fit) groups.push({ members: [k], box, largest: box ? boxArea(box) : 0 });
+      else {
+        fit.members.push(k);
+        if (box) {
+          fit.box = unionBox(fit.box as GridBox, box);
+          fit.largest = Math.max(fit.largest, boxArea(box));
+        }
+      }
+    });
+    return groups;
   }
 
   /** Whether gradients at tensor `id` come from the VJPs on the cached pass (no re-run). */

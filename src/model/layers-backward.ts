@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { GridBox } from './adapter.js';
 import { squashingActivation, type GraphStep, type LayersGraph } from './layers-graph.js';
 
 /**
@@ -12,6 +13,13 @@ import { squashingActivation, type GraphStep, type LayersGraph } from './layers-
  *
  * Layers without a rule here make `unsupported` name them; the adapter then differentiates
  * with tf.grad over a re-run of the downstream part instead (exact as well, just slower).
+ *
+ * Windows (as in src/onnx/window.ts): a region's cotangent is zero outside its box and each
+ * backward step spreads it only by its kernel, so when every step on the path keeps boxes or
+ * grows them by a kernel (stride-1 convs, up-convolutions whose kernel equals their stride, and
+ * pointwise, per-channel and channel-concat layers), each cotangent is kept as the box where it
+ * can be nonzero and the tensor on that box, the cached activations are read on the box, and the
+ * numbers are those of the whole map. A fine decoder level then costs the region plus a few pixels.
  */
 
 /* The parts of tfjs-layers' layer objects that the rules read (internal fields, stable since tfjs 1.x). */
@@ -78,6 +86,50 @@ function fusedActivation(layer: LayerFields, ctx: StepContext): tf.Tensor | null
   const vjp = activationVjp(layer.activation.getClassName().toLowerCase());
   return vjp ? vjp(ctx.dy, ctx.output) : null;
 }
+
+/** A cotangent on a box of its tensor's map: `t` is [K, box height, box width, C]; it is zero outside the box. */
+interface Windowed {
+  t: tf.Tensor;
+  box: GridBox;
+}
+
+const boxSize = (b: GridBox): [number, number] => [b[0][1] - b[0][0], b[1][1] - b[1][0]];
+
+/** A batch-1 (or K) NHWC tensor on a box. */
+const onBox = (x: tf.Tensor, b: GridBox): tf.Tensor => tf.slice(x, [0, b[0][0], b[1][0], 0], [x.shape[0], ...boxSize(b), -1]);
+
+/** A windowed cotangent as the whole [K, h, w, C] map (zeros outside its box). */
+const toMap = (w: Windowed, h: number, width: number): tf.Tensor =>
+  tf.pad(w.t, [[0, 0], [w.box[0][0], h - w.box[0][1]], [w.box[1][0], width - w.box[1][1]], [0, 0]]);
+
+/** The sum of two windowed cotangents of one tensor, on the box holding both. */
+function addWindowed(a: Windowed, b: Windowed): Windowed {
+  const box: GridBox = [[Math.min(a.box[0][0], b.box[0][0]), Math.max(a.box[0][1], b.box[0][1])], [Math.min(a.box[1][0], b.box[1][0]), Math.max(a.box[1][1], b.box[1][1])]];
+  const [h, w] = boxSize(box);
+  const into = (x: Windowed) => tf.pad(x.t, [[0, 0], [x.box[0][0] - box[0][0], box[0][0] + h - x.box[0][1]], [x.box[1][0] - box[1][0], box[1][0] + w - x.box[1][1]], [0, 0]]);
+  return { t: tf.add(into(a), into(b)), box };
+}
+
+/**
+ * A stride-1 Conv2D's input gradient on a window: the full correlation of the windowed cotangent
+ * g (output box `box`) with the kernel ('valid' transposed conv: the box grows by the kernel),
+ * cut to the input map. y[q] reads x[q − p + t] (p: 'same' padding before, t < k).
+ */
+function convInputWindow(layer: LayerFields, g: tf.Tensor, box: GridBox, kernel: tf.Tensor4D, inputShape: number[]): Windowed {
+  const [kh, kw, cin] = kernel.shape;
+  const k = g.shape[0] as number;
+  const [h, w] = boxSize(box);
+  const full = tf.conv2dTranspose(g as tf.Tensor4D, kernel, [k, h + kh - 1, w + kw - 1, cin], 1, 'valid');
+  const same = layer.padding === 'same';
+  const r0 = box[0][0] - (same ? Math.floor((kh - 1) / 2) : 0);
+  const c0 = box[1][0] - (same ? Math.floor((kw - 1) / 2) : 0);
+  const y: [number, number] = [Math.max(0, r0), Math.min(inputShape[1], r0 + h + kh - 1)];
+  const x: [number, number] = [Math.max(0, c0), Math.min(inputShape[2], c0 + w + kw - 1)];
+  return { t: tf.slice(full, [0, y[0] - r0, x[0] - c0, 0], [k, y[1] - y[0], x[1] - x[0], -1]), box: [y, x] };
+}
+
+/** Layers whose VJP keeps the box (pointwise, per channel, channel concat, sums and products of same-shape maps). */
+const SAME_BOX = new Set(['BatchNormalization', 'ReLU', 'LeakyReLU', 'Activation', 'Add', 'Multiply', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
 
 /** The batch size of the cotangent; cached tensors (batch 1) are tiled to it where a kernel needs equal shapes. */
 const tiled = (x: tf.Tensor, k: number): tf.Tensor => (k === 1 ? x : tf.tile(x, [k, ...x.shape.slice(1).map(() => 1)]));
@@ -204,6 +256,7 @@ for (const name of ['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'Gaussian
 
 export class LayersBackward {
   private readonly support = new Map<number, string | null>();
+  private readonly windowReasons = new Map<string, string | null>();
   /** The step that produces each tensor, and how many step inputs read it. */
   private readonly producer = new Map<number, number>();
   private readonly consumers = new Map<number, number>();
@@ -231,6 +284,46 @@ export class LayersBackward {
     return missing;
   }
 
+  /** Null when windowed backward passes apply to tensors `ids` (every step after them has a window rule and the logits are a map); else why not. */
+  windowReason(ids: number[]): string | null {
+    const key = ids.join(',');
+    const known = this.windowReasons.get(key);
+    if (known !== undefined) return known;
+    let reason: string | null = null;
+    const out = this.graph.steps[this.producer.get(this.graph.outputId) as number]?.outputShapes[0];
+    if (!out || out.length !== 4) reason = 'the model output is not a map';
+    for (const i of this.pathOf(ids).downstream) {
+      if (reason) break;
+      const why = this.windowRule(i);
+      if (why) reason = `${this.graph.steps[i].layer.name} (${this.graph.steps[i].layer.getClassName()}): ${why}`;
+    }
+    this.windowReasons.set(key, reason);
+    return reason;
+  }
+
+  /** Why step `i` cannot run on a window (null: it can). */
+  private windowRule(i: number): string | null {
+    const step = this.graph.steps[i];
+    if (!this.ruleFor(step)) return 'no VJP';
+    const className = step.layer.getClassName();
+    const layer = step.layer as unknown as LayerFields;
+    if (this.linearAtOutput(step) && (className === 'Activation' || className === 'Softmax')) return null;
+    if (SAME_BOX.has(className)) return null;
+    if (className === 'Concatenate') return layer.axis === -1 || layer.axis === 3 ? null : 'concat along a spatial axis';
+    if (className === 'Conv2D') return pair(layer.strides, 1).every((v) => v === 1) ? null : 'strided convolution';
+    if (className === 'Conv2DTranspose') {
+      const [kh, kw] = ((layer.kernel as Weight).read() as tf.Tensor4D).shape;
+      const [sy, sx] = pair(layer.strides, 1);
+      const p = this.producer.get(step.inputIds[0]);
+      const from = p == null ? null : this.graph.steps[p];
+      const xs = from?.outputShapes[from.outputIds.indexOf(step.inputIds[0])];
+      const ys = step.outputShapes[0];
+      const exact = xs != null && kh === sy && kw === sx && ys[1] === (xs[1] as number) * sy && ys[2] === (xs[2] as number) * sx;
+      return exact ? null : 'an up-convolution whose kernel is not its stride';
+    }
+    return 'no window rule';
+  }
+
   /**
    * ∂S/∂(tensor `id`) for the cotangent `seed` of the logits ([K, …]: K objectives at once),
    * on the cached forward pass `cache` (every tensor by id, batch 1). The caller tidies; check
@@ -240,13 +333,24 @@ export class LayersBackward {
     return this.gradients(cache, [id], seed)[0];
   }
 
-  /** The same for several tensors in one backward pass (the cotangents of every tensor on the way are computed anyway). */
-  gradients(cache: Map<number, tf.Tensor>, ids: number[], seed: tf.Tensor): tf.Tensor[] {
-    const { graph } = this;
+  /** The steps after tensors `ids` and the tensors on the way (ids included). */
+  private pathOf(ids: number[]): { downstream: Set<number>; onPath: Set<number> } {
     const downstream = new Set<number>();
-    for (const id of ids) for (const i of graph.downstreamOf(id)) downstream.add(i);
+    for (const id of ids) for (const i of this.graph.downstreamOf(id)) downstream.add(i);
     const onPath = new Set<number>(ids);
-    for (const i of downstream) graph.steps[i].outputIds.forEach((o) => onPath.add(o));
+    for (const i of downstream) this.graph.steps[i].outputIds.forEach((o) => onPath.add(o));
+    return { downstream, onPath };
+  }
+
+  /**
+   * The same for several tensors in one backward pass (the cotangents of every tensor on the way
+   * are computed anyway). With `support` (the box of the logits outside which the seed is zero;
+   * null: zero everywhere) and windowReason(ids) null, the backward pass runs on windows.
+   */
+  gradients(cache: Map<number, tf.Tensor>, ids: number[], seed: tf.Tensor, support?: GridBox | null): tf.Tensor[] {
+    if (support !== undefined && this.windowReason(ids) == null) return this.windowedGradients(cache, ids, seed, support);
+    const { graph } = this;
+    const { downstream, onPath } = this.pathOf(ids);
     const cotangents = new Map<number, tf.Tensor>([[graph.outputId, seed]]);
     const order = [...downstream].sort((a, b) => b - a);
     const done = new Set<number>();
@@ -278,6 +382,76 @@ export class LayersBackward {
       });
     }
     return ids.map((id) => cotangents.get(id) ?? tf.zeros(withBatch((cache.get(id) as tf.Tensor).shape, seed.shape[0] as number)));
+  }
+
+  /** `gradients` on windows (see the module comment); the results are whole maps. */
+  private windowedGradients(cache: Map<number, tf.Tensor>, ids: number[], seed: tf.Tensor, support: GridBox | null): tf.Tensor[] {
+    const { graph } = this;
+    const k = seed.shape[0] as number;
+    const whole = (id: number) => (cache.get(id) as tf.Tensor).shape;
+    const cotangents = new Map<number, Windowed>(support ? [[graph.outputId, { t: onBox(seed, support), box: support }]] : []);
+    const add = (id: number, g: Windowed) => {
+      const prev = cotangents.get(id);
+      cotangents.set(id, prev ? addWindowed(prev, g) : g);
+    };
+    const { downstream, onPath } = this.pathOf(ids);
+    const done = new Set<number>();
+    for (const i of [...downstream].sort((a, b) => b - a)) {
+      if (done.has(i)) continue;
+      const step = graph.steps[i];
+      const dy = cotangents.get(step.outputIds[0]);
+      if (!dy) continue;
+      const layer = step.layer as unknown as LayerFields;
+      const className = step.layer.getClassName();
+      const output = onBox(cache.get(step.outputIds[0]) as tf.Tensor, dy.box);
+      const linear = this.linearAtOutput(step);
+      const concat = this.concatIntoConv(i, onPath);
+      if (concat != null || className === 'Conv2D') {
+        const g = fusedActivation(layer, { dy: dy.t, inputs: [], output, want: [true], linear }) as tf.Tensor;
+        const kernel = (layer.kernel as Weight).read() as tf.Tensor4D;
+        if (concat == null) {
+          add(step.inputIds[0], convInputWindow(layer, g, dy.box, kernel, whole(step.inputIds[0])));
+          continue;
+        }
+        // After a concat with inputs off the path: only the on-path channels, with their kernel slice.
+        let offset = 0;
+        for (const x of graph.steps[concat].inputIds) {
+          const shape = whole(x);
+          const c = shape[3] as number;
+          if (onPath.has(x)) add(x, convInputWindow(layer, g, dy.box, tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]), shape));
+          offset += c;
+        }
+        done.add(concat);
+        continue;
+      }
+      if (className === 'Conv2DTranspose') {
+        // Kernel = stride: the box, widened to whole strides, maps onto whole input pixels.
+        const g = fusedActivation(layer, { dy: dy.t, inputs: [], output, want: [true], linear }) as tf.Tensor;
+        const [sy, sx] = pair(layer.strides, 1);
+        const a: GridBox = [[Math.floor(dy.box[0][0] / sy) * sy, Math.ceil(dy.box[0][1] / sy) * sy], [Math.floor(dy.box[1][0] / sx) * sx, Math.ceil(dy.box[1][1] / sx) * sx]];
+        const aligned = tf.pad(g, [[0, 0], [dy.box[0][0] - a[0][0], a[0][1] - dy.box[0][1]], [dy.box[1][0] - a[1][0], a[1][1] - dy.box[1][1]], [0, 0]]);
+        const dx = tf.conv2d(aligned as tf.Tensor4D, (layer.kernel as Weight).read() as tf.Tensor4D, [sy, sx], 'valid');
+        add(step.inputIds[0], { t: dx, box: [[a[0][0] / sy, a[0][1] / sy], [a[1][0] / sx, a[1][1] / sx]] });
+        continue;
+      }
+      // The box stays: the VJP on the window, with the cached tensors read on it.
+      const grads = (this.ruleFor(step) as Rule)(layer, {
+        dy: dy.t,
+        inputs: step.inputIds.map((x) => onBox(cache.get(x) as tf.Tensor, dy.box)),
+        output,
+        want: step.inputIds.map((x) => onPath.has(x)),
+        linear,
+      });
+      step.inputIds.forEach((x, j) => {
+        const g = grads[j];
+        if (g && onPath.has(x)) add(x, { t: g, box: dy.box });
+      });
+    }
+    return ids.map((id) => {
+      const w = cotangents.get(id);
+      const [, h, width] = whole(id);
+      return w ? toMap(w, h, width) : tf.zeros(withBatch(whole(id), k));
+    });
   }
 
   /**
