@@ -169,7 +169,10 @@ export class Explainer {
    */
   async explainMany(image: RgbaImage, requests: ExplainRequest[]): Promise<Explanation[]> {
     const results: Explanation[] = new Array(requests.length);
-    const { pass, prediction } = await this.forward(image);
+    // Gradients at one layer only: the forward pass may cache just what they need.
+    const layers = new Set(requests.map((r) => (r.layers && r.layers.length > 1 ? '' : this.resolveLayer(r.layers?.[0] ?? r.layer).name)));
+    const only = layers.size === 1 ? [...layers][0] : '';
+    const { pass, prediction } = await this.forward(image, only ? { layer: only } : undefined);
     const groups = new Map<string, Array<{ index: number; method: CamMethod; layer: LayerInfo } & Target>>();
     for (const [index, r] of requests.entries()) {
       const method = methodOf(r);

@@ -362,3 +362,32 @@ describe('PyTorch autograd', () => {
     ad.dispose();
   });
 });
+
+test('explainMany on a new image (a forward pass that caches only the layer it is for) equals one explanation per request', async () => {
+  const ad = await adapterFor(buildUnet({ height: 32, width: 64, base: 4, levels: 3, seed: 12 }).model);
+  const explainer = new Explainer(ad);
+  const image = randomImage(64, 32, 5);
+  const requests = [
+    { region: box(2, 3, 20, 12), classId: 1 },
+    { region: pixel(40, 20), classId: 2, score: 'probability' as const },
+    { region: whole(), classId: 0 },
+    { region: box(30, 2, 63, 10), classId: 1, method: 'eigen-cam' },
+    { region: pixel(5, 5), classId: 2, method: 'saliency' },
+  ];
+  const singles: Explanation[] = [];
+  for (const r of requests) {
+    explainer.release(); // each on a fresh pass with everything cached
+    singles.push(await explainer.explain(image, r));
+  }
+  explainer.release();
+  const before = tf.memory().numTensors;
+  const many = await explainer.explainMany(image, requests);
+  explainer.release();
+  assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+  for (const [i, single] of singles.entries()) {
+    assert.equal(many[i].method, single.method, `method ${i}`);
+    assert.ok(Math.abs(many[i].scoreValue - single.scoreValue) <= 1e-5 * Math.max(1, Math.abs(single.scoreValue)) || (Number.isNaN(single.scoreValue) && Number.isNaN(many[i].scoreValue)), `score ${i}: ${many[i].scoreValue} vs ${single.scoreValue}`);
+    assert.ok(maxAbsDiff(many[i].heatmap, single.heatmap) < 1e-4, `heatmap ${i}: ${maxAbsDiff(many[i].heatmap, single.heatmap)}`);
+  }
+  explainer.dispose();
+});

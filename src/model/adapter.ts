@@ -106,11 +106,14 @@ export interface ForwardPass {
  * downstream of `layer` then runs once, under the gradient tape, instead of once to predict and
  * again to differentiate. `objectiveOf` receives the logits (valid only during the call) and
  * returns the objective; the pass's first `gradient(layer, objective)` call with that very
- * objective object gets the result. Adapters may ignore it (the gradient is then computed on demand).
+ * objective object gets the result. Without `objectiveOf` (several objectives to come, as in
+ * explainMany) it only says which layer's gradients the pass is for: an engine may then cache
+ * just what they need (ONNX: the lean pass). Adapters may ignore it (gradients are then computed
+ * on demand, and anything not cached is filled on first use).
  */
 export interface GradientPrime {
   layer: string;
-  objectiveOf(logits: tf.Tensor): Objective;
+  objectiveOf?(logits: tf.Tensor): Objective;
   /**
    * The objective itself, when it does not depend on the prediction (a fixed region and class):
    * an engine can then run the forward and backward parts together (ONNX: one run).

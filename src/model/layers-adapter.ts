@@ -75,7 +75,7 @@ export class LayersModelAdapter implements ModelAdapter {
     let primed: { layer: string; objective: Objective; result: LayerGradient } | null = null;
     try {
       // With VJPs for the part after the layer, the backward needs no re-run: no priming.
-      if (prime && !this.usesVjp(tensorOf(prime.layer))) primed = this.primedForward(cache, tensorOf(prime.layer), prime, logitsWith);
+      if (prime?.objectiveOf && !this.usesVjp(tensorOf(prime.layer))) primed = this.primedForward(cache, tensorOf(prime.layer), prime, logitsWith);
       else {
         tf.tidy(() => {
           for (const [id, t] of graph.run(new Map([[graph.inputId, input]]))) cache.set(id, tf.keep(t));
@@ -245,7 +245,7 @@ export class LayersModelAdapter implements ModelAdapter {
     const f = (a: tf.Tensor): tf.Scalar => {
       const logits = logitsWith(cache, id, a, downstream, cache);
       try {
-        objective = prime.objectiveOf(logits);
+        objective = (prime.objectiveOf as NonNullable<GradientPrime['objectiveOf']>)(logits);
       } catch (err) {
         // Throwing here would leave the tensors the tape saved for the backward pass alive:
         // finish with a zero score instead and rethrow afterwards.
