@@ -82,6 +82,7 @@ async function main() {
   // The whole Explainer path on an image (resize, forward, gradient, CAM, heatmap).
   const image = { width: W, height: H, data: new Uint8ClampedArray(W * H * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7919) % 256)) };
   const known = { layer: bottleneck, objective: obj, objectiveOf: () => obj };
+  const requests16 = Array.from({ length: 16 }, (_, i) => ({ region: { kind: 'box', x0: (i * 37) % (W - 64), y0: (i * 19) % (H - 32), x1: ((i * 37) % (W - 64)) + 63, y1: ((i * 19) % (H - 32)) + 31 } as const, classId: i % 8 }));
   // Interleaved, one round of each per iteration: on a shared machine the speed drifts by tens of
   // percent within a minute, and ratios of back-to-back medians would measure the drift.
   const first = await timeInterleaved(
@@ -101,10 +102,27 @@ async function main() {
         explainer.release();
         await explainer.explain(image, { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as never, classId: 3 });
       },
+      // 16 regions on a new image through the Explainer: one forward pass, one batched backward, 16 heatmaps.
+      explainManyCold: async () => {
+        explainer.release();
+        await explainer.explainMany(image, requests16);
+      },
     },
     RUNS,
   );
-  const { forward, forwardCached, forwardLean, explainLean, explainOnce, explainLayerKnown, explainPrimed, explainPrimedWhole, fusedRun, explainFull } = first;
+  const { forward, forwardCached, forwardLean, explainLean, explainOnce, explainLayerKnown, explainPrimed, explainPrimedWhole, fusedRun, explainFull, explainManyCold } = first;
+  // The same 16 requests on the cached pass: 16 explain calls against one explainMany call.
+  await explainer.explainMany(image, requests16);
+  const manyWarm = await timeInterleaved(
+    {
+      explainSingles: async () => {
+        for (const r of requests16) await explainer.explain(image, r);
+      },
+      explainMany: async () => void (await explainer.explainMany(image, requests16)),
+    },
+    Math.max(3, Math.floor(RUNS / 3)),
+  );
+  explainer.release();
   lean.dispose();
 
   const pass = await ad.forward(x);
@@ -156,6 +174,9 @@ async function main() {
   console.log(`| 16 regions as pytorch-grad-cam users would: 16 × (forward + gradient), from the primed median above | ${fmt(16 * explainPrimed)} |`);
   console.log(`| 16 regions: one forward pass + one batched call | ${fmt(forwardCached + batched)} (${((16 * explainPrimed) / (forwardCached + batched)).toFixed(2)}x faster) |`);
   console.log(`| input gradient (saliency) on the cached pass | ${fmt(inputGrad)} |`);
+  console.log(`| Explainer, 16 regions on the cached pass: 16 explain calls / one explainMany call | ${fmt(manyWarm.explainSingles)} / ${fmt(manyWarm.explainMany)} (${(manyWarm.explainSingles / manyWarm.explainMany).toFixed(2)}x faster) |`);
+  console.log(`| Explainer, 16 regions on a new image as pytorch-grad-cam users would: 16 cold explain calls, from the cold median above | ${fmt(16 * explainFull)} |`);
+  console.log(`| Explainer, 16 regions on a new image: one explainMany call (one forward pass, batched backward, 16 heatmaps) | ${fmt(explainManyCold)} (${((16 * explainFull) / explainManyCold).toFixed(2)}x faster) |`);
 
   const torch = findTorch();
   if ('reason' in torch) {
@@ -199,7 +220,8 @@ async function benchTfjs(unet: ReturnType<typeof buildUnet>, image: RgbaImage) {
   const x = tf.randomUniform([1, H, W, C], 0, 1, 'float32', 3) as tf.Tensor4D;
   const request = { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as const, classId: 3 };
   await explainer.explain(image, request); // warm-up
-  const { predict, forward, explain } = await timeInterleaved(
+  let c = 0;
+  const { predict, forward, explain, newRegion } = await timeInterleaved(
     {
       predict: async () => (model.predict(x) as tf.Tensor).dispose(),
       forward: async () => (await ad.forward(x)).dispose(),
@@ -207,10 +229,11 @@ async function benchTfjs(unet: ReturnType<typeof buildUnet>, image: RgbaImage) {
         explainer.release();
         await explainer.explain(image, request);
       },
+      // Runs right after `explain` in each round, on its cached pass.
+      newRegion: async () => void (await explainer.explain(image, { ...request, classId: ++c % 8 })),
     },
     RUNS,
   );
-  const newRegion = await time(async () => void (await explainer.explain(image, { ...request, classId: 2 })));
   const boxes = Array.from({ length: 16 }, (_, i) => ({ kind: 'box', x0: (i * 37) % (W - 64), y0: (i * 19) % (H - 32), x1: ((i * 37) % (W - 64)) + 63, y1: ((i * 19) % (H - 32)) + 31 }) as const);
   const requests = boxes.map((region, i) => ({ region, classId: i % 8 }));
   const singles = await time(async () => {
