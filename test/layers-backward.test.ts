@@ -165,6 +165,21 @@ describe('VJPs on windows around the region equal the VJPs on the whole map', ()
     }, 8],
     ['tiny U-Net (same-padded up-conv)', () => tinyUnet(16, 3, 8), 3],
     ['zoo of layers (valid conv, products, pooling: windows only after the last pooling)', zoo, 1],
+    ['strided convs (same and valid, odd sizes), average pooling, nearest up-sampling, add, concat', () => {
+      const init = (s: number) => ({ kernelInitializer: tf.initializers.glorotNormal({ seed: s }), biasInitializer: tf.initializers.randomNormal({ seed: s + 50, stddev: 0.1 }) });
+      const x = tf.input({ shape: [16, 32, 3] });
+      const c1 = sym(L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', ...init(1) }).apply(x));
+      const c2 = sym(L.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'elu', ...init(2) }).apply(c1)); // 8x16
+      const p = sym(L.averagePooling2d({ poolSize: 2 }).apply(c2)); // 4x8
+      const u1 = sym(L.upSampling2d({ size: [2, 2] }).apply(p)); // 8x16
+      const sum = sym(L.add().apply([u1, c2]));
+      const u2 = sym(L.upSampling2d({ size: [2, 2] }).apply(sum)); // 16x32
+      const cat = sym(L.concatenate().apply([u2, c1]));
+      const v = sym(L.conv2d({ filters: 5, kernelSize: 3, strides: 2, padding: 'valid', activation: 'tanh', ...init(3) }).apply(cat)); // 7x15
+      const u3 = sym(L.upSampling2d({ size: [2, 2] }).apply(v)); // 14x30
+      const out = sym(L.conv2d({ filters: 3, kernelSize: 3, padding: 'same', ...init(4) }).apply(u3));
+      return tf.model({ inputs: x, outputs: out });
+    }, 11],
   ];
   for (const [name, make, minWindowed] of windowModels) {
     test(name, async () => {
@@ -217,11 +232,20 @@ describe('VJPs on windows around the region equal the VJPs on the whole map', ()
     });
   }
 
-  test('a layer before a max-pooling or strided conv on the way says why it runs on the whole map', () => {
-    const model = tinyUnet(16, 3, 8);
+  test('a layer before a layer without a window rule (bilinear up-sampling, overlapping pooling) says why it runs on the whole map', () => {
+    const model = zoo();
     const adapter = new LayersModelAdapter(model);
-    assert.equal(adapter.windowReason('bottleneck'), null);
-    assert.match(adapter.windowReason('enc1') ?? '', /pool1 \(MaxPooling2D\): no window rule/);
+    const names = adapter.layers().map((l) => l.name);
+    const [conv, avgPool] = [names[0], names[3]];
+    assert.match(adapter.windowReason(conv) ?? '', /\(UpSampling2D\): bilinear up-sampling/);
+    assert.match(adapter.windowReason(avgPool) ?? '', /\(UpSampling2D\): bilinear up-sampling/);
+    assert.equal(adapter.windowReason(names[names.length - 2]), null, 'the last up-convolution runs on windows');
     model.dispose();
+    const x = tf.input({ shape: [8, 8, 3] });
+    const a = sym(L.conv2d({ filters: 2, kernelSize: 3, padding: 'same', name: 'first' }).apply(x));
+    const b = sym(L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'overlapping' }).apply(a));
+    const overlapping = tf.model({ inputs: x, outputs: sym(L.conv2d({ filters: 2, kernelSize: 1 }).apply(b)) });
+    assert.match(new LayersModelAdapter(overlapping).windowReason('first') ?? '', /overlapping \(MaxPooling2D\): pooling windows that overlap/);
+    overlapping.dispose();
   });
 });

@@ -110,21 +110,29 @@ function addWindowed(a: Windowed, b: Windowed): Windowed {
   return { t: tf.add(into(a), into(b)), box };
 }
 
+/** The padding before the first row and column of a Conv2D or pooling ('same': TF's split of the total, the smaller half first). */
+function padBefore(layer: LayerFields, k: [number, number], s: [number, number], inSize: number[], outSize: number[]): [number, number] {
+  if (layer.padding !== 'same') return [0, 0];
+  return [0, 1].map((i) => Math.floor(Math.max(0, (outSize[i] - 1) * s[i] + k[i] - inSize[i]) / 2)) as [number, number];
+}
+
 /**
- * A stride-1 Conv2D's input gradient on a window: the full correlation of the windowed cotangent
- * g (output box `box`) with the kernel ('valid' transposed conv: the box grows by the kernel),
- * cut to the input map. y[q] reads x[q − p + t] (p: 'same' padding before, t < k).
+ * A Conv2D's input gradient on a window: the full correlation of the windowed cotangent g (output
+ * box `box`) with the kernel at the conv's stride ('valid' transposed conv: the box grows by the
+ * kernel), cut to the input map. y[q] reads x[q·s − p + t] (p: padding before, t < k).
  */
-function convInputWindow(layer: LayerFields, g: tf.Tensor, box: GridBox, kernel: tf.Tensor4D, inputShape: number[]): Windowed {
+function convInputWindow(layer: LayerFields, g: tf.Tensor, box: GridBox, kernel: tf.Tensor4D, inputShape: number[], outputShape: number[]): Windowed {
   const [kh, kw, cin] = kernel.shape;
+  const s = pair(layer.strides, 1);
   const k = g.shape[0] as number;
   const [h, w] = boxSize(box);
-  const full = tf.conv2dTranspose(g as tf.Tensor4D, kernel, [k, h + kh - 1, w + kw - 1, cin], 1, 'valid');
-  const same = layer.padding === 'same';
-  const r0 = box[0][0] - (same ? Math.floor((kh - 1) / 2) : 0);
-  const c0 = box[1][0] - (same ? Math.floor((kw - 1) / 2) : 0);
-  const y: [number, number] = [Math.max(0, r0), Math.min(inputShape[1], r0 + h + kh - 1)];
-  const x: [number, number] = [Math.max(0, c0), Math.min(inputShape[2], c0 + w + kw - 1)];
+  const [fh, fw] = [(h - 1) * s[0] + kh, (w - 1) * s[1] + kw];
+  const full = tf.conv2dTranspose(g as tf.Tensor4D, kernel, [k, fh, fw, cin], s, 'valid');
+  const [pt, pl] = padBefore(layer, [kh, kw], s, inputShape.slice(1, 3), outputShape.slice(1, 3));
+  const r0 = box[0][0] * s[0] - pt;
+  const c0 = box[1][0] * s[1] - pl;
+  const y: [number, number] = [Math.max(0, r0), Math.min(inputShape[1], r0 + fh)];
+  const x: [number, number] = [Math.max(0, c0), Math.min(inputShape[2], c0 + fw)];
   return { t: tf.slice(full, [0, y[0] - r0, x[0] - c0, 0], [k, y[1] - y[0], x[1] - x[0], -1]), box: [y, x] };
 }
 
@@ -310,18 +318,32 @@ export class LayersBackward {
     if (this.linearAtOutput(step) && (className === 'Activation' || className === 'Softmax')) return null;
     if (SAME_BOX.has(className)) return null;
     if (className === 'Concatenate') return layer.axis === -1 || layer.axis === 3 ? null : 'concat along a spatial axis';
-    if (className === 'Conv2D') return pair(layer.strides, 1).every((v) => v === 1) ? null : 'strided convolution';
+    if (className === 'Conv2D') return null;
+    if (className === 'MaxPooling2D' || className === 'AveragePooling2D') {
+      const k = pair(layer.poolSize, 2);
+      const st = pair(layer.strides ?? layer.poolSize, 2);
+      const [xs, ys] = [this.inputShapeOf(step), step.outputShapes[0]];
+      const tiles = xs != null && k[0] === st[0] && k[1] === st[1] && ys[1] === (xs[1] as number) / st[0] && ys[2] === (xs[2] as number) / st[1];
+      return tiles ? null : 'pooling windows that overlap, or do not tile the map';
+    }
+    if (className === 'UpSampling2D') return layer.interpolation === 'nearest' ? null : 'bilinear up-sampling';
     if (className === 'Conv2DTranspose') {
       const [kh, kw] = ((layer.kernel as Weight).read() as tf.Tensor4D).shape;
       const [sy, sx] = pair(layer.strides, 1);
-      const p = this.producer.get(step.inputIds[0]);
-      const from = p == null ? null : this.graph.steps[p];
-      const xs = from?.outputShapes[from.outputIds.indexOf(step.inputIds[0])];
+      const xs = this.inputShapeOf(step);
       const ys = step.outputShapes[0];
       const exact = xs != null && kh === sy && kw === sx && ys[1] === (xs[1] as number) * sy && ys[2] === (xs[2] as number) * sx;
       return exact ? null : 'an up-convolution whose kernel is not its stride';
     }
     return 'no window rule';
+  }
+
+  /** The (symbolic) shape of a step's first input, when an earlier step produces it. */
+  private inputShapeOf(step: GraphStep): Array<number | null> | null {
+    const p = this.producer.get(step.inputIds[0]);
+    if (p == null) return null;
+    const from = this.graph.steps[p];
+    return from.outputShapes[from.outputIds.indexOf(step.inputIds[0])] ?? null;
   }
 
   /**
@@ -410,7 +432,7 @@ export class LayersBackward {
         const g = fusedActivation(layer, { dy: dy.t, inputs: [], output, want: [true], linear }) as tf.Tensor;
         const kernel = (layer.kernel as Weight).read() as tf.Tensor4D;
         if (concat == null) {
-          add(step.inputIds[0], convInputWindow(layer, g, dy.box, kernel, whole(step.inputIds[0])));
+          add(step.inputIds[0], convInputWindow(layer, g, dy.box, kernel, whole(step.inputIds[0]), whole(step.outputIds[0])));
           continue;
         }
         // After a concat with inputs off the path: only the on-path channels, with their kernel slice.
@@ -418,7 +440,7 @@ export class LayersBackward {
         for (const x of graph.steps[concat].inputIds) {
           const shape = whole(x);
           const c = shape[3] as number;
-          if (onPath.has(x)) add(x, convInputWindow(layer, g, dy.box, tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]), shape));
+          if (onPath.has(x)) add(x, convInputWindow(layer, g, dy.box, tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]), shape, whole(step.outputIds[0])));
           offset += c;
         }
         done.add(concat);
@@ -432,6 +454,27 @@ export class LayersBackward {
         const aligned = tf.pad(g, [[0, 0], [dy.box[0][0] - a[0][0], a[0][1] - dy.box[0][1]], [dy.box[1][0] - a[1][0], a[1][1] - dy.box[1][1]], [0, 0]]);
         const dx = tf.conv2d(aligned as tf.Tensor4D, (layer.kernel as Weight).read() as tf.Tensor4D, [sy, sx], 'valid');
         add(step.inputIds[0], { t: dx, box: [[a[0][0] / sy, a[0][1] / sy], [a[1][0] / sx, a[1][1] / sx]] });
+        continue;
+      }
+      if (className === 'MaxPooling2D' || className === 'AveragePooling2D') {
+        // Pool size = stride, no padding (windowRule): output box × stride is the input box, and
+        // the pooling windows inside it are the model's.
+        const [sy, sx] = pair(layer.strides ?? layer.poolSize, 2);
+        const inBox: GridBox = [[dy.box[0][0] * sy, dy.box[0][1] * sy], [dy.box[1][0] * sx, dy.box[1][1] * sx]];
+        const input = onBox(cache.get(step.inputIds[0]) as tf.Tensor, inBox);
+        const [grad] = (this.ruleFor(step) as Rule)(layer, { dy: dy.t, inputs: [input], output, want: [true], linear });
+        add(step.inputIds[0], { t: grad as tf.Tensor, box: inBox });
+        continue;
+      }
+      if (className === 'UpSampling2D') {
+        // Nearest, integer size (windowRule): y[i] = x[⌊i/s⌋]; the box widened to whole blocks.
+        const [sy, sx] = pair(layer.size, 2);
+        const a: GridBox = [[Math.floor(dy.box[0][0] / sy) * sy, Math.ceil(dy.box[0][1] / sy) * sy], [Math.floor(dy.box[1][0] / sx) * sx, Math.ceil(dy.box[1][1] / sx) * sx]];
+        const aligned = tf.pad(dy.t, [[0, 0], [dy.box[0][0] - a[0][0], a[0][1] - dy.box[0][1]], [dy.box[1][0] - a[1][0], a[1][1] - dy.box[1][1]], [0, 0]]);
+        const inBox: GridBox = [[a[0][0] / sy, a[0][1] / sy], [a[1][0] / sx, a[1][1] / sx]];
+        const input = onBox(cache.get(step.inputIds[0]) as tf.Tensor, inBox);
+        const [grad] = (this.ruleFor(step) as Rule)(layer, { dy: aligned, inputs: [input], output: aligned, want: [true], linear });
+        add(step.inputIds[0], { t: grad as tf.Tensor, box: inBox });
         continue;
       }
       // The box stays: the VJP on the window, with the cached tensors read on it.
