@@ -3,7 +3,8 @@
  * generated from a seed by scripts/onnx/unet.ts) through ONNX Runtime with the compiled gradient
  * graph. Medians over BENCH_RUNS runs (default 15) after a warm-up, all in one process. When
  * Debian's python3-torch is importable, the same architecture and weights in PyTorch, explained
- * the pytorch-grad-cam way (hooks + loss.backward()), OPENBLAS_NUM_THREADS=1.
+ * the pytorch-grad-cam way (hooks + loss.backward()), OPENBLAS_NUM_THREADS=1, in its own process
+ * but timed in the same turns as ours (scripts/onnx/reference.ts startTorchServer).
  * Not a test: nothing is asserted.
  */
 import os from 'node:os';
@@ -20,7 +21,7 @@ import { nchwToNhwc } from '../src/onnx/layout.js';
 import { nodeRuntime } from '../src/onnx/node.js';
 import { encodeModel } from '../src/onnx/proto.js';
 import { regionObjective } from '../src/target/objective.js';
-import { findTorch, runTorchReference, uniform } from '../scripts/onnx/reference.js';
+import { findTorch, startTorchServer, uniform, type TorchServer } from '../scripts/onnx/reference.js';
 import { buildUnet } from '../scripts/onnx/unet.js';
 import { unetLayersModel } from '../scripts/onnx/unet-tfjs.js';
 import { machineLine, median, timeInterleaved, timeRuns } from './timing.js';
@@ -83,10 +84,23 @@ async function main() {
   const image = { width: W, height: H, data: new Uint8ClampedArray(W * H * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7919) % 256)) };
   const known = { layer: bottleneck, objective: obj, objectiveOf: () => obj };
   const requests16 = Array.from({ length: 16 }, (_, i) => ({ region: { kind: 'box', x0: (i * 37) % (W - 64), y0: (i * 19) % (H - 32), x1: ((i * 37) % (W - 64)) + 63, y1: ((i * 19) % (H - 32)) + 31 } as const, classId: i % 8 }));
+  // PyTorch, when installed, in its own process, timed in the same turns (it reports its own times).
+  const torchFound = findTorch();
+  const torch: TorchServer | null =
+    'reason' in torchFound ? null : await startTorchServer(torchFound.python, unet, nchw, ad.cotangentNchw(obj.weights), { OPENBLAS_NUM_THREADS: '1', TORCH_THREADS: String(THREADS ?? os.cpus().length) });
+  // After a PyTorch call its OpenMP threads may spin for a moment; let them settle (not timed).
+  const torchCall = (what: 'forward' | 'gradcam') => ({
+    reported: async () => {
+      const ms = await (torch as TorchServer).time(what);
+      await new Promise((r) => setTimeout(r, 20));
+      return ms;
+    },
+  });
   // Interleaved, one round of each per iteration: on a shared machine the speed drifts by tens of
   // percent within a minute, and ratios of back-to-back medians would measure the drift.
-  const first = await timeInterleaved(
+  const first = await timeInterleaved<string>(
     {
+      ...(torch ? { torchForward: torchCall('forward'), torchGradcam: torchCall('gradcam') } : {}),
       forward: () => plain.run(feeds),
       forwardCached: async () => (await ad.forward(x)).dispose(),
       forwardLean: async () => (await lean.forward(x)).dispose(),
@@ -111,6 +125,7 @@ async function main() {
     RUNS,
   );
   const { forward, forwardCached, forwardLean, explainLean, explainOnce, explainLayerKnown, explainPrimed, explainPrimedWhole, fusedRun, explainFull, explainManyCold } = first;
+  torch?.close();
   // The same 16 requests on the cached pass: 16 explain calls against one explainMany call.
   await explainer.explainMany(image, requests16);
   const manyWarm = await timeInterleaved(
@@ -199,19 +214,18 @@ async function main() {
   console.log(`| Explainer, 16 regions on a new image as pytorch-grad-cam users would: 16 cold explain calls, from the cold median above | ${fmt(16 * explainFull)} |`);
   console.log(`| Explainer, 16 regions on a new image: one explainMany call (one forward pass, batched backward, 16 heatmaps) | ${fmt(explainManyCold)} (${((16 * explainFull) / explainManyCold).toFixed(2)}x faster) |`);
 
-  const torch = findTorch();
-  if ('reason' in torch) {
-    console.log(`\nPyTorch: skipped — ${torch.reason}`);
+  if (!torch) {
+    console.log(`\nPyTorch: skipped — ${'reason' in torchFound ? torchFound.reason : ''}`);
   } else {
-    const ref = runTorchReference(torch.python, unet, nchw, ad.cotangentNchw(obj.weights), 'bench', { OPENBLAS_NUM_THREADS: '1', BENCH_RUNS: String(RUNS), TORCH_THREADS: String(THREADS ?? os.cpus().length) }) as { forward_ms: number; gradcam_ms: number; threads: number; torch: string };
-    console.log(`\nPyTorch ${ref.torch} (${ref.threads} threads, OPENBLAS_NUM_THREADS=1), same weights:`);
+    const { torchForward, torchGradcam } = first;
+    console.log(`\nPyTorch ${torch.torch} (${torch.threads} threads, OPENBLAS_NUM_THREADS=1), same weights, timed in the same turns as the rows above (its own process, times measured in Python):`);
     console.log('| what | median |');
     console.log('| --- | --- |');
-    console.log(`| PyTorch forward (no_grad) | ${fmt(ref.forward_ms)} |`);
-    console.log(`| PyTorch Seg-Grad-CAM, pytorch-grad-cam way (hooks + loss.backward()) | ${fmt(ref.gradcam_ms)} |`);
-    console.log(`| ours, region and class known (primed one run) / PyTorch | ${(explainPrimed / ref.gradcam_ms).toFixed(2)}x |`);
-    console.log(`| ours, Explainer.explain cold on an image (with pre- and post-processing) / PyTorch | ${(explainFull / ref.gradcam_ms).toFixed(2)}x |`);
-    console.log(`| ours, forward caching every layer + gradient / PyTorch | ${(explainOnce / ref.gradcam_ms).toFixed(2)}x |`);
+    console.log(`| PyTorch forward (no_grad) | ${fmt(torchForward)} |`);
+    console.log(`| PyTorch Seg-Grad-CAM, pytorch-grad-cam way (hooks + loss.backward()) | ${fmt(torchGradcam)} |`);
+    console.log(`| ours, region and class known (primed one run) / PyTorch | ${(explainPrimed / torchGradcam).toFixed(2)}x |`);
+    console.log(`| ours, Explainer.explain cold on an image (with pre- and post-processing) / PyTorch | ${(explainFull / torchGradcam).toFixed(2)}x |`);
+    console.log(`| ours, forward caching every layer + gradient / PyTorch | ${(explainOnce / torchGradcam).toFixed(2)}x |`);
   }
   // Memory: explanations on a new forward pass every time (as for new images), tensors and RSS before and after.
   if (SOAK > 0) {

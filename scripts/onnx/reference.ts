@@ -4,10 +4,11 @@
  * the *original* model (or of its tail from a layer on, the rest held at cached values), with
  * outputs subtracted elementwise before the weighted sum (float32 noise stays small).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import type { GraphAnalysis } from '../../src/onnx/analysis.js';
@@ -159,29 +160,65 @@ export function findTorch(): { python: string } | { reason: string } {
   return { reason: 'PyTorch is not importable (apt-get install python3-torch to run this check)' };
 }
 
-/** Runs scripts/onnx/torch_reference.py on the project's U-Net with the given weights, input and objective (NCHW). */
-export function runTorchReference(
-  python: string,
-  unet: { spec: UnetSpec; params: Param[] },
-  input: Float32Array,
-  weightsNchw: Float32Array,
-  mode: 'alpha' | 'bench',
-  env: Record<string, string> = {},
-): Record<string, unknown> {
+/** Writes what scripts/onnx/torch_reference.py reads (the U-Net's spec and weights, input and objective, NCHW) to a new temporary directory. */
+function torchInputs(unet: { spec: UnetSpec; params: Param[] }, input: Float32Array, weightsNchw: Float32Array): string {
   const dir = mkdtempSync(join(tmpdir(), 'sgc-torch-'));
+  const { index, blob } = paramsToBlob(unet.params);
+  const s = unet.spec;
+  writeFileSync(join(dir, 'spec.json'), JSON.stringify({ levels: s.levels, base: s.base, classes: s.classes, inChannels: s.inChannels, height: s.height, width: s.width, params: index }));
+  writeFileSync(join(dir, 'params.bin'), blob);
+  writeFileSync(join(dir, 'input.bin'), new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
+  writeFileSync(join(dir, 'weights.bin'), new Uint8Array(weightsNchw.buffer, weightsNchw.byteOffset, weightsNchw.byteLength));
+  return dir;
+}
+
+const TORCH_SCRIPT = fileURLToPath(new URL('./torch_reference.py', import.meta.url));
+
+/** Runs scripts/onnx/torch_reference.py on the project's U-Net with the given weights, input and objective (NCHW): α at the bottleneck and S. */
+export function runTorchReference(python: string, unet: { spec: UnetSpec; params: Param[] }, input: Float32Array, weightsNchw: Float32Array): { alpha: number[]; score: number } {
+  const dir = torchInputs(unet, input, weightsNchw);
   try {
-    const { index, blob } = paramsToBlob(unet.params);
-    const s = unet.spec;
-    writeFileSync(join(dir, 'spec.json'), JSON.stringify({ levels: s.levels, base: s.base, classes: s.classes, inChannels: s.inChannels, height: s.height, width: s.width, params: index }));
-    writeFileSync(join(dir, 'params.bin'), blob);
-    writeFileSync(join(dir, 'input.bin'), new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
-    writeFileSync(join(dir, 'weights.bin'), new Uint8Array(weightsNchw.buffer, weightsNchw.byteOffset, weightsNchw.byteLength));
-    const script = fileURLToPath(new URL('./torch_reference.py', import.meta.url));
-    const r = spawnSync(python, [script, dir, mode], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
+    const r = spawnSync(python, [TORCH_SCRIPT, dir, 'alpha'], { encoding: 'utf8', maxBuffer: 64 << 20 });
     if (r.status !== 0) throw new Error(`torch_reference.py failed: ${r.stderr}`);
-    const line = r.stdout.trim().split('\n').pop() ?? '{}';
-    return JSON.parse(line) as Record<string, unknown>;
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { alpha: number[]; score: number };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The U-Net in a PyTorch process that runs one forward pass or one Seg-Grad-CAM per call and reports its time (ms, measured in Python). */
+export interface TorchServer {
+  threads: number;
+  torch: string;
+  time(what: 'forward' | 'gradcam'): Promise<number>;
+  close(): void;
+}
+
+export async function startTorchServer(python: string, unet: { spec: UnetSpec; params: Param[] }, input: Float32Array, weightsNchw: Float32Array, env: Record<string, string> = {}): Promise<TorchServer> {
+  const dir = torchInputs(unet, input, weightsNchw);
+  const child = spawn(python, [TORCH_SCRIPT, dir, 'serve'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error('torch_reference.py stopped');
+    return value as string;
+  };
+  const close = () => {
+    child.stdin.end('quit\n');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const info = JSON.parse(await next()) as { threads: number; torch: string };
+    return {
+      ...info,
+      time: async (what) => {
+        child.stdin.write(`${what}\n`);
+        return Number(await next());
+      },
+      close,
+    };
+  } catch (err) {
+    close();
+    throw err;
   }
 }

@@ -10,7 +10,9 @@ otherwise). Usage: /usr/bin/python3 scripts/onnx/torch_reference.py DIR MODE
   DIR/input.bin    float32 NCHW input [1, C, H, W]
   DIR/weights.bin  float32 objective weights over the logits, NCHW [1, classes, H, W]
 MODE alpha: prints {"alpha": [...], "score": S} for the bottleneck (α = mean over h, w of ∂S/∂A)
-MODE bench: prints {"forward_ms": median, "gradcam_ms": median, "threads": n}
+MODE serve: prints {"threads": n, "torch": version}, then for each stdin line "forward" or
+  "gradcam" runs it once and prints its time in ms (the bench times it in turns with its own
+  calls, so that the machine's drift hits both alike); "quit" or end of input stops.
 """
 import json
 import os
@@ -104,25 +106,22 @@ def main():
         alpha, s = gradcam(model, x, w)
         print(json.dumps({'alpha': alpha.tolist(), 'score': s}))
         return
-    runs = int(os.environ.get('BENCH_RUNS', '7'))
     if os.environ.get('TORCH_THREADS'):
         torch.set_num_threads(int(os.environ['TORCH_THREADS']))
-
-    def med(f):
-        f()
-        ts = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            f()
-            ts.append((time.perf_counter() - t) * 1000)
-        return sorted(ts)[len(ts) // 2]
 
     def fwd():
         with torch.no_grad():
             model(x)
 
-    print(json.dumps({'forward_ms': med(fwd), 'gradcam_ms': med(lambda: gradcam(model, x, w)), 'threads': torch.get_num_threads(), 'torch': torch.__version__}))
-
+    calls = {'forward': fwd, 'gradcam': lambda: gradcam(model, x, w)}
+    print(json.dumps({'threads': torch.get_num_threads(), 'torch': torch.__version__}), flush=True)
+    for line in sys.stdin:
+        what = line.strip()
+        if what == 'quit':
+            break
+        t = time.perf_counter()
+        calls[what]()
+        print((time.perf_counter() - t) * 1000, flush=True)
 
 if __name__ == '__main__':
     main()

@@ -733,5 +733,5 @@ function curveObjective(obj: Objective): Objective {
   let n = 0;
   for (const w of obj.weights) if (w !== 0) n++;
   const weights = Float32Array.from(obj.weights, (w) => w / Math.max(1, n));
-  return { weights, on: obj.on, offset: obj.offset / Math.max(1, n) };
+  return { weights, on: obj.on, offset: obj.offset / Math.max(1, n), ...(obj.support ? { support: obj.support } : {}) };
 }

@@ -643,11 +643,7 @@ export class OnnxModelAdapter implements ModelAdapter {
 
   /** @internal Objective weights ([H, W, C]) as an NCHW cotangent. */
   cotangentNchw(weightsNhwc: Float32Array): Float32Array {
-    const d = this.analysis.shape(this.logitsName);
-    const size = d.slice(1).reduce((a, b) => a * b, 1);
-    if (weightsNhwc.length !== size) throw new SegGradCamError(`objective has ${weightsNhwc.length} weights; the logits have ${size}`, 'shape');
-    if (d.length !== 4) return Float32Array.from(weightsNhwc);
-    return nhwcToNchw(weightsNhwc, 1, d[2], d[3], d[1]);
+    return this.cotangentTensor([weightsCotangent({ weights: weightsNhwc, on: 'logits', offset: 0 }, this.output)]).data as Float32Array;
   }
 
   dispose(): void {
