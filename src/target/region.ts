@@ -73,6 +73,15 @@ export function regionToMask(region: Region, ctx: RegionContext): Uint8Array {
       return connectedComponent(ctx.labels, ow, oh, ox, oy);
     }
     default: {
+      if (region.kind === 'box' && ow <= ctx.imageWidth && oh <= ctx.imageHeight) {
+        // Output no finer than the image: a cell whose centre pixel is in the box also contains
+        // it, so the cells are those containing a box pixel — a rectangle (one cell per step).
+        imagePredicate(region, ctx); // checks the box
+        const [ox0, oy0] = toOutputCell(region.x0, region.y0, ctx);
+        const [ox1, oy1] = toOutputCell(region.x1, region.y1, ctx);
+        for (let oy = oy0; oy <= oy1; oy++) out.fill(1, oy * ow + ox0, oy * ow + ox1 + 1);
+        return out;
+      }
       const inRegion = imagePredicate(region, ctx);
       // Cells whose centres fall on the region.
       for (let oy = 0; oy < oh; oy++) {
