@@ -35,6 +35,8 @@ const SESSION = { ...DEFAULT_SESSION_OPTIONS, ...(THREADS ? { intraOpNumThreads:
 const time = async (fn: () => Promise<unknown>, runs = RUNS): Promise<number> => median(await timeRuns(fn, runs, 2));
 
 const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+/** The region of every first-explanation row: the 64x32 box at the origin (the image is the model's input size). */
+const BOX = { kind: 'box', x0: 0, y0: 0, x1: 63, y1: 31 } as const;
 
 async function main() {
   await setupBackend('wasm'); // TF.js (pre- and post-processing around ONNX Runtime) on wasm, as the CLI runs it
@@ -114,7 +116,7 @@ async function main() {
       fusedRun: () => fused.run({ ...feeds, [COTANGENT]: cot }),
       explainFull: async () => {
         explainer.release();
-        await explainer.explain(image, { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as never, classId: 3 });
+        await explainer.explain(image, { region: BOX, classId: 3 });
       },
       // 16 regions on a new image through the Explainer: one forward pass, one batched backward, 16 heatmaps.
       explainManyCold: async () => {
@@ -253,7 +255,7 @@ async function benchTfjs(unet: ReturnType<typeof buildUnet>, image: RgbaImage) {
   const explainer = new Explainer(ad);
   const { height: H, width: W, channels: C } = ad.input;
   const x = tf.randomUniform([1, H, W, C], 0, 1, 'float32', 3) as tf.Tensor4D;
-  const request = { region: { kind: 'box', x0: 10, y0: 10, x1: 100, y1: 60 } as const, classId: 3 };
+  const request = { region: BOX, classId: 3 };
   await explainer.explain(image, request); // warm-up
   let c = 0;
   const { predict, forward, explain, newRegion } = await timeInterleaved(
