@@ -11,7 +11,8 @@ import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
 import { OnnxModelAdapter } from '../src/onnx/adapter.js';
 import { GraphBuilder, emptyModel, valueInfo } from '../src/onnx/builder.js';
 import { embedNchw, nchwToNhwc } from '../src/onnx/layout.js';
-import { logitsCotangent, stackNchw, weightsBox, weightsCotangent } from '../src/onnx/cotangent.js';
+import { logitsCotangent, stackNchw, weightsCotangent } from '../src/onnx/cotangent.js';
+import { maskBox } from '../src/target/objective.js';
 import { nodeRuntime } from '../src/onnx/node.js';
 import { DataType, encodeModel } from '../src/onnx/proto.js';
 import { floatTensor } from '../src/onnx/tensor.js';
@@ -65,13 +66,13 @@ describe('window rules', () => {
     ad.dispose();
   });
 
-  test('weightsBox, stackNchw and embedNchw', () => {
+  test('maskBox over channels, stackNchw and embedNchw', () => {
     // [h=4, w=6, c=2] weights: channel 1 at (y 2, x 1), channel 0 at (y 3, x 4).
     const nhwc = new Float32Array(4 * 6 * 2);
     nhwc[(2 * 6 + 1) * 2 + 1] = 1;
     nhwc[(3 * 6 + 4) * 2 + 0] = -2;
-    assert.deepEqual(weightsBox(nhwc, 4, 6, 2), [[2, 4], [1, 5]]);
-    assert.equal(weightsBox(new Float32Array(48), 4, 6, 2), null);
+    assert.deepEqual(maskBox(nhwc, 4, 6, 2), [[2, 4], [1, 5]]);
+    assert.equal(maskBox(new Float32Array(48), 4, 6, 2), null);
     const win: Box = [[2, 4], [1, 5]];
     const cot = { nhwc, support: win };
     // Cropped NCHW [1, 2, 2, 4]: channel 0 row 1 col 3 is (3, 4); channel 1 row 0 col 0 is (2, 1).

@@ -374,19 +374,12 @@ export class LayersBackward {
     const { graph } = this;
     const { downstream, onPath } = this.pathOf(ids);
     const cotangents = new Map<number, tf.Tensor>([[graph.outputId, seed]]);
-    const order = [...downstream].sort((a, b) => b - a);
-    const done = new Set<number>();
-    for (const i of order) {
-      if (done.has(i)) continue;
-      const step = graph.steps[i];
-      const dy = cotangents.get(step.outputIds[0]);
-      if (!dy) continue; // does not reach the output
-      const concat = this.concatIntoConv(i, onPath);
+    for (const { step, concat } of this.backwardSteps(downstream, onPath, (t) => cotangents.has(t))) {
+      const dy = cotangents.get(step.outputIds[0]) as tf.Tensor;
       if (concat != null) {
         // A conv right after a concat with some inputs off the path (a U-Net's skips): only the
         // input channels on the path are differentiated, with the matching slice of the kernel.
         this.convThroughConcat(step, graph.steps[concat], cache, dy, onPath, cotangents);
-        done.add(concat);
         continue;
       }
       const grads = (this.ruleFor(step) as Rule)(step.layer as unknown as LayerFields, {
@@ -417,17 +410,12 @@ export class LayersBackward {
       cotangents.set(id, prev ? addWindowed(prev, g) : g);
     };
     const { downstream, onPath } = this.pathOf(ids);
-    const done = new Set<number>();
-    for (const i of [...downstream].sort((a, b) => b - a)) {
-      if (done.has(i)) continue;
-      const step = graph.steps[i];
-      const dy = cotangents.get(step.outputIds[0]);
-      if (!dy) continue;
+    for (const { step, concat } of this.backwardSteps(downstream, onPath, (t) => cotangents.has(t))) {
+      const dy = cotangents.get(step.outputIds[0]) as Windowed;
       const layer = step.layer as unknown as LayerFields;
       const className = step.layer.getClassName();
       const output = onBox(cache.get(step.outputIds[0]) as tf.Tensor, dy.box);
       const linear = this.linearAtOutput(step);
-      const concat = this.concatIntoConv(i, onPath);
       if (concat != null || className === 'Conv2D') {
         const g = fusedActivation(layer, { dy: dy.t, inputs: [], output, want: [true], linear }) as tf.Tensor;
         const kernel = (layer.kernel as Weight).read() as tf.Tensor4D;
@@ -443,7 +431,6 @@ export class LayersBackward {
           if (onPath.has(x)) add(x, convInputWindow(layer, g, dy.box, tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]), shape, whole(step.outputIds[0])));
           offset += c;
         }
-        done.add(concat);
         continue;
       }
       if (className === 'Conv2DTranspose') {
@@ -495,6 +482,22 @@ export class LayersBackward {
       const [, h, width] = whole(id);
       return w ? toMap(w, h, width) : tf.zeros(withBatch(whole(id), k));
     });
+  }
+
+  /**
+   * The steps after the cut, last first, that a cotangent reaches (`reached(tensor)`, asked as the
+   * walk goes), each with the concat it differentiates through (concatIntoConv), which is then
+   * not visited on its own.
+   */
+  private *backwardSteps(downstream: Set<number>, onPath: Set<number>, reached: (tensor: number) => boolean): Generator<{ step: GraphStep; concat: number | null }> {
+    const skipped = new Set<number>();
+    for (const i of [...downstream].sort((a, b) => b - a)) {
+      const step = this.graph.steps[i];
+      if (skipped.has(i) || !reached(step.outputIds[0])) continue;
+      const concat = this.concatIntoConv(i, onPath);
+      if (concat != null) skipped.add(concat);
+      yield { step, concat };
+    }
   }
 
   /**

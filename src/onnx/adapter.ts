@@ -732,7 +732,7 @@ export class OnnxForwardPass implements ForwardPass {
     const p = this.primed;
     if (p && p.layer === layer && p.objective === objective) {
       this.primed = null;
-      return this.layerGradient(this.adapter.resolve(layer), p.gradient, logitsCotangent(this.logits, objective, this.adapter.output).score);
+      return this.layerGradient(this.adapter.resolve(layer), p.gradient, this.score(objective));
     }
     return (await this.gradientBatch(layer, [objective]))[0];
   }

@@ -6,6 +6,7 @@
  */
 import { SegGradCamError } from '../errors.js';
 import type { GridBox, Objective, OutputInfo } from '../model/adapter.js';
+import { maskBox } from '../target/objective.js';
 
 /** ∂S/∂logits in the project's layout, and the box outside which it is zero (null: zero everywhere). */
 export interface Cotangent {
@@ -98,28 +99,7 @@ export function weightsCotangent(objective: Objective, output: OutputInfo): Cota
   const size = output.kind === 'map' ? output.height * output.width * output.channels : output.channels;
   if (objective.weights.length !== size) throw new SegGradCamError(`objective has ${objective.weights.length} weights; the logits have ${size}`, 'shape');
   if (output.kind !== 'map') return { nhwc: objective.weights, support: [[0, 1], [0, 1]] };
-  return { nhwc: objective.weights, support: objective.support ?? weightsBox(objective.weights, output.height, output.width, output.channels) };
-}
-
-/** The bounding box of the pixels of an [h, w, c] array with a nonzero entry (null when all are zero). */
-export function weightsBox(nhwc: Float32Array, h: number, w: number, c: number): GridBox | null {
-  let y0 = h;
-  let y1 = -1;
-  let x0 = w;
-  let x1 = -1;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const o = (y * w + x) * c;
-      let any = false;
-      for (let k = 0; k < c && !any; k++) any = nhwc[o + k] !== 0;
-      if (!any) continue;
-      if (y < y0) y0 = y;
-      y1 = y;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-    }
-  }
-  return y1 < 0 ? null : [[y0, y1 + 1], [x0, x1 + 1]];
+  return { nhwc: objective.weights, support: objective.support ?? maskBox(objective.weights, output.height, output.width, output.channels) };
 }
 
 /**

@@ -38,15 +38,18 @@ function withSupport(objective: Objective, mask: Uint8Array, output: OutputInfo)
   return box ? { ...objective, support: box } : objective;
 }
 
-/** The bounding box of a mask's nonzero cells, or null when it has none. */
-export function maskBox(mask: ArrayLike<number>, h: number, w: number): GridBox | null {
+/** The bounding box of the cells of an [h, w, c] array (a mask: c = 1) with a nonzero entry, or null when it has none. */
+export function maskBox(values: ArrayLike<number>, h: number, w: number, c = 1): GridBox | null {
   let y0 = h;
   let y1 = -1;
   let x0 = w;
   let x1 = -1;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      if (!mask[y * w + x]) continue;
+      const o = (y * w + x) * c;
+      let any = false;
+      for (let k = 0; k < c && !any; k++) any = values[o + k] !== 0;
+      if (!any) continue;
       if (y < y0) y0 = y;
       y1 = y;
       if (x < x0) x0 = x;

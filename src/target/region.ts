@@ -76,7 +76,7 @@ export function regionToMask(region: Region, ctx: RegionContext): Uint8Array {
       if (region.kind === 'box' && ow <= ctx.imageWidth && oh <= ctx.imageHeight) {
         // Output no finer than the image: a cell whose centre pixel is in the box also contains
         // it, so the cells are those containing a box pixel — a rectangle (one cell per step).
-        imagePredicate(region, ctx); // checks the box
+        checkBox(region, ctx.imageWidth, ctx.imageHeight);
         const [ox0, oy0] = toOutputCell(region.x0, region.y0, ctx);
         const [ox1, oy1] = toOutputCell(region.x1, region.y1, ctx);
         for (let oy = oy0; oy <= oy1; oy++) out.fill(1, oy * ow + ox0, oy * ow + ox1 + 1);
@@ -107,6 +107,13 @@ interface ImagePredicate {
   each(visit: (x: number, y: number) => void): void;
 }
 
+/** A box's corners inside the image and in order. */
+function checkBox({ x0, y0, x1, y1 }: { x0: number; y0: number; x1: number; y1: number }, W: number, H: number): void {
+  checkPixel(x0, y0, W, H, 'box corner');
+  checkPixel(x1, y1, W, H, 'box corner');
+  if (x1 < x0 || y1 < y0) throw new SegGradCamError(`box ${x0},${y0},${x1},${y1} is empty: expected x0 <= x1 and y0 <= y1`, 'region');
+}
+
 function imagePredicate(region: Region, ctx: RegionContext): ImagePredicate {
   const W = ctx.imageWidth;
   const H = ctx.imageHeight;
@@ -125,11 +132,7 @@ function imagePredicate(region: Region, ctx: RegionContext): ImagePredicate {
     }
     case 'box': {
       const { x0, y0, x1, y1 } = region;
-      checkPixel(x0, y0, W, H, 'box corner');
-      checkPixel(x1, y1, W, H, 'box corner');
-      if (x1 < x0 || y1 < y0) {
-        throw new SegGradCamError(`box ${x0},${y0},${x1},${y1} is empty: expected x0 <= x1 and y0 <= y1`, 'region');
-      }
+      checkBox(region, W, H);
       return {
         test: (x, y) => x >= x0 && x <= x1 && y >= y0 && y <= y1,
         each: (v) => {
