@@ -6,9 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import { setupBackend, type BackendName } from '../src/backend/index.js';
 import { Explainer } from '../src/explain.js';
 import { readImageFile } from '../src/io/files.js';
-import { loadModelFile } from '../src/model/load-node.js';
+import { loadModelFile } from '../src/engine/tfjs/load-node.js';
 import { imageToInput } from '../src/preprocess.js';
-import * as R from '../src/target/region.js';
+import * as R from '../src/region/region.js';
 import { machineLine, median, timeRuns } from './timing.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);

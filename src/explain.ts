@@ -1,17 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from './errors.js';
 import type { RgbaImage } from './image.js';
-import { INPUT_LAYER, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective } from './model/adapter.js';
-import { findBottleneck } from './model/bottleneck.js';
-import { unknownLayer } from './model/layers-adapter.js';
+import { INPUT_LAYER, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective } from './engine/contract.js';
+import { findBottleneck } from './engine/bottleneck.js';
+import { unknownLayer } from './engine/tfjs-layers/adapter.js';
 import { createMethod, isModelMethod, runMethod, type CamMethod, type Method, type MethodOptions } from './methods/index.js';
 import { augmentations, flipObjective, type Augmentation, type AugmentOptions } from './postprocess/augment.js';
 import { camToHeatmap, normalizeInPlace } from './postprocess/heatmap.js';
 import { receptiveField, truncateHeatmap } from './postprocess/truncate.js';
 import { predictLabels } from './prediction.js';
 import { imageToInput, type InputOptions } from './preprocess.js';
-import { classCount, regionObjective, type ScoreKind } from './target/objective.js';
-import { regionToMask, toOutputCell, type Region } from './target/region.js';
+import { classCount, regionObjective, type ScoreKind } from './region/objective.js';
+import { regionToMask, toOutputCell, type Region } from './region/region.js';
 
 export interface ExplainerOptions extends InputOptions {
   /** Class names by index (a labels file, or the model's metadata). */

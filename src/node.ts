@@ -1,12 +1,12 @@
 /** Node-only helpers: models and images from disk, atomic writes. */
 import { Explainer, type ExplainerOptions } from './explain.js';
-import { readModelArtifacts } from './model/load-node.js';
-import { adapterFromArtifacts, type LoadOptions } from './model/load.js';
-import { classNamesFromMetadata } from './cli/labels.js';
+import { readModelArtifacts } from './engine/tfjs/load-node.js';
+import { adapterFromArtifacts, type LoadOptions } from './engine/tfjs/load.js';
+import { classNamesFromMetadata } from './io/labels.js';
 
-export { readModelArtifacts, loadModelFile } from './model/load-node.js';
+export { readModelArtifacts, loadModelFile } from './engine/tfjs/load-node.js';
 export { readImageFile, writeImageFile, writeFileAtomic, readMaskFile } from './io/files.js';
-export { readLabelsFile } from './cli/labels.js';
+export { readLabelsFile } from './io/labels.js';
 
 /** One call from a model.json on disk to an Explainer (class names from the model's metadata unless given). */
 export async function loadExplainer(path: string, options: ExplainerOptions & LoadOptions = {}): Promise<Explainer> {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { OutputInfo } from './model/adapter.js';
+import type { OutputInfo } from './engine/contract.js';
 
 /** The predicted class per output pixel: argmax over channels, or logit > 0 for one sigmoid channel. */
 export function predictLabels(logits: tf.Tensor, output: OutputInfo): Int32Array {

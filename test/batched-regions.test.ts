@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Explainer, type ExplainRequest } from '../src/explain.js';
-import { LayersModelAdapter } from '../src/model/layers-adapter.js';
-import { box, classRegion, pixel, whole } from '../src/target/region.js';
+import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
+import { box, classRegion, pixel, whole } from '../src/region/region.js';
 import { maxAbs, maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
 import { tinyUnet } from './helpers/tiny-unet.js';
 

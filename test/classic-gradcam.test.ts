@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Explainer } from '../src/explain.js';
-import { LayersModelAdapter } from '../src/model/layers-adapter.js';
-import { whole } from '../src/target/region.js';
+import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
+import { whole } from '../src/region/region.js';
 import { maxAbs, maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
 
 before(useCpu);

@@ -11,8 +11,8 @@ import { defaultLayers } from '../src/eval/run.js';
 import { auroc, mean, median, pearson, ranks, spearman, std } from '../src/eval/stats.js';
 import { Explainer } from '../src/explain.js';
 import { mulberry32 } from '../src/methods/random.js';
-import { LayersModelAdapter } from '../src/model/layers-adapter.js';
-import { box } from '../src/target/region.js';
+import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
+import { box } from '../src/region/region.js';
 import { randomImage, useCpu } from './helpers/setup.js';
 import { tinyUnet } from './helpers/tiny-unet.js';
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import type { ModelAdapter } from '../src/model/adapter.js';
-import { GraphModelAdapter } from '../src/model/graph-adapter.js';
-import { loadModelFile } from '../src/model/load-node.js';
-import { regionObjective } from '../src/target/objective.js';
+import type { ModelAdapter } from '../src/engine/contract.js';
+import { GraphModelAdapter } from '../src/engine/tfjs-graph/adapter.js';
+import { loadModelFile } from '../src/engine/tfjs/load-node.js';
+import { regionObjective } from '../src/region/objective.js';
 import { maxAbs, useCpu } from './helpers/setup.js';
 
 const SELFIE = 'models/selfie/selfie.json';

@@ -1,5 +1,5 @@
 /**
- * The VJPs over a LayersModel's graph on the cached pass (src/model/layers-backward.ts) against
+ * The VJPs over a LayersModel's graph on the cached pass (src/engine/tfjs-layers/backward.ts) against
  * tf.grad over a re-run of the downstream part (the tape path, itself checked against finite
  * differences in layers-gradient.test.ts): every layer of every model here as the cut, logits and
  * probability objectives, one objective and three stacked.
@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
-import { LayersModelAdapter } from '../src/model/layers-adapter.js';
+import { INPUT_LAYER, type Objective } from '../src/engine/contract.js';
+import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
 import { buildUnet } from '../src/unet/build.js';
-import { regionObjective } from '../src/target/objective.js';
+import { regionObjective } from '../src/region/objective.js';
 import { maxAbs, maxAbsDiff, useCpu } from './helpers/setup.js';
 import { tinyUnet } from './helpers/tiny-unet.js';
 

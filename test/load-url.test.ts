@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SegGradCamError } from '../src/errors.js';
-import { loadModel } from '../src/model/load.js';
+import { loadModel } from '../src/engine/tfjs/load.js';
 import { useCpu } from './helpers/setup.js';
 
 let server: Server;

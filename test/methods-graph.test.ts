@@ -4,10 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../src/errors.js';
 import { Explainer } from '../src/explain.js';
 import { methodNames } from '../src/methods/index.js';
-import { GraphModelAdapter } from '../src/model/graph-adapter.js';
-import { loadModelFile } from '../src/model/load-node.js';
-import { regionObjective } from '../src/target/objective.js';
-import { box } from '../src/target/region.js';
+import { GraphModelAdapter } from '../src/engine/tfjs-graph/adapter.js';
+import { loadModelFile } from '../src/engine/tfjs/load-node.js';
+import { regionObjective } from '../src/region/objective.js';
+import { box } from '../src/region/region.js';
 import { maxAbs, randomImage, useCpu } from './helpers/setup.js';
 
 // The MediaPipe selfie GraphModel: its signature fixes the batch to 1, and it is a binary model.

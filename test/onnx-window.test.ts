@@ -1,5 +1,5 @@
 /**
- * Windowed backward passes (src/onnx/window.ts): the window rules against hand-computed boxes
+ * Windowed backward passes (src/engine/onnx/window.ts): the window rules against hand-computed boxes
  * on a small chain, and windowed gradients against the same adapter with windows turned off
  * (the whole-map graph, itself checked against finite differences and PyTorch elsewhere).
  */
@@ -7,18 +7,18 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { Explainer } from '../src/explain.js';
-import { INPUT_LAYER, type Objective } from '../src/model/adapter.js';
-import { OnnxModelAdapter } from '../src/onnx/adapter.js';
-import { GraphBuilder, emptyModel, valueInfo } from '../src/onnx/builder.js';
-import { embedNchw, nchwToNhwc } from '../src/onnx/layout.js';
-import { logitsCotangent, stackNchw, weightsCotangent } from '../src/onnx/cotangent.js';
-import { maskBox } from '../src/target/objective.js';
-import { nodeRuntime } from '../src/onnx/node.js';
-import { DataType, encodeModel } from '../src/onnx/proto.js';
-import { floatTensor } from '../src/onnx/tensor.js';
-import { windowFraction, windowPlan, windowsFor, type Box } from '../src/onnx/window.js';
-import { regionObjective } from '../src/target/objective.js';
-import { box, pixel } from '../src/target/region.js';
+import { INPUT_LAYER, type Objective } from '../src/engine/contract.js';
+import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
+import { GraphBuilder, emptyModel, valueInfo } from '../src/engine/onnx/builder.js';
+import { embedNchw, nchwToNhwc } from '../src/engine/onnx/layout.js';
+import { logitsCotangent, stackNchw, weightsCotangent } from '../src/engine/onnx/cotangent.js';
+import { maskBox } from '../src/region/objective.js';
+import { nodeRuntime } from '../src/engine/onnx/node.js';
+import { DataType, encodeModel } from '../src/engine/onnx/proto.js';
+import { floatTensor } from '../src/engine/onnx/tensor.js';
+import { windowFraction, windowPlan, windowsFor, type Box } from '../src/engine/onnx/window.js';
+import { regionObjective } from '../src/region/objective.js';
+import { box, pixel } from '../src/region/region.js';
 import { uniform } from '../scripts/onnx/reference.js';
 import { buildUnet } from '../scripts/onnx/unet.js';
 import { maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';

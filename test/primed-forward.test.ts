@@ -2,7 +2,7 @@
  * The first explanation of an image takes its gradient during the forward pass (GradientPrime):
  * the part after the layer runs once, under the tape. These tests check it against the plain
  * path (forward, then gradient) on the same model, layer and region. Priming serves models with
- * a layer that has no VJP rule (src/model/layers-backward.ts); the adapters here are told to use
+ * a layer that has no VJP rule (src/engine/tfjs-layers/backward.ts); the adapters here are told to use
  * the tape, as such a model would.
  */
 import assert from 'node:assert/strict';
@@ -10,10 +10,10 @@ import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../src/errors.js';
 import { Explainer, type ExplainRequest } from '../src/explain.js';
-import { INPUT_LAYER } from '../src/model/adapter.js';
-import { LayersModelAdapter } from '../src/model/layers-adapter.js';
-import { regionObjective } from '../src/target/objective.js';
-import { box, classRegion, mask, pixel } from '../src/target/region.js';
+import { INPUT_LAYER } from '../src/engine/contract.js';
+import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
+import { regionObjective } from '../src/region/objective.js';
+import { box, classRegion, mask, pixel } from '../src/region/region.js';
 import { maxAbs, maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
 import { tinyUnet } from './helpers/tiny-unet.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SegGradCamError } from '../src/errors.js';
-import { regionObjective } from '../src/target/objective.js';
-import * as R from '../src/target/region.js';
+import { regionObjective } from '../src/region/objective.js';
+import * as R from '../src/region/region.js';
 
 /** A 6x4 output grid for an image of the same size: region masks can be written down by hand. */
 const W = 6;

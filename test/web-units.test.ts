@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SegGradCamError } from '../src/errors.js';
-import type { Region } from '../src/target/region.js';
+import type { Region } from '../src/region/region.js';
 import { collectBundled } from '../web/bundled.js';
 import { serve } from '../web/serve.js';
 import { parseLabels } from '../web/src/labels.js';

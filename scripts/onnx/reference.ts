@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import type { GraphAnalysis } from '../../src/onnx/analysis.js';
-import { valueInfo } from '../../src/onnx/builder.js';
-import { DataType, encodeModel, type ModelProto, type NodeProto } from '../../src/onnx/proto.js';
+import type { GraphAnalysis } from '../../src/engine/onnx/analysis.js';
+import { valueInfo } from '../../src/engine/onnx/builder.js';
+import { DataType, encodeModel, type ModelProto, type NodeProto } from '../../src/engine/onnx/proto.js';
 import { paramsToBlob, type Param, type UnetSpec } from './unet.js';
 
 export function gaussian(n: number, seed: number, scale = 1): Float32Array {

@@ -8,9 +8,9 @@
  * 128x256 input, base 16, 4 levels: 1.94 M parameters (7.8 MB) — generated at test and bench
  * time from the seed rather than committed.
  */
-import { GraphBuilder, emptyModel, valueInfo } from '../../src/onnx/builder.js';
-import { DataType, type ModelProto } from '../../src/onnx/proto.js';
-import { floatTensor } from '../../src/onnx/tensor.js';
+import { GraphBuilder, emptyModel, valueInfo } from '../../src/engine/onnx/builder.js';
+import { DataType, type ModelProto } from '../../src/engine/onnx/proto.js';
+import { floatTensor } from '../../src/engine/onnx/tensor.js';
 
 export interface UnetSpec {
   height: number;

@@ -1,7 +1,7 @@
 import { SegGradCamError } from '../errors.js';
 import type { RgbaImage } from '../image.js';
 import { readMaskFile } from '../io/files.js';
-import * as R from '../target/region.js';
+import * as R from '../region/region.js';
 import { parseBox, parsePoint, parsePoints } from './parse.js';
 
 export interface RegionFlags {

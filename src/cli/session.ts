@@ -4,7 +4,7 @@ import type { RgbaImage } from '../image.js';
 import { readImageFile } from '../io/files.js';
 import { loadExplainer } from '../node.js';
 import { DEFAULT_IMAGE, DEFAULT_MODEL, inPackage } from './defaults.js';
-import { readLabelsFile } from './labels.js';
+import { readLabelsFile } from '../io/labels.js';
 import { oneOf, parseRange } from './parse.js';
 
 /** Options every model-using command shares. */
@@ -26,7 +26,7 @@ export async function openExplainer(opts: ModelOptions): Promise<{ explainer: Ex
   const classNames = opts.labels ? await readLabelsFile(opts.labels) : undefined;
   // PyTorch models exported to ONNX run on ONNX Runtime with a compiled gradient graph.
   const explainer = /\.onnx$/i.test(modelPath)
-    ? await (await import('../onnx/node.js')).loadOnnxExplainer(modelPath, { classNames, inputRange, outputName: opts.output })
+    ? await (await import('../engine/onnx/node.js')).loadOnnxExplainer(modelPath, { classNames, inputRange, outputName: opts.output })
     : await loadExplainer(modelPath, { classNames, inputRange, outputNode: opts.output });
   return { explainer, modelPath, backend };
 }

@@ -6,7 +6,7 @@
  * image), `inputGradients` (a forward and a backward pass per image), and `ForwardPass.gradient`
  * (one backward pass; it re-runs only the layers downstream of the explained layer first).
  */
-import type { ForwardPass, ModelAdapter } from '../model/adapter.js';
+import type { ForwardPass, ModelAdapter } from '../engine/contract.js';
 
 export interface PassCounts {
   forward: number;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
-import { nodeOfTensor, type GraphNode, type GraphView } from '../model/graph-view.js';
+import { nodeOfTensor, type GraphNode, type GraphView } from '../engine/tfjs-graph/view.js';
 import { fusedOps } from './lrp-graph-plan.js';
 
 /** Nodes between the pooling and the linear head that only reshape a [1, K] vector. */

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
-import type { LayerInfo, ModelAdapter } from '../model/adapter.js';
-import { GraphModelAdapter } from '../model/graph-adapter.js';
-import { LayersModelAdapter } from '../model/layers-adapter.js';
+import type { LayerInfo, ModelAdapter } from '../engine/contract.js';
+import { GraphModelAdapter } from '../engine/tfjs-graph/adapter.js';
+import { LayersModelAdapter } from '../engine/tfjs-layers/adapter.js';
 import { graphCamKernel } from './cam-graph.js';
 import { weightedCam, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 import { cachedScore } from './score.js';

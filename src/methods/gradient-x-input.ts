@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { INPUT_LAYER } from '../model/adapter.js';
+import { INPUT_LAYER } from '../engine/contract.js';
 import { weightedCam, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 
 /** Gradient × input (Shrikumar et al. 2016): ReLU(Σ_c x_c ∂S/∂x_c), x in the model's input units. */

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ModelAdapter, Objective } from '../model/adapter.js';
+import type { ModelAdapter, Objective } from '../engine/contract.js';
 import { baselineFor, type Baseline } from './baseline.js';
 import { reluChannelSum, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
 import { positiveInteger } from './options.js';

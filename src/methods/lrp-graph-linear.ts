@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { nodeOfTensor, type GraphNode, type GraphView } from '../model/graph-view.js';
+import { nodeOfTensor, type GraphNode, type GraphView } from '../engine/tfjs-graph/view.js';
 import { fusedOps, isFused } from './lrp-graph-plan.js';
 import type { LinearOp } from './lrp-rules.js';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Objective } from '../model/adapter.js';
-import { nodeOfTensor, type GraphNode, type GraphView } from '../model/graph-view.js';
+import type { Objective } from '../engine/contract.js';
+import { nodeOfTensor, type GraphNode, type GraphView } from '../engine/tfjs-graph/view.js';
 import { graphLinearOp } from './lrp-graph-linear.js';
 import { planGraphLrp, type GraphLrpPlan } from './lrp-graph-plan.js';
 import { alphaBetaRule, epsilonRule, proportionalRule, sumRule } from './lrp-rules.js';

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
-import type { ModelAdapter, Objective } from '../model/adapter.js';
-import { GraphModelAdapter } from '../model/graph-adapter.js';
-import { LayersModelAdapter } from '../model/layers-adapter.js';
-import type { GraphStep, LayersGraph } from '../model/layers-graph.js';
+import type { ModelAdapter, Objective } from '../engine/contract.js';
+import { GraphModelAdapter } from '../engine/tfjs-graph/adapter.js';
+import { LayersModelAdapter } from '../engine/tfjs-layers/adapter.js';
+import type { GraphStep, LayersGraph } from '../engine/tfjs-layers/graph.js';
 import { lrpGraphRelevance } from './lrp-graph.js';
 import { alphaBetaRule, epsilonRule, proportionalRule, routeBack, sumRule, type LinearOp } from './lrp-rules.js';
 import { reluChannelSum, type MethodContext, type MethodResult, type ModelMethod } from './method.js';

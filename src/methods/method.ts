@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ForwardPass, LayerInfo, ModelAdapter, Objective } from '../model/adapter.js';
+import type { ForwardPass, LayerInfo, ModelAdapter, Objective } from '../engine/contract.js';
 
 /**
  * A CAM method turns a layer's activations A [1,h,w,K] and gradients ∂S/∂A into a map

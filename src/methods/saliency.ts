@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { INPUT_LAYER } from '../model/adapter.js';
+import { INPUT_LAYER } from '../engine/contract.js';
 import type { MethodContext, MethodResult, ModelMethod } from './method.js';
 
 /** Gradient saliency (Simonyan et al. 2014): max over colour channels of |∂S/∂x|, at the model input. */

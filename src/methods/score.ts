@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { objectiveScore } from '../model/objective.js';
+import { objectiveScore } from '../engine/tfjs/objective.js';
 import type { MethodContext } from './method.js';
 
 /** S at the pass's cached output (no new model call). */

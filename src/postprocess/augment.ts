@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
-import type { Objective, OutputInfo } from '../model/adapter.js';
+import type { Objective, OutputInfo } from '../engine/contract.js';
 
 /** Test-time augmentation: which altered copies of the image are explained and averaged with it. */
 export interface AugmentOptions {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { INPUT_LAYER, type ForwardPass, type Objective } from '../model/adapter.js';
-import { toOutputCell } from '../target/region.js';
+import { INPUT_LAYER, type ForwardPass, type Objective } from '../engine/contract.js';
+import { toOutputCell } from '../region/region.js';
 
 /**
  * The pixels M's score depends on at this image: those where ∂S/∂x ≠ 0 in some channel (the

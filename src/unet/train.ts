@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
 import { writeFileAtomic } from '../io/files.js';
-import { readModelArtifacts } from '../model/load-node.js';
+import { readModelArtifacts } from '../engine/tfjs/load-node.js';
 import { hash32 } from '../data/prng.js';
 import { CLASS_NAMES, NUM_CLASSES, oneHot, TextureMnist, type TextureMnistOptions } from '../data/texture-mnist.js';
 import { loadTextureMnistAssets } from '../data/assets-node.js';

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { GraphModelAdapter } from '../../src/model/graph-adapter.js';
+import { GraphModelAdapter } from '../../src/engine/tfjs-graph/adapter.js';
 
 /**
  * Writes a TF graph (the JSON GraphDef a converted model.json holds) node by node, with its

@@ -3,10 +3,10 @@
  * worker (./worker.ts); this thread decodes images, draws, and keeps the URL in step with the view.
  */
 import { explanationFigure } from '../../src/figure.js';
-import { explanationJson } from '../../src/cli/json.js';
+import { explanationJson } from '../../src/io/json.js';
 import type { RgbaImage } from '../../src/image.js';
 import { COLORMAPS, classColor, colormapLut, defaultPalette, labelImage, lutIndex, overlayHeatmap, resizeLabelsNearest, type ColormapName, type Rgb } from '../../src/render/index.js';
-import { connectedComponent, toOutputCell, type Region } from '../../src/target/region.js';
+import { connectedComponent, toOutputCell, type Region } from '../../src/region/region.js';
 import type { Catalog, CatalogModel } from '../bundled.js';
 import { DecodeError, decodeImage, fetchImage } from './image-decode.js';
 import { parseLabels, type Labels } from './labels.js';

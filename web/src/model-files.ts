@@ -6,8 +6,8 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../src/errors.js';
-import { artifactsFromParts, type ModelJson } from '../../src/model/model-json.js';
-import { checkWeightBytes as checkManifestBytes } from '../../src/model/weights-check.js';
+import { artifactsFromParts, type ModelJson } from '../../src/engine/tfjs/model-json.js';
+import { checkWeightBytes as checkManifestBytes } from '../../src/engine/tfjs/weights-check.js';
 
 /** The part of a File this module reads (so tests can pass plain objects). */
 export interface FileLike {

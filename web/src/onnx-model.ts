@@ -1,10 +1,10 @@
 /**
  * ONNX models in the worker: onnxruntime-web (wasm execution provider) runs the model and the
- * library's compiled gradient graphs (src/onnx). Both are imported only when an .onnx model is
+ * library's compiled gradient graphs (src/engine/onnx). Both are imported only when an .onnx model is
  * opened, so pages that never open one never download them.
  */
 import { SegGradCamError } from '../../src/errors.js';
-import type { OnnxModelAdapter, OrtRuntime } from '../../src/onnx/adapter.js';
+import type { OnnxModelAdapter, OrtRuntime } from '../../src/engine/onnx/adapter.js';
 
 let runtime: Promise<OrtRuntime> | null = null;
 
@@ -46,7 +46,7 @@ export async function loadOnnxAdapter(bytes: Uint8Array, name: string, wasmBase:
   let ort: OrtRuntime;
   let Adapter: typeof OnnxModelAdapter;
   try {
-    [ort, { OnnxModelAdapter: Adapter }] = await Promise.all([ortWeb(wasmBase), import('../../src/onnx/adapter.js')]);
+    [ort, { OnnxModelAdapter: Adapter }] = await Promise.all([ortWeb(wasmBase), import('../../src/engine/onnx/adapter.js')]);
   } catch (err) {
     throw new SegGradCamError(`cannot start ONNX Runtime: ${firstLine(err)}`, 'model');
   }

@@ -3,7 +3,7 @@
  * structured-cloneable; typed arrays travel as transferables.
  */
 import type { ExplainRequest, Explainer, Explanation, Prediction } from '../../src/explain.js';
-import type { ModelAdapter, OutputInfo } from '../../src/model/adapter.js';
+import type { ModelAdapter, OutputInfo } from '../../src/engine/contract.js';
 
 export type BackendChoice = 'auto' | 'wasm' | 'webgl' | 'webgpu' | 'cpu';
 

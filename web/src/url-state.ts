@@ -2,7 +2,7 @@
  * The view in the page's URL: model, image, layer, class and region (and the method, score,
  * colormap, opacity and backend), so that a link reproduces what was on the screen.
  */
-import type { Region } from '../../src/target/region.js';
+import type { Region } from '../../src/region/region.js';
 
 export interface ViewState {
   /** A bundled model's id, or `url:<model.json URL>`. */

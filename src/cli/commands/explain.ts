@@ -5,12 +5,12 @@ import { encodeImageFor, writeFileAtomic } from '../../io/files.js';
 import { parseBaseline } from '../../methods/baseline.js';
 import { methodNames, type MethodOptions } from '../../methods/index.js';
 import { COLORMAPS, type ColormapName } from '../../render/index.js';
-import type { ScoreKind } from '../../target/objective.js';
+import type { ScoreKind } from '../../region/objective.js';
 import { oneOf, parseInteger, parseList, parseNumberAtLeast, parseNumberIn } from '../parse.js';
 import { regionFromFlags, type RegionFlags } from '../region-options.js';
 import { openExplainer, openImage, type ModelOptions } from '../session.js';
 import { addModelOptions, run } from '../shared-options.js';
-import { explanationJson } from '../json.js';
+import { explanationJson } from '../../io/json.js';
 
 interface ExplainFlags extends ModelOptions, RegionFlags {
   image?: string;

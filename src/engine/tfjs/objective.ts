@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BatchGradient, Objective, OutputInfo } from './adapter.js';
+import type { BatchGradient, Objective, OutputInfo } from '../contract.js';
 
 /** S(logits) for an objective, as a differentiable TF.js scalar. */
 export function objectiveScore(logits: tf.Tensor, objective: Objective, output: OutputInfo): tf.Scalar {

@@ -1,4 +1,4 @@
-import type { GridBox, Objective, OutputInfo } from '../model/adapter.js';
+import type { GridBox, Objective, OutputInfo } from '../engine/contract.js';
 
 export type ScoreKind = 'logits' | 'probability';
 

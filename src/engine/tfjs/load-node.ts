@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { SegGradCamError } from '../errors.js';
-import type { ModelAdapter } from './adapter.js';
+import { SegGradCamError } from '../../errors.js';
+import type { ModelAdapter } from '../contract.js';
 import { adapterFromArtifacts, type LoadOptions } from './load.js';
 import { artifactsFromParts, type ModelJson } from './model-json.js';
 import { checkWeightBytes } from './weights-check.js';

@@ -10,7 +10,7 @@
  * size, and its probe value is kept. The analysis (and every graph built from it) is therefore
  * tied to the probe's input size.
  */
-import { SegGradCamError } from '../errors.js';
+import { SegGradCamError } from '../../errors.js';
 import { attrTensor, nodeLabel } from './builder.js';
 import { DataType, type ModelProto, type NodeProto, type TensorProto } from './proto.js';
 import { isFloatType, readTensor, type ConstValue } from './tensor.js';

@@ -1,4 +1,4 @@
-import type { LayerInfo } from './adapter.js';
+import type { LayerInfo } from './contract.js';
 
 /**
  * The layer with the smallest spatial map, the deepest one on ties — the paper's most

@@ -2,7 +2,7 @@
  * Small helpers to read node attributes and to append nodes and constants to an ONNX graph
  * (used by the gradient transform and by the project's own fixture models).
  */
-import { SegGradCamError } from '../errors.js';
+import { SegGradCamError } from '../../errors.js';
 import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
 import { floatTensor, int64Tensor } from './tensor.js';
 

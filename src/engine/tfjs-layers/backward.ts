@@ -1,20 +1,20 @@
 import * as tf from '@tensorflow/tfjs';
-import type { GridBox } from './adapter.js';
-import { squashingActivation, type GraphStep, type LayersGraph } from './layers-graph.js';
+import type { GridBox } from '../contract.js';
+import { squashingActivation, type GraphStep, type LayersGraph } from './graph.js';
 
 /**
  * Reverse mode over a LayersModel's node graph on a cached forward pass: each layer's
  * vector-Jacobian product written with TF.js ops and the cached activations (a Conv2D's input
  * gradient is a transposed conv with the same kernel, a ReLU masks by its cached output,
  * max-pooling routes through MaxPoolGrad on the cached input and output, …) — the design of
- * the ONNX gradient graph (src/onnx/vjp.ts) for TF.js. Nothing downstream of the layer runs
+ * the ONNX gradient graph (src/engine/onnx/vjp.ts) for TF.js. Nothing downstream of the layer runs
  * forward again, so a new region or class costs one backward pass, and K regions are K
  * cotangents stacked on the batch axis against batch-1 activations (broadcast).
  *
  * Layers without a rule here make `unsupported` name them; the adapter then differentiates
  * with tf.grad over a re-run of the downstream part instead (exact as well, just slower).
  *
- * Windows (as in src/onnx/window.ts): a region's cotangent is zero outside its box and each
+ * Windows (as in src/engine/onnx/window.ts): a region's cotangent is zero outside its box and each
  * backward step spreads it only by its kernel, so when every step on the path keeps boxes or
  * grows them by a kernel (stride-1 convs, up-convolutions whose kernel equals their stride, and
  * pointwise, per-channel and channel-concat layers), each cotangent is kept as the box where it

@@ -4,9 +4,9 @@
  * cropped to a window). An objective's `support` box limits every loop to the region: a 64x32
  * box of a 128x256 map is 1/16 of the work of a full pass over the weights.
  */
-import { SegGradCamError } from '../errors.js';
-import type { GridBox, Objective, OutputInfo } from '../model/adapter.js';
-import { maskBox } from '../target/objective.js';
+import { SegGradCamError } from '../../errors.js';
+import type { GridBox, Objective, OutputInfo } from '../contract.js';
+import { maskBox } from '../../region/objective.js';
 
 /** ∂S/∂logits in the project's layout, and the box outside which it is zero (null: zero everywhere). */
 export interface Cotangent {

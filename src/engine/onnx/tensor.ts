@@ -1,4 +1,4 @@
-import { SegGradCamError } from '../errors.js';
+import { SegGradCamError } from '../../errors.js';
 import { DataType, type TensorProto } from './proto.js';
 
 /** Values of a constant tensor: floats as Float32Array/Float64Array, integers as plain numbers. */

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { SegGradCamError } from '../errors.js';
-import { INPUT_LAYER, boxArea, unionBox, type BatchGradient, type ForwardPass, type GridBox, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
-import { LayersGraph, squashingActivation } from './layers-graph.js';
-import { LayersBackward } from './layers-backward.js';
-import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from './objective.js';
-import { readOutputInfo } from './output-info.js';
+import { SegGradCamError } from '../../errors.js';
+import { INPUT_LAYER, boxArea, unionBox, type BatchGradient, type ForwardPass, type GridBox, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../contract.js';
+import { LayersGraph, squashingActivation } from './graph.js';
+import { LayersBackward } from './backward.js';
+import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from '../tfjs/objective.js';
+import { readOutputInfo } from '../tfjs/output-info.js';
 
 /** Explains a tfjs LayersModel, including functional graphs with skip connections (U-Nets). */
 export class LayersModelAdapter implements ModelAdapter {

@@ -11,7 +11,7 @@
  * ConvTranspose's gradient is a Conv with the same weight; MaxPool recomputes its indices with
  * a second MaxPool and scatters onto zeros.
  */
-import { SegGradCamError } from '../errors.js';
+import { SegGradCamError } from '../../errors.js';
 import type { GraphAnalysis } from './analysis.js';
 import { attrFloat, attrInt, attrInts, attrString, nodeLabel, type Attr, type GraphBuilder } from './builder.js';
 import type { NodeProto } from './proto.js';

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { SegGradCamError } from '../errors.js';
-import type { ModelAdapter } from './adapter.js';
-import { GraphModelAdapter } from './graph-adapter.js';
-import { LayersModelAdapter } from './layers-adapter.js';
+import { SegGradCamError } from '../../errors.js';
+import type { ModelAdapter } from '../contract.js';
+import { GraphModelAdapter } from '../tfjs-graph/adapter.js';
+import { LayersModelAdapter } from '../tfjs-layers/adapter.js';
 
 export interface LoadOptions {
   /** GraphModel only: the node to explain instead of the signature's output. */

@@ -1,5 +1,5 @@
 import type { Explanation } from '../explain.js';
-import type { Region } from '../target/region.js';
+import type { Region } from '../region/region.js';
 
 const round = (v: number) => Math.round(v * 1e6) / 1e6;
 

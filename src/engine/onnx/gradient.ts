@@ -15,7 +15,7 @@
  * that the VJPs read (ReLU outputs, max-pool inputs, …) become inputs, so a new region on a
  * cached forward pass runs only the backward ops.
  */
-import { SegGradCamError } from '../errors.js';
+import { SegGradCamError } from '../../errors.js';
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, nodeLabel, valueInfo } from './builder.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';

@@ -1,5 +1,5 @@
-import { SegGradCamError } from '../errors.js';
-import type { OutputInfo } from './adapter.js';
+import { SegGradCamError } from '../../errors.js';
+import type { OutputInfo } from '../contract.js';
 
 /** Reads a model output shape as a class map [1,H,W,C] or a class vector [1,C]. */
 export function readOutputInfo(

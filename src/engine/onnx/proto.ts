@@ -8,7 +8,7 @@
  * which protobufjs clamps back to INT64_MAX / INT64_MIN when writing, so they survive.
  */
 import protobuf from 'protobufjs';
-import { SegGradCamError } from '../errors.js';
+import { SegGradCamError } from '../../errors.js';
 
 export interface StringStringEntry {
   key?: string;

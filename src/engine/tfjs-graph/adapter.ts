@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { SegGradCamError } from '../errors.js';
-import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from './adapter.js';
-import { unknownLayer } from './layers-adapter.js';
-import { batchInputGradients, batchScores, objectiveScore } from './objective.js';
-import type { GraphNode, GraphView } from './graph-view.js';
-import { readOutputInfo } from './output-info.js';
+import { SegGradCamError } from '../../errors.js';
+import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../contract.js';
+import { unknownLayer } from '../tfjs-layers/adapter.js';
+import { batchInputGradients, batchScores, objectiveScore } from '../tfjs/objective.js';
+import type { GraphNode, GraphView } from './view.js';
+import { readOutputInfo } from '../tfjs/output-info.js';
 
 /* The part of tfjs-converter's internal graph that the adapter reads. */
 interface GraphRef {

@@ -4,7 +4,7 @@
  * both call it.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { SegGradCamError } from '../errors.js';
+import { SegGradCamError } from '../../errors.js';
 
 /** Bytes per element of the fixed-size dtypes a manifest names (for quantized weights, the quantization dtype). */
 const DTYPE_BYTES = new Map<string, number>([

@@ -1,11 +1,11 @@
 /**
  * Node-only part of the ONNX support: files from disk and the onnxruntime-node runtime. The
- * rest of src/onnx is browser-safe (give it `onnxruntime-web` instead).
+ * rest of src/engine/onnx is browser-safe (give it `onnxruntime-web` instead).
  */
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
-import { SegGradCamError } from '../errors.js';
-import { Explainer, type ExplainerOptions } from '../explain.js';
+import { SegGradCamError } from '../../errors.js';
+import { Explainer, type ExplainerOptions } from '../../explain.js';
 import { OnnxModelAdapter, type OnnxAdapterOptions, type OrtRuntime } from './adapter.js';
 
 /** onnxruntime-node as the adapter's runtime. */

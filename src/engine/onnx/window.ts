@@ -19,8 +19,8 @@
  * aligned to whole coarse pixels, gives the coarse gradient on its own footprint, which a Pad
  * (input `sgc/window_pad_<from>_<to>`) places in the larger coarse window.
  */
-import { SegGradCamError } from '../errors.js';
-import { unionBox, type GridBox } from '../model/adapter.js';
+import { SegGradCamError } from '../../errors.js';
+import { unionBox, type GridBox } from '../contract.js';
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, attrInt, attrInts, attrString, valueInfo } from './builder.js';
 import { COTANGENT, GRADIENT, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph, type GradientGraphOptions } from './gradient.js';

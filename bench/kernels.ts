@@ -1,7 +1,7 @@
 /**
  * Timing of the wasm kernel fixes (not a test). Run:
  *
- *   node --import tsx src/backend/bench-kernels.ts [train|cam|all] [--stock] [--reps N]
+ *   node --import tsx bench/kernels.ts [train|cam|all] [--stock] [--reps N]
  *                  [--depth D] [--base B] [--no-bn]      (train model; default 4, 8, with BN)
  *
  * train: Adam step, batch 8, 64x64x3, depth-4 base-8 U-Net (2x conv3x3+BN+ReLU per block,
@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { setupBackend } from './index.js';
+import { setupBackend } from '../src/backend/index.js';
 
 type SymT = tf.SymbolicTensor;
 
@@ -186,4 +186,4 @@ async function main(): Promise<void> {
   if (what === 'cam' || what === 'all') await benchCam(reps);
 }
 
-if (process.argv[1]?.endsWith("bench-kernels.ts")) await main();
+if (process.argv[1]?.endsWith("kernels.ts")) await main();

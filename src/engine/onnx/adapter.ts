@@ -17,10 +17,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
-import { SegGradCamError } from '../errors.js';
-import { INPUT_LAYER, unionBox, type BatchGradient, type GridBox, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../model/adapter.js';
-import { unknownLayer } from '../model/layers-adapter.js';
-import { readOutputInfo } from '../model/output-info.js';
+import { SegGradCamError } from '../../errors.js';
+import { INPUT_LAYER, unionBox, type BatchGradient, type GridBox, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../contract.js';
+import { unknownLayer } from '../tfjs-layers/adapter.js';
+import { readOutputInfo } from '../tfjs/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
 import { attrInt, valueInfo } from './builder.js';
 import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
