@@ -19,10 +19,16 @@ type SymT = tf.SymbolicTensor;
 
 function convBlock(x: SymT, filters: number, name: string, bn: boolean): SymT {
   for (let i = 0; i < 2; i++) {
-    x = tf.layers.conv2d({
-      filters, kernelSize: 3, padding: 'same', useBias: !bn, name: `${name}_conv${i}`,
-      activation: bn ? 'linear' : 'relu',
-    }).apply(x) as SymT;
+    x = tf.layers
+      .conv2d({
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: !bn,
+        name: `${name}_conv${i}`,
+        activation: bn ? 'linear' : 'relu',
+      })
+      .apply(x) as SymT;
     if (bn) {
       x = tf.layers.batchNormalization({ name: `${name}_bn${i}` }).apply(x) as SymT;
       x = tf.layers.activation({ activation: 'relu', name: `${name}_relu${i}` }).apply(x) as SymT;
@@ -36,8 +42,17 @@ function convBlock(x: SymT, filters: number, name: string, bn: boolean): SymT {
  * bottleneck has base·2^depth channels, as in DESIGN.md: depth 4 base 16 = 1.94 M
  * parameters); returns the model and the name of its bottleneck layer.
  */
-export function buildUNet(h: number, w: number, c: number, classes: number, depth: number, base: number, bn = true): {
-  model: tf.LayersModel; bottleneck: string;
+export function buildUNet(
+  h: number,
+  w: number,
+  c: number,
+  classes: number,
+  depth: number,
+  base: number,
+  bn = true,
+): {
+  model: tf.LayersModel;
+  bottleneck: string;
 } {
   const input = tf.input({ shape: [h, w, c], name: 'image' });
   let x: SymT = input;
@@ -50,8 +65,7 @@ export function buildUNet(h: number, w: number, c: number, classes: number, dept
   x = convBlock(x, base << depth, 'mid', bn);
   const bottleneck = bn ? `mid_relu1` : `mid_conv1`;
   for (let d = depth - 1; d >= 0; d--) {
-    x = tf.layers.conv2dTranspose({ filters: base << d, kernelSize: 2, strides: 2, padding: 'same', name: `up${d}` })
-      .apply(x) as SymT;
+    x = tf.layers.conv2dTranspose({ filters: base << d, kernelSize: 2, strides: 2, padding: 'same', name: `up${d}` }).apply(x) as SymT;
     x = tf.layers.concatenate({ name: `cat${d}` }).apply([skips[d], x]) as SymT;
     x = convBlock(x, base << d, `dec${d}`, bn);
   }
@@ -79,8 +93,10 @@ async function timeSteps(reps: number, warmup: number, step: () => unknown): Pro
       cpu.push((dc.user + dc.system) / 1e6);
     }
   }
-  return `median ${median(times).toFixed(3)} s wall, ${median(cpu).toFixed(3)} s CPU, ` +
-    `over ${reps} [${times.map((t) => t.toFixed(3)).join(' ')}]`;
+  return (
+    `median ${median(times).toFixed(3)} s wall, ${median(cpu).toFixed(3)} s CPU, ` +
+    `over ${reps} [${times.map((t) => t.toFixed(3)).join(' ')}]`
+  );
 }
 
 async function benchTrain(reps: number, depth: number, base: number, bn: boolean): Promise<void> {
@@ -101,8 +117,10 @@ async function benchTrain(reps: number, depth: number, base: number, bn: boolean
     if (!Number.isFinite(loss)) throw new Error('loss is not finite');
   };
   const timing = await timeSteps(reps, 2, step);
-  console.log(`train step (Adam, batch 8, 64x64x3, U-Net depth ${depth} base ${base}${bn ? ', BN' : ''}, 11 classes; ` +
-    `${model.countParams()} params): ${timing}; tensors ${tf.memory().numTensors}`);
+  console.log(
+    `train step (Adam, batch 8, 64x64x3, U-Net depth ${depth} base ${base}${bn ? ', BN' : ''}, 11 classes; ` +
+      `${model.countParams()} params): ${timing}; tensors ${tf.memory().numTensors}`,
+  );
   tf.dispose([x, labels]);
   model.dispose();
   opt.dispose();
@@ -133,9 +151,10 @@ function runFrom(model: tf.LayersModel, fromLayer: string, a: tf.Tensor, cache: 
     }
     if (!seen || layer.getClassName() === 'InputLayer') continue;
     const inbound = layer.inboundNodes[0].inboundLayers.map((l) => values.get(l.name)!);
-    out = layer.getClassName() === 'Conv2D'
-      ? applyUnfused(layer, inbound[0])
-      : layer.apply(inbound.length === 1 ? inbound[0] : inbound) as tf.Tensor;
+    out =
+      layer.getClassName() === 'Conv2D'
+        ? applyUnfused(layer, inbound[0])
+        : (layer.apply(inbound.length === 1 ? inbound[0] : inbound) as tf.Tensor);
     values.set(layer.name, out);
   }
   return out;
@@ -147,8 +166,9 @@ async function benchCam(reps: number): Promise<void> {
   // Cache every layer output once (a multi-output model over all layers).
   const names = model.layers.filter((l) => l.getClassName() !== 'InputLayer').map((l) => l.name);
   const probe = tf.model({ inputs: model.inputs, outputs: names.map((n) => model.getLayer(n).output as SymT) });
-  const mask = tf.tidy(() => tf.oneHot(tf.fill([1, 128, 256], 3, 'int32'), 11).mul(
-    tf.randomUniform([1, 128, 256, 1]).greater(0.5).cast('float32')));
+  const mask = tf.tidy(() =>
+    tf.oneHot(tf.fill([1, 128, 256], 3, 'int32'), 11).mul(tf.randomUniform([1, 128, 256, 1]).greater(0.5).cast('float32')),
+  );
   const timing = await timeSteps(reps, 1, async () => {
     const g = tf.tidy(() => {
       const outs = probe.predict(x) as tf.Tensor[];
@@ -160,8 +180,9 @@ async function benchCam(reps: number): Promise<void> {
     await g.data();
     g.dispose();
   });
-  console.log(`CAM gradient at the bottleneck (128x256, depth 4 base 16, forward + backward; ` +
-    `${model.countParams()} params): ${timing}`);
+  console.log(
+    `CAM gradient at the bottleneck (128x256, depth 4 base 16, forward + backward; ` + `${model.countParams()} params): ${timing}`,
+  );
   tf.dispose([x, mask]);
   model.dispose();
 }
@@ -186,4 +207,4 @@ async function main(): Promise<void> {
   if (what === 'cam' || what === 'all') await benchCam(reps);
 }
 
-if (process.argv[1]?.endsWith("kernels.ts")) await main();
+if (process.argv[1]?.endsWith('kernels.ts')) await main();

@@ -59,7 +59,9 @@ async function main() {
     return regionObjective(ad.output, cls, mask, 'logits');
   };
   const obj = boxObjective(0, 3);
-  console.log(`model: U-Net ${H}x${W}, base ${unet.spec.base}, ${unet.params.reduce((s, p) => s + p.data.length, 0)} parameters; bottleneck '${bottleneck}' ${JSON.stringify(ad.layers().find((l) => l.name === bottleneck)?.outputShape)}`);
+  console.log(
+    `model: U-Net ${H}x${W}, base ${unet.spec.base}, ${unet.params.reduce((s, p) => s + p.data.length, 0)} parameters; bottleneck '${bottleneck}' ${JSON.stringify(ad.layers().find((l) => l.name === bottleneck)?.outputShape)}`,
+  );
 
   const dispose = (g: { activations: tf.Tensor; gradients: tf.Tensor }) => tf.dispose([g.activations, g.gradients]);
   // Compile everything once (sessions are cached per model and layer).
@@ -85,11 +87,25 @@ async function main() {
   // The whole Explainer path on an image (resize, forward, gradient, CAM, heatmap).
   const image = { width: W, height: H, data: new Uint8ClampedArray(W * H * 4).map((_, i) => (i % 4 === 3 ? 255 : (i * 7919) % 256)) };
   const known = { layer: bottleneck, objective: obj, objectiveOf: () => obj };
-  const requests16 = Array.from({ length: 16 }, (_, i) => ({ region: { kind: 'box', x0: (i * 37) % (W - 64), y0: (i * 19) % (H - 32), x1: ((i * 37) % (W - 64)) + 63, y1: ((i * 19) % (H - 32)) + 31 } as const, classId: i % 8 }));
+  const requests16 = Array.from({ length: 16 }, (_, i) => ({
+    region: {
+      kind: 'box',
+      x0: (i * 37) % (W - 64),
+      y0: (i * 19) % (H - 32),
+      x1: ((i * 37) % (W - 64)) + 63,
+      y1: ((i * 19) % (H - 32)) + 31,
+    } as const,
+    classId: i % 8,
+  }));
   // PyTorch, when installed, in its own process, timed in the same turns (it reports its own times).
   const torchFound = findTorch();
   const torch: TorchServer | null =
-    'reason' in torchFound ? null : await startTorchServer(torchFound.python, unet, nchw, ad.cotangentNchw(obj.weights), { OPENBLAS_NUM_THREADS: '1', TORCH_THREADS: String(THREADS ?? os.cpus().length) });
+    'reason' in torchFound
+      ? null
+      : await startTorchServer(torchFound.python, unet, nchw, ad.cotangentNchw(obj.weights), {
+          OPENBLAS_NUM_THREADS: '1',
+          TORCH_THREADS: String(THREADS ?? os.cpus().length),
+        });
   // After a PyTorch call its OpenMP threads may spin for a moment; let them settle (not timed).
   const torchCall = (what: 'forward' | 'gradcam') => ({
     reported: async () => {
@@ -126,7 +142,19 @@ async function main() {
     },
     RUNS,
   );
-  const { forward, forwardCached, forwardLean, explainLean, explainOnce, explainLayerKnown, explainPrimed, explainPrimedWhole, fusedRun, explainFull, explainManyCold } = first;
+  const {
+    forward,
+    forwardCached,
+    forwardLean,
+    explainLean,
+    explainOnce,
+    explainLayerKnown,
+    explainPrimed,
+    explainPrimedWhole,
+    fusedRun,
+    explainFull,
+    explainManyCold,
+  } = first;
   torch?.close();
   // The same 16 requests on the cached pass: 16 explain calls against one explainMany call.
   await explainer.explainMany(image, requests16);
@@ -184,42 +212,73 @@ async function main() {
   const inputGrad = await time(async () => dispose(await pass.gradient(INPUT_LAYER, obj)), Math.max(3, Math.floor(RUNS / 3)));
   pass.dispose();
 
-
   console.log('\n| what (128x256 U-Net, bottleneck) | median |');
   console.log('| --- | --- |');
   console.log(`| ONNX Runtime forward (plain model) | ${fmt(forward)} |`);
   console.log(`| forward pass caching every layer (adapter.forward) | ${fmt(forwardCached)} |`);
-  console.log(`| Seg-Grad-CAM: forward + gradient (adapter.forward + pass.gradient) | ${fmt(explainOnce)} (${(explainOnce / forward).toFixed(2)}x forward) |`);
-  console.log(`| Seg-Grad-CAM, region and class known in advance (the Explainer's path for a fixed region and class): forward, lean cache and windowed gradient in one run | ${fmt(explainPrimed)} (${(explainPrimed / forward).toFixed(2)}x forward) |`);
-  console.log(`| the same with windows off (backward on the whole map) | ${fmt(explainPrimedWhole)} (${(explainPrimedWhole / forward).toFixed(2)}x forward) |`);
-  console.log(`| Seg-Grad-CAM, layer known, objective not (a region that depends on the prediction): lean forward pass + gradient | ${fmt(explainLayerKnown)} (${(explainLayerKnown / forward).toFixed(2)}x forward) |`);
+  console.log(
+    `| Seg-Grad-CAM: forward + gradient (adapter.forward + pass.gradient) | ${fmt(explainOnce)} (${(explainOnce / forward).toFixed(2)}x forward) |`,
+  );
+  console.log(
+    `| Seg-Grad-CAM, region and class known in advance (the Explainer's path for a fixed region and class): forward, lean cache and windowed gradient in one run | ${fmt(explainPrimed)} (${(explainPrimed / forward).toFixed(2)}x forward) |`,
+  );
+  console.log(
+    `| the same with windows off (backward on the whole map) | ${fmt(explainPrimedWhole)} (${(explainPrimedWhole / forward).toFixed(2)}x forward) |`,
+  );
+  console.log(
+    `| Seg-Grad-CAM, layer known, objective not (a region that depends on the prediction): lean forward pass + gradient | ${fmt(explainLayerKnown)} (${(explainLayerKnown / forward).toFixed(2)}x forward) |`,
+  );
   console.log(`| forward pass caching the bottleneck and what its backward reads (cacheLayers: [bottleneck]) | ${fmt(forwardLean)} |`);
-  console.log(`| Seg-Grad-CAM with that lean cache: forward + gradient | ${fmt(explainLean)} (${(explainLean / forward).toFixed(2)}x forward) |`);
-  console.log(`| fused augmented graph (input + cotangent → A, ∂S/∂A, one run) | ${fmt(fusedRun)} (${(fusedRun / forward).toFixed(2)}x forward) |`);
-  console.log(`| Explainer.explain on an image, cold (forward + gradient + CAM + heatmap) | ${fmt(explainFull)} (${(explainFull / forward).toFixed(2)}x forward) |`);
-  console.log(`| a new 64x32 region on the cached pass (windowed backward graph) | ${fmt(newRegion)} (${(newRegion / explainPrimed).toFixed(2)}x the first explanation) |`);
+  console.log(
+    `| Seg-Grad-CAM with that lean cache: forward + gradient | ${fmt(explainLean)} (${(explainLean / forward).toFixed(2)}x forward) |`,
+  );
+  console.log(
+    `| fused augmented graph (input + cotangent → A, ∂S/∂A, one run) | ${fmt(fusedRun)} (${(fusedRun / forward).toFixed(2)}x forward) |`,
+  );
+  console.log(
+    `| Explainer.explain on an image, cold (forward + gradient + CAM + heatmap) | ${fmt(explainFull)} (${(explainFull / forward).toFixed(2)}x forward) |`,
+  );
+  console.log(
+    `| a new 64x32 region on the cached pass (windowed backward graph) | ${fmt(newRegion)} (${(newRegion / explainPrimed).toFixed(2)}x the first explanation) |`,
+  );
   console.log(`| the same with windows off | ${fmt(newRegionWhole)} |`);
   console.log(`| 16 regions, 16 single calls | ${fmt(singles)} |`);
   console.log(`| 16 regions, one batched call (gradientBatch) | ${fmt(batched)} (${(singles / batched).toFixed(2)}x faster) |`);
-  console.log(`| the most batching can save: 16 classes of one region, 16 calls / stacked in one run | ${fmt(ceiling.singles)} / ${fmt(ceiling.batched)} (${(ceiling.singles / ceiling.batched).toFixed(2)}x faster) |`);
-  console.log(`| 16 regions as pytorch-grad-cam users would: 16 × (forward + gradient), from the primed median above | ${fmt(16 * explainPrimed)} |`);
-  console.log(`| 16 regions: one forward pass + one batched call | ${fmt(forwardCached + batched)} (${((16 * explainPrimed) / (forwardCached + batched)).toFixed(2)}x faster) |`);
+  console.log(
+    `| the most batching can save: 16 classes of one region, 16 calls / stacked in one run | ${fmt(ceiling.singles)} / ${fmt(ceiling.batched)} (${(ceiling.singles / ceiling.batched).toFixed(2)}x faster) |`,
+  );
+  console.log(
+    `| 16 regions as pytorch-grad-cam users would: 16 × (forward + gradient), from the primed median above | ${fmt(16 * explainPrimed)} |`,
+  );
+  console.log(
+    `| 16 regions: one forward pass + one batched call | ${fmt(forwardCached + batched)} (${((16 * explainPrimed) / (forwardCached + batched)).toFixed(2)}x faster) |`,
+  );
   console.log(`| input gradient (saliency) on the cached pass | ${fmt(inputGrad)} |`);
-  console.log(`| Explainer, 16 regions on the cached pass: 16 explain calls / one explainMany call | ${fmt(manyWarm.explainSingles)} / ${fmt(manyWarm.explainMany)} (${(manyWarm.explainSingles / manyWarm.explainMany).toFixed(2)}x faster) |`);
-  console.log(`| Explainer, 16 regions on a new image as pytorch-grad-cam users would: 16 cold explain calls, from the cold median above | ${fmt(16 * explainFull)} |`);
-  console.log(`| Explainer, 16 regions on a new image: one explainMany call (one forward pass, batched backward, 16 heatmaps) | ${fmt(explainManyCold)} (${((16 * explainFull) / explainManyCold).toFixed(2)}x faster) |`);
+  console.log(
+    `| Explainer, 16 regions on the cached pass: 16 explain calls / one explainMany call | ${fmt(manyWarm.explainSingles)} / ${fmt(manyWarm.explainMany)} (${(manyWarm.explainSingles / manyWarm.explainMany).toFixed(2)}x faster) |`,
+  );
+  console.log(
+    `| Explainer, 16 regions on a new image as pytorch-grad-cam users would: 16 cold explain calls, from the cold median above | ${fmt(16 * explainFull)} |`,
+  );
+  console.log(
+    `| Explainer, 16 regions on a new image: one explainMany call (one forward pass, batched backward, 16 heatmaps) | ${fmt(explainManyCold)} (${((16 * explainFull) / explainManyCold).toFixed(2)}x faster) |`,
+  );
 
   if (!torch) {
     console.log(`\nPyTorch: skipped — ${'reason' in torchFound ? torchFound.reason : ''}`);
   } else {
     const { torchForward, torchGradcam } = first;
-    console.log(`\nPyTorch ${torch.torch} (${torch.threads} threads, OPENBLAS_NUM_THREADS=1), same weights, timed in the same turns as the rows above (its own process, times measured in Python):`);
+    console.log(
+      `\nPyTorch ${torch.torch} (${torch.threads} threads, OPENBLAS_NUM_THREADS=1), same weights, timed in the same turns as the rows above (its own process, times measured in Python):`,
+    );
     console.log('| what | median |');
     console.log('| --- | --- |');
     console.log(`| PyTorch forward (no_grad) | ${fmt(torchForward)} |`);
     console.log(`| PyTorch Seg-Grad-CAM, pytorch-grad-cam way (hooks + loss.backward()) | ${fmt(torchGradcam)} |`);
     console.log(`| ours, region and class known (primed one run) / PyTorch | ${(explainPrimed / torchGradcam).toFixed(2)}x |`);
-    console.log(`| ours, Explainer.explain cold on an image (with pre- and post-processing) / PyTorch | ${(explainFull / torchGradcam).toFixed(2)}x |`);
+    console.log(
+      `| ours, Explainer.explain cold on an image (with pre- and post-processing) / PyTorch | ${(explainFull / torchGradcam).toFixed(2)}x |`,
+    );
     console.log(`| ours, forward caching every layer + gradient / PyTorch | ${(explainOnce / torchGradcam).toFixed(2)}x |`);
   }
   // Memory: explanations on a new forward pass every time (as for new images), tensors and RSS before and after.
@@ -229,10 +288,15 @@ async function main() {
     const t = performance.now();
     for (let i = 0; i < SOAK; i++) {
       explainer.release();
-      await explainer.explain(image, { region: { kind: 'box', x0: (i * 13) % 200, y0: (i * 7) % 100, x1: ((i * 13) % 200) + 40, y1: ((i * 7) % 100) + 20 } as never, classId: i % 8 });
+      await explainer.explain(image, {
+        region: { kind: 'box', x0: (i * 13) % 200, y0: (i * 7) % 100, x1: ((i * 13) % 200) + 40, y1: ((i * 7) % 100) + 20 } as never,
+        classId: i % 8,
+      });
     }
     explainer.release();
-    console.log(`\nmemory: ${SOAK} explanations (new forward pass each) in ${((performance.now() - t) / 1000).toFixed(1)} s; tensors ${tensors} → ${tf.memory().numTensors}; RSS ${(rss / 2 ** 20).toFixed(0)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+    console.log(
+      `\nmemory: ${SOAK} explanations (new forward pass each) in ${((performance.now() - t) / 1000).toFixed(1)} s; tensors ${tensors} → ${tf.memory().numTensors}; RSS ${(rss / 2 ** 20).toFixed(0)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+    );
   }
   x.dispose();
   await Promise.all([plain.release(), fused.release()]);
@@ -264,27 +328,49 @@ async function benchTfjs(unet: ReturnType<typeof buildUnet>, image: RgbaImage) {
     },
     RUNS,
   );
-  const boxes = Array.from({ length: 16 }, (_, i) => ({ kind: 'box', x0: (i * 37) % (W - 64), y0: (i * 19) % (H - 32), x1: ((i * 37) % (W - 64)) + 63, y1: ((i * 19) % (H - 32)) + 31 }) as const);
+  const boxes = Array.from(
+    { length: 16 },
+    (_, i) =>
+      ({
+        kind: 'box',
+        x0: (i * 37) % (W - 64),
+        y0: (i * 19) % (H - 32),
+        x1: ((i * 37) % (W - 64)) + 63,
+        y1: ((i * 19) % (H - 32)) + 31,
+      }) as const,
+  );
   const requests = boxes.map((region, i) => ({ region, classId: i % 8 }));
-  const singles = await time(async () => {
-    for (const r of requests) await explainer.explain(image, r);
-  }, Math.max(3, Math.floor(RUNS / 3)));
+  const singles = await time(
+    async () => {
+      for (const r of requests) await explainer.explain(image, r);
+    },
+    Math.max(3, Math.floor(RUNS / 3)),
+  );
   const batched = await time(async () => void (await explainer.explainMany(image, requests)), Math.max(3, Math.floor(RUNS / 3)));
-  const batchedCold = await time(async () => {
-    explainer.release();
-    await explainer.explainMany(image, requests);
-  }, Math.max(3, Math.floor(RUNS / 3)));
+  const batchedCold = await time(
+    async () => {
+      explainer.release();
+      await explainer.explainMany(image, requests);
+    },
+    Math.max(3, Math.floor(RUNS / 3)),
+  );
   console.log(`\nTF.js ${tf.version_core} on ${tf.getBackend()}, the same U-Net and weights (scripts/onnx/unet-tfjs.ts):`);
   console.log('| what (128x256 U-Net, bottleneck) | median |');
   console.log('| --- | --- |');
   console.log(`| model.predict | ${fmt(predict)} |`);
   console.log(`| forward pass caching every layer (adapter.forward) | ${fmt(forward)} |`);
-  console.log(`| Explainer.explain on an image, cold (forward + backward by VJPs on the cached pass + CAM + heatmap) | ${fmt(explain)} (${(explain / predict).toFixed(2)}x model.predict) |`);
+  console.log(
+    `| Explainer.explain on an image, cold (forward + backward by VJPs on the cached pass + CAM + heatmap) | ${fmt(explain)} (${(explain / predict).toFixed(2)}x model.predict) |`,
+  );
   console.log(`| a new class on the cached pass | ${fmt(newRegion)} (${(newRegion / explain).toFixed(2)}x the first explanation) |`);
   console.log(`| 16 regions, 16 single explain calls on the cached pass | ${fmt(singles)} |`);
   console.log(`| 16 regions, one explainMany call (one batched backward) | ${fmt(batched)} (${(singles / batched).toFixed(2)}x faster) |`);
-  console.log(`| 16 regions as pytorch-grad-cam users would: 16 cold explanations (forward + gradient each), from the median above | ${fmt(16 * explain)} |`);
-  console.log(`| 16 regions: explainMany on a new image (one forward + one batched backward) | ${fmt(batchedCold)} (${((16 * explain) / batchedCold).toFixed(2)}x faster) |`);
+  console.log(
+    `| 16 regions as pytorch-grad-cam users would: 16 cold explanations (forward + gradient each), from the median above | ${fmt(16 * explain)} |`,
+  );
+  console.log(
+    `| 16 regions: explainMany on a new image (one forward + one batched backward) | ${fmt(batchedCold)} (${((16 * explain) / batchedCold).toFixed(2)}x faster) |`,
+  );
   x.dispose();
   explainer.dispose();
 }

@@ -26,8 +26,21 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { name: 'bundled U-Net (64x64, bottleneck)', model: 'models/unet-texture-mnist-biased/model.json', image: 'fixtures/tiles/sample.png', region: R.whole(), classId: 1 },
-  { name: 'selfie (256x256, 16x16 encoder output)', model: 'models/selfie/selfie.json', image: 'fixtures/images/astronaut.png', region: R.classRegion(), classId: 1, layer: 'add_4__xeno_compat__1' },
+  {
+    name: 'bundled U-Net (64x64, bottleneck)',
+    model: 'models/unet-texture-mnist-biased/model.json',
+    image: 'fixtures/tiles/sample.png',
+    region: R.whole(),
+    classId: 1,
+  },
+  {
+    name: 'selfie (256x256, 16x16 encoder output)',
+    model: 'models/selfie/selfie.json',
+    image: 'fixtures/images/astronaut.png',
+    region: R.classRegion(),
+    classId: 1,
+    layer: 'add_4__xeno_compat__1',
+  },
 ];
 
 async function bench(backend: BackendName) {
@@ -35,7 +48,9 @@ async function bench(backend: BackendName) {
   const batchRows: string[] = [];
   const soakRows: string[] = [];
   console.log(`\nbackend: ${tf.getBackend()}`);
-  console.log('| model | forward ms (median) | explain ms (median, forward + backward) | new region on cached forward ms | explain / forward |');
+  console.log(
+    '| model | forward ms (median) | explain ms (median, forward + backward) | new region on cached forward ms | explain / forward |',
+  );
   console.log('| --- | --- | --- | --- | --- |');
   for (const c of cases) {
     const adapter = await loadModelFile(c.model);
@@ -60,7 +75,9 @@ async function bench(backend: BackendName) {
     console.log(`| ${c.name} | ${f.toFixed(1)} | ${e.toFixed(1)} | ${median(cached).toFixed(1)} | ${(e / f).toFixed(2)} |`);
 
     // 16 single-pixel regions on a grid: 16 single calls vs one batched backward pass.
-    const regions = Array.from({ length: 16 }, (_, i) => R.pixel(Math.floor((((i % 4) + 0.5) * image.width) / 4), Math.floor(((Math.floor(i / 4) + 0.5) * image.height) / 4)));
+    const regions = Array.from({ length: 16 }, (_, i) =>
+      R.pixel(Math.floor((((i % 4) + 0.5) * image.width) / 4), Math.floor(((Math.floor(i / 4) + 0.5) * image.height) / 4)),
+    );
     const requests = regions.map((region) => ({ region, classId: c.classId, layer: c.layer }));
     const singles = await time(async () => {
       for (const r of requests) await explainer.explain(image, r);
@@ -68,7 +85,9 @@ async function bench(backend: BackendName) {
     const batched = await time(async () => {
       await explainer.explainMany(image, requests);
     });
-    batchRows.push(`| ${c.name} | ${median(singles).toFixed(1)} | ${median(batched).toFixed(1)} | ${(median(singles) / median(batched)).toFixed(2)} |`);
+    batchRows.push(
+      `| ${c.name} | ${median(singles).toFixed(1)} | ${median(batched).toFixed(1)} | ${(median(singles) / median(batched)).toFixed(2)} |`,
+    );
 
     if (SOAK > 0 && c === cases[0]) {
       const tensors = tf.memory().numTensors;
@@ -78,7 +97,9 @@ async function bench(backend: BackendName) {
         explainer.release(); // a new forward pass every time, as for a new image
         await explainer.explain(image, requests[i % requests.length]);
       }
-      soakRows.push(`${c.name}: ${SOAK} explanations in ${((performance.now() - t) / 1000).toFixed(1)} s; tensors ${tensors} → ${tf.memory().numTensors}; RSS ${(rss / 2 ** 20).toFixed(0)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+      soakRows.push(
+        `${c.name}: ${SOAK} explanations in ${((performance.now() - t) / 1000).toFixed(1)} s; tensors ${tensors} → ${tf.memory().numTensors}; RSS ${(rss / 2 ** 20).toFixed(0)} → ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+      );
     }
     explainer.dispose();
   }

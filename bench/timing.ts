@@ -31,7 +31,10 @@ export interface Reported {
  * after one untimed round): slow drifts of a shared machine then hit every function alike.
  * A `Reported` entry counts the time it reports instead of the wall time of the call.
  */
-export async function timeInterleaved<K extends string>(fns: Record<K, (() => Promise<unknown>) | Reported>, runs: number): Promise<Record<K, number>> {
+export async function timeInterleaved<K extends string>(
+  fns: Record<K, (() => Promise<unknown>) | Reported>,
+  runs: number,
+): Promise<Record<K, number>> {
   const keys = Object.keys(fns) as K[];
   const times = Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<K, number[]>;
   for (let r = -1; r < runs; r++) {
@@ -48,6 +51,9 @@ export async function timeInterleaved<K extends string>(fns: Record<K, (() => Pr
 /** CPU model, cores, memory, load and Node version: benchmark figures mean little without them. */
 export function machineLine(): string {
   const cpus = os.cpus();
-  const load = os.loadavg().map((l) => l.toFixed(1)).join(' ');
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ');
   return `machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, load ${load}; node ${process.version}`;
 }

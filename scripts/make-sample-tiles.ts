@@ -19,7 +19,10 @@ const pick = (want: (s: ReturnType<typeof data.sample>) => boolean) => {
 const digitsOf = (s: ReturnType<typeof data.sample>) => new Set(s.digits.map((d) => d.digit));
 const biased = pick((s) => s.biasBackground && digitsOf(s).size >= 2);
 const plain = pick((s) => !s.hasBiasDigit && digitsOf(s).size >= 2);
-for (const [name, { s, i }] of [['sample', biased], ['sample-unbiased', plain]] as const) {
+for (const [name, { s, i }] of [
+  ['sample', biased],
+  ['sample-unbiased', plain],
+] as const) {
   await writeFile(`fixtures/tiles/${name}.png`, encodePng(s.image));
   const centre = s.digits.map((d) => `${d.digit}@(${Math.round(d.x + d.size / 2)},${Math.round(d.y + d.size / 2)})`);
   console.log(`${name}.png: held-out tile ${i}, background ${s.backgroundTexture}, digits ${centre.join(' ')}`);

@@ -6,7 +6,15 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setupBackend } from '../src/backend/index.js';
 import { CLASS_NAMES } from '../src/data/texture-mnist.js';
-import { calibrateLogitsBias, datasetFor, evaluate, loadModelDir, modelMetadata, saveModelDir, type TrainOptions } from '../src/unet/train.js';
+import {
+  calibrateLogitsBias,
+  datasetFor,
+  evaluate,
+  loadModelDir,
+  modelMetadata,
+  saveModelDir,
+  type TrainOptions,
+} from '../src/unet/train.js';
 
 const dir = process.argv[2];
 const apply = process.argv.includes('--apply');
@@ -15,7 +23,10 @@ const arg = (name: string, dflt: number): number => {
   return i > 0 ? Number(process.argv[i + 1]) : dflt;
 };
 await setupBackend('wasm');
-const state = JSON.parse(await readFile(join(dir, 'checkpoint', 'state.json'), 'utf8')) as { options: TrainOptions; classWeights: number[] };
+const state = JSON.parse(await readFile(join(dir, 'checkpoint', 'state.json'), 'utf8')) as {
+  options: TrainOptions;
+  classWeights: number[];
+};
 const data = await datasetFor(state.options);
 const model = await loadModelDir(dir);
 const { alpha, scores } = calibrateLogitsBias(model, state.classWeights, data, arg('--val-tiles', 300));
@@ -29,7 +40,12 @@ if (apply) {
   const record = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as Record<string, unknown>;
   record.finalMetricsBeforeCalibration = record.finalMetrics;
   record.finalMetrics = { split: 'heldout', tiles: ev.tiles, meanIou: ev.meanIou, perClassIou: perClass, pixelAccuracy: ev.pixelAccuracy };
-  record.calibration = { method: 'logits bias -= alpha * log(class weight)', alpha, validationMeanIouByAlpha: Object.fromEntries(scores), validationTiles: arg('--val-tiles', 300) };
+  record.calibration = {
+    method: 'logits bias -= alpha * log(class weight)',
+    alpha,
+    validationMeanIouByAlpha: Object.fromEntries(scores),
+    validationTiles: arg('--val-tiles', 300),
+  };
   await writeFile(file, JSON.stringify(record, null, 2) + '\n');
   console.log('held-out mean IoU', ev.meanIou.toFixed(4), ev.perClassIou.map((v) => v.toFixed(3)).join(' '));
 }

@@ -14,8 +14,12 @@ for (const be of ['cpu', 'wasm'] as const) {
   await setupBackend(be);
   const model = buildUnet({ inputSize: [64, 64], depth: 4, base: 4, seed: 1, batchNorm: bn });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const xt = tf.tensor4d(x, [2, 64, 64, 3]), yt = tf.tensor4d(oh, [2, 64, 64, NUM_CLASSES]);
-  const { value, grads: g } = tf.variableGrads(() => segmentationLoss(model.apply(xt, { training: true }) as tf.Tensor4D, yt, yt, 1, 1), vars);
+  const xt = tf.tensor4d(x, [2, 64, 64, 3]),
+    yt = tf.tensor4d(oh, [2, 64, 64, NUM_CLASSES]);
+  const { value, grads: g } = tf.variableGrads(
+    () => segmentationLoss(model.apply(xt, { training: true }) as tf.Tensor4D, yt, yt, 1, 1),
+    vars,
+  );
   console.log(be, 'loss', value.dataSync()[0]);
   grads[be] = vars.map((v) => g[v.name].dataSync() as Float32Array);
   model.dispose();
@@ -23,8 +27,12 @@ for (const be of ['cpu', 'wasm'] as const) {
 const names = buildUnet({ inputSize: [64, 64], depth: 4, base: 4, seed: 1, batchNorm: bn }).trainableWeights.map((w) => w.name);
 grads.cpu.forEach((a, i) => {
   const b = grads.wasm[i];
-  let d = 0, m = 0;
-  for (let j = 0; j < a.length; j++) { d = Math.max(d, Math.abs(a[j] - b[j])); m = Math.max(m, Math.abs(a[j])); }
+  let d = 0,
+    m = 0;
+  for (let j = 0; j < a.length; j++) {
+    d = Math.max(d, Math.abs(a[j] - b[j]));
+    m = Math.max(m, Math.abs(a[j]));
+  }
   if (d > 1e-3 * Math.max(m, 1e-3)) console.log('MISMATCH', names[i], 'maxdiff', d.toExponential(2), 'max', m.toExponential(2));
 });
 console.log('done');

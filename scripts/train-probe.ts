@@ -4,7 +4,10 @@ import { setupBackend } from '../src/backend/index.js';
 import { buildUnet } from '../src/unet/build.js';
 import { segmentationLoss } from '../src/unet/train.js';
 const backend = (process.argv[2] ?? 'wasm') as 'wasm' | 'cpu';
-const depth = Number(process.argv[3] ?? 4), base = Number(process.argv[4] ?? 8), batch = Number(process.argv[5] ?? 8), size = Number(process.argv[6] ?? 64);
+const depth = Number(process.argv[3] ?? 4),
+  base = Number(process.argv[4] ?? 8),
+  batch = Number(process.argv[5] ?? 8),
+  size = Number(process.argv[6] ?? 64);
 await setupBackend(backend);
 const model = buildUnet({ inputSize: [size, size], depth, base, seed: 1 });
 console.log('params', model.countParams());

@@ -12,13 +12,4 @@ export class SegGradCamError extends Error {
   }
 }
 
-export type ErrorCode =
-  | 'file'
-  | 'image'
-  | 'model'
-  | 'layer'
-  | 'pixel'
-  | 'class'
-  | 'region'
-  | 'shape'
-  | 'usage';
+export type ErrorCode = 'file' | 'image' | 'model' | 'layer' | 'pixel' | 'class' | 'region' | 'shape' | 'usage';

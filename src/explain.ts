@@ -1,7 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from './errors.js';
 import type { RgbaImage } from './image.js';
-import { INPUT_LAYER, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective } from './engine/contract.js';
+import {
+  INPUT_LAYER,
+  type ForwardPass,
+  type GradientPrime,
+  type LayerGradient,
+  type LayerInfo,
+  type ModelAdapter,
+  type Objective,
+} from './engine/contract.js';
 import { findBottleneck } from './engine/bottleneck.js';
 import { unknownLayer } from './engine/tfjs-layers/adapter.js';
 import { createMethod, isModelMethod, runMethod, type CamMethod, type Method, type MethodOptions } from './methods/index.js';
@@ -189,7 +197,10 @@ export class Explainer {
       groups.set(key, group);
     }
     for (const group of groups.values()) {
-      const grads = await (pass.gradientBatch as NonNullable<ForwardPass['gradientBatch']>)(group[0].layer.name, group.map((g) => g.objective));
+      const grads = await (pass.gradientBatch as NonNullable<ForwardPass['gradientBatch']>)(
+        group[0].layer.name,
+        group.map((g) => g.objective),
+      );
       this.fromGradients(image, prediction, group, grads).forEach((e, k) => (results[group[k].index] = e));
     }
     return results;
@@ -226,7 +237,14 @@ export class Explainer {
   async explainLayers(image: RgbaImage, request: ExplainRequest, layers: string[]): Promise<Explanation[]> {
     const method = methodOf(request);
     const { pass, prediction } = await this.forward(image);
-    if (isModelMethod(method) || !method.usesGradients || request.augment || request.truncate || !pass.gradientLayers || layers.length < 2) {
+    if (
+      isModelMethod(method) ||
+      !method.usesGradients ||
+      request.augment ||
+      request.truncate ||
+      !pass.gradientLayers ||
+      layers.length < 2
+    ) {
       const out: Explanation[] = [];
       for (const layer of layers) out.push(await this.explain(image, { ...request, method, layer, layers: undefined }));
       return out;
@@ -237,7 +255,12 @@ export class Explainer {
       infos.map((l) => l.name),
       target.objective,
     );
-    return this.fromGradients(image, prediction, infos.map((layer) => ({ method, layer, ...target })), grads);
+    return this.fromGradients(
+      image,
+      prediction,
+      infos.map((layer) => ({ method, layer, ...target })),
+      grads,
+    );
   }
 
   /**
@@ -255,7 +278,13 @@ export class Explainer {
   /** The class, the region M and the objective S of a request on the image's prediction. */
   private targetOf(request: ExplainRequest, image: RgbaImage, prediction: Prediction): Target {
     const out = this.adapter.output;
-    const grid = { imageWidth: image.width, imageHeight: image.height, outWidth: out.width, outHeight: out.height, labels: prediction.labels };
+    const grid = {
+      imageWidth: image.width,
+      imageHeight: image.height,
+      outWidth: out.width,
+      outHeight: out.height,
+      labels: prediction.labels,
+    };
     const classIndex = this.resolveClass(request, grid);
     const regionMask = regionToMask(request.region, { ...grid, classIndex });
     const score = request.score ?? 'logits';
@@ -265,13 +294,30 @@ export class Explainer {
   /** An explanation's fields, in one order for `explain` and `explainMany`: what was explained, then the maps. */
   private result(
     image: RgbaImage,
-    what: { layer: LayerInfo; method: Method; classIndex: number; score: ScoreKind; scoreValue: number; regionMask: Uint8Array; prediction: Prediction },
+    what: {
+      layer: LayerInfo;
+      method: Method;
+      classIndex: number;
+      score: ScoreKind;
+      scoreValue: number;
+      regionMask: Uint8Array;
+      prediction: Prediction;
+    },
     maps: CamMaps,
     weights: Float32Array | null,
   ) {
     const { layer, classIndex, score, scoreValue, regionMask, prediction } = what;
     return {
-      ...{ layer, method: what.method.name, classIndex, className: this.options.classNames?.[classIndex], score, scoreValue, regionMask, prediction },
+      ...{
+        layer,
+        method: what.method.name,
+        classIndex,
+        className: this.options.classNames?.[classIndex],
+        score,
+        scoreValue,
+        regionMask,
+        prediction,
+      },
       ...{ cam: maps.cam, camWidth: maps.camWidth, camHeight: maps.camHeight, weights },
       ...{ heatmap: maps.heatmap, width: image.width, height: image.height, empty: maps.empty, camMax: maps.max },
     };

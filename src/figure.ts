@@ -51,8 +51,17 @@ export function explanationFigure(image: RgbaImage, e: Explanation, options: Fig
   return renderFigure(
     [
       { image, title: 'input', marker: options.marker },
-      { image: prediction, title: 'prediction', contour, legend: { type: 'classes', entries: classLegendEntries(e.prediction.labels, palette, options.classNames) } },
-      { image: heat, title: `${e.method} @ ${e.layer.name}${e.empty ? ' (zero)' : ''}`, legend: { type: 'colorbar', colormap, min: 0, max: 1 } },
+      {
+        image: prediction,
+        title: 'prediction',
+        contour,
+        legend: { type: 'classes', entries: classLegendEntries(e.prediction.labels, palette, options.classNames) },
+      },
+      {
+        image: heat,
+        title: `${e.method} @ ${e.layer.name}${e.empty ? ' (zero)' : ''}`,
+        legend: { type: 'colorbar', colormap, min: 0, max: 1 },
+      },
       overlayPanel,
     ],
     { background: options.background },

@@ -7,7 +7,16 @@ export { Explainer, type ExplainRequest, type Explanation, type ExplainerOptions
 export * from './region/region.js';
 export { regionObjective, classCount, type ScoreKind } from './region/objective.js';
 export * from './methods/index.js';
-export { INPUT_LAYER, type ModelAdapter, type ForwardPass, type LayerInfo, type OutputInfo, type Objective, type LayerGradient, type BatchGradient } from './engine/contract.js';
+export {
+  INPUT_LAYER,
+  type ModelAdapter,
+  type ForwardPass,
+  type LayerInfo,
+  type OutputInfo,
+  type Objective,
+  type LayerGradient,
+  type BatchGradient,
+} from './engine/contract.js';
 export { LayersModelAdapter } from './engine/tfjs-layers/adapter.js';
 export { GraphModelAdapter } from './engine/tfjs-graph/adapter.js';
 export { findBottleneck } from './engine/bottleneck.js';

@@ -19,9 +19,11 @@ function rand(n: number, seed: number): Float32Array {
   let s = seed >>> 0 || 1;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = (s / 4294967296) * 2 - 1;
   }
   return out;
@@ -77,14 +79,26 @@ async function assertNoLeak(f: Fn): Promise<void> {
 
 /** The Conv2DBackpropFilter kernel (not exported as an op by tfjs). */
 function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape, s: number, pad: 'same' | 'valid'): tf.Tensor {
-  return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy },
-    { strides: [s, s], pad, dataFormat: 'NHWC', filterShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf
+    .engine()
+    .runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides: [s, s],
+      pad,
+      dataFormat: 'NHWC',
+      filterShape,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** The Conv2DBackpropInput kernel. */
 function convInputGrad(inputShape: Shape, dy: tf.Tensor4D, filter: tf.Tensor4D, s: number, pad: 'same' | 'valid'): tf.Tensor {
-  return tf.engine().runKernel('Conv2DBackpropInput', { dy, filter },
-    { strides: [s, s], pad, dataFormat: 'NHWC', inputShape } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf
+    .engine()
+    .runKernel('Conv2DBackpropInput', { dy, filter }, {
+      strides: [s, s],
+      pad,
+      dataFormat: 'NHWC',
+      inputShape,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 const t4 = (shape: Shape, seed: number) => tf.tensor4d(rand(sz(shape), seed), shape as [number, number, number, number]);
@@ -106,7 +120,12 @@ test('MaxPoolGrad: wasm = cpu, including windows that are entirely negative', as
         if (negative) x = tf.neg(tf.abs(x)).sub(0.1) as tf.Tensor4D;
         const dyShape = tf.maxPool(x, k, s, pad).shape;
         const dy = t4(dyShape, 12);
-        return tf.grad((xx: tf.Tensor) => tf.maxPool(xx as tf.Tensor4D, k, s, pad).mul(dy).sum())(x);
+        return tf.grad((xx: tf.Tensor) =>
+          tf
+            .maxPool(xx as tf.Tensor4D, k, s, pad)
+            .mul(dy)
+            .sum(),
+        )(x);
       };
       await wasmVsCpu(f, 1e-6, `maxPool k${k} s${s} ${pad} ${shape} neg=${negative}`);
     }
@@ -168,7 +187,12 @@ test('conv2d gradients through tf.grad (input and filter) and conv2dTranspose k2
       const x = t4(xs, 41);
       const w = t4([k, k, xs[3], co], 42);
       const dy = t4(tf.conv2d(x, w, s, pad).shape, 43);
-      return tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, s, pad).mul(dy).sum())([x, w]);
+      return tf.grads((xx: tf.Tensor, ww: tf.Tensor) =>
+        tf
+          .conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, s, pad)
+          .mul(dy)
+          .sum(),
+      )([x, w]);
     };
     await wasmVsCpu(f, 1e-5, `grads k${k} s${s} ${pad}`);
   }
@@ -179,7 +203,12 @@ test('conv2d gradients through tf.grad (input and filter) and conv2dTranspose k2
       const out = [2, 10, 12, 4] as [number, number, number, number];
       const dy = t4(out, 46);
       const fwd = tf.conv2dTranspose(x, w, out, 2, pad);
-      const g = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.conv2dTranspose(xx as tf.Tensor4D, ww as tf.Tensor4D, out, 2, pad).mul(dy).sum())([x, w]);
+      const g = tf.grads((xx: tf.Tensor, ww: tf.Tensor) =>
+        tf
+          .conv2dTranspose(xx as tf.Tensor4D, ww as tf.Tensor4D, out, 2, pad)
+          .mul(dy)
+          .sum(),
+      )([x, w]);
       return [fwd, ...g];
     };
     await wasmVsCpu(f, 1e-5, `conv2dTranspose ${pad}`);
@@ -188,14 +217,39 @@ test('conv2d gradients through tf.grad (input and filter) and conv2dTranspose k2
 
 test('conv2d gradients with numeric and explicit padding: wasm = cpu', async () => {
   const pads: Array<[number, number | tf.backend_util.ExplicitPadding]> = [
-    [1, 1], [2, 1], [1, 2], [2, [[0, 0], [1, 2], [0, 1], [0, 0]]], [1, [[0, 0], [2, 0], [0, 2], [0, 0]]],
+    [1, 1],
+    [2, 1],
+    [1, 2],
+    [
+      2,
+      [
+        [0, 0],
+        [1, 2],
+        [0, 1],
+        [0, 0],
+      ],
+    ],
+    [
+      1,
+      [
+        [0, 0],
+        [2, 0],
+        [0, 2],
+        [0, 0],
+      ],
+    ],
   ];
   for (const [s, pad] of pads) {
     const f = () => {
       const x = t4([2, 9, 8, 3], 47);
       const w = t4([3, 3, 3, 4], 48);
       const dy = t4(tf.conv2d(x, w, s, pad).shape, 49);
-      return tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, s, pad).mul(dy).sum())([x, w]);
+      return tf.grads((xx: tf.Tensor, ww: tf.Tensor) =>
+        tf
+          .conv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, s, pad)
+          .mul(dy)
+          .sum(),
+      )([x, w]);
     };
     await wasmVsCpu(f, 1e-5, `pad ${JSON.stringify(pad)} s${s}`);
   }
@@ -229,7 +283,11 @@ test('DepthwiseConv2dNative gradients (input and filter): wasm = cpu', async () 
       const w = t4([k, k, xs[3], mult], 62);
       const dy = t4(tf.depthwiseConv2d(x, w, s, pad).shape, 63);
       return tf.grads((xx: tf.Tensor, ww: tf.Tensor) =>
-        tf.depthwiseConv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, s, pad).mul(dy).sum())([x, w]);
+        tf
+          .depthwiseConv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, s, pad)
+          .mul(dy)
+          .sum(),
+      )([x, w]);
     };
     await wasmVsCpu(f, 1e-5, `depthwise k${k} s${s} ${pad} ${xs} x${mult}`);
   }
@@ -238,14 +296,16 @@ test('DepthwiseConv2dNative gradients (input and filter): wasm = cpu', async () 
 // ------------------------------------------------------------ ResizeBilinearGrad
 
 /** Σ resize(x)·dy = Σ x·grad for every x: checks a gradient without trusting any backend's grad. */
-async function adjointError(
-  name: BackendName, fwd: (x: tf.Tensor4D) => tf.Tensor, xs: Shape, seed: number,
-): Promise<number> {
+async function adjointError(name: BackendName, fwd: (x: tf.Tensor4D) => tf.Tensor, xs: Shape, seed: number): Promise<number> {
   const [lhs, rhs, scale] = await runOn(name, () => {
     const x = t4(xs, seed);
     const y = fwd(x);
     const dy = t4(y.shape, seed + 1);
-    const g = tf.grad((xx: tf.Tensor) => fwd(xx as tf.Tensor4D).mul(dy).sum())(x);
+    const g = tf.grad((xx: tf.Tensor) =>
+      fwd(xx as tf.Tensor4D)
+        .mul(dy)
+        .sum(),
+    )(x);
     return [tf.sum(tf.mul(y, dy)), tf.sum(tf.mul(x, g)), tf.sum(tf.abs(tf.mul(y, dy)))];
   });
   return Math.abs(lhs[0] - rhs[0]) / scale[0];
@@ -253,7 +313,24 @@ async function adjointError(
 
 test('ResizeBilinearGrad: shape and values on non-square maps (adjoint identity), cpu and wasm', async () => {
   const cases: Array<[Shape, [number, number], boolean, boolean]> = [];
-  for (const [xs, size] of [[[2, 5, 7, 3], [9, 4]], [[1, 6, 3, 2], [12, 6]], [[2, 8, 10, 3], [3, 5]], [[1, 4, 4, 2], [8, 8]]] as Array<[Shape, [number, number]]>) {
+  for (const [xs, size] of [
+    [
+      [2, 5, 7, 3],
+      [9, 4],
+    ],
+    [
+      [1, 6, 3, 2],
+      [12, 6],
+    ],
+    [
+      [2, 8, 10, 3],
+      [3, 5],
+    ],
+    [
+      [1, 4, 4, 2],
+      [8, 8],
+    ],
+  ] as Array<[Shape, [number, number]]>) {
     cases.push([xs, size, false, false], [xs, size, true, false], [xs, size, false, true]);
   }
   for (const [xs, size, ac, hp] of cases) {
@@ -262,8 +339,16 @@ test('ResizeBilinearGrad: shape and values on non-square maps (adjoint identity)
       const err = await adjointError(b, fwd, xs, 71);
       assert.ok(err < 1e-5, `${b} resize ${xs}->${size} ac=${ac} hp=${hp}: adjoint error ${err}`);
     }
-    await wasmVsCpu(() => tf.grad((x: tf.Tensor) => fwd(x as tf.Tensor4D).mul(t4([xs[0], ...size, xs[3]], 73)).sum())(t4(xs, 72)),
-      1e-5, `resize ${xs}->${size}`);
+    await wasmVsCpu(
+      () =>
+        tf.grad((x: tf.Tensor) =>
+          fwd(x as tf.Tensor4D)
+            .mul(t4([xs[0], ...size, xs[3]], 73))
+            .sum(),
+        )(t4(xs, 72)),
+      1e-5,
+      `resize ${xs}->${size}`,
+    );
   }
 });
 
@@ -271,14 +356,24 @@ test('ResizeBilinearGrad: hand-computed 1x2 -> 1x3 (halfPixelCenters) and 2x1 ->
   for (const b of ['cpu', 'wasm'] as const) {
     // width 2 -> 3, half-pixel: source x = (c+0.5)*2/3-0.5 = -1/6, 1/2, 7/6
     // weights: out0 -> x0 (clamped), out1 -> 0.5 x0 + 0.5 x1, out2 -> x1 (clamped)
-    const [g] = await runOn(b, () => tf.grad((x: tf.Tensor) =>
-      tf.image.resizeBilinear(x as tf.Tensor4D, [1, 3], false, true).mul(tf.tensor4d([1, 10, 100], [1, 1, 3, 1])).sum())(
-      tf.tensor4d([3, 4], [1, 1, 2, 1])));
+    const [g] = await runOn(b, () =>
+      tf.grad((x: tf.Tensor) =>
+        tf.image
+          .resizeBilinear(x as tf.Tensor4D, [1, 3], false, true)
+          .mul(tf.tensor4d([1, 10, 100], [1, 1, 3, 1]))
+          .sum(),
+      )(tf.tensor4d([3, 4], [1, 1, 2, 1])),
+    );
     assert.deepEqual(Array.from(g), [1 + 5, 5 + 100], `${b} width`);
     // height 2 -> 3 (alignCorners=false, no half pixel): source y = 0, 2/3, 4/3 (clamped to 1)
-    const [g2] = await runOn(b, () => tf.grad((x: tf.Tensor) =>
-      tf.image.resizeBilinear(x as tf.Tensor4D, [3, 1]).mul(tf.tensor4d([1, 10, 100], [1, 3, 1, 1])).sum())(
-      tf.tensor4d([3, 4], [1, 2, 1, 1])));
+    const [g2] = await runOn(b, () =>
+      tf.grad((x: tf.Tensor) =>
+        tf.image
+          .resizeBilinear(x as tf.Tensor4D, [3, 1])
+          .mul(tf.tensor4d([1, 10, 100], [1, 3, 1, 1]))
+          .sum(),
+      )(tf.tensor4d([3, 4], [1, 2, 1, 1])),
+    );
     assert.ok(Math.abs(g2[0] - (1 + 10 / 3)) < 1e-5 && Math.abs(g2[1] - (20 / 3 + 100)) < 1e-5, `${b} height ${g2}`);
   }
 });
@@ -286,8 +381,25 @@ test('ResizeBilinearGrad: hand-computed 1x2 -> 1x3 (halfPixelCenters) and 2x1 ->
 // ------------------------------------------------------- ResizeNearestNeighborGrad
 
 test('ResizeNearestNeighborGrad: adjoint identity on both backends (up/down, non-square), hand check 2x', async () => {
-  for (const [xs, size] of [[[2, 3, 5, 3], [6, 10]], [[1, 4, 6, 2], [9, 7]], [[2, 5, 3, 2], [2, 2]]] as Array<[Shape, [number, number]]>) {
-    for (const [ac, hp] of [[false, false], [true, false], [false, true]]) {
+  for (const [xs, size] of [
+    [
+      [2, 3, 5, 3],
+      [6, 10],
+    ],
+    [
+      [1, 4, 6, 2],
+      [9, 7],
+    ],
+    [
+      [2, 5, 3, 2],
+      [2, 2],
+    ],
+  ] as Array<[Shape, [number, number]]>) {
+    for (const [ac, hp] of [
+      [false, false],
+      [true, false],
+      [false, true],
+    ]) {
       const fwd = (x: tf.Tensor4D) => tf.image.resizeNearestNeighbor(x, size, ac, hp);
       for (const b of ['cpu', 'wasm'] as const) {
         const err = await adjointError(b, fwd, xs, 75);
@@ -297,9 +409,14 @@ test('ResizeNearestNeighborGrad: adjoint identity on both backends (up/down, non
     }
   }
   for (const b of ['cpu', 'wasm'] as const) {
-    const [g] = await runOn(b, () => tf.grad((x: tf.Tensor) =>
-      tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [2, 4]).mul(tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 4, 1])).sum())(
-      tf.zeros([1, 1, 2, 1])));
+    const [g] = await runOn(b, () =>
+      tf.grad((x: tf.Tensor) =>
+        tf.image
+          .resizeNearestNeighbor(x as tf.Tensor4D, [2, 4])
+          .mul(tf.tensor4d([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 4, 1]))
+          .sum(),
+      )(tf.zeros([1, 1, 2, 1])),
+    );
     assert.deepEqual(Array.from(g), [1 + 2 + 5 + 6, 3 + 4 + 7 + 8], b);
   }
 });
@@ -308,8 +425,12 @@ test('ResizeNearestNeighborGrad: adjoint identity on both backends (up/down, non
 
 test('AvgPoolGrad: adjoint of AvgPool with same/valid padding, cpu and wasm; wasm = cpu', async () => {
   const cases: Array<[Shape, number, number, 'same' | 'valid']> = [
-    [[2, 7, 9, 3], 2, 2, 'valid'], [[2, 7, 9, 3], 3, 2, 'same'], [[2, 7, 9, 3], 3, 1, 'same'],
-    [[2, 7, 9, 3], 2, 2, 'same'], [[1, 16, 16, 4], 16, 16, 'valid'], [[1, 6, 5, 2], 3, 3, 'same'],
+    [[2, 7, 9, 3], 2, 2, 'valid'],
+    [[2, 7, 9, 3], 3, 2, 'same'],
+    [[2, 7, 9, 3], 3, 1, 'same'],
+    [[2, 7, 9, 3], 2, 2, 'same'],
+    [[1, 16, 16, 4], 16, 16, 'valid'],
+    [[1, 6, 5, 2], 3, 3, 'same'],
   ];
   for (const [xs, k, s, pad] of cases) {
     const fwd = (x: tf.Tensor4D) => tf.avgPool(x, k, s, pad);
@@ -324,38 +445,62 @@ test('AvgPoolGrad: adjoint of AvgPool with same/valid padding, cpu and wasm; was
 // -------------------------------------------------------- Tile, Slice, SplitV, Concat
 
 test('Tile, Slice, SplitV, Concat: wasm = cpu', async () => {
-  await wasmVsCpu(() => [
-    tf.tile(t4([1, 1, 1, 8], 91), [8, 6, 5, 1]),
-    tf.tile(t4([2, 3, 1, 2], 92), [2, 1, 4, 3]),
-    tf.tile(tf.tensor1d([1, 2, 3]), [4]),
-    tf.tile(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), [3, 2]).cast('float32'),
-  ], 0, 'tile');
-  await wasmVsCpu(() => {
-    const x = t4([3, 6, 5, 16], 93);
-    return [
-      tf.slice(x, [0, 0, 0, 8], [-1, -1, -1, 8]), tf.slice(x, [1, 2, 1, 3], [2, 3, 4, 5]),
-      tf.slice(x, [1, 0, 0, 0], [1, -1, -1, -1]), tf.slice(tf.range(0, 10, 1, 'int32'), [2], [5]).cast('float32'),
-      ...tf.split(x, 2, 3), ...tf.split(x, [1, 2], 0), ...tf.split(x, [7, 9], -1), ...tf.split(x, [2, 3], 2),
-      tf.concat([x, t4([3, 6, 5, 8], 94)], 3), tf.concat([x, x], 1), tf.concat([x, t4([1, 6, 5, 16], 95)], 0),
-      tf.concat([tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3], 'int32')]).cast('float32'),
-    ];
-  }, 0, 'slice/split/concat');
+  await wasmVsCpu(
+    () => [
+      tf.tile(t4([1, 1, 1, 8], 91), [8, 6, 5, 1]),
+      tf.tile(t4([2, 3, 1, 2], 92), [2, 1, 4, 3]),
+      tf.tile(tf.tensor1d([1, 2, 3]), [4]),
+      tf.tile(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), [3, 2]).cast('float32'),
+    ],
+    0,
+    'tile',
+  );
+  await wasmVsCpu(
+    () => {
+      const x = t4([3, 6, 5, 16], 93);
+      return [
+        tf.slice(x, [0, 0, 0, 8], [-1, -1, -1, 8]),
+        tf.slice(x, [1, 2, 1, 3], [2, 3, 4, 5]),
+        tf.slice(x, [1, 0, 0, 0], [1, -1, -1, -1]),
+        tf.slice(tf.range(0, 10, 1, 'int32'), [2], [5]).cast('float32'),
+        ...tf.split(x, 2, 3),
+        ...tf.split(x, [1, 2], 0),
+        ...tf.split(x, [7, 9], -1),
+        ...tf.split(x, [2, 3], 2),
+        tf.concat([x, t4([3, 6, 5, 8], 94)], 3),
+        tf.concat([x, x], 1),
+        tf.concat([x, t4([1, 6, 5, 16], 95)], 0),
+        tf.concat([tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3], 'int32')]).cast('float32'),
+      ];
+    },
+    0,
+    'slice/split/concat',
+  );
 });
 
 // ------------------------------------------------------- UnsortedSegmentSum (gather grad)
 
 test('gather gradients (UnsortedSegmentSum, missing on wasm): wasm = cpu', async () => {
-  await wasmVsCpu(() => {
-    const x = t4([2, 5, 4, 6], 121);
-    const dyOf = (y: tf.Tensor) => tf.tensor(rand(y.size, 122), y.shape);
-    const g = (f: (xx: tf.Tensor) => tf.Tensor) => tf.grad((xx: tf.Tensor) => f(xx).mul(dyOf(f(x))).sum())(x);
-    return [
-      g((xx) => tf.gather(xx, 3, 3)), // one class channel of the logits
-      g((xx) => tf.gather(xx, [4, 0, 4, 1], 3)),
-      g((xx) => tf.gather(xx, [1, 1, 0], 0)),
-      tf.unsortedSegmentSum(tf.tensor2d(rand(12, 123), [4, 3]), tf.tensor1d([2, 0, 2, 7], 'int32'), 3),
-    ];
-  }, 1e-6, 'gather');
+  await wasmVsCpu(
+    () => {
+      const x = t4([2, 5, 4, 6], 121);
+      const dyOf = (y: tf.Tensor) => tf.tensor(rand(y.size, 122), y.shape);
+      const g = (f: (xx: tf.Tensor) => tf.Tensor) =>
+        tf.grad((xx: tf.Tensor) =>
+          f(xx)
+            .mul(dyOf(f(x)))
+            .sum(),
+        )(x);
+      return [
+        g((xx) => tf.gather(xx, 3, 3)), // one class channel of the logits
+        g((xx) => tf.gather(xx, [4, 0, 4, 1], 3)),
+        g((xx) => tf.gather(xx, [1, 1, 0], 0)),
+        tf.unsortedSegmentSum(tf.tensor2d(rand(12, 123), [4, 3]), tf.tensor1d([2, 0, 2, 7], 'int32'), 3),
+      ];
+    },
+    1e-6,
+    'gather',
+  );
 });
 
 // --------------------------------------------------------------------- leaks
@@ -369,10 +514,16 @@ test('every registered kernel leaves no tensors or wasm buffers behind', async (
     () => convInputGrad([2, 8, 8, 3], t4([2, 8, 8, 5], 103), t4([3, 3, 3, 5], 104), 1, 'same'),
     () => convInputGrad([2, 8, 8, 3], t4([2, 4, 4, 5], 103), t4([3, 3, 3, 5], 104), 2, 'same'),
     () => convInputGrad([2, 8, 8, 3], t4([2, 4, 4, 5], 105), t4([2, 2, 3, 5], 106), 2, 'valid'),
-    () => tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.depthwiseConv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 1, 'same').sum())(
-      [x(), t4([3, 3, 3, 1], 107)]),
-    () => tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.depthwiseConv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 2, 'same').sum())(
-      [x(), t4([3, 3, 3, 2], 108)]),
+    () =>
+      tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.depthwiseConv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 1, 'same').sum())([
+        x(),
+        t4([3, 3, 3, 1], 107),
+      ]),
+    () =>
+      tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.depthwiseConv2d(xx as tf.Tensor4D, ww as tf.Tensor4D, 2, 'same').sum())([
+        x(),
+        t4([3, 3, 3, 2], 108),
+      ]),
     () => tf.grad((xx: tf.Tensor) => tf.image.resizeBilinear(xx as tf.Tensor4D, [5, 16], false, true).sum())(x()),
     () => tf.grad((xx: tf.Tensor) => tf.avgPool(xx as tf.Tensor4D, 3, 2, 'same').sum())(x()),
     () => tf.grad((xx: tf.Tensor) => tf.image.resizeNearestNeighbor(xx as tf.Tensor4D, [16, 12]).sum())(x()),
@@ -381,10 +532,12 @@ test('every registered kernel leaves no tensors or wasm buffers behind', async (
     () => [tf.tile(x(), [1, 2, 1, 3]), tf.slice(x(), [0, 1, 1, 1], [1, 3, 3, 2]), ...tf.split(x(), [1, 2], 3), tf.concat([x(), x()], 3)],
     () => [tf.sum(x(), [0, 1, 2]), tf.mean(x(), [1, 2], true), tf.sum(x()), tf.sum(tf.reshape(x(), [2, 192]), 1)],
   ];
-  fns.push(() => tf.grads((xx: tf.Tensor, g: tf.Tensor) => {
-    const { mean, variance } = tf.moments(xx, [0, 1, 2]);
-    return tf.batchNorm(xx, mean, variance, tf.zeros([3]), g).sum();
-  })([x(), tf.ones([3])]));
+  fns.push(() =>
+    tf.grads((xx: tf.Tensor, g: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xx, [0, 1, 2]);
+      return tf.batchNorm(xx, mean, variance, tf.zeros([3]), g).sum();
+    })([x(), tf.ones([3])]),
+  );
   for (const f of fns) await assertNoLeak(f);
 });
 
@@ -403,7 +556,10 @@ test('batch norm gradients (FusedBatchNorm + Mean overrides) = plain-op referenc
       const mu = tf.sum(xx, [0, 1, 2]).div(n);
       const d = tf.sub(xx, mu);
       const v = tf.sum(tf.mul(d, d), [0, 1, 2]).div(n);
-      return tf.add(tf.mul(tf.mul(d, tf.rsqrt(tf.add(v, eps))), g), b).mul(dy).sum();
+      return tf
+        .add(tf.mul(tf.mul(d, tf.rsqrt(tf.add(v, eps))), g), b)
+        .mul(dy)
+        .sum();
     };
     return tf.grads(f)([x, gamma, beta]);
   };
@@ -425,32 +581,56 @@ test('batch norm gradients (FusedBatchNorm + Mean overrides) = plain-op referenc
   // Only x and scale differentiated, and inference mode (constant statistics). A batchNorm
   // without scale or offset cannot be differentiated in tfjs 4.22 at all (engine/tape
   // fail on the absent input, with the stock gradient as with ours).
-  const noScale = () => tf.grads((xx: tf.Tensor, g: tf.Tensor) => {
-    const { mean, variance } = tf.moments(xx, [0, 1, 2]);
-    return tf.batchNorm(xx, mean, variance, tf.zeros([3]), g).mul(t4(xs, 113)).sum();
-  })([t4(xs, 114), tf.tensor1d([0.5, 1, 2])]);
-  const inference = () => tf.grad((xx: tf.Tensor) =>
-    tf.batchNorm(xx, tf.tensor1d([0.1, 0.2, 0.3]), tf.tensor1d([1, 2, 0.5]), tf.tensor1d([0, 1, 2]), tf.tensor1d([2, 3, 4]), 1e-3)
-      .mul(t4(xs, 115)).sum())(t4(xs, 116));
-  const rank2 = () => tf.grads((xx: tf.Tensor, g: tf.Tensor) => {
-    const { mean, variance } = tf.moments(xx, [0]);
-    return tf.batchNorm(xx, mean, variance, tf.zeros([4]), g).mul(tf.tensor2d(rand(20, 117), [5, 4])).sum();
-  })([tf.tensor2d(rand(20, 118), [5, 4]), tf.tensor1d([1, 2, 3, 4])]);
+  const noScale = () =>
+    tf.grads((xx: tf.Tensor, g: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xx, [0, 1, 2]);
+      return tf
+        .batchNorm(xx, mean, variance, tf.zeros([3]), g)
+        .mul(t4(xs, 113))
+        .sum();
+    })([t4(xs, 114), tf.tensor1d([0.5, 1, 2])]);
+  const inference = () =>
+    tf.grad((xx: tf.Tensor) =>
+      tf
+        .batchNorm(xx, tf.tensor1d([0.1, 0.2, 0.3]), tf.tensor1d([1, 2, 0.5]), tf.tensor1d([0, 1, 2]), tf.tensor1d([2, 3, 4]), 1e-3)
+        .mul(t4(xs, 115))
+        .sum(),
+    )(t4(xs, 116));
+  const rank2 = () =>
+    tf.grads((xx: tf.Tensor, g: tf.Tensor) => {
+      const { mean, variance } = tf.moments(xx, [0]);
+      return tf
+        .batchNorm(xx, mean, variance, tf.zeros([4]), g)
+        .mul(tf.tensor2d(rand(20, 117), [5, 4]))
+        .sum();
+    })([tf.tensor2d(rand(20, 118), [5, 4]), tf.tensor1d([1, 2, 3, 4])]);
   for (const f of [noScale, inference, rank2]) await wasmVsCpu(f, 1e-5, 'batch norm variants');
   // inference-mode hand check: dx = dy * gamma / sqrt(var + eps)
-  const [g] = await runOn('wasm', () => tf.grad((xx: tf.Tensor) =>
-    tf.batchNorm(xx, tf.tensor1d([5]), tf.tensor1d([3]), tf.tensor1d([0]), tf.tensor1d([2]), 1).sum())(tf.tensor2d([1, 2], [2, 1])));
+  const [g] = await runOn('wasm', () =>
+    tf.grad((xx: tf.Tensor) => tf.batchNorm(xx, tf.tensor1d([5]), tf.tensor1d([3]), tf.tensor1d([0]), tf.tensor1d([2]), 1).sum())(
+      tf.tensor2d([1, 2], [2, 1]),
+    ),
+  );
   assert.deepEqual(Array.from(g), [1, 1]);
 });
 
 test('Mean gradient: dy / N broadcast over the reduced axes', async () => {
   for (const b of ['cpu', 'wasm'] as const) {
     const [g1, g2] = await runOn(b, () => [
-      tf.grad((x: tf.Tensor) => tf.mean(x, [0, 2]).mul(tf.tensor1d([1, 2, 3])).sum())(tf.zeros([2, 3, 4])),
+      tf.grad((x: tf.Tensor) =>
+        tf
+          .mean(x, [0, 2])
+          .mul(tf.tensor1d([1, 2, 3]))
+          .sum(),
+      )(tf.zeros([2, 3, 4])),
       tf.grad((x: tf.Tensor) => tf.mean(x))(tf.zeros([2, 5])),
     ]);
     const want = Array.from({ length: 24 }, (_, i) => [1, 2, 3][Math.floor(i / 4) % 3] / 8);
-    assert.deepEqual(Array.from(g1).map((v) => +v.toFixed(6)), want.map((v) => +v.toFixed(6)), b);
+    assert.deepEqual(
+      Array.from(g1).map((v) => +v.toFixed(6)),
+      want.map((v) => +v.toFixed(6)),
+      b,
+    );
     assert.deepEqual(Array.from(g2), new Array(10).fill(0.1).map(Math.fround), b);
   }
 });
@@ -476,24 +656,61 @@ test('Sum/Mean over large axes: wasm = float64 reference (stock wasm accumulates
   for (const b of ['wasm', 'cpu'] as const) {
     const [all, perC, meanC, keep, rows, mid, mixed] = await runOn(b, () => {
       const x = tf.tensor4d(xs, shape);
-      return [tf.sum(tf.tensor4d(w, [8, 64, 64, 11])), tf.sum(x, [0, 1, 2]), tf.mean(x, [0, 1, 2]), tf.sum(x, [0, 1, 2], true),
-        tf.sum(tf.reshape(x, [8 * 64, 64 * 16]), 1), tf.mean(x, [1, 2]), tf.sum(x, [0, 2])];
+      return [
+        tf.sum(tf.tensor4d(w, [8, 64, 64, 11])),
+        tf.sum(x, [0, 1, 2]),
+        tf.mean(x, [0, 1, 2]),
+        tf.sum(x, [0, 1, 2], true),
+        tf.sum(tf.reshape(x, [8 * 64, 64 * 16]), 1),
+        tf.mean(x, [1, 2]),
+        tf.sum(x, [0, 2]),
+      ];
     });
     const rel = (got: ArrayLike<number>, ref: ArrayLike<number>) => maxRel(Float32Array.from(got), Float32Array.from(ref));
     assert.ok(rel(all, [refAll]) < 1e-6, `${b} sum all: ${all[0]} vs ${refAll}`);
     assert.ok(rel(perC, refC) < 1e-6, `${b} sum [0,1,2]: ${rel(perC, refC)}`);
     assert.ok(rel(keep, refC) < 1e-6 && keep.length === 16, `${b} sum keepDims`);
-    assert.ok(rel(meanC, refC.map((v) => v / N)) < 1e-6, `${b} mean [0,1,2]: ${rel(meanC, refC.map((v) => v / N))}`);
+    assert.ok(
+      rel(
+        meanC,
+        refC.map((v) => v / N),
+      ) < 1e-6,
+      `${b} mean [0,1,2]: ${rel(
+        meanC,
+        refC.map((v) => v / N),
+      )}`,
+    );
     assert.ok(rel(rows, refRows) < 1e-6, `${b} sum innermost 1024: ${rel(rows, refRows)}`);
-    assert.ok(rel(mid, refMid.map((v) => v / (64 * 64))) < 1e-6, `${b} mean [1,2]: ${rel(mid, refMid.map((v) => v / (64 * 64)))}`);
+    assert.ok(
+      rel(
+        mid,
+        refMid.map((v) => v / (64 * 64)),
+      ) < 1e-6,
+      `${b} mean [1,2]: ${rel(
+        mid,
+        refMid.map((v) => v / (64 * 64)),
+      )}`,
+    );
     assert.equal(mixed.length, 64 * 16); // two reduced blocks: stock kernel
   }
   // Small and non-float cases (stock fallbacks, keepDims, size-1 axes): wasm = cpu exactly.
-  await wasmVsCpu(() => {
-    const x = t4([2, 3, 1, 5], 203);
-    return [tf.sum(x, -1), tf.mean(x, [1, 2], true), tf.sum(x, [0, 2]), tf.sum(x, []), tf.mean(x), tf.sum(x, 2),
-      tf.cast(tf.sum(tf.tensor1d([1, 2, 3], 'int32')), 'float32'), tf.mean(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), 0)];
-  }, 1e-6, 'small sums');
+  await wasmVsCpu(
+    () => {
+      const x = t4([2, 3, 1, 5], 203);
+      return [
+        tf.sum(x, -1),
+        tf.mean(x, [1, 2], true),
+        tf.sum(x, [0, 2]),
+        tf.sum(x, []),
+        tf.mean(x),
+        tf.sum(x, 2),
+        tf.cast(tf.sum(tf.tensor1d([1, 2, 3], 'int32')), 'float32'),
+        tf.mean(tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32'), 0),
+      ];
+    },
+    1e-6,
+    'small sums',
+  );
 });
 
 test('Identity/Cast share data on wasm: clones survive disposal of the original; variables update', async () => {

@@ -20,9 +20,16 @@ const init = () => tf.initializers.glorotUniform({ seed: seed++ });
 
 function block(x: SymT, filters: number, name: string): SymT {
   for (let i = 0; i < 2; i++) {
-    x = tf.layers.conv2d({
-      filters, kernelSize: 3, padding: 'same', useBias: false, name: `${name}_c${i}`, kernelInitializer: init(),
-    }).apply(x) as SymT;
+    x = tf.layers
+      .conv2d({
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        name: `${name}_c${i}`,
+        kernelInitializer: init(),
+      })
+      .apply(x) as SymT;
     x = tf.layers.batchNormalization({ name: `${name}_bn${i}` }).apply(x) as SymT;
     x = tf.layers.activation({ activation: 'relu', name: `${name}_r${i}` }).apply(x) as SymT;
   }
@@ -51,7 +58,11 @@ function rand(n: number, seed: number): Float32Array {
   let s = seed >>> 0 || 1;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     out[i] = (s / 4294967296) * 2 - 1;
   }
   return out;
@@ -76,21 +87,21 @@ test('U-Net gradients w.r.t. input and all trainable weights: wasm = cpu', async
   await setupBackend('cpu');
   const model = smallUNet(H, W, K);
   const xData = rand(B * H * W * 3, 1);
-  const labelIdx = Array.from(rand(B * H * W, 2), (v) => Math.floor((v + 1) * K / 2) % K);
+  const labelIdx = Array.from(rand(B * H * W, 2), (v) => Math.floor(((v + 1) * K) / 2) % K);
 
   const run = async (name: BackendName) => {
     await setupBackend(name);
     const x = tf.tensor4d(xData, [B, H, W, 3]);
     const labels = tf.oneHot(tf.tensor3d(labelIdx, [B, H, W], 'int32'), K);
-    const loss = (xx: tf.Tensor) =>
-      tf.losses.softmaxCrossEntropy(labels, model.apply(xx, { training: true }) as tf.Tensor) as tf.Scalar;
+    const loss = (xx: tf.Tensor) => tf.losses.softmaxCrossEntropy(labels, model.apply(xx, { training: true }) as tf.Tensor) as tf.Scalar;
     const gx = tf.grad(loss)(x);
     const { value, grads } = tf.variableGrads(() => loss(x));
     const out = {
       loss: (await value.data())[0],
       gx: (await gx.data()) as Float32Array,
-      grads: Object.fromEntries(await Promise.all(Object.entries(grads).map(async ([k, g]) =>
-        [k, (await g.data()) as Float32Array] as const))),
+      grads: Object.fromEntries(
+        await Promise.all(Object.entries(grads).map(async ([k, g]) => [k, (await g.data()) as Float32Array] as const)),
+      ),
     };
     tf.dispose([x, labels, gx, value, ...Object.values(grads)]);
     return out;
@@ -127,8 +138,10 @@ test('U-Net trains with Adam on wasm (loss falls, no tensor leak per step)', asy
   const losses: number[] = [];
   let tensors = 0;
   for (let i = 0; i < 30; i++) {
-    const cost = opt.minimize(() =>
-      tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, true)!;
+    const cost = opt.minimize(
+      () => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+      true,
+    )!;
     losses.push((await cost.data())[0]);
     cost.dispose();
     if (i === 2) tensors = tf.memory().numTensors;

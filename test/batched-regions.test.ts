@@ -33,7 +33,8 @@ test('K regions in one batched backward pass equal K single explanations', async
     assert.equal(b.method, single.method);
     assert.equal(b.layer.name, single.layer.name);
     assert.ok(Math.abs(b.scoreValue - single.scoreValue) <= 1e-5 * Math.max(1, Math.abs(single.scoreValue)), `score ${i}`);
-    if (single.weights && b.weights) assert.ok(maxAbsDiff(b.weights, single.weights) <= 1e-5 * Math.max(maxAbs(single.weights), 1e-6), `α ${i}`);
+    if (single.weights && b.weights)
+      assert.ok(maxAbsDiff(b.weights, single.weights) <= 1e-5 * Math.max(maxAbs(single.weights), 1e-6), `α ${i}`);
     assert.ok(maxAbsDiff(b.heatmap, single.heatmap) < 1e-4, `heatmap ${i}`);
     assert.deepEqual(b.regionMask, single.regionMask);
   }
@@ -45,18 +46,28 @@ test('many layers in one backward pass (explainLayers) equal one explanation per
     const explainer = new Explainer(new LayersModelAdapter(tinyUnet(16, 3, 8), { differentiate }));
     const image = randomImage(20, 18, 9);
     const layers = ['enc1', 'pool1', 'bottleneck', 'up1', 'concat1', 'dec1', 'input'];
-    for (const request of [{ region: box(3, 2, 12, 9), classId: 2 }, { region: pixel(4, 5), classId: 1, score: 'probability', method: 'grad-cam++' }] as ExplainRequest[]) {
+    for (const request of [
+      { region: box(3, 2, 12, 9), classId: 2 },
+      { region: pixel(4, 5), classId: 1, score: 'probability', method: 'grad-cam++' },
+    ] as ExplainRequest[]) {
       const singles = [];
       for (const layer of layers) singles.push(await explainer.explain(image, { ...request, layer }));
       const before = tf.memory().numTensors;
       const all = await explainer.explainLayers(image, request, layers);
       assert.equal(tf.memory().numTensors, before, 'tensors leaked');
-      assert.deepEqual(all.map((e) => e.layer.name), layers);
+      assert.deepEqual(
+        all.map((e) => e.layer.name),
+        layers,
+      );
       for (const [i, single] of singles.entries()) {
         const e = all[i];
         assert.equal(e.method, single.method);
         assert.ok(Math.abs(e.scoreValue - single.scoreValue) <= 1e-5 * Math.max(1, Math.abs(single.scoreValue)), 'score');
-        if (single.weights && e.weights) assert.ok(maxAbsDiff(e.weights, single.weights) <= 1e-5 * Math.max(maxAbs(single.weights), 1e-6), `${differentiate} α ${layers[i]}`);
+        if (single.weights && e.weights)
+          assert.ok(
+            maxAbsDiff(e.weights, single.weights) <= 1e-5 * Math.max(maxAbs(single.weights), 1e-6),
+            `${differentiate} α ${layers[i]}`,
+          );
         assert.ok(maxAbsDiff(e.heatmap, single.heatmap) < 1e-4, `${differentiate} heatmap ${layers[i]}`);
       }
     }

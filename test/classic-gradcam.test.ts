@@ -11,7 +11,16 @@ before(useCpu);
 /** conv → GAP → dense: a classifier whose class scores are linear in the mean of each feature map. */
 function classifier(spatialOutput: boolean) {
   const input = tf.input({ shape: [8, 8, 3] });
-  const features = tf.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'relu', name: 'features', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(input) as tf.SymbolicTensor;
+  const features = tf.layers
+    .conv2d({
+      filters: 5,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      name: 'features',
+      kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }),
+    })
+    .apply(input) as tf.SymbolicTensor;
   const pooled = tf.layers.globalAveragePooling2d({}).apply(features) as tf.SymbolicTensor;
   const dense = tf.layers.dense({ units: 4, name: 'head', kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }) });
   let out = dense.apply(pooled) as tf.SymbolicTensor;

@@ -15,7 +15,10 @@ let badShape = '';
 let image = '';
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], { encoding: 'utf8', env: { ...process.env, SEG_GRAD_CAM_DEBUG: '' } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, SEG_GRAD_CAM_DEBUG: '' },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -50,7 +53,11 @@ function assertUsageError(r: ReturnType<typeof cli>, pattern: RegExp, out?: stri
   assert.doesNotMatch(r.stderr, /\n\s+at /);
   if (out) {
     assert.equal(existsSync(out), false, `${out} must not be written`);
-    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary file may be left');
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.includes('.tmp')),
+      [],
+      'no temporary file may be left',
+    );
   }
 }
 
@@ -58,7 +65,23 @@ describe('seg-grad-cam CLI', () => {
   test('explain writes a figure and JSON; exit code 0', () => {
     const out = join(dir, 'ok.png');
     const json = join(dir, 'ok.json');
-    const r = cli('explain', '-m', unet, '-i', image, '--box', '4,4,20,12', '--class', 'ring', '--backend', 'cpu', '-o', out, '--json', json);
+    const r = cli(
+      'explain',
+      '-m',
+      unet,
+      '-i',
+      image,
+      '--box',
+      '4,4,20,12',
+      '--class',
+      'ring',
+      '--backend',
+      'cpu',
+      '-o',
+      out,
+      '--json',
+      json,
+    );
     assert.equal(r.code, 0, r.stderr);
     const png = PNG.sync.read(readFileSync(out));
     assert.ok(png.width > 32 && png.height >= 24);
@@ -87,12 +110,20 @@ describe('seg-grad-cam CLI', () => {
 
   test('missing image file', () => {
     const out = join(dir, 'e1.png');
-    assertUsageError(cli('explain', '-m', unet, '-i', join(dir, 'nope.png'), '--whole', '--backend', 'cpu', '-o', out), /image file not found: .*nope\.png/, out);
+    assertUsageError(
+      cli('explain', '-m', unet, '-i', join(dir, 'nope.png'), '--whole', '--backend', 'cpu', '-o', out),
+      /image file not found: .*nope\.png/,
+      out,
+    );
   });
 
   test('missing model file', () => {
     const out = join(dir, 'e2.png');
-    assertUsageError(cli('explain', '-m', join(dir, 'none.json'), '-i', image, '--whole', '--backend', 'cpu', '-o', out), /model file not found/, out);
+    assertUsageError(
+      cli('explain', '-m', join(dir, 'none.json'), '-i', image, '--whole', '--backend', 'cpu', '-o', out),
+      /model file not found/,
+      out,
+    );
   });
 
   test('corrupt PNG', () => {
@@ -104,17 +135,29 @@ describe('seg-grad-cam CLI', () => {
 
   test('unknown layer lists the valid ones', () => {
     const out = join(dir, 'e4.png');
-    assertUsageError(cli('explain', '-m', unet, '-i', image, '--whole', '--layer', 'nope', '--backend', 'cpu', '-o', out), /unknown layer 'nope'; valid layers: bottleneck, (input, )?enc1, pool1/, out);
+    assertUsageError(
+      cli('explain', '-m', unet, '-i', image, '--whole', '--layer', 'nope', '--backend', 'cpu', '-o', out),
+      /unknown layer 'nope'; valid layers: bottleneck, (input, )?enc1, pool1/,
+      out,
+    );
   });
 
   test('pixel outside the image', () => {
     const out = join(dir, 'e5.png');
-    assertUsageError(cli('explain', '-m', unet, '-i', image, '--pixel', '32,3', '--backend', 'cpu', '-o', out), /\(32, 3\) is outside the 32x24 image/, out);
+    assertUsageError(
+      cli('explain', '-m', unet, '-i', image, '--pixel', '32,3', '--backend', 'cpu', '-o', out),
+      /\(32, 3\) is outside the 32x24 image/,
+      out,
+    );
   });
 
   test('class out of range', () => {
     const out = join(dir, 'e6.png');
-    assertUsageError(cli('explain', '-m', unet, '-i', image, '--whole', '--class', '3', '--backend', 'cpu', '-o', out), /class 3 is out of range: the model has classes 0\.\.2/, out);
+    assertUsageError(
+      cli('explain', '-m', unet, '-i', image, '--whole', '--class', '3', '--backend', 'cpu', '-o', out),
+      /class 3 is out of range: the model has classes 0\.\.2/,
+      out,
+    );
   });
 
   test('empty mask', () => {
@@ -126,7 +169,11 @@ describe('seg-grad-cam CLI', () => {
 
   test('a model whose output is neither a class map nor a class vector', () => {
     const out = join(dir, 'e8.png');
-    assertUsageError(cli('explain', '-m', badShape, '-i', image, '--whole', '--backend', 'cpu', '-o', out), /unsupported model output shape \[\?, 256, 3\]/, out);
+    assertUsageError(
+      cli('explain', '-m', badShape, '-i', image, '--whole', '--backend', 'cpu', '-o', out),
+      /unsupported model output shape \[\?, 256, 3\]/,
+      out,
+    );
   });
 
   test('two regions at once, and an unknown flag', () => {

@@ -3,7 +3,14 @@ import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { loadTextureMnistAssets } from '../src/data/assets-node.js';
 import { Rng, hash32 } from '../src/data/prng.js';
-import { MNIST_SIZE, NUM_CLASSES, TextureMnist, textureId, type TextureMnistAssets, type TextureMnistSample } from '../src/data/texture-mnist.js';
+import {
+  MNIST_SIZE,
+  NUM_CLASSES,
+  TextureMnist,
+  textureId,
+  type TextureMnistAssets,
+  type TextureMnistSample,
+} from '../src/data/texture-mnist.js';
 import { SegGradCamError } from '../src/errors.js';
 import { useCpu } from './helpers/setup.js';
 
@@ -41,7 +48,10 @@ describe('PRNG', () => {
     const a = new Rng(42);
     const b = new Rng(42);
     const xs = Array.from({ length: 2000 }, () => a.next());
-    assert.deepEqual(xs, Array.from({ length: 2000 }, () => b.next()));
+    assert.deepEqual(
+      xs,
+      Array.from({ length: 2000 }, () => b.next()),
+    );
     const mean = xs.reduce((s, v) => s + v, 0) / xs.length;
     assert.ok(Math.abs(mean - 0.5) < 0.03, `mean ${mean}`);
     assert.notEqual(hash32(1, 2, 3), hash32(1, 2, 4));

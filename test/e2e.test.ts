@@ -16,7 +16,20 @@ import { GraphBuilder, emptyModel, valueInfo } from '../src/engine/onnx/builder.
 import { loadOnnxExplainer } from '../src/engine/onnx/node.js';
 import { DataType, encodeModel } from '../src/engine/onnx/proto.js';
 import type { Catalog } from '../web/bundled.js';
-import { buildWeb, canvasDigest, canvasGeometry, chromiumMissing, clickPixel, dragPixels, hookValue, lastHeatmap, launchBrowser, nextAnswer, readCatalog, waitReady } from '../web/e2e-harness.js';
+import {
+  buildWeb,
+  canvasDigest,
+  canvasGeometry,
+  chromiumMissing,
+  clickPixel,
+  dragPixels,
+  hookValue,
+  lastHeatmap,
+  launchBrowser,
+  nextAnswer,
+  readCatalog,
+  waitReady,
+} from '../web/e2e-harness.js';
 import { serve } from '../web/serve.js';
 import { saveModel } from './helpers/save-model.js';
 import { maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
@@ -76,11 +89,19 @@ function erfModel(): Uint8Array {
   const model = emptyModel(13);
   const b = new GraphBuilder(model.graph);
   model.graph.input.push(valueInfo(b.claim('input'), DataType.FLOAT, [1, 3, 16, 16]));
-  const w1 = b.floats('w1', [4, 3, 3, 3], Array.from({ length: 108 }, (_, i) => Math.sin(i * 1.7) * 0.5));
+  const w1 = b.floats(
+    'w1',
+    [4, 3, 3, 3],
+    Array.from({ length: 108 }, (_, i) => Math.sin(i * 1.7) * 0.5),
+  );
   const relu = b.op('Relu', [b.op('Conv', ['input', w1], { kernel_shape: { ints: [3, 3] }, pads: { ints: [1, 1, 1, 1] } })]);
   const pooled = b.op('MaxPool', [relu], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } });
   const erf = b.op('Erf', [pooled], {}, 'the_erf');
-  const w2 = b.floats('w2', [3, 4, 1, 1], Array.from({ length: 12 }, (_, i) => Math.cos(i * 2.3)));
+  const w2 = b.floats(
+    'w2',
+    [3, 4, 1, 1],
+    Array.from({ length: 12 }, (_, i) => Math.cos(i * 2.3)),
+  );
   b.node('Conv', [erf, w2], { kernel_shape: { ints: [1, 1] } }, [b.claim('output')]);
   model.graph.output.push(valueInfo('output', DataType.FLOAT, [1, 3, 8, 8]));
   return encodeModel(model);
@@ -124,7 +145,10 @@ describe('the explorer in headless Chromium', { skip }, () => {
     assert.ok(state.layers.length > 0);
     const backend = await hookValue<{ backend: string; probes: Array<{ name: string; ms?: number }> }>(page, 'h.backend');
     assert.match(backend.backend, /^(wasm|webgl|webgpu)$/);
-    assert.ok(backend.probes.some((p) => p.name === 'wasm' && typeof p.ms === 'number'), 'wasm was timed');
+    assert.ok(
+      backend.probes.some((p) => p.name === 'wasm' && typeof p.ms === 'number'),
+      'wasm was timed',
+    );
     assert.match((await page.textContent('#backend')) ?? '', new RegExp(backend.backend));
     // The prediction panel holds a label map with at least one class in the legend.
     const pred = await canvasDigest(page, '#view-prediction');
@@ -136,17 +160,26 @@ describe('the explorer in headless Chromium', { skip }, () => {
   test('a click on a pixel draws a heatmap whose pixels differ from a click elsewhere', T, async () => {
     const { width, height } = await canvasGeometry(page, '#view-image');
     const before = await canvasDigest(page, '#view-overlay');
-    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.55), Math.floor(height * 0.4))), 'answer');
+    assert.equal(
+      await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.55), Math.floor(height * 0.4))),
+      'answer',
+    );
     const first = await canvasDigest(page, '#view-overlay');
     const heat1 = await lastHeatmap(page);
     assert.notDeepEqual(first, before, 'the overlay changed');
-    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.1), Math.floor(height * 0.9))), 'answer');
+    assert.equal(
+      await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.1), Math.floor(height * 0.9))),
+      'answer',
+    );
     const second = await canvasDigest(page, '#view-overlay');
     const heat2 = await lastHeatmap(page);
     assert.notDeepEqual(second, first, 'a click elsewhere draws another heatmap');
     assert.ok(maxAbsDiff(heat1, heat2) > 0.05);
     const timings = await hookValue<Array<{ cached: boolean }>>(page, 'h.timings');
-    assert.ok(timings.every((t) => t.cached), 'each answer reused the one forward pass');
+    assert.ok(
+      timings.every((t) => t.cached),
+      'each answer reused the one forward pass',
+    );
     assert.match((await page.textContent('#timing')) ?? '', /answer in \d+ ms on \w+/);
     // Hovering the heatmap shows its value there.
     const g = await canvasGeometry(page, '#view-overlay');
@@ -190,7 +223,10 @@ describe('the explorer in headless Chromium', { skip }, () => {
     const layers = await hookValue<Array<{ name: string }>>(page, 'h.state().layers');
     const layer = layers[Math.floor(layers.length / 3)].name;
     assert.equal(await nextAnswer(page, () => page.selectOption('#layer-select', layer)), 'answer');
-    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.45), Math.floor(height * 0.55))), 'answer');
+    assert.equal(
+      await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.45), Math.floor(height * 0.55))),
+      'answer',
+    );
     const url = page.url();
     assert.match(url, /region=pixel/);
     assert.match(url, new RegExp(`layer=${encodeURIComponent(layer)}`));
@@ -207,7 +243,12 @@ describe('the explorer in headless Chromium', { skip }, () => {
     await page.bringToFront();
 
     const [json] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
-    const data = JSON.parse(readFileSync(await json.path(), 'utf8')) as { heatmap: number[]; weights: number[] | null; imageSize: number[]; layer: { name: string; outputShape: number[] } };
+    const data = JSON.parse(readFileSync(await json.path(), 'utf8')) as {
+      heatmap: number[];
+      weights: number[] | null;
+      imageSize: number[];
+      layer: { name: string; outputShape: number[] };
+    };
     assert.equal(data.heatmap.length, data.imageSize[0] * data.imageSize[1]);
     assert.equal(data.layer.name, layer);
     assert.equal(data.weights?.length, data.layer.outputShape[3], 'one α per channel');
@@ -218,7 +259,10 @@ describe('the explorer in headless Chromium', { skip }, () => {
   test('α of two regions side by side with their cosine similarity', T, async () => {
     const { width, height } = await canvasGeometry(page, '#view-image');
     await page.click('#pin-a');
-    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.2), Math.floor(height * 0.2))), 'answer');
+    assert.equal(
+      await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.2), Math.floor(height * 0.2))),
+      'answer',
+    );
     const cos = Number(await page.getAttribute('#alpha-text', 'data-cosine'));
     assert.ok(Number.isFinite(cos) && cos >= -1 - 1e-6 && cos <= 1 + 1e-6, `cosine ${cos}`);
     assert.equal(await page.isVisible('#alpha-chart'), true);
@@ -233,212 +277,319 @@ describe('the explorer in headless Chromium', { skip }, () => {
       assert.match((await page.textContent('#error-text')) ?? '', pattern);
     };
     await expectError(
-      () => page.setInputFiles('#image-file', { name: 'corrupt.png', mimeType: 'image/png', buffer: Buffer.from('this is not a PNG at all') }),
+      () =>
+        page.setInputFiles('#image-file', { name: 'corrupt.png', mimeType: 'image/png', buffer: Buffer.from('this is not a PNG at all') }),
       /cannot decode corrupt\.png/,
     );
-    const file = (dir: string, name: string) => ({ name, mimeType: name.endsWith('.json') ? 'application/json' : 'application/octet-stream', buffer: readFileSync(join(extra, dir, name)) });
-    await expectError(() => page.setInputFiles('#model-files', [file('flat', 'model.json'), file('flat', 'weights.bin')]), /no layer has a spatial/);
-    await expectError(() => page.setInputFiles('#model-files', [file('short', 'model.json'), file('short', 'weights.bin')]), /weights do not match model\.json/);
+    const file = (dir: string, name: string) => ({
+      name,
+      mimeType: name.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+      buffer: readFileSync(join(extra, dir, name)),
+    });
+    await expectError(
+      () => page.setInputFiles('#model-files', [file('flat', 'model.json'), file('flat', 'weights.bin')]),
+      /no layer has a spatial/,
+    );
+    await expectError(
+      () => page.setInputFiles('#model-files', [file('short', 'model.json'), file('short', 'weights.bin')]),
+      /weights do not match model\.json/,
+    );
     await expectError(() => page.setInputFiles('#model-files', [file('tiny', 'model.json')]), /needs the weight file weights\.bin/);
-    await expectError(() => page.setInputFiles('#labels-file', { name: 'labels.txt', mimeType: 'text/plain', buffer: Buffer.from('a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\nm\n') }), /lists 13 classes but the model has/);
+    await expectError(
+      () =>
+        page.setInputFiles('#labels-file', {
+          name: 'labels.txt',
+          mimeType: 'text/plain',
+          buffer: Buffer.from('a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\nl\nm\n'),
+        }),
+      /lists 13 classes but the model has/,
+    );
     // The previous model and image are still there, and the next click is answered.
     assert.equal(await hookValue<string>(page, 'h.state().model'), model);
-    assert.equal(await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.5), Math.floor(height * 0.5))), 'answer');
+    assert.equal(
+      await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * 0.5), Math.floor(height * 0.5))),
+      'answer',
+    );
     assert.equal(await page.isVisible('#error'), false);
     assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
   });
 
-  test("a .onnx model on onnxruntime-web: the bundled one opened from the list; a pixel's heatmap equals the library's on onnxruntime-node within 1e-4; regions, grid and α", T, async () => {
-    const onnx = catalog.models.find((m) => m.format === 'onnx');
-    assert.ok(onnx, 'the build bundles the ONNX U-Net');
-    const p = (onnxPage = await newPage());
-    const predictions = await hookValue<number>(p, 'h.predictions');
-    await p.selectOption('#model-select', onnx.id);
-    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n, predictions, POLL);
-    const state = await hookValue<{ model: string; image: string; engine: string; layers: Array<{ name: string; bottleneck: boolean }> }>(p, 'h.state()');
-    assert.equal(state.model, onnx.id);
-    assert.equal(state.image, onnx.samples[0]);
-    // The server's COOP/COEP headers isolate the page, so ONNX Runtime gets one thread per core (≤ 4).
-    assert.equal(await p.evaluate(() => crossOriginIsolated), true, 'the explorer page is cross-origin isolated');
-    const cores = Math.min(4, await p.evaluate(() => navigator.hardwareConcurrency));
-    assert.equal(state.engine, `onnxruntime-web (wasm), ${cores} thread${cores === 1 ? '' : 's'}`);
-    assert.match((await p.textContent('#backend')) ?? '', /backend: onnxruntime-web \(wasm\)/);
-    assert.match((await p.textContent('#model-summary')) ?? '', /onnx model on onnxruntime-web \(wasm\), \d threads?, input 64×32×3, output 64×32×8, 8 classes/);
-    assert.equal(state.layers.filter((l) => l.bottleneck).length, 1, 'one layer is marked as the bottleneck');
-    assert.match((await p.textContent('#layer-select option:checked')) ?? '', /★/);
-    assert.ok((await canvasDigest(p, '#view-prediction')).sum > 0, 'the prediction is drawn');
+  test(
+    "a .onnx model on onnxruntime-web: the bundled one opened from the list; a pixel's heatmap equals the library's on onnxruntime-node within 1e-4; regions, grid and α",
+    T,
+    async () => {
+      const onnx = catalog.models.find((m) => m.format === 'onnx');
+      assert.ok(onnx, 'the build bundles the ONNX U-Net');
+      const p = (onnxPage = await newPage());
+      const predictions = await hookValue<number>(p, 'h.predictions');
+      await p.selectOption('#model-select', onnx.id);
+      await p.waitForFunction(
+        (n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n,
+        predictions,
+        POLL,
+      );
+      const state = await hookValue<{ model: string; image: string; engine: string; layers: Array<{ name: string; bottleneck: boolean }> }>(
+        p,
+        'h.state()',
+      );
+      assert.equal(state.model, onnx.id);
+      assert.equal(state.image, onnx.samples[0]);
+      // The server's COOP/COEP headers isolate the page, so ONNX Runtime gets one thread per core (≤ 4).
+      assert.equal(await p.evaluate(() => crossOriginIsolated), true, 'the explorer page is cross-origin isolated');
+      const cores = Math.min(4, await p.evaluate(() => navigator.hardwareConcurrency));
+      assert.equal(state.engine, `onnxruntime-web (wasm), ${cores} thread${cores === 1 ? '' : 's'}`);
+      assert.match((await p.textContent('#backend')) ?? '', /backend: onnxruntime-web \(wasm\)/);
+      assert.match(
+        (await p.textContent('#model-summary')) ?? '',
+        /onnx model on onnxruntime-web \(wasm\), \d threads?, input 64×32×3, output 64×32×8, 8 classes/,
+      );
+      assert.equal(state.layers.filter((l) => l.bottleneck).length, 1, 'one layer is marked as the bottleneck');
+      assert.match((await p.textContent('#layer-select option:checked')) ?? '', /★/);
+      assert.ok((await canvasDigest(p, '#view-prediction')).sum > 0, 'the prediction is drawn');
 
-    // One pixel at the bottleneck, against the library in Node on onnxruntime-node (tf on cpu around it).
-    const { width, height } = await canvasGeometry(p, '#view-image');
-    const x = Math.floor(width * 0.45);
-    const y = Math.floor(height * 0.4);
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
-    const got = await hookValue<{ layer: string; cls: number }>(p, '({ layer: h.lastExplanation.layer.name, cls: h.lastExplanation.classIndex })');
-    const heat = await lastHeatmap(p);
-    assert.match((await p.textContent('#timing')) ?? '', /answer in \d+ ms on onnxruntime-web \(wasm\)/);
-    await useCpu();
-    const explainer = await loadOnnxExplainer(onnx.url);
-    try {
-      const { image } = await openImage(repoPath(onnx.samples[0]));
-      assert.deepEqual([image.width, image.height], [width, height]);
-      const want = await explainer.explain(image, { region: { kind: 'pixel', x, y }, layer: explainer.bottleneck });
-      assert.equal(got.layer, want.layer.name);
-      assert.equal(got.cls, want.classIndex);
-      assert.equal(heat.length, want.heatmap.length);
-      assert.ok(!want.empty, 'the reference heatmap is not all zero');
-      const diff = maxAbsDiff(heat, want.heatmap);
-      assert.ok(diff <= 1e-4, `max |page − Node| = ${diff}`);
-    } finally {
-      explainer.dispose();
-    }
+      // One pixel at the bottleneck, against the library in Node on onnxruntime-node (tf on cpu around it).
+      const { width, height } = await canvasGeometry(p, '#view-image');
+      const x = Math.floor(width * 0.45);
+      const y = Math.floor(height * 0.4);
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
+      const got = await hookValue<{ layer: string; cls: number }>(
+        p,
+        '({ layer: h.lastExplanation.layer.name, cls: h.lastExplanation.classIndex })',
+      );
+      const heat = await lastHeatmap(p);
+      assert.match((await p.textContent('#timing')) ?? '', /answer in \d+ ms on onnxruntime-web \(wasm\)/);
+      await useCpu();
+      const explainer = await loadOnnxExplainer(onnx.url);
+      try {
+        const { image } = await openImage(repoPath(onnx.samples[0]));
+        assert.deepEqual([image.width, image.height], [width, height]);
+        const want = await explainer.explain(image, { region: { kind: 'pixel', x, y }, layer: explainer.bottleneck });
+        assert.equal(got.layer, want.layer.name);
+        assert.equal(got.cls, want.classIndex);
+        assert.equal(heat.length, want.heatmap.length);
+        assert.ok(!want.empty, 'the reference heatmap is not all zero');
+        const diff = maxAbsDiff(heat, want.heatmap);
+        assert.ok(diff <= 1e-4, `max |page − Node| = ${diff}`);
+      } finally {
+        explainer.dispose();
+      }
 
-    // The other region forms, the layer grid and α go through the same Explainer.
-    await useTool(p, 'box');
-    assert.equal(await nextAnswer(p, () => dragPixels(p, '#view-image', [Math.floor(width * 0.2), Math.floor(height * 0.2)], [Math.floor(width * 0.5), Math.floor(height * 0.6)])), 'answer');
-    assert.equal(await hookValue<string>(p, 'h.lastRegion.kind'), 'box');
-    await useTool(p, 'object');
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
-    assert.equal(await hookValue<string>(p, 'h.lastRegion.kind'), 'object');
-    assert.equal(await nextAnswer(p, () => p.click('#class-region')), 'answer');
-    const e = await hookValue<{ m: number; predicted: number }>(
-      p,
-      '({ m: h.lastExplanation.regionMask.reduce((a, b) => a + b, 0), predicted: h.lastExplanation.prediction.labels.filter((c) => c === h.lastExplanation.classIndex).length })',
-    );
-    assert.equal(e.m, e.predicted, 'M is exactly the pixels predicted as the class');
-    assert.equal(await nextAnswer(p, () => p.click('#whole-image')), 'answer');
-    assert.equal(await hookValue<number>(p, 'h.lastExplanation.regionMask.reduce((a, b) => a + b, 0)'), 64 * 32);
-    await useTool(p, 'pixel');
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
+      // The other region forms, the layer grid and α go through the same Explainer.
+      await useTool(p, 'box');
+      assert.equal(
+        await nextAnswer(p, () =>
+          dragPixels(
+            p,
+            '#view-image',
+            [Math.floor(width * 0.2), Math.floor(height * 0.2)],
+            [Math.floor(width * 0.5), Math.floor(height * 0.6)],
+          ),
+        ),
+        'answer',
+      );
+      assert.equal(await hookValue<string>(p, 'h.lastRegion.kind'), 'box');
+      await useTool(p, 'object');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
+      assert.equal(await hookValue<string>(p, 'h.lastRegion.kind'), 'object');
+      assert.equal(await nextAnswer(p, () => p.click('#class-region')), 'answer');
+      const e = await hookValue<{ m: number; predicted: number }>(
+        p,
+        '({ m: h.lastExplanation.regionMask.reduce((a, b) => a + b, 0), predicted: h.lastExplanation.prediction.labels.filter((c) => c === h.lastExplanation.classIndex).length })',
+      );
+      assert.equal(e.m, e.predicted, 'M is exactly the pixels predicted as the class');
+      assert.equal(await nextAnswer(p, () => p.click('#whole-image')), 'answer');
+      assert.equal(await hookValue<number>(p, 'h.lastExplanation.regionMask.reduce((a, b) => a + b, 0)'), 64 * 32);
+      await useTool(p, 'pixel');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
 
-    await p.check('#layer-grid-filter');
-    await p.click('#layer-grid-run');
-    const cells = await p.locator('#layer-grid .cell').count();
-    assert.ok(cells >= 4, `${cells} cells`);
-    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { gridDone: number } }).__segGradCam.gridDone === n, cells, POLL);
-    const drawn = await p.$$eval('#layer-grid .cell canvas', (cs) => cs.map((c) => (c as HTMLCanvasElement).width));
-    assert.ok(drawn.every((w) => w > 1), 'every cell holds a heatmap');
+      await p.check('#layer-grid-filter');
+      await p.click('#layer-grid-run');
+      const cells = await p.locator('#layer-grid .cell').count();
+      assert.ok(cells >= 4, `${cells} cells`);
+      await p.waitForFunction(
+        (n) => (window as unknown as { __segGradCam: { gridDone: number } }).__segGradCam.gridDone === n,
+        cells,
+        POLL,
+      );
+      const drawn = await p.$$eval('#layer-grid .cell canvas', (cs) => cs.map((c) => (c as HTMLCanvasElement).width));
+      assert.ok(
+        drawn.every((w) => w > 1),
+        'every cell holds a heatmap',
+      );
 
-    await p.click('#pin-a');
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.8), Math.floor(height * 0.8))), 'answer');
-    const cos = Number(await p.getAttribute('#alpha-text', 'data-cosine'));
-    assert.ok(Number.isFinite(cos) && cos >= -1 - 1e-6 && cos <= 1 + 1e-6, `cosine ${cos}`);
-  });
+      await p.click('#pin-a');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.8), Math.floor(height * 0.8))), 'answer');
+      const cos = Number(await p.getAttribute('#alpha-text', 'data-cosine'));
+      assert.ok(Number.isFinite(cos) && cos >= -1 - 1e-6 && cos <= 1 + 1e-6, `cosine ${cos}`);
+    },
+  );
 
-  test('a corrupt .onnx file and an op without a gradient give clear messages, and the page keeps working; .onnx by URL and by drop', T, async () => {
-    const p = onnxPage;
-    const { width, height } = await canvasGeometry(p, '#view-image');
-    const model = await hookValue<string>(p, 'h.state().model');
-    const expectError = async (action: () => Promise<unknown>, pattern: RegExp) => {
-      assert.equal(await nextAnswer(p, action), 'error');
-      assert.equal(await p.isVisible('#error'), true);
-      const text = (await p.textContent('#error-text')) ?? '';
-      assert.match(text, pattern);
-      assert.doesNotMatch(text, /\n\s+at /, 'no stack trace');
-    };
-    // A truncated export: the model stays as it was, and the next click is answered.
-    const full = readFileSync(join('fixtures', 'onnx', 'unet-small.onnx'));
-    await expectError(
-      () => p.setInputFiles('#model-files', { name: 'corrupt.onnx', mimeType: 'application/octet-stream', buffer: full.subarray(0, full.length - 3000) }),
-      /^corrupt\.onnx: not an ONNX model/,
-    );
-    assert.equal(await hookValue<string>(p, 'h.state().model'), model);
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.3), Math.floor(height * 0.3))), 'answer');
-    assert.equal(await p.isVisible('#error'), false);
+  test(
+    'a corrupt .onnx file and an op without a gradient give clear messages, and the page keeps working; .onnx by URL and by drop',
+    T,
+    async () => {
+      const p = onnxPage;
+      const { width, height } = await canvasGeometry(p, '#view-image');
+      const model = await hookValue<string>(p, 'h.state().model');
+      const expectError = async (action: () => Promise<unknown>, pattern: RegExp) => {
+        assert.equal(await nextAnswer(p, action), 'error');
+        assert.equal(await p.isVisible('#error'), true);
+        const text = (await p.textContent('#error-text')) ?? '';
+        assert.match(text, pattern);
+        assert.doesNotMatch(text, /\n\s+at /, 'no stack trace');
+      };
+      // A truncated export: the model stays as it was, and the next click is answered.
+      const full = readFileSync(join('fixtures', 'onnx', 'unet-small.onnx'));
+      await expectError(
+        () =>
+          p.setInputFiles('#model-files', {
+            name: 'corrupt.onnx',
+            mimeType: 'application/octet-stream',
+            buffer: full.subarray(0, full.length - 3000),
+          }),
+        /^corrupt\.onnx: not an ONNX model/,
+      );
+      assert.equal(await hookValue<string>(p, 'h.state().model'), model);
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.3), Math.floor(height * 0.3))), 'answer');
+      assert.equal(await p.isVisible('#error'), false);
 
-    // A model (by URL) that loads and runs, but whose gradient at 'relu' would cross Erf: the op and its node are named.
-    const predicted = async (action: () => Promise<unknown>) => {
-      const n = await hookValue<number>(p, 'h.predictions');
-      await action();
-      await p.waitForFunction((k) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > k, n, POLL);
-    };
-    await predicted(async () => {
-      await p.fill('#model-url', `${server.url}extra/erf.onnx`);
-      await p.click('#model-url-form button[type="submit"]');
-    });
-    assert.equal(await hookValue<string>(p, 'h.state().model'), `url:${server.url}extra/erf.onnx`);
-    await p.selectOption('#layer-select', 'relu');
-    await expectError(() => clickPixel(p, '#view-image', 10, 5), /cannot differentiate through op 'Erf' \(node 'the_erf'\)/);
-    // After the op the gradient exists: the same click at that layer is answered.
-    await p.selectOption('#layer-select', 'erf');
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 10, 5)), 'answer');
-    assert.equal(await hookValue<string>(p, 'h.lastExplanation.layer.name'), 'erf');
+      // A model (by URL) that loads and runs, but whose gradient at 'relu' would cross Erf: the op and its node are named.
+      const predicted = async (action: () => Promise<unknown>) => {
+        const n = await hookValue<number>(p, 'h.predictions');
+        await action();
+        await p.waitForFunction(
+          (k) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > k,
+          n,
+          POLL,
+        );
+      };
+      await predicted(async () => {
+        await p.fill('#model-url', `${server.url}extra/erf.onnx`);
+        await p.click('#model-url-form button[type="submit"]');
+      });
+      assert.equal(await hookValue<string>(p, 'h.state().model'), `url:${server.url}extra/erf.onnx`);
+      await p.selectOption('#layer-select', 'relu');
+      await expectError(() => clickPixel(p, '#view-image', 10, 5), /cannot differentiate through op 'Erf' \(node 'the_erf'\)/);
+      // After the op the gradient exists: the same click at that layer is answered.
+      await p.selectOption('#layer-select', 'erf');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 10, 5)), 'answer');
+      assert.equal(await hookValue<string>(p, 'h.lastExplanation.layer.name'), 'erf');
 
-    // A .onnx file dropped on the page opens like a chosen one.
-    await predicted(() =>
-      p.evaluate((bytes) => {
+      // A .onnx file dropped on the page opens like a chosen one.
+      await predicted(() =>
+        p.evaluate(
+          (bytes) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], 'dropped.onnx'));
+            window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+          },
+          [...full],
+        ),
+      );
+      assert.equal(await hookValue<string>(p, 'h.state().model'), 'dropped.onnx');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.6), Math.floor(height * 0.5))), 'answer');
+      assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+      await p.close();
+    },
+  );
+
+  test(
+    'a model by URL: the layer grid renders one heatmap per layer; shift-click, brush, object, whole image; labels, drop, paste',
+    T,
+    async () => {
+      const p = await newPage('?model=url:/extra/tiny/model.json&image=url:/extra/tiny.png&region=pixel:5,7');
+      await p.waitForFunction(() => (window as unknown as { __segGradCam: { answers: number } }).__segGradCam.answers > 0, null, POLL);
+      const layers = await hookValue<Array<{ name: string; bottleneck: boolean }>>(p, 'h.state().layers');
+      assert.ok(layers.length >= 5);
+      assert.equal(layers.filter((l) => l.bottleneck).length, 1, 'one layer is marked as the bottleneck');
+      assert.match((await p.textContent('#layer-select option:checked')) ?? '', /★/);
+
+      await p.click('#layer-grid-run');
+      await p.waitForFunction(
+        (n) => (window as unknown as { __segGradCam: { gridDone: number } }).__segGradCam.gridDone === n,
+        layers.length,
+        POLL,
+      );
+      assert.equal(await p.locator('#layer-grid .cell').count(), layers.length);
+      const drawn = await p.$$eval('#layer-grid .cell canvas', (cs) => cs.map((c) => (c as HTMLCanvasElement).width));
+      assert.ok(
+        drawn.every((w) => w > 1),
+        'every cell holds a heatmap',
+      );
+      const names = await p.$$eval('#layer-grid .cell .name', (ns) => ns.map((n) => n.textContent));
+      assert.deepEqual(
+        names,
+        layers.map((l) => l.name),
+      );
+      assert.equal(await p.locator('#layer-grid .cell.bottleneck').count(), 1);
+      // A cell opens its layer without asking the worker again.
+      const answers = await hookValue<number>(p, 'h.answers');
+      await p.click(`#layer-grid .cell[data-layer="${layers[0].name}"]`);
+      assert.equal(await hookValue<string>(p, 'h.state().layer'), layers[0].name);
+      assert.equal(await hookValue<number>(p, 'h.answers'), answers);
+
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 20, 20, ['Shift'])), 'answer');
+      assert.deepEqual(await hookValue(p, 'h.lastRegion'), {
+        kind: 'pixels',
+        points: [
+          [5, 7],
+          [20, 20],
+        ],
+      });
+      await useTool(p, 'brush');
+      assert.equal(await nextAnswer(p, () => dragPixels(p, '#view-image', [4, 4], [14, 10])), 'answer');
+      const brushed = await hookValue<{ kind: string; painted: number }>(
+        p,
+        '({ kind: h.lastRegion.kind, painted: h.lastRegion.mask.reduce((a, b) => a + b, 0) })',
+      );
+      assert.equal(brushed.kind, 'mask');
+      assert.ok(brushed.painted > 20);
+      await useTool(p, 'object');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 16, 16)), 'answer');
+      assert.deepEqual(await hookValue(p, 'h.lastRegion'), { kind: 'object', x: 16, y: 16 });
+      assert.equal(await nextAnswer(p, () => p.click('#whole-image')), 'answer');
+      assert.equal(await hookValue<number>(p, 'h.lastExplanation.regionMask.reduce((a, b) => a + b, 0)'), 32 * 32);
+
+      // A labels file with colours renames the classes in the legend.
+      await p.setInputFiles('#labels-file', {
+        name: 'labels.txt',
+        mimeType: 'text/plain',
+        buffer: Buffer.from('sea #0000ff\nsand #ffcc00\nrock\nweed #00ff00\n'),
+      });
+      await p.waitForFunction(() => /sea|sand|rock|weed/.test(document.getElementById('legend')?.textContent ?? ''), null, POLL);
+      assert.match((await p.textContent('#class-select')) ?? '', /0 · sea.*1 · sand.*2 · rock.*3 · weed/s);
+
+      // An image dropped on the page, then one pasted: each is predicted and can be asked about.
+      const png = (seed: number) => [...encodePng(randomImage(40, 24, seed))];
+      const predictions = await hookValue<number>(p, 'h.predictions');
+      await p.evaluate((bytes) => {
         const dt = new DataTransfer();
-        dt.items.add(new File([new Uint8Array(bytes)], 'dropped.onnx'));
+        dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
         window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-      }, [...full]),
-    );
-    assert.equal(await hookValue<string>(p, 'h.state().model'), 'dropped.onnx');
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.6), Math.floor(height * 0.5))), 'answer');
-    assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
-    await p.close();
-  });
-
-  test('a model by URL: the layer grid renders one heatmap per layer; shift-click, brush, object, whole image; labels, drop, paste', T, async () => {
-    const p = await newPage('?model=url:/extra/tiny/model.json&image=url:/extra/tiny.png&region=pixel:5,7');
-    await p.waitForFunction(() => (window as unknown as { __segGradCam: { answers: number } }).__segGradCam.answers > 0, null, POLL);
-    const layers = await hookValue<Array<{ name: string; bottleneck: boolean }>>(p, 'h.state().layers');
-    assert.ok(layers.length >= 5);
-    assert.equal(layers.filter((l) => l.bottleneck).length, 1, 'one layer is marked as the bottleneck');
-    assert.match((await p.textContent('#layer-select option:checked')) ?? '', /★/);
-
-    await p.click('#layer-grid-run');
-    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { gridDone: number } }).__segGradCam.gridDone === n, layers.length, POLL);
-    assert.equal(await p.locator('#layer-grid .cell').count(), layers.length);
-    const drawn = await p.$$eval('#layer-grid .cell canvas', (cs) => cs.map((c) => (c as HTMLCanvasElement).width));
-    assert.ok(drawn.every((w) => w > 1), 'every cell holds a heatmap');
-    const names = await p.$$eval('#layer-grid .cell .name', (ns) => ns.map((n) => n.textContent));
-    assert.deepEqual(names, layers.map((l) => l.name));
-    assert.equal(await p.locator('#layer-grid .cell.bottleneck').count(), 1);
-    // A cell opens its layer without asking the worker again.
-    const answers = await hookValue<number>(p, 'h.answers');
-    await p.click(`#layer-grid .cell[data-layer="${layers[0].name}"]`);
-    assert.equal(await hookValue<string>(p, 'h.state().layer'), layers[0].name);
-    assert.equal(await hookValue<number>(p, 'h.answers'), answers);
-
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 20, 20, ['Shift'])), 'answer');
-    assert.deepEqual(await hookValue(p, 'h.lastRegion'), { kind: 'pixels', points: [[5, 7], [20, 20]] });
-    await useTool(p, 'brush');
-    assert.equal(await nextAnswer(p, () => dragPixels(p, '#view-image', [4, 4], [14, 10])), 'answer');
-    const brushed = await hookValue<{ kind: string; painted: number }>(p, '({ kind: h.lastRegion.kind, painted: h.lastRegion.mask.reduce((a, b) => a + b, 0) })');
-    assert.equal(brushed.kind, 'mask');
-    assert.ok(brushed.painted > 20);
-    await useTool(p, 'object');
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 16, 16)), 'answer');
-    assert.deepEqual(await hookValue(p, 'h.lastRegion'), { kind: 'object', x: 16, y: 16 });
-    assert.equal(await nextAnswer(p, () => p.click('#whole-image')), 'answer');
-    assert.equal(await hookValue<number>(p, 'h.lastExplanation.regionMask.reduce((a, b) => a + b, 0)'), 32 * 32);
-
-    // A labels file with colours renames the classes in the legend.
-    await p.setInputFiles('#labels-file', { name: 'labels.txt', mimeType: 'text/plain', buffer: Buffer.from('sea #0000ff\nsand #ffcc00\nrock\nweed #00ff00\n') });
-    await p.waitForFunction(() => /sea|sand|rock|weed/.test(document.getElementById('legend')?.textContent ?? ''), null, POLL);
-    assert.match((await p.textContent('#class-select')) ?? '', /0 · sea.*1 · sand.*2 · rock.*3 · weed/s);
-
-    // An image dropped on the page, then one pasted: each is predicted and can be asked about.
-    const png = (seed: number) => [...encodePng(randomImage(40, 24, seed))];
-    const predictions = await hookValue<number>(p, 'h.predictions');
-    await p.evaluate((bytes) => {
-      const dt = new DataTransfer();
-      dt.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
-      window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-    }, png(8));
-    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n, predictions, POLL);
-    assert.equal(await hookValue<string>(p, 'h.state().image'), 'dropped.png');
-    await p.evaluate((bytes) => {
-      const dt = new DataTransfer();
-      dt.items.add(new File([new Uint8Array(bytes)], 'image.png', { type: 'image/png' }));
-      window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
-    }, png(9));
-    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n + 1, predictions, POLL);
-    assert.equal(await hookValue<string>(p, 'h.state().image'), 'pasted image');
-    await useTool(p, 'pixel');
-    assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 39, 23)), 'answer');
-    assert.equal(await hookValue<number>(p, 'h.lastExplanation.width'), 40);
-    await p.close();
-  });
+      }, png(8));
+      await p.waitForFunction(
+        (n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n,
+        predictions,
+        POLL,
+      );
+      assert.equal(await hookValue<string>(p, 'h.state().image'), 'dropped.png');
+      await p.evaluate((bytes) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([new Uint8Array(bytes)], 'image.png', { type: 'image/png' }));
+        window.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+      }, png(9));
+      await p.waitForFunction(
+        (n) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > n + 1,
+        predictions,
+        POLL,
+      );
+      assert.equal(await hookValue<string>(p, 'h.state().image'), 'pasted image');
+      await useTool(p, 'pixel');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 39, 23)), 'answer');
+      assert.equal(await hookValue<number>(p, 'h.lastExplanation.width'), 40);
+      await p.close();
+    },
+  );
 
   test("the page's heatmap for a pixel equals the CLI's (same model, image, layer, pixel; cpu in Node) within 1e-4", T, async () => {
     for (const model of catalog.models) {
@@ -451,10 +602,14 @@ describe('the explorer in headless Chromium', { skip }, () => {
       for (const layer of [explainer.bottleneck, layers[Math.floor(layers.length * 0.75)].name]) {
         const q = new URLSearchParams({ model: model.id, image: sample, layer, region: `pixel:${x},${y}` });
         const p = await newPage(`?${q}`);
-        await p.waitForFunction(() => {
-          const h = (window as unknown as { __segGradCam: { answers: number; errors: number } }).__segGradCam;
-          return h.answers > 0 || h.errors > 0;
-        }, null, POLL);
+        await p.waitForFunction(
+          () => {
+            const h = (window as unknown as { __segGradCam: { answers: number; errors: number } }).__segGradCam;
+            return h.answers > 0 || h.errors > 0;
+          },
+          null,
+          POLL,
+        );
         const got = await hookValue<{ layer: string; error: string | null; cls: number }>(
           p,
           '({ layer: h.lastExplanation?.layer.name, error: h.lastError, cls: h.lastExplanation?.classIndex })',

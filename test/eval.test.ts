@@ -4,7 +4,15 @@ import { before, describe, test } from 'node:test';
 import { areaShare, biasShare } from '../src/eval/bias.js';
 import { instrumentAdapter } from '../src/eval/cost.js';
 import { cosineMatrix, pca } from '../src/eval/embedding.js';
-import { curveArea, curveImages, heatmapOrder, perturbationCurve, randomOrder, stepCounts, type BatchScorer } from '../src/eval/perturbation.js';
+import {
+  curveArea,
+  curveImages,
+  heatmapOrder,
+  perturbationCurve,
+  randomOrder,
+  stepCounts,
+  type BatchScorer,
+} from '../src/eval/perturbation.js';
 import { barChart, lineChart, matrixPlot, niceTicks, scatterPlot, tickLabel } from '../src/eval/plot.js';
 import { blockOf, cascadeSteps, randomizeLayers, snapshotWeights } from '../src/eval/randomize.js';
 import { defaultLayers } from '../src/eval/run.js';
@@ -31,8 +39,22 @@ describe('statistics', () => {
 
   test('Spearman of a monotone transform is 1, of a reversed order −1; ties get mean ranks', () => {
     const x = [0.3, -1, 2, 5, 0.1, 4];
-    close(spearman(x, x.map((v) => Math.exp(3 * v) + 7)), 1, 1e-12);
-    close(spearman(x, x.map((v) => -v * v * v)), -1, 1e-12);
+    close(
+      spearman(
+        x,
+        x.map((v) => Math.exp(3 * v) + 7),
+      ),
+      1,
+      1e-12,
+    );
+    close(
+      spearman(
+        x,
+        x.map((v) => -v * v * v),
+      ),
+      -1,
+      1e-12,
+    );
     assert.deepEqual(Array.from(ranks([10, 20, 20, 5])), [2, 3.5, 3.5, 1]);
     assert.ok(Number.isNaN(spearman([1, 1, 1], [1, 2, 3])), 'a constant map has no ranking');
     close(pearson([1, 2, 3], [2, 4, 6]), 1, 1e-12);
@@ -129,7 +151,15 @@ describe('α across locations', () => {
     close(at(0, 3), -1);
     close(at(2, 3), -Math.SQRT1_2, 1e-12);
     assert.equal(at(3, 2), at(2, 3));
-    assert.ok(Number.isNaN(cosineMatrix([[0, 0], [1, 0]])[1]), 'a zero vector has no direction');
+    assert.ok(
+      Number.isNaN(
+        cosineMatrix([
+          [0, 0],
+          [1, 0],
+        ])[1],
+      ),
+      'a zero vector has no direction',
+    );
   });
 
   test('PCA by power iteration finds the direction of points on a line', () => {
@@ -161,7 +191,10 @@ describe('cascading randomisation and cost', () => {
     const snap = snapshotWeights(model);
     randomizeLayers(model, ['dec1'], 5);
     const once = model.getLayer('dec1').getWeights()[0].dataSync().slice();
-    assert.ok(once.some((v, i) => v !== before[i]), 'weights changed');
+    assert.ok(
+      once.some((v, i) => v !== before[i]),
+      'weights changed',
+    );
     // Same std as before (within sampling error of 144 values).
     const sd = (a: ArrayLike<number>) => std(Array.from(a));
     assert.ok(Math.abs(sd(once) / sd(before) - 1) < 0.3, `std ratio ${sd(once) / sd(before)}`);
@@ -231,11 +264,27 @@ describe('plots', () => {
   test('charts draw something of a sensible size', () => {
     const line = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: [{ label: 'a', color: [255, 0, 0], xs: [0, 1], ys: [0, 1] }] });
     assert.ok(line.width > 300 && line.height > 200 && nonWhite(line) > 500);
-    const bars = barChart({ title: 't', rows: [{ label: 'r', values: [0.5, Number.NaN] }], series: [{ label: 'a', color: [0, 0, 255] }, { label: 'b', color: [0, 255, 0] }], xLabel: 'x' });
+    const bars = barChart({
+      title: 't',
+      rows: [{ label: 'r', values: [0.5, Number.NaN] }],
+      series: [
+        { label: 'a', color: [0, 0, 255] },
+        { label: 'b', color: [0, 255, 0] },
+      ],
+      xLabel: 'x',
+    });
     assert.ok(nonWhite(bars) > 200);
     const m = matrixPlot([1, 0, 0, 1], 2, { title: 'm', colormap: 'turbo', range: [-1, 1] });
     assert.ok(nonWhite(m) > 1000);
-    const sc = scatterPlot({ title: 's', xLabel: 'x', yLabel: 'y', points: [{ x: 0, y: 0, color: [255, 0, 0] }, { x: 1, y: 2, color: [0, 0, 255] }] });
+    const sc = scatterPlot({
+      title: 's',
+      xLabel: 'x',
+      yLabel: 'y',
+      points: [
+        { x: 0, y: 0, color: [255, 0, 0] },
+        { x: 1, y: 2, color: [0, 0, 255] },
+      ],
+    });
     assert.ok(nonWhite(sc) > 200);
   });
 });

@@ -119,10 +119,7 @@ describe('codec', () => {
     assert.deepEqual(Array.from(decodeImage(makePng(2, 1, 4, 8, [10, 20, 200, 0]), 'ga').data), [10, 10, 10, 20, 200, 200, 200, 0]);
     // 16-bit samples scale to 8 bits: 257 * v → v.
     assert.deepEqual(Array.from(decodeImage(makePng(2, 1, 0, 16, [257 * 9, 65535]), 'g16').data), [9, 9, 9, 255, 255, 255, 255, 255]);
-    assert.deepEqual(
-      Array.from(decodeImage(makePng(1, 1, 6, 16, [257 * 1, 257 * 2, 257 * 3, 257 * 4]), 'rgba16').data),
-      [1, 2, 3, 4],
-    );
+    assert.deepEqual(Array.from(decodeImage(makePng(1, 1, 6, 16, [257 * 1, 257 * 2, 257 * 3, 257 * 4]), 'rgba16').data), [1, 2, 3, 4]);
     const pal = decodeImage(palettePng(), 'pal.png');
     assert.deepEqual(Array.from(pal.data), [255, 0, 0, 255, 0, 255, 0, 255, 0, 0, 255, 255, 255, 0, 0, 255]);
   });
@@ -180,7 +177,10 @@ describe('files', () => {
     await writeFileAtomic(p, Uint8Array.from([4, 5]));
     assert.deepEqual(Array.from(await readFile(p)), [4, 5]);
     assert.equal((await stat(p)).mode & 0o777, 0o600);
-    assert.deepEqual((await readdir(dir)).filter((f) => f.includes('atomic')), ['atomic.bin']);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.includes('atomic')),
+      ['atomic.bin'],
+    );
   });
 
   test('writeFileAtomic leaves no file and no temp file when the directory does not exist', async () => {
@@ -239,9 +239,12 @@ describe('files', () => {
 
     // A grayscale JPEG mask: blocks stay on their side of the threshold.
     const j = createImage(16, 16);
-    for (let i = 0; i < 256; i++) j.data.set((i % 16) < 8 ? [0, 0, 0, 255] : [255, 255, 255, 255], i * 4);
+    for (let i = 0; i < 256; i++) j.data.set(i % 16 < 8 ? [0, 0, 0, 255] : [255, 255, 255, 255], i * 4);
     await writeFile(join(dir, 'mask.jpg'), encodeJpeg(j));
     const jm = await readMaskFile(join(dir, 'mask.jpg'));
-    assert.deepEqual(Array.from(jm.mask), Array.from({ length: 256 }, (_, i) => ((i % 16) < 8 ? 0 : 1)));
+    assert.deepEqual(
+      Array.from(jm.mask),
+      Array.from({ length: 256 }, (_, i) => (i % 16 < 8 ? 0 : 1)),
+    );
   });
 });

@@ -21,7 +21,10 @@ const sym = (x: unknown) => x as tf.SymbolicTensor;
 
 /** Every layer kind with a rule, in one graph (strides, 'same'/'valid', skips, products, pooling, resizing). */
 function zoo(): tf.LayersModel {
-  const seed = (s: number) => ({ kernelInitializer: tf.initializers.glorotNormal({ seed: s }), biasInitializer: tf.initializers.randomNormal({ seed: s + 50, stddev: 0.1 }) });
+  const seed = (s: number) => ({
+    kernelInitializer: tf.initializers.glorotNormal({ seed: s }),
+    biasInitializer: tf.initializers.randomNormal({ seed: s + 50, stddev: 0.1 }),
+  });
   const x = tf.input({ shape: [16, 16, 3] });
   const a = sym(L.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'elu', ...seed(1) }).apply(x));
   const b = sym(L.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'tanh', ...seed(2) }).apply(a));
@@ -49,7 +52,15 @@ function zoo(): tf.LayersModel {
 /** A classifier: conv, BN, ReLU, global average pooling / flatten, dense with a softmax. */
 function classifier(flatten: boolean): tf.LayersModel {
   const x = tf.input({ shape: [8, 8, 3] });
-  let y = sym(L.conv2d({ filters: 6, kernelSize: 3, strides: flatten ? 2 : 1, padding: 'same', kernelInitializer: tf.initializers.glorotNormal({ seed: 9 }) }).apply(x));
+  let y = sym(
+    L.conv2d({
+      filters: 6,
+      kernelSize: 3,
+      strides: flatten ? 2 : 1,
+      padding: 'same',
+      kernelInitializer: tf.initializers.glorotNormal({ seed: 9 }),
+    }).apply(x),
+  );
   y = sym(L.batchNormalization().apply(y));
   y = sym(L.reLU().apply(y));
   y = sym((flatten ? L.flatten() : L.globalAveragePooling2d({})).apply(y));
@@ -66,7 +77,12 @@ function randomiseBatchNorm(model: tf.LayersModel): void {
   for (const layer of model.layers) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
     const [gamma, beta, mean, variance] = layer.getWeights();
-    const fresh = [tf.randomNormal(gamma.shape, 1, 0.3, 'float32', s++), tf.randomNormal(beta.shape, 0, 0.3, 'float32', s++), tf.randomNormal(mean.shape, 0, 0.3, 'float32', s++), tf.randomUniform(variance.shape, 0.2, 2, 'float32', s++)];
+    const fresh = [
+      tf.randomNormal(gamma.shape, 1, 0.3, 'float32', s++),
+      tf.randomNormal(beta.shape, 0, 0.3, 'float32', s++),
+      tf.randomNormal(mean.shape, 0, 0.3, 'float32', s++),
+      tf.randomUniform(variance.shape, 0.2, 2, 'float32', s++),
+    ];
     layer.setWeights(fresh);
     tf.dispose(fresh);
   }
@@ -85,11 +101,14 @@ function objectives(adapter: LayersModelAdapter): Objective[] {
 
 const models: Array<[string, () => tf.LayersModel]> = [
   ['tiny U-Net (fused ReLU convs, max-pool, up-conv, concat)', () => tinyUnet(16, 3, 8)],
-  ['project U-Net with batch norm (depth 2, base 4)', () => {
-    const m = buildUnet({ inputSize: [16, 16], classes: 5, depth: 2, base: 4, batchNorm: true, seed: 3 });
-    randomiseBatchNorm(m);
-    return m;
-  }],
+  [
+    'project U-Net with batch norm (depth 2, base 4)',
+    () => {
+      const m = buildUnet({ inputSize: [16, 16], classes: 5, depth: 2, base: 4, batchNorm: true, seed: 3 });
+      randomiseBatchNorm(m);
+      return m;
+    },
+  ],
   ['zoo of layers', zoo],
   ['classifier, global average pooling', () => classifier(false)],
   ['classifier, flatten + reshape', () => classifier(true)],
@@ -112,7 +131,10 @@ describe('VJPs on the cached pass equal tf.grad over a re-run', () => {
         for (const o of objs.slice(0, 2)) {
           const [gv, gt] = [await pv.gradient(layer, o), await pt.gradient(layer, o)];
           const tol = 1e-5 * Math.max(maxAbs(gt.gradients.dataSync()), 1e-6);
-          assert.ok(maxAbsDiff(gv.gradients.dataSync(), gt.gradients.dataSync()) <= tol, `${layer} ${o.on}: ${maxAbsDiff(gv.gradients.dataSync(), gt.gradients.dataSync())} > ${tol}`);
+          assert.ok(
+            maxAbsDiff(gv.gradients.dataSync(), gt.gradients.dataSync()) <= tol,
+            `${layer} ${o.on}: ${maxAbsDiff(gv.gradients.dataSync(), gt.gradients.dataSync())} > ${tol}`,
+          );
           assert.ok(Math.abs(gv.score - gt.score) <= 1e-5 * Math.max(1, Math.abs(gt.score)), `${layer} score`);
           tf.dispose([gv.activations, gv.gradients, gt.activations, gt.gradients]);
           checked++;
@@ -158,28 +180,39 @@ test('a layer without a rule after the cut: the adapter says so and falls back t
 describe('VJPs on windows around the region equal the VJPs on the whole map', () => {
   const windowModels: Array<[string, () => tf.LayersModel, number]> = [
     // [name, model, how many layers at least must run on windows]
-    ['project U-Net with batch norm (depth 3, base 4, 32x64)', () => {
-      const m = buildUnet({ inputSize: [32, 64], classes: 5, depth: 3, base: 4, batchNorm: true, seed: 4 });
-      randomiseBatchNorm(m);
-      return m;
-    }, 8],
+    [
+      'project U-Net with batch norm (depth 3, base 4, 32x64)',
+      () => {
+        const m = buildUnet({ inputSize: [32, 64], classes: 5, depth: 3, base: 4, batchNorm: true, seed: 4 });
+        randomiseBatchNorm(m);
+        return m;
+      },
+      8,
+    ],
     ['tiny U-Net (same-padded up-conv)', () => tinyUnet(16, 3, 8), 3],
     ['zoo of layers (valid conv, products, pooling: windows only after the last pooling)', zoo, 1],
-    ['strided convs (same and valid, odd sizes), average pooling, nearest up-sampling, add, concat', () => {
-      const init = (s: number) => ({ kernelInitializer: tf.initializers.glorotNormal({ seed: s }), biasInitializer: tf.initializers.randomNormal({ seed: s + 50, stddev: 0.1 }) });
-      const x = tf.input({ shape: [16, 32, 3] });
-      const c1 = sym(L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', ...init(1) }).apply(x));
-      const c2 = sym(L.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'elu', ...init(2) }).apply(c1)); // 8x16
-      const p = sym(L.averagePooling2d({ poolSize: 2 }).apply(c2)); // 4x8
-      const u1 = sym(L.upSampling2d({ size: [2, 2] }).apply(p)); // 8x16
-      const sum = sym(L.add().apply([u1, c2]));
-      const u2 = sym(L.upSampling2d({ size: [2, 2] }).apply(sum)); // 16x32
-      const cat = sym(L.concatenate().apply([u2, c1]));
-      const v = sym(L.conv2d({ filters: 5, kernelSize: 3, strides: 2, padding: 'valid', activation: 'tanh', ...init(3) }).apply(cat)); // 7x15
-      const u3 = sym(L.upSampling2d({ size: [2, 2] }).apply(v)); // 14x30
-      const out = sym(L.conv2d({ filters: 3, kernelSize: 3, padding: 'same', ...init(4) }).apply(u3));
-      return tf.model({ inputs: x, outputs: out });
-    }, 11],
+    [
+      'strided convs (same and valid, odd sizes), average pooling, nearest up-sampling, add, concat',
+      () => {
+        const init = (s: number) => ({
+          kernelInitializer: tf.initializers.glorotNormal({ seed: s }),
+          biasInitializer: tf.initializers.randomNormal({ seed: s + 50, stddev: 0.1 }),
+        });
+        const x = tf.input({ shape: [16, 32, 3] });
+        const c1 = sym(L.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', ...init(1) }).apply(x));
+        const c2 = sym(L.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'elu', ...init(2) }).apply(c1)); // 8x16
+        const p = sym(L.averagePooling2d({ poolSize: 2 }).apply(c2)); // 4x8
+        const u1 = sym(L.upSampling2d({ size: [2, 2] }).apply(p)); // 8x16
+        const sum = sym(L.add().apply([u1, c2]));
+        const u2 = sym(L.upSampling2d({ size: [2, 2] }).apply(sum)); // 16x32
+        const cat = sym(L.concatenate().apply([u2, c1]));
+        const v = sym(L.conv2d({ filters: 5, kernelSize: 3, strides: 2, padding: 'valid', activation: 'tanh', ...init(3) }).apply(cat)); // 7x15
+        const u3 = sym(L.upSampling2d({ size: [2, 2] }).apply(v)); // 14x30
+        const out = sym(L.conv2d({ filters: 3, kernelSize: 3, padding: 'same', ...init(4) }).apply(u3));
+        return tf.model({ inputs: x, outputs: out });
+      },
+      11,
+    ],
   ];
   for (const [name, make, minWindowed] of windowModels) {
     test(name, async () => {
@@ -245,7 +278,10 @@ describe('VJPs on windows around the region equal the VJPs on the whole map', ()
     const a = sym(L.conv2d({ filters: 2, kernelSize: 3, padding: 'same', name: 'first' }).apply(x));
     const b = sym(L.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same', name: 'overlapping' }).apply(a));
     const overlapping = tf.model({ inputs: x, outputs: sym(L.conv2d({ filters: 2, kernelSize: 1 }).apply(b)) });
-    assert.match(new LayersModelAdapter(overlapping).windowReason('first') ?? '', /overlapping \(MaxPooling2D\): pooling windows that overlap/);
+    assert.match(
+      new LayersModelAdapter(overlapping).windowReason('first') ?? '',
+      /overlapping \(MaxPooling2D\): pooling windows that overlap/,
+    );
     overlapping.dispose();
   });
 });

@@ -25,7 +25,9 @@ describe('LayersModel executor', () => {
 
   test('a final softmax is skipped so scores are logits', () => {
     const input = tf.input({ shape: [4, 4, 2] });
-    const out = tf.layers.conv2d({ filters: 3, kernelSize: 1, activation: 'softmax', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(input) as tf.SymbolicTensor;
+    const out = tf.layers
+      .conv2d({ filters: 3, kernelSize: 1, activation: 'softmax', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) })
+      .apply(input) as tf.SymbolicTensor;
     const model = tf.model({ inputs: input, outputs: out });
     const adapter = new LayersModelAdapter(model);
     assert.equal(adapter.output.activation, 'softmax');
@@ -43,8 +45,18 @@ describe('LayersModel executor', () => {
 });
 
 /** α by central finite differences of the float64 reference network (no TF.js involved). */
-function finiteDifferenceAlpha(model: tf.LayersModel, x: Float64Array, size: number, layer: 'bottleneck' | 'enc1', weights: Float32Array): number[] {
-  const p = (name: string) => model.getLayer(name).getWeights().map((t) => t.dataSync());
+function finiteDifferenceAlpha(
+  model: tf.LayersModel,
+  x: Float64Array,
+  size: number,
+  layer: 'bottleneck' | 'enc1',
+  weights: Float32Array,
+): number[] {
+  const p = (name: string) =>
+    model
+      .getLayer(name)
+      .getWeights()
+      .map((t) => t.dataSync());
   const [k1, b1] = p('enc1');
   const [kb, bb] = p('bottleneck');
   const [ku, bu] = p('up1');
@@ -82,7 +94,9 @@ describe('Seg-Grad-CAM α against finite differences', () => {
       const e = await explainer.explain(image, { region, layer, classId: 1 });
       assert.ok(e.weights);
       // The input as the explainer sees it (float32 0..1), then float64 from there on.
-      const x = Float64Array.from(Float32Array.from({ length: size * size * 3 }, (_, i) => image.data[Math.floor(i / 3) * 4 + (i % 3)] / 255));
+      const x = Float64Array.from(
+        Float32Array.from({ length: size * size * 3 }, (_, i) => image.data[Math.floor(i / 3) * 4 + (i % 3)] / 255),
+      );
       const objective = regionObjective(explainer.adapter.output, 1, e.regionMask, 'logits');
       const fd = finiteDifferenceAlpha(model, x, size, layer, objective.weights);
       const scale = Math.max(maxAbs(fd), 1e-6);

@@ -14,14 +14,16 @@ let base = '';
 before(async () => {
   await useCpu();
   // The browser's way in: model.json and weights over HTTP (here from a server on loopback).
-  server = createServer(async (req, res) => {
-    try {
-      const body = await readFile(join('models/selfie', (req.url ?? '/').replace(/^\/+/, '')));
-      res.writeHead(200, { 'content-type': req.url?.endsWith('.json') ? 'application/json' : 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
+  server = createServer((req, res) => {
+    void (async () => {
+      try {
+        const body = await readFile(join('models/selfie', (req.url ?? '/').replace(/^\/+/, '')));
+        res.writeHead(200, { 'content-type': req.url?.endsWith('.json') ? 'application/json' : 'application/octet-stream' });
+        res.end(body);
+      } catch {
+        res.writeHead(404).end();
+      }
+    })();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -38,5 +40,8 @@ test('loadModel reads a graph model from a URL, as a browser would', async () =>
 });
 
 test('a missing URL is a clear model error', async () => {
-  await assert.rejects(loadModel(`${base}/missing.json`), (err: unknown) => err instanceof SegGradCamError && err.code === 'model' && /missing\.json/.test(err.message));
+  await assert.rejects(
+    loadModel(`${base}/missing.json`),
+    (err: unknown) => err instanceof SegGradCamError && err.code === 'model' && /missing\.json/.test(err.message),
+  );
 });

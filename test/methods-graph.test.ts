@@ -53,7 +53,12 @@ describe('GraphModel batched calls and the input gradient (selfie)', () => {
     const w = tf.tensor(objective.weights, [1, 256, 256, 1]);
     const logits = (t: tf.Tensor) => adapter.model.execute({ input_1: t }, 'segment_add') as tf.Tensor;
     const checks: Array<[number, number, number]> = [];
-    for (const [py, px, c] of [[108, 128, 0], [108, 140, 1], [104, 124, 2], [60, 60, 0]] as const) {
+    for (const [py, px, c] of [
+      [108, 128, 0],
+      [108, 140, 1],
+      [104, 124, 2],
+      [60, 60, 0],
+    ] as const) {
       const [g, fd] = tf.tidy(() => {
         const d = tf.buffer([1, 256, 256, 3]);
         d.set(eps, 0, py, px, c);
@@ -83,7 +88,10 @@ describe('every method on the selfie GraphModel', () => {
       const before = tf.memory().numTensors;
       const request = { region: box(20, 20, 40, 40), classId: 1, layer, method, methodOptions: options };
       if (method === 'cam') {
-        await assert.rejects(explainer.explain(image, request), (err: unknown) => err instanceof SegGradCamError && err.code === 'model' && /global-average-pooling/.test(err.message));
+        await assert.rejects(
+          explainer.explain(image, request),
+          (err: unknown) => err instanceof SegGradCamError && err.code === 'model' && /global-average-pooling/.test(err.message),
+        );
       } else {
         const e = await explainer.explain(image, request);
         assert.ok(e.heatmap.every(Number.isFinite), method);

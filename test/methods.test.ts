@@ -6,7 +6,18 @@ import { EigenCam, methodNames } from '../src/methods/index.js';
 import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
 import { regionObjective } from '../src/region/objective.js';
 import { box, pixel, whole } from '../src/region/region.js';
-import { inputOf, layerOutput, linearHead, normalCdf, pearson, pixelLinear, predictScores, setWeights, greyImage, thresholdModel } from './helpers/method-models.js';
+import {
+  inputOf,
+  layerOutput,
+  linearHead,
+  normalCdf,
+  pearson,
+  pixelLinear,
+  predictScores,
+  setWeights,
+  greyImage,
+  thresholdModel,
+} from './helpers/method-models.js';
 import { maxAbs, maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
 import { tinyUnet } from './helpers/tiny-unet.js';
 
@@ -134,7 +145,8 @@ describe('Score-CAM against its definition', () => {
         hi = Math.max(hi, A[p * K + k]);
       }
       const masked = new Float32Array(xd.length);
-      for (let p = 0; p < size * size; p++) for (let ch = 0; ch < 3; ch++) masked[p * 3 + ch] = ((A[p * K + k] - lo) / (hi - lo + 1e-8)) * xd[p * 3 + ch];
+      for (let p = 0; p < size * size; p++)
+        for (let ch = 0; ch < 3; ch++) masked[p * 3 + ch] = ((A[p * K + k] - lo) / (hi - lo + 1e-8)) * xd[p * 3 + ch];
       const xk = tf.tensor4d(masked, [1, size, size, 3]);
       alpha[k] = predictScores(model, xk, weights)[0] - sb;
       xk.dispose();
@@ -174,7 +186,15 @@ describe('Score-CAM against its definition', () => {
 describe('input attributions on models whose gradients are written down', () => {
   test('saliency = max_c |W_c| on M and 0 elsewhere; gradient × input = ReLU(Σ_c x_c W_c) on M', async () => {
     // logits_1(p) = 0.5 r − 2 g + b·1 + 0.3: ∂S/∂x(p) = (0.5, −2, 1) for p ∈ M.
-    const model = pixelLinear(6, [[0.2, 0.5], [0.1, -2], [-0.3, 1]], [0.1, 0.3]);
+    const model = pixelLinear(
+      6,
+      [
+        [0.2, 0.5],
+        [0.1, -2],
+        [-0.3, 1],
+      ],
+      [0.1, 0.3],
+    );
     const explainer = new Explainer(new LayersModelAdapter(model));
     const image = randomImage(6, 6, 4);
     const region = box(1, 2, 4, 3);
@@ -182,7 +202,12 @@ describe('input attributions on models whose gradients are written down', () => 
     const sal = await explainer.explain(image, { region, classId: 1, method: 'saliency' });
     assert.equal(sal.layer.name, 'input');
     assert.deepEqual([sal.camHeight, sal.camWidth], [6, 6]);
-    assert.ok(maxAbsDiff(sal.cam, Array.from({ length: 36 }, (_, p) => (inM(p) ? 2 : 0))) < 1e-6);
+    assert.ok(
+      maxAbsDiff(
+        sal.cam,
+        Array.from({ length: 36 }, (_, p) => (inM(p) ? 2 : 0)),
+      ) < 1e-6,
+    );
     const gxi = await explainer.explain(image, { region, classId: 1, method: 'gradient-x-input' });
     const px = (p: number, ch: number) => image.data[p * 4 + ch] / 255;
     const want = Array.from({ length: 36 }, (_, p) => (inM(p) ? relu(0.5 * px(p, 0) - 2 * px(p, 1) + px(p, 2)) : 0));
@@ -204,7 +229,12 @@ describe('input attributions on models whose gradients are written down', () => 
     assert.ok(maxAbsDiff(e.cam, want) < 0.063, `${Array.from(e.cam).map((v) => v.toFixed(3))} vs ${want.map((v) => v.toFixed(3))}`);
     const again = await explainer.explain(grey, { region: whole(), classId: 1, method: 'smoothgrad', methodOptions: options });
     assert.deepEqual(Array.from(again.cam), Array.from(e.cam));
-    const other = await explainer.explain(grey, { region: whole(), classId: 1, method: 'smoothgrad', methodOptions: { ...options, seed: 8 } });
+    const other = await explainer.explain(grey, {
+      region: whole(),
+      classId: 1,
+      method: 'smoothgrad',
+      methodOptions: { ...options, seed: 8 },
+    });
     assert.ok(maxAbsDiff(other.cam, e.cam) > 1e-3, 'another seed gives other noise');
     explainer.dispose();
   });
@@ -212,7 +242,12 @@ describe('input attributions on models whose gradients are written down', () => 
   test('Integrated Gradients from black = x − ½ where x > ½, else 0 (hand integral)', async () => {
     // IG_p = x_p ∫₀¹ 1[t x_p > ½] dt = x_p − ½; the trapezoidal rule errs by at most x_p/(2·steps).
     const explainer = new Explainer(new LayersModelAdapter(thresholdModel(4, 0.5)));
-    const e = await explainer.explain(grey, { region: whole(), classId: 1, method: 'integrated-gradients', methodOptions: { steps: 200, batchSize: 201 } });
+    const e = await explainer.explain(grey, {
+      region: whole(),
+      classId: 1,
+      method: 'integrated-gradients',
+      methodOptions: { steps: 200, batchSize: 201 },
+    });
     const want = values.map((v) => relu(v / 255 - 0.5));
     assert.ok(maxAbsDiff(e.cam, want) < 0.0026, `${Array.from(e.cam)} vs ${want}`);
     explainer.dispose();
@@ -258,7 +293,12 @@ describe('Grid Saliency', () => {
     const explainer = new Explainer(new LayersModelAdapter(model));
     const image = randomImage(8, 8, 12);
     image.data.set([200, 180, 220], (3 * 8 + 3) * 4);
-    const e = await explainer.explain(image, { region: pixel(4, 3), classId: 1, method: 'grid-saliency', methodOptions: { maskResolution: 8, iterations: 150 } });
+    const e = await explainer.explain(image, {
+      region: pixel(4, 3),
+      classId: 1,
+      method: 'grid-saliency',
+      methodOptions: { maskResolution: 8, iterations: 150 },
+    });
     assert.deepEqual([e.camHeight, e.camWidth], [8, 8]);
     const keep = 3 * 8 + 3;
     assert.ok(e.cam[keep] > 0.9, `mask at the context pixel: ${e.cam[keep]}`);
@@ -316,12 +356,30 @@ describe('LRP', () => {
 
   function residualNet(): tf.LayersModel {
     const input = tf.input({ shape: [8, 8, 3] });
-    const a = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
-    const b = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }).apply(a) as tf.SymbolicTensor;
+    const a = tf.layers
+      .conv2d({
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }),
+      })
+      .apply(input) as tf.SymbolicTensor;
+    const b = tf.layers
+      .conv2d({
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }),
+      })
+      .apply(a) as tf.SymbolicTensor;
     const s = tf.layers.add().apply([a, b]) as tf.SymbolicTensor;
     const p = tf.layers.averagePooling2d({ poolSize: 2 }).apply(s) as tf.SymbolicTensor;
     const u = tf.layers.upSampling2d({ size: [2, 2] }).apply(p) as tf.SymbolicTensor;
-    const out = tf.layers.conv2d({ filters: 3, kernelSize: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(u) as tf.SymbolicTensor;
+    const out = tf.layers
+      .conv2d({ filters: 3, kernelSize: 1, kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) })
+      .apply(u) as tf.SymbolicTensor;
     return tf.model({ inputs: input, outputs: out });
   }
 
@@ -355,10 +413,14 @@ describe('LRP', () => {
     const { lrpRelevance } = await import('../src/methods/lrp.js');
     const build = (withBn: boolean) => {
       const input = tf.input({ shape: [6, 6, 3] });
-      let h = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv', kernelInitializer: tf.initializers.glorotNormal({ seed: 5 }) }).apply(input) as tf.SymbolicTensor;
+      let h = tf.layers
+        .conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv', kernelInitializer: tf.initializers.glorotNormal({ seed: 5 }) })
+        .apply(input) as tf.SymbolicTensor;
       if (withBn) h = tf.layers.batchNormalization({ name: 'bn' }).apply(h) as tf.SymbolicTensor;
       h = tf.layers.reLU().apply(h) as tf.SymbolicTensor;
-      const out = tf.layers.conv2d({ filters: 2, kernelSize: 1, name: 'out', kernelInitializer: tf.initializers.glorotNormal({ seed: 6 }) }).apply(h) as tf.SymbolicTensor;
+      const out = tf.layers
+        .conv2d({ filters: 2, kernelSize: 1, name: 'out', kernelInitializer: tf.initializers.glorotNormal({ seed: 6 }) })
+        .apply(h) as tf.SymbolicTensor;
       return tf.model({ inputs: input, outputs: out });
     };
     const withBn = build(true);
@@ -374,7 +436,11 @@ describe('LRP', () => {
     // By hand: W' = W γ/√(σ²+ε), b' = (b − μ) γ/√(σ²+ε) + β (Keras' ε = 1e-3).
     const s = gamma.map((g, k) => g / Math.sqrt(variance[k] + 1e-3));
     const k0 = conv[0].dataSync();
-    setWeights(folded.getLayer('conv'), { data: Array.from(k0, (v, i) => v * s[i % 4]), shape: conv[0].shape }, { data: bias0.map((b, k) => (b - mean[k]) * s[k] + beta[k]), shape: [4] });
+    setWeights(
+      folded.getLayer('conv'),
+      { data: Array.from(k0, (v, i) => v * s[i % 4]), shape: conv[0].shape },
+      { data: bias0.map((b, k) => (b - mean[k]) * s[k] + beta[k]), shape: [4] },
+    );
     const out = withBn.getLayer('out').getWeights();
     folded.getLayer('out').setWeights(out);
     const x = inputOf(randomImage(6, 6, 2));
@@ -406,16 +472,33 @@ describe('LRP', () => {
     const t = tf.layers.conv2d({ filters: 2, kernelSize: 1, activation: 'tanh', name: 'squash' }).apply(input2) as tf.SymbolicTensor;
     const out2 = tf.layers.conv2d({ filters: 2, kernelSize: 1 }).apply(t) as tf.SymbolicTensor;
     const explainer2 = new Explainer(new LayersModelAdapter(tf.model({ inputs: input2, outputs: out2 })));
-    await assert.rejects(explainer2.explain(randomImage(6, 6), { region: whole(), classId: 1, method: 'lrp' }), /'squash' \(Conv2D with activation tanh\)/);
+    await assert.rejects(
+      explainer2.explain(randomImage(6, 6), { region: whole(), classId: 1, method: 'lrp' }),
+      /'squash' \(Conv2D with activation tanh\)/,
+    );
   });
 });
 
 describe('CAM (Zhou et al.) on global average pooling + a linear head', () => {
   test('equals Grad-CAM up to scale N: weights W_kc = N α_k, same heatmap', async () => {
     const input = tf.input({ shape: [8, 8, 3] });
-    const features = tf.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'relu', name: 'features', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }).apply(input) as tf.SymbolicTensor;
+    const features = tf.layers
+      .conv2d({
+        filters: 5,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        name: 'features',
+        kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }),
+      })
+      .apply(input) as tf.SymbolicTensor;
     const pooled = tf.layers.globalAveragePooling2d({}).apply(features) as tf.SymbolicTensor;
-    const head = tf.layers.dense({ units: 4, activation: 'softmax', name: 'head', kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }) });
+    const head = tf.layers.dense({
+      units: 4,
+      activation: 'softmax',
+      name: 'head',
+      kernelInitializer: tf.initializers.glorotNormal({ seed: 4 }),
+    });
     const model = tf.model({ inputs: input, outputs: head.apply(pooled) as tf.SymbolicTensor });
     const explainer = new Explainer(new LayersModelAdapter(model));
     const image = randomImage(8, 8, 6);
@@ -425,14 +508,34 @@ describe('CAM (Zhou et al.) on global average pooling + a linear head', () => {
       const cam = await explainer.explain(image, { region: whole(), classId: c, layer: 'features', method: 'cam' });
       const grad = await explainer.explain(image, { region: whole(), classId: c, layer: 'features', method: 'seg-grad-cam' });
       assert.ok(cam.weights && grad.weights);
-      assert.ok(maxAbsDiff(cam.weights, W.map((row) => row[c])) < 1e-6, 'CAM weights are the dense kernel column');
-      assert.ok(maxAbsDiff(cam.weights, Array.from(grad.weights, (v) => v * 64)) < 1e-5);
+      assert.ok(
+        maxAbsDiff(
+          cam.weights,
+          W.map((row) => row[c]),
+        ) < 1e-6,
+        'CAM weights are the dense kernel column',
+      );
+      assert.ok(
+        maxAbsDiff(
+          cam.weights,
+          Array.from(grad.weights, (v) => v * 64),
+        ) < 1e-5,
+      );
       assert.ok(maxAbsDiff(cam.heatmap, grad.heatmap) < 1e-5);
-      assert.ok(maxAbsDiff(cam.cam, Array.from(grad.cam, (v) => v * 64)) < 1e-5 * Math.max(1, maxAbs(cam.cam)));
+      assert.ok(
+        maxAbsDiff(
+          cam.cam,
+          Array.from(grad.cam, (v) => v * 64),
+        ) <
+          1e-5 * Math.max(1, maxAbs(cam.cam)),
+      );
       if (!cam.empty) nonEmpty++;
     }
     assert.ok(nonEmpty > 0);
-    await assert.rejects(new Explainer(new LayersModelAdapter(tinyUnet(8, 3, 1))).explain(randomImage(8, 8), { region: whole(), classId: 1, method: 'cam' }), /GlobalAveragePooling2D/);
+    await assert.rejects(
+      new Explainer(new LayersModelAdapter(tinyUnet(8, 3, 1))).explain(randomImage(8, 8), { region: whole(), classId: 1, method: 'cam' }),
+      /GlobalAveragePooling2D/,
+    );
   });
 });
 
@@ -440,8 +543,19 @@ describe('truncation to the pixels M depends on', () => {
   // Two 3x3 convs without activation: M = one pixel depends on exactly the 5x5 window around it.
   function twoConvs(size: number): tf.LayersModel {
     const input = tf.input({ shape: [size, size, 3] });
-    const c1 = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'c1', kernelInitializer: tf.initializers.glorotNormal({ seed: 8 }), biasInitializer: tf.initializers.constant({ value: 0.3 }) }).apply(input) as tf.SymbolicTensor;
-    const c2 = tf.layers.conv2d({ filters: 3, kernelSize: 3, padding: 'same', name: 'c2', kernelInitializer: tf.initializers.glorotNormal({ seed: 9 }) }).apply(c1) as tf.SymbolicTensor;
+    const c1 = tf.layers
+      .conv2d({
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        name: 'c1',
+        kernelInitializer: tf.initializers.glorotNormal({ seed: 8 }),
+        biasInitializer: tf.initializers.constant({ value: 0.3 }),
+      })
+      .apply(input) as tf.SymbolicTensor;
+    const c2 = tf.layers
+      .conv2d({ filters: 3, kernelSize: 3, padding: 'same', name: 'c2', kernelInitializer: tf.initializers.glorotNormal({ seed: 9 }) })
+      .apply(c1) as tf.SymbolicTensor;
     return tf.model({ inputs: input, outputs: c2 });
   }
 
@@ -526,7 +640,8 @@ describe('options', () => {
     const mirror = { ...image, data: new Uint8ClampedArray(image.data.length) };
     const dark = { ...image, data: image.data.map((v, i) => ((i & 3) === 3 ? v : v / 2)) };
     for (let y = 0; y < size; y++)
-      for (let x = 0; x < size; x++) mirror.data.set(image.data.subarray((y * size + x) * 4, (y * size + x) * 4 + 4), (y * size + size - 1 - x) * 4);
+      for (let x = 0; x < size; x++)
+        mirror.data.set(image.data.subarray((y * size + x) * 4, (y * size + x) * 4 + 4), (y * size + size - 1 - x) * 4);
     const a = await explainer.explain(image, request);
     const b = await explainer.explain(mirror, { ...request, region: box(size - 1 - 9, 4, size - 1 - 3, 12) });
     const c = await explainer.explain(dark, request);
@@ -545,12 +660,20 @@ describe('options', () => {
     const explainer = new Explainer(new LayersModelAdapter(model));
     const request = { region: box(3, 4, 9, 12), classId: 1 };
     const e = await explainer.explain(image, { ...request, layers: ['enc1', 'bottleneck', 'dec1'] });
-    assert.deepEqual(e.layers?.map((l) => l.name), ['enc1', 'bottleneck', 'dec1']);
+    assert.deepEqual(
+      e.layers?.map((l) => l.name),
+      ['enc1', 'bottleneck', 'dec1'],
+    );
     const parts: Float32Array[] = [];
     for (const layer of ['enc1', 'bottleneck', 'dec1']) parts.push((await explainer.explain(image, { ...request, layer })).heatmap);
     const mean = parts[0].map((_, i) => (parts[0][i] + parts[1][i] + parts[2][i]) / 3);
     const top = Math.max(...mean);
-    assert.ok(maxAbsDiff(e.heatmap, mean.map((v) => v / top)) < 1e-6);
+    assert.ok(
+      maxAbsDiff(
+        e.heatmap,
+        mean.map((v) => v / top),
+      ) < 1e-6,
+    );
     explainer.release();
   });
 
@@ -558,8 +681,14 @@ describe('options', () => {
     const explainer = new Explainer(new LayersModelAdapter(model));
     const e = await explainer.explain(image, { region: whole(), classId: 1, method: 'saliency', layer: 'enc1' });
     assert.equal(e.layer.name, 'input');
-    await assert.rejects(explainer.explain(image, { region: whole(), classId: 1, method: 'saliency', layers: ['enc1', 'dec1'] }), /attributes to the input/);
-    await assert.rejects(explainer.explain(image, { region: whole(), method: 'nope' }), /unknown method 'nope'; valid methods: seg-grad-cam/);
+    await assert.rejects(
+      explainer.explain(image, { region: whole(), classId: 1, method: 'saliency', layers: ['enc1', 'dec1'] }),
+      /attributes to the input/,
+    );
+    await assert.rejects(
+      explainer.explain(image, { region: whole(), method: 'nope' }),
+      /unknown method 'nope'; valid methods: seg-grad-cam/,
+    );
     explainer.release();
   });
 });

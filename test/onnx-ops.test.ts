@@ -67,7 +67,10 @@ async function checkLayer(ad: OnnxModelAdapter, layer: string, seed: number): Pr
 
 /** The input and up to two inner layers (the first, and the one in the middle of the list). */
 function layersToCheck(ad: OnnxModelAdapter): string[] {
-  const inner = ad.layers().map((l) => l.name).filter((n) => n !== ad.logitsName);
+  const inner = ad
+    .layers()
+    .map((l) => l.name)
+    .filter((n) => n !== ad.logitsName);
   const picked = new Set<string>();
   if (inner.length > 0) picked.add(inner[0]);
   if (inner.length > 2) picked.add(inner[Math.floor(inner.length / 2)]);
@@ -75,7 +78,9 @@ function layersToCheck(ad: OnnxModelAdapter): string[] {
 }
 
 describe('gradient graph vs finite differences, one graph per op (torch.onnx.export fixtures)', () => {
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.onnx')).sort();
+  const files = readdirSync(DIR)
+    .filter((f) => f.endsWith('.onnx'))
+    .sort();
   test('the fixtures are there', () => assert.ok(files.length >= 35, `only ${files.length} fixtures`));
   for (const f of files) {
     test(f.replace('.onnx', ''), async () => {
@@ -104,17 +109,42 @@ function handModel(opset: number, body: (b: GraphBuilder, x: string) => string, 
 }
 
 const HAND: Array<[string, ModelProto]> = [
-    ['Dropout (inference) and Identity', handModel(13, (b, x) => b.op('Tanh', [b.node('Dropout', [b.op('Identity', [x])], {}, 2)[0]]), [1, 4, 6, 8])],
-    ['Flatten → MatMul → Reshape', handModel(13, (b, x) => b.op('Reshape', [b.op('MatMul', [b.op('Flatten', [x], { axis: { i: 1 } }), b.floats('m', [192, 24], gaussian(192 * 24, 9, 0.1))]), b.ints('shape', [1, 2, 3, 4])]), [1, 2, 3, 4])],
-    ['Sub and Div by a layer (both operands on the path)', handModel(13, (b, x) => b.op('Div', [b.op('Sub', [x, b.op('Tanh', [x])]), b.op('Add', [b.op('Mul', [x, x]), b.scalar('one', 1)])]), [1, 4, 6, 8])],
-    [
-      'Unsqueeze, Squeeze, Cast, Sum',
-      handModel(13, (b, x) => {
+  [
+    'Dropout (inference) and Identity',
+    handModel(13, (b, x) => b.op('Tanh', [b.node('Dropout', [b.op('Identity', [x])], {}, 2)[0]]), [1, 4, 6, 8]),
+  ],
+  [
+    'Flatten → MatMul → Reshape',
+    handModel(
+      13,
+      (b, x) =>
+        b.op('Reshape', [
+          b.op('MatMul', [b.op('Flatten', [x], { axis: { i: 1 } }), b.floats('m', [192, 24], gaussian(192 * 24, 9, 0.1))]),
+          b.ints('shape', [1, 2, 3, 4]),
+        ]),
+      [1, 2, 3, 4],
+    ),
+  ],
+  [
+    'Sub and Div by a layer (both operands on the path)',
+    handModel(
+      13,
+      (b, x) => b.op('Div', [b.op('Sub', [x, b.op('Tanh', [x])]), b.op('Add', [b.op('Mul', [x, x]), b.scalar('one', 1)])]),
+      [1, 4, 6, 8],
+    ),
+  ],
+  [
+    'Unsqueeze, Squeeze, Cast, Sum',
+    handModel(
+      13,
+      (b, x) => {
         const u = b.op('Unsqueeze', [x, b.ints('ax', [2])]);
         const s = b.op('Cast', [b.op('Squeeze', [b.op('Tanh', [u]), b.ints('ax2', [2])])], { to: { i: DataType.FLOAT } });
         return b.op('Sum', [x, s, b.op('Sigmoid', [x])]);
-      }, [1, 4, 6, 8]),
-    ],
+      },
+      [1, 4, 6, 8],
+    ),
+  ],
 ];
 
 describe('gradient graph vs finite differences, graphs written here', () => {
@@ -130,7 +160,6 @@ describe('gradient graph vs finite differences, graphs written here', () => {
   }
 });
 
-
 describe('errors', () => {
   test('an unsupported op on the gradient path is named, with its node', async () => {
     const model = handModel(13, (b, x) => b.op('Erf', [x], {}, 'my_erf_node'), [1, 4, 6, 8]);
@@ -138,7 +167,8 @@ describe('errors', () => {
     try {
       assert.throws(
         () => ad.gradientGraph(INPUT_LAYER),
-        (err: unknown) => err instanceof SegGradCamError && err.code === 'model' && /'Erf'/.test(err.message) && /my_erf_node/.test(err.message),
+        (err: unknown) =>
+          err instanceof SegGradCamError && err.code === 'model' && /'Erf'/.test(err.message) && /my_erf_node/.test(err.message),
       );
       // The same op off the path (downstream layers) does not matter: the gradient at the Erf output builds.
       const erfOut = ad.analysis.nodes.find((n) => n.opType === 'Erf')?.output[0] as string;
@@ -149,10 +179,17 @@ describe('errors', () => {
   });
 
   test('opsets before 10 are refused with a clear error (Upsample lives there; opset 11+ exports use Resize)', async () => {
-    const model = handModel(9, (b, x) => b.op('Upsample', [x, b.floats('s', [4], [1, 1, 2, 2])], { mode: { s: 'nearest' } }), [1, 4, 12, 16]);
+    const model = handModel(
+      9,
+      (b, x) => b.op('Upsample', [x, b.floats('s', [4], [1, 1, 2, 2])], { mode: { s: 'nearest' } }),
+      [1, 4, 12, 16],
+    );
     const ad = await Adapter.create(encodeModel(model), nodeRuntime);
     try {
-      assert.throws(() => ad.gradientGraph(INPUT_LAYER), (err: unknown) => err instanceof SegGradCamError && /opset 9/.test(err.message));
+      assert.throws(
+        () => ad.gradientGraph(INPUT_LAYER),
+        (err: unknown) => err instanceof SegGradCamError && /opset 9/.test(err.message),
+      );
     } finally {
       ad.dispose();
     }
@@ -161,14 +198,20 @@ describe('errors', () => {
   test('an unknown layer is a layer error listing the valid ones', async () => {
     const ad = await Adapter.create(readFileSync(new URL('relu.onnx', DIR)), nodeRuntime);
     try {
-      assert.throws(() => ad.resolve('nope'), (err: unknown) => err instanceof SegGradCamError && err.code === 'layer' && /valid layers: input, /.test(err.message));
+      assert.throws(
+        () => ad.resolve('nope'),
+        (err: unknown) => err instanceof SegGradCamError && err.code === 'layer' && /valid layers: input, /.test(err.message),
+      );
     } finally {
       ad.dispose();
     }
   });
 
   test('not an ONNX file', async () => {
-    await assert.rejects(Adapter.create(new TextEncoder().encode('{"format": "layers-model"}'), nodeRuntime), (err: unknown) => err instanceof SegGradCamError && err.code === 'model');
+    await assert.rejects(
+      Adapter.create(new TextEncoder().encode('{"format": "layers-model"}'), nodeRuntime),
+      (err: unknown) => err instanceof SegGradCamError && err.code === 'model',
+    );
   });
 
   test('every op in the supported list has a test graph', () => {
@@ -177,6 +220,9 @@ describe('errors', () => {
       for (const n of decodeModel(readFileSync(new URL(f, DIR))).graph.node) tested.add(n.opType);
     }
     for (const [, model] of HAND) for (const n of model.graph.node) tested.add(n.opType);
-    assert.deepEqual(SUPPORTED_OPS.filter((op) => !tested.has(op)), []);
+    assert.deepEqual(
+      SUPPORTED_OPS.filter((op) => !tested.has(op)),
+      [],
+    );
   });
 });

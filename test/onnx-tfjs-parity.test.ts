@@ -51,7 +51,10 @@ test('ONNX and TF.js U-Nets from the same numbers give the same explanations (1e
   for (const region of [box(10, 6, 30, 20), pixel(40, 12)]) {
     for (const [what, o, l] of LAYERS) {
       const label = `${what}, ${region.kind}`;
-      const [eo, et] = [await onnx.explain(image, { region, classId: 2, layer: o }), await tfjs.explain(image, { region, classId: 2, layer: l })];
+      const [eo, et] = [
+        await onnx.explain(image, { region, classId: 2, layer: o }),
+        await tfjs.explain(image, { region, classId: 2, layer: l }),
+      ];
       assert.ok(!eo.empty && !et.empty, `${label}: empty heatmap`);
       const dHeat = maxAbsDiff(eo.heatmap, et.heatmap);
       assert.ok(dHeat <= 1e-4, `${label}: heatmaps differ by ${dHeat}`);
@@ -61,7 +64,9 @@ test('ONNX and TF.js U-Nets from the same numbers give the same explanations (1e
       worst = [Math.max(worst[0], dHeat), Math.max(worst[1], dWeights)];
     }
   }
-  t.diagnostic(`labels agree on ${same}/${po.labels.length}; max |Δheatmap| ${worst[0].toExponential(2)}, max |Δα|/max|α| ${worst[1].toExponential(2)}`);
+  t.diagnostic(
+    `labels agree on ${same}/${po.labels.length}; max |Δheatmap| ${worst[0].toExponential(2)}, max |Δα|/max|α| ${worst[1].toExponential(2)}`,
+  );
   onnx.release();
   tfjs.release();
   assert.equal(tf.memory().numTensors, tensors, 'tensors left after the explanations');

@@ -35,7 +35,15 @@ function inputOf(ad: OnnxModelAdapter, seed: number): { nchw: Float32Array; x: t
 }
 
 /** A box region on class 2 as an objective over the logits. */
-function boxObjective(ad: OnnxModelAdapter, x0: number, y0: number, x1: number, y1: number, cls: number, on: Objective['on'] = 'logits'): Objective {
+function boxObjective(
+  ad: OnnxModelAdapter,
+  x0: number,
+  y0: number,
+  x1: number,
+  y1: number,
+  cls: number,
+  on: Objective['on'] = 'logits',
+): Objective {
   const { height, width } = ad.output;
   const mask = new Uint8Array(height * width);
   for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) mask[y * width + x] = 1;
@@ -53,7 +61,17 @@ const relDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
  * max-pool switch) is re-measured with ε = 1e-4 (at most a quarter of them).
  * The noise floor is estimated from the weighted logits: 3·1e-6·‖w·y‖₂ / 2ε.
  */
-async function compareWithDifferences(ad: OnnxModelAdapter, t: string, nchw: Float32Array, cot: Float32Array, logits: Float32Array, weights: Float32Array, ours: Float32Array, idx: number[], label: string) {
+async function compareWithDifferences(
+  ad: OnnxModelAdapter,
+  t: string,
+  nchw: Float32Array,
+  cot: Float32Array,
+  logits: Float32Array,
+  weights: Float32Array,
+  ours: Float32Array,
+  idx: number[],
+  label: string,
+) {
   let sq = 0;
   for (let j = 0; j < logits.length; j++) sq += (weights[j] * logits[j]) ** 2;
   const noise = (eps: number) => (3e-6 * Math.sqrt(sq)) / (2 * eps);
@@ -62,10 +80,24 @@ async function compareWithDifferences(ad: OnnxModelAdapter, t: string, nchw: Flo
   for (const v of fd) scale = Math.max(scale, Math.abs(v));
   assert.ok(scale > 10 * noise(1e-3), `${label}: gradients (${scale}) too small against float32 noise (${noise(1e-3)})`);
   const bad = idx.map((i, k) => k).filter((k) => Math.abs(ours[idx[k]] - fd[k]) > 3e-3 * scale + noise(1e-3));
-  const fine = bad.length > 0 ? await finiteDifferences(ad.analysis, t, ad.logitsName, nchw, cot, bad.map((k) => idx[k]), 1e-4) : [];
+  const fine =
+    bad.length > 0
+      ? await finiteDifferences(
+          ad.analysis,
+          t,
+          ad.logitsName,
+          nchw,
+          cot,
+          bad.map((k) => idx[k]),
+          1e-4,
+        )
+      : [];
   bad.forEach((k, j) => {
     const d = Math.abs(ours[idx[k]] - fine[j]);
-    assert.ok(d <= 3e-3 * scale + noise(1e-4), `${label}[${idx[k]}]: ours ${ours[idx[k]]}, differences ${fd[k]} (ε 1e-3), ${fine[j]} (ε 1e-4); scale ${scale}`);
+    assert.ok(
+      d <= 3e-3 * scale + noise(1e-4),
+      `${label}[${idx[k]}]: ours ${ours[idx[k]]}, differences ${fd[k]} (ε 1e-3), ${fine[j]} (ε 1e-4); scale ${scale}`,
+    );
   });
   assert.ok(bad.length <= idx.length / 4, `${label}: ${bad.length} of ${idx.length} elements needed the smaller step`);
 }
@@ -73,7 +105,10 @@ async function compareWithDifferences(ad: OnnxModelAdapter, t: string, nchw: Flo
 describe('U-Net gradients against finite differences', () => {
   const cases: Array<[string, () => Promise<OnnxModelAdapter>]> = [
     ['project U-Net (seeded, 32x64, base 4)', () => adapterFor(buildUnet(SMALL).model)],
-    ['torch.onnx.export U-Net (fixtures/onnx/unet-small.onnx)', () => OnnxModelAdapter.create(readFileSync(new URL('../fixtures/onnx/unet-small.onnx', import.meta.url)), nodeRuntime)],
+    [
+      'torch.onnx.export U-Net (fixtures/onnx/unet-small.onnx)',
+      () => OnnxModelAdapter.create(readFileSync(new URL('../fixtures/onnx/unet-small.onnx', import.meta.url)), nodeRuntime),
+    ],
   ];
   for (const [name, make] of cases) {
     test(name, async () => {
@@ -123,7 +158,10 @@ describe('the augmented graph', () => {
     const ya = a.logits.data as Float32Array;
     const yb = b.logits.data as Float32Array;
     assert.equal(ya.length, yb.length);
-    assert.ok(maxAbsDiff(ya, yb) <= 1e-5 * Math.max(1, ...Array.from(ya.subarray(0, 1000), Math.abs)), `max difference ${maxAbsDiff(ya, yb)}`);
+    assert.ok(
+      maxAbsDiff(ya, yb) <= 1e-5 * Math.max(1, ...Array.from(ya.subarray(0, 1000), Math.abs)),
+      `max difference ${maxAbsDiff(ya, yb)}`,
+    );
     assert.deepEqual(b[ACTIVATION].dims, [1, 256, 8, 16]);
     assert.deepEqual(b[GRADIENT].dims, [1, 256, 8, 16]);
     assert.ok(gg.batchable);
@@ -163,7 +201,9 @@ describe('many regions at once', () => {
     const { x } = inputOf(ad, 6);
     const pass = await ad.forward(x);
     const bottleneck = new Explainer(ad).bottleneck;
-    const objs = Array.from({ length: 16 }, (_, i) => boxObjective(ad, (i * 3) % 50, i % 20, ((i * 3) % 50) + 12, (i % 20) + 10, i % 8, i % 3 === 0 ? 'probability' : 'logits'));
+    const objs = Array.from({ length: 16 }, (_, i) =>
+      boxObjective(ad, (i * 3) % 50, i % 20, ((i * 3) % 50) + 12, (i % 20) + 10, i % 8, i % 3 === 0 ? 'probability' : 'logits'),
+    );
     const many = await pass.gradientBatch(bottleneck, objs);
     assert.equal(many.length, 16);
     for (let i = 0; i < 16; i++) {
@@ -193,7 +233,10 @@ describe('many layers at once', () => {
       assert.equal(all.length, layers.length);
       for (const [i, layer] of layers.entries()) {
         const one = await pass.gradient(layer, o);
-        assert.ok(relDiff(all[i].gradients.dataSync(), one.gradients.dataSync()) < 1e-5, `${layer}: ${relDiff(all[i].gradients.dataSync(), one.gradients.dataSync())}`);
+        assert.ok(
+          relDiff(all[i].gradients.dataSync(), one.gradients.dataSync()) < 1e-5,
+          `${layer}: ${relDiff(all[i].gradients.dataSync(), one.gradients.dataSync())}`,
+        );
         assert.deepEqual(all[i].activations.shape, one.activations.shape);
         assert.equal(all[i].score, one.score);
         tf.dispose([one.activations, one.gradients, all[i].activations, all[i].gradients]);
@@ -229,18 +272,39 @@ describe('adapter behaviour', () => {
     assert.ok(maxAbsDiff(primed.output.dataSync(), plain.output.dataSync()) <= 1e-5, 'logits');
     // Lean: the primed run cached the layer and what its backward reads; the rest on first use.
     const early = ad.layers()[0].name;
-    assert.throws(() => primed.activation(early), (e: unknown) => e instanceof SegGradCamError && /not cached/.test(e.message), 'an uncached layer is refused until filled');
-    assert.ok(maxAbsDiff(primed.activation(bottleneck).dataSync(), plain.activation(bottleneck).dataSync()) <= 1e-5, 'the primed layer is cached');
+    assert.throws(
+      () => primed.activation(early),
+      (e: unknown) => e instanceof SegGradCamError && /not cached/.test(e.message),
+      'an uncached layer is refused until filled',
+    );
+    assert.ok(
+      maxAbsDiff(primed.activation(bottleneck).dataSync(), plain.activation(bottleneck).dataSync()) <= 1e-5,
+      'the primed layer is cached',
+    );
     await primed.cacheActivations(ad.layers().map((l) => l.name));
-    for (const l of ad.layers()) assert.ok(maxAbsDiff(primed.activation(l.name).dataSync(), plain.activation(l.name).dataSync()) <= 1e-5, l.name);
+    for (const l of ad.layers())
+      assert.ok(maxAbsDiff(primed.activation(l.name).dataSync(), plain.activation(l.name).dataSync()) <= 1e-5, l.name);
     const got = await primed.gradient(bottleneck, o);
-    assert.ok(relDiff(got.gradients.dataSync(), want.gradients.dataSync()) < 1e-5, `primed gradient: ${relDiff(got.gradients.dataSync(), want.gradients.dataSync())}`);
+    assert.ok(
+      relDiff(got.gradients.dataSync(), want.gradients.dataSync()) < 1e-5,
+      `primed gradient: ${relDiff(got.gradients.dataSync(), want.gradients.dataSync())}`,
+    );
     assert.ok(Math.abs(got.score - want.score) <= 1e-5 * Math.max(1, Math.abs(want.score)), 'score');
     // Later questions run on the cache as usual.
     const again = await primed.gradient(ad.layers()[2].name, o);
     const ref = await plain.gradient(ad.layers()[2].name, o);
     assert.ok(relDiff(again.gradients.dataSync(), ref.gradients.dataSync()) < 1e-5, 'a later layer');
-    tf.dispose([want.activations, want.gradients, got.activations, got.gradients, again.activations, again.gradients, ref.activations, ref.gradients, x]);
+    tf.dispose([
+      want.activations,
+      want.gradients,
+      got.activations,
+      got.gradients,
+      again.activations,
+      again.gradients,
+      ref.activations,
+      ref.gradients,
+      x,
+    ]);
     plain.dispose();
     primed.dispose();
     // Through the Explainer (a box and an explicit class: primed) the heatmap equals the cached path's.
@@ -277,9 +341,19 @@ describe('adapter behaviour', () => {
     const explainer = new Explainer(ad);
     const image = randomImage(64, 32, 9);
     await explainer.explain(image, { region: box(2, 3, 30, 25), classId: 4 });
-    const eigen = await explainer.explain(image, { region: box(2, 3, 30, 25), classId: 4, method: 'eigen-cam', layer: ad.layers()[4].name });
+    const eigen = await explainer.explain(image, {
+      region: box(2, 3, 30, 25),
+      classId: 4,
+      method: 'eigen-cam',
+      layer: ad.layers()[4].name,
+    });
     explainer.release();
-    const fresh = await explainer.explain(image, { region: box(2, 3, 30, 25), classId: 4, method: 'eigen-cam', layer: ad.layers()[4].name });
+    const fresh = await explainer.explain(image, {
+      region: box(2, 3, 30, 25),
+      classId: 4,
+      method: 'eigen-cam',
+      layer: ad.layers()[4].name,
+    });
     assert.ok(maxAbsDiff(eigen.heatmap, fresh.heatmap) < 1e-5, 'eigen-cam on a lean pass equals eigen-cam on a full pass');
     explainer.dispose();
   });
@@ -386,7 +460,11 @@ test('explainMany on a new image (a forward pass that caches only the layer it i
   assert.equal(tf.memory().numTensors, before, 'tensors leaked');
   for (const [i, single] of singles.entries()) {
     assert.equal(many[i].method, single.method, `method ${i}`);
-    assert.ok(Math.abs(many[i].scoreValue - single.scoreValue) <= 1e-5 * Math.max(1, Math.abs(single.scoreValue)) || (Number.isNaN(single.scoreValue) && Number.isNaN(many[i].scoreValue)), `score ${i}: ${many[i].scoreValue} vs ${single.scoreValue}`);
+    assert.ok(
+      Math.abs(many[i].scoreValue - single.scoreValue) <= 1e-5 * Math.max(1, Math.abs(single.scoreValue)) ||
+        (Number.isNaN(single.scoreValue) && Number.isNaN(many[i].scoreValue)),
+      `score ${i}: ${many[i].scoreValue} vs ${single.scoreValue}`,
+    );
     assert.ok(maxAbsDiff(many[i].heatmap, single.heatmap) < 1e-4, `heatmap ${i}: ${maxAbsDiff(many[i].heatmap, single.heatmap)}`);
   }
   explainer.dispose();

@@ -31,7 +31,19 @@ function chain() {
   const g = model.graph;
   const b = new GraphBuilder(g);
   g.input.push(valueInfo('x', DataType.FLOAT, [1, 2, 8, 16]));
-  const w = (name: string, dims: number[]) => b.initializer(floatTensor(name, dims, uniform(dims.reduce((p, q) => p * q, 1), dims.length, -0.5, 0.5)));
+  const w = (name: string, dims: number[]) =>
+    b.initializer(
+      floatTensor(
+        name,
+        dims,
+        uniform(
+          dims.reduce((p, q) => p * q, 1),
+          dims.length,
+          -0.5,
+          0.5,
+        ),
+      ),
+    );
   const c1 = b.node('Conv', ['x', w('w1', [4, 2, 3, 3])], { kernel_shape: { ints: [3, 3] }, pads: { ints: [1, 1, 1, 1] } }, ['c1'])[0];
   const t1 = b.node('Relu', [c1], {}, ['t1'])[0];
   const up = b.node('ConvTranspose', [t1, w('w2', [4, 4, 2, 2])], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } }, ['up'])[0];
@@ -56,13 +68,94 @@ describe('window rules', () => {
     // Logits pixel (5, 9): the 1x1 conv keeps it; the full-size window is aligned to whole pixels of
     // the half-size scale (the up-conv's VJP maps it there): [4, 6) × [8, 10). The k2 s2 up-conv
     // reads t1[2][4] → logits coordinates [4, 6) × [8, 10).
-    assert.deepEqual([...windowsFor(plan, [[5, 6], [9, 10]], ad.analysis)], [['1x1', [[4, 6], [8, 10]]], ['2x2', [[4, 6], [8, 10]]]]);
+    assert.deepEqual(
+      [
+        ...windowsFor(
+          plan,
+          [
+            [5, 6],
+            [9, 10],
+          ],
+          ad.analysis,
+        ),
+      ],
+      [
+        [
+          '1x1',
+          [
+            [4, 6],
+            [8, 10],
+          ],
+        ],
+        [
+          '2x2',
+          [
+            [4, 6],
+            [8, 10],
+          ],
+        ],
+      ],
+    );
     // One step further, to the input: the 3x3 conv (pad 1) widens t1's box by one → x [1, 4) × [3, 6) → logits [2, 8) × [6, 12).
     const toInput = windowPlan(ad.analysis, 'x', 'logits');
     assert.ok(!('reason' in toInput), 'the input has a plan');
-    assert.deepEqual([...windowsFor(toInput, [[5, 6], [9, 10]], ad.analysis)], [['1x1', [[4, 6], [8, 10]]], ['2x2', [[2, 8], [6, 12]]]]);
+    assert.deepEqual(
+      [
+        ...windowsFor(
+          toInput,
+          [
+            [5, 6],
+            [9, 10],
+          ],
+          ad.analysis,
+        ),
+      ],
+      [
+        [
+          '1x1',
+          [
+            [4, 6],
+            [8, 10],
+          ],
+        ],
+        [
+          '2x2',
+          [
+            [2, 8],
+            [6, 12],
+          ],
+        ],
+      ],
+    );
     // At the border the windows stop at the map's edge: t1 [0, 1) × [15, 16), x [0, 2) × [14, 16).
-    assert.deepEqual([...windowsFor(toInput, [[0, 1], [31, 32]], ad.analysis)], [['1x1', [[0, 2], [30, 32]]], ['2x2', [[0, 4], [28, 32]]]]);
+    assert.deepEqual(
+      [
+        ...windowsFor(
+          toInput,
+          [
+            [0, 1],
+            [31, 32],
+          ],
+          ad.analysis,
+        ),
+      ],
+      [
+        [
+          '1x1',
+          [
+            [0, 2],
+            [30, 32],
+          ],
+        ],
+        [
+          '2x2',
+          [
+            [0, 4],
+            [28, 32],
+          ],
+        ],
+      ],
+    );
     ad.dispose();
   });
 
@@ -71,16 +164,26 @@ describe('window rules', () => {
     const nhwc = new Float32Array(4 * 6 * 2);
     nhwc[(2 * 6 + 1) * 2 + 1] = 1;
     nhwc[(3 * 6 + 4) * 2 + 0] = -2;
-    assert.deepEqual(maskBox(nhwc, 4, 6, 2), [[2, 4], [1, 5]]);
+    assert.deepEqual(maskBox(nhwc, 4, 6, 2), [
+      [2, 4],
+      [1, 5],
+    ]);
     assert.equal(maskBox(new Float32Array(48), 4, 6, 2), null);
-    const win: Box = [[2, 4], [1, 5]];
+    const win: Box = [
+      [2, 4],
+      [1, 5],
+    ];
     const cot = { nhwc, support: win };
     // Cropped NCHW [1, 2, 2, 4]: channel 0 row 1 col 3 is (3, 4); channel 1 row 0 col 0 is (2, 1).
     const crop = stackNchw([cot], 4, 6, 2, win);
     assert.equal(crop.length, 2 * 2 * 4);
     assert.equal(crop[0 * 8 + 1 * 4 + 3], -2);
     assert.equal(crop[1 * 8 + 0 * 4 + 0], 1);
-    assert.equal(crop.reduce((a, b) => a + Math.abs(b), 0), 3, 'nothing else is set');
+    assert.equal(
+      crop.reduce((a, b) => a + Math.abs(b), 0),
+      3,
+      'nothing else is set',
+    );
     // The whole map, two stacked (the second all zero): the NCHW transpose of the weights.
     const whole = stackNchw([cot, { nhwc: new Float32Array(48), support: null }], 4, 6, 2);
     const nchw = new Float32Array(2 * 24);
@@ -98,11 +201,21 @@ describe('window rules', () => {
     const logits = Float32Array.from({ length: 72 }, (_, i) => Math.sin(i * 1.7) * 3);
     for (const on of ['logits', 'probability'] as const) {
       const obj = regionObjective(output, 2, mask, on);
-      assert.deepEqual(obj.support, [[1, 3], [2, 5]]);
+      assert.deepEqual(obj.support, [
+        [1, 3],
+        [2, 5],
+      ]);
       const { support: _, ...boxless } = obj;
       const a = logitsCotangent(logits, obj, output);
       const b = logitsCotangent(logits, boxless, output);
-      assert.deepEqual(b.cotangent.support, [[1, 3], [2, 5]], 'the box found from the weights');
+      assert.deepEqual(
+        b.cotangent.support,
+        [
+          [1, 3],
+          [2, 5],
+        ],
+        'the box found from the weights',
+      );
       // By hand: S = Σ_M y^2 over the two pixels (logits or softmax probabilities).
       const y = (p: number, c: number) => logits[p * 3 + c];
       const soft = (p: number, c: number) => Math.exp(y(p, c)) / [0, 1, 2].reduce((s, k) => s + Math.exp(y(p, k)), 0);
@@ -111,14 +224,23 @@ describe('window rules', () => {
       assert.equal(a.score, b.score);
       assert.deepEqual(Array.from(a.cotangent.nhwc), Array.from(b.cotangent.nhwc));
     }
-    assert.throws(() => weightsCotangent({ weights: new Float32Array(5), on: 'logits', offset: 0 }, output), /5 weights; the logits have 72/);
+    assert.throws(
+      () => weightsCotangent({ weights: new Float32Array(5), on: 'logits', offset: 0 }, output),
+      /5 weights; the logits have 72/,
+    );
   });
 
   test('an op without a window rule (max-pooling on the way to an encoder layer) gives a plan with its reason', async () => {
-    const ad = await OnnxModelAdapter.create(encodeModel(buildUnet({ height: 32, width: 64, base: 4, levels: 2, seed: 1 }).model), nodeRuntime);
+    const ad = await OnnxModelAdapter.create(
+      encodeModel(buildUnet({ height: 32, width: 64, base: 4, levels: 2, seed: 1 }).model),
+      nodeRuntime,
+    );
     const encoder = ad.layers()[0].name;
     const plan = windowPlan(ad.analysis, encoder, ad.logitsName);
-    assert.ok('reason' in plan && /MaxPool/.test(plan.reason), `reason names the op: ${JSON.stringify('reason' in plan ? plan.reason : 'none')}`);
+    assert.ok(
+      'reason' in plan && /MaxPool/.test(plan.reason),
+      `reason names the op: ${JSON.stringify('reason' in plan ? plan.reason : 'none')}`,
+    );
     ad.dispose();
   });
 });
@@ -149,13 +271,29 @@ describe('windowed gradients equal whole-map gradients', () => {
       for (const [i, r] of regions.entries()) {
         const o = objectiveOf(windowed, r, i % 3);
         if (!('reason' in plan)) {
-          if (windowFraction(plan, windowsFor(plan, [[r.y0, r.y1], [r.x0, r.x1]], windowed.analysis)) <= 0.75) used++;
+          if (
+            windowFraction(
+              plan,
+              windowsFor(
+                plan,
+                [
+                  [r.y0, r.y1],
+                  [r.x0, r.x1],
+                ],
+                windowed.analysis,
+              ),
+            ) <= 0.75
+          )
+            used++;
         }
         const a = await passW.gradient(layer, o);
         const b = await passF.gradient(layer, o);
         const scale = Math.max(...Array.from(b.gradients.dataSync(), Math.abs));
         assert.ok(scale > 0, `${layer} region ${i}: a gradient reaches the layer`);
-        assert.ok(maxAbsDiff(a.gradients.dataSync(), b.gradients.dataSync()) <= 1e-6 * scale, `${layer} region ${i}: windowed vs whole ${maxAbsDiff(a.gradients.dataSync(), b.gradients.dataSync())} (scale ${scale})`);
+        assert.ok(
+          maxAbsDiff(a.gradients.dataSync(), b.gradients.dataSync()) <= 1e-6 * scale,
+          `${layer} region ${i}: windowed vs whole ${maxAbsDiff(a.gradients.dataSync(), b.gradients.dataSync())} (scale ${scale})`,
+        );
         tf.dispose([a.activations, a.gradients, b.activations, b.gradients]);
       }
     }
@@ -202,7 +340,10 @@ describe('windowed gradients equal whole-map gradients', () => {
       b.release();
       const ea = await a.explain(image, request);
       const eb = await b.explain(image, request);
-      assert.ok(maxAbsDiff(ea.heatmap, eb.heatmap) <= 1e-5, `heatmap for ${JSON.stringify(request.region)}: ${maxAbsDiff(ea.heatmap, eb.heatmap)}`);
+      assert.ok(
+        maxAbsDiff(ea.heatmap, eb.heatmap) <= 1e-5,
+        `heatmap for ${JSON.stringify(request.region)}: ${maxAbsDiff(ea.heatmap, eb.heatmap)}`,
+      );
       const [wa, wb] = [ea.weights ?? new Float32Array(), eb.weights ?? new Float32Array()];
       assert.ok(wb.length > 0 && maxAbsDiff(wa, wb) <= 1e-6 * Math.max(...Array.from(wb, Math.abs)), 'channel weights');
     }

@@ -25,7 +25,12 @@ const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) =>
 test('a primed forward pass gives the gradient of a plain forward + gradient, at the bottleneck, an early layer and the input', async () => {
   const adapter = new LayersModelAdapter(tinyUnet(16, 3, 8), { differentiate: 'tape' });
   const x = tf.randomUniform([1, 16, 16, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
-  const objective = regionObjective(adapter.output, 2, Uint8Array.from({ length: 256 }, (_, i) => (i % 7 < 3 ? 1 : 0)), 'logits');
+  const objective = regionObjective(
+    adapter.output,
+    2,
+    Uint8Array.from({ length: 256 }, (_, i) => (i % 7 < 3 ? 1 : 0)),
+    'logits',
+  );
   for (const layer of ['bottleneck', 'enc1', 'dec1', INPUT_LAYER]) {
     const before = tf.memory().numTensors;
     const plain = await adapter.forward(x);
@@ -45,7 +50,8 @@ test('a primed forward pass gives the gradient of a plain forward + gradient, at
     close(got.activations.dataSync(), want.activations.dataSync(), `${layer}: A`);
     close(got.gradients.dataSync(), want.gradients.dataSync(), `${layer}: ∂S/∂A`);
     // Every cached activation of the primed pass is there and equals the plain one.
-    for (const l of adapter.layers()) close(primed.activation(l.name).dataSync(), plain.activation(l.name).dataSync(), `${layer}: cached ${l.name}`);
+    for (const l of adapter.layers())
+      close(primed.activation(l.name).dataSync(), plain.activation(l.name).dataSync(), `${layer}: cached ${l.name}`);
     // A second call (or another objective) is computed on the cache as usual.
     const again = await primed.gradient(layer, { ...objective });
     close(again.gradients.dataSync(), want.gradients.dataSync(), `${layer}: second call`);
@@ -91,7 +97,10 @@ test('a bad region found during the primed forward pass is the usual typed error
   const explainer = new Explainer(new LayersModelAdapter(tinyUnet(16, 3, 8), { differentiate: 'tape' }));
   const image = randomImage(16, 16, 6);
   const before = tf.memory().numTensors;
-  await assert.rejects(explainer.explain(image, { region: mask(16, 16, new Uint8Array(256)), classId: 1 }), (err: unknown) => err instanceof SegGradCamError && /empty/.test((err as Error).message));
+  await assert.rejects(
+    explainer.explain(image, { region: mask(16, 16, new Uint8Array(256)), classId: 1 }),
+    (err: unknown) => err instanceof SegGradCamError && /empty/.test((err as Error).message),
+  );
   assert.equal(tf.memory().numTensors, before);
   // The explainer still works afterwards.
   const e = await explainer.explain(image, { region: pixel(1, 1), classId: 1 });

@@ -33,7 +33,17 @@ describe('regions against hand-built masks', () => {
     assert.deepEqual(R.regionToMask(R.pixel(4, 2), ctx()), grid(['000000', '000000', '000010', '000000']));
   });
   test('pixels', () => {
-    assert.deepEqual(R.regionToMask(R.pixels([[0, 0], [5, 3], [0, 0]]), ctx()), grid(['100000', '000000', '000000', '000001']));
+    assert.deepEqual(
+      R.regionToMask(
+        R.pixels([
+          [0, 0],
+          [5, 3],
+          [0, 0],
+        ]),
+        ctx(),
+      ),
+      grid(['100000', '000000', '000000', '000001']),
+    );
   });
   test('box (corners included)', () => {
     assert.deepEqual(R.regionToMask(R.box(1, 1, 3, 2), ctx()), grid(['000000', '011100', '011100', '000000']));
@@ -66,14 +76,24 @@ describe('regions against hand-built masks', () => {
 test('a box gives the same cells as the same pixels given one by one (odd image and output sizes)', () => {
   let seed = 7;
   const rand = (n: number) => (seed = (seed * 16807) % 2147483647) % n;
-  for (const [iw, ih, ow, oh] of [[37, 23, 11, 7], [256, 128, 128, 64], [100, 60, 100, 60], [9, 9, 4, 3], [13, 5, 20, 9]]) {
+  for (const [iw, ih, ow, oh] of [
+    [37, 23, 11, 7],
+    [256, 128, 128, 64],
+    [100, 60, 100, 60],
+    [9, 9, 4, 3],
+    [13, 5, 20, 9],
+  ]) {
     for (let t = 0; t < 20; t++) {
       const [x0, y0] = [rand(iw), rand(ih)];
       const [x1, y1] = [x0 + rand(iw - x0), y0 + rand(ih - y0)];
       const points: Array<[number, number]> = [];
       for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) points.push([x, y]);
       const c = { imageWidth: iw, imageHeight: ih, outWidth: ow, outHeight: oh, labels: new Int32Array(ow * oh), classIndex: 0 };
-      assert.deepEqual(R.regionToMask(R.box(x0, y0, x1, y1), c), R.regionToMask(R.pixels(points), c), `box ${x0},${y0},${x1},${y1} on ${iw}x${ih} → ${ow}x${oh}`);
+      assert.deepEqual(
+        R.regionToMask(R.box(x0, y0, x1, y1), c),
+        R.regionToMask(R.pixels(points), c),
+        `box ${x0},${y0},${x1},${y1} on ${iw}x${ih} → ${ow}x${oh}`,
+      );
     }
   }
 });

@@ -30,7 +30,7 @@ const hex = (s: string) => [1, 3, 5].map((i) => parseInt(s.slice(i, i + 2), 16))
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32;
 }
 
 function pixel(img: RgbaImage, x: number, y: number): number[] {
@@ -120,7 +120,9 @@ describe('resize', () => {
   test('bilinear RGBA resize matches tf within rounding', () => {
     const img = randomImage(11, 7, 3);
     const ours = resizeImageBilinear(img, 20, 9);
-    const ref = tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(Float32Array.from(img.data), [1, 7, 11, 4]), [9, 20], false, true).dataSync());
+    const ref = tf.tidy(() =>
+      tf.image.resizeBilinear(tf.tensor4d(Float32Array.from(img.data), [1, 7, 11, 4]), [9, 20], false, true).dataSync(),
+    );
     assert.equal(ours.width, 20);
     assert.ok(maxAbsDiff(ours.data, ref) <= 0.5 + 1e-6);
   });
@@ -129,7 +131,13 @@ describe('resize', () => {
     const up = resizeLabelsNearest(Int32Array.from([1, 2, 3, 4]), 2, 2, 4, 4);
     assert.ok(up instanceof Int32Array);
     assert.deepEqual(Array.from(up), [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4]);
-    const down = resizeLabelsNearest(Uint8Array.from({ length: 16 }, (_, i) => i), 4, 4, 2, 2);
+    const down = resizeLabelsNearest(
+      Uint8Array.from({ length: 16 }, (_, i) => i),
+      4,
+      4,
+      2,
+      2,
+    );
     assert.ok(down instanceof Uint8Array);
     assert.deepEqual(Array.from(down), [5, 7, 13, 15]);
 
@@ -141,7 +149,9 @@ describe('resize', () => {
     ]) {
       const labels = Int32Array.from({ length: w * h }, () => Math.floor(rnd() * 20));
       const ours = resizeLabelsNearest(labels, w, h, w2, h2);
-      const ref = tf.tidy(() => tf.image.resizeNearestNeighbor(tf.tensor4d(Float32Array.from(labels), [1, h, w, 1]), [h2, w2], false, true).dataSync());
+      const ref = tf.tidy(() =>
+        tf.image.resizeNearestNeighbor(tf.tensor4d(Float32Array.from(labels), [1, h, w, 1]), [h2, w2], false, true).dataSync(),
+      );
       assert.deepEqual(Array.from(ours), Array.from(ref), `${w}x${h} → ${w2}x${h2}`);
     }
   });
@@ -149,7 +159,8 @@ describe('resize', () => {
   test('nearest image resize enlarges pixels into blocks', () => {
     const img = randomImage(3, 2, 9);
     const big = resizeImageNearest(img, 9, 6);
-    for (let y = 0; y < 6; y++) for (let x = 0; x < 9; x++) assert.deepEqual(pixel(big, x, y), pixel(img, Math.floor(x / 3), Math.floor(y / 3)));
+    for (let y = 0; y < 6; y++)
+      for (let x = 0; x < 9; x++) assert.deepEqual(pixel(big, x, y), pixel(img, Math.floor(x / 3), Math.floor(y / 3)));
   });
 
   test('size mismatches are rejected', () => {
@@ -189,7 +200,10 @@ describe('overlay', () => {
   test('labelImage and the default palette: dark background, ten distinct colours, wrap-around', () => {
     const pal = defaultPalette();
     assert.equal(pal.length, 256);
-    assert.ok(pal[0].every((v) => v < 40), 'class 0 is dark');
+    assert.ok(
+      pal[0].every((v) => v < 40),
+      'class 0 is dark',
+    );
     const keys = new Set(pal.slice(0, 11).map((c) => c.join(',')));
     assert.equal(keys.size, 11);
     const out = labelImage(Int32Array.from([0, 1, 10, 256 + 3]), 2, 2, pal);
@@ -257,7 +271,10 @@ describe('text', () => {
       const ch = String.fromCharCode(c);
       const img = createImage(5, 9);
       drawText(img, 0, 0, ch);
-      assert.ok(img.data.some((v) => v > 0), `glyph for ${ch}`);
+      assert.ok(
+        img.data.some((v) => v > 0),
+        `glyph for ${ch}`,
+      );
       if (ch !== '?') assert.notDeepEqual(img.data, question.data, `${ch} is not drawn as '?'`);
     }
     const unknown = createImage(5, 9);
@@ -297,8 +314,18 @@ describe('figure', () => {
     const full = renderFigure(
       [
         { image: img, title: 'input' },
-        { image: labelImage(labels, 64, 64), title: 'prediction', legend: { type: 'classes', entries: classLegendEntries(labels, defaultPalette(), ['bg', 'a', 'digit']) } },
-        { image: img, title: 'heatmap', legend: { type: 'colorbar', colormap: 'turbo' }, marker: [10, 10], contour: new Uint8Array(64 * 64).fill(1) },
+        {
+          image: labelImage(labels, 64, 64),
+          title: 'prediction',
+          legend: { type: 'classes', entries: classLegendEntries(labels, defaultPalette(), ['bg', 'a', 'digit']) },
+        },
+        {
+          image: img,
+          title: 'heatmap',
+          legend: { type: 'colorbar', colormap: 'turbo' },
+          marker: [10, 10],
+          contour: new Uint8Array(64 * 64).fill(1),
+        },
       ],
       { margin: 8, background: 'dark' },
     );
@@ -324,10 +351,13 @@ describe('figure', () => {
 
   test('a long class legend is summarised with "+N more"', () => {
     const labels = Int32Array.from({ length: 100 }, (_, i) => i);
-    const fig = renderFigure([{ image: solid(100, 100, [0, 0, 0, 255]), legend: { type: 'classes', entries: classLegendEntries(labels, defaultPalette()) } }], {
-      minPanelSize: 0,
-      maxLegendRows: 2,
-    });
+    const fig = renderFigure(
+      [{ image: solid(100, 100, [0, 0, 0, 255]), legend: { type: 'classes', entries: classLegendEntries(labels, defaultPalette()) } }],
+      {
+        minPanelSize: 0,
+        maxLegendRows: 2,
+      },
+    );
     assert.ok(fig.height < 100 + 80);
   });
 });

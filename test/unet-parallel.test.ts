@@ -55,18 +55,48 @@ const tiny = (outDir: string, extra: Partial<TrainOptions> = {}): TrainOptions =
 
 describe('data-parallel training (workers > 1)', () => {
   test('contiguous shards differ in size by at most one', () => {
-    assert.deepEqual(shardIndices([0, 1, 2, 3, 4], 2), [[0, 1, 2], [3, 4]]);
-    assert.deepEqual(shardIndices([8, 9, 10, 11], 2), [[8, 9], [10, 11]]);
+    assert.deepEqual(shardIndices([0, 1, 2, 3, 4], 2), [
+      [0, 1, 2],
+      [3, 4],
+    ]);
+    assert.deepEqual(shardIndices([8, 9, 10, 11], 2), [
+      [8, 9],
+      [10, 11],
+    ]);
     assert.deepEqual(shardIndices([1, 2, 3], 3), [[1], [2], [3]]);
   });
 
   test('--quick fine-tunes the bundled unbiased twin (held-out IoU high after 2 steps); --from-scratch does not', () => {
     const train = (out: string, ...extra: string[]) => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'train', '--quick', '--steps', '2', '--workers', '1', '--eval-tiles', '16', '--val-tiles', '8', '--no-calibrate', '--no-progress', '--out', out, ...extra], { encoding: 'utf8' });
+      const r = spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'src/cli/run.ts',
+          'train',
+          '--quick',
+          '--steps',
+          '2',
+          '--workers',
+          '1',
+          '--eval-tiles',
+          '16',
+          '--val-tiles',
+          '8',
+          '--no-calibrate',
+          '--no-progress',
+          '--out',
+          out,
+          ...extra,
+        ],
+        { encoding: 'utf8' },
+      );
       assert.equal(r.status, 0, r.stderr);
       return r.stderr;
     };
-    const read = async (dir: string) => JSON.parse(await readFile(join(dir, 'training.json'), 'utf8')) as { options: TrainOptions; finalMetrics: { meanIou: number } };
+    const read = async (dir: string) =>
+      JSON.parse(await readFile(join(dir, 'training.json'), 'utf8')) as { options: TrainOptions; finalMetrics: { meanIou: number } };
     const fine = join(tmp, 'quick');
     assert.match(train(fine), /--quick: fine-tuning models\/unet-texture-mnist-unbiased/);
     const scratch = join(tmp, 'quick-scratch');
@@ -95,7 +125,15 @@ describe('data-parallel training (workers > 1)', () => {
     const trained = await loadModelDir(o.outDir);
 
     // the same step computed here, in process, half batch by half batch
-    const model = buildUnet({ inputSize: [o.size, o.size], channels: 3, classes: NUM_CLASSES, depth: o.depth, base: o.base, batchNorm: o.batchNorm, seed: o.seed });
+    const model = buildUnet({
+      inputSize: [o.size, o.size],
+      channels: 3,
+      classes: NUM_CLASSES,
+      depth: o.depth,
+      base: o.base,
+      batchNorm: o.batchNorm,
+      seed: o.seed,
+    });
     const data = await datasetFor(o);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const stats0 = model.nonTrainableWeights.map((w) => w.read().clone());
@@ -113,7 +151,10 @@ describe('data-parallel training (workers > 1)', () => {
       const xt = tf.tensor4d(x, [n, o.size, o.size, 3]);
       const yt = tf.tensor4d(oh, [n, o.size, o.size, NUM_CLASSES]);
       const wt = tf.tensor4d(ow, [n, o.size, o.size, NUM_CLASSES]);
-      const { value, grads: g } = tf.variableGrads(() => segmentationLoss(model.apply(xt, { training: true }) as tf.Tensor4D, yt, wt, o.ceWeight, o.diceWeight), vars);
+      const { value, grads: g } = tf.variableGrads(
+        () => segmentationLoss(model.apply(xt, { training: true }) as tf.Tensor4D, yt, wt, o.ceWeight, o.diceWeight),
+        vars,
+      );
       losses.push(value.dataSync()[0]);
       grads.push(vars.map((v) => g[v.name]));
       stats.push(model.nonTrainableWeights.map((w) => w.read().clone()));
@@ -122,7 +163,10 @@ describe('data-parallel training (workers > 1)', () => {
     const mean = grads[0].map((g, i) => ({ name: vars[i].name, tensor: tf.add(tf.mul(g, 0.5), tf.mul(grads[1][i], 0.5)) }));
     const opt = tf.train.adam(learningRate(0, o));
     opt.applyGradients(mean);
-    assert.ok(Math.abs(result.finalLoss - (losses[0] + losses[1]) / 2) < 1e-6 * Math.abs(result.finalLoss), `loss ${result.finalLoss} vs ${losses}`);
+    assert.ok(
+      Math.abs(result.finalLoss - (losses[0] + losses[1]) / 2) < 1e-6 * Math.abs(result.finalLoss),
+      `loss ${result.finalLoss} vs ${losses}`,
+    );
 
     const got = trained.trainableWeights.map((w) => w.read().dataSync());
     assert.equal(got.length, vars.length);
@@ -173,13 +217,24 @@ describe('data-parallel training (workers > 1)', () => {
     const model = buildUnet({ inputSize: [32, 32], depth: 2, base: 4, seed: 1 });
     // a bad option that only the worker sees: its dataset refuses it (a usage error keeps its type and code)
     const bad = { ...workerConfig(o, new Array(NUM_CLASSES).fill(1)), data: { size: 32, biasTexture: 'marble' as never } };
-    await assert.rejects(DataParallelPool.start(model, bad, 2), (e: unknown) => e instanceof SegGradCamError && e.code === 'usage' && /training worker \d: unknown bias texture 'marble'/.test(e.message));
+    await assert.rejects(
+      DataParallelPool.start(model, bad, 2),
+      (e: unknown) =>
+        e instanceof SegGradCamError && e.code === 'usage' && /training worker \d: unknown bias texture 'marble'/.test(e.message),
+    );
     assert.equal(liveTrainWorkers(), 0);
     // a failure inside a step (tiles of the wrong size for the model): TrainWorkerError, pool closed by its owner
     // (18x18 tiles: the depth-2 U-Net's skip and upsampled paths no longer have the same size)
-    const pool = await DataParallelPool.start(model, { ...workerConfig(o, new Array(NUM_CLASSES).fill(1)), data: { ...workerConfig(o, []).data, size: 18 } }, 2);
+    const pool = await DataParallelPool.start(
+      model,
+      { ...workerConfig(o, new Array(NUM_CLASSES).fill(1)), data: { ...workerConfig(o, []).data, size: 18 } },
+      2,
+    );
     try {
-      await assert.rejects(pool.step([0, 1, 2, 3], model), (e: unknown) => e instanceof TrainWorkerError && /training worker \d failed/.test(e.message));
+      await assert.rejects(
+        pool.step([0, 1, 2, 3], model),
+        (e: unknown) => e instanceof TrainWorkerError && /training worker \d failed/.test(e.message),
+      );
     } finally {
       await pool.close();
     }
@@ -191,10 +246,39 @@ describe('data-parallel training (workers > 1)', () => {
 
   // the CLI in a child process: it must exit by itself (no worker left running), from source (tsx:
   // the .ts worker entry) and, when built, from dist/ (the .js entry)
-  const cliArgs = (out: string): string[] =>
-    ['train', '--out', out, '--workers', '2', '--steps', '2', '--batch', '4', '--size', '32', '--depth', '2', '--base', '4', '--warmup', '1', '--checkpoint-every', '1', '--eval-tiles', '4', '--val-tiles', '2', '--no-calibrate', '--no-progress'];
+  const cliArgs = (out: string): string[] => [
+    'train',
+    '--out',
+    out,
+    '--workers',
+    '2',
+    '--steps',
+    '2',
+    '--batch',
+    '4',
+    '--size',
+    '32',
+    '--depth',
+    '2',
+    '--base',
+    '4',
+    '--warmup',
+    '1',
+    '--checkpoint-every',
+    '1',
+    '--eval-tiles',
+    '4',
+    '--val-tiles',
+    '2',
+    '--no-calibrate',
+    '--no-progress',
+  ];
   const runCli = async (entry: string[], out: string, extra: string[] = []): Promise<Record<string, unknown>> => {
-    const r = spawnSync(process.execPath, [...entry, ...cliArgs(out), ...extra], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, SEG_GRAD_CAM_DEBUG: '1' } });
+    const r = spawnSync(process.execPath, [...entry, ...cliArgs(out), ...extra], {
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: { ...process.env, SEG_GRAD_CAM_DEBUG: '1' },
+    });
     assert.equal(r.status, 0, `exit ${r.status} ${r.signal ?? ''}: ${r.stderr}`);
     return JSON.parse(await readFile(join(out, 'training.json'), 'utf8')) as Record<string, unknown>;
   };
@@ -203,14 +287,23 @@ describe('data-parallel training (workers > 1)', () => {
     const out = join(tmp, 'cli-src');
     const first = await runCli(['--import', 'tsx', 'src/cli/run.ts'], out);
     assert.equal((first.options as TrainOptions).workers, 2);
-    const again = await runCli(['--import', 'tsx', 'src/cli/run.ts'], join(tmp, 'cli-src-resumed'), ['--resume', join(out, 'checkpoint'), '--steps', '3']);
+    const again = await runCli(['--import', 'tsx', 'src/cli/run.ts'], join(tmp, 'cli-src-resumed'), [
+      '--resume',
+      join(out, 'checkpoint'),
+      '--steps',
+      '3',
+    ]);
     assert.equal(again.steps, 3);
   });
 
   const built = resolve('dist/unet/train-worker.js');
-  test('CLI from the build (dist/): --workers 2 starts the .js workers', { skip: existsSync(built) ? false : 'not built (npm run build)' }, async () => {
-    const record = await runCli(['bin/seg-grad-cam.js'], join(tmp, 'cli-dist'));
-    assert.equal((record.options as TrainOptions).workers, 2);
-    assert.equal(record.steps, 2);
-  });
+  test(
+    'CLI from the build (dist/): --workers 2 starts the .js workers',
+    { skip: existsSync(built) ? false : 'not built (npm run build)' },
+    async () => {
+      const record = await runCli(['bin/seg-grad-cam.js'], join(tmp, 'cli-dist'));
+      assert.equal((record.options as TrainOptions).workers, 2);
+      assert.equal(record.steps, 2);
+    },
+  );
 });

@@ -38,7 +38,26 @@ describe('buildUnet', () => {
     assert.deepEqual(y.shape, [1, 32, 48, 11]);
     y.dispose();
     const names = new Set(model.layers.map((l) => l.name));
-    for (const n of ['input', 'enc1_conv1', 'enc1_bn1', 'enc1_relu1', 'enc1_conv2', 'enc1_relu2', 'pool1', 'enc3_relu2', 'pool3', 'bottleneck_conv1', 'bottleneck_relu2', 'up3', 'concat3', 'dec3_relu2', 'up1', 'concat1', 'dec1_relu2', 'logits'])
+    for (const n of [
+      'input',
+      'enc1_conv1',
+      'enc1_bn1',
+      'enc1_relu1',
+      'enc1_conv2',
+      'enc1_relu2',
+      'pool1',
+      'enc3_relu2',
+      'pool3',
+      'bottleneck_conv1',
+      'bottleneck_relu2',
+      'up3',
+      'concat3',
+      'dec3_relu2',
+      'up1',
+      'concat1',
+      'dec1_relu2',
+      'logits',
+    ])
       assert.ok(names.has(n), `layer ${n} missing`);
     assert.ok(!names.has('pool4'));
     const logits = model.getLayer('logits');
@@ -117,9 +136,13 @@ describe('training', () => {
     const labels = tf.tidy(() => tf.cast(tf.greater(tf.slice(x, [0, 0, 0, 0], [2, 16, 16, 1]).reshape([2, 16, 16]), 0.5), 'int32'));
     const y = tf.oneHot(labels as tf.Tensor3D, 11).toFloat() as tf.Tensor4D;
     const opt = tf.train.adam(1e-2);
-    const lossOf = (): number => tf.tidy(() => segmentationLoss(model.apply(x, { training: true }) as tf.Tensor4D, y, y, 1, 1).dataSync()[0]);
+    const lossOf = (): number =>
+      tf.tidy(() => segmentationLoss(model.apply(x, { training: true }) as tf.Tensor4D, y, y, 1, 1).dataSync()[0]);
     const first = lossOf();
-    for (let i = 0; i < 5; i++) tf.dispose(opt.minimize(() => segmentationLoss(model.apply(x, { training: true }) as tf.Tensor4D, y, y, 1, 1), true, vars) as tf.Scalar);
+    for (let i = 0; i < 5; i++)
+      tf.dispose(
+        opt.minimize(() => segmentationLoss(model.apply(x, { training: true }) as tf.Tensor4D, y, y, 1, 1), true, vars) as tf.Scalar,
+      );
     const last = lossOf();
     assert.ok(last < first - 0.05, `loss ${first} -> ${last}`);
     tf.dispose([x, labels, y]);
@@ -177,7 +200,10 @@ describe('training', () => {
     const before = model.getLayer('logits').getWeights()[1].arraySync() as number[];
     const w = Array.from({ length: 11 }, (_, c) => (c === 0 ? 0.5 : 4));
     const { alpha, scores } = calibrateLogitsBias(model, w, data, 2, [0, 1]);
-    assert.deepEqual(scores.map((s) => s[0]), [0, 1]);
+    assert.deepEqual(
+      scores.map((s) => s[0]),
+      [0, 1],
+    );
     const after = model.getLayer('logits').getWeights()[1].arraySync() as number[];
     after.forEach((v, c) => assert.ok(Math.abs(v - (before[c] - alpha * Math.log(w[c]))) < 1e-6));
     model.dispose();

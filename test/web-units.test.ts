@@ -20,7 +20,13 @@ test('every region form survives the trip through the URL', () => {
   mask[59] = 1;
   const regions: Region[] = [
     { kind: 'pixel', x: 3, y: 9 },
-    { kind: 'pixels', points: [[1, 2], [30, 4]] },
+    {
+      kind: 'pixels',
+      points: [
+        [1, 2],
+        [30, 4],
+      ],
+    },
     { kind: 'box', x0: 1, y0: 2, x1: 10, y1: 20 },
     { kind: 'object', x: 0, y: 0 },
     { kind: 'class' },
@@ -61,7 +67,11 @@ test('labels files: names, names with colours, JSON forms; bad files are refused
   assert.deepEqual(parseLabels('background\nperson\n'), { names: ['background', 'person'], colors: [null, null] });
   assert.deepEqual(parseLabels('sky #87ceeb\nroad, #333\ntall tree\t#0a0'), {
     names: ['sky', 'road', 'tall tree'],
-    colors: [[135, 206, 235], [51, 51, 51], [0, 170, 0]],
+    colors: [
+      [135, 206, 235],
+      [51, 51, 51],
+      [0, 170, 0],
+    ],
   });
   assert.deepEqual(parseLabels('["a", {"name": "b", "color": "#ff0000"}]'), { names: ['a', 'b'], colors: [null, [255, 0, 0]] });
   assert.throws(() => parseLabels('   '), /empty/);
@@ -84,7 +94,9 @@ test('model files chosen together: missing weights, mismatched weights and non-m
   const json = JSON.stringify({
     format: 'layers-model',
     modelTopology: { class_name: 'Model' },
-    weightsManifest: [{ paths: ['group1-shard1of2.bin', 'group1-shard2of2.bin'], weights: [{ name: 'k', shape: [2, 3], dtype: 'float32' }] }],
+    weightsManifest: [
+      { paths: ['group1-shard1of2.bin', 'group1-shard2of2.bin'], weights: [{ name: 'k', shape: [2, 3], dtype: 'float32' }] },
+    ],
   });
   const shard = (n: number) => fileLike(`group1-shard${n}of2.bin`, new Uint8Array(12));
   const art = await modelFromFiles([fileLike('model.json', json), shard(1), shard(2)]);
@@ -93,7 +105,9 @@ test('model files chosen together: missing weights, mismatched weights and non-m
   const short = await modelFromFiles([fileLike('model.json', json), shard(1), fileLike('group1-shard2of2.bin', new Uint8Array(4))]);
   assert.throws(
     () => checkWeightBytes(short),
-    (e: unknown) => e instanceof SegGradCamError && /weights do not match model\.json: its manifest needs 24 bytes, the weight files hold 16/.test(e.message),
+    (e: unknown) =>
+      e instanceof SegGradCamError &&
+      /weights do not match model\.json: its manifest needs 24 bytes, the weight files hold 16/.test(e.message),
   );
 
   await assert.rejects(modelFromFiles([fileLike('model.json', json), shard(1)]), /needs the weight file group1-shard2of2\.bin/);
@@ -108,13 +122,21 @@ test('an .onnx model is one file: found among the chosen files, refused with oth
   assert.equal(isOnnxName('http://x/m/unet.onnx?v=2#top'), true);
   assert.equal(isOnnxName('model.json'), false);
   assert.equal(isOnnxName('http://x/unet.onnx/model.json'), false);
-  assert.equal(await onnxFromFiles([fileLike('model.json', '{}'), fileLike('weights.bin', new Uint8Array(4))]), null, 'TF.js files are not ONNX');
+  assert.equal(
+    await onnxFromFiles([fileLike('model.json', '{}'), fileLike('weights.bin', new Uint8Array(4))]),
+    null,
+    'TF.js files are not ONNX',
+  );
   const got = await onnxFromFiles([fileLike('unet.onnx', new Uint8Array([8, 7, 1]))]);
   assert.equal(got?.name, 'unet.onnx');
   assert.deepEqual([...(got?.bytes ?? [])], [8, 7, 1]);
   const file = (e: unknown, pattern: RegExp) => e instanceof SegGradCamError && e.code === 'file' && pattern.test(e.message);
-  await assert.rejects(onnxFromFiles([fileLike('a.onnx', 'x'), fileLike('b.onnx', 'y')]), (e) => file(e, /choose one \.onnx model, not 2 \(a\.onnx, b\.onnx\)/));
-  await assert.rejects(onnxFromFiles([fileLike('a.onnx', 'x'), fileLike('a.onnx.data', 'y')]), (e) => file(e, /choose a\.onnx alone.*external data.*a\.onnx\.data/));
+  await assert.rejects(onnxFromFiles([fileLike('a.onnx', 'x'), fileLike('b.onnx', 'y')]), (e) =>
+    file(e, /choose one \.onnx model, not 2 \(a\.onnx, b\.onnx\)/),
+  );
+  await assert.rejects(onnxFromFiles([fileLike('a.onnx', 'x'), fileLike('a.onnx.data', 'y')]), (e) =>
+    file(e, /choose a\.onnx alone.*external data.*a\.onnx\.data/),
+  );
   await assert.rejects(onnxFromFiles([fileLike('a.onnx', new Uint8Array(0))]), /a\.onnx is empty/);
 });
 
@@ -123,9 +145,24 @@ test('cosine similarity and the short list of layers for the grid', () => {
   assert.ok(Math.abs(cosine(a, a) - 1) < 1e-7);
   assert.ok(Math.abs(cosine(a, new Float32Array([-1, 0, -2])) + 1) < 1e-7);
   assert.equal(cosine(a, new Float32Array(3)), 0);
-  const row = (name: string, shape: number[], bottleneck = false): LayerRow => ({ name, type: 'Conv2D', outputShape: [1, ...shape], bottleneck });
-  const layers = [row('a', [8, 8, 4]), row('b', [8, 8, 6]), row('se', [1, 1, 6]), row('c', [4, 4, 8], true), row('d', [4, 4, 8]), row('e', [8, 8, 4])];
-  assert.deepEqual(resolutionChanges(layers).map((l) => l.name), ['b', 'c', 'd', 'e']);
+  const row = (name: string, shape: number[], bottleneck = false): LayerRow => ({
+    name,
+    type: 'Conv2D',
+    outputShape: [1, ...shape],
+    bottleneck,
+  });
+  const layers = [
+    row('a', [8, 8, 4]),
+    row('b', [8, 8, 6]),
+    row('se', [1, 1, 6]),
+    row('c', [4, 4, 8], true),
+    row('d', [4, 4, 8]),
+    row('e', [8, 8, 4]),
+  ];
+  assert.deepEqual(
+    resolutionChanges(layers).map((l) => l.name),
+    ['b', 'c', 'd', 'e'],
+  );
 });
 
 test('the static server serves files with their types, 404s, and stays inside its folders', async () => {

@@ -41,7 +41,7 @@ const SPECS: Spec[] = [
     name: 'U-Net · TextureMNIST (biased)',
     file: 'models/unet-texture-mnist-biased/model.json',
     samples: 'fixtures/tiles',
-    description: 'the project\'s U-Net (base 16, mean IoU 0.873); digit 3 always sat on the brick background in training',
+    description: "the project's U-Net (base 16, mean IoU 0.873); digit 3 always sat on the brick background in training",
   },
   {
     id: 'unet-unbiased',
@@ -115,7 +115,15 @@ export function collectBundled(repo: string): { files: Map<string, string>; cata
       files.set(spec.labels, join(repo, spec.labels));
       labels = spec.labels;
     }
-    models.push({ id: spec.id, name: spec.name, format, url: spec.file, labels, samples: sampleUrls(spec.samples), description: spec.description });
+    models.push({
+      id: spec.id,
+      name: spec.name,
+      format,
+      url: spec.file,
+      labels,
+      samples: sampleUrls(spec.samples),
+      description: spec.description,
+    });
   }
   return { files, catalog: { models, samples: [...samples].map(([url, name]) => ({ url, name })) } };
 }

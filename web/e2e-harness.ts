@@ -25,7 +25,9 @@ export const CHROMIUM_ARGS = [
 
 /** Why the browser tests cannot run here (null when they can). */
 export function chromiumMissing(): string | null {
-  return existsSync(CHROMIUM) ? null : `${CHROMIUM} not found: install it with \`apt-get update && apt-get install -y chromium\` (or set CHROMIUM_PATH)`;
+  return existsSync(CHROMIUM)
+    ? null
+    : `${CHROMIUM} not found: install it with \`apt-get update && apt-get install -y chromium\` (or set CHROMIUM_PATH)`;
 }
 
 export const webDir = fileURLToPath(new URL('.', import.meta.url));
@@ -82,11 +84,15 @@ export interface Hook {
   timings: Array<{ ms: number; wallMs: number; cached: boolean; layer: string }>;
 }
 
-export const hookValue = <T>(page: Page, fn: string): Promise<T> => page.evaluate(`(() => { const h = window.__segGradCam; return ${fn}; })()`) as Promise<T>;
+export const hookValue = <T>(page: Page, fn: string): Promise<T> =>
+  page.evaluate(`(() => { const h = window.__segGradCam; return ${fn}; })()`) as Promise<T>;
 
 /** Waits until the page booted (backend, model, image, and any question from the URL). */
 export async function waitReady(page: Page, timeout = 120_000): Promise<void> {
-  await page.waitForFunction(() => (window as unknown as { __segGradCam?: Hook }).__segGradCam?.ready === true, null, { timeout, polling: 50 });
+  await page.waitForFunction(() => (window as unknown as { __segGradCam?: Hook }).__segGradCam?.ready === true, null, {
+    timeout,
+    polling: 50,
+  });
 }
 
 /** Runs an action and waits for the next answer (or error); returns which came. */
@@ -127,7 +133,10 @@ export async function dragPixels(page: Page, canvas: string, from: [number, numb
   if (shift) await page.keyboard.up('Shift');
 }
 
-export async function canvasGeometry(page: Page, canvas: string): Promise<{ left: number; top: number; scaleX: number; scaleY: number; width: number; height: number }> {
+export async function canvasGeometry(
+  page: Page,
+  canvas: string,
+): Promise<{ left: number; top: number; scaleX: number; scaleY: number; width: number; height: number }> {
   await page.locator(canvas).scrollIntoViewIfNeeded();
   return page.$eval(canvas, (c) => {
     const el = c as HTMLCanvasElement;
@@ -154,7 +163,9 @@ export function canvasDigest(page: Page, canvas: string): Promise<{ hash: number
 
 /** The page's last heatmap (window.__segGradCam.lastHeatmap), carried out as base64 float32 bytes. */
 export async function lastHeatmap(page: Page): Promise<Float32Array> {
-  const b64 = await page.evaluate(() => (window as unknown as { __segGradCam: { lastHeatmapBase64(): string | null } }).__segGradCam.lastHeatmapBase64());
+  const b64 = await page.evaluate(() =>
+    (window as unknown as { __segGradCam: { lastHeatmapBase64(): string | null } }).__segGradCam.lastHeatmapBase64(),
+  );
   if (b64 === null) throw new Error('the page has no heatmap yet');
   const bytes = Buffer.from(b64, 'base64');
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { canvasGeometry, clickPixel, hookValue, nextAnswer, startExplorer, waitReady, webDir } from './e2e-harness.js';
 
 const args = process.argv.slice(2);
-const out = args.find((a) => !a.startsWith('--') && !['--model', '--layer'].includes(args[args.indexOf(a) - 1])) ?? join(webDir, '..', 'docs', 'images', 'explorer.png');
+const out =
+  args.find((a) => !a.startsWith('--') && !['--model', '--layer'].includes(args[args.indexOf(a) - 1])) ??
+  join(webDir, '..', 'docs', 'images', 'explorer.png');
 const modelArg = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
 const layerArg = args.includes('--layer') ? args[args.indexOf('--layer') + 1] : undefined;
 
@@ -37,14 +39,21 @@ try {
   await nextAnswer(page, () => clickPixel(page, '#view-image', Math.floor(width * scene.a[0]), Math.floor(height * scene.a[1])));
   await page.click('#pin-a');
   // B: every pixel of the class, via the class form.
-  const value = await page.$$eval('#class-select option', (os, name) => os.find((o) => o.textContent?.endsWith(` · ${name}`))?.getAttribute('value') ?? null, scene.className);
+  const value = await page.$$eval(
+    '#class-select option',
+    (os, name) => os.find((o) => o.textContent?.endsWith(` · ${name}`))?.getAttribute('value') ?? null,
+    scene.className,
+  );
   if (value === null) throw new Error(`no class '${scene.className}'`);
   await nextAnswer(page, () => page.selectOption('#class-select', value));
   await nextAnswer(page, () => page.click('#class-region'));
   // The grid at the layers where the resolution changes.
   await page.check('#layer-grid-filter');
   await page.click('#layer-grid-run');
-  await page.waitForFunction(() => /layers in/.test(document.getElementById('layer-grid-status')?.textContent ?? ''), null, { timeout: 300_000, polling: 100 });
+  await page.waitForFunction(() => /layers in/.test(document.getElementById('layer-grid-status')?.textContent ?? ''), null, {
+    timeout: 300_000,
+    polling: 100,
+  });
   // Hover a heatmap pixel so the readout shows a value.
   const g = await canvasGeometry(page, '#view-overlay');
   await page.mouse.move(g.left + g.width * g.scaleX * 0.55, g.top + g.height * g.scaleY * 0.45);

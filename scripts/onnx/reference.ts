@@ -84,7 +84,11 @@ export function tailModel(an: GraphAnalysis, layer: string, logits: string): { m
 
 /** A plain ONNX Runtime session on a model (all optimisations, 1 thread for reproducibility). */
 export async function session(model: ModelProto | Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(model instanceof Uint8Array ? model : encodeModel(model), { intraOpNumThreads: 1, graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+  return ort.InferenceSession.create(model instanceof Uint8Array ? model : encodeModel(model), {
+    intraOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  });
 }
 
 /** Values of named tensors for one input (the model with those tensors as outputs). */
@@ -93,7 +97,10 @@ export async function tensorsAt(an: GraphAnalysis, input: Float32Array, names: s
   const out = new Map<string, Float32Array>();
   if (names.includes(an.inputName)) out.set(an.inputName, input);
   if (inner.length === 0) return out;
-  const model: ModelProto = { ...an.model, graph: { ...an.model.graph, output: inner.map((n) => valueInfo(n, an.dataType(n) ?? DataType.FLOAT, an.shape(n))), valueInfo: [] } };
+  const model: ModelProto = {
+    ...an.model,
+    graph: { ...an.model.graph, output: inner.map((n) => valueInfo(n, an.dataType(n) ?? DataType.FLOAT, an.shape(n))), valueInfo: [] },
+  };
   const s = await session(model);
   try {
     const res = await s.run({ [an.inputName]: new ort.Tensor('float32', input, an.shape(an.inputName)) });
@@ -121,7 +128,9 @@ export async function finiteDifferences(
   const tail = isInput ? null : tailModel(an, layer, logits);
   const names = tail ? tail.inputs : [an.inputName];
   const values = isInput ? new Map([[an.inputName, input]]) : await tensorsAt(an, input, names);
-  const model: ModelProto = tail ? tail.model : { ...an.model, graph: { ...an.model.graph, output: [valueInfo(logits, DataType.FLOAT, an.shape(logits))], valueInfo: [] } };
+  const model: ModelProto = tail
+    ? tail.model
+    : { ...an.model, graph: { ...an.model.graph, output: [valueInfo(logits, DataType.FLOAT, an.shape(logits))], valueInfo: [] } };
   const base = values.get(layer) as Float32Array;
   const feeds: Record<string, ort.Tensor> = {};
   for (const n of names) feeds[n] = new ort.Tensor('float32', values.get(n) as Float32Array, an.shape(n));
@@ -165,7 +174,18 @@ function torchInputs(unet: { spec: UnetSpec; params: Param[] }, input: Float32Ar
   const dir = mkdtempSync(join(tmpdir(), 'sgc-torch-'));
   const { index, blob } = paramsToBlob(unet.params);
   const s = unet.spec;
-  writeFileSync(join(dir, 'spec.json'), JSON.stringify({ levels: s.levels, base: s.base, classes: s.classes, inChannels: s.inChannels, height: s.height, width: s.width, params: index }));
+  writeFileSync(
+    join(dir, 'spec.json'),
+    JSON.stringify({
+      levels: s.levels,
+      base: s.base,
+      classes: s.classes,
+      inChannels: s.inChannels,
+      height: s.height,
+      width: s.width,
+      params: index,
+    }),
+  );
   writeFileSync(join(dir, 'params.bin'), blob);
   writeFileSync(join(dir, 'input.bin'), new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
   writeFileSync(join(dir, 'weights.bin'), new Uint8Array(weightsNchw.buffer, weightsNchw.byteOffset, weightsNchw.byteLength));
@@ -175,7 +195,12 @@ function torchInputs(unet: { spec: UnetSpec; params: Param[] }, input: Float32Ar
 const TORCH_SCRIPT = fileURLToPath(new URL('./torch_reference.py', import.meta.url));
 
 /** Runs scripts/onnx/torch_reference.py on the project's U-Net with the given weights, input and objective (NCHW): α at the bottleneck and S. */
-export function runTorchReference(python: string, unet: { spec: UnetSpec; params: Param[] }, input: Float32Array, weightsNchw: Float32Array): { alpha: number[]; score: number } {
+export function runTorchReference(
+  python: string,
+  unet: { spec: UnetSpec; params: Param[] },
+  input: Float32Array,
+  weightsNchw: Float32Array,
+): { alpha: number[]; score: number } {
   const dir = torchInputs(unet, input, weightsNchw);
   try {
     const r = spawnSync(python, [TORCH_SCRIPT, dir, 'alpha'], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -194,7 +219,13 @@ export interface TorchServer {
   close(): void;
 }
 
-export async function startTorchServer(python: string, unet: { spec: UnetSpec; params: Param[] }, input: Float32Array, weightsNchw: Float32Array, env: Record<string, string> = {}): Promise<TorchServer> {
+export async function startTorchServer(
+  python: string,
+  unet: { spec: UnetSpec; params: Param[] },
+  input: Float32Array,
+  weightsNchw: Float32Array,
+  env: Record<string, string> = {},
+): Promise<TorchServer> {
   const dir = torchInputs(unet, input, weightsNchw);
   const child = spawn(python, [TORCH_SCRIPT, dir, 'serve'], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();

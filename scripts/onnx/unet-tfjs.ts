@@ -40,7 +40,9 @@ export function unetLayersModel(params: Param[], spec: UnetSpec): tf.LayersModel
     const c = spec.base * 2 ** l;
     const up = tf.layers.conv2dTranspose({ name: `up${l + 1}`, filters: c, kernelSize: 2, strides: 2, padding: 'valid' });
     weighted.push({ layer: up, param: `up${l + 1}`, perm: [2, 3, 1, 0] });
-    const cat = tf.layers.concatenate({ name: `cat${l + 1}`, axis: -1 }).apply([up.apply(x) as tf.SymbolicTensor, skips[l]]) as tf.SymbolicTensor;
+    const cat = tf.layers
+      .concatenate({ name: `cat${l + 1}`, axis: -1 })
+      .apply([up.apply(x) as tf.SymbolicTensor, skips[l]]) as tf.SymbolicTensor;
     x = block(cat, `dec${l + 1}`, c);
   }
   const logits = conv(x, 'head', 'head', spec.classes, 1, false);

@@ -56,7 +56,19 @@ export function buildUnet(partial: Partial<UnetSpec> = {}): { model: ModelProto;
     const w = param(`${name}.weight`, [cout, cin, k, k], uniform(cout * cin * k * k, Math.sqrt(6 / fanIn)));
     const bias = param(`${name}.bias`, [cout], uniform(cout, 0.1));
     const p = (k - 1) / 2;
-    return b.node('Conv', [x, w, bias], { kernel_shape: { ints: [k, k] }, pads: { ints: [p, p, p, p] }, strides: { ints: [1, 1] }, dilations: { ints: [1, 1] }, group: { i: 1 } }, [b.fresh(`${name}_out`)], `/${name}/Conv`)[0];
+    return b.node(
+      'Conv',
+      [x, w, bias],
+      {
+        kernel_shape: { ints: [k, k] },
+        pads: { ints: [p, p, p, p] },
+        strides: { ints: [1, 1] },
+        dilations: { ints: [1, 1] },
+        group: { i: 1 },
+      },
+      [b.fresh(`${name}_out`)],
+      `/${name}/Conv`,
+    )[0];
   };
   const block = (x: string, name: string, cin: number, cout: number): string => {
     const c1 = b.node('Relu', [conv(x, `${name}.conv1`, cin, cout, 3)], {}, [b.fresh(`${name}_relu1`)], `/${name}/Relu`)[0];
@@ -70,7 +82,13 @@ export function buildUnet(partial: Partial<UnetSpec> = {}): { model: ModelProto;
     const c = spec.base * 2 ** l;
     x = block(x, `enc${l + 1}`, cin, c);
     skips.push({ t: x, c });
-    x = b.node('MaxPool', [x], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] }, pads: { ints: [0, 0, 0, 0] }, ceil_mode: { i: 0 } }, [b.fresh(`pool${l + 1}`)], `/pool${l + 1}/MaxPool`)[0];
+    x = b.node(
+      'MaxPool',
+      [x],
+      { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] }, pads: { ints: [0, 0, 0, 0] }, ceil_mode: { i: 0 } },
+      [b.fresh(`pool${l + 1}`)],
+      `/pool${l + 1}/MaxPool`,
+    )[0];
     cin = c;
   }
   const cb = spec.base * 2 ** spec.levels;
@@ -79,9 +97,21 @@ export function buildUnet(partial: Partial<UnetSpec> = {}): { model: ModelProto;
   for (let l = spec.levels - 1; l >= 0; l--) {
     const c = spec.base * 2 ** l;
     const name = `up${l + 1}`;
-    const w = param(`${name}.weight`, [cin, c, 2, 2], uniform(cin * c * 4, Math.sqrt(6 / (cin * 4 / 4))));
+    const w = param(`${name}.weight`, [cin, c, 2, 2], uniform(cin * c * 4, Math.sqrt(6 / ((cin * 4) / 4))));
     const bias = param(`${name}.bias`, [c], uniform(c, 0.1));
-    const up = b.node('ConvTranspose', [x, w, bias], { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] }, pads: { ints: [0, 0, 0, 0] }, dilations: { ints: [1, 1] }, group: { i: 1 } }, [b.fresh(`${name}_out`)], `/${name}/ConvTranspose`)[0];
+    const up = b.node(
+      'ConvTranspose',
+      [x, w, bias],
+      {
+        kernel_shape: { ints: [2, 2] },
+        strides: { ints: [2, 2] },
+        pads: { ints: [0, 0, 0, 0] },
+        dilations: { ints: [1, 1] },
+        group: { i: 1 },
+      },
+      [b.fresh(`${name}_out`)],
+      `/${name}/ConvTranspose`,
+    )[0];
     const cat = b.node('Concat', [up, skips[l].t], { axis: { i: 1 } }, [b.fresh(`cat${l + 1}`)], `/cat${l + 1}/Concat`)[0];
     x = block(cat, `dec${l + 1}`, 2 * c, c);
     cin = c;

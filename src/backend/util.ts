@@ -33,10 +33,14 @@ export type KernelArgs<B> = {
 
 /** The configs registering one kernel function under `kernelName` for each of `backendNames`. */
 export function kernelConfigs(
-  kernelName: string, backendNames: string[], kernelFunc: (args: KernelArgs<never>) => TensorInfo | TensorInfo[],
+  kernelName: string,
+  backendNames: string[],
+  kernelFunc: (args: KernelArgs<never>) => TensorInfo | TensorInfo[],
 ): tf.KernelConfig[] {
   return backendNames.map((backendName) => ({
-    kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+    kernelName,
+    backendName,
+    kernelFunc: kernelFunc as unknown as tf.KernelFunc,
   }));
 }
 
@@ -63,9 +67,12 @@ export function heapView(backend: WasmBackendLike, t: TensorInfo): HeapArray {
   const buf = backend.wasm.HEAPU8.buffer;
   const n = size(t.shape);
   switch (t.dtype) {
-    case 'float32': return new Float32Array(buf, memoryOffset, n);
-    case 'int32': return new Int32Array(buf, memoryOffset, n);
-    default: return new Uint8Array(buf, memoryOffset, n);
+    case 'float32':
+      return new Float32Array(buf, memoryOffset, n);
+    case 'int32':
+      return new Int32Array(buf, memoryOffset, n);
+    default:
+      return new Uint8Array(buf, memoryOffset, n);
   }
 }
 
@@ -107,7 +114,10 @@ export function makeOutputF32(backend: unknown, shape: number[], values: Float32
  * the heap taken after allocating the output, so nothing is copied in or out.
  */
 export function jsOutputF32(
-  backend: unknown, shape: number[], inputs: TensorInfo[], body: (out: Float32Array, ...ins: Float32Array[]) => void,
+  backend: unknown,
+  shape: number[],
+  inputs: TensorInfo[],
+  body: (out: Float32Array, ...ins: Float32Array[]) => void,
 ): TensorInfo {
   if (isWasm(backend)) {
     const out = wasmAlloc(backend, shape);
@@ -127,13 +137,28 @@ export function jsOutputF32(
  * Conv2D ones carry no dilations (1), the depthwise ones no data format (NHWC).
  */
 export function convInfo(
-  xShape: number[], filterShape: number[], attrs: Record<string, unknown>, depthwise = false,
+  xShape: number[],
+  filterShape: number[],
+  attrs: Record<string, unknown>,
+  depthwise = false,
 ): tf.backend_util.Conv2DInfo {
-  const { strides, pad, dimRoundingMode, dilations = 1, dataFormat = 'NHWC' } = attrs as unknown as
-    tf.Conv2DBackpropFilterAttrs & Partial<tf.DepthwiseConv2dNativeBackpropFilterAttrs>;
+  const {
+    strides,
+    pad,
+    dimRoundingMode,
+    dilations = 1,
+    dataFormat = 'NHWC',
+  } = attrs as unknown as tf.Conv2DBackpropFilterAttrs & Partial<tf.DepthwiseConv2dNativeBackpropFilterAttrs>;
   return tf.backend_util.computeConv2DInfo(
-    xShape as Shape4, filterShape as Shape4, strides, dilations, pad, dimRoundingMode, depthwise,
-    tf.backend_util.convertConv2DDataFormat(dataFormat));
+    xShape as Shape4,
+    filterShape as Shape4,
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    depthwise,
+    tf.backend_util.convertConv2DDataFormat(dataFormat),
+  );
 }
 
 /** Pool2DInfo from the attrs of a pooling gradient kernel (AvgPoolGrad has no rounding mode). */

@@ -7,7 +7,9 @@ import { predictCommand } from './commands/predict.js';
 import { trainCommand } from './commands/train.js';
 
 /** Commander's own usage errors, as one line in our format. */
-const oneLineErrors = { outputError: (text: string, write: (s: string) => void) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`) };
+const oneLineErrors = {
+  outputError: (text: string, write: (s: string) => void) => write(`seg-grad-cam: ${text.replace(/^error: /, '').trim()}\n`),
+};
 
 export function buildProgram(): Command {
   const program = new Command('seg-grad-cam')

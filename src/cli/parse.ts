@@ -36,18 +36,21 @@ export function parseRange(text: string, flag = '--input-range'): [number, numbe
 
 export function parseNumberIn(text: string, flag: string, lo: number, hi: number): number {
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < lo || v > hi) throw new SegGradCamError(`${flag} expects a number in [${lo}, ${hi}], got '${text}'`, 'usage');
+  if (text.trim() === '' || !Number.isFinite(v) || v < lo || v > hi)
+    throw new SegGradCamError(`${flag} expects a number in [${lo}, ${hi}], got '${text}'`, 'usage');
   return v;
 }
 
 export function parseNumberAtLeast(text: string, flag: string, min: number): number {
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v < min) throw new SegGradCamError(`${flag} expects a number >= ${min}, got '${text}'`, 'usage');
+  if (text.trim() === '' || !Number.isFinite(v) || v < min)
+    throw new SegGradCamError(`${flag} expects a number >= ${min}, got '${text}'`, 'usage');
   return v;
 }
 
 export function parseInteger(text: string, flag: string, min: number): number {
-  if (!/^-?\d+$/.test(text.trim()) || Number(text) < min) throw new SegGradCamError(`${flag} expects an integer >= ${min}, got '${text}'`, 'usage');
+  if (!/^-?\d+$/.test(text.trim()) || Number(text) < min)
+    throw new SegGradCamError(`${flag} expects an integer >= ${min}, got '${text}'`, 'usage');
   return Number(text);
 }
 

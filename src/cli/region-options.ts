@@ -18,7 +18,9 @@ export const REGION_FLAGS = '--pixel, --pixels, --box, --mask, --class-region, -
 
 /** Exactly one region flag → a Region (coordinates in the original image's pixels). */
 export async function regionFromFlags(flags: RegionFlags, image: RgbaImage): Promise<R.Region> {
-  const given = (['pixel', 'pixels', 'box', 'mask', 'classRegion', 'object', 'whole'] as const).filter((k) => flags[k] !== undefined && flags[k] !== false);
+  const given = (['pixel', 'pixels', 'box', 'mask', 'classRegion', 'object', 'whole'] as const).filter(
+    (k) => flags[k] !== undefined && flags[k] !== false,
+  );
   if (given.length === 0) throw new SegGradCamError(`choose a region M with one of ${REGION_FLAGS}`, 'usage');
   if (given.length > 1) throw new SegGradCamError(`choose one region, not ${given.length}: ${given.map(flagName).join(' and ')}`, 'usage');
   switch (given[0]) {

@@ -5,7 +5,7 @@ import { SegGradCamError } from '../errors.js';
 export function addModelOptions(cmd: Command): Command {
   return cmd
     .option('-m, --model <model.json>', 'TF.js model (layers or graph format); default: the bundled U-Net')
-    .option('--labels <file>', 'class names: a JSON array or one name per line (default: the model\'s metadata)')
+    .option('--labels <file>', "class names: a JSON array or one name per line (default: the model's metadata)")
     .option('--output <node>', 'graph models: the node to explain (default: the model output; a final sigmoid/softmax is skipped)')
     .option('--input-range <lo,hi>', 'pixel values 0..255 are scaled to [lo, hi] (default 0,1)')
     .option('--backend <name>', 'TensorFlow.js backend: wasm or cpu', 'wasm');

@@ -28,7 +28,8 @@ async function readTextureDir(dir: string): Promise<Record<string, GrayTexture>>
     }
     const png = PNG.sync.read(buf);
     const gray = new Float32Array(png.width * png.height);
-    for (let i = 0; i < gray.length; i++) gray[i] = (0.299 * png.data[i * 4] + 0.587 * png.data[i * 4 + 1] + 0.114 * png.data[i * 4 + 2]) / 255;
+    for (let i = 0; i < gray.length; i++)
+      gray[i] = (0.299 * png.data[i * 4] + 0.587 * png.data[i * 4 + 1] + 0.114 * png.data[i * 4 + 2]) / 255;
     photos[name] = normalizePhoto(png.width, png.height, gray);
   }
   return photos;

@@ -136,11 +136,15 @@ export function resolveOptions(options: TextureMnistOptions = {}): ResolvedOptio
     tint: options.tint ?? 0.12,
   };
   if (!Number.isInteger(o.size) || o.size < 16) throw new SegGradCamError(`tile size must be an integer >= 16 (got ${o.size})`, 'usage');
-  if (!Number.isInteger(o.biasDigit) || o.biasDigit < 0 || o.biasDigit > 9) throw new SegGradCamError(`bias digit must be 0..9 (got ${o.biasDigit})`, 'usage');
-  if (!isTextureName(o.biasTexture)) throw new SegGradCamError(`unknown bias texture '${o.biasTexture}' (one of ${TEXTURE_NAMES.join(', ')})`, 'usage');
-  if (!(o.biasStrength >= 0 && o.biasStrength <= 1)) throw new SegGradCamError(`bias strength must be in 0..1 (got ${o.biasStrength})`, 'usage');
+  if (!Number.isInteger(o.biasDigit) || o.biasDigit < 0 || o.biasDigit > 9)
+    throw new SegGradCamError(`bias digit must be 0..9 (got ${o.biasDigit})`, 'usage');
+  if (!isTextureName(o.biasTexture))
+    throw new SegGradCamError(`unknown bias texture '${o.biasTexture}' (one of ${TEXTURE_NAMES.join(', ')})`, 'usage');
+  if (!(o.biasStrength >= 0 && o.biasStrength <= 1))
+    throw new SegGradCamError(`bias strength must be in 0..1 (got ${o.biasStrength})`, 'usage');
   const [dmin, dmax] = o.digitsPerTile;
-  if (!(Number.isInteger(dmin) && Number.isInteger(dmax) && dmin >= 1 && dmax >= dmin)) throw new SegGradCamError('digitsPerTile must be integers 1 <= min <= max', 'usage');
+  if (!(Number.isInteger(dmin) && Number.isInteger(dmax) && dmin >= 1 && dmax >= dmin))
+    throw new SegGradCamError('digitsPerTile must be integers 1 <= min <= max', 'usage');
   if (!(o.trainFraction > 0 && o.trainFraction < 1)) throw new SegGradCamError('trainFraction must be in (0, 1)', 'usage');
   if (!(o.brightnessGap >= 0 && o.brightnessGap <= 0.7)) throw new SegGradCamError('brightnessGap must be in 0..0.7', 'usage');
   return o;
@@ -187,7 +191,8 @@ export class TextureMnist {
     this.assets = assets;
     if (assets.digits.length !== 10) throw new SegGradCamError('assets.digits must hold 10 classes', 'usage');
     this.counts = assets.digits.map((d) => Math.floor(d.length / (MNIST_SIZE * MNIST_SIZE)));
-    for (const name of ['brick', 'grass', 'gravel']) if (!assets.photos[name]) throw new SegGradCamError(`photo texture '${name}' missing from assets`, 'usage');
+    for (const name of ['brick', 'grass', 'gravel'])
+      if (!assets.photos[name]) throw new SegGradCamError(`photo texture '${name}' missing from assets`, 'usage');
     const bias = this.options.biasTexture;
     this.biasTextureId = textureId(bias);
     this.fillPool = TEXTURE_NAMES.filter((t) => t !== bias);
@@ -204,7 +209,8 @@ export class TextureMnist {
 
   /** Generates tile `index` of a split. */
   sample(split: Split, index: number): TextureMnistSample {
-    if (!Number.isInteger(index) || index < 0) throw new SegGradCamError(`tile index must be a non-negative integer (got ${index})`, 'usage');
+    if (!Number.isInteger(index) || index < 0)
+      throw new SegGradCamError(`tile index must be a non-negative integer (got ${index})`, 'usage');
     const o = this.options;
     const size = o.size;
     const scale = size / 64;
@@ -279,7 +285,11 @@ export class TextureMnist {
       const lenHi = Math.max(0, hi[1] - hi[0]);
       const r = rng.next() * (lenLo + lenHi);
       const mean = lenLo + lenHi === 0 ? (bgMean < 0.5 ? 0.95 : 0.05) : r < lenLo ? lo[0] + r : hi[0] + (r - lenLo);
-      colorize(drawPattern(d.texture, size, size, rng, this.assets.photos, scale), randomColouring(rng, mean, o.textureContrast, o.tint), fill);
+      colorize(
+        drawPattern(d.texture, size, size, rng, this.assets.photos, scale),
+        randomColouring(rng, mean, o.textureContrast, o.tint),
+        fill,
+      );
       const src = this.assets.digits[d.digit];
       const off = d.mnistIndex * MNIST_SIZE * MNIST_SIZE;
       const hard = o.inkEdge === 'hard';
@@ -297,7 +307,8 @@ export class TextureMnist {
           const sx = (px - d.x + 0.5) * f - 0.5;
           const x0 = Math.floor(sx);
           const fx = sx - x0;
-          const at = (yy: number, xx: number): number => (yy < 0 || xx < 0 || yy >= MNIST_SIZE || xx >= MNIST_SIZE ? 0 : src[off + yy * MNIST_SIZE + xx]);
+          const at = (yy: number, xx: number): number =>
+            yy < 0 || xx < 0 || yy >= MNIST_SIZE || xx >= MNIST_SIZE ? 0 : src[off + yy * MNIST_SIZE + xx];
           const top = at(y0, x0) + (at(y0, x0 + 1) - at(y0, x0)) * fx;
           const bot = at(y0 + 1, x0) + (at(y0 + 1, x0 + 1) - at(y0 + 1, x0)) * fx;
           const a = top + (bot - top) * fy;
@@ -324,14 +335,28 @@ export class TextureMnist {
       backgroundMask[i] = labels[i] === 0 ? 1 : 0;
       biasMask[i] = biasBackground && labels[i] === 0 ? 1 : 0;
     }
-    return { image, labels, textureMap, backgroundMask, biasMask, backgroundTexture: background, biasBackground, hasBiasDigit, digits: placed };
+    return {
+      image,
+      labels,
+      textureMap,
+      backgroundMask,
+      biasMask,
+      backgroundTexture: background,
+      biasBackground,
+      hasBiasDigit,
+      digits: placed,
+    };
   }
 
   /**
    * Tiles as plain arrays: x [N*H*W*3] float in 0..1 (from the 8-bit image), y [N*H*W] class ids.
    * `flip[i]` mirrors tile i left-right (off by default: a mirrored digit is not a digit).
    */
-  arrays(split: Split, indices: readonly number[], flip?: readonly boolean[]): { x: Float32Array; y: Int32Array; samples: TextureMnistSample[] } {
+  arrays(
+    split: Split,
+    indices: readonly number[],
+    flip?: readonly boolean[],
+  ): { x: Float32Array; y: Int32Array; samples: TextureMnistSample[] } {
     const size = this.options.size;
     const n = size * size;
     const x = new Float32Array(indices.length * n * 3);
@@ -358,7 +383,11 @@ export class TextureMnist {
    * A batch as tensors: x [N,H,W,3] float32 in 0..1; y [N,H,W] int32 class ids, or with
    * `oneHot` [N,H,W,11] float32.
    */
-  batch(split: Split, indices: readonly number[], opts: { oneHot?: boolean; flip?: readonly boolean[] } = {}): { x: tf.Tensor4D; y: tf.Tensor3D | tf.Tensor4D } {
+  batch(
+    split: Split,
+    indices: readonly number[],
+    opts: { oneHot?: boolean; flip?: readonly boolean[] } = {},
+  ): { x: tf.Tensor4D; y: tf.Tensor3D | tf.Tensor4D } {
     const size = this.options.size;
     const { x, y } = this.arrays(split, indices, opts.flip);
     const xt = tf.tensor4d(x, [indices.length, size, size, 3]);

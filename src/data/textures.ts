@@ -102,7 +102,14 @@ function valueNoise(h: number, w: number, rng: Rng, cell: number): Float32Array 
 }
 
 /** Draws the 0..1 pattern of texture `name` at size h x w. `scale` = tile size / 64. */
-export function drawPattern(name: TextureName, h: number, w: number, rng: Rng, photos: Record<string, GrayTexture>, scale = 1): Float32Array {
+export function drawPattern(
+  name: TextureName,
+  h: number,
+  w: number,
+  rng: Rng,
+  photos: Record<string, GrayTexture>,
+  scale = 1,
+): Float32Array {
   const out = new Float32Array(h * w);
   const theta = rng.uniform(0, Math.PI);
   const c = Math.cos(theta);

@@ -52,7 +52,10 @@ export interface Objective {
 export type GridBox = [[number, number], [number, number]];
 
 /** The box holding both. */
-export const unionBox = (a: GridBox, b: GridBox): GridBox => [[Math.min(a[0][0], b[0][0]), Math.max(a[0][1], b[0][1])], [Math.min(a[1][0], b[1][0]), Math.max(a[1][1], b[1][1])]];
+export const unionBox = (a: GridBox, b: GridBox): GridBox => [
+  [Math.min(a[0][0], b[0][0]), Math.max(a[0][1], b[0][1])],
+  [Math.min(a[1][0], b[1][0]), Math.max(a[1][1], b[1][1])],
+];
 
 export const boxArea = (b: GridBox) => (b[0][1] - b[0][0]) * (b[1][1] - b[1][0]);
 

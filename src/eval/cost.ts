@@ -52,7 +52,10 @@ export function instrumentAdapter(adapter: ModelAdapter): Instrumented {
     counts.forward += inputs.shape[0];
     return scores(inputs, objective);
   };
-  target.inputGradients = (inputs: Parameters<ModelAdapter['inputGradients']>[0], objective: Parameters<ModelAdapter['inputGradients']>[1]) => {
+  target.inputGradients = (
+    inputs: Parameters<ModelAdapter['inputGradients']>[0],
+    objective: Parameters<ModelAdapter['inputGradients']>[1],
+  ) => {
     counts.forward += inputs.shape[0];
     counts.backward += inputs.shape[0];
     return inputGradients(inputs, objective);

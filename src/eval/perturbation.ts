@@ -54,7 +54,8 @@ export function stepCounts(n: number, steps: number): number[] {
 export function curveImages(from: Float32Array, to: Float32Array, order: Int32Array, steps: number, channels: number): Float32Array {
   const size = from.length;
   if (to.length !== size) throw new RangeError(`curveImages: images differ in size (${size} vs ${to.length})`);
-  if (order.length * channels !== size) throw new RangeError(`curveImages: ${order.length} pixels × ${channels} channels != ${size} values`);
+  if (order.length * channels !== size)
+    throw new RangeError(`curveImages: ${order.length} pixels × ${channels} channels != ${size} values`);
   const counts = stepCounts(order.length, steps);
   const out = new Float32Array(size * (steps + 1));
   const current = from.slice();

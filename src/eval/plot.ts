@@ -70,7 +70,8 @@ export class Canvas {
       if (dash && (t * len) % (dash[0] + dash[1]) >= dash[0]) continue;
       const x = x0 + t * (x1 - x0);
       const y = y0 + t * (y1 - y0);
-      for (let dy = -Math.floor(r); dy <= Math.ceil(r); dy++) for (let dx = -Math.floor(r); dx <= Math.ceil(r); dx++) this.pixel(x + dx, y + dy, c);
+      for (let dy = -Math.floor(r); dy <= Math.ceil(r); dy++)
+        for (let dx = -Math.floor(r); dx <= Math.ceil(r); dx++) this.pixel(x + dx, y + dy, c);
     }
   }
 
@@ -138,7 +139,15 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 
 /** A tick value with as many decimals as the tick step needs ('.5' style without the leading zero). */
 export function tickLabel(v: number, step = 0): string {
-  const digits = step > 0 ? Math.max(0, Math.min(6, Math.ceil(-Math.log10(step) - 1e-9) + (Math.abs(step / 10 ** Math.floor(Math.log10(step)) - 2.5) < 1e-9 ? 1 : 0))) : Number.isInteger(v) ? 0 : 2;
+  const digits =
+    step > 0
+      ? Math.max(
+          0,
+          Math.min(6, Math.ceil(-Math.log10(step) - 1e-9) + (Math.abs(step / 10 ** Math.floor(Math.log10(step)) - 2.5) < 1e-9 ? 1 : 0)),
+        )
+      : Number.isInteger(v)
+        ? 0
+        : 2;
   const s = Math.abs(v) < 1e-12 ? '0' : v.toFixed(digits);
   return s.replace(/^(-?)0\./, '$1.');
 }
@@ -185,7 +194,8 @@ export function lineChart(o: LineChartOptions): RgbaImage {
   const tickW = measureText('-0.00', s).width + 12;
   const left = 24 + LINE_HEIGHT * s + tickW;
   const top = 16 + LINE_HEIGHT * s + 14;
-  const rotatedTicks = o.xTicks && o.xTicks.some((t) => measureText(t.label, s).width > (width - legendW - left - 20) / Math.max(1, o.xTicks!.length));
+  const rotatedTicks =
+    o.xTicks && o.xTicks.some((t) => measureText(t.label, s).width > (width - legendW - left - 20) / Math.max(1, o.xTicks!.length));
   const xTickH = rotatedTicks ? Math.max(...o.xTicks!.map((t) => measureText(t.label, s).width)) + 10 : LINE_HEIGHT * s + 10;
   const bottom = height - (16 + LINE_HEIGHT * s + 10 + xTickH);
   const right = width - legendW - 20;
@@ -252,7 +262,12 @@ export function barChart(o: BarChartOptions): RgbaImage {
   const barH = 14;
   const gap = 12;
   const labelW = Math.max(...o.rows.map((r) => measureText(r.label, s).width)) + 16;
-  const width = Math.max(o.width ?? 900, labelW + 16 + 420, measureText(o.title, s).width + 40, measureText(o.xLabel, s).width + labelW + 60);
+  const width = Math.max(
+    o.width ?? 900,
+    labelW + 16 + 420,
+    measureText(o.title, s).width + 40,
+    measureText(o.xLabel, s).width + labelW + 60,
+  );
   const left = 16 + labelW;
   const right = width - 90;
   // Legend under the title, wrapped to the plot's width.
@@ -380,7 +395,11 @@ export function scatterPlot(o: ScatterOptions): RgbaImage {
   const left = 24 + LINE_HEIGHT * s + tickW;
   const top = 16 + LINE_HEIGHT * s + 14;
   const legendW =
-    o.legend && 'entries' in o.legend ? Math.max(...o.legend.entries.map((e) => measureText(e.label, s).width)) + 50 : o.legend ? 24 + 24 + measureText('-0.00', s).width + 24 : 0;
+    o.legend && 'entries' in o.legend
+      ? Math.max(...o.legend.entries.map((e) => measureText(e.label, s).width)) + 50
+      : o.legend
+        ? 24 + 24 + measureText('-0.00', s).width + 24
+        : 0;
   const width = left + side + 24 + legendW;
   const height = top + side + 16 + LINE_HEIGHT * s + 10 + LINE_HEIGHT * s + 14;
   const c = new Canvas(width, height);

@@ -87,7 +87,10 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
         return c ? value(c) : Number.NaN;
       }),
     }));
-  const layerSeries = layerCols.map((l, i) => ({ label: l === 'input' ? 'input (attribution)' : `${l} (${r.layers.find((x) => x.name === l)?.role})`, color: categorical(i) }));
+  const layerSeries = layerCols.map((l, i) => ({
+    label: l === 'input' ? 'input (attribution)' : `${l} (${r.layers.find((x) => x.name === l)?.role})`,
+    color: categorical(i),
+  }));
   const sweep: RgbaImage[] = [];
   if (two) {
     sweep.push(
@@ -116,7 +119,8 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
       });
     sweep.push(aucChart('deletion', 'Deletion', randDel[0]), aucChart('insertion', 'Insertion', randIns[0]));
   }
-  if (sweep.length > 0) images['layer-sweep.png'] = encodePng(sweep.length > 2 ? vstack([hstack(sweep.slice(0, 2), 24), sweep[2]], 24) : hstack(sweep, 24));
+  if (sweep.length > 0)
+    images['layer-sweep.png'] = encodePng(sweep.length > 2 ? vstack([hstack(sweep.slice(0, 2), 24), sweep[2]], 24) : hstack(sweep, 24));
 
   // Deletion / insertion curves (first model): every method at the bottleneck, input attributions, random.
   if (r.options.curveTiles > 0) {
@@ -124,7 +128,13 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
     const curveSeries = (which: 'deletionCurve' | 'insertionCurve', mi: number): Series[] => [
       ...r.conditions
         .filter((c) => c.layer === bottleneck || c.layer === 'input')
-        .map((c) => ({ label: `${c.method}${c.layer === 'input' ? '' : ' @ bn'}`, color: methodColor(c.method), xs, ys: c[which][mi], dash: c.layer === 'input' })),
+        .map((c) => ({
+          label: `${c.method}${c.layer === 'input' ? '' : ' @ bn'}`,
+          color: methodColor(c.method),
+          xs,
+          ys: c[which][mi],
+          dash: c.layer === 'input',
+        })),
       { label: 'random order', color: BLACK, xs, ys: r.random[which][mi], thickness: 3 },
     ];
     const charts: RgbaImage[] = [];
@@ -132,8 +142,24 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
       charts.push(
         hstack(
           [
-            lineChart({ title: `Deletion, ${labels[mi]} model`, xLabel: 'fraction of pixels deleted', yLabel: 'P(class) in M', series: curveSeries('deletionCurve', mi), xRange: [0, 1], yRange: [0, 1], legend: false, width: 560 }),
-            lineChart({ title: `Insertion, ${labels[mi]} model`, xLabel: 'fraction of pixels inserted', yLabel: 'P(class) in M', series: curveSeries('insertionCurve', mi), xRange: [0, 1], yRange: [0, 1] }),
+            lineChart({
+              title: `Deletion, ${labels[mi]} model`,
+              xLabel: 'fraction of pixels deleted',
+              yLabel: 'P(class) in M',
+              series: curveSeries('deletionCurve', mi),
+              xRange: [0, 1],
+              yRange: [0, 1],
+              legend: false,
+              width: 560,
+            }),
+            lineChart({
+              title: `Insertion, ${labels[mi]} model`,
+              xLabel: 'fraction of pixels inserted',
+              yLabel: 'P(class) in M',
+              series: curveSeries('insertionCurve', mi),
+              xRange: [0, 1],
+              yRange: [0, 1],
+            }),
           ],
           8,
         ),
@@ -172,7 +198,8 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
       .map((a) => {
         const n = a.points.length;
         const bounds: number[] = [];
-        for (let i = 1; i < n; i++) if (a.points[i].tile !== a.points[i - 1].tile || a.points[i].instance !== a.points[i - 1].instance) bounds.push(i);
+        for (let i = 1; i < n; i++)
+          if (a.points[i].tile !== a.points[i - 1].tile || a.points[i].instance !== a.points[i - 1].instance) bounds.push(i);
         return matrixPlot(a.cosine, n, {
           title: `cos(alpha_i, alpha_j), ${a.model} model`,
           colormap: 'turbo',
@@ -194,7 +221,11 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
           title: `PCA of alpha, ${a.model} model: by digit instance`,
           xLabel: `PC1 (${ev[0]}% of variance)`,
           yLabel: `PC2 (${ev[1] ?? '0'}%)`,
-          points: a.points.map((p, i) => ({ x: a.pca.coords[i][0], y: a.pca.coords[i][1] ?? 0, color: categorical(inst.indexOf(`${p.tile}:${p.instance}`)) })),
+          points: a.points.map((p, i) => ({
+            x: a.pca.coords[i][0],
+            y: a.pca.coords[i][1] ?? 0,
+            color: categorical(inst.indexOf(`${p.tile}:${p.instance}`)),
+          })),
           legend: { entries: inst.map((k, i) => ({ label: `tile ${k.split(':')[0]} #${k.split(':')[1]}`, color: categorical(i) })) },
         });
         const byDistance = scatterPlot({
@@ -213,7 +244,9 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
   if (r.example) {
     const ex = r.example;
     const rows: RgbaImage[] = [];
-    const keys = r.conditions.filter((c) => c.method === 'seg-grad-cam' || c.layer === bottleneck || c.layer === 'input').map((c) => ({ key: conditionKey(c.method, c.layer), c }));
+    const keys = r.conditions
+      .filter((c) => c.method === 'seg-grad-cam' || c.layer === bottleneck || c.layer === 'input')
+      .map((c) => ({ key: conditionKey(c.method, c.layer), c }));
     for (const label of labels) {
       const maps = ex.heatmaps[label] ?? {};
       const contour = contourMask(ex.region, ex.image.width, ex.image.height, 1);
@@ -222,7 +255,10 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
       for (const { key, c } of keys) {
         const h = maps[key];
         if (!h) continue;
-        panels.push({ image: overlayHeatmap(ex.image, h, { colormap: 'turbo', opacity: 0.6 }), title: `${c.method} ${c.layer === 'input' ? '(input)' : c.layer}` });
+        panels.push({
+          image: overlayHeatmap(ex.image, h, { colormap: 'turbo', opacity: 0.6 }),
+          title: `${c.method} ${c.layer === 'input' ? '(input)' : c.layer}`,
+        });
       }
       rows.push(renderFigure(panels, { minPanelSize: 128, textScale: 1 }));
     }
@@ -237,7 +273,13 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
     '',
   );
   if (r.models.some((m) => m.checkpoint)) {
-    md.push(`> **Note:** ${r.models.filter((m) => m.checkpoint).map((m) => `the ${m.label} model is a training checkpoint (${m.iouNote})`).join('; ')} — the final model was not available when this report was generated.`, '');
+    md.push(
+      `> **Note:** ${r.models
+        .filter((m) => m.checkpoint)
+        .map((m) => `the ${m.label} model is a training checkpoint (${m.iouNote})`)
+        .join('; ')} — the final model was not available when this report was generated.`,
+      '',
+    );
   }
 
   // Summary.
@@ -302,10 +344,16 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
     md.push(
       `* **α across locations** (Seg-Grad-CAM at the bottleneck, single-pixel regions on digit ${r.dataset.biasDigit}): mean cosine similarity within a digit instance vs between instances: ${r.alpha
         .map((a) => `${a.model} ${fmt(a.withinInstance, 2)} vs ${fmt(a.betweenInstances, 2)}`)
-        .join('; ')}; the first two principal components explain ${r.alpha.map((a) => `${fmt(100 * (a.pca.explained[0] ?? NaN), 0)}% + ${fmt(100 * (a.pca.explained[1] ?? NaN), 0)}% (${a.model})`).join(', ')}.`,
+        .join(
+          '; ',
+        )}; the first two principal components explain ${r.alpha.map((a) => `${fmt(100 * (a.pca.explained[0] ?? NaN), 0)}% + ${fmt(100 * (a.pca.explained[1] ?? NaN), 0)}% (${a.model})`).join(', ')}.`,
     );
   }
-  md.push('', '**Cost** per explanation (after the image\'s one shared forward pass; median wall time over all tiles and models — timing, not reproducible):', '');
+  md.push(
+    '',
+    "**Cost** per explanation (after the image's one shared forward pass; median wall time over all tiles and models — timing, not reproducible):",
+    '',
+  );
   md.push(...costTable(r));
   md.push('');
 
@@ -320,16 +368,28 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
   md.push(
     `| tiles | ${r.tiles.length} held-out tiles (split 'heldout', dataset seed ${r.dataset.seed}, ${r.dataset.size}×${r.dataset.size}) that contain digit ${r.dataset.biasDigit} with ≥ 1 % of the tile, generated with bias strength 1 for every model (identical inputs), the first ${r.tiles.length} such from index ${r.dataset.tileOffset} (${r.dataset.scanned} tiles scanned); bias texture '${r.dataset.biasTexture}' covers ${fmt(100 * chance, 1)} % of a tile on average |`,
   );
-  md.push(`| region M, class | the ground-truth pixels of digit ${r.dataset.biasDigit} (class ${r.dataset.biasClass}); S = Σ_M logits for the heatmaps |`);
+  md.push(
+    `| region M, class | the ground-truth pixels of digit ${r.dataset.biasDigit} (class ${r.dataset.biasClass}); S = Σ_M logits for the heatmaps |`,
+  );
   md.push(`| layers | ${r.layers.map((l) => layerLabel(l.name)).join('; ')} |`);
-  md.push(`| methods | ${r.options.methods.join(', ')}; options: ${Object.entries(r.options.methodOptions).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join(', ') || 'defaults'} |`);
+  md.push(
+    `| methods | ${r.options.methods.join(', ')}; options: ${
+      Object.entries(r.options.methodOptions)
+        .map(([k, v]) => `${k} ${JSON.stringify(v)}`)
+        .join(', ') || 'defaults'
+    } |`,
+  );
   md.push(
     `| curves | first ${r.options.curveTiles} tiles, ${r.options.steps} steps, ${r.options.randomOrders} random orders per tile; ties in a heatmap broken by a seeded permutation |`,
   );
-  md.push(`| sanity | first ${r.options.sanityTiles} tiles; cascade over ${steps.length} blocks of the ${r.cascade.model} model${r.cascade.note ? ` (${r.cascade.note})` : ''} |`);
+  md.push(
+    `| sanity | first ${r.options.sanityTiles} tiles; cascade over ${steps.length} blocks of the ${r.cascade.model} model${r.cascade.note ? ` (${r.cascade.note})` : ''} |`,
+  );
   md.push(`| α | first ${r.options.alphaTiles} tiles × ${r.options.alphaPixels} pixels |`);
   md.push(`| seed | ${r.options.seed} (tiles, tie-breaking, random orders, weight randomisation, PCA start) |`);
-  md.push(`| machine | ${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.memoryGb} GB, ${r.machine.platform}; Node ${r.machine.node}, TF.js ${r.machine.tfjs}, backend ${r.machine.backend} (single-threaded) |`);
+  md.push(
+    `| machine | ${r.machine.cpus} × ${r.machine.cpu}, ${r.machine.memoryGb} GB, ${r.machine.platform}; Node ${r.machine.node}, TF.js ${r.machine.tfjs}, backend ${r.machine.backend} (single-threaded) |`,
+  );
   md.push(
     `| wall time | ${(r.timing.wallSeconds / 60).toFixed(1)} min (${Object.entries(r.timing.phases)
       .map(([k, v]) => `${k} ${(v / 60).toFixed(1)} min`)
@@ -337,7 +397,13 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
   );
   md.push('');
   if (ctx.command) md.push('Reproduce:', '', '```sh', ctx.command, '```', '');
-  if (images['examples.png']) md.push('Example tile: the input with M outlined, then heatmaps (Seg-Grad-CAM at every layer, the other CAM methods at the bottleneck, input attributions).', '', '![example heatmaps](examples.png)', '');
+  if (images['examples.png'])
+    md.push(
+      'Example tile: the input with M outlined, then heatmaps (Seg-Grad-CAM at every layer, the other CAM methods at the bottleneck, input attributions).',
+      '',
+      '![example heatmaps](examples.png)',
+      '',
+    );
 
   // 0. Behavioural check.
   if (bh.length > 0) {
@@ -352,7 +418,9 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
       '|---|---:|---:|---:|---:|',
     );
     for (const b of bh)
-      md.push(`| ${b.model} | ${fmt(b.iouOnBias)} (${b.tilesOnBias}) | ${fmt(b.iouOffBias)} (${b.tilesOffBias}) | ${fmt(100 * b.digitPixelsAsBias, 2)} % (${b.tilesWithout} tiles) | ${fmt(100 * b.backgroundPixelsAsBias, 3)} % |`);
+      md.push(
+        `| ${b.model} | ${fmt(b.iouOnBias)} (${b.tilesOnBias}) | ${fmt(b.iouOffBias)} (${b.tilesOffBias}) | ${fmt(100 * b.digitPixelsAsBias, 2)} % (${b.tilesWithout} tiles) | ${fmt(100 * b.backgroundPixelsAsBias, 3)} % |`,
+      );
     md.push('');
   }
 
@@ -365,17 +433,26 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
       `Empty heatmaps (no positive mass) have no share and are left out (counted in the last column).`,
     '',
   );
-  const biasHead = two ? `| method | layer | share, ${labels[0]} | share, ${labels[1]} | AUROC | empty (${labels.join('/')}) |` : `| method | layer | share, ${labels[0]} | empty |`;
+  const biasHead = two
+    ? `| method | layer | share, ${labels[0]} | share, ${labels[1]} | AUROC | empty (${labels.join('/')}) |`
+    : `| method | layer | share, ${labels[0]} | empty |`;
   md.push(biasHead, two ? '|---|---|---:|---:|---:|---:|' : '|---|---|---:|---:|');
   for (const c of r.conditions) {
-    const best = two && Number.isFinite(c.auroc) && c.auroc === Math.max(...r.conditions.filter((x) => x.method === c.method).map((x) => x.auroc));
+    const best =
+      two && Number.isFinite(c.auroc) && c.auroc === Math.max(...r.conditions.filter((x) => x.method === c.method).map((x) => x.auroc));
     md.push(
       two
         ? `| ${c.method} | ${c.layer} | ${pm(c.shares[0])} | ${pm(c.shares[1])} | ${best && r.conditions.filter((x) => x.method === c.method).length > 1 ? `**${fmt(c.auroc)}**` : fmt(c.auroc)} | ${c.shares.map(nanCount).join('/')} |`
         : `| ${c.method} | ${c.layer} | ${pm(c.shares[0])} | ${nanCount(c.shares[0])} |`,
     );
   }
-  md.push('', `Chance level (the bias texture's area): ${fmt(chance)}. Bold: the method's best layer.`, '', '![bias shares](bias-shares.png)', '');
+  md.push(
+    '',
+    `Chance level (the bias texture's area): ${fmt(chance)}. Bold: the method's best layer.`,
+    '',
+    '![bias shares](bias-shares.png)',
+    '',
+  );
 
   // 2. Deletion / insertion.
   if (r.options.curveTiles > 0) {
@@ -415,7 +492,9 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
     md.push(`| method | layer | ${steps.map((s) => s.name).join(' | ')} |`, `|---|---|${steps.map(() => '---:|').join('')}`);
     for (const c of r.conditions) {
       const m = sanityMeans(c);
-      md.push(`| ${c.method} | ${c.layer} | ${m.map((v, j) => `${fmt(v, 2)}${c.sanityEmpty[j] ? ` (${c.sanityEmpty[j]})` : ''}`).join(' | ')} |`);
+      md.push(
+        `| ${c.method} | ${c.layer} | ${m.map((v, j) => `${fmt(v, 2)}${c.sanityEmpty[j] ? ` (${c.sanityEmpty[j]})` : ''}`).join(' | ')} |`,
+      );
     }
     md.push('', `Blocks: ${steps.map((s) => `${s.name} = ${s.layers.join(', ')}`).join('; ')}.`, '', '![sanity checks](sanity.png)', '');
   }
@@ -443,7 +522,8 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
     sweepCols.push([`deletion AUC (${labels[0]})`, (c) => mean(c.deletion[0]), 'low', 3]);
     sweepCols.push([`insertion AUC (${labels[0]})`, (c) => mean(c.insertion[0]), 'high', 3]);
   }
-  if (steps.length > 0 && r.options.sanityTiles > 0) sweepCols.push([`Spearman after ${steps[0].name}`, (c) => sanityMeans(c)[0], 'low', 2]);
+  if (steps.length > 0 && r.options.sanityTiles > 0)
+    sweepCols.push([`Spearman after ${steps[0].name}`, (c) => sanityMeans(c)[0], 'low', 2]);
   md.push(`| method | ${sweepCols.map((c) => c[0]).join(' | ')} |`, `|---|${sweepCols.map(() => '---|').join('')}`);
   for (const m of camMethods) md.push(`| ${m} | ${sweepCols.map(([, f, b, d]) => cell(m, f, b, d)).join(' | ')} |`);
   md.push('');
@@ -457,8 +537,14 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
         `${r.options.alphaPixels} evenly spaced pixels of the class in each of the first ${r.options.alphaTiles} tiles. Rows of the cosine matrix are grouped by digit instance and sorted by distance to the digit frame's centre.`,
       '',
     );
-    md.push('| model | pixels | α = 0 (left out) | cosine within an instance | cosine between instances | PC1 | PC2 |', '|---|---:|---:|---:|---:|---:|---:|');
-    for (const a of r.alpha) md.push(`| ${a.model} | ${a.points.length} | ${a.zero} | ${fmt(a.withinInstance)} | ${fmt(a.betweenInstances)} | ${fmt(100 * (a.pca.explained[0] ?? NaN), 1)} % | ${fmt(100 * (a.pca.explained[1] ?? NaN), 1)} % |`);
+    md.push(
+      '| model | pixels | α = 0 (left out) | cosine within an instance | cosine between instances | PC1 | PC2 |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const a of r.alpha)
+      md.push(
+        `| ${a.model} | ${a.points.length} | ${a.zero} | ${fmt(a.withinInstance)} | ${fmt(a.betweenInstances)} | ${fmt(100 * (a.pca.explained[0] ?? NaN), 1)} % | ${fmt(100 * (a.pca.explained[1] ?? NaN), 1)} % |`,
+      );
     md.push('');
     if (images['alpha-cosine.png']) md.push('![cosine similarity of α](alpha-cosine.png)', '', '![PCA of α](alpha-embedding.png)', '');
   }
@@ -467,7 +553,7 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
   md.push('## 6. Cost', '');
   md.push(
     'Model passes per explanation, counted by instrumenting the adapter (a batched call counts one pass per image; a layer gradient re-runs only the layers downstream of the layer, then back-propagates, and counts as one backward pass), ' +
-      'and the median wall time per explanation over every tile and model. The image\'s forward pass is shared by all methods and not counted.',
+      "and the median wall time per explanation over every tile and model. The image's forward pass is shared by all methods and not counted.",
     '',
   );
   md.push(...costTable(r), '');
@@ -486,7 +572,12 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
     );
   }
   if (r.models.some((m) => m.training?.includes('--init-from'))) {
-    md.push(`* ${r.models.filter((m) => m.training?.includes('--init-from')).map((m) => `The ${m.label} model was initialised from another checkpoint (\`--init-from\` in its training command above)`).join('; ')}; it may keep some of that model's features.`);
+    md.push(
+      `* ${r.models
+        .filter((m) => m.training?.includes('--init-from'))
+        .map((m) => `The ${m.label} model was initialised from another checkpoint (\`--init-from\` in its training command above)`)
+        .join('; ')}; it may keep some of that model's features.`,
+    );
   }
   md.push(
     '* The bias texture fills the whole background of the evaluated tiles, so even a uniform heatmap puts most of its mass there; the per-tile comparison of the two models (same tiles) is what the AUROC measures.',
@@ -498,7 +589,11 @@ export function buildReport(r: EvaluationResults, ctx: ReportContext = {}): Repo
 
   const { example: _example, ...serialisable } = r;
   void _example;
-  return { markdown: md.join('\n'), images, json: JSON.stringify(serialisable, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1) + '\n' };
+  return {
+    markdown: md.join('\n'),
+    images,
+    json: JSON.stringify(serialisable, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1) + '\n',
+  };
 }
 
 /** A distance colour (viridis, t in [0, 1]). */
@@ -512,7 +607,10 @@ function costTable(r: EvaluationResults): string[] {
     const cs = r.conditions.filter((c) => c.method === m);
     const fw = [...new Set(cs.map((c) => c.forward))];
     const bw = [...new Set(cs.map((c) => c.backward))];
-    const ms = cs[0].layer === 'input' ? fmt(median(cs[0].ms), 0) : layerCols.map((l) => fmt(median(cs.find((c) => c.layer === l)?.ms ?? []), 0)).join(' · ');
+    const ms =
+      cs[0].layer === 'input'
+        ? fmt(median(cs[0].ms), 0)
+        : layerCols.map((l) => fmt(median(cs.find((c) => c.layer === l)?.ms ?? []), 0)).join(' · ');
     out.push(`| ${m} | ${fw.map((v) => fmt(v, 0)).join(' / ')} | ${bw.map((v) => fmt(v, 0)).join(' / ')} | ${ms} |`);
   }
   return out;

@@ -207,7 +207,17 @@ export interface Example {
 
 export interface EvaluationResults {
   options: Required<Omit<EvaluationOptions, 'labels' | 'layers'>> & { labels: string[]; layers: string[] };
-  dataset: { name: string; seed: number; size: number; biasDigit: number; biasClass: number; biasTexture: string; tileOffset: number; scanned: number; checkOffset: number };
+  dataset: {
+    name: string;
+    seed: number;
+    size: number;
+    biasDigit: number;
+    biasClass: number;
+    biasTexture: string;
+    tileOffset: number;
+    scanned: number;
+    checkOffset: number;
+  };
   models: ModelInfo[];
   layers: LayerEntry[];
   tiles: TileInfo[];
@@ -247,7 +257,11 @@ async function modelInfo(path: string, label: string, explainer: Explainer): Pro
   const adapter = explainer.adapter;
   const params = adapter instanceof LayersModelAdapter ? adapter.model.countParams() : null;
   try {
-    const t = JSON.parse(await readFile(join(dir, 'training.json'), 'utf8')) as { finalMetrics?: { meanIou?: number; tiles?: number }; steps?: number; command?: string };
+    const t = JSON.parse(await readFile(join(dir, 'training.json'), 'utf8')) as {
+      finalMetrics?: { meanIou?: number; tiles?: number };
+      steps?: number;
+      command?: string;
+    };
     const iou = t.finalMetrics?.meanIou;
     if (typeof iou === 'number') {
       return {
@@ -264,7 +278,11 @@ async function modelInfo(path: string, label: string, explainer: Explainer): Pro
     // no training.json: maybe a checkpoint
   }
   try {
-    const s = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as { step?: number; options?: { valTiles?: number }; history?: Array<{ valIou?: number }> };
+    const s = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as {
+      step?: number;
+      options?: { valTiles?: number };
+      history?: Array<{ valIou?: number }>;
+    };
     const last = [...(s.history ?? [])].reverse().find((h) => typeof h.valIou === 'number');
     return {
       label,
@@ -301,11 +319,20 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
   const started = performance.now();
   const phases: Record<string, number> = {};
   const o = options;
-  if (o.models.length < 1 || o.models.length > 2) throw new SegGradCamError(`give one or two models (biased first, then the unbiased control), got ${o.models.length}`, 'usage');
-  for (const m of o.methods) if (!methodNames().includes(m)) throw new SegGradCamError(`unknown method '${m}'; valid methods: ${methodNames().join(', ')}`, 'usage');
+  if (o.models.length < 1 || o.models.length > 2)
+    throw new SegGradCamError(`give one or two models (biased first, then the unbiased control), got ${o.models.length}`, 'usage');
+  for (const m of o.methods)
+    if (!methodNames().includes(m)) throw new SegGradCamError(`unknown method '${m}'; valid methods: ${methodNames().join(', ')}`, 'usage');
   if (o.methods.length === 0) throw new SegGradCamError('the list of methods is empty', 'usage');
-  for (const [k, v] of Object.entries({ tiles: o.tiles, steps: o.steps })) if (!Number.isInteger(v) || v < 1) throw new SegGradCamError(`${k} must be a positive integer, got ${v}`, 'usage');
-  for (const [k, v] of Object.entries({ curveTiles: o.curveTiles, sanityTiles: o.sanityTiles, alphaTiles: o.alphaTiles, alphaPixels: o.alphaPixels, randomOrders: o.randomOrders }))
+  for (const [k, v] of Object.entries({ tiles: o.tiles, steps: o.steps }))
+    if (!Number.isInteger(v) || v < 1) throw new SegGradCamError(`${k} must be a positive integer, got ${v}`, 'usage');
+  for (const [k, v] of Object.entries({
+    curveTiles: o.curveTiles,
+    sanityTiles: o.sanityTiles,
+    alphaTiles: o.alphaTiles,
+    alphaPixels: o.alphaPixels,
+    randomOrders: o.randomOrders,
+  }))
     if (!Number.isInteger(v) || v < 0) throw new SegGradCamError(`${k} must be an integer >= 0, got ${v}`, 'usage');
   const labels = o.labels ?? ['biased', 'unbiased'].slice(0, o.models.length);
   const methodOptions = { ...DEFAULT_METHOD_OPTIONS, ...(o.methodOptions ?? {}) };
@@ -320,7 +347,9 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
   try {
     for (let i = 0; i < o.models.length; i++) {
       const artifacts = await readModelArtifacts(o.models[i]);
-      const explainer = new Explainer(await adapterFromArtifacts(artifacts), { classNames: classNamesFromMetadata(artifacts.userDefinedMetadata) });
+      const explainer = new Explainer(await adapterFromArtifacts(artifacts), {
+        classNames: classNamesFromMetadata(artifacts.userDefinedMetadata),
+      });
       const info = await modelInfo(o.models[i], labels[i], explainer);
       const dataset = (artifacts.userDefinedMetadata as { dataset?: Record<string, unknown> } | undefined)?.dataset;
       loaded.push({ info, explainer, counter: instrumentAdapter(explainer.adapter), dataset });
@@ -330,7 +359,8 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
     if (H !== W) throw new SegGradCamError(`the evaluation needs a square model input, got ${H}x${W}`, 'model');
     for (const l of loaded) {
       const inp = l.explainer.adapter.input;
-      if (inp.height !== H || inp.width !== W || inp.channels !== C) throw new SegGradCamError('the models must take the same input size', 'model');
+      if (inp.height !== H || inp.width !== W || inp.channels !== C)
+        throw new SegGradCamError('the models must take the same input size', 'model');
       if (l.explainer.classCount < 2) throw new SegGradCamError('the models must have class outputs', 'model');
     }
 
@@ -339,7 +369,8 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
     const biasDigit = typeof recipe.biasDigit === 'number' ? recipe.biasDigit : 3;
     const biasClass = typeof recipe.biasClass === 'number' ? recipe.biasClass : biasDigit + 1;
     const biasTexture = typeof recipe.biasTexture === 'string' && isTextureName(recipe.biasTexture) ? recipe.biasTexture : 'brick';
-    if (biasClass >= first.classCount) throw new SegGradCamError(`the bias class ${biasClass} is out of range for a model with ${first.classCount} classes`, 'model');
+    if (biasClass >= first.classCount)
+      throw new SegGradCamError(`the bias class ${biasClass} is out of range for a model with ${first.classCount} classes`, 'model');
     const ds = await createTextureMnist({ size: H, seed: o.seed, biasDigit, biasTexture, biasStrength: 1, biasTextureAtZero: 'unused' });
     const samples: TextureMnistSample[] = [];
     const tiles: TileInfo[] = [];
@@ -347,7 +378,8 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
     let scanned = 0;
     for (let idx = TILE_OFFSET; samples.length < o.tiles; idx++) {
       scanned++;
-      if (scanned > 200 * o.tiles + 1000) throw new SegGradCamError(`found only ${samples.length} held-out tiles with the bias digit in ${scanned} tiles`, 'usage');
+      if (scanned > 200 * o.tiles + 1000)
+        throw new SegGradCamError(`found only ${samples.length} held-out tiles with the bias digit in ${scanned} tiles`, 'usage');
       const s = ds.sample('heldout', idx);
       if (!s.hasBiasDigit || !s.biasBackground) continue;
       let n = 0;
@@ -364,7 +396,11 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
     const layers: LayerEntry[] = layerNames.map((name) => {
       const info = first.resolveLayer(name);
       const at = order.indexOf(name);
-      return { name, role: name === first.bottleneck ? 'bottleneck' : at < bottleneckAt ? 'encoder' : 'decoder', shape: info.outputShape.slice(1) };
+      return {
+        name,
+        role: name === first.bottleneck ? 'bottleneck' : at < bottleneckAt ? 'encoder' : 'decoder',
+        shape: info.outputShape.slice(1),
+      };
     });
     for (const l of loaded.slice(1)) for (const name of layerNames) l.explainer.resolveLayer(name);
 
@@ -407,7 +443,8 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
 
     const alphaPerModel = alphaTiles > 0 && o.alphaPixels > 0;
     const checkTiles = o.checkTiles ?? 0;
-    if (!Number.isInteger(checkTiles) || checkTiles < 0) throw new SegGradCamError(`checkTiles must be an integer >= 0, got ${checkTiles}`, 'usage');
+    if (!Number.isInteger(checkTiles) || checkTiles < 0)
+      throw new SegGradCamError(`checkTiles must be an integer >= 0, got ${checkTiles}`, 'usage');
     const total =
       loaded.length * checkTiles +
       loaded.length * o.tiles * conditions.length +
@@ -422,18 +459,39 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
     const biasPixels = (s: TextureMnistSample) => Uint8Array.from(s.labels, (v) => (v === biasClass ? 1 : 0));
     /** A condition's explanation of a tile (M = the bias digit, class = the bias class). */
     const explainCondition = (explainer: Explainer, s: TextureMnistSample, region: Region, cond: ConditionResult) =>
-      explainer.explain(s.image, { region, classId: biasClass, layer: cond.layer === 'input' ? undefined : cond.layer, method: methods.get(cond.method) });
+      explainer.explain(s.image, {
+        region,
+        classId: biasClass,
+        layer: cond.layer === 'input' ? undefined : cond.layer,
+        method: methods.get(cond.method),
+      });
     const example: Example = { tile: tiles[0].index, image: samples[0].image, region: biasPixels(samples[0]), heatmaps: {} };
 
     // Phase 0: is the shortcut there? The bias texture as an ordinary background (held-out tiles from CHECK_OFFSET on).
     let t0 = performance.now();
     const behaviour: BehaviourResult[] = [];
     if (checkTiles > 0) {
-      const uniform = await createTextureMnist({ size: H, seed: o.seed, biasDigit, biasTexture, biasStrength: 0, biasTextureAtZero: 'uniform' });
+      const uniform = await createTextureMnist({
+        size: H,
+        seed: o.seed,
+        biasDigit,
+        biasTexture,
+        biasStrength: 0,
+        biasTextureAtZero: 'uniform',
+      });
       for (const { explainer, info } of loaded) {
         const on = [0, 0, 0];
         const off = [0, 0, 0];
-        const b: BehaviourResult = { model: info.label, iouOnBias: Number.NaN, iouOffBias: Number.NaN, tilesOnBias: 0, tilesOffBias: 0, tilesWithout: 0, digitPixelsAsBias: 0, backgroundPixelsAsBias: 0 };
+        const b: BehaviourResult = {
+          model: info.label,
+          iouOnBias: Number.NaN,
+          iouOffBias: Number.NaN,
+          tilesOnBias: 0,
+          tilesOffBias: 0,
+          tilesWithout: 0,
+          digitPixelsAsBias: 0,
+          backgroundPixelsAsBias: 0,
+        };
         let digitPx = 0;
         let digitAs = 0;
         let bgPx = 0;
@@ -620,7 +678,12 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
           // The tile's pixels in one batched backward pass (K stacked cotangents).
           const explained = await explainer.explainMany(
             s.image,
-            chosen.map((p) => ({ region: pixelRegion(p % W, Math.floor(p / W)), classId: biasClass, layer: 'bottleneck', method: 'seg-grad-cam' })),
+            chosen.map((p) => ({
+              region: pixelRegion(p % W, Math.floor(p / W)),
+              classId: biasClass,
+              layer: 'bottleneck',
+              method: 'seg-grad-cam',
+            })),
           );
           for (let k = 0; k < o.alphaPixels; k++) {
             if (k < n) {
@@ -641,7 +704,10 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
         }
         // Rows by instance (tile, then instance), then by distance to the centre.
         const idx = points.map((_, i) => i);
-        idx.sort((a, b) => points[a].tile - points[b].tile || points[a].instance - points[b].instance || points[a].distance - points[b].distance || a - b);
+        idx.sort(
+          (a, b) =>
+            points[a].tile - points[b].tile || points[a].instance - points[b].instance || points[a].distance - points[b].distance || a - b,
+        );
         const pts = idx.map((i) => points[i]);
         const vecs = idx.map((i) => vectors[i]);
         const cos = cosineMatrix(vecs);
@@ -699,13 +765,27 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
         deletionBaseline: delBaseline,
         insertionBaseline: insBaseline,
       },
-      dataset: { name: 'texture-mnist (seg-grad-cam), held-out split, bias strength 1', seed: o.seed, size: H, biasDigit, biasClass, biasTexture, tileOffset: TILE_OFFSET, scanned, checkOffset: CHECK_OFFSET },
+      dataset: {
+        name: 'texture-mnist (seg-grad-cam), held-out split, bias strength 1',
+        seed: o.seed,
+        size: H,
+        biasDigit,
+        biasClass,
+        biasTexture,
+        tileOffset: TILE_OFFSET,
+        scanned,
+        checkOffset: CHECK_OFFSET,
+      },
       models: loaded.map((l) => l.info),
       layers,
       tiles,
       conditions,
       random,
-      cascade: { model: labels[0], steps: cascade.map((c) => ({ name: c.name, layers: c.layers })), ...(cascadeNote ? { note: cascadeNote } : {}) },
+      cascade: {
+        model: labels[0],
+        steps: cascade.map((c) => ({ name: c.name, layers: c.layers })),
+        ...(cascadeNote ? { note: cascadeNote } : {}),
+      },
       alpha,
       behaviour,
       example,

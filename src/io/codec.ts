@@ -49,11 +49,15 @@ export function decodeImage(bytes: Uint8Array, nameForErrors: string): RgbaImage
     }
   } catch (err) {
     const why = oneLine(err);
-    if (/maxResolutionInMP|maxMemoryUsage|allocate/i.test(why)) throw new SegGradCamError(`cannot read ${nameForErrors}: the image is too large to decode (${why})`, 'image');
+    if (/maxResolutionInMP|maxMemoryUsage|allocate/i.test(why))
+      throw new SegGradCamError(`cannot read ${nameForErrors}: the image is too large to decode (${why})`, 'image');
     throw new SegGradCamError(`cannot read ${nameForErrors}: corrupt ${format === 'png' ? 'PNG' : 'JPEG'} data (${why})`, 'image');
   }
   if (!(width > 0 && height > 0) || pixels.length !== width * height * 4) {
-    throw new SegGradCamError(`cannot read ${nameForErrors}: corrupt ${format.toUpperCase()} data (${width}x${height} image with ${pixels.length} bytes of pixels)`, 'image');
+    throw new SegGradCamError(
+      `cannot read ${nameForErrors}: corrupt ${format.toUpperCase()} data (${width}x${height} image with ${pixels.length} bytes of pixels)`,
+      'image',
+    );
   }
   // Copy into our own buffer: Buffer pools may share the underlying memory.
   return { width, height, data: new Uint8ClampedArray(pixels) };
@@ -92,12 +96,15 @@ function startsWith(bytes: Uint8Array, magic: number[]): boolean {
 function notAnImage(bytes: Uint8Array): string {
   if (bytes.length === 0) return 'the file is empty';
   const ascii = String.fromCharCode(...bytes.subarray(0, 12));
-  const other =
-    ascii.startsWith('GIF8') ? 'GIF'
-    : ascii.startsWith('BM') ? 'BMP'
-    : ascii.startsWith('RIFF') && ascii.slice(8, 12) === 'WEBP' ? 'WebP'
-    : ascii.startsWith('II*\0') || ascii.startsWith('MM\0*') ? 'TIFF'
-    : null;
+  const other = ascii.startsWith('GIF8')
+    ? 'GIF'
+    : ascii.startsWith('BM')
+      ? 'BMP'
+      : ascii.startsWith('RIFF') && ascii.slice(8, 12) === 'WEBP'
+        ? 'WebP'
+        : ascii.startsWith('II*\0') || ascii.startsWith('MM\0*')
+          ? 'TIFF'
+          : null;
   if (other) return `it is a ${other} image; only PNG and JPEG are supported`;
   return 'not a PNG or JPEG image (unknown file signature)';
 }

@@ -69,7 +69,10 @@ export interface MaskFile {
 export async function readMaskFile(path: string, width?: number, height?: number): Promise<MaskFile> {
   const img = await readImageFile(path);
   if ((width !== undefined && img.width !== width) || (height !== undefined && img.height !== height)) {
-    throw new SegGradCamError(`mask ${path} is ${img.width}x${img.height} but the image is ${width ?? img.width}x${height ?? img.height}`, 'shape');
+    throw new SegGradCamError(
+      `mask ${path} is ${img.width}x${img.height} but the image is ${width ?? img.width}x${height ?? img.height}`,
+      'shape',
+    );
   }
   return { width: img.width, height: img.height, mask: maskFromImage(img) };
 }

@@ -8,7 +8,8 @@ export function explanationJson(
   e: Explanation,
   context: { model: string; image: string; region: Region; backend: string; ms: number; heatmap: boolean },
 ): Record<string, unknown> {
-  const region = context.region.kind === 'mask' ? { kind: 'mask', width: context.region.width, height: context.region.height } : context.region;
+  const region =
+    context.region.kind === 'mask' ? { kind: 'mask', width: context.region.width, height: context.region.height } : context.region;
   return {
     model: context.model,
     image: context.image,

@@ -22,7 +22,10 @@ export async function readLabelsFile(path: string): Promise<string[]> {
     }
     return parsed;
   }
-  return trimmed.split(/\r?\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  return trimmed
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
 }
 
 /** Class names carried in a model.json's userDefinedMetadata.classNames, if any. */

@@ -22,7 +22,8 @@ export function baselineFor(input: tf.Tensor4D, baseline: Baseline, inputRange: 
 export function parseBaseline(text: string): Baseline {
   if (text === 'black' || text === 'blurred') return text;
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v)) throw new SegGradCamError(`--baseline expects black, blurred or a number, got '${text}'`, 'usage');
+  if (text.trim() === '' || !Number.isFinite(v))
+    throw new SegGradCamError(`--baseline expects black, blurred or a number, got '${text}'`, 'usage');
   return v;
 }
 

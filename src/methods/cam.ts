@@ -24,7 +24,9 @@ export class ClassActivationMap implements ModelMethod {
     const kernel = headKernel(ctx.adapter, ctx.layer);
     await ctx.pass.cacheActivations?.([ctx.layer.name]);
     const A = ctx.pass.activation(ctx.layer.name) as tf.Tensor4D;
-    const weights = tf.tidy(() => tf.matMul(kernel, tf.tensor2d(ctx.objective.weights, [ctx.objective.weights.length, 1])).reshape([-1]) as tf.Tensor1D);
+    const weights = tf.tidy(
+      () => tf.matMul(kernel, tf.tensor2d(ctx.objective.weights, [ctx.objective.weights.length, 1])).reshape([-1]) as tf.Tensor1D,
+    );
     kernel.dispose();
     const cam = weightedCam(A, weights);
     return { cam, weights, score: cachedScore(ctx) };

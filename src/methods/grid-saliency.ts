@@ -60,7 +60,9 @@ export class GridSaliency implements ModelMethod {
       const adam = new Adam(n, this.learningRate);
       for (let it = 0; it < this.iterations; it++) {
         const mt = tf.tensor2d(Float32Array.from(m), [rh, rw]);
-        const blended = tf.tidy(() => tf.add(baseline, tf.mul(tf.matMul(tf.matMul(Rh, mt), Rw, false, true).reshape([1, H, W, 1]), delta)) as tf.Tensor4D);
+        const blended = tf.tidy(
+          () => tf.add(baseline, tf.mul(tf.matMul(tf.matMul(Rh, mt), Rw, false, true).reshape([1, H, W, 1]), delta)) as tf.Tensor4D,
+        );
         const { gradients, scores } = await ctx.adapter.inputGradients(blended, ctx.objective);
         // ∂S/∂m = Rhᵀ (Σ_c ∂S/∂x̃ ⊙ (x − b)) Rw.
         const dS = tf.tidy(() => tf.matMul(tf.matMul(Rh, tf.sum(tf.mul(gradients, delta), -1).reshape([H, W]), true, false), Rw));

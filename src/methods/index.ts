@@ -20,7 +20,21 @@ export { ChannelWeightedCam, ElementWeightedCam, isModelMethod } from './method.
 export { runMethod } from './run.js';
 export type { Baseline } from './baseline.js';
 export { SegGradCam } from './seg-grad-cam.js';
-export { HiResCam, LayerCam, GradCamPlusPlus, XGradCam, EigenCam, ScoreCam, ClassActivationMap, GradientSaliency, GradientTimesInput, SmoothGrad, IntegratedGradients, GridSaliency, Lrp };
+export {
+  HiResCam,
+  LayerCam,
+  GradCamPlusPlus,
+  XGradCam,
+  EigenCam,
+  ScoreCam,
+  ClassActivationMap,
+  GradientSaliency,
+  GradientTimesInput,
+  SmoothGrad,
+  IntegratedGradients,
+  GridSaliency,
+  Lrp,
+};
 export { integratedGradients } from './integrated-gradients.js';
 export { lrpRelevance, UnsupportedLayerError, LRP_LAYERS, type LrpRule } from './lrp.js';
 export { UnsupportedOpError, LRP_GRAPH_OPS } from './lrp-graph-plan.js';

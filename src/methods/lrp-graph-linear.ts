@@ -13,7 +13,12 @@ function padding(node: GraphNode): Padding {
   const pad = String(attr<string>(node, 'pad') ?? 'valid').toLowerCase();
   if (pad !== 'explicit') return pad as 'same' | 'valid';
   const p = attr<number[]>(node, 'explicitPaddings') ?? [];
-  return [[0, 0], [p[2], p[3]], [p[4], p[5]], [0, 0]];
+  return [
+    [0, 0],
+    [p[2], p[3]],
+    [p[4], p[5]],
+    [0, 0],
+  ];
 }
 
 /**
@@ -33,11 +38,19 @@ export function graphLinearOp(view: GraphView, node: GraphNode, output: tf.Tenso
   switch (node.op) {
     case 'Conv2D':
     case '_FusedConv2D':
-      return { kernel: constant(1), bias, apply: (a, k, b) => withBias(tf.conv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, pad, 'NHWC', dilations), b) };
+      return {
+        kernel: constant(1),
+        bias,
+        apply: (a, k, b) => withBias(tf.conv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, pad, 'NHWC', dilations), b),
+      };
     case 'DepthwiseConv2dNative':
     case 'DepthwiseConv2d':
     case 'FusedDepthwiseConv2dNative':
-      return { kernel: constant(1), bias, apply: (a, k, b) => withBias(tf.depthwiseConv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, pad, 'NHWC', dilations), b) };
+      return {
+        kernel: constant(1),
+        bias,
+        apply: (a, k, b) => withBias(tf.depthwiseConv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, pad, 'NHWC', dilations), b),
+      };
     case 'Conv2DBackpropInput': {
       const outShape = output.shape.slice(1) as [number, number, number];
       return {
@@ -49,7 +62,11 @@ export function graphLinearOp(view: GraphView, node: GraphNode, output: tf.Tenso
     default: {
       // MatMul, _FusedMatMul: x · W (or x · Wᵀ).
       const transposeB = attr<boolean>(node, 'transposeB') === true;
-      return { kernel: constant(1), bias, apply: (a, k, b) => withBias(tf.matMul(a as tf.Tensor2D, k as tf.Tensor2D, false, transposeB), b) };
+      return {
+        kernel: constant(1),
+        bias,
+        apply: (a, k, b) => withBias(tf.matMul(a as tf.Tensor2D, k as tf.Tensor2D, false, transposeB), b),
+      };
     }
   }
 }

@@ -30,9 +30,34 @@ export interface GraphLrpPlan {
   steps: Array<{ node: GraphNode; rule: NodeRule; targets: string[] }>;
 }
 
-export const LINEAR_OPS = ['Conv2D', '_FusedConv2D', 'DepthwiseConv2dNative', 'DepthwiseConv2d', 'FusedDepthwiseConv2dNative', 'Conv2DBackpropInput', 'MatMul', '_FusedMatMul'];
+export const LINEAR_OPS = [
+  'Conv2D',
+  '_FusedConv2D',
+  'DepthwiseConv2dNative',
+  'DepthwiseConv2d',
+  'FusedDepthwiseConv2dNative',
+  'Conv2DBackpropInput',
+  'MatMul',
+  '_FusedMatMul',
+];
 const PASS_OPS = ['Relu', 'Relu6', 'Elu', 'Selu', 'LeakyRelu', 'Prelu', 'Sigmoid', 'Tanh', 'Identity', 'Snapshot'];
-const ROUTE_OPS = ['MaxPool', 'Reshape', 'Squeeze', 'ExpandDims', 'Pad', 'PadV2', 'MirrorPad', 'StridedSlice', 'Slice', 'Transpose', 'ConcatV2', 'Concat', 'Pack', 'DepthToSpace', 'SpaceToDepth'];
+const ROUTE_OPS = [
+  'MaxPool',
+  'Reshape',
+  'Squeeze',
+  'ExpandDims',
+  'Pad',
+  'PadV2',
+  'MirrorPad',
+  'StridedSlice',
+  'Slice',
+  'Transpose',
+  'ConcatV2',
+  'Concat',
+  'Pack',
+  'DepthToSpace',
+  'SpaceToDepth',
+];
 const PROPORTIONAL_OPS = ['AvgPool', 'Mean', 'Sum', 'ResizeBilinear', 'ResizeNearestNeighbor'];
 const ADD_OPS = ['Add', 'AddV2', 'BiasAdd', 'AddN'];
 const AFFINE_OPS = ['Sub', 'Mul', 'RealDiv', 'Div', 'FusedBatchNorm', 'FusedBatchNormV2', 'FusedBatchNormV3'];
@@ -134,7 +159,10 @@ function ruleOf(
   }
   if (op === 'Mul' && variable.length === 2) {
     const gates = node.inputs.map(isGate);
-    if (gates[0] === gates[1]) throw unsupported(gates[0] ? ', a product of two gates' : ', a product of two tensors neither of which is a gate (bounded activation)');
+    if (gates[0] === gates[1])
+      throw unsupported(
+        gates[0] ? ', a product of two gates' : ', a product of two tensors neither of which is a gate (bounded activation)',
+      );
     return { rule: { kind: 'gate' }, targets: [node.inputNames[gates[0] ? 1 : 0]] };
   }
   if (AFFINE_OPS.includes(op)) {

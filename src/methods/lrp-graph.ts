@@ -24,7 +24,9 @@ export function lrpGraphRelevance(view: GraphView, input: tf.Tensor4D, objective
       return values.get(name) ?? (view.constant(name) as tf.Tensor);
     };
     const logits = values.get(view.logitsNode) as tf.Tensor;
-    const relevance = new Map<string, tf.Tensor>([[view.logitsNode, tf.mul(logits, tf.tensor(objective.weights, [1, ...logits.shape.slice(1)]))]]);
+    const relevance = new Map<string, tf.Tensor>([
+      [view.logitsNode, tf.mul(logits, tf.tensor(objective.weights, [1, ...logits.shape.slice(1)]))],
+    ]);
 
     for (const step of plan.steps) {
       const r = relevance.get(step.node.name);
@@ -46,7 +48,13 @@ export function lrpGraphRelevance(view: GraphView, input: tf.Tensor4D, objective
 type Step = GraphLrpPlan['steps'][number];
 
 /** The relevance of each of a step's targets, given the relevance `r` of its output. */
-function propagate(view: GraphView, step: Step, r: tf.Tensor, valueOf: (tensorName: string) => tf.Tensor, options: Required<LrpOptions>): tf.Tensor[] {
+function propagate(
+  view: GraphView,
+  step: Step,
+  r: tf.Tensor,
+  valueOf: (tensorName: string) => tf.Tensor,
+  options: Required<LrpOptions>,
+): tf.Tensor[] {
   const { node, rule, targets } = step;
   const { epsilon } = options;
   const usesEpsilon = options.rule === 'epsilon';
@@ -82,7 +90,11 @@ function propagate(view: GraphView, step: Step, r: tf.Tensor, valueOf: (tensorNa
     case 'sum': {
       // Every addend (constants too: they take their share of z) broadcast to the output's shape.
       const addends = node.inputNames.map((t) => tf.broadcastTo(valueOf(t), r.shape));
-      const shares = sumRule(addends, r, usesEpsilon ? { kind: 'epsilon', epsilon } : { kind: 'alpha-beta', alpha: options.alpha, beta: options.beta });
+      const shares = sumRule(
+        addends,
+        r,
+        usesEpsilon ? { kind: 'epsilon', epsilon } : { kind: 'alpha-beta', alpha: options.alpha, beta: options.beta },
+      );
       return node.inputNames.flatMap((t, k) => (node.inputs[k].op === 'Const' ? [] : [sumToShape(shares[k], valueOf(t).shape)]));
     }
   }

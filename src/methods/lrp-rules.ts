@@ -68,7 +68,11 @@ export function routeBack(f: (x: tf.Tensor) => tf.Tensor, a: tf.Tensor, r: tf.Te
 }
 
 /** z = Σ_i a_i (Add): ε-rule, or αβ over the inputs' signs. */
-export function sumRule(inputs: tf.Tensor[], r: tf.Tensor, rule: { kind: 'epsilon'; epsilon: number } | { kind: 'alpha-beta'; alpha: number; beta: number }): tf.Tensor[] {
+export function sumRule(
+  inputs: tf.Tensor[],
+  r: tf.Tensor,
+  rule: { kind: 'epsilon'; epsilon: number } | { kind: 'alpha-beta'; alpha: number; beta: number },
+): tf.Tensor[] {
   if (rule.kind === 'epsilon') {
     const s = tf.div(r, stabilised(tf.addN(inputs), rule.epsilon));
     return inputs.map((a) => tf.mul(a, s));

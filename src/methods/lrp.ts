@@ -79,7 +79,8 @@ export class Lrp implements ModelMethod {
 
   constructor(options: LrpOptions = {}) {
     const rule = options.rule ?? DEFAULTS.rule;
-    if (rule !== 'epsilon' && rule !== 'alpha-beta') throw new SegGradCamError(`unknown LRP rule '${String(rule)}'; expected epsilon or alpha-beta`, 'usage');
+    if (rule !== 'epsilon' && rule !== 'alpha-beta')
+      throw new SegGradCamError(`unknown LRP rule '${String(rule)}'; expected epsilon or alpha-beta`, 'usage');
     this.options = {
       rule,
       epsilon: nonNegative(options.epsilon ?? DEFAULTS.epsilon, 'epsilon'),
@@ -105,7 +106,10 @@ export function lrpRelevance(adapter: ModelAdapter, input: tf.Tensor4D, objectiv
   const beta = options.beta ?? DEFAULTS.beta;
   if (adapter instanceof GraphModelAdapter) return lrpGraphRelevance(adapter.graph, input, objective, { rule, epsilon, alpha, beta });
   if (!(adapter instanceof LayersModelAdapter)) {
-    throw new SegGradCamError(`LRP needs a TF.js LayersModel or GraphModel (its rules depend on layer or op types); this is a ${adapter.kind}`, 'model');
+    throw new SegGradCamError(
+      `LRP needs a TF.js LayersModel or GraphModel (its rules depend on layer or op types); this is a ${adapter.kind}`,
+      'model',
+    );
   }
   const { graph } = adapter;
   checkSupported(graph);
@@ -114,7 +118,9 @@ export function lrpRelevance(adapter: ModelAdapter, input: tf.Tensor4D, objectiv
     const values = graph.run(new Map([[graph.inputId, input]]));
     values.set(graph.inputId, input);
     const logits = values.get(graph.outputId) as tf.Tensor;
-    const relevance = new Map<number, tf.Tensor>([[graph.outputId, tf.mul(logits, tf.tensor(objective.weights, [1, ...logits.shape.slice(1)]))]]);
+    const relevance = new Map<number, tf.Tensor>([
+      [graph.outputId, tf.mul(logits, tf.tensor(objective.weights, [1, ...logits.shape.slice(1)]))],
+    ]);
     const readers = readerCounts(graph);
     const producer = new Map<number, number>();
     graph.steps.forEach((s, i) => s.outputIds.forEach((id) => producer.set(id, i)));
@@ -153,7 +159,11 @@ export function lrpRelevance(adapter: ModelAdapter, input: tf.Tensor4D, objectiv
       } else if (type === 'Concatenate') {
         const axis = (config(step).axis as number | undefined) ?? -1;
         const ax = axis < 0 ? r.rank + axis : axis;
-        out = tf.split(r, ins.map((t) => t.shape[ax]), ax);
+        out = tf.split(
+          r,
+          ins.map((t) => t.shape[ax]),
+          ax,
+        );
       } else {
         throw new UnsupportedLayerError(step.layer.name, type);
       }
@@ -180,7 +190,8 @@ function checkSupported(graph: LayersGraph): void {
     }
     const c = config(step);
     if (c.dataFormat === 'channelsFirst') throw new UnsupportedLayerError(name, type, ', channelsFirst');
-    if (type === 'BatchNormalization' && c.axis !== -1 && c.axis !== 3) throw new UnsupportedLayerError(name, type, `, axis ${String(c.axis)}`);
+    if (type === 'BatchNormalization' && c.axis !== -1 && c.axis !== 3)
+      throw new UnsupportedLayerError(name, type, `, axis ${String(c.axis)}`);
   }
 }
 
@@ -225,15 +236,24 @@ function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
   const padding = c.padding as 'same' | 'valid';
   switch (type) {
     case 'Conv2D':
-      return { kernel, bias, apply: (a, k, b) => withBias(tf.conv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, padding, 'NHWC', dilations), b) };
+      return {
+        kernel,
+        bias,
+        apply: (a, k, b) => withBias(tf.conv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, padding, 'NHWC', dilations), b),
+      };
     case 'DepthwiseConv2D':
-      return { kernel, bias, apply: (a, k, b) => withBias(tf.depthwiseConv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, padding, 'NHWC', dilations), b) };
+      return {
+        kernel,
+        bias,
+        apply: (a, k, b) => withBias(tf.depthwiseConv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, padding, 'NHWC', dilations), b),
+      };
     case 'Conv2DTranspose': {
       const outShape = (values.get(step.outputIds[0]) as tf.Tensor).shape.slice(1) as [number, number, number];
       return {
         kernel,
         bias,
-        apply: (a, k, b) => withBias(tf.conv2dTranspose(a as tf.Tensor4D, k as tf.Tensor4D, [a.shape[0], ...outShape], strides, padding), b),
+        apply: (a, k, b) =>
+          withBias(tf.conv2dTranspose(a as tf.Tensor4D, k as tf.Tensor4D, [a.shape[0], ...outShape], strides, padding), b),
       };
     }
     case 'Dense':

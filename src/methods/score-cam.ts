@@ -38,7 +38,10 @@ export class ScoreCam implements ModelMethod {
     const A = ctx.pass.activation(ctx.layer.name) as tf.Tensor4D;
     const k = A.shape[3];
     const [, H, W] = ctx.input.shape;
-    const chosen = topChannels(tf.tidy(() => tf.mean(A, [0, 1, 2]).dataSync() as Float32Array), this.maxChannels);
+    const chosen = topChannels(
+      tf.tidy(() => tf.mean(A, [0, 1, 2]).dataSync() as Float32Array),
+      this.maxChannels,
+    );
     const baseline = baselineFor(ctx.input, this.baseline, ctx.inputRange);
     const delta = tf.sub(ctx.input, baseline);
     try {

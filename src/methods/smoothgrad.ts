@@ -37,7 +37,7 @@ export class SmoothGrad implements ModelMethod {
     const std = this.sigma * Math.abs(ctx.inputRange[1] - ctx.inputRange[0]);
     const random = mulberry32(this.seed);
     let sum = tf.zeros([h, w]) as tf.Tensor2D;
-    for (let done = 0; done < this.samples; ) {
+    for (let done = 0; done < this.samples;) {
       const b = Math.min(this.batchSize, this.samples - done);
       const noise = gaussianNoise(b * h * w * c, std, random);
       const batch = tf.tidy(() => tf.add(ctx.input, tf.tensor4d(noise, [b, h, w, c])) as tf.Tensor4D);

@@ -36,7 +36,8 @@ export function augmentations(option: boolean | AugmentOptions | undefined): Aug
       name: `brightness ×${f}`,
       identity: false,
       flip: false,
-      apply: (x, [lo, hi]) => tf.tidy(() => tf.clipByValue(tf.add(tf.mul(tf.sub(x, lo), f), lo), Math.min(lo, hi), Math.max(lo, hi)) as tf.Tensor4D),
+      apply: (x, [lo, hi]) =>
+        tf.tidy(() => tf.clipByValue(tf.add(tf.mul(tf.sub(x, lo), f), lo), Math.min(lo, hi), Math.max(lo, hi)) as tf.Tensor4D),
     });
   }
   return list;
@@ -49,8 +50,7 @@ export function flipObjective(objective: Objective, output: OutputInfo): Objecti
   const w = objective.weights;
   const flipped = new Float32Array(w.length);
   for (let y = 0; y < H; y++)
-    for (let x = 0; x < W; x++)
-      for (let c = 0; c < C; c++) flipped[(y * W + (W - 1 - x)) * C + c] = w[(y * W + x) * C + c];
+    for (let x = 0; x < W; x++) for (let c = 0; c < C; c++) flipped[(y * W + (W - 1 - x)) * C + c] = w[(y * W + x) * C + c];
   const s = objective.support;
   return { ...objective, weights: flipped, support: s && [s[0], [W - s[1][1], W - s[1][0]]] };
 }

@@ -8,7 +8,11 @@ import { toOutputCell } from '../region/region.js';
  * so a heatmap there cannot be about M. Pixels of the image are mapped to the model input cell
  * that contains their centre. Returns a 0/1 mask of imageWidth × imageHeight.
  */
-export async function receptiveField(pass: ForwardPass, objective: Objective, image: { width: number; height: number }): Promise<Uint8Array> {
+export async function receptiveField(
+  pass: ForwardPass,
+  objective: Objective,
+  image: { width: number; height: number },
+): Promise<Uint8Array> {
   const { activations, gradients } = await pass.gradient(INPUT_LAYER, objective);
   const [, h, w] = gradients.shape;
   const magnitude = tf.tidy(() => tf.sum(tf.abs(gradients), -1).reshape([h * w]));

@@ -56,5 +56,10 @@ export function maskBox(values: ArrayLike<number>, h: number, w: number, c = 1):
       if (x > x1) x1 = x;
     }
   }
-  return y1 < 0 ? null : [[y0, y1 + 1], [x0, x1 + 1]];
+  return y1 < 0
+    ? null
+    : [
+        [y0, y1 + 1],
+        [x0, x1 + 1],
+      ];
 }

@@ -34,7 +34,11 @@ export interface RegionContext {
 }
 
 /** A pixel of the original image mapped to the output cell that contains it. */
-export function toOutputCell(x: number, y: number, ctx: Pick<RegionContext, 'imageWidth' | 'imageHeight' | 'outWidth' | 'outHeight'>): [number, number] {
+export function toOutputCell(
+  x: number,
+  y: number,
+  ctx: Pick<RegionContext, 'imageWidth' | 'imageHeight' | 'outWidth' | 'outHeight'>,
+): [number, number] {
   const ox = Math.min(ctx.outWidth - 1, Math.floor(((x + 0.5) * ctx.outWidth) / ctx.imageWidth));
   const oy = Math.min(ctx.outHeight - 1, Math.floor(((y + 0.5) * ctx.outHeight) / ctx.imageHeight));
   return [ox, oy];

@@ -117,7 +117,11 @@ function decorate(p: Panel, k: number): RgbaImage {
  * A centred title: one line at scale s if it fits, else wrapped at spaces onto two lines, else
  * smaller, and as a last resort cut with "...".
  */
-function layoutTitle(title: string, width: number, s: number): { height: number; draw(fig: RgbaImage, x: number, y: number, theme: Theme): void } {
+function layoutTitle(
+  title: string,
+  width: number,
+  s: number,
+): { height: number; draw(fig: RgbaImage, x: number, y: number, theme: Theme): void } {
   let scale = s;
   let lines = [title];
   for (; scale >= 1; scale--) {

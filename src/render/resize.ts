@@ -50,7 +50,15 @@ export function resizeImageBilinear(img: RgbaImage, newWidth: number, newHeight:
   return { width: newWidth, height: newHeight, data };
 }
 
-function bilinear<T extends Float32Array | Uint8ClampedArray>(src: ArrayLike<number>, w: number, h: number, ch: number, w2: number, h2: number, out: T): T {
+function bilinear<T extends Float32Array | Uint8ClampedArray>(
+  src: ArrayLike<number>,
+  w: number,
+  h: number,
+  ch: number,
+  w2: number,
+  h2: number,
+  out: T,
+): T {
   const xs = taps(w, w2);
   const ys = taps(h, h2);
   let o = 0;
@@ -77,7 +85,13 @@ function bilinear<T extends Float32Array | Uint8ClampedArray>(src: ArrayLike<num
  * Nearest-neighbour resize of a label map (class indices or a 0/1 mask): output pixel i takes the
  * source pixel under its centre, floor((i + 0.5) * src / dst). Returns the same array type.
  */
-export function resizeLabelsNearest<T extends Int32Array | Uint8Array>(labels: T, width: number, height: number, newWidth: number, newHeight: number): T {
+export function resizeLabelsNearest<T extends Int32Array | Uint8Array>(
+  labels: T,
+  width: number,
+  height: number,
+  newWidth: number,
+  newHeight: number,
+): T {
   checkSize('resizeLabelsNearest', labels.length, width, height);
   checkSize('resizeLabelsNearest (target)', newWidth * newHeight, newWidth, newHeight);
   const out = (labels instanceof Int32Array ? new Int32Array(newWidth * newHeight) : new Uint8Array(newWidth * newHeight)) as T;

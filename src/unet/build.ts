@@ -40,7 +40,8 @@ export function resolveUnetOptions(o: UnetOptions): ResolvedUnetOptions {
   };
   const [h, w] = r.inputSize;
   const f = 2 ** r.depth;
-  if (!Number.isInteger(r.depth) || r.depth < 1 || r.depth > 6) throw new SegGradCamError(`U-Net depth must be 1..6 (got ${r.depth})`, 'usage');
+  if (!Number.isInteger(r.depth) || r.depth < 1 || r.depth > 6)
+    throw new SegGradCamError(`U-Net depth must be 1..6 (got ${r.depth})`, 'usage');
   if (!Number.isInteger(r.base) || r.base < 1) throw new SegGradCamError(`U-Net base must be a positive integer (got ${r.base})`, 'usage');
   if (!Number.isInteger(h) || !Number.isInteger(w) || h % f !== 0 || w % f !== 0 || h <= 0 || w <= 0)
     throw new SegGradCamError(`input size ${h}x${w} must be divisible by 2^depth = ${f}`, 'usage');

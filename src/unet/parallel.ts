@@ -123,7 +123,9 @@ class WorkerHandle {
     private readonly worker: Worker = spawnWorker(),
   ) {
     worker.on('message', (m: FromWorker) => this.onMessage(m));
-    worker.on('error', (e: Error) => this.fail(new TrainWorkerError(`training worker ${index} crashed: ${e?.message ?? e}`, index, e?.stack)));
+    worker.on('error', (e: Error) =>
+      this.fail(new TrainWorkerError(`training worker ${index} crashed: ${e?.message ?? e}`, index, e?.stack)),
+    );
     this.exitPromise = new Promise((res) =>
       worker.once('exit', (code) => {
         this.exited = true;
@@ -210,7 +212,8 @@ export class DataParallelPool {
 
   /** Starts n workers for `model` (its topology; weights are sent with every step). */
   static async start(model: tf.LayersModel, config: WorkerConfig, n: number): Promise<DataParallelPool> {
-    if (!Number.isInteger(n) || n < 1 || n > MAX_TRAIN_WORKERS) throw new SegGradCamError(`workers must be an integer in 1..${MAX_TRAIN_WORKERS} (got ${n})`, 'usage');
+    if (!Number.isInteger(n) || n < 1 || n > MAX_TRAIN_WORKERS)
+      throw new SegGradCamError(`workers must be an integer in 1..${MAX_TRAIN_WORKERS} (got ${n})`, 'usage');
     const topology = model.toJSON(null, false);
     const handles: WorkerHandle[] = [];
     const pool = new DataParallelPool(handles);
@@ -244,12 +247,15 @@ export class DataParallelPool {
     const id = this.nextId++;
     const replies = await Promise.all(
       this.workers.map((h, k) => {
-        if (shards[k].length === 0) return undefined;
+        if (shards[k].length === 0) return Promise.resolve(undefined);
         // the last worker gets the arrays themselves, the others copies (a transferred buffer is gone)
         const last = k === this.workers.length - 1;
         const t = last ? trainable : trainable.map((a) => a.slice());
         const s = last ? stats : stats.map((a) => a.slice());
-        return h.request({ type: 'step', id, indices: shards[k], trainable: t, stats: s }, [...t, ...s].map((a) => a.buffer as ArrayBuffer));
+        return h.request(
+          { type: 'step', id, indices: shards[k], trainable: t, stats: s },
+          [...t, ...s].map((a) => a.buffer as ArrayBuffer),
+        );
       }),
     );
     const total = idx.length;

@@ -34,7 +34,8 @@ function shapes(vars: tf.LayerVariable[]): number[][] {
 
 async function init(msg: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   config = msg.config;
-  if (config.backend !== 'wasm' && config.backend !== 'cpu') throw new SegGradCamError(`training workers run on wasm or cpu, not '${config.backend}'`, 'usage');
+  if (config.backend !== 'wasm' && config.backend !== 'cpu')
+    throw new SegGradCamError(`training workers run on wasm or cpu, not '${config.backend}'`, 'usage');
   await setupBackend(config.backend as BackendName);
   data = new TextureMnist(await loadTextureMnistAssets(), config.data);
   model = await tf.models.modelFromJSON({ modelTopology: msg.topology } as Parameters<typeof tf.models.modelFromJSON>[0]);
@@ -88,7 +89,10 @@ function step(msg: Extract<ToWorker, { type: 'step' }>): void {
   const stats = m.nonTrainableWeights.map((v) => Float32Array.from(v.read().dataSync() as Float32Array));
   const conf = new Confusion(NUM_CLASSES).add(y, pred ? pred.dataSync() : new Int32Array(y.length));
   tf.dispose([value, xt, yt, wt, pred as tf.Tensor, ...Object.values(grads)]);
-  post({ type: 'result', id: msg.id, n, loss, grads: g, stats, confusion: conf.counts }, [...g, ...stats, conf.counts].map((a) => a.buffer as ArrayBuffer));
+  post(
+    { type: 'result', id: msg.id, n, loss, grads: g, stats, confusion: conf.counts },
+    [...g, ...stats, conf.counts].map((a) => a.buffer as ArrayBuffer),
+  );
   // prepare the next step's shard (the same position in the next batch) while the main thread works
   const next = msg.indices.map((i) => i + c.batch);
   try {

@@ -158,7 +158,11 @@ export interface TrainResult {
  * Learning rate at a step: linear warm-up from lr/10 over warmupSteps, then cosine decay to
  * lr * minLrFactor at the end. `progress` (0..1, default step / steps) is the position in the run.
  */
-export function learningRate(step: number, o: Pick<TrainOptions, 'lr' | 'warmupSteps' | 'minLrFactor' | 'steps'>, progress?: number): number {
+export function learningRate(
+  step: number,
+  o: Pick<TrainOptions, 'lr' | 'warmupSteps' | 'minLrFactor' | 'steps'>,
+  progress?: number,
+): number {
   if (step < o.warmupSteps) return o.lr * (0.1 + (0.9 * step) / o.warmupSteps);
   const p = progress ?? step / o.steps;
   const p0 = o.warmupSteps / o.steps;
@@ -178,7 +182,13 @@ export function classWeightsFromFrequencies(freq: number[], power: number): numb
  * Segmentation loss: ceWeight * class-weighted softmax cross-entropy + diceWeight * (1 - mean soft
  * Dice). `yOneHot` [N,H,W,C]; `yWeighted` = yOneHot * classWeight[c] (made in JS, no broadcast).
  */
-export function segmentationLoss(logits: tf.Tensor4D, yOneHot: tf.Tensor4D, yWeighted: tf.Tensor4D, ceWeight: number, diceWeight: number): tf.Scalar {
+export function segmentationLoss(
+  logits: tf.Tensor4D,
+  yOneHot: tf.Tensor4D,
+  yWeighted: tf.Tensor4D,
+  ceWeight: number,
+  diceWeight: number,
+): tf.Scalar {
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits);
     let loss: tf.Scalar = tf.scalar(0);
@@ -198,7 +208,9 @@ export function segmentationLoss(logits: tf.Tensor4D, yOneHot: tf.Tensor4D, yWei
 }
 
 /** Builds the dataset that a set of training options describes. */
-export async function datasetFor(o: Pick<TrainOptions, 'size' | 'seed' | 'biasDigit' | 'biasStrength' | 'biasTexture' | 'biasTextureAtZero'>): Promise<TextureMnist> {
+export async function datasetFor(
+  o: Pick<TrainOptions, 'size' | 'seed' | 'biasDigit' | 'biasStrength' | 'biasTexture' | 'biasTextureAtZero'>,
+): Promise<TextureMnist> {
   const opts: TextureMnistOptions = {
     size: o.size,
     seed: o.seed,
@@ -232,7 +244,14 @@ export function trainTiles(
 export function workerConfig(o: TrainOptions, classWeights: number[]): WorkerConfig {
   return {
     backend: tf.getBackend(),
-    data: { size: o.size, seed: o.seed, biasDigit: o.biasDigit, biasStrength: o.biasStrength, biasTexture: o.biasTexture, biasTextureAtZero: o.biasTextureAtZero },
+    data: {
+      size: o.size,
+      seed: o.seed,
+      biasDigit: o.biasDigit,
+      biasStrength: o.biasStrength,
+      biasTexture: o.biasTexture,
+      biasTextureAtZero: o.biasTextureAtZero,
+    },
     flip: o.flip,
     seed: o.seed,
     batch: o.batch,
@@ -301,7 +320,11 @@ function countParams(model: tf.LayersModel): number {
 // ---------------------------------------------------------------- saving and loading
 
 /** Serialises a model to { model.json text, weights bytes } in the standard TF.js layout. */
-export async function serializeModel(model: tf.LayersModel, metadata?: Record<string, unknown>, weightsFile = 'weights.bin'): Promise<{ json: string; weights: Uint8Array }> {
+export async function serializeModel(
+  model: tf.LayersModel,
+  metadata?: Record<string, unknown>,
+  weightsFile = 'weights.bin',
+): Promise<{ json: string; weights: Uint8Array }> {
   let artifacts: tf.io.ModelArtifacts | undefined;
   await model.save(
     tf.io.withSaveHandler(async (a) => {
@@ -375,7 +398,9 @@ async function saveCheckpoint(dir: string, model: tf.LayersModel, optimizer: tf.
   await rename(tmp, dir);
 }
 
-async function loadCheckpoint(dir: string): Promise<{ model: tf.LayersModel; optimizerWeights: { name: string; tensor: tf.Tensor }[]; state: CheckpointState }> {
+async function loadCheckpoint(
+  dir: string,
+): Promise<{ model: tf.LayersModel; optimizerWeights: { name: string; tensor: tf.Tensor }[]; state: CheckpointState }> {
   let state: CheckpointState;
   try {
     state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as CheckpointState;
@@ -409,11 +434,18 @@ export function validateTrainOptions(o: TrainOptions): void {
   posInt(o.checkpointEvery, 'checkpoint interval');
   if (!Number.isInteger(o.evalTiles) || o.evalTiles < 0) throw new SegGradCamError(`eval tiles must be >= 0 (got ${o.evalTiles})`, 'usage');
   if (!(o.lr > 0 && o.lr < 1)) throw new SegGradCamError(`learning rate must be in (0, 1) (got ${o.lr})`, 'usage');
-  if (!(o.biasStrength >= 0 && o.biasStrength <= 1)) throw new SegGradCamError(`bias strength must be in 0..1 (got ${o.biasStrength})`, 'usage');
-  if (!Number.isInteger(o.biasDigit) || o.biasDigit < 0 || o.biasDigit > 9) throw new SegGradCamError(`bias digit must be 0..9 (got ${o.biasDigit})`, 'usage');
+  if (!(o.biasStrength >= 0 && o.biasStrength <= 1))
+    throw new SegGradCamError(`bias strength must be in 0..1 (got ${o.biasStrength})`, 'usage');
+  if (!Number.isInteger(o.biasDigit) || o.biasDigit < 0 || o.biasDigit > 9)
+    throw new SegGradCamError(`bias digit must be 0..9 (got ${o.biasDigit})`, 'usage');
   const workers = o.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_TRAIN_WORKERS) throw new SegGradCamError(`workers must be an integer in 1..${MAX_TRAIN_WORKERS} (got ${workers})`, 'usage');
-  if (workers > o.batch) throw new SegGradCamError(`workers (${workers}) must not exceed the batch (${o.batch}): each worker takes a shard of the batch`, 'usage');
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_TRAIN_WORKERS)
+    throw new SegGradCamError(`workers must be an integer in 1..${MAX_TRAIN_WORKERS} (got ${workers})`, 'usage');
+  if (workers > o.batch)
+    throw new SegGradCamError(
+      `workers (${workers}) must not exceed the batch (${o.batch}): each worker takes a shard of the batch`,
+      'usage',
+    );
   if (o.size % 2 ** o.depth !== 0) throw new SegGradCamError(`size ${o.size} must be divisible by 2^depth = ${2 ** o.depth}`, 'usage');
 }
 
@@ -447,9 +479,18 @@ export async function trainUnet(options: TrainOptions, onProgress?: (p: TrainPro
   } else {
     model = o.initFrom
       ? await loadModelDir(o.initFrom)
-      : buildUnet({ inputSize: [size, size], channels: 3, classes: NUM_CLASSES, depth: o.depth, base: o.base, batchNorm: o.batchNorm, seed: o.seed });
+      : buildUnet({
+          inputSize: [size, size],
+          channels: 3,
+          classes: NUM_CLASSES,
+          depth: o.depth,
+          base: o.base,
+          batchNorm: o.batchNorm,
+          seed: o.seed,
+        });
     const inShape = model.inputs[0].shape;
-    if (inShape[1] !== size || inShape[2] !== size) throw new SegGradCamError(`--init-from model takes ${inShape[1]}x${inShape[2]} tiles, not ${size}x${size}`, 'usage');
+    if (inShape[1] !== size || inShape[2] !== size)
+      throw new SegGradCamError(`--init-from model takes ${inShape[1]}x${inShape[2]} tiles, not ${size}x${size}`, 'usage');
     // class frequencies from 256 training tiles far from the training stream's start
     const freqConf = new Confusion(NUM_CLASSES);
     const idx = Array.from({ length: 256 }, (_, i) => 2_000_000_000 + i);
@@ -540,7 +581,14 @@ export async function trainUnet(options: TrainOptions, onProgress?: (p: TrainPro
       finalStep = s;
       if (s % 10 === 0 || s === o.steps) report('train', s, lr);
       if (o.timeBudgetSeconds && progressAt(s) >= 1) break;
-      if (s % 50 === 0) history.push({ step: s, loss: recentLoss.reduce((a, b) => a + b, 0) / recentLoss.length, runningIou: running.meanIou(), lr, seconds: (priorSeconds * 1000 + trainMs) / 1000 });
+      if (s % 50 === 0)
+        history.push({
+          step: s,
+          loss: recentLoss.reduce((a, b) => a + b, 0) / recentLoss.length,
+          runningIou: running.meanIou(),
+          lr,
+          seconds: (priorSeconds * 1000 + trainMs) / 1000,
+        });
       if (s % o.checkpointEvery === 0 && s < o.steps) {
         if (o.valTiles > 0) {
           report('eval', s, lr);
@@ -548,7 +596,13 @@ export async function trainUnet(options: TrainOptions, onProgress?: (p: TrainPro
           if (history.length) history[history.length - 1].valIou = valIou;
         }
         report('checkpoint', s, lr);
-        await saveCheckpoint(checkpointDir, model, optimizer, { step: s, options: o, classWeights, history, trainSeconds: priorSeconds + trainMs / 1000 });
+        await saveCheckpoint(checkpointDir, model, optimizer, {
+          step: s,
+          options: o,
+          classWeights,
+          history,
+          trainSeconds: priorSeconds + trainMs / 1000,
+        });
       }
     }
   } finally {

@@ -12,13 +12,26 @@ export class GraphBuilder {
   private readonly buffers: ArrayBuffer[] = [];
 
   input(name: string, shape: number[]): string {
-    this.nodes.push({ name, op: 'Placeholder', input: [], attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: shape.map((d) => ({ size: String(d) })) } } } });
+    this.nodes.push({
+      name,
+      op: 'Placeholder',
+      input: [],
+      attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: shape.map((d) => ({ size: String(d) })) } } },
+    });
     return name;
   }
 
   constant(name: string, values: ArrayLike<number>, shape: number[], dtype: 'float32' | 'int32' = 'float32'): string {
     const tfType = dtype === 'float32' ? 'DT_FLOAT' : 'DT_INT32';
-    this.nodes.push({ name, op: 'Const', input: [], attr: { dtype: { type: tfType }, value: { tensor: { dtype: tfType, tensorShape: { dim: shape.map((d) => ({ size: String(d) })) } } } } });
+    this.nodes.push({
+      name,
+      op: 'Const',
+      input: [],
+      attr: {
+        dtype: { type: tfType },
+        value: { tensor: { dtype: tfType, tensorShape: { dim: shape.map((d) => ({ size: String(d) })) } } },
+      },
+    });
     this.specs.push({ name, shape, dtype });
     const data = dtype === 'float32' ? Float32Array.from(values) : Int32Array.from(values);
     this.buffers.push(data.buffer as ArrayBuffer);
@@ -44,7 +57,12 @@ export class GraphBuilder {
       at += b.byteLength;
     }
     const model = await tf.loadGraphModel(
-      tf.io.fromMemory({ modelTopology: { node: this.nodes, versions: { producer: 1 } }, weightSpecs: this.specs, weightData: weightData.buffer, format: 'graph-model' }),
+      tf.io.fromMemory({
+        modelTopology: { node: this.nodes, versions: { producer: 1 } },
+        weightSpecs: this.specs,
+        weightData: weightData.buffer,
+        format: 'graph-model',
+      }),
     );
     return new GraphModelAdapter(model);
   }

@@ -14,8 +14,26 @@ export function setWeights(layer: tf.layers.Layer, ...values: Array<{ data: numb
 /** conv 3x3 (ReLU) 'feat' → 1x1 conv 'logits': ∂S/∂A^k_uv = W_kc · M_uv, a gradient known without running anything. */
 export function linearHead(size = 6, channels = 4, classes = 2, seed = 3): tf.LayersModel {
   const input = tf.input({ shape: [size, size, 3] });
-  const feat = tf.layers.conv2d({ filters: channels, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(seed), biasInitializer: tf.initializers.constant({ value: 0.1 }), name: 'feat' }).apply(input) as tf.SymbolicTensor;
-  const logits = tf.layers.conv2d({ filters: classes, kernelSize: 1, kernelInitializer: init(seed + 1), biasInitializer: tf.initializers.constant({ value: 0.2 }), name: 'logits' }).apply(feat) as tf.SymbolicTensor;
+  const feat = tf.layers
+    .conv2d({
+      filters: channels,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      kernelInitializer: init(seed),
+      biasInitializer: tf.initializers.constant({ value: 0.1 }),
+      name: 'feat',
+    })
+    .apply(input) as tf.SymbolicTensor;
+  const logits = tf.layers
+    .conv2d({
+      filters: classes,
+      kernelSize: 1,
+      kernelInitializer: init(seed + 1),
+      biasInitializer: tf.initializers.constant({ value: 0.2 }),
+      name: 'logits',
+    })
+    .apply(feat) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: logits });
 }
 

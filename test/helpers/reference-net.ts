@@ -48,8 +48,7 @@ export function maxPool2(x: Map3): Map3 {
     for (let j = 0; j < y.w; j++)
       for (let c = 0; c < x.c; c++) {
         let m = -Infinity;
-        for (let di = 0; di < 2; di++)
-          for (let dj = 0; dj < 2; dj++) m = Math.max(m, x.data[((2 * i + di) * x.w + 2 * j + dj) * x.c + c]);
+        for (let di = 0; di < 2; di++) for (let dj = 0; dj < 2; dj++) m = Math.max(m, x.data[((2 * i + di) * x.w + 2 * j + dj) * x.c + c]);
         y.data[(i * y.w + j) * x.c + c] = m;
       }
   return y;

@@ -34,11 +34,26 @@ const C = 16;
 function probeGradient(): tf.Tensor {
   return tf.tidy(() => {
     const x = tf.tensor4d(wave(S * S * C, 1), [1, S, S, C]);
-    const w1 = tf.tensor4d(wave(9 * C * C, 2).map((v) => v * 0.2), [3, 3, C, C]);
-    const w2 = tf.tensor4d(wave(9 * C * C, 3).map((v) => v * 0.2), [3, 3, C, C]);
-    const dw = tf.tensor4d(wave(9 * C, 4).map((v) => v * 0.3), [3, 3, C, 1]);
-    const up = tf.tensor4d(wave(4 * C * C, 5).map((v) => v * 0.3), [2, 2, C, C]);
-    const head = tf.tensor4d(wave(2 * C * 3, 6).map((v) => v * 0.3), [1, 1, 2 * C, 3]);
+    const w1 = tf.tensor4d(
+      wave(9 * C * C, 2).map((v) => v * 0.2),
+      [3, 3, C, C],
+    );
+    const w2 = tf.tensor4d(
+      wave(9 * C * C, 3).map((v) => v * 0.2),
+      [3, 3, C, C],
+    );
+    const dw = tf.tensor4d(
+      wave(9 * C, 4).map((v) => v * 0.3),
+      [3, 3, C, 1],
+    );
+    const up = tf.tensor4d(
+      wave(4 * C * C, 5).map((v) => v * 0.3),
+      [2, 2, C, C],
+    );
+    const head = tf.tensor4d(
+      wave(2 * C * 3, 6).map((v) => v * 0.3),
+      [1, 1, 2 * C, 3],
+    );
     const a = tf.relu(tf.conv2d(x, w1, 1, 'same'));
     const f = (t: tf.Tensor): tf.Scalar => {
       const act = t as tf.Tensor4D;
@@ -128,7 +143,11 @@ export async function chooseBackend(choice: BackendChoice, wasm: WasmFiles, reme
   if (choice !== 'auto') {
     if (!(await use(choice, wasm))) {
       await use('wasm', wasm);
-      return { backend: tf.getBackend(), probes: [{ name: choice, note: 'unavailable in this browser' }], reason: `${choice} is not available here; using wasm` };
+      return {
+        backend: tf.getBackend(),
+        probes: [{ name: choice, note: 'unavailable in this browser' }],
+        reason: `${choice} is not available here; using wasm`,
+      };
     }
     return { backend: tf.getBackend(), probes: [], reason: 'chosen by hand' };
   }

@@ -46,7 +46,14 @@ export function registerWebglFixes(): void {
     kernelFunc: (args) => {
       const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
       const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tf.MaxPoolGradAttrs;
-      const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+      const info = tf.backend_util.computePool2DInfo(
+        input.shape as [number, number, number, number],
+        filterSize,
+        strides,
+        1,
+        pad,
+        dimRoundingMode,
+      );
       const backend = args.backend as unknown as WebglLike;
       const read = (t: tf.TensorInfo) => Float32Array.from(backend.readSync(t.dataId) as ArrayLike<number>);
       const dx = new Float32Array(input.shape.reduce((a, b) => a * b, 1));

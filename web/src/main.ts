@@ -5,12 +5,36 @@
 import { explanationFigure } from '../../src/figure.js';
 import { explanationJson } from '../../src/io/json.js';
 import type { RgbaImage } from '../../src/image.js';
-import { COLORMAPS, classColor, colormapLut, defaultPalette, labelImage, lutIndex, overlayHeatmap, resizeLabelsNearest, type ColormapName, type Rgb } from '../../src/render/index.js';
+import {
+  COLORMAPS,
+  classColor,
+  colormapLut,
+  defaultPalette,
+  labelImage,
+  lutIndex,
+  overlayHeatmap,
+  resizeLabelsNearest,
+  type ColormapName,
+  type Rgb,
+} from '../../src/render/index.js';
 import { connectedComponent, toOutputCell, type Region } from '../../src/region/region.js';
 import type { Catalog, CatalogModel } from '../bundled.js';
 import { DecodeError, decodeImage, fetchImage } from './image-decode.js';
 import { parseLabels, type Labels } from './labels.js';
-import { ORT_WASM_DIR, probeText, type BackendChoice, type BackendReport, type ExplainParams, type ExplanationMsg, type LayerRow, type ModelInfo, type ModelSource, type PredictionInfo, type Progress, type Reply } from './protocol.js';
+import {
+  ORT_WASM_DIR,
+  probeText,
+  type BackendChoice,
+  type BackendReport,
+  type ExplainParams,
+  type ExplanationMsg,
+  type LayerRow,
+  type ModelInfo,
+  type ModelSource,
+  type PredictionInfo,
+  type Progress,
+  type Reply,
+} from './protocol.js';
 import { cosine, drawAlphaChart, drawCell, makeCell, resolutionChanges, thumbnailBase, type Pinned } from './ui/compare.js';
 import { putImage, Stage } from './ui/stage.js';
 import { decodeState, encodeState, type ViewState } from './url-state.js';
@@ -153,7 +177,15 @@ interface TestHook {
   backend: BackendReport | null;
   /** Per answer: worker time, and wall time from the request to the drawn heatmap. */
   timings: Array<{ ms: number; wallMs: number; cached: boolean; layer: string }>;
-  state: () => { model: string | null; image: string | null; layer: string; region: Region | null; classIndex: number | null; layers: LayerRow[]; engine: string };
+  state: () => {
+    model: string | null;
+    image: string | null;
+    layer: string;
+    region: Region | null;
+    classIndex: number | null;
+    layers: LayerRow[];
+    engine: string;
+  };
 }
 const hook: TestHook = {
   ready: false,
@@ -281,7 +313,11 @@ async function initBackend(choice: BackendChoice): Promise<void> {
   const saved = withStorage(() => JSON.parse(localStorage.getItem(BACKEND_KEY) ?? 'null') as { ua: string; backend: string } | null);
   const remembered = saved && saved.ua === navigator.userAgent ? saved.backend : undefined;
   const ortWasmBase = new URL(ORT_WASM_DIR, document.baseURI).href;
-  const reply = await call('starting', { type: 'init', backend: choice, cachedChoice: choice === 'auto' ? remembered : undefined, ortWasmBase }, 'init');
+  const reply = await call(
+    'starting',
+    { type: 'init', backend: choice, cachedChoice: choice === 'auto' ? remembered : undefined, ortWasmBase },
+    'init',
+  );
   if (!reply) return;
   state.backend = reply.report;
   state.methods = reply.methods;
@@ -335,7 +371,11 @@ async function openModel(entry: ModelEntry): Promise<boolean> {
   try {
     let labels = entry.labels;
     if (!labels && entry.source.kind === 'url' && entry.source.labelsUrl) labels = await fetchLabels(entry.source.labelsUrl);
-    const reply = await call(`loading ${entry.name}`, { type: 'load-model', source: entry.source, classNames: labels?.names }, 'load-model');
+    const reply = await call(
+      `loading ${entry.name}`,
+      { type: 'load-model', source: entry.source, classNames: labels?.names },
+      'load-model',
+    );
     if (!reply) return false;
     state.model = { ...entry, labels };
     state.info = reply.info;
@@ -475,7 +515,9 @@ async function predict(): Promise<boolean> {
   if (!img || !state.info) return false;
   try {
     const data = img.data.slice();
-    const reply = await call('forward pass', { type: 'set-image', width: img.width, height: img.height, data }, 'set-image', { transfer: [data.buffer] });
+    const reply = await call('forward pass', { type: 'set-image', width: img.width, height: img.height, data }, 'set-image', {
+      transfer: [data.buffer],
+    });
     if (!reply || state.image !== img) return false;
     state.prediction = reply.prediction;
     hook.predictions++;
@@ -571,7 +613,11 @@ async function ask(region: Region, classOverride?: number): Promise<void> {
   const seq = ++askSeq;
   const started = performance.now();
   try {
-    const reply = await call('explaining', { type: 'explain', params: { ...question(region, classOverride ?? state.classChoice ?? undefined), layer: layer() } }, 'explain');
+    const reply = await call(
+      'explaining',
+      { type: 'explain', params: { ...question(region, classOverride ?? state.classChoice ?? undefined), layer: layer() } },
+      'explain',
+    );
     if (!reply || seq !== askSeq) return;
     showExplanation({ ...reply.explanation, region });
     const wallMs = performance.now() - started;
@@ -693,7 +739,8 @@ function onPointerMove(stage: Stage, event: PointerEvent): void {
     } else if (currentTool() === 'brush') {
       // Fill the gap from the last point so fast strokes stay connected.
       const steps = Math.max(Math.abs(x - drag.x0), Math.abs(y - drag.y0));
-      for (let i = 1; i <= steps; i++) paint(Math.round(drag.x0 + ((x - drag.x0) * i) / steps), Math.round(drag.y0 + ((y - drag.y0) * i) / steps));
+      for (let i = 1; i <= steps; i++)
+        paint(Math.round(drag.x0 + ((x - drag.x0) * i) / steps), Math.round(drag.y0 + ((y - drag.y0) * i) / steps));
       drag.x0 = x;
       drag.y0 = y;
       drawMarks();
@@ -703,7 +750,12 @@ function onPointerMove(stage: Stage, event: PointerEvent): void {
   if (currentTool() === 'object' && state.prediction && state.image && stage.inside(event)) {
     const [x, y] = stage.pixelAt(event);
     const p = state.prediction;
-    const [ox, oy] = toOutputCell(x, y, { imageWidth: state.image.width, imageHeight: state.image.height, outWidth: p.width, outHeight: p.height });
+    const [ox, oy] = toOutputCell(x, y, {
+      imageWidth: state.image.width,
+      imageHeight: state.image.height,
+      outWidth: p.width,
+      outHeight: p.height,
+    });
     drawMarks({ mask: objectMask(ox, oy), w: p.width, h: p.height });
   }
 }
@@ -762,7 +814,8 @@ function readout(stage: Stage, event: MouseEvent): void {
   const c = classAt(x, y);
   if (c !== null) parts.push(`predicted ${c} · ${className(c)}`);
   const e = state.explanation;
-  if (e && e.width === img.width && e.height === img.height) parts.push(`heatmap ${e.heatmap[y * img.width + x].toFixed(3)} (1 = the CAM's maximum, ${e.camMax.toPrecision(3)})`);
+  if (e && e.width === img.width && e.height === img.height)
+    parts.push(`heatmap ${e.heatmap[y * img.width + x].toFixed(3)} (1 = the CAM's maximum, ${e.camMax.toPrecision(3)})`);
   el.readout.textContent = parts.join(' · ');
 }
 
@@ -843,7 +896,8 @@ async function runGrid(): Promise<void> {
         },
       },
     );
-    if (reply && seq === gridSeq) el.gridStatus.textContent = `${layers.length} layers in ${(reply.ms / 1000).toFixed(1)} s · click one to open it`;
+    if (reply && seq === gridSeq)
+      el.gridStatus.textContent = `${layers.length} layers in ${(reply.ms / 1000).toFixed(1)} s · click one to open it`;
   } catch (err) {
     if (seq === gridSeq) showError(err);
   }
@@ -897,7 +951,9 @@ function renderAlpha(): void {
   const b = state.pinB ?? (e?.weights ? { weights: e.weights, label: `${describe(e)} (current)`, layer: e.layer.name } : null);
   if (!a || !b) {
     el.alphaChart.hidden = true;
-    el.alphaText.textContent = a ? 'A is pinned: now ask about another region at the same layer.' : 'Pin one answer as A, then ask another question at the same layer.';
+    el.alphaText.textContent = a
+      ? 'A is pinned: now ask about another region at the same layer.'
+      : 'Pin one answer as A, then ask another question at the same layer.';
     delete el.alphaText.dataset.cosine;
     return;
   }
@@ -934,7 +990,11 @@ function exportPng(): void {
   const r = e.region;
   const marker = r.kind === 'pixel' || r.kind === 'object' ? ([r.x, r.y] as [number, number]) : undefined;
   const names = state.info ? Array.from({ length: state.info.classCount }, (_, c) => className(c)) : undefined;
-  const fig = explanationFigure(img, { ...e, className: className(e.classIndex) }, { colormap: colormap(), opacity: opacity(), marker, classNames: names });
+  const fig = explanationFigure(
+    img,
+    { ...e, className: className(e.classIndex) },
+    { colormap: colormap(), opacity: opacity(), marker, classNames: names },
+  );
   const canvas = document.createElement('canvas');
   putImage(canvas, fig);
   canvas.toBlob((blob) => blob && download(blob, `seg-grad-cam-${e.layer.name}-class${e.classIndex}.png`), 'image/png');
@@ -943,14 +1003,17 @@ function exportPng(): void {
 function exportJson(): void {
   const e = state.explanation;
   if (!e) return showError(new Error('nothing to export yet: ask a question first'));
-  const json = explanationJson({ ...e, className: className(e.classIndex) }, {
-    model: modelName() ?? '',
-    image: imageName() ?? '',
-    region: e.region,
-    backend: engine(),
-    ms: e.ms,
-    heatmap: true,
-  });
+  const json = explanationJson(
+    { ...e, className: className(e.classIndex) },
+    {
+      model: modelName() ?? '',
+      image: imageName() ?? '',
+      region: e.region,
+      backend: engine(),
+      ms: e.ms,
+      heatmap: true,
+    },
+  );
   download(new Blob([JSON.stringify(json) + '\n'], { type: 'application/json' }), `seg-grad-cam-${e.layer.name}-class${e.classIndex}.json`);
 }
 
@@ -1240,8 +1303,10 @@ async function boot(): Promise<void> {
     return;
   }
   if (view.method && state.methods.includes(view.method)) el.methodSelect.value = view.method;
-  const entry = (view.model ? modelFromKey(view.model, view.labels) : null) ?? (state.catalog.models[0] ? catalogEntry(state.catalog.models[0]) : null);
-  if (view.model && !modelFromKey(view.model, view.labels)) showError(new Error(`the link names a model this page does not have: ${view.model}`));
+  const entry =
+    (view.model ? modelFromKey(view.model, view.labels) : null) ?? (state.catalog.models[0] ? catalogEntry(state.catalog.models[0]) : null);
+  if (view.model && !modelFromKey(view.model, view.labels))
+    showError(new Error(`the link names a model this page does not have: ${view.model}`));
   if (!entry) {
     idleText = 'no bundled model: open your own';
     renderStatus();

@@ -29,7 +29,8 @@ export const isOnnxName = (name: string): boolean => /\.onnx$/i.test(name.split(
 export async function onnxFromFiles(files: FileLike[]): Promise<{ name: string; bytes: Uint8Array } | null> {
   const onnx = files.filter((f) => isOnnxName(f.name));
   if (onnx.length === 0) return null;
-  if (onnx.length > 1) throw new SegGradCamError(`choose one .onnx model, not ${onnx.length} (${onnx.map((f) => f.name).join(', ')})`, 'file');
+  if (onnx.length > 1)
+    throw new SegGradCamError(`choose one .onnx model, not ${onnx.length} (${onnx.map((f) => f.name).join(', ')})`, 'file');
   const [file] = onnx;
   const others = files.filter((f) => f !== file);
   if (others.length > 0) {

@@ -105,7 +105,10 @@ export function decodeRegion(text: string): Region {
       return { kind: 'object', x, y };
     }
     case 'pixels': {
-      const points = rest.split(';').filter((p) => p.length > 0).map((p) => ints(p, 2) as [number, number]);
+      const points = rest
+        .split(';')
+        .filter((p) => p.length > 0)
+        .map((p) => ints(p, 2) as [number, number]);
       if (points.length === 0) throw new Error('no pixels');
       return { kind: 'pixels', points };
     }

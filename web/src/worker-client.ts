@@ -57,7 +57,10 @@ export class InferenceWorker {
     this.worker = this.start();
   }
 
-  call(request: Request, hooks: { onProgress?: (p: Progress) => void; onPartial?: (r: Reply) => void; transfer?: Transferable[] } = {}): Promise<Reply> {
+  call(
+    request: Request,
+    hooks: { onProgress?: (p: Progress) => void; onPartial?: (r: Reply) => void; transfer?: Transferable[] } = {},
+  ): Promise<Reply> {
     const id = this.next++;
     return new Promise<Reply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress: hooks.onProgress, onPartial: hooks.onPartial });

@@ -16,7 +16,18 @@ import { chooseBackend } from './backend-select.js';
 import type { ModelAdapter } from '../../src/engine/contract.js';
 import { checkWeightBytes, isOnnxName, modelFromFiles, onnxFromFiles } from './model-files.js';
 import { loadOnnxAdapter, ortThreads } from './onnx-model.js';
-import { ONNX_ENGINE, type ExplainParams, type ExplanationMsg, type ModelInfo, type ModelSource, type Progress, type Reply, type Request, type WorkerMessage, type WorkerRequest } from './protocol.js';
+import {
+  ONNX_ENGINE,
+  type ExplainParams,
+  type ExplanationMsg,
+  type ModelInfo,
+  type ModelSource,
+  type Progress,
+  type Reply,
+  type Request,
+  type WorkerMessage,
+  type WorkerRequest,
+} from './protocol.js';
 
 interface WorkerScope {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -113,7 +124,10 @@ async function handle(id: number, req: Request): Promise<Reply> {
       // between chunks a newer request can supersede this one.
       const chunk = 8;
       for (let i = 0; i < req.layers.length; i += chunk) {
-        progress(id, { phase: `layers ${i + 1}–${Math.min(i + chunk, req.layers.length)} of ${req.layers.length}`, fraction: i / req.layers.length });
+        progress(id, {
+          phase: `layers ${i + 1}–${Math.min(i + chunk, req.layers.length)} of ${req.layers.length}`,
+          fraction: i / req.layers.length,
+        });
         await yieldToEvents();
         if (latestExplain !== id) return { type: 'superseded' };
         const part = await explainLayers(req.params, req.layers.slice(i, i + chunk));
@@ -160,7 +174,11 @@ async function explainLayers(params: Omit<ExplainParams, 'layer'>, layers: strin
  * are left out. Each message transfers its buffers, so the arrays an explanation shares with the
  * cached pass or with other layers' answers (labels, region mask) are copied.
  */
-function toMessage({ layers: _layers, augmentations: _augmentations, receptiveField: _field, ...x }: Explanation, ms: number, cached: boolean): ExplanationMsg {
+function toMessage(
+  { layers: _layers, augmentations: _augmentations, receptiveField: _field, ...x }: Explanation,
+  ms: number,
+  cached: boolean,
+): ExplanationMsg {
   return { ...x, regionMask: x.regionMask.slice(), prediction: { ...x.prediction, labels: x.prediction.labels.slice() }, ms, cached };
 }
 
@@ -197,7 +215,9 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
 async function tfjsModel(id: number, source: ModelSource): Promise<Loaded> {
   let artifacts: tf.io.ModelArtifacts | undefined;
   if (source.kind === 'url') {
-    const handler = tf.io.browserHTTPRequest(absolute(source.url), { onProgress: (f: number) => progress(id, { phase: 'loading the model', fraction: f }) });
+    const handler = tf.io.browserHTTPRequest(absolute(source.url), {
+      onProgress: (f: number) => progress(id, { phase: 'loading the model', fraction: f }),
+    });
     try {
       artifacts = await handler.load?.();
     } catch (err) {
@@ -211,8 +231,12 @@ async function tfjsModel(id: number, source: ModelSource): Promise<Loaded> {
   progress(id, { phase: 'building the model' });
   const adapter = await adapterFromArtifacts(artifacts);
   const meta = artifacts.userDefinedMetadata as { classNames?: unknown; inputRange?: unknown } | undefined;
-  const metaNames = Array.isArray(meta?.classNames) && meta.classNames.every((s) => typeof s === 'string') ? (meta.classNames as string[]) : undefined;
-  const range = Array.isArray(meta?.inputRange) && meta.inputRange.length === 2 && meta.inputRange.every((v) => typeof v === 'number') ? (meta.inputRange as [number, number]) : undefined;
+  const metaNames =
+    Array.isArray(meta?.classNames) && meta.classNames.every((s) => typeof s === 'string') ? (meta.classNames as string[]) : undefined;
+  const range =
+    Array.isArray(meta?.inputRange) && meta.inputRange.length === 2 && meta.inputRange.every((v) => typeof v === 'number')
+      ? (meta.inputRange as [number, number])
+      : undefined;
   return { adapter, classNames: metaNames, inputRange: range, engine: null };
 }
 

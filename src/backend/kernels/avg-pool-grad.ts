@@ -22,9 +22,18 @@ function tapsInside(start: number, extent: number, step: number, size: number): 
 /** dx (zeroed by the caller) += the average-pool gradient of dy (NHWC). */
 export function avgPoolGradInto(dy: Float32Array, dx: Float32Array, info: PoolInfo): void {
   const {
-    batchSize: B, inHeight: H, inWidth: W, inChannels: C, outHeight: oH, outWidth: oW,
-    strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw,
-    effectiveFilterHeight: fh, effectiveFilterWidth: fw,
+    batchSize: B,
+    inHeight: H,
+    inWidth: W,
+    inChannels: C,
+    outHeight: oH,
+    outWidth: oW,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
+    effectiveFilterHeight: fh,
+    effectiveFilterWidth: fw,
   } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;

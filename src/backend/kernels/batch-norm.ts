@@ -13,7 +13,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  cpuValues, type CpuBackendLike, heapF32, isWasm, type KernelArgs, kernelConfigs, makeOutputF32, size, wasmAlloc,
+  cpuValues,
+  type CpuBackendLike,
+  heapF32,
+  isWasm,
+  type KernelArgs,
+  kernelConfigs,
+  makeOutputF32,
+  size,
+  wasmAlloc,
 } from '../util.js';
 
 export const FUSED_BN_GRAD = 'SgcFusedBatchNormGrad';
@@ -23,8 +31,13 @@ export const FUSED_BN_GRAD = 'SgcFusedBatchNormGrad';
  * [dMean, dVar, dScale, dOffset], exactly the stock formulas.
  */
 export function batchNormGradJs(
-  x: Float32Array, dy: Float32Array, mean: Float32Array, variance: Float32Array, scale: Float32Array | null,
-  eps: number, dx: Float32Array,
+  x: Float32Array,
+  dy: Float32Array,
+  mean: Float32Array,
+  variance: Float32Array,
+  scale: Float32Array | null,
+  eps: number,
+  dx: Float32Array,
 ): Float32Array[] {
   const C = mean.length;
   const n = x.length;
@@ -69,8 +82,8 @@ export function batchNormGradJs(
 function fusedBnGradKernel({ inputs, attrs, backend }: KernelArgs<unknown>): tf.TensorInfo[] {
   const { x, dy, mean, variance, scale } = inputs;
   const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
-  const grad = (values: (t: tf.TensorInfo) => Float32Array, dx: Float32Array) => batchNormGradJs(
-    values(x), values(dy), values(mean), values(variance), scale ? values(scale) : null, eps, dx);
+  const grad = (values: (t: tf.TensorInfo) => Float32Array, dx: Float32Array) =>
+    batchNormGradJs(values(x), values(dy), values(mean), values(variance), scale ? values(scale) : null, eps, dx);
   let dx: tf.TensorInfo;
   let rest: Float32Array[];
   if (isWasm(backend)) {
@@ -95,8 +108,12 @@ export function batchNormGradConfigs(stock: { fusedBatchNorm?: tf.GradConfig }):
   const fbnGrad: GradFunc = (dy, saved, attrs) => {
     const [x, mean, variance, scale] = saved;
     const backendName = tf.getBackend();
-    const perChannel = mean.rank === 1 && variance.rank === 1 && (scale == null || scale.rank === 1) &&
-      mean.shape[0] === x.shape[x.rank - 1] && x.dtype === 'float32';
+    const perChannel =
+      mean.rank === 1 &&
+      variance.rank === 1 &&
+      (scale == null || scale.rank === 1) &&
+      mean.shape[0] === x.shape[x.rank - 1] &&
+      x.dtype === 'float32';
     if (!perChannel || (backendName !== 'cpu' && backendName !== 'wasm')) {
       if (!stock.fusedBatchNorm) throw new Error('stock FusedBatchNorm gradient missing');
       return stock.fusedBatchNorm.gradFunc(dy, saved, attrs);
@@ -105,8 +122,7 @@ export function batchNormGradConfigs(stock: { fusedBatchNorm?: tf.GradConfig }):
     // own tidy and must only pick its output.
     const inputs: tf.NamedTensorMap = { x, dy: dy as tf.Tensor, mean, variance };
     if (scale != null) inputs.scale = scale;
-    const [dx, dMean, dVar, dScale, dOffset] = tf.engine().runKernel(
-      FUSED_BN_GRAD, inputs, attrs as tf.NamedAttrMap) as tf.Tensor[];
+    const [dx, dMean, dVar, dScale, dOffset] = tf.engine().runKernel(FUSED_BN_GRAD, inputs, attrs as tf.NamedAttrMap) as tf.Tensor[];
     return {
       x: () => dx,
       mean: () => dMean,

@@ -14,7 +14,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  callKernel, convInfo, heapF32, type KernelArgs, kernelConfigs, wasmAlloc, type WasmBackendLike, wasmFree,
+  callKernel,
+  convInfo,
+  heapF32,
+  type KernelArgs,
+  kernelConfigs,
+  wasmAlloc,
+  type WasmBackendLike,
+  wasmFree,
   wasmFromArray,
 } from '../util.js';
 
@@ -23,8 +30,17 @@ type ConvInfo = tf.backend_util.Conv2DInfo;
 /** Reference implementation on NHWC arrays; returns dW [KH, KW, Cin, Cout]. */
 export function conv2dBackpropFilterJs(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
   const {
-    batchSize: N, inHeight: H, inWidth: W, inChannels: Ci, outHeight: oH, outWidth: oW, outChannels: Co,
-    filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw,
+    batchSize: N,
+    inHeight: H,
+    inWidth: W,
+    inChannels: Ci,
+    outHeight: oH,
+    outWidth: oW,
+    outChannels: Co,
+    filterHeight: KH,
+    filterWidth: KW,
+    strideHeight: sh,
+    strideWidth: sw,
   } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
@@ -59,8 +75,7 @@ export function conv2dBackpropFilterJs(x: Float32Array, dy: Float32Array, info: 
 export function nchwToNhwc(v: Float32Array, n: number, c: number, h: number, w: number): Float32Array {
   const out = new Float32Array(v.length);
   for (let b = 0; b < n; b++)
-    for (let ch = 0; ch < c; ch++)
-      for (let i = 0; i < h * w; i++) out[(b * h * w + i) * c + ch] = v[(b * c + ch) * h * w + i];
+    for (let ch = 0; ch < c; ch++) for (let i = 0; i < h * w; i++) out[(b * h * w + i) * c + ch] = v[(b * c + ch) * h * w + i];
   return out;
 }
 
@@ -77,12 +92,19 @@ export function conv2dBackpropFilterWasm({ inputs, attrs, backend }: KernelArgs<
   return conv2dBackpropFilterViaConv(backend, x, dy, info);
 }
 
-function conv2dBackpropFilterViaConv(
-  backend: WasmBackendLike, x: tf.TensorInfo, dy: tf.TensorInfo, info: ConvInfo,
-): tf.TensorInfo {
+function conv2dBackpropFilterViaConv(backend: WasmBackendLike, x: tf.TensorInfo, dy: tf.TensorInfo, info: ConvInfo): tf.TensorInfo {
   const {
-    batchSize: N, inHeight: H, inWidth: W, inChannels: Ci, outHeight: oH, outWidth: oW, outChannels: Co,
-    filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw,
+    batchSize: N,
+    inHeight: H,
+    inWidth: W,
+    inChannels: Ci,
+    outHeight: oH,
+    outWidth: oW,
+    outChannels: Co,
+    filterHeight: KH,
+    filterWidth: KW,
+    strideHeight: sh,
+    strideWidth: sw,
   } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
@@ -123,9 +145,19 @@ function conv2dBackpropFilterViaConv(
       }
     }
   }
-  const y = callKernel('Conv2D', 'wasm', backend, { x: xT, filter: fT }, {
-    strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [sh, sw], dimRoundingMode: undefined,
-  });
+  const y = callKernel(
+    'Conv2D',
+    'wasm',
+    backend,
+    { x: xT, filter: fT },
+    {
+      strides: [1, 1],
+      pad: 'valid',
+      dataFormat: 'NHWC',
+      dilations: [sh, sw],
+      dimRoundingMode: undefined,
+    },
+  );
   wasmFree(backend, xT, fT);
   // y: [Ci, KH, KW, Co] -> dW: [KH, KW, Ci, Co]
   const dW = wasmAlloc(backend, [KH, KW, Ci, Co]);

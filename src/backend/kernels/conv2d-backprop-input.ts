@@ -10,9 +10,7 @@
  *  - NCHW or anything else: the stock kernel.
  */
 import * as tf from '@tensorflow/tfjs';
-import {
-  callKernel, convInfo, heapF32, type KernelArgs, kernelConfigs, wasmAlloc, type WasmBackendLike, wasmFree,
-} from '../util.js';
+import { callKernel, convInfo, heapF32, type KernelArgs, kernelConfigs, wasmAlloc, type WasmBackendLike, wasmFree } from '../util.js';
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 type ExplicitPadding = tf.backend_util.ExplicitPadding;
@@ -43,7 +41,12 @@ export function rotatedConvPad(info: ConvInfo): ExplicitPadding | null {
   const bottom = H - oH - top + KH - 1;
   const right = W - oW - left + KW - 1;
   if (top < 0 || left < 0 || bottom < 0 || right < 0) return null;
-  return [[0, 0], [top, bottom], [left, right], [0, 0]];
+  return [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
 }
 
 /** W[kh,kw,ci,co] -> W'[KH-1-kh, KW-1-kw, co, ci] into `out`. */
@@ -61,24 +64,43 @@ export function rotateSwap(w: Float32Array, out: Float32Array, KH: number, KW: n
 }
 
 function viaRotatedConv(
-  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: ConvInfo, pad: ExplicitPadding,
+  backend: WasmBackendLike,
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  info: ConvInfo,
+  pad: ExplicitPadding,
 ): tf.TensorInfo {
   const { filterHeight: KH, filterWidth: KW, inChannels: Ci, outChannels: Co } = info;
   const wT = wasmAlloc(backend, [KH, KW, Co, Ci]);
   rotateSwap(heapF32(backend, filter), heapF32(backend, wT), KH, KW, Ci, Co);
-  const dx = callKernel('Conv2D', 'wasm', backend, { x: dy, filter: wT }, {
-    strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
-  });
+  const dx = callKernel(
+    'Conv2D',
+    'wasm',
+    backend,
+    { x: dy, filter: wT },
+    {
+      strides: [1, 1],
+      pad,
+      dataFormat: 'NHWC',
+      dilations: [1, 1],
+      dimRoundingMode: undefined,
+    },
+  );
   wasmFree(backend, wT);
   return dx;
 }
 
-function viaMatMulScatter(
-  backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: ConvInfo,
-): tf.TensorInfo {
+function viaMatMulScatter(backend: WasmBackendLike, dy: tf.TensorInfo, filter: tf.TensorInfo, info: ConvInfo): tf.TensorInfo {
   const {
-    batchSize: N, inHeight: H, inWidth: W, outHeight: oH, outWidth: oW, filterHeight: KH, filterWidth: KW,
-    strideHeight: sh, strideWidth: sw,
+    batchSize: N,
+    inHeight: H,
+    inWidth: W,
+    outHeight: oH,
+    outWidth: oW,
+    filterHeight: KH,
+    filterWidth: KW,
+    strideHeight: sh,
+    strideWidth: sw,
   } = info;
   const Ci = info.inChannels;
   const Co = info.outChannels;

@@ -9,8 +9,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {
-  callKernel, convInfo, heapF32, jsOutputF32, type KernelArgs, kernelConfigs, wasmAlloc, type WasmBackendLike,
-  wasmFree, wasmFromArray,
+  callKernel,
+  convInfo,
+  heapF32,
+  jsOutputF32,
+  type KernelArgs,
+  kernelConfigs,
+  wasmAlloc,
+  type WasmBackendLike,
+  wasmFree,
+  wasmFromArray,
 } from '../util.js';
 import { rotateSwap, rotatedConvPad } from './conv2d-backprop-input.js';
 
@@ -19,8 +27,19 @@ type ConvInfo = tf.backend_util.Conv2DInfo;
 /** dx (zeroed) += depthwise transpose of dy with w [KH, KW, Ci, mult]. */
 export function depthwiseBackpropInputJs(dy: Float32Array, w: Float32Array, dx: Float32Array, info: ConvInfo): void {
   const {
-    batchSize: N, inHeight: H, inWidth: W, inChannels: Ci, outHeight: oH, outWidth: oW, outChannels: Co,
-    filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw,
+    batchSize: N,
+    inHeight: H,
+    inWidth: W,
+    inChannels: Ci,
+    outHeight: oH,
+    outWidth: oW,
+    outChannels: Co,
+    filterHeight: KH,
+    filterWidth: KW,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
   } = info;
   const mult = Co / Ci;
   const pt = info.padInfo.top;
@@ -56,8 +75,19 @@ export function depthwiseBackpropInputJs(dy: Float32Array, w: Float32Array, dx: 
 /** Returns dW [KH, KW, Ci, mult]. */
 export function depthwiseBackpropFilterJs(x: Float32Array, dy: Float32Array, info: ConvInfo): Float32Array {
   const {
-    batchSize: N, inHeight: H, inWidth: W, inChannels: Ci, outHeight: oH, outWidth: oW, outChannels: Co,
-    filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw,
+    batchSize: N,
+    inHeight: H,
+    inWidth: W,
+    inChannels: Ci,
+    outHeight: oH,
+    outWidth: oW,
+    outChannels: Co,
+    filterHeight: KH,
+    filterWidth: KW,
+    strideHeight: sh,
+    strideWidth: sw,
+    dilationHeight: dh,
+    dilationWidth: dw,
   } = info;
   const mult = Co / Ci;
   const pt = info.padInfo.top;
@@ -95,16 +125,30 @@ export function depthwiseBackpropInputWasm({ inputs, attrs, backend }: KernelArg
   const { dy, filter } = inputs;
   const { inputShape } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
   const info = convInfo(inputShape, filter.shape, attrs, true);
-  const plain = info.strideHeight === 1 && info.strideWidth === 1 && info.dilationHeight === 1 &&
-    info.dilationWidth === 1 && info.outChannels === info.inChannels;
+  const plain =
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1 &&
+    info.outChannels === info.inChannels;
   const pad = plain ? rotatedConvPad(info) : null;
   if (pad) {
     const { filterHeight: KH, filterWidth: KW, inChannels: C } = info;
     const wR = wasmAlloc(backend, [KH, KW, C, 1]);
     rotateSwap(heapF32(backend, filter), heapF32(backend, wR), KH, KW, C, 1);
-    const dx = callKernel(tf.DepthwiseConv2dNative, 'wasm', backend, { x: dy, filter: wR }, {
-      strides: [1, 1], dilations: [1, 1], pad, dataFormat: 'NHWC', dimRoundingMode: undefined,
-    });
+    const dx = callKernel(
+      tf.DepthwiseConv2dNative,
+      'wasm',
+      backend,
+      { x: dy, filter: wR },
+      {
+        strides: [1, 1],
+        dilations: [1, 1],
+        pad,
+        dataFormat: 'NHWC',
+        dimRoundingMode: undefined,
+      },
+    );
     wasmFree(backend, wR);
     return dx;
   }

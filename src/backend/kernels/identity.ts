@@ -28,7 +28,4 @@ export function castWasm({ inputs, attrs, backend }: KernelArgs<RefCounting>): t
   return callKernel(tf.Cast, 'wasm', backend, inputs, attrs);
 }
 
-export const identityConfigs = [
-  ...kernelConfigs(tf.Identity, ['wasm'], identityWasm),
-  ...kernelConfigs(tf.Cast, ['wasm'], castWasm),
-];
+export const identityConfigs = [...kernelConfigs(tf.Identity, ['wasm'], identityWasm), ...kernelConfigs(tf.Cast, ['wasm'], castWasm)];

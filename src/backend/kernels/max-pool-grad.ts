@@ -13,8 +13,18 @@ type PoolInfo = ReturnType<typeof tf.backend_util.computePool2DInfo>;
 /** dx (zeroed by the caller) += scatter of dy onto the first max of each window of x (NHWC). */
 export function maxPoolGradInto(x: Float32Array, dy: Float32Array, dx: Float32Array, info: PoolInfo): void {
   const {
-    batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth,
-    dilationHeight, dilationWidth, effectiveFilterHeight, effectiveFilterWidth,
+    batchSize,
+    inHeight,
+    inWidth,
+    inChannels: C,
+    outHeight,
+    outWidth,
+    strideHeight,
+    strideWidth,
+    dilationHeight,
+    dilationWidth,
+    effectiveFilterHeight,
+    effectiveFilterWidth,
   } = info;
   const padTop = info.padInfo.top;
   const padLeft = info.padInfo.left;

@@ -42,9 +42,7 @@ export function reductionBlocks(shape: readonly number[], axes: readonly number[
 }
 
 /** out[o·inner + i] = Σ_r x[(o·reduce + r)·inner + i] / divisor, accumulated in float64. */
-export function reduceSumF64(
-  x: Float32Array, outer: number, reduce: number, inner: number, divisor: number, out: Float32Array,
-): void {
+export function reduceSumF64(x: Float32Array, outer: number, reduce: number, inner: number, divisor: number, out: Float32Array): void {
   if (inner === 1) sumRows(x, outer, reduce, divisor, out);
   else for (let o = 0; o < outer; o++) sumColumns(x, o * reduce * inner, reduce, inner, divisor, out, o * inner);
 }
@@ -74,7 +72,13 @@ function sumRows(x: Float32Array, rows: number, len: number, divisor: number, ou
  * registers (fastest in V8; a Float64Array accumulator row was ~3x slower).
  */
 function sumColumns(
-  x: Float32Array, base: number, reduce: number, inner: number, divisor: number, out: Float32Array, outBase: number,
+  x: Float32Array,
+  base: number,
+  reduce: number,
+  inner: number,
+  divisor: number,
+  out: Float32Array,
+  outBase: number,
 ): void {
   const end = base + reduce * inner;
   let i = 0;

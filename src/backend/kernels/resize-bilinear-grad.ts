@@ -31,7 +31,11 @@ function axisMap(inSize: number, outSize: number, alignCorners: boolean, halfPix
 
 /** dx [B, H, W, C] (zeroed by the caller) += the gradient of dy [B, h, w, C]. */
 export function resizeBilinearGradInto(
-  dy: Float32Array, dyShape: number[], imageShape: number[], alignCorners: boolean, halfPixelCenters: boolean,
+  dy: Float32Array,
+  dyShape: number[],
+  imageShape: number[],
+  alignCorners: boolean,
+  halfPixelCenters: boolean,
   dx: Float32Array,
 ): void {
   const [B, H, W, C] = imageShape;
@@ -67,7 +71,11 @@ export function resizeBilinearGradInto(
 
 /** dx [B, H, W, C] from dy [B, h, w, C], in a new array. */
 export function resizeBilinearGradJs(
-  dy: Float32Array, dyShape: number[], imageShape: number[], alignCorners: boolean, halfPixelCenters: boolean,
+  dy: Float32Array,
+  dyShape: number[],
+  imageShape: number[],
+  alignCorners: boolean,
+  halfPixelCenters: boolean,
 ): Float32Array {
   const dx = new Float32Array(size(imageShape));
   resizeBilinearGradInto(dy, dyShape, imageShape, alignCorners, halfPixelCenters, dx);
@@ -78,7 +86,8 @@ export function resizeBilinearGrad({ inputs, attrs, backend }: KernelArgs<unknow
   const { images, dy } = inputs;
   const { alignCorners, halfPixelCenters } = attrs as { alignCorners: boolean; halfPixelCenters?: boolean };
   return jsOutputF32(backend, images.shape.slice(), [dy], (dx, g) =>
-    resizeBilinearGradInto(g, dy.shape, images.shape, !!alignCorners, !!halfPixelCenters, dx));
+    resizeBilinearGradInto(g, dy.shape, images.shape, !!alignCorners, !!halfPixelCenters, dx),
+  );
 }
 
 export const resizeBilinearGradConfigs = kernelConfigs(tf.ResizeBilinearGrad, ['cpu', 'wasm'], resizeBilinearGrad);

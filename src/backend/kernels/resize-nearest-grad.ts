@@ -23,7 +23,11 @@ function nearestMap(inSize: number, outSize: number, alignCorners: boolean, half
 
 /** dx [B, H, W, C] (zeroed by the caller) += the gradient of dy [B, h, w, C]. */
 export function resizeNearestGradInto(
-  dy: Float32Array, dyShape: number[], imageShape: number[], alignCorners: boolean, halfPixelCenters: boolean,
+  dy: Float32Array,
+  dyShape: number[],
+  imageShape: number[],
+  alignCorners: boolean,
+  halfPixelCenters: boolean,
   dx: Float32Array,
 ): void {
   const [B, H, W, C] = imageShape;
@@ -46,7 +50,8 @@ export function resizeNearestGrad({ inputs, attrs, backend }: KernelArgs<unknown
   const { images, dy } = inputs;
   const { alignCorners, halfPixelCenters } = attrs as { alignCorners: boolean; halfPixelCenters?: boolean };
   return jsOutputF32(backend, images.shape.slice(), [dy], (dx, g) =>
-    resizeNearestGradInto(g, dy.shape, images.shape, !!alignCorners, !!halfPixelCenters, dx));
+    resizeNearestGradInto(g, dy.shape, images.shape, !!alignCorners, !!halfPixelCenters, dx),
+  );
 }
 
 export const resizeNearestGradConfigs = kernelConfigs(tf.ResizeNearestNeighborGrad, ['cpu', 'wasm'], resizeNearestGrad);

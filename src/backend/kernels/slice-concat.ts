@@ -85,8 +85,14 @@ export function concatWasm({ inputs, attrs, backend }: KernelArgs<WasmBackendLik
   const list = Object.values(inputs);
   if (list.length === 0 || !list.every(numeric)) return callKernel(tf.Concat, 'wasm', backend, inputs, attrs);
   const ax = tf.util.parseAxisParam((attrs as unknown as tf.ConcatAttrs).axis, list[0].shape)[0];
-  tf.backend_util.assertParamsConsistent(list.map((t) => t.shape), ax);
-  const outShape = tf.backend_util.computeOutShape(list.map((t) => t.shape), ax);
+  tf.backend_util.assertParamsConsistent(
+    list.map((t) => t.shape),
+    ax,
+  );
+  const outShape = tf.backend_util.computeOutShape(
+    list.map((t) => t.shape),
+    ax,
+  );
   const out = backend.makeOutput(outShape, list[0].dtype);
   const outer = list[0].shape.slice(0, ax).reduce((a, b) => a * b, 1);
   const inners = list.map((t) => t.shape.slice(ax).reduce((a, b) => a * b, 1));

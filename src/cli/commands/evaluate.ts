@@ -86,7 +86,9 @@ export function canonicalCommand(o: EvaluationOptions, out: string, methodOption
 export function evaluateCommand(): Command {
   const d = EVAL_DEFAULTS;
   return new Command('evaluate')
-    .description('quantitative evaluation (bias detection, deletion/insertion, sanity checks, layer sweep, α across locations, cost): writes a Markdown report with PNG plots')
+    .description(
+      'quantitative evaluation (bias detection, deletion/insertion, sanity checks, layer sweep, α across locations, cost): writes a Markdown report with PNG plots',
+    )
     .addHelpText(
       'after',
       `
@@ -127,13 +129,25 @@ Examples:
         const modelsGiven = parseList(flags.models, '--models');
         const models = modelsGiven ?? DEFAULT_EVAL_MODELS.map((m) => inPackage(m));
         const labels = parseList(flags.labels, '--labels');
-        if (models.length > 2) throw new SegGradCamError(`--models expects one or two models (biased, then unbiased), got ${models.length}`, 'usage');
-        if (labels && labels.length !== models.length) throw new SegGradCamError(`--labels names ${labels.length} models but --models gives ${models.length}`, 'usage');
+        if (models.length > 2)
+          throw new SegGradCamError(`--models expects one or two models (biased, then unbiased), got ${models.length}`, 'usage');
+        if (labels && labels.length !== models.length)
+          throw new SegGradCamError(`--labels names ${labels.length} models but --models gives ${models.length}`, 'usage');
         const methodOptions: Record<string, MethodOptions> = {
           ...DEFAULT_METHOD_OPTIONS,
-          'score-cam': { ...DEFAULT_METHOD_OPTIONS['score-cam'], maxChannels: parseInteger(flags.scoreCamChannels, '--score-cam-channels', 1) },
-          'integrated-gradients': { ...DEFAULT_METHOD_OPTIONS['integrated-gradients'], steps: parseInteger(flags.igSteps, '--ig-steps', 1) },
-          'grid-saliency': { ...DEFAULT_METHOD_OPTIONS['grid-saliency'], iterations: parseInteger(flags.gridIterations, '--grid-iterations', 1), maskResolution: parseInteger(flags.gridSize, '--grid-size', 1) },
+          'score-cam': {
+            ...DEFAULT_METHOD_OPTIONS['score-cam'],
+            maxChannels: parseInteger(flags.scoreCamChannels, '--score-cam-channels', 1),
+          },
+          'integrated-gradients': {
+            ...DEFAULT_METHOD_OPTIONS['integrated-gradients'],
+            steps: parseInteger(flags.igSteps, '--ig-steps', 1),
+          },
+          'grid-saliency': {
+            ...DEFAULT_METHOD_OPTIONS['grid-saliency'],
+            iterations: parseInteger(flags.gridIterations, '--grid-iterations', 1),
+            maskResolution: parseInteger(flags.gridSize, '--grid-size', 1),
+          },
         };
         const ig = methodOptions['integrated-gradients'];
         ig.batchSize = Math.min(32, (ig.steps as number) + 1);
@@ -165,7 +179,12 @@ Examples:
         const useBar = flags.progress !== false && process.stderr.isTTY === true;
         const bar = useBar
           ? new cliProgress.SingleBar(
-              { format: 'evaluate |{bar}| {value}/{total} | {phase} | {duration_formatted} elapsed | ETA {eta_formatted}', hideCursor: true, stream: process.stderr, etaBuffer: 200 },
+              {
+                format: 'evaluate |{bar}| {value}/{total} | {phase} | {duration_formatted} elapsed | ETA {eta_formatted}',
+                hideCursor: true,
+                stream: process.stderr,
+                etaBuffer: 200,
+              },
               cliProgress.Presets.shades_classic,
             )
           : undefined;
@@ -184,7 +203,9 @@ Examples:
             lastLog = now;
             const elapsed = (now - started) / 1000;
             const eta = (elapsed / p.done) * (p.total - p.done);
-            process.stderr.write(`evaluate ${p.done}/${p.total} (${p.phase}), ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}\n`);
+            process.stderr.write(
+              `evaluate ${p.done}/${p.total} (${p.phase}), ${formatDuration(elapsed)} elapsed, ETA ${formatDuration(eta)}\n`,
+            );
           }
         };
         let results;
@@ -203,7 +224,9 @@ Examples:
         for (const [name, bytes] of Object.entries(report.images)) await writeFileAtomic(join(outDir, name), bytes);
         await writeFileAtomic(join(outDir, 'results.json'), new TextEncoder().encode(report.json));
         await writeFileAtomic(join(outDir, 'report.md'), new TextEncoder().encode(report.markdown));
-        process.stderr.write(`wrote ${join(outDir, 'report.md')} and ${Object.keys(report.images).length} plots in ${formatDuration(results.timing.wallSeconds)}\n`);
+        process.stderr.write(
+          `wrote ${join(outDir, 'report.md')} and ${Object.keys(report.images).length} plots in ${formatDuration(results.timing.wallSeconds)}\n`,
+        );
       }),
     );
 }

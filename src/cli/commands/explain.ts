@@ -42,7 +42,8 @@ interface ExplainFlags extends ModelOptions, RegionFlags {
 }
 
 /** Optional flags: parsed only when given. */
-const integerFlag = (text: string | undefined, flag: string, min: number) => (text === undefined ? undefined : parseInteger(text, flag, min));
+const integerFlag = (text: string | undefined, flag: string, min: number) =>
+  text === undefined ? undefined : parseInteger(text, flag, min);
 const numberFlag = (text: string | undefined, flag: string) => (text === undefined ? undefined : parseNumberAtLeast(text, flag, 0));
 
 /** Method options from the flags that were given (each method reads its own). */
@@ -66,11 +67,9 @@ function methodOptionsFrom(flags: ExplainFlags): MethodOptions {
 
 export function explainCommand(): Command {
   return addModelOptions(
-    new Command('explain')
-      .description('explain why the model assigns class c to the region M of an image (Seg-Grad-CAM)')
-      .addHelpText(
-        'after',
-        `
+    new Command('explain').description('explain why the model assigns class c to the region M of an image (Seg-Grad-CAM)').addHelpText(
+      'after',
+      `
 Regions (exactly one; coordinates in the original image's pixels, x right, y down):
   --pixel x,y            one pixel
   --pixels 'x,y;x,y'     a list of pixels
@@ -89,7 +88,7 @@ Methods (--method): CAM family at --layer: seg-grad-cam (default), hires-cam, gr
 Examples:
   seg-grad-cam explain --object 40,30 --out figure.png
   seg-grad-cam explain -m models/selfie/selfie.json --image photo.png --class 1 --class-region --layer add_4__xeno_compat__1`,
-      ),
+    ),
   )
     .option('-i, --image <file>', 'PNG or JPEG image (default: the bundled sample tile)')
     .option('-l, --layer <name>', "layer to explain, or 'bottleneck' (see `seg-grad-cam layers`)", 'bottleneck')
@@ -157,7 +156,10 @@ Examples:
 
         // Encode everything first, then write: a failure leaves no output behind.
         const figureBytes = encodeImageFor(flags.out, figure);
-        const json = flags.json !== undefined ? JSON.stringify(explanationJson(e, { model: modelPath, image: imagePath, region, backend, ms, heatmap: !!flags.jsonHeatmap })) : null;
+        const json =
+          flags.json !== undefined
+            ? JSON.stringify(explanationJson(e, { model: modelPath, image: imagePath, region, backend, ms, heatmap: !!flags.jsonHeatmap }))
+            : null;
         await writeFileAtomic(flags.out, figureBytes);
         if (json !== null) {
           if (typeof flags.json === 'string') await writeFileAtomic(flags.json, new TextEncoder().encode(json + '\n'));

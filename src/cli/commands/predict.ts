@@ -5,7 +5,9 @@ import { openExplainer, openImage, type ModelOptions } from '../session.js';
 import { addModelOptions, run } from '../shared-options.js';
 
 export function predictCommand(): Command {
-  return addModelOptions(new Command('predict').description('segment an image: write the label map in class colours and print the class areas'))
+  return addModelOptions(
+    new Command('predict').description('segment an image: write the label map in class colours and print the class areas'),
+  )
     .option('-i, --image <file>', 'PNG or JPEG image (default: the bundled sample tile)')
     .option('-o, --out <file>', 'label map image to write (.png)', 'prediction.png')
     .option('--json', 'print class areas as JSON')
@@ -15,13 +17,22 @@ export function predictCommand(): Command {
         const { explainer } = await openExplainer(flags);
         const p = await explainer.predict(image);
         const labels = resizeLabelsNearest(p.labels, p.width, p.height, image.width, image.height);
-        await writeFileAtomic(flags.out, encodeImageFor(flags.out, labelImage(Int32Array.from(labels), image.width, image.height, defaultPalette())));
+        await writeFileAtomic(
+          flags.out,
+          encodeImageFor(flags.out, labelImage(Int32Array.from(labels), image.width, image.height, defaultPalette())),
+        );
         const counts = new Array<number>(explainer.classCount).fill(0);
         for (const l of p.labels) counts[l]++;
         const names = explainer.options.classNames;
-        const rows = counts.map((n, c) => ({ class: c, name: names?.[c] ?? null, pixels: n, share: n / p.labels.length })).filter((r) => r.pixels > 0);
+        const rows = counts
+          .map((n, c) => ({ class: c, name: names?.[c] ?? null, pixels: n, share: n / p.labels.length }))
+          .filter((r) => r.pixels > 0);
         if (flags.json) process.stdout.write(JSON.stringify({ outputSize: [p.width, p.height], classes: rows }, null, 2) + '\n');
-        else for (const r of rows) process.stdout.write(`${String(r.class).padStart(3)}  ${(r.name ?? '').padEnd(12)} ${(100 * r.share).toFixed(1).padStart(5)}%\n`);
+        else
+          for (const r of rows)
+            process.stdout.write(
+              `${String(r.class).padStart(3)}  ${(r.name ?? '').padEnd(12)} ${(100 * r.share).toFixed(1).padStart(5)}%\n`,
+            );
         process.stderr.write(`wrote ${flags.out}\n`);
         explainer.dispose();
       }),

@@ -53,7 +53,10 @@ function quickInitFits(o: TrainOptions): boolean {
   return o.depth === 4 && o.base === 8 && o.size === 64 && o.batchNorm;
 }
 
-const int = (flag: string, min = 0) => (text: string) => parseInteger(text, flag, min);
+const int =
+  (flag: string, min = 0) =>
+  (text: string) =>
+    parseInteger(text, flag, min);
 const num = (flag: string, lo: number, hi: number) => (text: string) => parseNumberIn(text, flag, lo, hi);
 
 /** Flag name (commander key) → option field. */
@@ -125,14 +128,23 @@ export function trainCommand(): Command {
     .option('--class-weight-power <p>', `class weight = frequency^-p (default ${d.classWeightPower}; 0 = plain CE)`)
     .option('--bias-digit <k>', `digit that gets the bias background (default ${d.biasDigit})`)
     .option('--bias-strength <s>', `probability that a tile with the bias digit gets the bias background (default ${d.biasStrength})`)
-    .option('--bias-texture <name>', `background texture reserved for the bias digit: ${TEXTURE_NAMES.join(', ')} (default ${d.biasTexture})`)
-    .option('--bias-texture-at-zero <mode>', "with --bias-strength 0: 'unused' (default) or 'uniform' (an ordinary background for every tile)")
+    .option(
+      '--bias-texture <name>',
+      `background texture reserved for the bias digit: ${TEXTURE_NAMES.join(', ')} (default ${d.biasTexture})`,
+    )
+    .option(
+      '--bias-texture-at-zero <mode>',
+      "with --bias-strength 0: 'unused' (default) or 'uniform' (an ordinary background for every tile)",
+    )
     .option('--seed <n>', `seed for weights, data and flips (default ${d.seed})`)
     .option('--flip', 'random left-right flips (off by default: mirrored digits are not digits)')
     .option('--checkpoint-every <n>', `steps between checkpoints (default ${d.checkpointEvery})`)
     .option('--eval-tiles <n>', `held-out tiles for the final IoU (default ${d.evalTiles})`)
     .option('--val-tiles <n>', `held-out validation tiles evaluated at each checkpoint (default ${d.valTiles})`)
-    .option('--time-budget <minutes>', 'stop after this many minutes of training steps; the learning-rate schedule follows max(step/steps, time/budget)')
+    .option(
+      '--time-budget <minutes>',
+      'stop after this many minutes of training steps; the learning-rate schedule follows max(step/steps, time/budget)',
+    )
     .option('--init-from <dir>', 'fine-tune: start from the weights in this model/checkpoint directory (fresh optimizer, step 0)')
     .option('--resume <dir>', 'continue from a checkpoint directory (weights, Adam state, step); its options apply unless given here')
     .option(
@@ -141,11 +153,18 @@ export function trainCommand(): Command {
     )
     .option(
       '--quick',
-      `preset: a usable model in about 10 minutes — fine-tunes the bundled unbiased U-Net (${QUICK_INIT}) on the requested data (${Object.entries(QUICK_PRESET).map(([k, v]) => `${k} ${v}`).join(', ')}, workers 2 on a machine with 2+ CPUs); flags given too override it`,
+      `preset: a usable model in about 10 minutes — fine-tunes the bundled unbiased U-Net (${QUICK_INIT}) on the requested data (${Object.entries(
+        QUICK_PRESET,
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}, workers 2 on a machine with 2+ CPUs); flags given too override it`,
     )
     .option('--from-scratch', 'with --quick: start from random weights instead (a rough model: ten minutes are not enough here)')
     .option('--backend <name>', 'TensorFlow.js backend: wasm or cpu (cpu is very slow for training)', 'wasm')
-    .option('--no-calibrate', 'keep the logits bias as trained (default: correct it for the class weighting, alpha chosen on validation tiles)')
+    .option(
+      '--no-calibrate',
+      'keep the logits bias as trained (default: correct it for the class weighting, alpha chosen on validation tiles)',
+    )
     .option('--no-progress', 'no progress bar (log lines instead)');
   cmd.action((flags: Record<string, unknown>) =>
     run(async () => {
@@ -156,7 +175,8 @@ export function trainCommand(): Command {
         throw new SegGradCamError(`--bias-texture expects one of ${TEXTURE_NAMES.join(', ')}, got '${String(flags.biasTexture)}'`, 'usage');
       if (flags.biasTextureAtZero !== undefined && flags.biasTextureAtZero !== 'unused' && flags.biasTextureAtZero !== 'uniform')
         throw new SegGradCamError(`--bias-texture-at-zero expects unused or uniform, got '${String(flags.biasTextureAtZero)}'`, 'usage');
-      if (flags.biasDigit !== undefined && (flags.biasDigit as number) > 9) throw new SegGradCamError(`--bias-digit expects 0..9, got ${String(flags.biasDigit)}`, 'usage');
+      if (flags.biasDigit !== undefined && (flags.biasDigit as number) > 9)
+        throw new SegGradCamError(`--bias-digit expects 0..9, got ${String(flags.biasDigit)}`, 'usage');
 
       const explicit: Partial<TrainOptions> = {};
       for (const [key, field] of Object.entries(FLAG_FIELDS)) {
@@ -221,7 +241,11 @@ export function trainCommand(): Command {
       result.eval.perClassIou.forEach((v, c) => (perClass[CLASS_NAMES[c]] = v));
       const record = {
         tool: 'seg-grad-cam train',
-        command: ['seg-grad-cam', 'train', ...(process.argv.includes('train') ? process.argv.slice(process.argv.indexOf('train') + 1) : process.argv.slice(2))].join(' '),
+        command: [
+          'seg-grad-cam',
+          'train',
+          ...(process.argv.includes('train') ? process.argv.slice(process.argv.indexOf('train') + 1) : process.argv.slice(2)),
+        ].join(' '),
         argv: process.argv,
         startedAt: started.toISOString(),
         finishedAt: new Date().toISOString(),
@@ -249,7 +273,9 @@ export function trainCommand(): Command {
       };
       await writeFileAtomic(join(outDir, 'training.json'), new TextEncoder().encode(JSON.stringify(record, null, 2) + '\n'));
       const out = process.stdout;
-      out.write(`held-out IoU over ${result.eval.tiles} tiles (${result.steps} steps, ${formatDuration(result.wallSeconds)} wall, ${result.stepsPerSecond.toFixed(2)} steps/s):\n`);
+      out.write(
+        `held-out IoU over ${result.eval.tiles} tiles (${result.steps} steps, ${formatDuration(result.wallSeconds)} wall, ${result.stepsPerSecond.toFixed(2)} steps/s):\n`,
+      );
       result.eval.perClassIou.forEach((v, c) => out.write(`  ${CLASS_NAMES[c].padEnd(11)} ${v.toFixed(3)}\n`));
       out.write(`  mean IoU    ${result.eval.meanIou.toFixed(3)}\n`);
       out.write(`wrote ${join(outDir, 'model.json')}, weights.bin, training.json\n`);

@@ -18,16 +18,49 @@
 import * as tf from '@tensorflow/tfjs';
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import { SegGradCamError } from '../../errors.js';
-import { INPUT_LAYER, unionBox, type BatchGradient, type GridBox, type ForwardPass, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../contract.js';
+import {
+  INPUT_LAYER,
+  unionBox,
+  type BatchGradient,
+  type GridBox,
+  type ForwardPass,
+  type GradientPrime,
+  type LayerGradient,
+  type LayerInfo,
+  type ModelAdapter,
+  type Objective,
+  type OutputInfo,
+} from '../contract.js';
 import { unknownLayer } from '../tfjs-layers/adapter.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
 import { attrInt, valueInfo } from './builder.js';
-import { ACTIVATION, COTANGENT, GRADIENT, backwardGraph, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph } from './gradient.js';
+import {
+  ACTIVATION,
+  COTANGENT,
+  GRADIENT,
+  backwardGraph,
+  buildGradientGraph,
+  extraGradientName,
+  gradientPath,
+  type GradientGraph,
+} from './gradient.js';
 import { logitsCotangent, scoreOf, sigmoidProbabilities, stackNchw, weightsCotangent, type Cotangent } from './cotangent.js';
 import { embedNchw, nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
-import { scaleKey, unionWindows, windowFeeds, windowFraction, windowPlan, windowedGradientGraph, windowsFor, type Box, type WindowInput, type WindowPlan, type Windows } from './window.js';
+import {
+  scaleKey,
+  unionWindows,
+  windowFeeds,
+  windowFraction,
+  windowPlan,
+  windowedGradientGraph,
+  windowsFor,
+  type Box,
+  type WindowInput,
+  type WindowPlan,
+  type Windows,
+} from './window.js';
 
 /** The parts of an onnxruntime module (onnxruntime-node or onnxruntime-web) the adapter uses. */
 export interface OrtRuntime {
@@ -146,19 +179,28 @@ export class OnnxModelAdapter implements ModelAdapter {
     const g = model.graph;
     const inits = new Set(g.initializer.map((t) => t.name));
     const inputs = g.input.filter((i) => !inits.has(i.name));
-    if (inputs.length !== 1) throw new SegGradCamError(`unsupported model: expected one input, got ${inputs.length} (${inputs.map((i) => i.name).join(', ')})`, 'model');
+    if (inputs.length !== 1)
+      throw new SegGradCamError(
+        `unsupported model: expected one input, got ${inputs.length} (${inputs.map((i) => i.name).join(', ')})`,
+        'model',
+      );
     const input = inputs[0];
     const tt = input.type?.tensorType;
     if (tt?.elemType !== DataType.FLOAT) throw new SegGradCamError(`unsupported model: input '${input.name}' is not float32`, 'model');
     const dims = tt.shape?.dim ?? [];
-    if (dims.length !== 4) throw new SegGradCamError(`unsupported model input shape (rank ${dims.length}): expected [batch, channels, height, width] (NCHW)`, 'model');
+    if (dims.length !== 4)
+      throw new SegGradCamError(
+        `unsupported model input shape (rank ${dims.length}): expected [batch, channels, height, width] (NCHW)`,
+        'model',
+      );
     const fixed = (i: number, given: number | undefined, what: string) => {
       const v = dims[i].dimValue;
       if (v != null && v > 0) {
         if (given != null && given !== v) throw new SegGradCamError(`the model's input ${what} is fixed at ${v}, not ${given}`, 'shape');
         return Number(v);
       }
-      if (given == null) throw new SegGradCamError(`the model's input ${what} is free ('${dims[i].dimParam ?? '?'}'): give the ${what} to use`, 'shape');
+      if (given == null)
+        throw new SegGradCamError(`the model's input ${what} is free ('${dims[i].dimParam ?? '?'}'): give the ${what} to use`, 'shape');
       return given;
     };
     const batch = dims[0].dimValue;
@@ -166,7 +208,8 @@ export class OnnxModelAdapter implements ModelAdapter {
     const nchw = [1, fixed(1, undefined, 'channel count'), fixed(2, options.height, 'height'), fixed(3, options.width, 'width')];
 
     const outputName = options.outputName ?? g.output[0]?.name;
-    if (!outputName || !g.node.some((n) => n.output.includes(outputName))) throw new SegGradCamError(`unknown model output '${outputName ?? ''}'`, 'model');
+    if (!outputName || !g.node.some((n) => n.output.includes(outputName)))
+      throw new SegGradCamError(`unknown model output '${outputName ?? ''}'`, 'model');
 
     // One probe run with every node output exposed: shapes, types, shape-arithmetic values.
     const probeModel: ModelProto = { ...model, graph: { ...g, output: [...g.output], valueInfo: [] } };
@@ -179,7 +222,10 @@ export class OnnxModelAdapter implements ModelAdapter {
       }
     }
     const probe = new Map<string, ProbedTensor>();
-    const session = await ort.InferenceSession.create(encodeModel(probeModel), { ...DEFAULT_SESSION_OPTIONS, graphOptimizationLevel: 'disabled' });
+    const session = await ort.InferenceSession.create(encodeModel(probeModel), {
+      ...DEFAULT_SESSION_OPTIONS,
+      graphOptimizationLevel: 'disabled',
+    });
     try {
       const x = new ort.Tensor('float32', new Float32Array(nchw.reduce((a, b) => a * b, 1)), nchw);
       const res = await session.run({ [input.name]: x });
@@ -280,7 +326,9 @@ export class OnnxModelAdapter implements ModelAdapter {
   private async primedSession(e: Compiled, lean: boolean, windowed: boolean): Promise<PrimedSession> {
     const known = windowed ? e.primedWindowed : e.primed;
     if (known) return known;
-    const names = lean ? this.leanNames(e) : [...new Set([...this.cacheNames(), e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
+    const names = lean
+      ? this.leanNames(e)
+      : [...new Set([...this.cacheNames(), e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
     const gg = windowed ? this.windowedGraph(e) : { ...e.graph, windowInputs: [] };
     const graph = gg.model.graph;
     const extra = graph.output.filter((o) => o.name === GRADIENT);
@@ -291,7 +339,9 @@ export class OnnxModelAdapter implements ModelAdapter {
     return made;
   }
 
-  private async windowedBackwardSession(e: Compiled): Promise<{ session: InferenceSession; inputs: string[]; windowInputs: WindowInput[] }> {
+  private async windowedBackwardSession(
+    e: Compiled,
+  ): Promise<{ session: InferenceSession; inputs: string[]; windowInputs: WindowInput[] }> {
     if (!e.windowedBackward) {
       const wg = this.windowedGraph(e);
       const { model, inputs } = backwardGraph(this.analysis, wg);
@@ -316,7 +366,14 @@ export class OnnxModelAdapter implements ModelAdapter {
       e.plan = 'reason' in plan ? null : plan;
     }
     if (!e.plan) return null;
-    const windows = windowsFor(e.plan, support ?? [[0, 1], [0, 1]], this.analysis);
+    const windows = windowsFor(
+      e.plan,
+      support ?? [
+        [0, 1],
+        [0, 1],
+      ],
+      this.analysis,
+    );
     return windowFraction(e.plan, windows) <= maxArea ? windows : null;
   }
 
@@ -352,7 +409,9 @@ export class OnnxModelAdapter implements ModelAdapter {
     const [, c, h, w] = this.analysis.shape(this.logitsName);
     const win = windows.get(scaleKey([1, 1])) as Box;
     const crop = stackNchw(cotangents, h, w, c, win);
-    const feeds: Record<string, OrtTensor> = { [COTANGENT]: new this.ort.Tensor('float32', crop, [cotangents.length, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]) };
+    const feeds: Record<string, OrtTensor> = {
+      [COTANGENT]: new this.ort.Tensor('float32', crop, [cotangents.length, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]),
+    };
     for (const [n, v] of Object.entries(windowFeeds(windows, inputs))) feeds[n] = new this.ort.Tensor('int64', v, [v.length]);
     return feeds;
   }
@@ -370,8 +429,16 @@ export class OnnxModelAdapter implements ModelAdapter {
    * Runs the backward part on cached tensors, on `windows` (by default: windowFor's, when that
    * pays; null: the whole map), and returns each gradient output as a whole map.
    */
-  private async runBackward(e: Compiled, cache: Map<string, OrtTensor>, cotangents: Cotangent[], windows?: Windows | null): Promise<Float32Array[]> {
-    const outputs: Array<[string, string]> = [[GRADIENT, e.graph.layer], ...e.graph.alsoLayers.map((t, i): [string, string] => [extraGradientName(i), t])];
+  private async runBackward(
+    e: Compiled,
+    cache: Map<string, OrtTensor>,
+    cotangents: Cotangent[],
+    windows?: Windows | null,
+  ): Promise<Float32Array[]> {
+    const outputs: Array<[string, string]> = [
+      [GRADIENT, e.graph.layer],
+      ...e.graph.alsoLayers.map((t, i): [string, string] => [extraGradientName(i), t]),
+    ];
     const win = windows === undefined ? this.windowFor(e, unionSupport(cotangents)) : windows;
     if (win) {
       const b = await this.windowedBackwardSession(e);
@@ -525,7 +592,10 @@ export class OnnxModelAdapter implements ModelAdapter {
       // runs the first stack and fills the cache; the rest runs backward-only.
       const n = Math.min(k, stack);
       const fused = await this.fusedSession(e);
-      const res = await fused.run({ [this.inputName]: cache.get(this.inputName) as OrtTensor, [COTANGENT]: this.cotangentTensor(cotangents.slice(0, n)) });
+      const res = await fused.run({
+        [this.inputName]: cache.get(this.inputName) as OrtTensor,
+        [COTANGENT]: this.cotangentTensor(cotangents.slice(0, n)),
+      });
       for (const s of g.saved) if (!cache.has(s) && res[s]) cache.set(s, res[s]);
       if (!cache.has(tensor)) cache.set(tensor, res[ACTIVATION]);
       const first = res[GRADIENT].data as Float32Array;
@@ -539,7 +609,12 @@ export class OnnxModelAdapter implements ModelAdapter {
     if (groups.length === 1) return (await this.runBackward(e, cache, cotangents, groups[0].windows))[0];
     const out = new Float32Array(k * size);
     for (const { members, windows } of groups) {
-      const [part] = await this.runBackward(e, cache, members.map((i) => cotangents[i]), windows);
+      const [part] = await this.runBackward(
+        e,
+        cache,
+        members.map((i) => cotangents[i]),
+        windows,
+      );
       members.forEach((i, j) => out.set(part.subarray(j * size, (j + 1) * size), i * size));
     }
     return out;
@@ -575,7 +650,12 @@ export class OnnxModelAdapter implements ModelAdapter {
    * @internal ∂S/∂(root) and ∂S/∂(each of `also`) for one cotangent in one backward run (NCHW);
    * null when the pass did not cache what that backward reads.
    */
-  async runGradientLayers(root: string, also: string[], cache: Map<string, OrtTensor>, cotangent: Cotangent): Promise<Float32Array[] | null> {
+  async runGradientLayers(
+    root: string,
+    also: string[],
+    cache: Map<string, OrtTensor>,
+    cotangent: Cotangent,
+  ): Promise<Float32Array[] | null> {
     this.check();
     const e = this.entry(root, also);
     if (!e.graph.saved.every((s) => cache.has(s))) return null;
@@ -687,7 +767,8 @@ export class OnnxForwardPass implements ForwardPass {
     const raw = cache.get(adapter.logitsName)?.data as Float32Array;
     this.logits = adapter.logitsNhwc(raw);
     const o = adapter.output;
-    this.output = o.kind === 'map' ? tf.tensor4d(this.logits, [1, o.height, o.width, o.channels]) : tf.tensor2d(this.logits, [1, o.channels]);
+    this.output =
+      o.kind === 'map' ? tf.tensor4d(this.logits, [1, o.height, o.width, o.channels]) : tf.tensor2d(this.logits, [1, o.channels]);
   }
 
   /** The logits in the project's layout ([H, W, C] flattened). */
@@ -701,7 +782,11 @@ export class OnnxForwardPass implements ForwardPass {
     let v = this.views.get(t);
     if (!v) {
       const c = this.cache.get(t);
-      if (!c) throw new SegGradCamError(`the activation of '${layer}' is not cached by this pass (see the cacheLayers option): call cacheActivations first, or its gradient computes it`, 'layer');
+      if (!c)
+        throw new SegGradCamError(
+          `the activation of '${layer}' is not cached by this pass (see the cacheLayers option): call cacheActivations first, or its gradient computes it`,
+          'layer',
+        );
       v = toNhwcTensor(c.data as Float32Array, c.dims);
       this.views.set(t, v);
     }
@@ -747,7 +832,11 @@ export class OnnxForwardPass implements ForwardPass {
     const t = this.adapter.resolve(layer);
     const scored = objectives.map((o) => logitsCotangent(this.logits, o, this.adapter.output));
     const scores = scored.map((s) => s.score);
-    const grads = await this.adapter.runGradient(t, this.cache, scored.map((s) => s.cotangent));
+    const grads = await this.adapter.runGradient(
+      t,
+      this.cache,
+      scored.map((s) => s.cotangent),
+    );
     const a = this.cache.get(t) as OrtTensor;
     const dims = [...a.dims];
     const size = dims.reduce((x, y) => x * y, 1);

@@ -44,7 +44,24 @@ export interface ProbedTensor {
 const SHAPE_ONLY = new Set(['Shape', 'Size']);
 
 /** Same-shape elementwise followers: a tensor consumed only by one of these is not a "layer" of its own. */
-const FOLLOWERS = new Set(['Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'BatchNormalization', 'PRelu', 'Elu', 'Selu', 'Softplus', 'Mish', 'Gelu', 'Identity', 'Dropout']);
+const FOLLOWERS = new Set([
+  'Relu',
+  'LeakyRelu',
+  'Clip',
+  'Sigmoid',
+  'HardSigmoid',
+  'HardSwish',
+  'Tanh',
+  'BatchNormalization',
+  'PRelu',
+  'Elu',
+  'Selu',
+  'Softplus',
+  'Mish',
+  'Gelu',
+  'Identity',
+  'Dropout',
+]);
 
 export class GraphAnalysis {
   readonly nodes: NodeProto[];
@@ -123,13 +140,16 @@ export class GraphAnalysis {
         else {
           const a = node.attribute[0];
           if (a?.name === 'value_float') v = { dims: [], dataType: DataType.FLOAT, data: Float32Array.of(a.f ?? 0) };
-          else if (a?.name === 'value_floats') v = { dims: [a.floats?.length ?? 0], dataType: DataType.FLOAT, data: Float32Array.from(a.floats ?? []) };
+          else if (a?.name === 'value_floats')
+            v = { dims: [a.floats?.length ?? 0], dataType: DataType.FLOAT, data: Float32Array.from(a.floats ?? []) };
           else if (a?.name === 'value_int') v = { dims: [], dataType: DataType.INT64, data: [Number(a.i ?? 0)] };
-          else if (a?.name === 'value_ints') v = { dims: [a.ints?.length ?? 0], dataType: DataType.INT64, data: (a.ints ?? []).map(Number) };
+          else if (a?.name === 'value_ints')
+            v = { dims: [a.ints?.length ?? 0], dataType: DataType.INT64, data: (a.ints ?? []).map(Number) };
         }
       } else if (!this.dataDependent.has(name)) {
         const p = this.probe.get(name);
-        if (p?.values) v = { dims: p.dims, dataType: p.dataType, data: p.dataType === DataType.FLOAT ? Float32Array.from(p.values) : p.values };
+        if (p?.values)
+          v = { dims: p.dims, dataType: p.dataType, data: p.dataType === DataType.FLOAT ? Float32Array.from(p.values) : p.values };
       }
     }
     this.constCache.set(name, v);
@@ -194,7 +214,11 @@ export class GraphAnalysis {
     const known = new Set<string>([...this.initializers.keys(), ...this.model.graph.input.map((i) => i.name), '']);
     for (const n of this.nodes) {
       for (const i of n.input) {
-        if (!known.has(i)) throw new SegGradCamError(`node '${nodeLabel(n)}' reads '${i}' before it is produced: the graph is not in topological order`, 'model');
+        if (!known.has(i))
+          throw new SegGradCamError(
+            `node '${nodeLabel(n)}' reads '${i}' before it is produced: the graph is not in topological order`,
+            'model',
+          );
       }
       for (const o of n.output) known.add(o);
     }

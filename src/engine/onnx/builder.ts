@@ -3,7 +3,15 @@
  * (used by the gradient transform and by the project's own fixture models).
  */
 import { SegGradCamError } from '../../errors.js';
-import { AttributeType, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto.js';
+import {
+  AttributeType,
+  type AttributeProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from './proto.js';
 import { floatTensor, int64Tensor } from './tensor.js';
 
 export type Attr = { i: number } | { f: number } | { ints: number[] } | { floats: number[] } | { s: string } | { t: TensorProto };

@@ -48,7 +48,11 @@ function probabilities(logits: Float32Array, output: OutputInfo, ranges: Array<[
 }
 
 /** The values scored (logits, or probabilities in float64) and S = Σ w·y + offset on them (float64 sums). */
-function scored(logits: Float32Array, objective: Objective, output: OutputInfo): { y: ArrayLike<number>; score: number; ranges: Array<[number, number]> } {
+function scored(
+  logits: Float32Array,
+  objective: Objective,
+  output: OutputInfo,
+): { y: ArrayLike<number>; score: number; ranges: Array<[number, number]> } {
   const w = objective.weights;
   if (w.length !== logits.length) throw new SegGradCamError(`objective has ${w.length} weights; the logits have ${logits.length}`, 'shape');
   const ranges = spans(objective, output);
@@ -97,16 +101,36 @@ export function logitsCotangent(logits: Float32Array, objective: Objective, outp
  */
 export function weightsCotangent(objective: Objective, output: OutputInfo): Cotangent {
   const size = output.kind === 'map' ? output.height * output.width * output.channels : output.channels;
-  if (objective.weights.length !== size) throw new SegGradCamError(`objective has ${objective.weights.length} weights; the logits have ${size}`, 'shape');
-  if (output.kind !== 'map') return { nhwc: objective.weights, support: [[0, 1], [0, 1]] };
-  return { nhwc: objective.weights, support: objective.support ?? maskBox(objective.weights, output.height, output.width, output.channels) };
+  if (objective.weights.length !== size)
+    throw new SegGradCamError(`objective has ${objective.weights.length} weights; the logits have ${size}`, 'shape');
+  if (output.kind !== 'map')
+    return {
+      nhwc: objective.weights,
+      support: [
+        [0, 1],
+        [0, 1],
+      ],
+    };
+  return {
+    nhwc: objective.weights,
+    support: objective.support ?? maskBox(objective.weights, output.height, output.width, output.channels),
+  };
 }
 
 /**
  * Cotangents ([h, w, c] each) stacked as NCHW [K, c, wh, ww] over the window [y0, y1) × [x0, x1)
  * (the whole map by default): cropping and transposing in one pass over the window only.
  */
-export function stackNchw(cotangents: Cotangent[], h: number, w: number, c: number, win: GridBox = [[0, h], [0, w]]): Float32Array {
+export function stackNchw(
+  cotangents: Cotangent[],
+  h: number,
+  w: number,
+  c: number,
+  win: GridBox = [
+    [0, h],
+    [0, w],
+  ],
+): Float32Array {
   const [[y0, y1], [x0, x1]] = win;
   const ph = y1 - y0;
   const pw = x1 - x0;

@@ -68,7 +68,9 @@ export function gradientPath(an: GraphAnalysis, layer: string, logits: string): 
   for (let k = order.length - 1; k >= 0; k--) {
     const n = order[k];
     if (!n.output.some((o) => needed.has(o))) continue;
-    const ins = differentiableInputs(n).map((i) => n.input[i]).filter((i) => i && downstream.has(i));
+    const ins = differentiableInputs(n)
+      .map((i) => n.input[i])
+      .filter((i) => i && downstream.has(i));
     if (ins.length === 0) continue;
     nodes.push(n);
     for (const i of ins) needed.add(i);
@@ -101,9 +103,22 @@ export interface GradientGraphOptions {
 /** Builds the augmented graph for ∂S/∂(layer). */
 export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: string, options: GradientGraphOptions = {}): GradientGraph {
   if (an.opset < 10) {
-    throw new SegGradCamError(`the model uses opset ${an.opset}: gradient graphs need opset 10 or later (export with opset_version 11–17)`, 'model');
+    throw new SegGradCamError(
+      `the model uses opset ${an.opset}: gradient graphs need opset 10 or later (export with opset_version 11–17)`,
+      'model',
+    );
   }
-  const model: ModelProto = { ...an.model, graph: { ...an.model.graph, node: [...an.model.graph.node], initializer: [...an.model.graph.initializer], input: [...an.model.graph.input], output: [...an.model.graph.output], valueInfo: [] } };
+  const model: ModelProto = {
+    ...an.model,
+    graph: {
+      ...an.model.graph,
+      node: [...an.model.graph.node],
+      initializer: [...an.model.graph.initializer],
+      input: [...an.model.graph.input],
+      output: [...an.model.graph.output],
+      valueInfo: [],
+    },
+  };
   const g = model.graph;
   const b = new GraphBuilder(g, 'sgc/');
   const forwardTensors = new Set<string>([an.inputName, ...an.nodes.flatMap((n) => n.output)]);
@@ -192,10 +207,21 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
   });
   if (options.saveOutputs) {
     const outs = new Set(g.output.map((o) => o.name));
-    for (const s of saved) if (!outs.has(s) && s !== an.inputName) g.output.push(valueInfo(s, an.dataType(s) ?? DataType.FLOAT, an.shape(s)));
+    for (const s of saved)
+      if (!outs.has(s) && s !== an.inputName) g.output.push(valueInfo(s, an.dataType(s) ?? DataType.FLOAT, an.shape(s)));
   }
   ensureOpset(model, ctx.minOpset);
-  return { model, layer, logits, saved: [...saved], batchable, cotangentShape, backwardNodes: backwardNodes.length, firstBackward, alsoLayers };
+  return {
+    model,
+    layer,
+    logits,
+    saved: [...saved],
+    batchable,
+    cotangentShape,
+    backwardNodes: backwardNodes.length,
+    firstBackward,
+    alsoLayers,
+  };
 }
 
 /**
@@ -203,7 +229,10 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
  * tensors; outputs `sgc/gradient` (and those of `alsoLayers`). Forward nodes that do not depend on the input data (constants,
  * weights computed in the graph) are kept.
  */
-export function backwardGraph(an: GraphAnalysis, gg: GradientGraph & { windowInputs?: Array<{ name: string }> }): { model: ModelProto; inputs: string[] } {
+export function backwardGraph(
+  an: GraphAnalysis,
+  gg: GradientGraph & { windowInputs?: Array<{ name: string }> },
+): { model: ModelProto; inputs: string[] } {
   const src = gg.model.graph;
   const producer = new Map<string, NodeProto>();
   for (const n of src.node) for (const o of n.output) if (o) producer.set(o, n);
@@ -255,7 +284,10 @@ export function backwardGraph(an: GraphAnalysis, gg: GradientGraph & { windowInp
 /** ∂S/∂logits from ∂S/∂p, for p = softmax over axis 1 (computed stably, any opset) or sigmoid. */
 function probabilityVjp(c: VjpContext, logits: string, w: string, kind: 'softmax' | 'sigmoid'): string {
   if (kind === 'sigmoid') return sigmoidVjp(c, c.op('Sigmoid', [logits]), w);
-  const max = c.opset >= 18 ? c.op('ReduceMax', [logits, c.i64([1])], { keepdims: { i: 1 } }) : c.op('ReduceMax', [logits], { axes: { ints: [1] }, keepdims: { i: 1 } });
+  const max =
+    c.opset >= 18
+      ? c.op('ReduceMax', [logits, c.i64([1])], { keepdims: { i: 1 } })
+      : c.op('ReduceMax', [logits], { axes: { ints: [1] }, keepdims: { i: 1 } });
   const e = c.op('Exp', [c.op('Sub', [logits, max])]);
   const p = c.op('Div', [e, c.reduceSum(e, [1], 1)]);
   return softmaxVjp(c, p, w, [1]);

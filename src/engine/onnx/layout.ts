@@ -6,7 +6,14 @@
  */
 
 /** [n, h, w, c] → [n, c, h, w]. */
-export function nhwcToNchw(src: ArrayLike<number>, n: number, h: number, w: number, c: number, out = new Float32Array(n * c * h * w)): Float32Array {
+export function nhwcToNchw(
+  src: ArrayLike<number>,
+  n: number,
+  h: number,
+  w: number,
+  c: number,
+  out = new Float32Array(n * c * h * w),
+): Float32Array {
   const hw = h * w;
   for (let b = 0; b < n; b++) {
     const o = b * hw * c;
@@ -19,7 +26,14 @@ export function nhwcToNchw(src: ArrayLike<number>, n: number, h: number, w: numb
 }
 
 /** [n, c, h, w] → [n, h, w, c]. */
-export function nchwToNhwc(src: ArrayLike<number>, n: number, c: number, h: number, w: number, out = new Float32Array(n * c * h * w)): Float32Array {
+export function nchwToNhwc(
+  src: ArrayLike<number>,
+  n: number,
+  c: number,
+  h: number,
+  w: number,
+  out = new Float32Array(n * c * h * w),
+): Float32Array {
   const hw = h * w;
   for (let b = 0; b < n; b++) {
     const so = b * hw * c;
@@ -37,7 +51,16 @@ export function toNhwcShape(dims: readonly number[]): number[] {
 }
 
 /** `maps` stacked ph × pw maps placed at (oy, ox) in h × w maps of zeros. */
-export function embedNchw(part: Float32Array, maps: number, ph: number, pw: number, h: number, w: number, oy: number, ox: number): Float32Array {
+export function embedNchw(
+  part: Float32Array,
+  maps: number,
+  ph: number,
+  pw: number,
+  h: number,
+  w: number,
+  oy: number,
+  ox: number,
+): Float32Array {
   const out = new Float32Array(maps * h * w);
   for (let m = 0; m < maps; m++) {
     for (let y = 0; y < ph; y++) out.set(part.subarray((m * ph + y) * pw, (m * ph + y + 1) * pw), m * h * w + (oy + y) * w + ox);

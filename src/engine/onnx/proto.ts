@@ -174,7 +174,12 @@ const r = (type: string, id: number): Field => ({ type, id, rule: 'repeated' });
 const entry = { fields: { key: f('string', 1), value: f('string', 2) } };
 const shape = {
   fields: { dim: r('Dimension', 1) },
-  nested: { Dimension: { oneofs: { value: { oneof: ['dimValue', 'dimParam'] } }, fields: { dimValue: f('int64', 1), dimParam: f('string', 2), denotation: f('string', 3) } } },
+  nested: {
+    Dimension: {
+      oneofs: { value: { oneof: ['dimValue', 'dimParam'] } },
+      fields: { dimValue: f('int64', 1), dimParam: f('string', 2), denotation: f('string', 3) },
+    },
+  },
 };
 
 const schema = {
@@ -204,7 +209,14 @@ const schema = {
             typeProtos: r('TypeProto', 15),
           },
         },
-        ValueInfoProto: { fields: { name: f('string', 1), type: f('TypeProto', 2), docString: f('string', 3), metadataProps: r('StringStringEntryProto', 4) } },
+        ValueInfoProto: {
+          fields: {
+            name: f('string', 1),
+            type: f('TypeProto', 2),
+            docString: f('string', 3),
+            metadataProps: r('StringStringEntryProto', 4),
+          },
+        },
         NodeProto: {
           fields: {
             input: r('string', 1),
@@ -347,7 +359,13 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
   } catch (err) {
     throw new SegGradCamError(`not an ONNX model: ${(err as Error).message}`, 'model');
   }
-  const model = modelProtoType().toObject(message, { longs: Number, enums: Number, bytes: Uint8Array, defaults: false, arrays: true }) as ModelProto;
+  const model = modelProtoType().toObject(message, {
+    longs: Number,
+    enums: Number,
+    bytes: Uint8Array,
+    defaults: false,
+    arrays: true,
+  }) as ModelProto;
   if (!model.graph || !Array.isArray(model.graph.node)) throw new SegGradCamError('not an ONNX model: no graph', 'model');
   return model;
 }

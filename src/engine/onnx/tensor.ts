@@ -31,13 +31,17 @@ export function readTensor(t: TensorProto): ConstValue {
   const dataType = t.dataType ?? DataType.FLOAT;
   const count = dims.reduce((a, b) => a * b, 1);
   if (t.dataLocation === 1) {
-    throw new SegGradCamError(`tensor '${t.name ?? ''}' keeps its data in an external file, which is not supported: re-export the model in one file`, 'model');
+    throw new SegGradCamError(
+      `tensor '${t.name ?? ''}' keeps its data in an external file, which is not supported: re-export the model in one file`,
+      'model',
+    );
   }
   const reader = RAW[dataType];
   if (!reader) throw new SegGradCamError(`tensor '${t.name ?? ''}' has data type ${dataType}, which cannot be read here`, 'model');
   const raw = t.rawData && t.rawData.byteLength > 0 ? t.rawData : null;
   if (raw) {
-    const data = dataType === DataType.DOUBLE ? new Float64Array(count) : isFloatType(dataType) ? new Float32Array(count) : new Array<number>(count);
+    const data =
+      dataType === DataType.DOUBLE ? new Float64Array(count) : isFloatType(dataType) ? new Float32Array(count) : new Array<number>(count);
     const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     for (let i = 0; i < count; i++) data[i] = reader.get(dv, i * reader.size);
     return { dims, dataType, data };

@@ -194,7 +194,8 @@ function transposedWindow(w: Window, inSp: number[], outSp: number[]): { pads: n
 /** Conv and ConvTranspose differentiate through their input only. */
 function refuseWeightGradients(c: VjpContext, node: NodeProto, wanted: boolean[]) {
   const [, w, bias] = node.input;
-  if (wanted[1] || wanted[2] || c.isOnPath(w) || c.isOnPath(bias)) throw c.refuse(node, 'gradients through its weights or bias are not supported');
+  if (wanted[1] || wanted[2] || c.isOnPath(w) || c.isOnPath(bias))
+    throw c.refuse(node, 'gradients through its weights or bias are not supported');
 }
 
 const conv: Vjp = (c, node, [g], wanted) => {
@@ -219,7 +220,15 @@ const conv: Vjp = (c, node, [g], wanted) => {
       const t = c.op('Transpose', [r], { perm: { ints: [0, 2, 1, ...axes.map((a) => a + 1)] } });
       wt = c.op('Reshape', [t, c.i64([group * cg, m / group, ...ws.slice(2)])]);
     }
-    return [c.op('Conv', [g, wt], { kernel_shape: { ints: win.k }, strides: { ints: ones(n) }, dilations: { ints: win.d }, pads: { ints: flipPads }, group: { i: group } })];
+    return [
+      c.op('Conv', [g, wt], {
+        kernel_shape: { ints: win.k },
+        strides: { ints: ones(n) },
+        dilations: { ints: win.d },
+        pads: { ints: flipPads },
+        group: { i: group },
+      }),
+    ];
   }
   const t = transposedWindow(win, xs.slice(2), ys.slice(2));
   return [
@@ -283,7 +292,15 @@ const convTranspose: Vjp = (c, node, [g], wanted) => {
     const back = Math.floor((ys[2 + i] + pads[i] + pads[n + i] - (k[i] - 1) * d[i] - 1) / s[i]) + 1;
     if (back !== xs[2 + i]) throw c.refuse(node, `its gradient Conv would give size ${back} instead of ${xs[2 + i]}`);
   }
-  return [c.op('Conv', [g, w], { kernel_shape: { ints: k }, strides: { ints: s }, dilations: { ints: d }, pads: { ints: pads }, group: { i: attrInt(node, 'group', 1) } })];
+  return [
+    c.op('Conv', [g, w], {
+      kernel_shape: { ints: k },
+      strides: { ints: s },
+      dilations: { ints: d },
+      pads: { ints: pads },
+      group: { i: attrInt(node, 'group', 1) },
+    }),
+  ];
 };
 
 const passThrough: Vjp = (_c, _node, [g]) => [g];
@@ -487,7 +504,9 @@ const averagePool: Vjp = (c, node, [g]) => {
   if (attrInts(node, 'dilations')?.some((v) => v !== 1)) throw c.refuse(node, 'dilated AveragePool is not supported');
   const win = windowOf(c, node, xs.slice(2), ys.slice(2));
   const includePad = attrInt(node, 'count_include_pad', 0) === 1;
-  const counts = Array.from({ length: n }, (_, i) => poolCounts(xs[2 + i], ys[2 + i], win.k[i], win.s[i], win.pads[i], win.pads[n + i], includePad));
+  const counts = Array.from({ length: n }, (_, i) =>
+    poolCounts(xs[2 + i], ys[2 + i], win.k[i], win.s[i], win.pads[i], win.pads[n + i], includePad),
+  );
   const outSp = ys.slice(2);
   const inv = new Float32Array(prod(outSp));
   for (let idx = 0; idx < inv.length; idx++) {
@@ -503,7 +522,15 @@ const averagePool: Vjp = (c, node, [g]) => {
   const ch = xs[1];
   const kernel = c.b.floats('avgpool_ones', [ch, 1, ...win.k], new Float32Array(ch * prod(win.k)).fill(1));
   const t = transposedWindow(win, xs.slice(2), outSp);
-  return [c.op('ConvTranspose', [scaled, kernel], { kernel_shape: { ints: win.k }, strides: { ints: win.s }, pads: { ints: t.pads }, output_padding: { ints: t.outputPadding }, group: { i: ch } })];
+  return [
+    c.op('ConvTranspose', [scaled, kernel], {
+      kernel_shape: { ints: win.k },
+      strides: { ints: win.s },
+      pads: { ints: t.pads },
+      output_padding: { ints: t.outputPadding },
+      group: { i: ch },
+    }),
+  ];
 };
 
 const globalAveragePool: Vjp = (c, node, [g]) => {
@@ -546,7 +573,10 @@ const mul: Vjp = (c, node, [g], wanted) => {
   if (!g) return [];
   const ys = c.shape(node.output[0]);
   const [a, b] = node.input;
-  return [wanted[0] ? c.unbroadcast(c.op('Mul', [g, b]), ys, c.shape(a)) : null, wanted[1] ? c.unbroadcast(c.op('Mul', [g, a]), ys, c.shape(b)) : null];
+  return [
+    wanted[0] ? c.unbroadcast(c.op('Mul', [g, b]), ys, c.shape(a)) : null,
+    wanted[1] ? c.unbroadcast(c.op('Mul', [g, a]), ys, c.shape(b)) : null,
+  ];
 };
 
 const div: Vjp = (c, node, [g], wanted) => {
@@ -579,11 +609,17 @@ const gemm: Vjp = (c, node, [g], wanted) => {
   const tB = attrInt(node, 'transB', 0);
   const out: Array<string | null> = [null, null, null];
   if (wanted[0]) {
-    out[0] = tA === 0 ? c.op('Gemm', [g, b], { alpha: { f: alpha }, transB: { i: tB ? 0 : 1 } }) : c.op('Gemm', [b, g], { alpha: { f: alpha }, transA: { i: tB }, transB: { i: 1 } });
+    out[0] =
+      tA === 0
+        ? c.op('Gemm', [g, b], { alpha: { f: alpha }, transB: { i: tB ? 0 : 1 } })
+        : c.op('Gemm', [b, g], { alpha: { f: alpha }, transA: { i: tB }, transB: { i: 1 } });
   }
   if (wanted[1]) {
     c.batchable = false;
-    out[1] = tB === 0 ? c.op('Gemm', [a, g], { alpha: { f: alpha }, transA: { i: tA ? 0 : 1 } }) : c.op('Gemm', [g, a], { alpha: { f: alpha }, transA: { i: 1 }, transB: { i: tA } });
+    out[1] =
+      tB === 0
+        ? c.op('Gemm', [a, g], { alpha: { f: alpha }, transA: { i: tA ? 0 : 1 } })
+        : c.op('Gemm', [g, a], { alpha: { f: alpha }, transA: { i: 1 }, transB: { i: tA } });
   }
   if (wanted[2] && cc) {
     const scaled = beta === 1 ? g : c.op('Mul', [g, c.f32(beta)]);
@@ -599,7 +635,8 @@ const matMul: Vjp = (c, node, [g], wanted) => {
   const bs = c.shape(b);
   if (as.length < 2 || bs.length < 2) throw c.refuse(node, 'MatMul with a 1-D operand on the gradient path is not supported');
   const ys = c.shape(node.output[0]);
-  const swapLast = (t: string, rank: number) => c.op('Transpose', [t], { perm: { ints: [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2] } });
+  const swapLast = (t: string, rank: number) =>
+    c.op('Transpose', [t], { perm: { ints: [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2] } });
   const bcast = (operand: number[]) => [...ys.slice(0, ys.length - 2), ...operand.slice(-2)];
   return [
     wanted[0] ? c.unbroadcast(c.op('MatMul', [g, swapLast(b, bs.length)]), bcast(as), as) : null,

@@ -23,7 +23,15 @@ import { SegGradCamError } from '../../errors.js';
 import { unionBox, type GridBox } from '../contract.js';
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, attrInt, attrInts, attrString, valueInfo } from './builder.js';
-import { COTANGENT, GRADIENT, buildGradientGraph, extraGradientName, gradientPath, type GradientGraph, type GradientGraphOptions } from './gradient.js';
+import {
+  COTANGENT,
+  GRADIENT,
+  buildGradientGraph,
+  extraGradientName,
+  gradientPath,
+  type GradientGraph,
+  type GradientGraphOptions,
+} from './gradient.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
 import { windowOf } from './vjp.js';
 
@@ -59,10 +67,24 @@ export const scaleKey = (s: readonly [number, number]) => `${s[0]}x${s[1]}`;
 export type WindowInput = { name: string; scale: string; end: 'starts' | 'ends' } | { name: string; from: string; to: string };
 
 /** windowOf's error for a node it cannot read (the plan then reports the reason). */
-const refuser = { refuse: (node: NodeProto, why: string) => new SegGradCamError(`node '${node.name || node.output[0]}' (${node.opType}): ${why}`, 'model') };
+const refuser = {
+  refuse: (node: NodeProto, why: string) => new SegGradCamError(`node '${node.name || node.output[0]}' (${node.opType}): ${why}`, 'model'),
+};
 
 /** Ops whose backward part keeps boxes as they are (pointwise, or per channel). */
-const SAME_BOX = new Set(['Relu', 'LeakyRelu', 'Clip', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'BatchNormalization', 'Identity', 'Dropout', 'Cast']);
+const SAME_BOX = new Set([
+  'Relu',
+  'LeakyRelu',
+  'Clip',
+  'Sigmoid',
+  'HardSigmoid',
+  'HardSwish',
+  'Tanh',
+  'BatchNormalization',
+  'Identity',
+  'Dropout',
+  'Cast',
+]);
 const ELEMENTWISE = new Set(['Add', 'Sub', 'Sum', 'Mul', 'Div']);
 
 const same: BoxMap = (b) => b;
@@ -81,7 +103,8 @@ export function windowPlan(an: GraphAnalysis, layer: string, logits: string): Wi
   const scale = new Map<string, [number, number]>();
   for (const t of onPath) {
     const s = an.shape(t);
-    if (s.length !== 4 || s[0] !== 1 || dims[0] % s[2] !== 0 || dims[1] % s[3] !== 0) return { reason: `tensor '${t}' is not a map whose size divides the logits'` };
+    if (s.length !== 4 || s[0] !== 1 || dims[0] % s[2] !== 0 || dims[1] % s[3] !== 0)
+      return { reason: `tensor '${t}' is not a map whose size divides the logits'` };
     scale.set(t, [dims[0] / s[2], dims[1] / s[3]]);
   }
   const steps: Step[] = [];
@@ -98,16 +121,20 @@ export function windowPlan(an: GraphAnalysis, layer: string, logits: string): Wi
     for (const { tensor } of inputs) {
       const to = scale.get(tensor) as [number, number];
       if (scaleKey(to) === scaleKey(out)) continue;
-      if (to[0] < out[0] || to[1] < out[1]) return { reason: `node '${node.name || node.output[0]}' (${node.opType}) takes gradients to a finer scale` };
+      if (to[0] < out[0] || to[1] < out[1])
+        return { reason: `node '${node.name || node.output[0]}' (${node.opType}) takes gradients to a finer scale` };
       const src = byKey.get(scaleKey(out)) as { align: [number, number] };
       src.align = [lcm(src.align[0], to[0]), lcm(src.align[1], to[1])];
       byKey.get(scaleKey(to))?.from.add(scaleKey(out));
     }
   }
   for (const { align } of byKey.values()) {
-    if (dims[0] % align[0] !== 0 || dims[1] % align[1] !== 0) return { reason: `the logits (${dims.join('x')}) are not a multiple of ${align.join('x')}` };
+    if (dims[0] % align[0] !== 0 || dims[1] % align[1] !== 0)
+      return { reason: `the logits (${dims.join('x')}) are not a multiple of ${align.join('x')}` };
   }
-  const scales = [...byKey.entries()].sort((a, b) => a[1].s[0] * a[1].s[1] - b[1].s[0] * b[1].s[1]).map(([key, v]) => ({ key, align: v.align, from: [...v.from] }));
+  const scales = [...byKey.entries()]
+    .sort((a, b) => a[1].s[0] * a[1].s[1] - b[1].s[0] * b[1].s[1])
+    .map(([key, v]) => ({ key, align: v.align, from: [...v.from] }));
   return { logits, dims, scale, scales, steps };
 }
 
@@ -150,7 +177,11 @@ function boxRule(an: GraphAnalysis, node: NodeProto): BoxMap | string {
     if (xs.length !== 4) return 'not a 2-D transposed convolution';
     const w = windowOf(refuser, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
     // y[i·s − p + t·d] receives x[i], t < k.
-    return (b) => [0, 1].map((i) => [Math.ceil((b[i][0] + w.pads[i] - (w.k[i] - 1) * w.d[i]) / w.s[i]), Math.floor((b[i][1] - 1 + w.pads[i]) / w.s[i]) + 1]) as Box;
+    return (b) =>
+      [0, 1].map((i) => [
+        Math.ceil((b[i][0] + w.pads[i] - (w.k[i] - 1) * w.d[i]) / w.s[i]),
+        Math.floor((b[i][1] - 1 + w.pads[i]) / w.s[i]) + 1,
+      ]) as Box;
   }
   return 'no window rule';
 }
@@ -185,14 +216,31 @@ export function windowsFor(plan: WindowPlan, support: Box, an: GraphAnalysis): W
       boxes.set(tensor, union(boxes.get(tensor), b));
       const [sy, sx] = plan.scale.get(tensor) as [number, number];
       const key = scaleKey([sy, sx]);
-      reach.set(key, union(reach.get(key), [[b[0][0] * sy, b[0][1] * sy], [b[1][0] * sx, b[1][1] * sx]]));
+      reach.set(
+        key,
+        union(reach.get(key), [
+          [b[0][0] * sy, b[0][1] * sy],
+          [b[1][0] * sx, b[1][1] * sx],
+        ]),
+      );
     }
   }
   const windows: Windows = new Map();
   for (const { key, align, from } of plan.scales) {
     let w = reach.get(key);
     for (const f of from) w = union(w, windows.get(f) as Box);
-    windows.set(key, w ? ([0, 1].map((i) => [Math.floor(w[i][0] / align[i]) * align[i], Math.min(plan.dims[i], Math.ceil(w[i][1] / align[i]) * align[i])]) as Box) : [[0, align[0]], [0, align[1]]]);
+    windows.set(
+      key,
+      w
+        ? ([0, 1].map((i) => [
+            Math.floor(w[i][0] / align[i]) * align[i],
+            Math.min(plan.dims[i], Math.ceil(w[i][1] / align[i]) * align[i]),
+          ]) as Box)
+        : [
+            [0, align[0]],
+            [0, align[1]],
+          ],
+    );
   }
   return windows;
 }
@@ -224,14 +272,21 @@ export function windowFeeds(windows: Windows, inputs: WindowInput[]): Record<str
     } else {
       const [a, b] = [windows.get(input.from) as Box, windows.get(input.to) as Box];
       const [sy, sx] = pixels(input.to);
-      out[input.name] = BigInt64Array.from([0, 0, (a[0][0] - b[0][0]) / sy, (a[1][0] - b[1][0]) / sx, 0, 0, (b[0][1] - a[0][1]) / sy, (b[1][1] - a[1][1]) / sx].map(BigInt));
+      out[input.name] = BigInt64Array.from(
+        [0, 0, (a[0][0] - b[0][0]) / sy, (a[1][0] - b[1][0]) / sx, 0, 0, (b[0][1] - a[0][1]) / sy, (b[1][1] - a[1][1]) / sx].map(BigInt),
+      );
     }
   }
   return out;
 }
 
 /** Builds the gradient graph with a Pad wherever a gradient changes scale, then windows its backward part. */
-export function windowedGradientGraph(an: GraphAnalysis, layer: string, plan: WindowPlan, options: GradientGraphOptions = {}): GradientGraph & { windowInputs: WindowInput[] } {
+export function windowedGradientGraph(
+  an: GraphAnalysis,
+  layer: string,
+  plan: WindowPlan,
+  options: GradientGraphOptions = {},
+): GradientGraph & { windowInputs: WindowInput[] } {
   const pads = new Map<string, WindowInput>();
   const gg = buildGradientGraph(an, layer, plan.logits, {
     ...options,
@@ -254,7 +309,14 @@ export function windowedGradientGraph(an: GraphAnalysis, layer: string, plan: Wi
 function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: WindowInput[]): GradientGraph & { windowInputs: WindowInput[] } {
   const src = gg.model.graph;
   const backward = src.node.slice(gg.firstBackward, gg.firstBackward + gg.backwardNodes);
-  const graph = { ...src, node: [...src.node], initializer: [...src.initializer], input: [...src.input], output: [...src.output], valueInfo: [] };
+  const graph = {
+    ...src,
+    node: [...src.node],
+    initializer: [...src.initializer],
+    input: [...src.input],
+    output: [...src.output],
+    valueInfo: [],
+  };
   const model: ModelProto = { ...gg.model, graph };
   const b = new GraphBuilder(graph, 'sgc/');
   const saved = new Set(gg.saved);
@@ -280,9 +342,13 @@ function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: WindowInput[])
   };
   const rewritten = backward.map((n) => ({ ...n, input: n.input.map((i) => (saved.has(i) ? sliceOf(i) : i)) }));
   graph.node = [...src.node.slice(0, gg.firstBackward), ...slices, ...rewritten, ...src.node.slice(gg.firstBackward + gg.backwardNodes)];
-  const free = (name: string, dims: Array<number | string>) => valueInfo(name, DataType.FLOAT, [dims[0], dims[1], `${name}_h`, `${name}_w`]);
+  const free = (name: string, dims: Array<number | string>) =>
+    valueInfo(name, DataType.FLOAT, [dims[0], dims[1], `${name}_h`, `${name}_w`]);
   const windowInputs = [...ranges.values(), ...pads];
-  graph.input = [...graph.input.map((i) => (i.name === COTANGENT ? free(COTANGENT, gg.cotangentShape) : i)), ...windowInputs.map((w) => valueInfo(w.name, DataType.INT64, ['scale' in w ? 2 : 8]))];
+  graph.input = [
+    ...graph.input.map((i) => (i.name === COTANGENT ? free(COTANGENT, gg.cotangentShape) : i)),
+    ...windowInputs.map((w) => valueInfo(w.name, DataType.INT64, ['scale' in w ? 2 : 8])),
+  ];
   const gradientOutputs = new Set([GRADIENT, ...gg.alsoLayers.map((_, i) => extraGradientName(i))]);
   graph.output = graph.output.map((o) => {
     if (!gradientOutputs.has(o.name)) return o;

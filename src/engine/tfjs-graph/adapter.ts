@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../errors.js';
-import { INPUT_LAYER, type BatchGradient, type ForwardPass, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../contract.js';
+import {
+  INPUT_LAYER,
+  type BatchGradient,
+  type ForwardPass,
+  type LayerInfo,
+  type ModelAdapter,
+  type Objective,
+  type OutputInfo,
+} from '../contract.js';
 import { unknownLayer } from '../tfjs-layers/adapter.js';
 import { batchInputGradients, batchScores, objectiveScore } from '../tfjs/objective.js';
 import type { GraphNode, GraphView } from './view.js';

@@ -1,6 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../errors.js';
-import { INPUT_LAYER, boxArea, unionBox, type BatchGradient, type ForwardPass, type GridBox, type GradientPrime, type LayerGradient, type LayerInfo, type ModelAdapter, type Objective, type OutputInfo } from '../contract.js';
+import {
+  INPUT_LAYER,
+  boxArea,
+  unionBox,
+  type BatchGradient,
+  type ForwardPass,
+  type GridBox,
+  type GradientPrime,
+  type LayerGradient,
+  type LayerInfo,
+  type ModelAdapter,
+  type Objective,
+  type OutputInfo,
+} from '../contract.js';
 import { LayersGraph, squashingActivation } from './graph.js';
 import { LayersBackward } from './backward.js';
 import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from '../tfjs/objective.js';
@@ -65,7 +78,13 @@ export class LayersModelAdapter implements ModelAdapter {
     cache.set(graph.inputId, tf.keep(input.clone()));
     // The logits with tensor `id` replaced by `a`: only the steps downstream of it re-run; every
     // other tensor they read (the skips) is taken from `known` as a constant.
-    const logitsWith = (known: Map<number, tf.Tensor>, id: number, a: tf.Tensor, downstream: Set<number>, keep?: Map<number, tf.Tensor>): tf.Tensor => {
+    const logitsWith = (
+      known: Map<number, tf.Tensor>,
+      id: number,
+      a: tf.Tensor,
+      downstream: Set<number>,
+      keep?: Map<number, tf.Tensor>,
+    ): tf.Tensor => {
       const inputs = new Map(known);
       inputs.set(id, a);
       const computed = graph.run(inputs, downstream, true, true);
@@ -75,7 +94,8 @@ export class LayersModelAdapter implements ModelAdapter {
     let primed: { layer: string; objective: Objective; result: LayerGradient } | null = null;
     try {
       // With VJPs for the part after the layer, the backward needs no re-run: no priming.
-      if (prime?.objectiveOf && !this.usesVjp(tensorOf(prime.layer))) primed = this.primedForward(cache, tensorOf(prime.layer), prime, logitsWith);
+      if (prime?.objectiveOf && !this.usesVjp(tensorOf(prime.layer)))
+        primed = this.primedForward(cache, tensorOf(prime.layer), prime, logitsWith);
       else {
         tf.tidy(() => {
           for (const [id, t] of graph.run(new Map([[graph.inputId, input]]))) cache.set(id, tf.keep(t));
@@ -95,9 +115,15 @@ export class LayersModelAdapter implements ModelAdapter {
     const scoreOf = (objective: Objective): number => tf.tidy(() => objectiveScore(output, objective, this.output).dataSync()[0]);
     // Gradients at several tensors from one VJP backward pass (every id must use the VJPs).
     const vjpGradients = (ids: number[], objective: Objective): LayerGradient[] => {
-      const grads = tf.tidy(() => this.backward.gradients(cache, ids, objectiveCotangent(output, objective, this.output), this.windowOf(objective)));
+      const grads = tf.tidy(() =>
+        this.backward.gradients(cache, ids, objectiveCotangent(output, objective, this.output), this.windowOf(objective)),
+      );
       const score = scoreOf(objective);
-      return ids.map((id, k) => ({ activations: (cache.get(id) as tf.Tensor).clone() as tf.Tensor4D, gradients: grads[k] as tf.Tensor4D, score }));
+      return ids.map((id, k) => ({
+        activations: (cache.get(id) as tf.Tensor).clone() as tf.Tensor4D,
+        gradients: grads[k] as tf.Tensor4D,
+        score,
+      }));
     };
     const pass: ForwardPass = {
       output,
@@ -141,9 +167,15 @@ export class LayersModelAdapter implements ModelAdapter {
             // Cotangents stacked on the batch axis (the cached activations broadcast against them),
             // in groups whose windows nearly coincide: distant regions run on their own windows.
             const out: tf.Tensor[] = new Array(K);
-            const groups = this.backward.windowReason([id]) == null ? this.windowGroups(objectives) : [{ members: objectives.map((_, k) => k), box: undefined }];
+            const groups =
+              this.backward.windowReason([id]) == null
+                ? this.windowGroups(objectives)
+                : [{ members: objectives.map((_, k) => k), box: undefined }];
             for (const { members, box } of groups) {
-              const seed = tf.concat(members.map((k) => objectiveCotangent(output, objectives[k], this.output)), 0);
+              const seed = tf.concat(
+                members.map((k) => objectiveCotangent(output, objectives[k], this.output)),
+                0,
+              );
               const parts = tf.split(this.backward.gradients(cache, [id], seed, box)[0], members.length, 0);
               members.forEach((k, j) => (out[k] = parts[j]));
             }
@@ -204,7 +236,11 @@ export class LayersModelAdapter implements ModelAdapter {
     const groups: Array<{ members: number[]; box: GridBox | undefined; largest: number }> = [];
     objectives.forEach((o, k) => {
       const box = this.windowOf(o);
-      const fit = groups.find((g) => (g.box === undefined) === (box === undefined) && (!box || boxArea(unionBox(g.box as GridBox, box)) <= 1.15 * Math.max(g.largest, boxArea(box))));
+      const fit = groups.find(
+        (g) =>
+          (g.box === undefined) === (box === undefined) &&
+          (!box || boxArea(unionBox(g.box as GridBox, box)) <= 1.15 * Math.max(g.largest, boxArea(box))),
+      );
       if (!fit) groups.push({ members: [k], box, largest: box ? boxArea(box) : 0 });
       else {
         fit.members.push(k);
@@ -231,7 +267,13 @@ export class LayersModelAdapter implements ModelAdapter {
     cache: Map<number, tf.Tensor>,
     id: number,
     prime: GradientPrime,
-    logitsWith: (known: Map<number, tf.Tensor>, id: number, a: tf.Tensor, downstream: Set<number>, keep?: Map<number, tf.Tensor>) => tf.Tensor,
+    logitsWith: (
+      known: Map<number, tf.Tensor>,
+      id: number,
+      a: tf.Tensor,
+      downstream: Set<number>,
+      keep?: Map<number, tf.Tensor>,
+    ) => tf.Tensor,
   ): { layer: string; objective: Objective; result: LayerGradient } {
     const { graph } = this;
     const downstream = graph.downstreamOf(id);

@@ -100,13 +100,27 @@ const onBox = (x: tf.Tensor, b: GridBox): tf.Tensor => tf.slice(x, [0, b[0][0], 
 
 /** A windowed cotangent as the whole [K, h, w, C] map (zeros outside its box). */
 const toMap = (w: Windowed, h: number, width: number): tf.Tensor =>
-  tf.pad(w.t, [[0, 0], [w.box[0][0], h - w.box[0][1]], [w.box[1][0], width - w.box[1][1]], [0, 0]]);
+  tf.pad(w.t, [
+    [0, 0],
+    [w.box[0][0], h - w.box[0][1]],
+    [w.box[1][0], width - w.box[1][1]],
+    [0, 0],
+  ]);
 
 /** The sum of two windowed cotangents of one tensor, on the box holding both. */
 function addWindowed(a: Windowed, b: Windowed): Windowed {
-  const box: GridBox = [[Math.min(a.box[0][0], b.box[0][0]), Math.max(a.box[0][1], b.box[0][1])], [Math.min(a.box[1][0], b.box[1][0]), Math.max(a.box[1][1], b.box[1][1])]];
+  const box: GridBox = [
+    [Math.min(a.box[0][0], b.box[0][0]), Math.max(a.box[0][1], b.box[0][1])],
+    [Math.min(a.box[1][0], b.box[1][0]), Math.max(a.box[1][1], b.box[1][1])],
+  ];
   const [h, w] = boxSize(box);
-  const into = (x: Windowed) => tf.pad(x.t, [[0, 0], [x.box[0][0] - box[0][0], box[0][0] + h - x.box[0][1]], [x.box[1][0] - box[1][0], box[1][0] + w - x.box[1][1]], [0, 0]]);
+  const into = (x: Windowed) =>
+    tf.pad(x.t, [
+      [0, 0],
+      [x.box[0][0] - box[0][0], box[0][0] + h - x.box[0][1]],
+      [x.box[1][0] - box[1][0], box[1][0] + w - x.box[1][1]],
+      [0, 0],
+    ]);
   return { t: tf.add(into(a), into(b)), box };
 }
 
@@ -121,7 +135,14 @@ function padBefore(layer: LayerFields, k: [number, number], s: [number, number],
  * box `box`) with the kernel at the conv's stride ('valid' transposed conv: the box grows by the
  * kernel), cut to the input map. y[q] reads x[q·s − p + t] (p: padding before, t < k).
  */
-function convInputWindow(layer: LayerFields, g: tf.Tensor, box: GridBox, kernel: tf.Tensor4D, inputShape: number[], outputShape: number[]): Windowed {
+function convInputWindow(
+  layer: LayerFields,
+  g: tf.Tensor,
+  box: GridBox,
+  kernel: tf.Tensor4D,
+  inputShape: number[],
+  outputShape: number[],
+): Windowed {
   const [kh, kw, cin] = kernel.shape;
   const s = pair(layer.strides, 1);
   const k = g.shape[0] as number;
@@ -137,7 +158,20 @@ function convInputWindow(layer: LayerFields, g: tf.Tensor, box: GridBox, kernel:
 }
 
 /** Layers whose VJP keeps the box (pointwise, per channel, channel concat, sums and products of same-shape maps). */
-const SAME_BOX = new Set(['BatchNormalization', 'ReLU', 'LeakyReLU', 'Activation', 'Add', 'Multiply', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
+const SAME_BOX = new Set([
+  'BatchNormalization',
+  'ReLU',
+  'LeakyReLU',
+  'Activation',
+  'Add',
+  'Multiply',
+  'Dropout',
+  'SpatialDropout1D',
+  'SpatialDropout2D',
+  'GaussianNoise',
+  'GaussianDropout',
+  'AlphaDropout',
+]);
 
 /** The batch size of the cotangent; cached tensors (batch 1) are tiled to it where a kernel needs equal shapes. */
 const tiled = (x: tf.Tensor, k: number): tf.Tensor => (k === 1 ? x : tf.tile(x, [k, ...x.shape.slice(1).map(() => 1)]));
@@ -194,7 +228,9 @@ const RULES: Record<string, { applies(layer: LayerFields, inputs: number): boole
   },
   LeakyReLU: {
     applies: (_l, n) => n === 1,
-    vjp: (l, ctx) => [tf.mul(ctx.dy, tf.where(tf.greater(ctx.inputs[0], 0), tf.onesLike(ctx.inputs[0]), tf.fill(ctx.inputs[0].shape, l.alpha ?? 0.3)))],
+    vjp: (l, ctx) => [
+      tf.mul(ctx.dy, tf.where(tf.greater(ctx.inputs[0], 0), tf.onesLike(ctx.inputs[0]), tf.fill(ctx.inputs[0].shape, l.alpha ?? 0.3))),
+    ],
   },
   Activation: {
     applies: (l, n) => n === 1 && l.activation != null && activationVjp(l.activation.getClassName().toLowerCase()) != null,
@@ -207,7 +243,9 @@ const RULES: Record<string, { applies(layer: LayerFields, inputs: number): boole
       const poolSize = pair(l.poolSize, 2);
       const attrs = { filterSize: poolSize, strides: pair(l.strides ?? poolSize, 2), pad: l.padding ?? 'valid' };
       const inputs = { dy: ctx.dy, input: tiled(ctx.inputs[0], k), output: tiled(ctx.output, k) };
-      return [tf.engine().runKernel('MaxPoolGrad', inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor];
+      return [
+        tf.engine().runKernel('MaxPoolGrad', inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor,
+      ];
     },
   },
   AveragePooling2D: {
@@ -216,7 +254,15 @@ const RULES: Record<string, { applies(layer: LayerFields, inputs: number): boole
       const poolSize = pair(l.poolSize, 2);
       const attrs = { filterSize: poolSize, strides: pair(l.strides ?? poolSize, 2), pad: l.padding ?? 'valid' };
       const input = tf.zeros(withBatch(ctx.inputs[0].shape, ctx.dy.shape[0])); // only its shape is read
-      return [tf.engine().runKernel('AvgPoolGrad', { dy: ctx.dy, input } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor];
+      return [
+        tf
+          .engine()
+          .runKernel(
+            'AvgPoolGrad',
+            { dy: ctx.dy, input } as unknown as tf.NamedTensorMap,
+            attrs as unknown as tf.NamedAttrMap,
+          ) as tf.Tensor,
+      ];
     },
   },
   GlobalAveragePooling2D: {
@@ -232,7 +278,15 @@ const RULES: Record<string, { applies(layer: LayerFields, inputs: number): boole
     vjp: (l, ctx) => {
       const images = tf.zeros(withBatch(ctx.inputs[0].shape, ctx.dy.shape[0])); // only its shape is read
       const kernel = l.interpolation === 'nearest' ? 'ResizeNearestNeighborGrad' : 'ResizeBilinearGrad';
-      return [tf.engine().runKernel(kernel, { images, dy: ctx.dy } as unknown as tf.NamedTensorMap, { alignCorners: false, halfPixelCenters: false } as unknown as tf.NamedAttrMap) as tf.Tensor];
+      return [
+        tf
+          .engine()
+          .runKernel(
+            kernel,
+            { images, dy: ctx.dy } as unknown as tf.NamedTensorMap,
+            { alignCorners: false, halfPixelCenters: false } as unknown as tf.NamedAttrMap,
+          ) as tf.Tensor,
+      ];
     },
   },
   Concatenate: {
@@ -251,8 +305,7 @@ const RULES: Record<string, { applies(layer: LayerFields, inputs: number): boole
   },
   Multiply: {
     applies: () => true,
-    vjp: (_l, ctx) =>
-      ctx.inputs.map((_, i) => (ctx.want[i] ? ctx.inputs.reduce((g, t, j) => (j === i ? g : tf.mul(g, t)), ctx.dy) : null)),
+    vjp: (_l, ctx) => ctx.inputs.map((_, i) => (ctx.want[i] ? ctx.inputs.reduce((g, t, j) => (j === i ? g : tf.mul(g, t)), ctx.dy) : null)),
   },
   Flatten: { applies: (_l, n) => n === 1, vjp: (_l, ctx) => [tf.reshape(ctx.dy, withBatch(ctx.inputs[0].shape, ctx.dy.shape[0]))] },
   Reshape: { applies: (_l, n) => n === 1, vjp: (_l, ctx) => [tf.reshape(ctx.dy, withBatch(ctx.inputs[0].shape, ctx.dy.shape[0]))] },
@@ -323,7 +376,8 @@ export class LayersBackward {
       const k = pair(layer.poolSize, 2);
       const st = pair(layer.strides ?? layer.poolSize, 2);
       const [xs, ys] = [this.inputShapeOf(step), step.outputShapes[0]];
-      const tiles = xs != null && k[0] === st[0] && k[1] === st[1] && ys[1] === (xs[1] as number) / st[0] && ys[2] === (xs[2] as number) / st[1];
+      const tiles =
+        xs != null && k[0] === st[0] && k[1] === st[1] && ys[1] === (xs[1] as number) / st[0] && ys[2] === (xs[2] as number) / st[1];
       return tiles ? null : 'pooling windows that overlap, or do not tile the map';
     }
     if (className === 'UpSampling2D') return layer.interpolation === 'nearest' ? null : 'bilinear up-sampling';
@@ -428,7 +482,11 @@ export class LayersBackward {
         for (const x of graph.steps[concat].inputIds) {
           const shape = whole(x);
           const c = shape[3] as number;
-          if (onPath.has(x)) add(x, convInputWindow(layer, g, dy.box, tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]), shape, whole(step.outputIds[0])));
+          if (onPath.has(x))
+            add(
+              x,
+              convInputWindow(layer, g, dy.box, tf.slice(kernel, [0, 0, offset, 0], [-1, -1, c, -1]), shape, whole(step.outputIds[0])),
+            );
           offset += c;
         }
         continue;
@@ -437,17 +495,34 @@ export class LayersBackward {
         // Kernel = stride: the box, widened to whole strides, maps onto whole input pixels.
         const g = fusedActivation(layer, { dy: dy.t, inputs: [], output, want: [true], linear }) as tf.Tensor;
         const [sy, sx] = pair(layer.strides, 1);
-        const a: GridBox = [[Math.floor(dy.box[0][0] / sy) * sy, Math.ceil(dy.box[0][1] / sy) * sy], [Math.floor(dy.box[1][0] / sx) * sx, Math.ceil(dy.box[1][1] / sx) * sx]];
-        const aligned = tf.pad(g, [[0, 0], [dy.box[0][0] - a[0][0], a[0][1] - dy.box[0][1]], [dy.box[1][0] - a[1][0], a[1][1] - dy.box[1][1]], [0, 0]]);
+        const a: GridBox = [
+          [Math.floor(dy.box[0][0] / sy) * sy, Math.ceil(dy.box[0][1] / sy) * sy],
+          [Math.floor(dy.box[1][0] / sx) * sx, Math.ceil(dy.box[1][1] / sx) * sx],
+        ];
+        const aligned = tf.pad(g, [
+          [0, 0],
+          [dy.box[0][0] - a[0][0], a[0][1] - dy.box[0][1]],
+          [dy.box[1][0] - a[1][0], a[1][1] - dy.box[1][1]],
+          [0, 0],
+        ]);
         const dx = tf.conv2d(aligned as tf.Tensor4D, (layer.kernel as Weight).read() as tf.Tensor4D, [sy, sx], 'valid');
-        add(step.inputIds[0], { t: dx, box: [[a[0][0] / sy, a[0][1] / sy], [a[1][0] / sx, a[1][1] / sx]] });
+        add(step.inputIds[0], {
+          t: dx,
+          box: [
+            [a[0][0] / sy, a[0][1] / sy],
+            [a[1][0] / sx, a[1][1] / sx],
+          ],
+        });
         continue;
       }
       if (className === 'MaxPooling2D' || className === 'AveragePooling2D') {
         // Pool size = stride, no padding (windowRule): output box × stride is the input box, and
         // the pooling windows inside it are the model's.
         const [sy, sx] = pair(layer.strides ?? layer.poolSize, 2);
-        const inBox: GridBox = [[dy.box[0][0] * sy, dy.box[0][1] * sy], [dy.box[1][0] * sx, dy.box[1][1] * sx]];
+        const inBox: GridBox = [
+          [dy.box[0][0] * sy, dy.box[0][1] * sy],
+          [dy.box[1][0] * sx, dy.box[1][1] * sx],
+        ];
         const input = onBox(cache.get(step.inputIds[0]) as tf.Tensor, inBox);
         const [grad] = (this.ruleFor(step) as Rule)(layer, { dy: dy.t, inputs: [input], output, want: [true], linear });
         add(step.inputIds[0], { t: grad as tf.Tensor, box: inBox });
@@ -456,9 +531,20 @@ export class LayersBackward {
       if (className === 'UpSampling2D') {
         // Nearest, integer size (windowRule): y[i] = x[⌊i/s⌋]; the box widened to whole blocks.
         const [sy, sx] = pair(layer.size, 2);
-        const a: GridBox = [[Math.floor(dy.box[0][0] / sy) * sy, Math.ceil(dy.box[0][1] / sy) * sy], [Math.floor(dy.box[1][0] / sx) * sx, Math.ceil(dy.box[1][1] / sx) * sx]];
-        const aligned = tf.pad(dy.t, [[0, 0], [dy.box[0][0] - a[0][0], a[0][1] - dy.box[0][1]], [dy.box[1][0] - a[1][0], a[1][1] - dy.box[1][1]], [0, 0]]);
-        const inBox: GridBox = [[a[0][0] / sy, a[0][1] / sy], [a[1][0] / sx, a[1][1] / sx]];
+        const a: GridBox = [
+          [Math.floor(dy.box[0][0] / sy) * sy, Math.ceil(dy.box[0][1] / sy) * sy],
+          [Math.floor(dy.box[1][0] / sx) * sx, Math.ceil(dy.box[1][1] / sx) * sx],
+        ];
+        const aligned = tf.pad(dy.t, [
+          [0, 0],
+          [dy.box[0][0] - a[0][0], a[0][1] - dy.box[0][1]],
+          [dy.box[1][0] - a[1][0], a[1][1] - dy.box[1][1]],
+          [0, 0],
+        ]);
+        const inBox: GridBox = [
+          [a[0][0] / sy, a[0][1] / sy],
+          [a[1][0] / sx, a[1][1] / sx],
+        ];
         const input = onBox(cache.get(step.inputIds[0]) as tf.Tensor, inBox);
         const [grad] = (this.ruleFor(step) as Rule)(layer, { dy: aligned, inputs: [input], output: aligned, want: [true], linear });
         add(step.inputIds[0], { t: grad as tf.Tensor, box: inBox });
@@ -489,7 +575,11 @@ export class LayersBackward {
    * walk goes), each with the concat it differentiates through (concatIntoConv), which is then
    * not visited on its own.
    */
-  private *backwardSteps(downstream: Set<number>, onPath: Set<number>, reached: (tensor: number) => boolean): Generator<{ step: GraphStep; concat: number | null }> {
+  private *backwardSteps(
+    downstream: Set<number>,
+    onPath: Set<number>,
+    reached: (tensor: number) => boolean,
+  ): Generator<{ step: GraphStep; concat: number | null }> {
     const skipped = new Set<number>();
     for (const i of [...downstream].sort((a, b) => b - a)) {
       const step = this.graph.steps[i];
@@ -518,9 +608,22 @@ export class LayersBackward {
     return on > 0 && on < concat.inputIds.length ? p : null;
   }
 
-  private convThroughConcat(conv: GraphStep, concat: GraphStep, cache: Map<number, tf.Tensor>, dy: tf.Tensor, onPath: Set<number>, cotangents: Map<number, tf.Tensor>): void {
+  private convThroughConcat(
+    conv: GraphStep,
+    concat: GraphStep,
+    cache: Map<number, tf.Tensor>,
+    dy: tf.Tensor,
+    onPath: Set<number>,
+    cotangents: Map<number, tf.Tensor>,
+  ): void {
     const layer = conv.layer as unknown as LayerFields;
-    const g = fusedActivation(layer, { dy, inputs: [], output: cache.get(conv.outputIds[0]) as tf.Tensor, want: [true], linear: this.linearAtOutput(conv) }) as tf.Tensor4D;
+    const g = fusedActivation(layer, {
+      dy,
+      inputs: [],
+      output: cache.get(conv.outputIds[0]) as tf.Tensor,
+      want: [true],
+      linear: this.linearAtOutput(conv),
+    }) as tf.Tensor4D;
     const kernel = (layer.kernel as Weight).read() as tf.Tensor4D;
     let offset = 0;
     for (const x of concat.inputIds) {

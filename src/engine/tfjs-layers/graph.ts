@@ -50,9 +50,7 @@ export class LayersGraph {
   constructor(model: tf.LayersModel) {
     const container = model as unknown as ContainerRef;
     if (container.inputs.length !== 1 || container.outputs.length !== 1) {
-      throw new Error(
-        `expected a model with one input and one output, got ${container.inputs.length} and ${container.outputs.length}`,
-      );
+      throw new Error(`expected a model with one input and one output, got ${container.inputs.length} and ${container.outputs.length}`);
     }
     this.inputId = container.inputs[0].id;
     this.outputId = container.outputs[0].id;
@@ -115,7 +113,8 @@ export class LayersGraph {
         return t;
       });
       const producesOutput = step.outputIds.includes(this.outputId);
-      const outputs = (unfused && unfusedConv(step, inputs, linearOutput && producesOutput)) || callLayer(step, inputs, linearOutput && producesOutput);
+      const outputs =
+        (unfused && unfusedConv(step, inputs, linearOutput && producesOutput)) || callLayer(step, inputs, linearOutput && producesOutput);
       step.outputIds.forEach((id, k) => {
         values.set(id, outputs[k]);
         computed.set(id, outputs[k]);

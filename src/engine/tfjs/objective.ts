@@ -82,7 +82,13 @@ function release(chunk: tf.Tensor4D, inputs: tf.Tensor4D): void {
 }
 
 /** S per image, one model call per chunk of at most `maxBatch` images. */
-export async function batchScores(inputs: tf.Tensor4D, objective: Objective, output: OutputInfo, maxBatch: number, logitsOf: LogitsOf): Promise<Float32Array> {
+export async function batchScores(
+  inputs: tf.Tensor4D,
+  objective: Objective,
+  output: OutputInfo,
+  maxBatch: number,
+  logitsOf: LogitsOf,
+): Promise<Float32Array> {
   const out = new Float32Array(inputs.shape[0]);
   let at = 0;
   for (const chunk of chunks(inputs, maxBatch)) {
@@ -99,7 +105,13 @@ export async function batchScores(inputs: tf.Tensor4D, objective: Objective, out
  * S_b and ∂S_b/∂x_b per image. The images of a batch do not interact (inference mode), so the
  * gradient of Σ_b S_b w.r.t. the batch is each image's own gradient.
  */
-export async function batchInputGradients(inputs: tf.Tensor4D, objective: Objective, output: OutputInfo, maxBatch: number, logitsOf: LogitsOf): Promise<BatchGradient> {
+export async function batchInputGradients(
+  inputs: tf.Tensor4D,
+  objective: Objective,
+  output: OutputInfo,
+  maxBatch: number,
+  logitsOf: LogitsOf,
+): Promise<BatchGradient> {
   const scores = new Float32Array(inputs.shape[0]);
   const grads: tf.Tensor4D[] = [];
   let at = 0;

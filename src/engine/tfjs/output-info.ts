@@ -2,10 +2,7 @@ import { SegGradCamError } from '../../errors.js';
 import type { OutputInfo } from '../contract.js';
 
 /** Reads a model output shape as a class map [1,H,W,C] or a class vector [1,C]. */
-export function readOutputInfo(
-  shape: ReadonlyArray<number | null>,
-  activation: OutputInfo['activation'],
-): OutputInfo {
+export function readOutputInfo(shape: ReadonlyArray<number | null>, activation: OutputInfo['activation']): OutputInfo {
   const dims = shape.slice(1);
   if (shape.length === 4 && dims.every((d) => d != null && d > 0)) {
     const [height, width, channels] = dims as number[];

@@ -35,6 +35,9 @@ export function manifestBytes(specs: readonly tf.io.WeightsManifestEntry[]): num
 export function checkWeightBytes(specs: readonly tf.io.WeightsManifestEntry[], held: number, source: string): void {
   const needed = manifestBytes(specs);
   if (needed !== null && needed !== held) {
-    throw new SegGradCamError(`the weights do not match ${source}: its manifest needs ${needed} bytes, the weight files hold ${held}`, 'model');
+    throw new SegGradCamError(
+      `the weights do not match ${source}: its manifest needs ${needed} bytes, the weight files hold ${held}`,
+      'model',
+    );
   }
 }

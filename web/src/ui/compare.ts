@@ -32,7 +32,10 @@ export function thumbnailBase(image: RgbaImage): RgbaImage {
 }
 
 export function drawCell(canvas: HTMLCanvasElement, thumb: RgbaImage, e: ExplanationMsg, colormap: ColormapName, opacity: number): void {
-  const heat = thumb.width === e.width && thumb.height === e.height ? e.heatmap : resizeMapBilinear(e.heatmap, e.width, e.height, thumb.width, thumb.height);
+  const heat =
+    thumb.width === e.width && thumb.height === e.height
+      ? e.heatmap
+      : resizeMapBilinear(e.heatmap, e.width, e.height, thumb.width, thumb.height);
   const img = overlayHeatmap(thumb, heat, { colormap, opacity: Math.max(opacity, 0.6) });
   putImage(canvas, img);
   canvas.classList.toggle('pixelated', img.width < CELL);

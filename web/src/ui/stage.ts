@@ -14,7 +14,11 @@ export function putImage(canvas: HTMLCanvasElement, img: RgbaImage): void {
     canvas.width = img.width;
     canvas.height = img.height;
   }
-  (canvas.getContext('2d') as CanvasRenderingContext2D).putImageData(new ImageData(new Uint8ClampedArray(img.data), img.width, img.height), 0, 0);
+  (canvas.getContext('2d') as CanvasRenderingContext2D).putImageData(
+    new ImageData(new Uint8ClampedArray(img.data), img.width, img.height),
+    0,
+    0,
+  );
 }
 
 export class Stage {
