@@ -79,26 +79,22 @@ async function assertNoLeak(f: Fn): Promise<void> {
 
 /** The Conv2DBackpropFilter kernel (not exported as an op by tfjs). */
 function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, filterShape: Shape, s: number, pad: 'same' | 'valid'): tf.Tensor {
-  return tf
-    .engine()
-    .runKernel('Conv2DBackpropFilter', { x, dy }, {
-      strides: [s, s],
-      pad,
-      dataFormat: 'NHWC',
-      filterShape,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+    strides: [s, s],
+    pad,
+    dataFormat: 'NHWC',
+    filterShape,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** The Conv2DBackpropInput kernel. */
 function convInputGrad(inputShape: Shape, dy: tf.Tensor4D, filter: tf.Tensor4D, s: number, pad: 'same' | 'valid'): tf.Tensor {
-  return tf
-    .engine()
-    .runKernel('Conv2DBackpropInput', { dy, filter }, {
-      strides: [s, s],
-      pad,
-      dataFormat: 'NHWC',
-      inputShape,
-    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, {
+    strides: [s, s],
+    pad,
+    dataFormat: 'NHWC',
+    inputShape,
+  } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 const t4 = (shape: Shape, seed: number) => tf.tensor4d(rand(sz(shape), seed), shape as [number, number, number, number]);
