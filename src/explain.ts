@@ -11,7 +11,7 @@ import {
   type Objective,
 } from './engine/contract.js';
 import { findBottleneck } from './engine/bottleneck.js';
-import { unknownLayer } from './engine/tfjs-layers/adapter.js';
+import { unknownLayer } from './engine/errors.js';
 import { createMethod, isModelMethod, runMethod, type CamMethod, type Method, type MethodOptions } from './methods/index.js';
 import { augmentations, flipObjective, type Augmentation, type AugmentOptions } from './postprocess/augment.js';
 import { camToHeatmap, normalizeInPlace } from './postprocess/heatmap.js';

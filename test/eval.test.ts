@@ -208,8 +208,8 @@ describe('cascading randomisation and cost', () => {
   });
 
   test('instrumented adapter counts forward and backward passes per method', async () => {
-    const explainer = new Explainer(new LayersModelAdapter(tinyUnet(8, 3, 3)));
-    const counter = instrumentAdapter(explainer.adapter);
+    const counter = instrumentAdapter(new LayersModelAdapter(tinyUnet(8, 3, 3)));
+    const explainer = new Explainer(counter.adapter);
     const image = randomImage(8, 8, 2);
     const request = { region: box(1, 1, 5, 5), classId: 1, layer: 'bottleneck' };
     await explainer.predict(image);

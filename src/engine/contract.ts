@@ -124,7 +124,22 @@ export interface GradientPrime {
   objective?: Objective;
 }
 
-/** One interface over TF.js LayersModels and GraphModels (and later other engines). */
+/** The LRP rule for linear layers and its constants (see src/methods/lrp.ts). */
+export interface RelevanceOptions {
+  rule: 'epsilon' | 'alpha-beta';
+  /** ε of the ε-rule, in the units of the layers' pre-activations. */
+  epsilon: number;
+  /** αβ-rule weights (α − β = 1 conserves relevance). */
+  alpha: number;
+  beta: number;
+}
+
+/**
+ * One interface over TF.js LayersModels and GraphModels and ONNX models. The members after
+ * `dispose` are optional capabilities: a method asks for the one it needs and reports "not
+ * supported by this model" when the engine does not offer it (see ./errors.ts). Nothing outside
+ * an engine's folder checks an adapter's class.
+ */
 export interface ModelAdapter {
   readonly kind: string;
   /** Input size the model expects; images are resized to it. */
@@ -141,4 +156,24 @@ export interface ModelAdapter {
   /** S_b and ∂S_b/∂x_b for each image of a batch [B, H, W, C] (images are independent). */
   inputGradients(inputs: tf.Tensor4D, objective: Objective): Promise<BatchGradient>;
   dispose(): void;
+
+  /**
+   * CAM: the [K, C] kernel of the linear head that reads `layer` [1, h, w, K] through a global
+   * average pooling only (the head's logits are the model output); the caller owns it. Throws a
+   * SegGradCamError naming what is missing when the model has no such head after this layer.
+   */
+  headKernel?(layer: LayerInfo): tf.Tensor2D;
+  /**
+   * LRP: the relevance of every input value, [1, H, W, C] (signed), for S = Σ weights · logits,
+   * propagated by the engine's per-layer (per-op) rules; the caller owns it. Throws a
+   * SegGradCamError naming the first layer or op without a rule.
+   */
+  relevance?(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D;
+  /** The number of parameters (weights) of the model. */
+  parameterCount?(): number;
+  /**
+   * The TF.js LayersModel that computes this adapter's outputs, for weight-randomisation sanity
+   * checks (src/eval/randomize.ts re-draws its layers' weights in place; the adapter sees them).
+   */
+  layersModel?(): tf.LayersModel;
 }

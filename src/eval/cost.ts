@@ -1,10 +1,14 @@
 /**
- * Cost of a method (DESIGN.md evaluation protocol 5): the model passes it makes, counted by
- * instrumenting the adapter in place (so `instanceof` checks of methods such as LRP still hold).
+ * Cost of a method (evaluation protocol 5, docs/evaluation/): the model passes it makes, counted
+ * by a wrapper around the adapter that the Explainer is built on. The wrapper forwards every
+ * member of the wrapped adapter (its capabilities included, so methods that ask for one, such as
+ * LRP or CAM, see the same engine) and counts the calls below; the adapter itself is not touched.
  *
  * Counted per image: `forward` (a full forward pass), `scores` (a batched forward pass, per
  * image), `inputGradients` (a forward and a backward pass per image), and `ForwardPass.gradient`
  * (one backward pass; it re-runs only the layers downstream of the explained layer first).
+ * Counted passes offer `gradient` only (no batched or multi-layer backward), so every backward
+ * pass is one call, and `forward` is not primed.
  */
 import type { ForwardPass, ModelAdapter } from '../engine/contract.js';
 
@@ -14,24 +18,24 @@ export interface PassCounts {
 }
 
 export interface Instrumented {
+  /** The counting adapter: build the Explainer on it. */
+  readonly adapter: ModelAdapter;
   readonly counts: PassCounts;
   /** Counts since the last reset, then zero them. */
   take(): PassCounts;
-  /** Puts the adapter's own methods back. */
+  /** Stops counting (the wrapper keeps forwarding). */
   restore(): void;
 }
 
+/** A counting adapter around `adapter` (which stays as it is). */
 export function instrumentAdapter(adapter: ModelAdapter): Instrumented {
   const counts: PassCounts = { forward: 0, backward: 0 };
-  const target = adapter as unknown as Record<string, unknown>;
-  const own = {
-    forward: Object.prototype.hasOwnProperty.call(target, 'forward') ? target.forward : undefined,
-    scores: Object.prototype.hasOwnProperty.call(target, 'scores') ? target.scores : undefined,
-    inputGradients: Object.prototype.hasOwnProperty.call(target, 'inputGradients') ? target.inputGradients : undefined,
+  let counting = true;
+  const count = (forward: number, backward: number) => {
+    if (!counting) return;
+    counts.forward += forward;
+    counts.backward += backward;
   };
-  const forward = adapter.forward.bind(adapter);
-  const scores = adapter.scores.bind(adapter);
-  const inputGradients = adapter.inputGradients.bind(adapter);
   const wrapPass = (pass: ForwardPass): ForwardPass => ({
     get output() {
       return pass.output;
@@ -39,28 +43,35 @@ export function instrumentAdapter(adapter: ModelAdapter): Instrumented {
     activation: (layer) => pass.activation(layer),
     cacheActivations: pass.cacheActivations?.bind(pass),
     gradient: (layer, objective) => {
-      counts.backward++;
+      count(0, 1);
       return pass.gradient(layer, objective);
     },
     dispose: () => pass.dispose(),
   });
-  target.forward = async (input: Parameters<ModelAdapter['forward']>[0]) => {
-    counts.forward += input.shape[0];
-    return wrapPass(await forward(input));
+  const counted: Partial<ModelAdapter> = {
+    forward: async (input) => {
+      count(input.shape[0], 0);
+      return wrapPass(await adapter.forward(input));
+    },
+    scores: (inputs, objective) => {
+      count(inputs.shape[0], 0);
+      return adapter.scores(inputs, objective);
+    },
+    inputGradients: (inputs, objective) => {
+      count(inputs.shape[0], inputs.shape[0]);
+      return adapter.inputGradients(inputs, objective);
+    },
   };
-  target.scores = (inputs: Parameters<ModelAdapter['scores']>[0], objective: Parameters<ModelAdapter['scores']>[1]) => {
-    counts.forward += inputs.shape[0];
-    return scores(inputs, objective);
-  };
-  target.inputGradients = (
-    inputs: Parameters<ModelAdapter['inputGradients']>[0],
-    objective: Parameters<ModelAdapter['inputGradients']>[1],
-  ) => {
-    counts.forward += inputs.shape[0];
-    counts.backward += inputs.shape[0];
-    return inputGradients(inputs, objective);
-  };
+  // Every other member (properties and capabilities, present or added later) is the adapter's own.
+  const wrapper = new Proxy(adapter, {
+    get(target, key) {
+      if (Object.prototype.hasOwnProperty.call(counted, key)) return counted[key as keyof ModelAdapter];
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
   return {
+    adapter: wrapper,
     counts,
     take: () => {
       const c = { ...counts };
@@ -69,10 +80,7 @@ export function instrumentAdapter(adapter: ModelAdapter): Instrumented {
       return c;
     },
     restore: () => {
-      for (const [k, v] of Object.entries(own)) {
-        if (v === undefined) delete target[k];
-        else target[k] = v;
-      }
+      counting = false;
     },
   };
 }

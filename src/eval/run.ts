@@ -21,7 +21,6 @@ import type { RgbaImage } from '../image.js';
 import { baselineFor, type Baseline } from '../methods/baseline.js';
 import { createMethod, isModelMethod, methodNames, type Method, type MethodOptions } from '../methods/index.js';
 import type { LayerInfo, Objective } from '../engine/contract.js';
-import { LayersModelAdapter } from '../engine/tfjs-layers/adapter.js';
 import { readModelArtifacts } from '../engine/tfjs/load-node.js';
 import { adapterFromArtifacts } from '../engine/tfjs/load.js';
 import { imageToInput } from '../preprocess.js';
@@ -255,7 +254,7 @@ interface Loaded {
 async function modelInfo(path: string, label: string, explainer: Explainer): Promise<ModelInfo> {
   const dir = dirname(path);
   const adapter = explainer.adapter;
-  const params = adapter instanceof LayersModelAdapter ? adapter.model.countParams() : null;
+  const params = adapter.parameterCount?.() ?? null;
   try {
     const t = JSON.parse(await readFile(join(dir, 'training.json'), 'utf8')) as {
       finalMetrics?: { meanIou?: number; tiles?: number };
@@ -347,12 +346,13 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
   try {
     for (let i = 0; i < o.models.length; i++) {
       const artifacts = await readModelArtifacts(o.models[i]);
-      const explainer = new Explainer(await adapterFromArtifacts(artifacts), {
+      const counter = instrumentAdapter(await adapterFromArtifacts(artifacts));
+      const explainer = new Explainer(counter.adapter, {
         classNames: classNamesFromMetadata(artifacts.userDefinedMetadata),
       });
       const info = await modelInfo(o.models[i], labels[i], explainer);
       const dataset = (artifacts.userDefinedMetadata as { dataset?: Record<string, unknown> } | undefined)?.dataset;
-      loaded.push({ info, explainer, counter: instrumentAdapter(explainer.adapter), dataset });
+      loaded.push({ info, explainer, counter, dataset });
     }
     const first = loaded[0].explainer;
     const { height: H, width: W, channels: C } = first.adapter.input;
@@ -438,8 +438,9 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
 
     // Cascade (first model, a LayersModel).
     const adapter0 = first.adapter;
-    const cascade = adapter0 instanceof LayersModelAdapter ? cascadeSteps(adapter0.model) : [];
-    const cascadeNote = adapter0 instanceof LayersModelAdapter ? undefined : 'the sanity check needs a LayersModel; skipped';
+    const weights = adapter0.layersModel?.();
+    const cascade = weights ? cascadeSteps(weights) : [];
+    const cascadeNote = weights ? undefined : 'the sanity check needs a LayersModel; skipped';
 
     const alphaPerModel = alphaTiles > 0 && o.alphaPixels > 0;
     const checkTiles = o.checkTiles ?? 0;
@@ -627,8 +628,8 @@ export async function runEvaluation(options: EvaluationOptions, onProgress?: (p:
 
     // Phase 2: cascading randomisation of the first model.
     t0 = performance.now();
-    if (adapter0 instanceof LayersModelAdapter && sanityTiles > 0) {
-      const model = adapter0.model;
+    if (weights && sanityTiles > 0) {
+      const model = weights;
       const snapshot = snapshotWeights(model);
       try {
         for (let step = 0; step < cascade.length; step++) {

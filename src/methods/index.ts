@@ -37,7 +37,7 @@ export {
 };
 export { integratedGradients } from './integrated-gradients.js';
 export { lrpRelevance, UnsupportedLayerError, LRP_LAYERS, type LrpRule } from './lrp.js';
-export { UnsupportedOpError, LRP_GRAPH_OPS } from './lrp-graph-plan.js';
+export { UnsupportedOpError, LRP_GRAPH_OPS } from './lrp.js';
 
 /** Options of every method by name; each method reads its own (see its options interface). */
 export type MethodOptions = ScoreCamOptions & SmoothGradOptions & IntegratedGradientsOptions & GridSaliencyOptions & LrpOptions;

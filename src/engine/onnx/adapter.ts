@@ -31,7 +31,7 @@ import {
   type Objective,
   type OutputInfo,
 } from '../contract.js';
-import { unknownLayer } from '../tfjs-layers/adapter.js';
+import { unknownLayer } from '../errors.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
 import { attrInt, valueInfo } from './builder.js';

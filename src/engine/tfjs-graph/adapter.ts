@@ -8,9 +8,12 @@ import {
   type ModelAdapter,
   type Objective,
   type OutputInfo,
+  type RelevanceOptions,
 } from '../contract.js';
-import { unknownLayer } from '../tfjs-layers/adapter.js';
+import { unknownLayer } from '../errors.js';
 import { batchInputGradients, batchScores, objectiveScore } from '../tfjs/objective.js';
+import { graphHeadKernel } from './cam.js';
+import { lrpGraphRelevance } from './lrp.js';
 import type { GraphNode, GraphView } from './view.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 
@@ -35,7 +38,7 @@ export class GraphModelAdapter implements ModelAdapter {
   readonly logitsNode: string;
   /** A converted graph whose signature fixes the batch (MediaPipe: 1) refuses any other batch. */
   readonly maxBatch: number;
-  /** The graph as LRP and CAM read it (op types, attributes, constants, single-node runs). */
+  /** The graph as the LRP and CAM capabilities read it (op types, attributes, constants, single-node runs). */
   readonly graph: GraphView;
   private readonly inputNode: string;
   private readonly nodes: Record<string, GraphNode>;
@@ -180,6 +183,14 @@ export class GraphModelAdapter implements ModelAdapter {
       }
     }
     return [...feeds];
+  }
+
+  headKernel(layer: LayerInfo): tf.Tensor2D {
+    return graphHeadKernel(this.graph, layer);
+  }
+
+  relevance(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
+    return lrpGraphRelevance(this.graph, input, objective, options);
   }
 
   dispose(): void {

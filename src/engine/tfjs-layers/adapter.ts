@@ -13,7 +13,11 @@ import {
   type ModelAdapter,
   type Objective,
   type OutputInfo,
+  type RelevanceOptions,
 } from '../contract.js';
+import { unknownLayer } from '../errors.js';
+import { layersHeadKernel } from './cam.js';
+import { layersRelevance } from './lrp.js';
 import { LayersGraph, squashingActivation } from './graph.js';
 import { LayersBackward } from './backward.js';
 import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from '../tfjs/objective.js';
@@ -25,7 +29,7 @@ export class LayersModelAdapter implements ModelAdapter {
   readonly input: { height: number; width: number; channels: number };
   readonly output: OutputInfo;
   readonly maxBatch = Infinity;
-  /** The model's node graph as our executor runs it (read by LRP and CAM, which need layer types and weights). */
+  /** The model's node graph as our executor runs it (read by the LRP and CAM capabilities, which need layer types and weights). */
   readonly graph: LayersGraph;
   /** VJPs on the cached pass; layers it has no rule for fall back to tf.grad over a re-run. */
   private readonly backward: LayersBackward;
@@ -329,16 +333,25 @@ export class LayersModelAdapter implements ModelAdapter {
     });
   }
 
+  headKernel(layer: LayerInfo): tf.Tensor2D {
+    return layersHeadKernel(this.graph, layer);
+  }
+
+  relevance(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
+    return layersRelevance(this.graph, input, objective, options);
+  }
+
+  parameterCount(): number {
+    return this.model.countParams();
+  }
+
+  layersModel(): tf.LayersModel {
+    return this.model;
+  }
+
   dispose(): void {
     this.model.dispose();
   }
-}
-
-/** The error for a layer name that is not there, listing (at most 40 of) the layers after any `aliases` ('bottleneck', …). */
-export function unknownLayer(layer: string, layers: LayerInfo[], aliases: string[] = []): SegGradCamError {
-  const names = layers.map((l) => l.name);
-  const shown = names.length > 40 ? [...names.slice(0, 40), `… (${names.length - 40} more)`] : names;
-  return new SegGradCamError(`unknown layer '${layer}'; valid layers: ${[...aliases, ...shown].join(', ')}`, 'layer');
 }
 
 /** x repeated K times along the batch axis. */

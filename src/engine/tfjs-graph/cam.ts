@@ -1,11 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
-import { SegGradCamError } from '../errors.js';
-import { nodeOfTensor, type GraphNode, type GraphView } from '../engine/tfjs-graph/view.js';
-import { fusedOps } from './lrp-graph-plan.js';
+import { SegGradCamError } from '../../errors.js';
+import type { LayerInfo } from '../contract.js';
+import { nodeOfTensor, type GraphNode, type GraphView } from './view.js';
+import { fusedOps } from './lrp-plan.js';
 
 /** Nodes between the pooling and the linear head that only reshape a [1, K] vector. */
 const RESHAPES = ['Reshape', 'Squeeze', 'Identity', 'Snapshot'];
 const BIAS_ADDS = ['Add', 'AddV2', 'BiasAdd'];
+
+/** CAM's head kernel for node `layer` (the adapter's `headKernel` capability); see graphCamKernel. */
+export function graphHeadKernel(view: GraphView, layer: LayerInfo): tf.Tensor2D {
+  const need = `CAM needs a global-average-pooling + linear head: node '${layer.name}' must feed only a Mean over height and width (or a whole-map AvgPool), then a MatMul that is the model output`;
+  return graphCamKernel(view, layer.name, layer.outputShape, need);
+}
 
 /**
  * The linear head of a GraphModel classifier, read from the node `layer` [1, h, w, K]: it must

@@ -1,20 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Objective } from '../engine/contract.js';
-import { nodeOfTensor, type GraphNode, type GraphView } from '../engine/tfjs-graph/view.js';
-import { graphLinearOp } from './lrp-graph-linear.js';
-import { planGraphLrp, type GraphLrpPlan } from './lrp-graph-plan.js';
-import { alphaBetaRule, epsilonRule, proportionalRule, sumRule } from './lrp-rules.js';
-import type { LrpOptions } from './lrp.js';
+import type { Objective, RelevanceOptions } from '../contract.js';
+import { nodeOfTensor, type GraphNode, type GraphView } from './view.js';
+import { graphLinearOp } from './lrp-linear.js';
+import { planGraphLrp, type GraphLrpPlan } from './lrp-plan.js';
+import { alphaBetaRule, epsilonRule, proportionalRule, sumRule } from '../tfjs/lrp-rules.js';
 
 /**
  * LRP over a GraphModel's nodes: every node's value from one execute call, then relevance
  * walks from the logits back to the input in reverse execution order, each node by the rule
- * its op gets (lrp-graph-plan.ts). Linear ops use the same ε/αβ rules as the LayersModel
- * version (lrp-rules.ts); parameter-free ops are differentiated by running the node alone on
+ * its op gets (lrp-plan.ts). Linear ops use the same ε/αβ rules as the LayersModel
+ * version (../tfjs/lrp-rules.ts); parameter-free ops are differentiated by running the node alone on
  * its cached inputs, so their exact semantics (padding, resize mode, axes) are the converter's.
  * Returns the relevance of every input value, [1, H, W, C]; the caller owns it.
  */
-export function lrpGraphRelevance(view: GraphView, input: tf.Tensor4D, objective: Objective, options: Required<LrpOptions>): tf.Tensor4D {
+export function lrpGraphRelevance(view: GraphView, input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
   const plan = planGraphLrp(view); // throws for an op without a rule before any tensor work
   return tf.tidy(() => {
     const values = view.values(input);
@@ -53,7 +52,7 @@ function propagate(
   step: Step,
   r: tf.Tensor,
   valueOf: (tensorName: string) => tf.Tensor,
-  options: Required<LrpOptions>,
+  options: RelevanceOptions,
 ): tf.Tensor[] {
   const { node, rule, targets } = step;
   const { epsilon } = options;

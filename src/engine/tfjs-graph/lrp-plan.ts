@@ -1,5 +1,5 @@
-import { SegGradCamError } from '../errors.js';
-import { nodeOfTensor, outputIndexOf, type GraphNode, type GraphView } from '../engine/tfjs-graph/view.js';
+import { SegGradCamError } from '../../errors.js';
+import { nodeOfTensor, outputIndexOf, type GraphNode, type GraphView } from './view.js';
 
 /**
  * Which LRP rule each node of a GraphModel gets, decided from op types alone (before any

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { nodeOfTensor, type GraphNode, type GraphView } from '../engine/tfjs-graph/view.js';
-import { fusedOps, isFused } from './lrp-graph-plan.js';
-import type { LinearOp } from './lrp-rules.js';
+import { nodeOfTensor, type GraphNode, type GraphView } from './view.js';
+import { fusedOps, isFused } from './lrp-plan.js';
+import type { LinearOp } from '../tfjs/lrp-rules.js';
 
 type Padding = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
