@@ -42,11 +42,6 @@ export function attrInts(node: NodeProto, name: string): number[] | undefined {
   return a?.ints && (a.ints.length > 0 || a.type === AttributeType.INTS) ? a.ints.map(Number) : undefined;
 }
 
-export function attrFloats(node: NodeProto, name: string): number[] | undefined {
-  const a = findAttr(node, name);
-  return a?.floats && (a.floats.length > 0 || a.type === AttributeType.FLOATS) ? [...a.floats] : undefined;
-}
-
 export function attrString(node: NodeProto, name: string, fallback: string): string {
   const a = findAttr(node, name);
   return a?.s ? new TextDecoder().decode(a.s) : fallback;
