@@ -33,6 +33,7 @@ import {
 } from '../contract.js';
 import { unknownLayer } from '../errors.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
+import { groupByWindow } from '../windows.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
 import { attrInt, valueInfo } from './builder.js';
 import {
@@ -379,29 +380,16 @@ export class OnnxModelAdapter implements ModelAdapter {
 
   /**
    * K stacked cotangents in groups for backward runs of at most `stack`, each with its windows
-   * (null: the whole map). With windows, a group holds regions whose windows nearly coincide (their
-   * union costs at most 1.15x the largest member's): regions far apart get one windowed run each,
-   * which beats one run on their union.
+   * (null: the whole map), by the window-grouping rule of ../windows.ts (the cost of a window: the
+   * mean fraction of the maps it covers).
    */
   private backwardGroups(e: Compiled, cotangents: Cotangent[], stack: number): Array<{ members: number[]; windows: Windows | null }> {
-    const groups: Array<{ members: number[]; windows: Windows | null; largest: number }> = [];
-    for (let i = 0; i < cotangents.length; i++) {
-      const w = this.windowFor(e, cotangents[i].support);
-      const plan = e.plan as WindowPlan;
-      const fit = groups.find((g) => {
-        if (g.members.length >= stack || !g.windows !== !w) return false;
-        return !w || !g.windows || windowFraction(plan, unionWindows(g.windows, w)) <= 1.15 * Math.max(g.largest, windowFraction(plan, w));
-      });
-      if (!fit) groups.push({ members: [i], windows: w, largest: w ? windowFraction(plan, w) : 1 });
-      else {
-        fit.members.push(i);
-        if (w && fit.windows) {
-          fit.windows = unionWindows(fit.windows, w);
-          fit.largest = Math.max(fit.largest, windowFraction(plan, w));
-        }
-      }
-    }
-    return groups;
+    const windows = cotangents.map((c) => this.windowFor(e, c.support) ?? undefined);
+    const plan = e.plan as WindowPlan;
+    return groupByWindow(windows, (w) => windowFraction(plan, w), unionWindows, stack).map(({ members, window }) => ({
+      members,
+      windows: window ?? null,
+    }));
   }
 
   /** The windows' feeds: the cropped cotangents, the windows' starts and ends per scale, the pads between scales. */

@@ -8,7 +8,7 @@
  *            `sgc/gradient` = ∂S/∂A ([K, …A's shape without its batch axis])
  *
  * Each op on the path from L to the logits gets its vector-Jacobian product written in ONNX ops
- * (see vjp.ts); a tensor read by several nodes sums its gradient contributions. A new region or
+ * (one record per op type in ./ops/); a tensor read by several nodes sums its gradient contributions. A new region or
  * class only changes the cotangent fed at run time, never the graph.
  *
  * `backwardGraph` cuts the augmented graph down to the backward part alone: the forward tensors
@@ -19,7 +19,7 @@ import { SegGradCamError } from '../../errors.js';
 import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, nodeLabel, valueInfo } from './builder.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
-import { DIFFERENTIABLE_INPUTS, VJPS, VjpContext, convThroughConcat, sigmoidVjp, softmaxVjp } from './vjp.js';
+import { SUPPORTED_OPS, VjpContext, opGradient, sigmoidVjp, softmaxVjp } from './ops/index.js';
 
 export const COTANGENT = 'sgc/cotangent';
 export const ACTIVATION = 'sgc/activation';
@@ -45,11 +45,10 @@ export interface GradientGraph {
   alsoLayers: string[];
 }
 
-/** The ops whose vector-Jacobian products are implemented. */
-export const SUPPORTED_OPS = Object.keys(VJPS).sort();
+export { SUPPORTED_OPS };
 
 /** Input positions of a node through which a gradient can flow. */
-const differentiableInputs = (n: NodeProto): number[] => DIFFERENTIABLE_INPUTS[n.opType] ?? n.input.map((_, i) => i);
+const differentiableInputs = (n: NodeProto): number[] => opGradient(n)?.inputs ?? n.input.map((_, i) => i);
 
 /** Tensors on a differentiable path from `layer` to `logits`, and the nodes to differentiate (in order). */
 export function gradientPath(an: GraphAnalysis, layer: string, logits: string): { nodes: NodeProto[]; onPath: Set<string> } {
@@ -149,7 +148,8 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
 
   for (let k = nodes.length - 1; k >= 0; k--) {
     const node = nodes[k];
-    const vjp = VJPS[node.opType];
+    const record = opGradient(node);
+    const vjp = record?.vjp;
     if (!vjp || (node.domain && node.domain !== 'ai.onnx')) {
       throw new SegGradCamError(
         `cannot differentiate through op '${node.domain ? `${node.domain}.` : ''}${node.opType}' (node '${nodeLabel(node)}') on the path from '${layer}' to the logits; supported ops: ${SUPPORTED_OPS.join(', ')}`,
@@ -158,7 +158,7 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
     }
     const gOut = node.output.map((o) => (o && onPath.has(o) ? total(o) : null));
     // Narrowing skips the concat's own gradient: not when that gradient is asked for.
-    const narrowed = alsoWanted.has(node.input[0]) ? null : convThroughConcat(ctx, node, gOut[0]);
+    const narrowed = alsoWanted.has(node.input[0]) ? null : (record?.through?.(ctx, node, gOut[0]) ?? null);
     const rescale = (t: string, gi: string) => (options.rescale ? options.rescale(b, node.output[0], t, gi) : gi);
     if (narrowed) {
       for (const [t, gi] of narrowed) add(t, rescale(t, gi));

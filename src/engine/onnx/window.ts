@@ -19,10 +19,9 @@
  * aligned to whole coarse pixels, gives the coarse gradient on its own footprint, which a Pad
  * (input `sgc/window_pad_<from>_<to>`) places in the larger coarse window.
  */
-import { SegGradCamError } from '../../errors.js';
 import { unionBox, type GridBox } from '../contract.js';
 import type { GraphAnalysis } from './analysis.js';
-import { GraphBuilder, attrInt, attrInts, attrString, valueInfo } from './builder.js';
+import { GraphBuilder, valueInfo } from './builder.js';
 import {
   COTANGENT,
   GRADIENT,
@@ -32,13 +31,12 @@ import {
   type GradientGraph,
   type GradientGraphOptions,
 } from './gradient.js';
+import { opGradient } from './ops/index.js';
+import type { BoxMap } from './ops/context.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
-import { windowOf } from './vjp.js';
 
 /** [start, end) per spatial axis (y, x). */
 export type Box = GridBox;
-
-type BoxMap = (out: Box) => Box;
 
 interface Step {
   node: NodeProto;
@@ -66,28 +64,6 @@ export const scaleKey = (s: readonly [number, number]) => `${s[0]}x${s[1]}`;
 /** An input of a windowed graph: one scale's window starts or ends (int64 [2]), or the pads from one scale's window into a coarser one's (int64 [8]). */
 export type WindowInput = { name: string; scale: string; end: 'starts' | 'ends' } | { name: string; from: string; to: string };
 
-/** windowOf's error for a node it cannot read (the plan then reports the reason). */
-const refuser = {
-  refuse: (node: NodeProto, why: string) => new SegGradCamError(`node '${node.name || node.output[0]}' (${node.opType}): ${why}`, 'model'),
-};
-
-/** Ops whose backward part keeps boxes as they are (pointwise, or per channel). */
-const SAME_BOX = new Set([
-  'Relu',
-  'LeakyRelu',
-  'Clip',
-  'Sigmoid',
-  'HardSigmoid',
-  'HardSwish',
-  'Tanh',
-  'BatchNormalization',
-  'Identity',
-  'Dropout',
-  'Cast',
-]);
-const ELEMENTWISE = new Set(['Add', 'Sub', 'Sum', 'Mul', 'Div']);
-
-const same: BoxMap = (b) => b;
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
 
@@ -138,52 +114,10 @@ export function windowPlan(an: GraphAnalysis, layer: string, logits: string): Wi
   return { logits, dims, scale, scales, steps };
 }
 
-/** How a node's output box maps to its on-path input's, or why the node cannot run windowed. */
+/** How a node's output box maps to its on-path input's (its op's window rule, ./ops/), or why the node cannot run windowed. */
 function boxRule(an: GraphAnalysis, node: NodeProto): BoxMap | string {
-  const op = node.opType;
   if (node.domain && node.domain !== 'ai.onnx') return 'not a default-domain op';
-  if (SAME_BOX.has(op)) return same;
-  if (op === 'Concat') {
-    const rank = an.shape(node.output[0]).length;
-    const axis = attrInt(node, 'axis', 0);
-    return axis === 1 || axis === 1 - rank ? same : 'concat along a spatial axis';
-  }
-  if (ELEMENTWISE.has(op)) {
-    const ys = an.shape(node.output[0]).join(',');
-    const ok = node.input.every((i) => an.dataDependent.has(i) && an.shape(i).join(',') === ys);
-    return ok ? same : 'operands of different shapes (broadcasting) or constant maps';
-  }
-  if (op === 'Softmax' || op === 'LogSoftmax') {
-    const rank = an.shape(node.input[0]).length;
-    let axis = attrInt(node, 'axis', an.opset >= 13 ? -1 : 1);
-    if (axis < 0) axis += rank;
-    return axis === 1 && (an.opset >= 13 || rank === 2) ? same : 'normalises over a spatial axis';
-  }
-  if (op === 'Conv') {
-    const xs = an.shape(node.input[0]);
-    const ys = an.shape(node.output[0]);
-    if (xs.length !== 4) return 'not a 2-D convolution';
-    const w = windowOf(refuser, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
-    const reach = w.k.map((k, i) => (k - 1) * w.d[i]);
-    if (w.s.some((s) => s !== 1)) return 'strided convolution';
-    if (w.pads.some((p, i) => p > reach[i % 2])) return 'padding wider than the kernel';
-    // y[q] reads x[q − p + t·d], t < k.
-    return (b) => [0, 1].map((i) => [b[i][0] - w.pads[i], b[i][1] - w.pads[i] + reach[i]]) as Box;
-  }
-  if (op === 'ConvTranspose') {
-    if (attrInts(node, 'output_shape') || attrString(node, 'auto_pad', 'NOTSET') !== 'NOTSET') return 'output_shape or auto_pad';
-    const xs = an.shape(node.input[0]);
-    const ys = an.shape(node.output[0]);
-    if (xs.length !== 4) return 'not a 2-D transposed convolution';
-    const w = windowOf(refuser, node, xs.slice(2), ys.slice(2), an.shape(node.input[1]).slice(2));
-    // y[i·s − p + t·d] receives x[i], t < k.
-    return (b) =>
-      [0, 1].map((i) => [
-        Math.ceil((b[i][0] + w.pads[i] - (w.k[i] - 1) * w.d[i]) / w.s[i]),
-        Math.floor((b[i][1] - 1 + w.pads[i]) / w.s[i]) + 1,
-      ]) as Box;
-  }
-  return 'no window rule';
+  return opGradient(node)?.window?.(an, node) ?? 'no window rule';
 }
 
 const clampBox = (b: Box, h: number, w: number): Box | null => {

@@ -22,6 +22,7 @@ import { LayersGraph, squashingActivation } from './graph.js';
 import { LayersBackward } from './backward.js';
 import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from '../tfjs/objective.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
+import { groupByWindow } from '../windows.js';
 
 /** Explains a tfjs LayersModel, including functional graphs with skip connections (U-Nets). */
 export class LayersModelAdapter implements ModelAdapter {
@@ -173,9 +174,13 @@ export class LayersModelAdapter implements ModelAdapter {
             const out: tf.Tensor[] = new Array(K);
             const groups =
               this.backward.windowReason([id]) == null
-                ? this.windowGroups(objectives)
-                : [{ members: objectives.map((_, k) => k), box: undefined }];
-            for (const { members, box } of groups) {
+                ? groupByWindow(
+                    objectives.map((o) => this.windowOf(o)),
+                    boxArea,
+                    unionBox,
+                  )
+                : [{ members: objectives.map((_, k) => k), window: undefined }];
+            for (const { members, window: box } of groups) {
               const seed = tf.concat(
                 members.map((k) => objectiveCotangent(output, objectives[k], this.output)),
                 0,
@@ -233,28 +238,6 @@ export class LayersModelAdapter implements ModelAdapter {
     const max = this.options.windowMaxArea ?? 0.25;
     if (!s || this.output.kind !== 'map' || max <= 0) return undefined;
     return boxArea(s) <= max * this.output.height * this.output.width ? s : undefined;
-  }
-
-  /** Objectives in groups for stacked backward passes: with windows, those whose boxes' union is at most 1.15x the largest member's. */
-  private windowGroups(objectives: Objective[]): Array<{ members: number[]; box: GridBox | undefined }> {
-    const groups: Array<{ members: number[]; box: GridBox | undefined; largest: number }> = [];
-    objectives.forEach((o, k) => {
-      const box = this.windowOf(o);
-      const fit = groups.find(
-        (g) =>
-          (g.box === undefined) === (box === undefined) &&
-          (!box || boxArea(unionBox(g.box as GridBox, box)) <= 1.15 * Math.max(g.largest, boxArea(box))),
-      );
-      if (!fit) groups.push({ members: [k], box, largest: box ? boxArea(box) : 0 });
-      else {
-        fit.members.push(k);
-        if (box) {
-          fit.box = unionBox(fit.box as GridBox, box);
-          fit.largest = Math.max(fit.largest, boxArea(box));
-        }
-      }
-    });
-    return groups;
   }
 
   /** Whether gradients at tensor `id` come from the VJPs on the cached pass (no re-run). */

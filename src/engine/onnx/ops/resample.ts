@@ -1,0 +1,165 @@
+/** Resize and Pad: separable linear resamplings, differentiated by the transposes of their per-axis matrices. */
+import { SegGradCamError } from '../../../errors.js';
+import { attrInt, attrInts, attrString } from '../builder.js';
+import type { NodeProto } from '../proto.js';
+import type { OpGradient, Vjp, VjpContext } from './context.js';
+
+/** Interpolation matrix [outLen, inLen] of one axis of a Resize, as ONNX Runtime computes it (float32 coordinates). */
+export function resizeMatrix(inLen: number, outLen: number, scale: number, mode: string, ctm: string, nearestMode: string): Float32Array {
+  const f = Math.fround;
+  const m = new Float32Array(outLen * inLen);
+  const sc = f(scale);
+  for (let x = 0; x < outLen; x++) {
+    let xo: number;
+    switch (ctm) {
+      case 'half_pixel':
+        xo = f(f(f(x + 0.5) / sc) - 0.5);
+        break;
+      case 'pytorch_half_pixel':
+        xo = outLen > 1 ? f(f(f(x + 0.5) / sc) - 0.5) : 0;
+        break;
+      case 'align_corners':
+        xo = outLen === 1 ? 0 : f((x * (inLen - 1)) / (outLen - 1));
+        break;
+      case 'asymmetric':
+        xo = f(x / sc);
+        break;
+      case 'tf_half_pixel_for_nn':
+        xo = f(f(x + 0.5) / sc);
+        break;
+      default:
+        throw new SegGradCamError(`Resize coordinate_transformation_mode '${ctm}' is not supported`, 'model');
+    }
+    if (mode === 'nearest') {
+      let i: number;
+      const fl = Math.floor(xo);
+      switch (nearestMode) {
+        case 'floor':
+          i = fl;
+          break;
+        case 'ceil':
+          i = Math.ceil(xo);
+          break;
+        case 'round_prefer_ceil':
+          i = xo === fl + 0.5 ? Math.ceil(xo) : Math.round(xo);
+          break;
+        case 'simple':
+          i = scale < 1 ? Math.ceil(xo) : fl;
+          break;
+        default:
+          i = xo === fl + 0.5 ? fl : Math.round(xo);
+      }
+      i = Math.min(Math.max(i, 0), inLen - 1);
+      m[x * inLen + i] += 1;
+    } else {
+      const xc = Math.min(Math.max(xo, 0), inLen - 1);
+      const x1 = Math.min(Math.floor(xc), inLen - 1);
+      const x2 = Math.min(x1 + 1, inLen - 1);
+      if (x1 === x2) m[x * inLen + x1] += 1;
+      else {
+        const w2 = f(xc - x1);
+        m[x * inLen + x1] += f(1 - w2);
+        m[x * inLen + x2] += w2;
+      }
+    }
+  }
+  return m;
+}
+
+/** Per-axis linear maps (matrices [out, in]) of a separable resampling. */
+type AxisMaps = Map<number, { m: Float32Array; out: number; in: number }>;
+
+/** Applies the transpose of per-axis linear maps to a gradient, on the last two axes. */
+function applySeparableTranspose(c: VjpContext, node: NodeProto, g: string, rank: number, mats: AxisMaps): string {
+  let t = g;
+  for (const [axis, { m, out, in: inLen }] of mats) {
+    if (axis === rank - 1) {
+      t = c.op('MatMul', [t, c.b.floats('interp', [out, inLen], m)]);
+    } else if (axis === rank - 2) {
+      const mt = new Float32Array(inLen * out);
+      for (let o = 0; o < out; o++) for (let i = 0; i < inLen; i++) mt[i * out + o] = m[o * inLen + i];
+      t = c.op('MatMul', [c.b.floats('interp_t', [inLen, out], mt), t]);
+    } else throw c.refuse(node, `resampling along axis ${axis} is not supported (only the last two axes)`);
+  }
+  return t;
+}
+
+const resize: Vjp = (c, node, [g]) => {
+  if (!g) return [];
+  const x = node.input[0];
+  const xs = c.shape(x);
+  const ys = c.shape(node.output[0]);
+  const rank = xs.length;
+  const mode = attrString(node, 'mode', 'nearest');
+  if (mode !== 'nearest' && mode !== 'linear') throw c.refuse(node, `mode '${mode}' is not supported (nearest, linear)`);
+  if (attrInt(node, 'antialias', 0) !== 0) throw c.refuse(node, 'antialias is not supported');
+  const ctm = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
+  const nearestMode = attrString(node, 'nearest_mode', 'round_prefer_floor');
+  const given = c.an.numbers(node.input[2]);
+  const scales = given && given.length === rank ? given : null;
+  const mats: AxisMaps = new Map();
+  for (let a = 0; a < rank; a++) {
+    const scale = scales ? scales[a] : ys[a] / xs[a];
+    if (xs[a] === ys[a] && scale === 1 && ctm !== 'tf_half_pixel_for_nn') continue;
+    if (a < 2) throw c.refuse(node, 'resizing the batch or channel axis is not supported');
+    mats.set(a, { m: resizeMatrix(xs[a], ys[a], scale, mode, ctm, nearestMode), out: ys[a], in: xs[a] });
+  }
+  if (mats.size === 0) return [g];
+  return [applySeparableTranspose(c, node, g, rank, mats)];
+};
+
+const pad: Vjp = (c, node, [g], wanted) => {
+  if (wanted[2]) throw c.refuse(node, 'gradients through the pad value are not supported');
+  if (!g) return [];
+  const x = node.input[0];
+  const xs = c.shape(x);
+  const rank = xs.length;
+  const mode = attrString(node, 'mode', 'constant');
+  if (node.input[3]) throw c.refuse(node, 'the axes input is not supported');
+  const pads = c.opset >= 11 ? c.an.numbers(node.input[1]) : (attrInts(node, 'pads') ?? null);
+  if (!pads || pads.length !== 2 * rank) throw c.refuse(node, 'its pads are not a constant');
+  if (pads[0] !== 0 || pads[rank] !== 0) c.batchable = false;
+  if (mode === 'constant') {
+    let t = g;
+    const grow = pads.map((p) => Math.max(-p, 0));
+    if (grow.some((p) => p > 0)) t = c.op('Pad', [t, c.i64(grow)], { mode: { s: 'constant' } });
+    const axes: number[] = [];
+    const starts: number[] = [];
+    const ends: number[] = [];
+    for (let a = 0; a < rank; a++) {
+      const b0 = Math.max(pads[a], 0);
+      const e0 = Math.max(pads[rank + a], 0);
+      if (b0 === 0 && e0 === 0) continue;
+      axes.push(a);
+      starts.push(b0);
+      ends.push(b0 + xs[a]);
+    }
+    if (axes.length > 0) t = c.op('Slice', [t, c.i64(starts), c.i64(ends), c.i64(axes)]);
+    return [t];
+  }
+  if (mode !== 'reflect' && mode !== 'edge') throw c.refuse(node, `mode '${mode}' is not supported`);
+  const ys = c.shape(node.output[0]);
+  const mats: AxisMaps = new Map();
+  for (let a = 0; a < rank; a++) {
+    if (pads[a] === 0 && pads[rank + a] === 0) continue;
+    if (a < 2) throw c.refuse(node, `${mode} padding of the batch or channel axis is not supported`);
+    const inLen = xs[a];
+    const outLen = ys[a];
+    const m = new Float32Array(outLen * inLen);
+    for (let j = 0; j < outLen; j++) {
+      let i = j - pads[a];
+      if (mode === 'edge') i = Math.min(Math.max(i, 0), inLen - 1);
+      else {
+        while (i < 0 || i >= inLen) i = i < 0 ? -i : 2 * (inLen - 1) - i;
+      }
+      m[j * inLen + i] += 1;
+    }
+    mats.set(a, { m, out: outLen, in: inLen });
+  }
+  return [applySeparableTranspose(c, node, g, rank, mats)];
+};
+
+export const RESAMPLE_OPS: Record<string, OpGradient> = {
+  Resize: { inputs: [0], vjp: resize },
+  Pad: { inputs: [0, 2], vjp: pad },
+};
