@@ -127,6 +127,8 @@ export interface GradientPrime {
 /** One interface over TF.js LayersModels and GraphModels (and later other engines). */
 export interface ModelAdapter {
   readonly kind: string;
+  /** What runs the model, as written in results (e.g. 'tfjs-wasm', 'onnxruntime-node (cpu)'). */
+  readonly runtime: string;
   /** Input size the model expects; images are resized to it. */
   readonly input: { height: number; width: number; channels: number };
   readonly output: OutputInfo;
