@@ -2,21 +2,26 @@
 import { readFile } from 'node:fs/promises';
 import { SegGradCamError } from '../errors.js';
 import type { RgbaImage } from '../image.js';
-import { decodeImage, encodeImageFor } from './codec.js';
+import { decodeImage, encodeImageFor, imageDimensions, type DecodeOptions } from './codec.js';
 import { errnoCode, reason, writeOutputs } from './output-set.js';
 
 export { encodeImageFor } from './codec.js';
 
-/** Reads and decodes a PNG or JPEG file into 8-bit RGBA. */
-export async function readImageFile(path: string): Promise<RgbaImage> {
-  let bytes: Uint8Array;
+/**
+ * Reads and decodes a PNG or JPEG file into 8-bit RGBA. An image of more pixels than
+ * `options.limitInputPixels` (default DEFAULT_PIXEL_LIMIT, 0 = none) is refused from its header.
+ */
+export async function readImageFile(path: string, options: DecodeOptions = {}): Promise<RgbaImage> {
+  return decodeImage(await readImageBytes(path), path, options);
+}
+
+async function readImageBytes(path: string): Promise<Uint8Array> {
   try {
-    bytes = await readFile(path);
+    return await readFile(path);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw new SegGradCamError(`image file not found: ${path}`, 'file');
     throw new SegGradCamError(`cannot read image file ${path}: ${reason(err)}`, 'file');
   }
-  return decodeImage(bytes, path);
 }
 
 /**
@@ -48,14 +53,17 @@ export interface MaskFile {
  * pixel is out whatever its colour. When width and height are given, a mask of another size is
  * a 'shape' error.
  */
-export async function readMaskFile(path: string, width?: number, height?: number): Promise<MaskFile> {
-  const img = await readImageFile(path);
-  if ((width !== undefined && img.width !== width) || (height !== undefined && img.height !== height)) {
-    throw new SegGradCamError(
-      `mask ${path} is ${img.width}x${img.height} but the image is ${width ?? img.width}x${height ?? img.height}`,
-      'shape',
-    );
-  }
+export async function readMaskFile(path: string, width?: number, height?: number, options: DecodeOptions = {}): Promise<MaskFile> {
+  const bytes = await readImageBytes(path);
+  const wrongSize = (w: number, h: number) =>
+    new SegGradCamError(`mask ${path} is ${w}x${h} but the image is ${width ?? w}x${height ?? h}`, 'shape');
+  // The size from the header first: a mask of the wrong size is refused before decoding.
+  const header = imageDimensions(bytes);
+  if (header && ((width !== undefined && header.width !== width) || (height !== undefined && header.height !== height)))
+    throw wrongSize(header.width, header.height);
+  const img = decodeImage(bytes, path, options);
+  if ((width !== undefined && img.width !== width) || (height !== undefined && img.height !== height))
+    throw wrongSize(img.width, img.height);
   return { width: img.width, height: img.height, mask: maskFromImage(img) };
 }
 

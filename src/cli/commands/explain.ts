@@ -9,12 +9,13 @@ import { COLORMAPS, type ColormapName } from '../../render/index.js';
 import type { ScoreKind } from '../../region/objective.js';
 import { oneOf, parseInteger, parseList, parseNumberAtLeast, parseNumberIn } from '../parse.js';
 import { regionFromFlags, type RegionFlags } from '../region-options.js';
-import { openExplainer, openImage, type ModelOptions } from '../session.js';
+import { LIMIT_INPUT_PIXELS, openExplainer, openImage, type ModelOptions } from '../session.js';
 import { addModelOptions, run } from '../shared-options.js';
 import { explanationJson } from '../../io/json.js';
 
 interface ExplainFlags extends ModelOptions, RegionFlags {
   image?: string;
+  limitInputPixels?: string;
   layer?: string;
   class?: string;
   score: string;
@@ -92,6 +93,7 @@ Examples:
     ),
   )
     .option('-i, --image <file>', 'PNG or JPEG image (default: the bundled sample tile)')
+    .option(...LIMIT_INPUT_PIXELS)
     .option('-l, --layer <name>', "layer to explain, or 'bottleneck' (see `seg-grad-cam layers`)", 'bottleneck')
     .option('-c, --class <c>', 'class index or name (default: the prediction in M)')
     .option('--pixel <x,y>')
@@ -141,7 +143,7 @@ Examples:
             { path: flags.json, label: '--json' },
           ]);
 
-        const { image, imagePath } = await openImage(flags.image);
+        const { image, imagePath } = await openImage(flags.image, flags.limitInputPixels);
         const region = await regionFromFlags(flags, image);
         const { explainer, modelPath } = await openExplainer(flags);
         const started = performance.now();
