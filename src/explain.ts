@@ -286,7 +286,7 @@ export class Explainer {
       labels: prediction.labels,
     };
     const classIndex = this.resolveClass(request, grid);
-    const regionMask = regionToMask(request.region, { ...grid, classIndex });
+    const regionMask = regionToMask(request.region, { ...grid, classIndex, className: this.options.classNames?.[classIndex] });
     const score = request.score ?? 'logits';
     return { classIndex, regionMask, score, objective: regionObjective(out, classIndex, regionMask, score) };
   }

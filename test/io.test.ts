@@ -7,9 +7,22 @@ import { crc32, deflateSync } from 'node:zlib';
 import { PNG, type ColorType } from 'pngjs';
 import { SegGradCamError } from '../src/errors.js';
 import { createImage, type RgbaImage } from '../src/image.js';
-import { decodeImage, detectImageFormat, encodeImageFor, encodeJpeg, encodePng, formatFromPath } from '../src/io/codec.js';
+import {
+  DEFAULT_PIXEL_LIMIT,
+  decodeImage,
+  detectImageFormat,
+  encodeImageFor,
+  encodeJpeg,
+  encodePng,
+  formatFromPath,
+  imageDimensions,
+} from '../src/io/codec.js';
+import { resizeRgbaToRgb } from '../src/render/resize.js';
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { readImageFile, readMaskFile, writeFileAtomic, writeImageFile } from '../src/io/files.js';
-import { randomImage } from './helpers/setup.js';
+import { randomImage, useCpu } from './helpers/setup.js';
 
 /** A PNG made by pngjs from raw samples (8- or 16-bit, any colour type pngjs writes). */
 function makePng(width: number, height: number, colorType: ColorType, bitDepth: 8 | 16, samples: number[]): Uint8Array {
@@ -20,16 +33,35 @@ function makePng(width: number, height: number, colorType: ColorType, bitDepth: 
   return PNG.sync.write(png, { colorType, bitDepth, inputColorType: colorType, inputHasAlpha: hasAlpha });
 }
 
+/** One PNG chunk: length, type, data, CRC. */
+function chunk(type: string, data: Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/**
+ * A valid black 1-bit grayscale PNG of any size, written by hand: each row is a filter byte and
+ * width/8 zero bytes, so 20000x20000 deflates to a file of ~50 kB.
+ */
+export function hugeBlackPng(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([1, 0, 0, 0, 0], 8); // 1-bit, grayscale
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(Buffer.alloc((1 + Math.ceil(width / 8)) * height), { level: 9 })),
+    chunk('IEND', new Uint8Array(0)),
+  ]);
+}
+
 /** A 2x2 palette PNG built by hand (pngjs cannot write palettes). */
 function palettePng(): Uint8Array {
-  const chunk = (type: string, data: Uint8Array) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(2, 0);
   ihdr.writeUInt32BE(2, 4);
@@ -246,5 +278,102 @@ describe('files', () => {
       Array.from(jm.mask),
       Array.from({ length: 256 }, (_, i) => (i % 16 < 8 ? 0 : 1)),
     );
+  });
+});
+
+describe('pixel limit and large images', () => {
+  let dir = '';
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sgc-io-limit-'));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test('imageDimensions reads PNG IHDR and JPEG SOF headers (baseline and progressive)', () => {
+    assert.deepEqual(imageDimensions(encodePng(randomImage(37, 23))), { width: 37, height: 23 });
+    assert.deepEqual(imageDimensions(hugeBlackPng(20000, 20000)), { width: 20000, height: 20000 });
+    assert.deepEqual(imageDimensions(encodeJpeg(randomImage(31, 17))), { width: 31, height: 17 });
+    // The same JPEG with its frame marker made progressive (SOF2): still read from the header.
+    const jpg = encodeJpeg(randomImage(31, 17));
+    const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+    jpg[sof + 1] = 0xc2;
+    assert.deepEqual(imageDimensions(jpg), { width: 31, height: 17 });
+    assert.equal(imageDimensions(Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0])), null);
+    assert.equal(imageDimensions(Uint8Array.from([1, 2, 3])), null);
+  });
+
+  test('a 20000x20000 PNG (a small file) is refused from its header, fast, over the default limit of 268402689 pixels', () => {
+    const bytes = hugeBlackPng(20000, 20000);
+    assert.ok(bytes.length < 200_000, `${bytes.length} bytes`);
+    assert.equal(DEFAULT_PIXEL_LIMIT, 268402689);
+    const t0 = performance.now();
+    assertImageError(() => decodeImage(bytes, 'huge.png'), 'huge.png', '20000x20000', '400000000 pixels', '268402689');
+    assert.ok(performance.now() - t0 < 1000, `took ${performance.now() - t0} ms`);
+  });
+
+  test('a JPEG whose header says 20000x20000 is refused before decoding', () => {
+    const jpg = encodeJpeg(randomImage(8, 8));
+    const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+    new DataView(jpg.buffer, jpg.byteOffset).setUint16(sof + 5, 20000);
+    new DataView(jpg.buffer, jpg.byteOffset).setUint16(sof + 7, 20000);
+    assertImageError(() => decodeImage(jpg, 'huge.jpg'), 'huge.jpg', '20000x20000', 'limit');
+  });
+
+  test('limitInputPixels: a smaller limit refuses, 0 means no limit, the limit itself is allowed', async () => {
+    const p = join(dir, 'limit.png');
+    await writeFile(p, encodePng(randomImage(32, 24)));
+    await rejectsWith(readImageFile(p, { limitInputPixels: 767 }), 'image', '32x24', '768 pixels', 'limit of 767');
+    assert.equal((await readImageFile(p, { limitInputPixels: 768 })).width, 32);
+    assert.equal((await readImageFile(p, { limitInputPixels: 0 })).width, 32);
+  });
+
+  test('a mask of the wrong size is refused from its header, before decoding', async () => {
+    const p = join(dir, 'huge-mask.png');
+    await writeFile(p, hugeBlackPng(20000, 20000));
+    const t0 = performance.now();
+    await rejectsWith(readMaskFile(p, 32, 24), 'shape', '20000x20000', '32x24');
+    assert.ok(performance.now() - t0 < 1000);
+  });
+
+  test('resizeRgbaToRgb equals tf.image.resizeBilinear (half-pixel centres) on the cpu backend, exactly', async () => {
+    await useCpu();
+    for (const [w, h, w2, h2] of [
+      [37, 23, 16, 16],
+      [5, 3, 16, 12],
+      [64, 64, 64, 64],
+      [300, 7, 13, 29],
+    ]) {
+      const img = randomImage(w, h, w + h);
+      const rgb = new Float32Array(w * h * 3);
+      for (let i = 0; i < w * h; i++) rgb.set([img.data[4 * i], img.data[4 * i + 1], img.data[4 * i + 2]], 3 * i);
+      const want = tf.tidy(() => tf.image.resizeBilinear(tf.tensor4d(rgb, [1, h, w, 3]), [h2, w2], false, true).dataSync());
+      const got = resizeRgbaToRgb(img, w2, h2);
+      assert.equal(got.length, want.length);
+      got.forEach((v, i) => assert.ok(v === want[i], `${w}x${h}→${w2}x${h2} [${i}]: ${v} !== ${want[i]}`));
+    }
+  });
+
+  test('imageToInput of a 6000x6000 image allocates no float copy of it (peak RSS grows by < 1/4 of its RGBA bytes)', () => {
+    const p = join(dir, 'big.png');
+    // A smooth, compressible 6000x6000 RGB image: 144 MB as RGBA, a few MB as a file.
+    const png = new PNG({ width: 6000, height: 6000, colorType: 2 });
+    for (let y = 0; y < 6000; y++) png.data.fill(y % 256, y * 24000, (y + 1) * 24000);
+    writeFileSync(p, PNG.sync.write(png, { colorType: 2 }));
+    const script = `
+      import { readImageFile } from './src/io/files.ts';
+      import { imageToInput } from './src/preprocess.ts';
+      import * as tf from '@tensorflow/tfjs';
+      await tf.setBackend('cpu');
+      const img = await readImageFile(${JSON.stringify(p)});
+      globalThis.gc();
+      const before = process.resourceUsage().maxRSS * 1024;
+      const x = imageToInput(img, 64, 64, 3);
+      const grown = process.resourceUsage().maxRSS * 1024 - before;
+      x.dispose();
+      process.stdout.write(JSON.stringify({ grown, bytes: img.data.length }));`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const { grown, bytes } = JSON.parse(r.stdout) as { grown: number; bytes: number };
+    assert.equal(bytes, 6000 * 6000 * 4);
+    assert.ok(grown < bytes / 4, `peak RSS grew by ${(grown / 2 ** 20).toFixed(0)} MB for a ${(bytes / 2 ** 20).toFixed(0)} MB image`);
   });
 });

@@ -5,7 +5,8 @@ import { readImageFile } from '../io/files.js';
 import { loadExplainer } from '../node.js';
 import { DEFAULT_IMAGE, DEFAULT_MODEL, inPackage } from './defaults.js';
 import { readLabelsFile } from '../io/labels.js';
-import { oneOf, parseRange } from './parse.js';
+import { oneOf, parseInteger, parseRange } from './parse.js';
+import { DEFAULT_PIXEL_LIMIT } from '../io/codec.js';
 
 /** Options every model-using command shares. */
 export interface ModelOptions {
@@ -31,7 +32,18 @@ export async function openExplainer(opts: ModelOptions): Promise<{ explainer: Ex
   return { explainer, modelPath, backend };
 }
 
-export async function openImage(path: string | undefined): Promise<{ image: RgbaImage; imagePath: string }> {
+/** The --limit-input-pixels option of commands that read an image. */
+export const LIMIT_INPUT_PIXELS: [string, string, string] = [
+  '--limit-input-pixels <n>',
+  `refuse images of more pixels than this, before decoding (0 = no limit)`,
+  String(DEFAULT_PIXEL_LIMIT),
+];
+
+export async function openImage(
+  path: string | undefined,
+  limitInputPixels = String(DEFAULT_PIXEL_LIMIT),
+): Promise<{ image: RgbaImage; imagePath: string }> {
+  const limit = parseInteger(limitInputPixels, '--limit-input-pixels', 0);
   const imagePath = path ?? inPackage(DEFAULT_IMAGE);
-  return { image: await readImageFile(imagePath), imagePath };
+  return { image: await readImageFile(imagePath, { limitInputPixels: limit }), imagePath };
 }

@@ -142,6 +142,8 @@ export interface RelevanceOptions {
  */
 export interface ModelAdapter {
   readonly kind: string;
+  /** What runs the model, as written in results (e.g. 'tfjs-wasm', 'onnxruntime-node (cpu)'). */
+  readonly runtime: string;
   /** Input size the model expects; images are resized to it. */
   readonly input: { height: number; width: number; channels: number };
   readonly output: OutputInfo;

@@ -26,13 +26,63 @@ export function formatFromPath(path: string): ImageFormat | null {
   return m[1].toLowerCase() === 'png' ? 'png' : 'jpeg';
 }
 
+/** sharp's default pixel limit (0x3FFF * 0x3FFF): larger images are refused before decoding. */
+export const DEFAULT_PIXEL_LIMIT = 0x3fff * 0x3fff;
+
+export interface DecodeOptions {
+  /** Refuse images of more pixels than this (read from the header, before decoding); 0 = no limit. Default DEFAULT_PIXEL_LIMIT. */
+  limitInputPixels?: number;
+}
+
+/**
+ * Width and height from the header alone: the PNG IHDR chunk, or the JPEG start-of-frame marker.
+ * Null when the header is missing or truncated (decoding then reports the corrupt file).
+ */
+export function imageDimensions(bytes: Uint8Array): { width: number; height: number } | null {
+  const format = detectImageFormat(bytes);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (format === 'png') {
+    // Signature (8), then the first chunk: length (4), 'IHDR' (4), width (4), height (4).
+    if (bytes.length < 24 || String.fromCharCode(...bytes.subarray(12, 16)) !== 'IHDR') return null;
+    return { width: view.getUint32(16), height: view.getUint32(20) };
+  }
+  if (format === 'jpeg') {
+    let i = 2;
+    while (i + 4 <= bytes.length) {
+      if (bytes[i] !== 0xff) return null;
+      const marker = bytes[i + 1];
+      // Fill bytes, and markers without a length (RSTn, TEM).
+      if (marker === 0xff) {
+        i++;
+        continue;
+      }
+      if ((marker >= 0xd0 && marker <= 0xd7) || marker === 0x01) {
+        i += 2;
+        continue;
+      }
+      const length = view.getUint16(i + 2);
+      // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC): precision (1), height (2), width (2).
+      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+        if (i + 9 > bytes.length) return null;
+        return { width: view.getUint16(i + 7), height: view.getUint16(i + 5) };
+      }
+      if (marker === 0xda || length < 2) return null; // image data before any frame header
+      i += 2 + length;
+    }
+  }
+  return null;
+}
+
 /**
  * Decodes a PNG or JPEG into 8-bit RGBA. Grayscale, palette, 1/2/4/16-bit and alpha PNGs are all
  * converted (16-bit is scaled to 8); JPEG gets alpha 255. `nameForErrors` names the file in messages.
+ * An image of more pixels than `limitInputPixels` (by its header) is an 'image' error, raised
+ * before any pixel is decoded.
  */
-export function decodeImage(bytes: Uint8Array, nameForErrors: string): RgbaImage {
+export function decodeImage(bytes: Uint8Array, nameForErrors: string, options: DecodeOptions = {}): RgbaImage {
   const format = detectImageFormat(bytes);
   if (format === null) throw new SegGradCamError(`cannot read ${nameForErrors}: ${notAnImage(bytes)}`, 'image');
+  checkPixelLimit(bytes, nameForErrors, options.limitInputPixels ?? DEFAULT_PIXEL_LIMIT);
   let width: number;
   let height: number;
   let pixels: Uint8Array;
@@ -59,8 +109,21 @@ export function decodeImage(bytes: Uint8Array, nameForErrors: string): RgbaImage
       'image',
     );
   }
-  // Copy into our own buffer: Buffer pools may share the underlying memory.
-  return { width, height, data: new Uint8ClampedArray(pixels) };
+  // Our own memory: a view when the decoder's buffer holds just these pixels (large images: no
+  // copy), a copy when it is a slice of a shared pool.
+  const own = pixels.byteOffset === 0 && pixels.byteLength === pixels.buffer.byteLength;
+  return { width, height, data: own ? new Uint8ClampedArray(pixels.buffer, 0, pixels.length) : new Uint8ClampedArray(pixels) };
+}
+
+function checkPixelLimit(bytes: Uint8Array, name: string, limit: number): void {
+  if (!(limit > 0)) return;
+  const size = imageDimensions(bytes);
+  if (size && size.width * size.height > limit) {
+    throw new SegGradCamError(
+      `cannot read ${name}: the image is ${size.width}x${size.height} = ${size.width * size.height} pixels, more than the limit of ${limit} (see --limit-input-pixels)`,
+      'image',
+    );
+  }
 }
 
 /** Encodes as PNG: 8-bit RGB when every pixel is opaque (smaller), RGBA otherwise. */

@@ -1,50 +1,37 @@
 /** Node-only file I/O for images and masks. Every user-facing failure is a SegGradCamError. */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { SegGradCamError } from '../errors.js';
 import type { RgbaImage } from '../image.js';
-import { decodeImage, encodeImageFor } from './codec.js';
+import { decodeImage, encodeImageFor, imageDimensions, type DecodeOptions } from './codec.js';
+import { errnoCode, reason, writeOutputs } from './output-set.js';
 
 export { encodeImageFor } from './codec.js';
 
-/** Reads and decodes a PNG or JPEG file into 8-bit RGBA. */
-export async function readImageFile(path: string): Promise<RgbaImage> {
-  let bytes: Uint8Array;
+/**
+ * Reads and decodes a PNG or JPEG file into 8-bit RGBA. An image of more pixels than
+ * `options.limitInputPixels` (default DEFAULT_PIXEL_LIMIT, 0 = none) is refused from its header.
+ */
+export async function readImageFile(path: string, options: DecodeOptions = {}): Promise<RgbaImage> {
+  return decodeImage(await readImageBytes(path), path, options);
+}
+
+async function readImageBytes(path: string): Promise<Uint8Array> {
   try {
-    bytes = await readFile(path);
+    return await readFile(path);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') throw new SegGradCamError(`image file not found: ${path}`, 'file');
     throw new SegGradCamError(`cannot read image file ${path}: ${reason(err)}`, 'file');
   }
-  return decodeImage(bytes, path);
 }
 
 /**
  * Writes bytes so that `path` either keeps its old content or gets all of the new one, never a
  * part: the bytes go to a temporary file in the same directory (rename is atomic only within one
  * file system), which is flushed and then renamed over `path`. On failure the temporary file is
- * removed and a 'file' error names the path.
+ * removed and a 'file' error names the path. A set of one: see output-set.ts.
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined;
-  let created = false;
-  try {
-    // 'wx': never clobber a file we did not create (and so never delete one in the cleanup).
-    handle = await open(tmp, 'wx', await modeOf(path));
-    created = true;
-    await handle.writeFile(bytes);
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await rename(tmp, path);
-  } catch (err) {
-    await handle?.close().catch(() => undefined);
-    if (created) await rm(tmp, { force: true }).catch(() => undefined);
-    if (errnoCode(err) === undefined) throw err;
-    throw new SegGradCamError(`cannot write ${path}: ${reason(err, path)}`, 'file');
-  }
+  await writeOutputs([{ path, bytes }]);
 }
 
 /** Encodes by extension (.png, .jpg, .jpeg; else a 'usage' error) and writes atomically. */
@@ -66,14 +53,17 @@ export interface MaskFile {
  * pixel is out whatever its colour. When width and height are given, a mask of another size is
  * a 'shape' error.
  */
-export async function readMaskFile(path: string, width?: number, height?: number): Promise<MaskFile> {
-  const img = await readImageFile(path);
-  if ((width !== undefined && img.width !== width) || (height !== undefined && img.height !== height)) {
-    throw new SegGradCamError(
-      `mask ${path} is ${img.width}x${img.height} but the image is ${width ?? img.width}x${height ?? img.height}`,
-      'shape',
-    );
-  }
+export async function readMaskFile(path: string, width?: number, height?: number, options: DecodeOptions = {}): Promise<MaskFile> {
+  const bytes = await readImageBytes(path);
+  const wrongSize = (w: number, h: number) =>
+    new SegGradCamError(`mask ${path} is ${w}x${h} but the image is ${width ?? w}x${height ?? h}`, 'shape');
+  // The size from the header first: a mask of the wrong size is refused before decoding.
+  const header = imageDimensions(bytes);
+  if (header && ((width !== undefined && header.width !== width) || (height !== undefined && header.height !== height)))
+    throw wrongSize(header.width, header.height);
+  const img = decodeImage(bytes, path, options);
+  if ((width !== undefined && img.width !== width) || (height !== undefined && img.height !== height))
+    throw wrongSize(img.width, img.height);
   return { width: img.width, height: img.height, mask: maskFromImage(img) };
 }
 
@@ -86,41 +76,4 @@ export function maskFromImage(img: RgbaImage): Uint8Array {
     mask[i] = lum > 127 && d[i * 4 + 3] > 127 ? 1 : 0;
   }
   return mask;
-}
-
-/** Keep an existing file's permissions when replacing it; new files get the usual 0o666 & ~umask. */
-async function modeOf(path: string): Promise<number> {
-  try {
-    const s = await stat(path);
-    return s.isFile() ? s.mode & 0o7777 : 0o666;
-  } catch {
-    return 0o666;
-  }
-}
-
-/** The code of an operating-system error (ENOENT, EACCES, ...); undefined for anything else, such as Node's ERR_* argument errors. */
-function errnoCode(err: unknown): string | undefined {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' && !code.startsWith('ERR_') ? code : undefined;
-}
-
-/** A short, human reason for a file-system error. */
-function reason(err: unknown, path?: string): string {
-  switch (errnoCode(err)) {
-    case 'ENOENT':
-      return path ? `directory ${dirname(resolve(path))} does not exist` : 'no such file';
-    case 'ENOTDIR':
-      return 'a parent of the path is not a directory';
-    case 'EISDIR':
-      return 'it is a directory';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'ENOSPC':
-      return 'no space left on the device';
-    case 'EROFS':
-      return 'read-only file system';
-    default:
-      return err instanceof Error ? err.message.replace(/\s+/g, ' ') : String(err);
-  }
 }

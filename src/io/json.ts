@@ -1,13 +1,25 @@
 import type { Explanation } from '../explain.js';
 import type { Region } from '../region/region.js';
 
-const round = (v: number) => Math.round(v * 1e6) / 1e6;
+/** Where and how the explanation was computed, for the JSON. */
+export interface JsonContext {
+  model: string;
+  image: string;
+  region: Region;
+  /** What ran the model (ModelAdapter.runtime, e.g. 'tfjs-wasm', 'onnxruntime-node (cpu)'). */
+  runtime?: string;
+  /** @deprecated the older name of `runtime`. */
+  backend?: string;
+  ms: number;
+  heatmap: boolean;
+}
 
-/** A JSON-friendly explanation: the raw CAM, α, the prediction summary and, on request, the heatmap. */
-export function explanationJson(
-  e: Explanation,
-  context: { model: string; image: string; region: Region; backend: string; ms: number; heatmap: boolean },
-): Record<string, unknown> {
+/**
+ * A JSON-friendly explanation: the raw CAM, α, the prediction summary and, on request, the heatmap.
+ * Numbers are written unrounded: each float32 value becomes the shortest decimal that reads back as
+ * the same number, so a parsed array equals the library's Float32Array element for element.
+ */
+export function explanationJson(e: Explanation, context: JsonContext): Record<string, unknown> {
   const region =
     context.region.kind === 'mask' ? { kind: 'mask', width: context.region.width, height: context.region.height } : context.region;
   return {
@@ -23,12 +35,19 @@ export function explanationJson(
     score: e.score,
     scoreValue: e.scoreValue,
     camShape: [e.camHeight, e.camWidth],
-    camMax: e.camMax,
+    camMax: camMaximum(e.cam),
     empty: e.empty,
-    cam: Array.from(e.cam, round),
-    weights: e.weights ? Array.from(e.weights, round) : null,
-    heatmap: context.heatmap ? Array.from(e.heatmap, (v) => Math.round(v * 1e4) / 1e4) : undefined,
-    backend: context.backend,
-    milliseconds: Math.round(context.ms),
+    cam: Array.from(e.cam),
+    weights: e.weights ? Array.from(e.weights) : null,
+    heatmap: context.heatmap ? Array.from(e.heatmap) : undefined,
+    runtime: context.runtime ?? context.backend ?? null,
+    milliseconds: context.ms,
   };
+}
+
+/** The largest finite value of the raw CAM (0 when it has none above 0, as for an empty CAM). */
+export function camMaximum(cam: Float32Array): number {
+  let max = 0;
+  for (const v of cam) if (v > max && Number.isFinite(v)) max = v;
+  return max;
 }

@@ -31,6 +31,8 @@ export interface RegionContext {
   outHeight: number;
   /** The class explained (needed by the 'class' form). */
   classIndex: number;
+  /** Its name, when known: messages name the class by it. */
+  className?: string;
 }
 
 /** A pixel of the original image mapped to the output cell that contains it. */
@@ -68,7 +70,10 @@ export function regionToMask(region: Region, ctx: RegionContext): Uint8Array {
     case 'class':
       for (let i = 0; i < out.length; i++) out[i] = ctx.labels[i] === ctx.classIndex ? 1 : 0;
       if (!out.includes(1)) {
-        throw new SegGradCamError(`empty region: no pixel is predicted as class ${ctx.classIndex}`, 'region');
+        throw new SegGradCamError(
+          `empty region: no pixel is predicted as ${ctx.className !== undefined ? `'${ctx.className}' (class ${ctx.classIndex})` : `class ${ctx.classIndex}`}`,
+          'region',
+        );
       }
       return out;
     case 'object': {

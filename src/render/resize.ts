@@ -38,7 +38,7 @@ function checkSize(what: string, length: number, width: number, height: number, 
 export function resizeMapBilinear(map: Float32Array, width: number, height: number, newWidth: number, newHeight: number): Float32Array {
   checkSize('resizeMapBilinear', map.length, width, height);
   checkSize('resizeMapBilinear (target)', newWidth * newHeight, newWidth, newHeight);
-  return bilinear(map, width, height, 1, newWidth, newHeight, new Float32Array(newWidth * newHeight));
+  return bilinear(map, width, height, 1, 1, newWidth, newHeight, new Float32Array(newWidth * newHeight));
 }
 
 /** Bilinear resize of an RGBA image (all four channels, rounded to 8 bits). */
@@ -46,8 +46,19 @@ export function resizeImageBilinear(img: RgbaImage, newWidth: number, newHeight:
   checkSize('resizeImageBilinear', img.data.length, img.width, img.height, 4);
   checkSize('resizeImageBilinear (target)', newWidth * newHeight, newWidth, newHeight);
   // Uint8ClampedArray rounds to nearest on assignment.
-  const data = bilinear(img.data, img.width, img.height, 4, newWidth, newHeight, new Uint8ClampedArray(newWidth * newHeight * 4));
+  const data = bilinear(img.data, img.width, img.height, 4, 4, newWidth, newHeight, new Uint8ClampedArray(newWidth * newHeight * 4));
   return { width: newWidth, height: newHeight, data };
+}
+
+/**
+ * Bilinear resize of an RGBA image to float RGB (alpha dropped, values 0..255 unrounded),
+ * newWidth × newHeight × 3: the values tf.image.resizeBilinear(rgb, size, false, true) gives on
+ * the cpu backend, without a float copy of the source (only the output is allocated).
+ */
+export function resizeRgbaToRgb(img: RgbaImage, newWidth: number, newHeight: number): Float32Array {
+  checkSize('resizeRgbaToRgb', img.data.length, img.width, img.height, 4);
+  checkSize('resizeRgbaToRgb (target)', newWidth * newHeight, newWidth, newHeight);
+  return bilinear(img.data, img.width, img.height, 4, 3, newWidth, newHeight, new Float32Array(newWidth * newHeight * 3));
 }
 
 function bilinear<T extends Float32Array | Uint8ClampedArray>(
@@ -55,6 +66,7 @@ function bilinear<T extends Float32Array | Uint8ClampedArray>(
   w: number,
   h: number,
   ch: number,
+  outCh: number,
   w2: number,
   h2: number,
   out: T,
@@ -70,7 +82,7 @@ function bilinear<T extends Float32Array | Uint8ClampedArray>(
       const l = xs.lo[x] * ch;
       const r = xs.hi[x] * ch;
       const fx = xs.frac[x];
-      for (let c = 0; c < ch; c++) {
+      for (let c = 0; c < outCh; c++) {
         // Same operation order as tfjs's kernel, so float results agree to the last bits.
         const t = src[top + l + c] + (src[top + r + c] - src[top + l + c]) * fx;
         const b = src[bot + l + c] + (src[bot + r + c] - src[bot + l + c]) * fx;

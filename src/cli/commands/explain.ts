@@ -1,19 +1,21 @@
 import { Command } from 'commander';
 import { SegGradCamError } from '../../errors.js';
 import { explanationFigure } from '../../figure.js';
-import { encodeImageFor, writeFileAtomic } from '../../io/files.js';
+import { encodeImageFor } from '../../io/files.js';
+import { checkDistinctOutputs, writeOutputs } from '../../io/output-set.js';
 import { parseBaseline } from '../../methods/baseline.js';
 import { methodNames, type MethodOptions } from '../../methods/index.js';
 import { COLORMAPS, type ColormapName } from '../../render/index.js';
 import type { ScoreKind } from '../../region/objective.js';
 import { oneOf, parseInteger, parseList, parseNumberAtLeast, parseNumberIn } from '../parse.js';
 import { regionFromFlags, type RegionFlags } from '../region-options.js';
-import { openExplainer, openImage, type ModelOptions } from '../session.js';
+import { LIMIT_INPUT_PIXELS, openExplainer, openImage, type ModelOptions } from '../session.js';
 import { addModelOptions, run } from '../shared-options.js';
 import { explanationJson } from '../../io/json.js';
 
 interface ExplainFlags extends ModelOptions, RegionFlags {
   image?: string;
+  limitInputPixels?: string;
   layer?: string;
   class?: string;
   score: string;
@@ -91,6 +93,7 @@ Examples:
     ),
   )
     .option('-i, --image <file>', 'PNG or JPEG image (default: the bundled sample tile)')
+    .option(...LIMIT_INPUT_PIXELS)
     .option('-l, --layer <name>', "layer to explain, or 'bottleneck' (see `seg-grad-cam layers`)", 'bottleneck')
     .option('-c, --class <c>', 'class index or name (default: the prediction in M)')
     .option('--pixel <x,y>')
@@ -134,10 +137,15 @@ Examples:
         const methodOptions = methodOptionsFrom(flags);
         const layers = parseList(flags.layers, '--layers');
         if (!/\.(png|jpe?g)$/i.test(flags.out)) throw new SegGradCamError(`--out must end in .png, .jpg or .jpeg: ${flags.out}`, 'usage');
+        if (typeof flags.json === 'string')
+          await checkDistinctOutputs([
+            { path: flags.out, label: '--out' },
+            { path: flags.json, label: '--json' },
+          ]);
 
-        const { image, imagePath } = await openImage(flags.image);
+        const { image, imagePath } = await openImage(flags.image, flags.limitInputPixels);
         const region = await regionFromFlags(flags, image);
-        const { explainer, modelPath, backend } = await openExplainer(flags);
+        const { explainer, modelPath } = await openExplainer(flags);
         const started = performance.now();
         const e = await explainer.explain(image, {
           region,
@@ -154,22 +162,23 @@ Examples:
         const marker = region.kind === 'pixel' || region.kind === 'object' ? ([region.x, region.y] as [number, number]) : undefined;
         const figure = explanationFigure(image, e, { colormap, opacity, marker, layout, classNames: explainer.options.classNames });
 
-        // Encode everything first, then write: a failure leaves no output behind.
+        // Encode everything first, then write the figure and the JSON file together: all or none.
         const figureBytes = encodeImageFor(flags.out, figure);
+        const runtime = explainer.adapter.runtime;
         const json =
           flags.json !== undefined
-            ? JSON.stringify(explanationJson(e, { model: modelPath, image: imagePath, region, backend, ms, heatmap: !!flags.jsonHeatmap }))
+            ? JSON.stringify(explanationJson(e, { model: modelPath, image: imagePath, region, runtime, ms, heatmap: !!flags.jsonHeatmap }))
             : null;
-        await writeFileAtomic(flags.out, figureBytes);
-        if (json !== null) {
-          if (typeof flags.json === 'string') await writeFileAtomic(flags.json, new TextEncoder().encode(json + '\n'));
-          else process.stdout.write(json + '\n');
-        }
+        const outputs = [{ path: flags.out, bytes: figureBytes, label: '--out' }];
+        if (json !== null && typeof flags.json === 'string')
+          outputs.push({ path: flags.json, bytes: new TextEncoder().encode(json + '\n'), label: '--json' });
+        await writeOutputs(outputs);
+        if (json !== null && typeof flags.json !== 'string') process.stdout.write(json + '\n');
         const cls = e.className ? `${e.classIndex} (${e.className})` : `${e.classIndex}`;
         const px = e.regionMask.reduce((a, b) => a + b, 0);
         process.stderr.write(
           `${e.method}: class ${cls}, ${px} output pixels, layer ${(e.layers ?? [e.layer]).map((l) => `${l.name} [${l.outputShape.join('x')}]`).join(' + ')}, S = ${e.scoreValue.toFixed(3)}` +
-            `${e.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}; ${ms.toFixed(0)} ms on ${backend}; wrote ${flags.out}\n`,
+            `${e.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}; ${ms.toFixed(0)} ms on ${runtime}; wrote ${flags.out}\n`,
         );
         explainer.dispose();
       }),

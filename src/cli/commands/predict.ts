@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { encodeImageFor, writeFileAtomic } from '../../io/files.js';
 import { defaultPalette, labelImage, resizeLabelsNearest } from '../../render/index.js';
-import { openExplainer, openImage, type ModelOptions } from '../session.js';
+import { LIMIT_INPUT_PIXELS, openExplainer, openImage, type ModelOptions } from '../session.js';
 import { addModelOptions, run } from '../shared-options.js';
 
 export function predictCommand(): Command {
@@ -9,11 +9,12 @@ export function predictCommand(): Command {
     new Command('predict').description('segment an image: write the label map in class colours and print the class areas'),
   )
     .option('-i, --image <file>', 'PNG or JPEG image (default: the bundled sample tile)')
+    .option(...LIMIT_INPUT_PIXELS)
     .option('-o, --out <file>', 'label map image to write (.png)', 'prediction.png')
     .option('--json', 'print class areas as JSON')
-    .action((flags: ModelOptions & { image?: string; out: string; json?: boolean }) =>
+    .action((flags: ModelOptions & { image?: string; limitInputPixels?: string; out: string; json?: boolean }) =>
       run(async () => {
-        const { image } = await openImage(flags.image);
+        const { image } = await openImage(flags.image, flags.limitInputPixels);
         const { explainer } = await openExplainer(flags);
         const p = await explainer.predict(image);
         const labels = resizeLabelsNearest(p.labels, p.width, p.height, image.width, image.height);

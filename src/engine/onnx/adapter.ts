@@ -65,6 +65,8 @@ import {
 
 /** The parts of an onnxruntime module (onnxruntime-node or onnxruntime-web) the adapter uses. */
 export interface OrtRuntime {
+  /** How results name it, e.g. 'onnxruntime-node (cpu)' (default 'onnxruntime'). */
+  readonly name?: string;
   InferenceSession: { create(model: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
   Tensor: {
     new (type: 'float32', data: Float32Array, dims: readonly number[]): OrtTensor;
@@ -135,6 +137,9 @@ export const DEFAULT_SESSION_OPTIONS: InferenceSession.SessionOptions = {
 
 export class OnnxModelAdapter implements ModelAdapter {
   readonly kind = 'onnx';
+  get runtime(): string {
+    return this.ort.name ?? 'onnxruntime';
+  }
   readonly maxBatch = 1;
   readonly input: { height: number; width: number; channels: number };
   readonly output: OutputInfo;

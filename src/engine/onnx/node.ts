@@ -9,7 +9,7 @@ import { Explainer, type ExplainerOptions } from '../../explain.js';
 import { OnnxModelAdapter, type OnnxAdapterOptions, type OrtRuntime } from './adapter.js';
 
 /** onnxruntime-node as the adapter's runtime. */
-export const nodeRuntime: OrtRuntime = ort as unknown as OrtRuntime;
+export const nodeRuntime: OrtRuntime = { ...(ort as unknown as OrtRuntime), name: 'onnxruntime-node (cpu)' };
 
 /** Reads a .onnx file and prepares it for ONNX Runtime in Node (one shape probe run). */
 export async function loadOnnxModel(path: string, options: OnnxAdapterOptions = {}): Promise<OnnxModelAdapter> {

@@ -32,6 +32,7 @@ const NOT_LAYERS = new Set(['Const', 'Placeholder']);
  */
 export class GraphModelAdapter implements ModelAdapter {
   readonly kind = 'graph-model';
+  readonly runtime = `tfjs-${tf.getBackend()}`;
   readonly input: { height: number; width: number; channels: number };
   readonly output: OutputInfo;
   /** The node read as logits: the model output, or the input of a final Sigmoid/Softmax. */

@@ -27,6 +27,7 @@ import { groupByWindow } from '../windows.js';
 /** Explains a tfjs LayersModel, including functional graphs with skip connections (U-Nets). */
 export class LayersModelAdapter implements ModelAdapter {
   readonly kind = 'layers-model';
+  readonly runtime = `tfjs-${tf.getBackend()}`;
   readonly input: { height: number; width: number; channels: number };
   readonly output: OutputInfo;
   readonly maxBatch = Infinity;

@@ -31,12 +31,29 @@ export async function adapterFromArtifacts(artifacts: tf.io.ModelArtifacts, opti
   const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
   if (!topology) throw new SegGradCamError('model.json has no modelTopology', 'model');
   const isGraph = artifacts.format === 'graph-model' || Array.isArray((topology as { node?: unknown }).node);
+  const problem = isGraph ? null : layersTopologyProblem(topology);
+  if (problem) throw new SegGradCamError(`the model cannot be loaded: ${problem}`, 'model');
   const memory = tf.io.fromMemory(artifacts);
   try {
     if (isGraph) return new GraphModelAdapter(await tf.loadGraphModel(memory), options);
     return new LayersModelAdapter(await tf.loadLayersModel(memory));
   } catch (err) {
     if (err instanceof SegGradCamError) throw err;
-    throw new SegGradCamError(`the model cannot be loaded: ${(err as Error).message}`, 'model');
+    // TF.js messages run over several lines (advice on custom layers): keep the first.
+    const first = String((err as Error)?.message ?? err)
+      .split('\n')[0]
+      .replace(/ This may be due to.*$/, '');
+    throw new SegGradCamError(`the model cannot be loaded: ${first}`, 'model');
   }
+}
+
+/** What TF.js needs of a layers topology, checked first so that a malformed one is named in one line. */
+function layersTopologyProblem(topology: Record<string, unknown>): string | null {
+  const model = (topology.model_config ?? topology) as { class_name?: unknown; config?: unknown } | null;
+  if (typeof model?.class_name !== 'string' || typeof model.config !== 'object' || model.config === null)
+    return "modelTopology is not a Keras model config (it needs 'class_name' and 'config')";
+  const layers = Array.isArray(model.config) ? model.config : (model.config as { layers?: unknown }).layers;
+  if (!Array.isArray(layers))
+    return `modelTopology's config.layers must be a list of layers (got ${layers === undefined ? 'none' : typeof layers})`;
+  return null;
 }
