@@ -1,5 +1,5 @@
 /**
- * Cost of a method (DESIGN.md evaluation protocol 5): the model passes it makes, counted by
+ * Cost of a method (docs/evaluation/protocol.md, item 6): the model passes it makes, counted by
  * instrumenting the adapter in place (so `instanceof` checks of methods such as LRP still hold).
  *
  * Counted per image: `forward` (a full forward pass), `scores` (a batched forward pass, per

@@ -5,7 +5,7 @@
  * gradient is left free (-1 in Reshape targets) so that K cotangents can be stacked, unless an
  * op mixes the batch axis — then the graph is marked not batchable and uses exact shapes.
  *
- * Choices that matter for ONNX Runtime's speed (see shared/DESIGN.md): a stride-1 Conv's input
+ * Choices that matter for ONNX Runtime's speed (see docs/design-notes.md, "ONNX Runtime"): a stride-1 Conv's input
  * gradient is a Conv with the weight flipped spatially and its first two axes swapped (ORT's
  * ConvTranspose is ~2x slower); other Convs use ConvTranspose with an explicit output_padding;
  * ConvTranspose's gradient is a Conv with the same weight; MaxPool recomputes its indices with
