@@ -39,7 +39,7 @@ function convBlock(x: SymT, filters: number, name: string, bn: boolean): SymT {
 
 /**
  * Ronneberger-style U-Net with `depth` poolings (depth + 1 resolution levels; the
- * bottleneck has base·2^depth channels, as in DESIGN.md: depth 4 base 16 = 1.94 M
+ * bottleneck has base·2^depth channels, as in docs/design-notes.md: depth 4 base 16 = 1.94 M
  * parameters); returns the model and the name of its bottleneck layer.
  */
 export function buildUNet(

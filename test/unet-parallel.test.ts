@@ -11,17 +11,11 @@ import { SegGradCamError } from '../src/errors.js';
 import { NUM_CLASSES } from '../src/data/texture-mnist.js';
 import { buildUnet } from '../src/unet/build.js';
 import { DataParallelPool, liveTrainWorkers, shardIndices, TrainWorkerError } from '../src/unet/parallel.js';
-import {
-  datasetFor,
-  DEFAULT_TRAIN_OPTIONS,
-  learningRate,
-  loadModelDir,
-  segmentationLoss,
-  trainTiles,
-  trainUnet,
-  workerConfig,
-  type TrainOptions,
-} from '../src/unet/train.js';
+import { datasetFor, trainTiles, workerConfig } from '../src/unet/dataset.js';
+import { learningRate, segmentationLoss } from '../src/unet/loss.js';
+import { loadModelDir } from '../src/unet/model-files.js';
+import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../src/unet/options.js';
+import { trainUnet } from '../src/unet/train.js';
 import { setupBackend } from '../src/backend/index.js';
 import { maxAbs, maxAbsDiff } from './helpers/setup.js';
 

@@ -7,18 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../src/errors.js';
 import { buildUnet } from '../src/unet/build.js';
 import { Confusion } from '../src/unet/metrics.js';
-import {
-  calibrateLogitsBias,
-  classWeightsFromFrequencies,
-  datasetFor,
-  DEFAULT_TRAIN_OPTIONS,
-  learningRate,
-  loadModelDir,
-  saveModelDir,
-  segmentationLoss,
-  trainUnet,
-  type TrainOptions,
-} from '../src/unet/train.js';
+import { calibrateLogitsBias, datasetFor } from '../src/unet/dataset.js';
+import { classWeightsFromFrequencies, learningRate, segmentationLoss } from '../src/unet/loss.js';
+import { loadModelDir, saveModelDir } from '../src/unet/model-files.js';
+import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../src/unet/options.js';
+import { trainUnet } from '../src/unet/train.js';
 import { useCpu } from './helpers/setup.js';
 
 let tmp: string;

@@ -10,8 +10,6 @@ import type { Rng } from './prng.js';
 export const TEXTURE_NAMES = ['brick', 'grass', 'gravel', 'stripes', 'checker', 'noise', 'dots', 'waves', 'grid'] as const;
 export type TextureName = (typeof TEXTURE_NAMES)[number];
 
-export const PHOTO_TEXTURES: readonly TextureName[] = ['brick', 'grass', 'gravel'];
-
 /** A decoded grayscale photo texture, values 0..1. */
 export interface GrayTexture {
   width: number;

@@ -1,5 +1,5 @@
 /**
- * Bias detection (DESIGN.md, evaluation protocol 1): for M = the pixels of the bias digit, how
+ * Bias detection (docs/evaluation/protocol.md, item 1): for M = the pixels of the bias digit, how
  * much of the heatmap's positive mass lies on the bias texture (the background pixels of a tile
  * whose background is the bias texture).
  */

@@ -1,5 +1,5 @@
 /**
- * Cost of a method (evaluation protocol 5, docs/evaluation/): the model passes it makes, counted
+ * Cost of a method (docs/evaluation/protocol.md, item 6): the model passes it makes, counted
  * by a wrapper around the adapter that the Explainer is built on. The wrapper forwards every
  * member of the wrapped adapter (its capabilities included, so methods that ask for one, such as
  * LRP or CAM, see the same engine) and counts the calls below; the adapter itself is not touched.

@@ -1,5 +1,5 @@
 /**
- * Deletion and insertion curves (Petsiuk et al. 2018, RISE; DESIGN.md evaluation protocol 2):
+ * Deletion and insertion curves (Petsiuk et al. 2018, RISE; docs/evaluation/protocol.md, item 2):
  * pixels are removed from the image (replaced by a baseline) or revealed on the baseline in the
  * order of the heatmap, in k equal steps, and the score S is tracked. The area under the curve
  * (x = fraction of pixels changed, in [0, 1]) summarises it: a faithful heatmap makes S fall

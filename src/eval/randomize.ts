@@ -1,6 +1,6 @@
 /**
  * Cascading weight randomisation (Adebayo et al. 2018, "Sanity checks for saliency maps";
- * DESIGN.md evaluation protocol 3): the layers are re-initialised block by block from the output
+ * docs/evaluation/protocol.md, item 3): the layers are re-initialised block by block from the output
  * down; a method whose heatmap does not change is explaining the image, not the model.
  */
 import * as tf from '@tensorflow/tfjs';

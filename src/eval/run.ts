@@ -1,5 +1,5 @@
 /**
- * The evaluation protocol of DESIGN.md ("Evaluation protocol"), run end to end on two U-Nets
+ * The evaluation protocol of docs/evaluation/protocol.md, run end to end on two U-Nets
  * trained on the synthetic TextureMNIST-style set with and without the planted context bias:
  * bias detection, deletion/insertion, cascading randomisation (sanity checks), the layer sweep,
  * α across locations and the cost of each method. Node only (models and tiles come from disk).

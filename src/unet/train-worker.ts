@@ -14,7 +14,8 @@ import { NUM_CLASSES, TextureMnist } from '../data/texture-mnist.js';
 import { loadTextureMnistAssets } from '../data/assets-node.js';
 import { Confusion } from './metrics.js';
 import type { FromWorker, ToWorker, WorkerConfig } from './parallel.js';
-import { segmentationLoss, trainTiles } from './train.js';
+import { trainTiles } from './dataset.js';
+import { segmentationLoss } from './loss.js';
 
 const port = parentPort;
 if (!port) throw new Error('train-worker.ts must run in a worker thread');

@@ -1,6 +1,6 @@
 /**
  * Picks the TensorFlow.js backend in the worker by a short timing, not by name: without a GPU,
- * WebGL and WebGPU run on SwiftShader and are far slower than wasm (see shared/DESIGN.md), on a
+ * WebGL and WebGPU run on SwiftShader and are far slower than wasm (see docs/design-notes.md), on a
  * real GPU they win. Every candidate runs the same small forward + gradient probe; a candidate
  * whose gradient disagrees with wasm's (a missing or wrong backward kernel) is not used.
  */

@@ -1,5 +1,5 @@
 /**
- * `seg-grad-cam evaluate`: the quantitative evaluation of DESIGN.md ("Evaluation protocol") on the
+ * `seg-grad-cam evaluate`: the quantitative evaluation of docs/evaluation/protocol.md on the
  * two bundled U-Nets (trained with and without the planted bias): bias detection, deletion and
  * insertion, cascading-randomisation sanity checks, the layer sweep, α across locations and the
  * cost per method. Writes report.md, PNG plots and results.json into --out.
