@@ -16,6 +16,7 @@ import {
 } from '../contract.js';
 import { LayersGraph, squashingActivation } from './graph.js';
 import { LayersBackward } from './backward.js';
+import { replacedScores } from './replaced-scores.js';
 import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from '../tfjs/objective.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 
@@ -193,6 +194,10 @@ export class LayersModelAdapter implements ModelAdapter {
           gradients: grads[k] as tf.Tensor4D,
           score: scoreOf(o),
         }));
+      },
+      scoresWithActivations: (layer, activations, objective) => {
+        checkLive();
+        return replacedScores(graph, cache, tensorOf(layer), activations, objective, this.output);
       },
       dispose: () => {
         if (disposed) return;
