@@ -101,6 +101,13 @@ export interface ForwardPass {
    * one `gradient` call per layer.
    */
   gradientLayers?(layers: string[], objective: Objective): Promise<LayerGradient[]>;
+  /**
+   * S for each of B replacements of one layer's output: `activations` [B, h, w, K] (the caller's) stand in for
+   * the layer's cached output, and only the part of the model after the layer runs, every other tensor it reads
+   * (skips) at its cached value. Optional: methods that edit activations (AblationCAM) need it and refuse an
+   * engine without it.
+   */
+  scoresWithActivations?(layer: string, activations: tf.Tensor4D, objective: Objective): Promise<Float32Array>;
   dispose(): void;
 }
 

@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelAdapter, Objective } from '../engine/contract.js';
 import { baselineFor, type Baseline } from './baseline.js';
-import { reluChannelSum, type MethodContext, type MethodResult, type ModelMethod } from './method.js';
+import { reluChannelSum, type MethodContext, type MethodResult, type ModelMethod, type NegativeOption } from './method.js';
 import { positiveInteger } from './options.js';
 import { cachedScore } from './score.js';
 
-export interface IntegratedGradientsOptions {
+export interface IntegratedGradientsOptions extends NegativeOption {
   /** Intervals of the path integral (default 32; trapezoidal rule, so steps + 1 model gradients). */
   steps?: number;
   /** Default 'black'. */
@@ -17,7 +17,8 @@ export interface IntegratedGradientsOptions {
 /**
  * Integrated Gradients (Sundararajan et al. 2017) at the model input:
  * (x − b) ⊙ ∫₀¹ ∂S/∂x(b + t(x − b)) dt, the integral by the trapezoidal rule. Completeness:
- * the attributions sum to S(x) − S(b) up to the rule's error. The map: ReLU(Σ_c attribution).
+ * the attributions sum to S(x) − S(b) up to the rule's error. The map: ReLU(Σ_c attribution)
+ * (negative: ReLU(−Σ_c attribution)).
  */
 export class IntegratedGradients implements ModelMethod {
   readonly name = 'integrated-gradients';
@@ -25,8 +26,10 @@ export class IntegratedGradients implements ModelMethod {
   readonly steps: number;
   readonly baseline: Baseline;
   readonly batchSize: number;
+  readonly negative: boolean;
 
   constructor(options: IntegratedGradientsOptions = {}) {
+    this.negative = options.negative ?? false;
     this.steps = positiveInteger(options.steps ?? 32, 'steps');
     this.baseline = options.baseline ?? 'black';
     this.batchSize = positiveInteger(options.batchSize ?? 8, 'batchSize');
@@ -36,7 +39,7 @@ export class IntegratedGradients implements ModelMethod {
     const baseline = baselineFor(ctx.input, this.baseline, ctx.inputRange);
     try {
       const attributions = await integratedGradients(ctx.adapter, ctx.input, baseline, ctx.objective, this);
-      const cam = reluChannelSum(attributions);
+      const cam = reluChannelSum(attributions, this.negative);
       attributions.dispose();
       return { cam, weights: null, score: cachedScore(ctx) };
     } finally {

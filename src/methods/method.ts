@@ -48,28 +48,43 @@ export type Method = CamMethod | ModelMethod;
 
 export const isModelMethod = (m: Method): m is ModelMethod => typeof (m as Partial<ModelMethod>).explain === 'function';
 
-/** ReLU(Σ_c x_c) of a [1, h, w, C] tensor, as [h, w]: the map of every method (channels weighted first, or attributions per input channel). */
-export function reluChannelSum(x: tf.Tensor4D): tf.Tensor2D {
+/**
+ * ReLU(Σ_c x_c) of a [1, h, w, C] tensor, as [h, w]: the map of every method (channels weighted first, or attributions per
+ * input channel). `negative`: ReLU(−Σ_c x_c), the part that speaks against the class.
+ */
+export function reluChannelSum(x: tf.Tensor4D, negative = false): tf.Tensor2D {
   return tf.tidy(() => {
     const [, h, w] = x.shape;
-    return tf.relu(tf.sum(x, -1)).reshape([h, w]) as tf.Tensor2D;
+    const sum = tf.sum(x, -1);
+    return tf.relu(negative ? tf.neg(sum) : sum).reshape([h, w]) as tf.Tensor2D;
   });
 }
 
-/** ReLU(Σ_k α_k A^k) for channel weights α [K] (or per-element weights of A's shape), as [h, w]. */
-export function weightedCam(activations: tf.Tensor4D, weights: tf.Tensor): tf.Tensor2D {
-  return tf.tidy(() => reluChannelSum(tf.mul(activations, weights)));
+/** ReLU(Σ_k α_k A^k) for channel weights α [K] (or per-element weights of A's shape), as [h, w]; `negative`: ReLU(−Σ_k α_k A^k). */
+export function weightedCam(activations: tf.Tensor4D, weights: tf.Tensor, negative = false): tf.Tensor2D {
+  return tf.tidy(() => reluChannelSum(tf.mul(activations, weights), negative));
+}
+
+/** The option of every method that can show what speaks against the class: ReLU(−Σ …) instead of ReLU(Σ …). */
+export interface NegativeOption {
+  /** The negative map (default false): ReLU(−Σ_k α_k A^k), the evidence against class c in M. */
+  negative?: boolean;
 }
 
 export abstract class ChannelWeightedCam implements CamMethod {
   abstract readonly name: string;
   readonly usesGradients = true;
+  readonly negative: boolean;
   abstract channelWeights(activations: tf.Tensor4D, gradients: tf.Tensor4D): tf.Tensor1D;
+
+  constructor(options: NegativeOption = {}) {
+    this.negative = options.negative ?? false;
+  }
 
   compute(activations: tf.Tensor4D, gradients: tf.Tensor4D): { cam: tf.Tensor2D; weights: tf.Tensor1D } {
     return tf.tidy(() => {
       const weights = this.channelWeights(activations, gradients);
-      return { cam: weightedCam(activations, weights), weights };
+      return { cam: weightedCam(activations, weights, this.negative), weights };
     });
   }
 }
@@ -78,10 +93,15 @@ export abstract class ChannelWeightedCam implements CamMethod {
 export abstract class ElementWeightedCam implements CamMethod {
   abstract readonly name: string;
   readonly usesGradients = true;
+  readonly negative: boolean;
   abstract elementWeights(activations: tf.Tensor4D, gradients: tf.Tensor4D): tf.Tensor4D;
 
+  constructor(options: NegativeOption = {}) {
+    this.negative = options.negative ?? false;
+  }
+
   compute(activations: tf.Tensor4D, gradients: tf.Tensor4D): { cam: tf.Tensor2D; weights: null } {
-    const cam = tf.tidy(() => weightedCam(activations, this.elementWeights(activations, gradients)));
+    const cam = tf.tidy(() => weightedCam(activations, this.elementWeights(activations, gradients), this.negative));
     return { cam, weights: null };
   }
 }

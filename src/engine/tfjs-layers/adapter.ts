@@ -20,6 +20,7 @@ import { layersHeadKernel } from './cam.js';
 import { layersRelevance } from './lrp.js';
 import { LayersGraph, squashingActivation } from './graph.js';
 import { LayersBackward } from './backward.js';
+import { replacedScores } from './replaced-scores.js';
 import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from '../tfjs/objective.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 import { groupByWindow } from '../windows.js';
@@ -203,6 +204,10 @@ export class LayersModelAdapter implements ModelAdapter {
           gradients: grads[k] as tf.Tensor4D,
           score: scoreOf(o),
         }));
+      },
+      scoresWithActivations: (layer, activations, objective) => {
+        checkLive();
+        return replacedScores(graph, cache, tensorOf(layer), activations, objective, this.output);
       },
       dispose: () => {
         if (disposed) return;
