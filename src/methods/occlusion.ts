@@ -7,7 +7,7 @@ import { cachedScore } from './score.js';
 export interface OcclusionOptions extends NegativeOption {
   /** Side of the square window, in model-input pixels (default ⌈min(H, W)/8⌉). */
   window?: number;
-  /** Step between windows (default ⌈window/2⌉). */
+  /** Step between windows (default: the window, so windows tile the input and a pixel's attribution is its window's drop). */
   stride?: number;
   /** What occluded pixels become (default 'black'). */
   baseline?: Baseline;
@@ -50,7 +50,7 @@ export class Occlusion implements ModelMethod {
   async attribution(ctx: MethodContext): Promise<tf.Tensor2D> {
     const [, H, W] = ctx.input.shape;
     const win = Math.min(this.window ?? Math.ceil(Math.min(H, W) / 8), H, W);
-    const stride = this.stride ?? Math.ceil(win / 2);
+    const stride = this.stride ?? win;
     const windows = windowStarts(H, win, stride).flatMap((y) => windowStarts(W, win, stride).map((x) => [y, x] as const));
     const baseline = baselineFor(ctx.input, this.baseline, ctx.inputRange);
     const delta = tf.sub(baseline, ctx.input);
