@@ -1,4 +1,9 @@
-/** Conv and ConvTranspose: gradients through the input only, and their window rules. */
+/**
+ * Conv and ConvTranspose: gradients through the input only, and their window rules. A stride-1
+ * Conv's input gradient is a Conv with the weight flipped spatially and its first two axes
+ * swapped (chosen over ONNX Runtime's slower ConvTranspose); other Convs use ConvTranspose with an
+ * explicit output_padding; ConvTranspose's gradient is a Conv with the same weight.
+ */
 import { attrInt, attrInts, attrString } from '../builder.js';
 import type { NodeProto } from '../proto.js';
 import {

@@ -1,0 +1,238 @@
+/**
+ * The ONNX Runtime sessions of one model, compiled on first use and kept (see ./adapter.ts for
+ * what each is for): predict, forward (caching every layer and what backward passes read), and
+ * per layer (least recently used released) the backward-only graph, its windowed variant, the
+ * fused forward + backward graph, the primed graphs (forward, cache and gradient in one run) and
+ * the lean forward pass; per layer and score kind the fused graph for batches of images.
+ */
+import type { InferenceSession } from 'onnxruntime-common';
+import type { Objective } from '../contract.js';
+import type { GraphAnalysis } from './analysis.js';
+import { valueInfo } from './builder.js';
+import { GRADIENT, backwardGraph, buildGradientGraph, type GradientGraph } from './gradient.js';
+import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
+import { DataType, encodeModel, type ModelProto } from './proto.js';
+import { windowedGradientGraph, type WindowInput, type WindowPlan } from './window.js';
+
+export interface Compiled {
+  graph: GradientGraph;
+  backward?: { session: InferenceSession; inputs: string[] };
+  fused?: InferenceSession;
+  /** The fused graph that also outputs what a forward pass caches (a primed first explanation), with the backward part whole or windowed. */
+  primed?: PrimedSession;
+  primedWindowed?: PrimedSession;
+  /** The forward pass caching only the layer and what its backward part reads. */
+  leanForward?: { session: InferenceSession; names: string[] };
+  /** How the backward part runs on a window (null: it cannot). */
+  plan?: WindowPlan | null;
+  windowedBackward?: { session: InferenceSession; inputs: string[]; windowInputs: WindowInput[] };
+}
+
+export interface PrimedSession {
+  session: InferenceSession;
+  /** The forward tensors it outputs (the pass's cache). */
+  names: string[];
+  windowInputs: WindowInput[];
+}
+
+export class OnnxSessions {
+  private readonly compiled = new Map<string, Compiled>();
+  private readonly fusedVariants = new Map<string, { graph: GradientGraph; session: InferenceSession }>();
+  private predictSession: InferenceSession | null = null;
+  private forwardSession: { session: InferenceSession; names: string[] } | null = null;
+
+  /**
+   * @param layers the model's layers (a full forward pass caches them all)
+   * @param resolve the graph tensor behind a layer name (for the cacheLayers option)
+   */
+  constructor(
+    private readonly ort: OrtRuntime,
+    private readonly model: ModelProto,
+    private readonly analysis: GraphAnalysis,
+    private readonly options: OnnxAdapterOptions,
+    private readonly logitsName: string,
+    private readonly inputName: string,
+    private readonly layers: string[],
+    private readonly resolve: (layer: string) => string,
+  ) {}
+
+  private sessionOptions(): InferenceSession.SessionOptions {
+    return { ...DEFAULT_SESSION_OPTIONS, ...this.options.sessionOptions };
+  }
+
+  async create(model: ModelProto): Promise<InferenceSession> {
+    return this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions());
+  }
+
+  entry(tensor: string, also: string[] = []): Compiled {
+    const key = also.length > 0 ? `${tensor}|${also.join('|')}` : tensor;
+    let e = this.compiled.get(key);
+    if (e) {
+      this.compiled.delete(key);
+      this.compiled.set(key, e);
+      return e;
+    }
+    e = { graph: buildGradientGraph(this.analysis, tensor, this.logitsName, { saveOutputs: true, alsoLayers: also }) };
+    this.compiled.set(key, e);
+    const max = this.options.maxCompiledLayers ?? 8;
+    while (this.compiled.size > max) {
+      const [oldest, old] = this.compiled.entries().next().value as [string, Compiled];
+      this.compiled.delete(oldest);
+      void old.backward?.session.release();
+      void old.fused?.release();
+      void old.primed?.session.release();
+      void old.leanForward?.session.release();
+      void old.windowedBackward?.session.release();
+      void old.primedWindowed?.session.release();
+    }
+    return e;
+  }
+
+  async backward(e: Compiled): Promise<{ session: InferenceSession; inputs: string[] }> {
+    if (!e.backward) {
+      const { model, inputs } = backwardGraph(this.analysis, e.graph);
+      e.backward = { session: await this.create(model), inputs };
+    }
+    return e.backward;
+  }
+
+  /** The layer's fused graph with the logits and what a forward pass caches as outputs too: all of it, or (lean) only the layer and what its backward part reads. */
+  async primed(e: Compiled, lean: boolean, windowed: boolean): Promise<PrimedSession> {
+    const known = windowed ? e.primedWindowed : e.primed;
+    if (known) return known;
+    const names = lean
+      ? this.leanNames(e)
+      : [...new Set([...this.cacheNames(), e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
+    const gg = windowed ? this.windowedGraph(e) : { ...e.graph, windowInputs: [] };
+    const graph = gg.model.graph;
+    const extra = graph.output.filter((o) => o.name === GRADIENT);
+    const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
+    const made = { session: await this.create(model), names, windowInputs: gg.windowInputs };
+    if (windowed) e.primedWindowed = made;
+    else e.primed = made;
+    return made;
+  }
+
+  async windowedBackward(e: Compiled): Promise<{ session: InferenceSession; inputs: string[]; windowInputs: WindowInput[] }> {
+    if (!e.windowedBackward) {
+      const wg = this.windowedGraph(e);
+      const { model, inputs } = backwardGraph(this.analysis, wg);
+      e.windowedBackward = { session: await this.create(model), inputs, windowInputs: wg.windowInputs };
+    }
+    return e.windowedBackward;
+  }
+
+  private windowedGraph(e: Compiled) {
+    return windowedGradientGraph(this.analysis, e.graph.layer, e.plan as WindowPlan, { saveOutputs: true, alsoLayers: e.graph.alsoLayers });
+  }
+
+  /** The logits, the layer and what its backward part reads. */
+  private leanNames(e: Compiled): string[] {
+    return [...new Set([this.logitsName, e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
+  }
+
+  /** The forward pass that caches only `leanNames`. */
+  async leanForward(e: Compiled): Promise<{ session: InferenceSession; names: string[] }> {
+    if (!e.leanForward) {
+      const names = this.leanNames(e);
+      e.leanForward = { session: await this.create(withOutputs(this.model, names, this.analysis)), names };
+    }
+    return e.leanForward;
+  }
+
+  async fused(e: Compiled): Promise<InferenceSession> {
+    e.fused ??= await this.create(withOutput(e.graph.model, this.logitsName, this.analysis));
+    return e.fused;
+  }
+
+  /** The tensors a forward pass caches. */
+  private cacheNames(): string[] {
+    const want = this.options.cacheLayers ?? 'all';
+    const names = new Set<string>();
+    if (want === 'all') {
+      for (const l of this.layers) names.add(l);
+      try {
+        for (const s of buildGradientGraph(this.analysis, this.inputName, this.logitsName).saved) names.add(s);
+      } catch {
+        // Some op on the way from the input is not differentiable: layers past it still work, through their fused graphs.
+      }
+    } else {
+      // The listed layers and what their backward graphs read: their gradients then need no fused run.
+      for (const l of want) {
+        const t = this.resolve(l);
+        names.add(t);
+        try {
+          for (const s of this.entry(t).graph.saved) names.add(s);
+        } catch {
+          // Not differentiable: the layer's activation is still cached.
+        }
+      }
+    }
+    names.delete(this.inputName);
+    names.delete(this.logitsName);
+    return [this.logitsName, ...names];
+  }
+
+  async forward(): Promise<{ session: InferenceSession; names: string[] }> {
+    if (!this.forwardSession) {
+      const names = this.cacheNames();
+      this.forwardSession = { session: await this.create(withOutputs(this.model, names, this.analysis)), names };
+    }
+    return this.forwardSession;
+  }
+
+  /** The fused forward + backward session for a layer and score kind (used for batches of images). */
+  async fusedVariant(
+    tensor: string,
+    on: Objective['on'],
+    probability: 'softmax' | 'sigmoid',
+  ): Promise<{ graph: GradientGraph; session: InferenceSession }> {
+    const key = `${on}|${tensor}`;
+    let v = this.fusedVariants.get(key);
+    if (!v) {
+      const graph = buildGradientGraph(this.analysis, tensor, this.logitsName, { on, probability });
+      v = { graph, session: await this.create(withOutput(graph.model, this.logitsName, this.analysis)) };
+      this.fusedVariants.set(key, v);
+    }
+    return v;
+  }
+
+  /** The model as is, with the logits as its output. */
+  async predict(): Promise<InferenceSession> {
+    this.predictSession ??= await this.create(withOutputs(this.model, [this.logitsName], this.analysis));
+    return this.predictSession;
+  }
+
+  /** Releases every session. */
+  release(): void {
+    const sessions: InferenceSession[] = [];
+    if (this.predictSession) sessions.push(this.predictSession);
+    if (this.forwardSession) sessions.push(this.forwardSession.session);
+    for (const e of this.compiled.values()) {
+      if (e.backward) sessions.push(e.backward.session);
+      if (e.fused) sessions.push(e.fused);
+      if (e.primed) sessions.push(e.primed.session);
+      if (e.leanForward) sessions.push(e.leanForward.session);
+      if (e.windowedBackward) sessions.push(e.windowedBackward.session);
+      if (e.primedWindowed) sessions.push(e.primedWindowed.session);
+    }
+    for (const v of this.fusedVariants.values()) sessions.push(v.session);
+    this.compiled.clear();
+    this.fusedVariants.clear();
+    for (const s of sessions) void s.release();
+  }
+}
+
+/** A tensor as a graph output (type and shape from the analysis). */
+const outputOf = (name: string, an: GraphAnalysis) => valueInfo(name, an.dataType(name) ?? DataType.FLOAT, an.shape(name));
+
+/** The model with exactly these outputs. */
+function withOutputs(model: ModelProto, names: string[], an: GraphAnalysis): ModelProto {
+  return { ...model, graph: { ...model.graph, output: names.map((n) => outputOf(n, an)) } };
+}
+
+/** The model with one more output, unless it is one already. */
+function withOutput(model: ModelProto, name: string, an: GraphAnalysis): ModelProto {
+  if (model.graph.output.some((o) => o.name === name)) return model;
+  return { ...model, graph: { ...model.graph, output: [...model.graph.output, outputOf(name, an)] } };
+}
