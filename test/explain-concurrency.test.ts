@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Explainer, type Explanation, type ExplainRequest } from '../src/explain.js';
 import type { ModelAdapter } from '../src/engine/contract.js';
 import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
-import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
+import { OnnxModelAdapter, type OrtRuntime } from '../src/engine/onnx/adapter.js';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
 import type { RgbaImage } from '../src/image.js';
 import { box, object, pixel, whole } from '../src/region/region.js';
@@ -145,6 +145,30 @@ describe('8 concurrent calls on 4 images', () => {
   test('ONNX (torch-exported U-Net): 20 rounds, tensors flat, RSS bounded, results as alone', async () => {
     await soak(() => OnnxModelAdapter.create(onnxBytes, nodeRuntime), 20, 128, [64, 32]);
   });
+});
+
+test('ONNX: concurrent first uses create each session once (no session made and dropped unreleased)', async () => {
+  const sessionsFor = async (concurrent: boolean) => {
+    let created = 0;
+    const runtime: OrtRuntime = {
+      ...nodeRuntime,
+      InferenceSession: { create: (model, options) => (created++, nodeRuntime.InferenceSession.create(model, options)) },
+    };
+    const explainer = new Explainer(await OnnxModelAdapter.create(onnxBytes, runtime));
+    const layer = explainer.layers()[2].name;
+    const images = [0, 1, 2, 3].map((i) => randomImage(64, 32, 40 + i));
+    const calls = images.flatMap((image) => [
+      () => explainer.explain(image, { region: pixel(10, 10), classId: 1 }),
+      () => explainer.explain(image, { region: box(1, 1, 30, 20), classId: 2, layer }),
+      () => explainer.explain(image, { region: object(50, 20), layer, method: 'integrated-gradients', methodOptions: { steps: 2 } }),
+    ]);
+    if (concurrent) await Promise.all(calls.map((c) => c()));
+    else for (const c of calls) await c();
+    explainer.dispose();
+    return created;
+  };
+  const [sequential, concurrent] = [await sessionsFor(false), await sessionsFor(true)];
+  assert.equal(concurrent, sequential, `${concurrent} sessions created concurrently, ${sequential} one call at a time`);
 });
 
 describe('ONNX: a long method on image A while image B starts', () => {

@@ -277,8 +277,24 @@ export class OnnxModelAdapter implements ModelAdapter {
     return { ...DEFAULT_SESSION_OPTIONS, ...this.options.sessionOptions };
   }
 
-  private async createSession(model: ModelProto): Promise<InferenceSession> {
-    return this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions());
+  /** Sessions created or being created, by owner (the adapter or a layer's entry) and slot. */
+  private readonly creating = new WeakMap<object, Map<string, Promise<InferenceSession>>>();
+
+  /**
+   * A new session for `model`. Concurrent first uses of one slot (owner + slot name) share one
+   * creation: each call used to create its own and keep only the last, leaking the others.
+   */
+  private createSession(model: ModelProto, owner: object, slot: string): Promise<InferenceSession> {
+    let slots = this.creating.get(owner);
+    if (!slots) this.creating.set(owner, (slots = new Map()));
+    const known = slots.get(slot);
+    if (known) return known;
+    const made = this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions());
+    const pending = slots;
+    pending.set(slot, made);
+    // Kept once made (the slot then holds that very session); a failed creation may be retried.
+    void made.catch(() => pending.delete(slot));
+    return made;
   }
 
   private check() {
@@ -317,7 +333,7 @@ export class OnnxModelAdapter implements ModelAdapter {
   private async backwardSession(e: Compiled): Promise<{ session: InferenceSession; inputs: string[] }> {
     if (!e.backward) {
       const { model, inputs } = backwardGraph(this.analysis, e.graph);
-      e.backward = { session: await this.createSession(model), inputs };
+      e.backward = { session: await this.createSession(model, e, 'backward'), inputs };
     }
     return e.backward;
   }
@@ -333,7 +349,11 @@ export class OnnxModelAdapter implements ModelAdapter {
     const graph = gg.model.graph;
     const extra = graph.output.filter((o) => o.name === GRADIENT);
     const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
-    const made = { session: await this.createSession(model), names, windowInputs: gg.windowInputs };
+    const made = {
+      session: await this.createSession(model, e, windowed ? 'primedWindowed' : 'primed'),
+      names,
+      windowInputs: gg.windowInputs,
+    };
     if (windowed) e.primedWindowed = made;
     else e.primed = made;
     return made;
@@ -345,7 +365,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     if (!e.windowedBackward) {
       const wg = this.windowedGraph(e);
       const { model, inputs } = backwardGraph(this.analysis, wg);
-      e.windowedBackward = { session: await this.createSession(model), inputs, windowInputs: wg.windowInputs };
+      e.windowedBackward = { session: await this.createSession(model, e, 'windowedBackward'), inputs, windowInputs: wg.windowInputs };
     }
     return e.windowedBackward;
   }
@@ -463,13 +483,13 @@ export class OnnxModelAdapter implements ModelAdapter {
   private async leanForwardSession(e: Compiled): Promise<{ session: InferenceSession; names: string[] }> {
     if (!e.leanForward) {
       const names = this.leanNames(e);
-      e.leanForward = { session: await this.createSession(withOutputs(this.model, names, this.analysis)), names };
+      e.leanForward = { session: await this.createSession(withOutputs(this.model, names, this.analysis), e, 'leanForward'), names };
     }
     return e.leanForward;
   }
 
   private async fusedSession(e: Compiled): Promise<InferenceSession> {
-    e.fused ??= await this.createSession(withOutput(e.graph.model, this.logitsName, this.analysis));
+    e.fused ??= await this.createSession(withOutput(e.graph.model, this.logitsName, this.analysis), e, 'fused');
     return e.fused;
   }
 
@@ -504,7 +524,7 @@ export class OnnxModelAdapter implements ModelAdapter {
   private async forwardRunner(): Promise<{ session: InferenceSession; names: string[] }> {
     if (!this.forwardSession) {
       const names = this.cacheNames();
-      this.forwardSession = { session: await this.createSession(withOutputs(this.model, names, this.analysis)), names };
+      this.forwardSession = { session: await this.createSession(withOutputs(this.model, names, this.analysis), this, 'forward'), names };
     }
     return this.forwardSession;
   }
@@ -522,7 +542,7 @@ export class OnnxModelAdapter implements ModelAdapter {
   /** Logits for one NCHW input, as ONNX Runtime returns them (NCHW). */
   async predictNchw(input: Float32Array): Promise<Float32Array> {
     this.check();
-    this.predictSession ??= await this.createSession(withOutputs(this.model, [this.logitsName], this.analysis));
+    this.predictSession ??= await this.createSession(withOutputs(this.model, [this.logitsName], this.analysis), this, 'predict');
     const res = await this.predictSession.run({ [this.inputName]: this.inputTensor(input) });
     return res[this.logitsName].data as Float32Array;
   }
@@ -669,7 +689,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     if (!v) {
       const probability = sigmoidProbabilities(this.output) ? 'sigmoid' : 'softmax';
       const graph = buildGradientGraph(this.analysis, tensor, this.logitsName, { on, probability });
-      v = { graph, session: await this.createSession(withOutput(graph.model, this.logitsName, this.analysis)) };
+      v = { graph, session: await this.createSession(withOutput(graph.model, this.logitsName, this.analysis), this, key) };
       this.fusedVariants.set(key, v);
     }
     return v;
