@@ -13,7 +13,7 @@ import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
 import { OnnxModelAdapter, type OrtRuntime } from '../src/engine/onnx/adapter.js';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
 import type { RgbaImage } from '../src/image.js';
-import { box, object, pixel, whole } from '../src/region/region.js';
+import { box, classRegion, object, pixel, whole } from '../src/region/region.js';
 import { GraphBuilder, convAttrs, fusedAttrs, poolAttrs } from './helpers/graph-builder.js';
 import { randomImage, useCpu } from './helpers/setup.js';
 import { tinyUnet } from './helpers/tiny-unet.js';
@@ -145,6 +145,34 @@ describe('8 concurrent calls on 4 images', () => {
   test('ONNX (torch-exported U-Net): 20 rounds, tensors flat, RSS bounded, results as alone', async () => {
     await soak(() => OnnxModelAdapter.create(onnxBytes, nodeRuntime), 20, 128, [64, 32]);
   });
+});
+
+test("a call sharing a pass whose primed forward failed on the starter's region runs its own", async () => {
+  // 'tape' gradients prime the forward pass: the starter's region is read from the logits during it.
+  const make = () => new Explainer(new LayersModelAdapter(tinyUnet(16, 3, 7), { differentiate: 'tape' }));
+  const image = randomImage(16, 16, 9);
+  const alone = make();
+  const labels = (await alone.predict(image)).labels;
+  const absent = [0, 1, 2].find((c) => !labels.includes(c));
+  assert.ok(absent !== undefined, 'the image leaves one class unpredicted');
+  const present = labels[0];
+  alone.release();
+  const requestB: ExplainRequest = { region: object(0, 0), classId: present };
+  const expected = digest(await alone.explain(image, requestB));
+  alone.dispose();
+
+  const explainer = make();
+  const before = tf.memory().numTensors;
+  const [a, b] = await Promise.allSettled([
+    explainer.explain(image, { region: classRegion(), classId: absent }),
+    explainer.explain(image, requestB),
+  ]);
+  assert.equal(a.status, 'rejected', 'A: its class is absent from the prediction');
+  assert.equal(b.status, 'fulfilled', `B: ${b.status === 'rejected' ? String(b.reason) : ''}`);
+  assert.deepEqual(digest((b as PromiseFulfilledResult<Explanation>).value), expected);
+  explainer.release();
+  assert.equal(tf.memory().numTensors, before, 'tensors');
+  explainer.dispose();
 });
 
 test('ONNX: concurrent first uses create each session once (no session made and dropped unreleased)', async () => {
