@@ -12,4 +12,5 @@ export class SegGradCamError extends Error {
   }
 }
 
-export type ErrorCode = 'file' | 'image' | 'model' | 'layer' | 'pixel' | 'class' | 'region' | 'shape' | 'usage';
+/** 'numeric': the model produced NaN or an infinite value (its weights, or an input range it overflows on). */
+export type ErrorCode = 'file' | 'image' | 'model' | 'layer' | 'pixel' | 'class' | 'region' | 'shape' | 'usage' | 'numeric';

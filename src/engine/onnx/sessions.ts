@@ -60,8 +60,24 @@ export class OnnxSessions {
     return { ...DEFAULT_SESSION_OPTIONS, ...this.options.sessionOptions };
   }
 
-  async create(model: ModelProto): Promise<InferenceSession> {
-    return this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions());
+  /** Sessions being created, by owner (the sessions object or a layer's entry) and slot. */
+  private readonly creating = new WeakMap<object, Map<string, Promise<InferenceSession>>>();
+
+  /**
+   * A new session for `model`. Concurrent first uses of one slot (owner + slot name) share one
+   * creation: each call used to create its own and keep only the last, leaking the others.
+   */
+  create(model: ModelProto, owner: object, slot: string): Promise<InferenceSession> {
+    let slots = this.creating.get(owner);
+    if (!slots) this.creating.set(owner, (slots = new Map()));
+    const known = slots.get(slot);
+    if (known) return known;
+    const made = this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions());
+    const pending = slots;
+    pending.set(slot, made);
+    // Kept once made (the slot then holds that very session); a failed creation may be retried.
+    void made.catch(() => pending.delete(slot));
+    return made;
   }
 
   entry(tensor: string, also: string[] = []): Compiled {
@@ -91,7 +107,7 @@ export class OnnxSessions {
   async backward(e: Compiled): Promise<{ session: InferenceSession; inputs: string[] }> {
     if (!e.backward) {
       const { model, inputs } = backwardGraph(this.analysis, e.graph);
-      e.backward = { session: await this.create(model), inputs };
+      e.backward = { session: await this.create(model, e, 'backward'), inputs };
     }
     return e.backward;
   }
@@ -107,7 +123,7 @@ export class OnnxSessions {
     const graph = gg.model.graph;
     const extra = graph.output.filter((o) => o.name === GRADIENT);
     const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
-    const made = { session: await this.create(model), names, windowInputs: gg.windowInputs };
+    const made = { session: await this.create(model, e, windowed ? 'primedWindowed' : 'primed'), names, windowInputs: gg.windowInputs };
     if (windowed) e.primedWindowed = made;
     else e.primed = made;
     return made;
@@ -117,7 +133,7 @@ export class OnnxSessions {
     if (!e.windowedBackward) {
       const wg = this.windowedGraph(e);
       const { model, inputs } = backwardGraph(this.analysis, wg);
-      e.windowedBackward = { session: await this.create(model), inputs, windowInputs: wg.windowInputs };
+      e.windowedBackward = { session: await this.create(model, e, 'windowedBackward'), inputs, windowInputs: wg.windowInputs };
     }
     return e.windowedBackward;
   }
@@ -135,13 +151,13 @@ export class OnnxSessions {
   async leanForward(e: Compiled): Promise<{ session: InferenceSession; names: string[] }> {
     if (!e.leanForward) {
       const names = this.leanNames(e);
-      e.leanForward = { session: await this.create(withOutputs(this.model, names, this.analysis)), names };
+      e.leanForward = { session: await this.create(withOutputs(this.model, names, this.analysis), e, 'leanForward'), names };
     }
     return e.leanForward;
   }
 
   async fused(e: Compiled): Promise<InferenceSession> {
-    e.fused ??= await this.create(withOutput(e.graph.model, this.logitsName, this.analysis));
+    e.fused ??= await this.create(withOutput(e.graph.model, this.logitsName, this.analysis), e, 'fused');
     return e.fused;
   }
 
@@ -176,7 +192,7 @@ export class OnnxSessions {
   async forward(): Promise<{ session: InferenceSession; names: string[] }> {
     if (!this.forwardSession) {
       const names = this.cacheNames();
-      this.forwardSession = { session: await this.create(withOutputs(this.model, names, this.analysis)), names };
+      this.forwardSession = { session: await this.create(withOutputs(this.model, names, this.analysis), this, 'forward'), names };
     }
     return this.forwardSession;
   }
@@ -191,7 +207,7 @@ export class OnnxSessions {
     let v = this.fusedVariants.get(key);
     if (!v) {
       const graph = buildGradientGraph(this.analysis, tensor, this.logitsName, { on, probability });
-      v = { graph, session: await this.create(withOutput(graph.model, this.logitsName, this.analysis)) };
+      v = { graph, session: await this.create(withOutput(graph.model, this.logitsName, this.analysis), this, key) };
       this.fusedVariants.set(key, v);
     }
     return v;
@@ -199,7 +215,7 @@ export class OnnxSessions {
 
   /** The model as is, with the logits as its output. */
   async predict(): Promise<InferenceSession> {
-    this.predictSession ??= await this.create(withOutputs(this.model, [this.logitsName], this.analysis));
+    this.predictSession ??= await this.create(withOutputs(this.model, [this.logitsName], this.analysis), this, 'predict');
     return this.predictSession;
   }
 
