@@ -1,0 +1,47 @@
+/** The page's elements and its three panels (image, prediction, heatmap). */
+import { Stage } from '../ui/stage.js';
+
+export const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+export const el = {
+  status: $('status-text'),
+  spinner: $('status-spinner'),
+  progress: $<HTMLProgressElement>('status-progress'),
+  backend: $('backend'),
+  error: $('error'),
+  errorText: $('error-text'),
+  modelSelect: $<HTMLSelectElement>('model-select'),
+  modelDesc: $('model-desc'),
+  modelFiles: $<HTMLInputElement>('model-files'),
+  modelUrlForm: $<HTMLFormElement>('model-url-form'),
+  modelUrl: $<HTMLInputElement>('model-url'),
+  labelsFile: $<HTMLInputElement>('labels-file'),
+  modelSummary: $('model-summary'),
+  imageSelect: $<HTMLSelectElement>('image-select'),
+  imageFile: $<HTMLInputElement>('image-file'),
+  brushRow: $('brush-row'),
+  brushSize: $<HTMLInputElement>('brush-size'),
+  classForm: $<HTMLFormElement>('class-form'),
+  classSelect: $<HTMLSelectElement>('class-select'),
+  layerSelect: $<HTMLSelectElement>('layer-select'),
+  methodSelect: $<HTMLSelectElement>('method-select'),
+  scoreSelect: $<HTMLSelectElement>('score-select'),
+  colormapSelect: $<HTMLSelectElement>('colormap-select'),
+  opacity: $<HTMLInputElement>('opacity'),
+  backendSelect: $<HTMLSelectElement>('backend-select'),
+  legend: $('legend'),
+  colorbar: $('colorbar'),
+  answer: $('answer-text'),
+  timing: $('timing'),
+  readout: $('hover-readout'),
+  grid: $('layer-grid'),
+  gridStatus: $('layer-grid-status'),
+  gridFilter: $<HTMLInputElement>('layer-grid-filter'),
+  alphaText: $('alpha-text'),
+  alphaChart: $<HTMLCanvasElement>('alpha-chart'),
+  dropHint: $('drop-hint'),
+};
+export const stages = {
+  image: new Stage($('stage-image')),
+  prediction: new Stage($('stage-prediction')),
+  overlay: new Stage($('stage-overlay')),
+};
