@@ -3,15 +3,24 @@ import type { Catalog } from '../bundled.js';
 import { decodeImage } from './image-decode.js';
 import type { BackendChoice } from './protocol.js';
 import { decodeState } from './url-state.js';
-import { pin } from './app/alpha.js';
+import { pin, renderAlpha, syncPins } from './app/alpha.js';
 import { ask, askAgain, defaultRegionClass } from './app/ask.js';
-import { initBackend } from './app/backend.js';
+import { cancelWork, initBackend } from './app/backend.js';
 import { $, el, stages } from './app/elements.js';
 import { isImage, openFiles } from './app/files.js';
 import { hook } from './app/hook.js';
-import { fileImage, imageFromKey, openImage, renderColorbar } from './app/image.js';
-import { redrawGrid, runGrid } from './app/layer-grid.js';
-import { applyLabelsFile, catalogEntry, fillModelSelect, modelFromKey, openModelAndImage, switchBackend } from './app/model.js';
+import { ASK_PROMPT, fileImage, imageFromKey, openImage, renderColorbar } from './app/image.js';
+import { clearGrid, redrawGrid, runGrid } from './app/layer-grid.js';
+import {
+  applyLabelsFile,
+  catalogEntry,
+  fillModelSelect,
+  modelFromKey,
+  openModelAndImage,
+  switchBackend,
+  syncClassChip,
+  syncMethodUse,
+} from './app/model.js';
 import { currentTool, installPointer } from './app/pointer.js';
 import { exportJson, exportPng, updateUrl } from './app/share.js';
 import { selectLayer, state } from './app/state.js';
@@ -65,11 +74,18 @@ for (const input of document.querySelectorAll<HTMLInputElement>('input[name="too
   input.addEventListener('change', () => {
     el.brushRow.hidden = currentTool() !== 'brush';
     drawMarks();
+    updateUrl();
   });
 }
 el.classSelect.addEventListener('change', () => {
   state.classChoice = el.classSelect.value === 'auto' ? null : Number(el.classSelect.value);
+  syncClassChip();
   if (state.explanation) void askAgain(state.explanation, state.classChoice ?? undefined);
+  else updateUrl();
+});
+el.classReset.addEventListener('click', () => {
+  el.classSelect.value = 'auto';
+  el.classSelect.dispatchEvent(new Event('change'));
 });
 el.classForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
@@ -79,12 +95,23 @@ $('whole-image').addEventListener('click', () => void ask({ kind: 'whole' }));
 $('clear-region').addEventListener('click', () => {
   state.region = null;
   state.explanation = null;
+  clearGrid();
   renderOverlay();
   drawMarks();
+  syncPins();
+  renderAlpha();
+  el.answer.textContent = state.prediction ? ASK_PROMPT : 'Click a pixel of the image.';
+  el.timing.textContent = '';
   updateUrl();
+});
+el.cancel.addEventListener('click', () => void cancelWork());
+el.sidebarToggle.addEventListener('click', () => {
+  const open = document.body.classList.toggle('sidebar-open');
+  el.sidebarToggle.setAttribute('aria-expanded', String(open));
 });
 for (const s of [el.layerSelect, el.methodSelect, el.scoreSelect]) {
   s.addEventListener('change', () => {
+    if (s === el.methodSelect) syncMethodUse();
     if (state.explanation) void askAgain(state.explanation);
     else updateUrl();
   });
@@ -180,6 +207,12 @@ async function boot(): Promise<void> {
     return;
   }
   if (view.method && state.methods.includes(view.method)) el.methodSelect.value = view.method;
+  syncMethodUse();
+  const tool = document.querySelector<HTMLInputElement>(`input[name="tool"][value="${CSS.escape(view.tool ?? 'pixel')}"]`);
+  if (tool) {
+    tool.checked = true;
+    el.brushRow.hidden = currentTool() !== 'brush';
+  }
   const entry =
     (view.model ? modelFromKey(view.model, view.labels) : null) ?? (state.catalog.models[0] ? catalogEntry(state.catalog.models[0]) : null);
   if (view.model && !modelFromKey(view.model, view.labels))
@@ -201,6 +234,7 @@ async function boot(): Promise<void> {
     if (view.class !== undefined && view.region?.kind !== 'class') {
       state.classChoice = view.class;
       el.classSelect.value = String(view.class);
+      syncClassChip();
     }
     if (view.region) await ask(view.region, view.region.kind === 'class' ? view.class : undefined);
   }

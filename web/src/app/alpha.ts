@@ -2,7 +2,7 @@
 import type { Region } from '../../../src/region/region.js';
 import { type Pinned, cosine, drawAlphaChart } from '../ui/compare.js';
 import { el } from './elements.js';
-import { type Answer, className, state } from './state.js';
+import { type Answer, className, explainsInput, state } from './state.js';
 import { showError } from './status.js';
 
 /** A region in a few words. */
@@ -34,6 +34,23 @@ export function pin(which: 'A' | 'B'): void {
   if (which === 'A') state.pinA = p;
   else state.pinB = p;
   renderAlpha();
+}
+
+/** The pin buttons work only for an answer with channel weights α; otherwise they say why not. */
+export function syncPins(): void {
+  const e = state.explanation;
+  const why = !e
+    ? 'ask a question first'
+    : !e.weights
+      ? explainsInput(e.method)
+        ? `${e.method} explains the input: it has no channel weights α`
+        : `${e.method} has no channel weights α: choose a Grad-CAM-style method`
+      : null;
+  for (const b of [el.pinA, el.pinB]) {
+    b.disabled = why !== null;
+    b.title =
+      why ?? (b === el.pinA ? "Keep the current answer's α as A" : "Keep the current answer's α as B (else B is the current answer)");
+  }
 }
 
 export function renderAlpha(): void {

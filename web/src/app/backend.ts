@@ -34,6 +34,11 @@ export async function call<T extends Reply['type']>(
   }
 }
 
+/** Stops the running explanation: the worker drops it at its next pass and answers it 'superseded'. */
+export async function cancelWork(): Promise<void> {
+  await worker.call({ type: 'cancel' });
+}
+
 export const BACKEND_KEY = 'seg-grad-cam.backend';
 
 /** Runs a localStorage access; where the browser allows no storage, nothing is remembered (and the backend is timed again). */
@@ -57,6 +62,7 @@ export async function initBackend(choice: BackendChoice): Promise<void> {
   if (!reply) return;
   state.backend = reply.report;
   state.methods = reply.methods;
+  state.inputMethods = reply.inputMethods;
   hook.backend = reply.report;
   if (choice === 'auto' && reply.report.probes.length > 0) {
     withStorage(() => localStorage.setItem(BACKEND_KEY, JSON.stringify({ ua: navigator.userAgent, backend: reply.report.backend })));

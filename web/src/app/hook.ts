@@ -10,6 +10,8 @@ export interface TestHook {
   predictions: number;
   answers: number;
   errors: number;
+  /** Questions cancelled (by Cancel; a newer question supersedes silently). */
+  cancelled: number;
   lastError: string | null;
   lastExplanation: ExplanationMsg | null;
   /** The last heatmap (image size, [0, 1]), as computed by the library in the worker. */
@@ -37,6 +39,7 @@ export const hook: TestHook = {
   predictions: 0,
   answers: 0,
   errors: 0,
+  cancelled: 0,
   lastError: null,
   lastExplanation: null,
   lastHeatmap: null,

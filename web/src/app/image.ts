@@ -62,6 +62,9 @@ export function showImage(img: RgbaImage, entry: ImageEntry): Promise<boolean> {
   return predict();
 }
 
+/** What the answer line says when the image is ready and nothing is asked. */
+export const ASK_PROMPT = 'Click a pixel of the image (shift-click adds pixels), drag a box, or paint with the brush.';
+
 /** Sends the image to the worker: its one forward pass, and the prediction. */
 export async function predict(): Promise<boolean> {
   const img = state.image;
@@ -80,7 +83,7 @@ export async function predict(): Promise<boolean> {
   }
   renderPrediction();
   stages.overlay.show(img);
-  el.answer.textContent = 'Click a pixel of the image (shift-click adds pixels), drag a box, or paint with the brush.';
+  el.answer.textContent = ASK_PROMPT;
   el.timing.textContent = `forward pass ${Math.round(state.prediction.ms)} ms (once per image and model)`;
   updateUrl();
   return true;
@@ -105,8 +108,7 @@ export function renderPrediction(): void {
     sw.style.background = `rgb(${r},${g},${bl})`;
     b.append(sw, className(c));
     b.addEventListener('click', () => {
-      state.classChoice = c;
-      el.classSelect.value = String(c);
+      // Once: every pixel of this class; later clicks go back to the class list's choice.
       void ask({ kind: 'class' }, c);
     });
     el.legend.append(b);

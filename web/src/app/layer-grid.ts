@@ -4,14 +4,19 @@ import { askAgain, question, showExplanation } from './ask.js';
 import { call } from './backend.js';
 import { el } from './elements.js';
 import { hook } from './hook.js';
-import { colormap, opacity, state } from './state.js';
+import { encodeRegion } from '../url-state.js';
+import { type Answer, colormap, opacity, state } from './state.js';
 import { showError } from './status.js';
 
 let gridSeq = 0;
 
+/** What a grid answers: an answer's region, class, method and score (not its layer). */
+export const questionKey = (e: Answer): string => [encodeRegion(e.region), e.classIndex, e.method, e.score].join('|');
+
 export function clearGrid(): void {
   gridSeq++;
   state.grid = [];
+  state.gridQuestion = null;
   el.grid.innerHTML = '';
   el.gridStatus.textContent = '';
   hook.gridDone = 0;
@@ -25,6 +30,7 @@ export async function runGrid(): Promise<void> {
     return;
   }
   clearGrid();
+  state.gridQuestion = questionKey(e);
   const seq = gridSeq;
   const layers = el.gridFilter.checked ? resolutionChanges(info.layers) : info.layers;
   const thumb = thumbnailBase(state.image);

@@ -9,7 +9,7 @@ import { el, stages } from './elements.js';
 import { defaultImageKey, fillImageSelect, imageFromKey, loadImage, predict, renderPrediction, showImage } from './image.js';
 import { clearGrid } from './layer-grid.js';
 import { updateUrl } from './share.js';
-import { type ImageSource, type ModelEntry, className, layer, selectLayer, state } from './state.js';
+import { type ImageSource, type ModelEntry, className, explainsInput, layer, selectLayer, state } from './state.js';
 import { clearError, showError } from './status.js';
 
 export function fillModelSelect(): void {
@@ -51,6 +51,10 @@ export async function openModel(entry: ModelEntry): Promise<boolean> {
     return false;
   }
   const info = state.info;
+  if (!state.model.labels && entry.source.kind === 'url' && !entry.source.labelsUrl) {
+    const beside = await labelsBeside(entry.source.url, info.classCount);
+    if (beside) state.model = { ...state.model, labels: beside.labels, source: { ...entry.source, labelsUrl: beside.url } };
+  }
   renderBackend();
   state.region = null;
   state.explanation = null;
@@ -74,6 +78,44 @@ export async function openModel(entry: ModelEntry): Promise<boolean> {
   el.answer.textContent = 'Click a pixel of the image.';
   el.timing.textContent = '';
   return true;
+}
+
+/**
+ * The labels file beside a model given by URL (labels.json, else labels.txt, in the model's
+ * folder), when one is there and names as many classes as the model has; else null (quietly).
+ */
+async function labelsBeside(modelUrl: string, classCount: number): Promise<{ labels: Labels; url: string } | null> {
+  for (const name of ['labels.json', 'labels.txt']) {
+    try {
+      const url = new URL(name, new URL(modelUrl, location.href)).href;
+      const res = await fetch(url);
+      if (!res.ok) continue;
+      const labels = parseLabels(await res.text());
+      if (labels.names.length === classCount) return { labels, url };
+    } catch {
+      // Not there or not a labels file: the model's own names stay.
+    }
+  }
+  return null;
+}
+
+/** Input-level methods ignore the layer: the layer list is disabled with the reason and the layer grid is off. */
+export function syncMethodUse(): void {
+  const method = el.methodSelect.value;
+  const input = explainsInput(method);
+  el.layerSelect.disabled = input;
+  el.layerSelect.title = input ? `${method} explains the input: the layer does not matter` : '';
+  el.layerHint.hidden = !input;
+  el.gridBox.hidden = input;
+  el.gridOff.hidden = !input;
+  if (input) clearGrid();
+}
+
+/** Shows whether a class is fixed for every click (chosen in the list), with its reset. */
+export function syncClassChip(): void {
+  const c = state.classChoice;
+  el.classFixed.hidden = c === null;
+  el.classFixedText.textContent = c === null ? '' : `class: ${className(c)} — fixed for every click`;
 }
 
 export function syncModelSelect(): void {
@@ -102,6 +144,7 @@ export function fillClasses(): void {
   if (!info) return;
   for (let c = 0; c < info.classCount; c++) el.classSelect.add(new Option(`${c} · ${className(c)}`, String(c)));
   el.classSelect.value = state.classChoice === null ? 'auto' : String(state.classChoice);
+  syncClassChip();
 }
 
 export function fillMethods(): void {
@@ -109,6 +152,7 @@ export function fillMethods(): void {
   el.methodSelect.innerHTML = '';
   for (const m of state.methods) el.methodSelect.add(new Option(m, m));
   el.methodSelect.value = state.methods.includes(current) ? current : 'seg-grad-cam';
+  syncMethodUse();
 }
 
 export function modelFromKey(key: string, labelsUrl?: string): ModelEntry | null {

@@ -4,6 +4,7 @@ import { explanationJson } from '../../../src/io/json.js';
 import { putImage } from '../ui/stage.js';
 import { type ViewState, encodeState } from '../url-state.js';
 import { el } from './elements.js';
+import { currentTool } from './pointer.js';
 import { className, colormap, engine, imageName, layer, modelName, opacity, state } from './state.js';
 import { showError } from './status.js';
 
@@ -62,6 +63,7 @@ export function viewState(): ViewState {
     image: state.imageEntry?.key ?? undefined,
     layer: state.info && layer() !== state.info.bottleneck ? layer() : undefined,
     class: classParam,
+    tool: currentTool() !== 'pixel' ? currentTool() : undefined,
     region: r,
     method: el.methodSelect.value !== 'seg-grad-cam' ? el.methodSelect.value : undefined,
     score: el.scoreSelect.value !== 'logits' ? (el.scoreSelect.value as 'probability') : undefined,

@@ -44,6 +44,8 @@ export const state = {
   catalog: { models: [], samples: [] } as Catalog,
   backend: null as BackendReport | null,
   methods: ['seg-grad-cam'] as string[],
+  /** The methods that explain the model input (the layer does not matter to them). */
+  inputMethods: [] as string[],
   /** The open model, with the labels the page uses for it. */
   model: null as ModelEntry | null,
   info: null as ModelInfo | null,
@@ -56,6 +58,8 @@ export const state = {
   classChoice: null as number | null,
   explanation: null as Answer | null,
   grid: [] as GridCell[],
+  /** The question the grid's cells answer (all but the layer; see questionKey), null with no grid. */
+  gridQuestion: null as string | null,
   pinA: null as Pinned | null,
   pinB: null as Pinned | null,
   /** Brush strokes being painted (image resolution). */
@@ -87,4 +91,16 @@ export function palette(): Rgb[] {
     if (c) base[i] = c;
   });
   return base;
+}
+
+/** True when the method chosen explains the model input whatever the layer. */
+export const explainsInput = (method: string): boolean => state.inputMethods.includes(method);
+
+/** A message with every "class N" followed by the class's name, as the user sees it in the legend. */
+export function withClassNames(message: string): string {
+  return message.replace(/\bclass (\d+)\b(?! ·| \()/g, (all, n: string) => {
+    const c = Number(n);
+    const name = state.info && c < state.info.classCount ? className(c) : null;
+    return name && name !== all ? `class ${c} (${name})` : all;
+  });
 }

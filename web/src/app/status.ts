@@ -2,6 +2,7 @@
 import type { Progress } from '../protocol.js';
 import { el } from './elements.js';
 import { hook } from './hook.js';
+import { withClassNames } from './state.js';
 
 export const active = new Map<number, { label: string; started: number; progress?: Progress }>();
 let activeSeq = 0;
@@ -48,7 +49,7 @@ export function renderStatus(): void {
 setInterval(() => active.size > 0 && renderStatus(), 200);
 
 export function showError(err: unknown): void {
-  const msg = err instanceof Error ? err.message : String(err);
+  const msg = withClassNames(err instanceof Error ? err.message : String(err));
   el.errorText.textContent = msg;
   el.error.hidden = false;
   hook.errors++;
