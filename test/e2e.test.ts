@@ -84,6 +84,11 @@ async function writeTestModels(dir: string): Promise<void> {
   writeFileSync(join(dir, 'short', 'weights.bin'), weights.subarray(0, weights.length - 4));
 
   writeFileSync(join(dir, 'erf.onnx'), erfModel());
+
+  // The tiny U-Net again, with a labels file beside its model.json (the page must find it).
+  mkdirSync(join(dir, 'tiny-named'), { recursive: true });
+  for (const name of ['model.json', 'weights.bin']) writeFileSync(join(dir, 'tiny-named', name), readFileSync(join(dir, 'tiny', name)));
+  writeFileSync(join(dir, 'tiny-named', 'labels.txt'), 'sea\nsand\nrock\nweed\n');
 }
 
 /**
@@ -634,4 +639,202 @@ describe('the explorer in headless Chromium', () => {
       explainer.dispose();
     }
   });
+
+  test(
+    'a long method shows its passes and can be cancelled; a new question supersedes it; the timing line counts passes; no tensor leaks',
+    T,
+    async () => {
+      const p = await newPage();
+      const { width, height } = await canvasGeometry(p, '#view-image');
+      const x = Math.floor(width * 0.5);
+      const y = Math.floor(height * 0.5);
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', x, y)), 'answer');
+      const heat = await lastHeatmap(p);
+      const tensors = await hookValue<number>(p, 'h.lastExplanation.tensors');
+      // Seg-Grad-CAM: one backward pass on the cached forward pass.
+      assert.match((await p.textContent('#timing')) ?? '', /: 0 forward passes and 1 backward pass after the cached forward pass/);
+
+      // SmoothGrad runs 25 noisy copies: 25 forward and 25 backward passes, said so.
+      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'smoothgrad')), 'answer');
+      assert.match((await p.textContent('#timing')) ?? '', /: 25 forward passes and 25 backward passes after the cached forward pass/);
+      assert.equal(await hookValue<number>(p, 'h.lastExplanation.tensors'), tensors, 'no tensor left behind');
+
+      // Grid saliency (100 iterations): the progress bar counts, the old heatmap is dimmed, Cancel stops it.
+      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'seg-grad-cam')), 'answer');
+      await p.selectOption('#method-select', 'grid-saliency');
+      await p.waitForFunction(() => /^\d+ of 102 passes/.test(document.getElementById('ask-progress-text')?.textContent ?? ''), null, POLL);
+      assert.equal(await p.isVisible('#overlay-busy'), true);
+      assert.match((await p.textContent('#overlay-busy')) ?? '', /computing/);
+      assert.equal(await p.getAttribute('#panel-overlay', 'class'), 'panel stale');
+      await p.waitForFunction(() => Number((document.getElementById('ask-progress') as HTMLProgressElement).value) > 0, null, POLL);
+      const t0 = Date.now();
+      await p.click('#cancel');
+      await p.waitForFunction(
+        () => (window as unknown as { __segGradCam: { cancelled: number } }).__segGradCam.cancelled === 1,
+        null,
+        POLL,
+      );
+      const cancelMs = Date.now() - t0;
+      assert.ok(cancelMs < 3000, `cancelled after ${cancelMs} ms`);
+      assert.equal(await p.inputValue('#method-select'), 'seg-grad-cam', 'the dropdown shows the method of the heatmap on screen');
+      assert.equal(await p.isVisible('#ask-progress-row'), false);
+      assert.equal(await p.isVisible('#overlay-busy'), false);
+      assert.equal(await p.getAttribute('#panel-overlay', 'class'), 'panel');
+      assert.ok(maxAbsDiff(await lastHeatmap(p), heat) === 0, 'the shown heatmap stays');
+
+      // A new question while grid saliency runs: its answer comes at once, not after the long one.
+      await p.selectOption('#method-select', 'grid-saliency');
+      await p.waitForFunction(() => /^\d+ of 102 passes/.test(document.getElementById('ask-progress-text')?.textContent ?? ''), null, POLL);
+      const t1 = Date.now();
+      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'seg-grad-cam')), 'answer');
+      const supersedeMs = Date.now() - t1;
+      assert.ok(supersedeMs < 3000, `the new answer came after ${supersedeMs} ms`);
+      assert.equal(await hookValue<string>(p, 'h.lastExplanation.method'), 'seg-grad-cam');
+      assert.ok(maxAbsDiff(await lastHeatmap(p), heat) < 1e-6, 'the same question, the same heatmap');
+      assert.equal(await hookValue<number>(p, 'h.lastExplanation.tensors'), tensors, 'the stopped runs left no tensor behind');
+      assert.equal(await hookValue<number>(p, 'h.errors'), 0);
+      assert.deepEqual(pageErrors, [], 'no uncaught error in the page');
+      await p.close();
+    },
+  );
+
+  test(
+    'input-level methods disable the layer list, the layer grid and pinning, with the reason; an error reverts the method',
+    T,
+    async () => {
+      const p = await newPage();
+      const { width, height } = await canvasGeometry(p, '#view-image');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.5), Math.floor(height * 0.5))), 'answer');
+      assert.equal(await p.isEnabled('#layer-select'), true);
+      assert.equal(await p.isVisible('#layer-grid-run'), true);
+      assert.equal(await p.isEnabled('#pin-a'), true);
+      for (const method of ['saliency', 'gradient-x-input', 'integrated-gradients']) {
+        assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', method)), 'answer');
+        assert.equal(await p.isDisabled('#layer-select'), true, method);
+        assert.match((await p.textContent('#layer-hint')) ?? '', /this method explains the input/);
+        assert.equal(await p.isVisible('#layer-hint'), true);
+        assert.equal(await p.isVisible('#layer-grid-run'), false, 'no layer grid');
+        assert.equal(await p.isVisible('#layer-grid-off'), true);
+        assert.equal(await p.isDisabled('#pin-a'), true);
+        assert.match((await p.getAttribute('#pin-a', 'title')) ?? '', new RegExp(`${method} explains the input`));
+      }
+      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'seg-grad-cam')), 'answer');
+      assert.equal(await p.isEnabled('#layer-select'), true);
+      assert.equal(await p.isVisible('#layer-grid-run'), true);
+      assert.equal(await p.isEnabled('#pin-a'), true);
+      // CAM needs a global-average-pool + dense head, which the U-Net has not: an error, and the dropdown goes back.
+      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'cam')), 'error');
+      assert.equal(await p.inputValue('#method-select'), 'seg-grad-cam');
+      assert.equal(await hookValue<string>(p, 'h.lastExplanation.method'), 'seg-grad-cam');
+      await p.close();
+    },
+  );
+
+  test('at 800x900 the image and the heatmap sit side by side above the fold; below 800 px the controls fold away', T, async () => {
+    const narrow = await browser.newContext({ viewport: { width: 800, height: 900 } });
+    try {
+      const p = await narrow.newPage();
+      p.on('pageerror', (e) => pageErrors.push(e.message));
+      await p.goto(server.url);
+      await waitReady(p);
+      await p.evaluate(() => window.scrollTo(0, 0));
+      const image = await p.locator('#view-image').boundingBox();
+      const overlay = await p.locator('#view-overlay').boundingBox();
+      assert.ok(image && overlay);
+      await p.screenshot({ path: join(extra, 'narrow-800.png') });
+      assert.ok(
+        overlay.x >= 0 && overlay.y >= 0 && overlay.x + overlay.width <= 800 && overlay.y + overlay.height <= 900,
+        `heatmap at ${JSON.stringify(overlay)}`,
+      );
+      assert.ok(Math.abs(image.y - overlay.y) < 2 && overlay.x > image.x + image.width, 'image and heatmap side by side');
+      assert.ok(overlay.width >= 180, `heatmap ${overlay.width} px wide`);
+      assert.equal(await p.isVisible('#controls'), true, 'the controls are shown at 800 px');
+      assert.equal(await p.isVisible('#sidebar-toggle'), false);
+      // The α chart keeps its proportions.
+      const chart = await p.$eval('#alpha-chart', (c) => {
+        const r = c.getBoundingClientRect();
+        return { ratio: (c as HTMLCanvasElement).width / (c as HTMLCanvasElement).height, w: r.width, h: r.height };
+      });
+      if (chart.w > 0) assert.ok(Math.abs(chart.w / chart.h - chart.ratio) < 0.05, `α chart ${chart.w}x${chart.h}`);
+
+      await p.setViewportSize({ width: 480, height: 900 });
+      await p.waitForFunction(() => getComputedStyle(document.getElementById('controls') as HTMLElement).display === 'none', null, POLL);
+      const small = await p.locator('#view-overlay').boundingBox();
+      assert.ok(small && small.width >= 150, `heatmap ${small?.width} px wide at 480 px`);
+      assert.ok(small.y + small.height <= 900);
+      await p.click('#sidebar-toggle');
+      assert.equal(await p.isVisible('#controls'), true);
+      assert.equal(await p.getAttribute('#sidebar-toggle', 'aria-expanded'), 'true');
+      await p.click('#sidebar-toggle');
+      assert.equal(await p.isVisible('#controls'), false);
+    } finally {
+      await narrow.close();
+    }
+  });
+
+  test(
+    'the URL carries the tool and the fixed class; a legend click asks once; Clear resets the answer and the grid; labels beside a URL model name the classes in messages',
+    T,
+    async () => {
+      const p = await newPage('?model=url:/extra/tiny-named/model.json&image=url:/extra/tiny.png');
+      // The labels file beside model.json names the classes.
+      await p.waitForFunction(() => /sea|sand|rock|weed/.test(document.getElementById('legend')?.textContent ?? ''), null, POLL);
+      assert.match((await p.textContent('#class-select')) ?? '', /0 · sea.*1 · sand.*2 · rock.*3 · weed/s);
+
+      // A fixed class shows as such, with its reset; the tool and the class go into the URL and come back from it.
+      await useTool(p, 'object');
+      await p.selectOption('#class-select', '2');
+      assert.equal(await p.isVisible('#class-fixed'), true);
+      assert.match((await p.textContent('#class-fixed-text')) ?? '', /class: rock/);
+      await p.waitForFunction(() => /tool=object/.test(location.search) && /class=2/.test(location.search), null, POLL);
+      const copy = await newPage(p.url().slice(server.url.length));
+      assert.equal(await copy.isChecked('#tools input[value="object"]'), true, 'the tool is restored');
+      assert.equal(await copy.inputValue('#class-select'), '2', 'the class is restored');
+      assert.match((await copy.textContent('#class-fixed-text')) ?? '', /class: rock/);
+      assert.match(copy.url(), /labels=/);
+      await copy.close();
+      await p.click('#class-reset');
+      assert.equal(await p.inputValue('#class-select'), 'auto');
+      assert.equal(await p.isVisible('#class-fixed'), false);
+      await useTool(p, 'pixel');
+
+      // A legend click explains that class once; the next click explains the prediction at the pixel.
+      const legend = await p.$$eval('#legend button', (bs) => bs.map((b) => Number(b.getAttribute('data-class'))));
+      const c = legend[legend.length - 1];
+      assert.equal(await nextAnswer(p, () => p.click(`#legend button[data-class="${c}"]`)), 'answer');
+      assert.deepEqual(await hookValue(p, '[h.lastRegion.kind, h.lastExplanation.classIndex]'), ['class', c]);
+      assert.equal(await p.inputValue('#class-select'), 'auto', 'the legend does not fix the class');
+      const other = await p.evaluate((cls) => {
+        const h = (window as unknown as { __segGradCam: { lastExplanation: { prediction: { labels: Int32Array; width: number } } } })
+          .__segGradCam;
+        const i = h.lastExplanation.prediction.labels.findIndex((v) => v !== cls);
+        return [i % h.lastExplanation.prediction.width, Math.floor(i / h.lastExplanation.prediction.width)];
+      }, c);
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', other[0], other[1])), 'answer');
+      assert.notEqual(await hookValue<number>(p, 'h.lastExplanation.classIndex'), c);
+
+      // The grid, then a new region: the grid is cleared (its cells were another question); Clear resets answer and grid.
+      await p.click('#layer-grid-run');
+      await p.waitForFunction(() => /layers in/.test(document.getElementById('layer-grid-status')?.textContent ?? ''), null, POLL);
+      assert.ok((await p.locator('#layer-grid .cell').count()) > 0);
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', 3, 3)), 'answer');
+      assert.equal(await p.locator('#layer-grid .cell').count(), 0, 'the grid of the previous region is gone');
+      await p.click('#layer-grid-run');
+      await p.waitForFunction(() => /layers in/.test(document.getElementById('layer-grid-status')?.textContent ?? ''), null, POLL);
+      await p.click('#clear-region');
+      assert.equal(await p.locator('#layer-grid .cell').count(), 0);
+      assert.doesNotMatch((await p.textContent('#answer-text')) ?? '', /\|M\|/);
+      assert.equal((await p.textContent('#timing')) ?? '', '');
+
+      // A class with no pixel in the prediction: the message names it.
+      const absent = [0, 1, 2, 3].find((k) => !legend.includes(k));
+      if (absent !== undefined) {
+        await p.selectOption('#class-select', String(absent));
+        assert.equal(await nextAnswer(p, () => p.click('#class-region')), 'error');
+        const names = ['sea', 'sand', 'rock', 'weed'];
+        assert.match((await p.textContent('#error-text')) ?? '', new RegExp(`class ${absent} \\(${names[absent]}\\)`));
+      }
+      await p.close();
+    },
+  );
 });

@@ -11,6 +11,9 @@ import { serve } from '../web/serve.js';
 import { parseLabels } from '../web/src/labels.js';
 import { checkWeightBytes, isOnnxName, modelFromFiles, onnxFromFiles, type FileLike } from '../web/src/model-files.js';
 import type { LayerRow } from '../web/src/protocol.js';
+import { Cancelled, expectedPasses, PassMeter } from '../web/src/pass-meter.js';
+import type { ModelAdapter, Objective } from '../src/engine/contract.js';
+import type * as tf from '@tensorflow/tfjs';
 import { cosine, resolutionChanges } from '../web/src/ui/compare.js';
 import { decodeRegion, decodeRuns, decodeState, encodeRegion, encodeRuns, encodeState } from '../web/src/url-state.js';
 
@@ -61,6 +64,83 @@ test('the view state round-trips through a query string and ignores damage', () 
     model: 'url:http://x/m.json',
     opacity: 1,
   });
+});
+
+test('the region tool travels in the URL too', () => {
+  const view = { model: 'unet-biased', class: 8, tool: 'object' };
+  assert.match(encodeState(view), /tool=object/);
+  assert.deepEqual(decodeState(`?${encodeState(view)}`), view);
+  assert.equal(decodeState('?model=x').tool, undefined);
+});
+
+/** An adapter that records its calls; its passes return what the counts need. */
+function fakeAdapter(log: string[]): ModelAdapter {
+  const pass = {
+    output: null,
+    activation: () => null,
+    gradient: async () => (log.push('gradient'), {}),
+    gradientBatch: async (_layer: string, objectives: unknown[]) => (log.push('gradientBatch'), objectives.map(() => ({}))),
+    dispose: () => undefined,
+  };
+  return {
+    kind: 'fake',
+    maxBatch: 4,
+    forward: async () => (log.push('forward'), pass),
+    scores: async (x: { shape: number[] }) => (log.push('scores'), new Float32Array(x.shape[0])),
+    inputGradients: async (x: { shape: number[] }) => (
+      log.push('inputGradients'),
+      { gradients: null, scores: new Float32Array(x.shape[0]) }
+    ),
+    layers: () => [],
+    dispose: () => log.push('dispose'),
+  } as unknown as ModelAdapter;
+}
+
+test('the pass meter counts forward and backward passes and stops a stale job before its next pass (never the shared forward pass)', async () => {
+  const log: string[] = [];
+  const meter = new PassMeter();
+  const adapter = meter.wrap(fakeAdapter(log));
+  assert.equal(adapter.kind, 'fake');
+  assert.equal(adapter.maxBatch, 4);
+  let stale = false;
+  const seen: Array<[number, number]> = [];
+  const count = meter.start({ isStale: () => stale, onPass: (c) => seen.push([c.forward, c.backward]) });
+  const batch = (n: number) => ({ shape: [n, 2, 2, 3] }) as unknown as tf.Tensor4D;
+  const pass = await adapter.forward(batch(1));
+  await pass.gradient('l', {} as Objective);
+  await pass.gradientBatch?.('l', [{}, {}, {}] as Objective[]);
+  await adapter.scores(batch(3), {} as Objective);
+  await adapter.inputGradients(batch(2), {} as Objective);
+  assert.deepEqual(count, { forward: 1 + 3 + 2, backward: 1 + 3 + 2 });
+  assert.deepEqual(seen, [
+    [1, 0],
+    [1, 1],
+    [1, 4],
+    [4, 4],
+    [6, 6],
+  ]);
+  stale = true;
+  await assert.rejects(adapter.scores(batch(1), {} as Objective), Cancelled);
+  await assert.rejects(adapter.inputGradients(batch(1), {} as Objective), Cancelled);
+  await assert.rejects(pass.gradient('l', {} as Objective), Cancelled);
+  // The forward pass may be shared with later questions: it is never cancelled.
+  await adapter.forward(batch(1));
+  assert.deepEqual(log, ['forward', 'gradient', 'gradientBatch', 'scores', 'inputGradients', 'forward']);
+  meter.end();
+  // Outside a job nothing is stopped or counted.
+  await adapter.scores(batch(1), {} as Objective);
+  assert.deepEqual(count, { forward: 7, backward: 6 });
+  adapter.dispose();
+  assert.equal(log.at(-1), 'dispose');
+});
+
+test('the passes a multi-pass method will run, from its options', () => {
+  assert.equal(expectedPasses({ name: 'smoothgrad', samples: 25 }, 0), 25);
+  assert.equal(expectedPasses({ name: 'integrated-gradients', steps: 32 }, 0), 33);
+  assert.equal(expectedPasses({ name: 'grid-saliency', iterations: 100 }, 0), 102);
+  assert.equal(expectedPasses({ name: 'score-cam', maxChannels: 32 }, 16), 17);
+  assert.equal(expectedPasses({ name: 'score-cam', maxChannels: 32 }, 256), 33);
+  assert.equal(expectedPasses({ name: 'seg-grad-cam' }, 256), null);
 });
 
 test('labels files: names, names with colours, JSON forms; bad files are refused', () => {

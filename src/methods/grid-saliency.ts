@@ -63,11 +63,11 @@ export class GridSaliency implements ModelMethod {
         const blended = tf.tidy(
           () => tf.add(baseline, tf.mul(tf.matMul(tf.matMul(Rh, mt), Rw, false, true).reshape([1, H, W, 1]), delta)) as tf.Tensor4D,
         );
-        const { gradients, scores } = await ctx.adapter.inputGradients(blended, ctx.objective);
+        const { gradients, scores } = await ctx.adapter.inputGradients(blended, ctx.objective).finally(() => tf.dispose([mt, blended]));
         // ∂S/∂m = Rhᵀ (Σ_c ∂S/∂x̃ ⊙ (x − b)) Rw.
         const dS = tf.tidy(() => tf.matMul(tf.matMul(Rh, tf.sum(tf.mul(gradients, delta), -1).reshape([H, W]), true, false), Rw));
         const dSdm = dS.dataSync();
-        tf.dispose([mt, blended, gradients, dS]);
+        tf.dispose([gradients, dS]);
         const dropping = s0 - scores[0] > 0;
         const grad = new Float64Array(n);
         for (let i = 0; i < n; i++) grad[i] = this.lambda / n - (dropping ? dSdm[i] / scale : 0);

@@ -68,12 +68,12 @@ export async function integratedGradients(
         const t = tf.tensor1d(ks.map((k) => k / steps)).reshape([ks.length, 1, 1, 1]);
         return tf.add(baseline, tf.mul(t, delta)) as tf.Tensor4D;
       });
-      const { gradients } = await adapter.inputGradients(path, objective);
+      const { gradients } = await adapter.inputGradients(path, objective).finally(() => path.dispose());
       const next = tf.tidy(() => {
         const wt = tf.tensor1d(weights).reshape([ks.length, 1, 1, 1]);
         return tf.add(sum, tf.sum(tf.mul(gradients, wt), 0, true)) as tf.Tensor4D;
       });
-      tf.dispose([path, gradients, sum]);
+      tf.dispose([gradients, sum]);
       sum = next;
     }
     return tf.mul(delta, sum) as tf.Tensor4D;

@@ -37,16 +37,21 @@ export class SmoothGrad implements ModelMethod {
     const std = this.sigma * Math.abs(ctx.inputRange[1] - ctx.inputRange[0]);
     const random = mulberry32(this.seed);
     let sum = tf.zeros([h, w]) as tf.Tensor2D;
-    for (let done = 0; done < this.samples;) {
-      const b = Math.min(this.batchSize, this.samples - done);
-      const noise = gaussianNoise(b * h * w * c, std, random);
-      const batch = tf.tidy(() => tf.add(ctx.input, tf.tensor4d(noise, [b, h, w, c])) as tf.Tensor4D);
-      const { gradients } = await ctx.adapter.inputGradients(batch, ctx.objective);
-      const map = saliencyMap(gradients);
-      const next = tf.add(sum, map) as tf.Tensor2D;
-      tf.dispose([batch, gradients, map, sum]);
-      sum = next;
-      done += b;
+    try {
+      for (let done = 0; done < this.samples;) {
+        const b = Math.min(this.batchSize, this.samples - done);
+        const noise = gaussianNoise(b * h * w * c, std, random);
+        const batch = tf.tidy(() => tf.add(ctx.input, tf.tensor4d(noise, [b, h, w, c])) as tf.Tensor4D);
+        const { gradients } = await ctx.adapter.inputGradients(batch, ctx.objective).finally(() => batch.dispose());
+        const map = saliencyMap(gradients);
+        const next = tf.add(sum, map) as tf.Tensor2D;
+        tf.dispose([gradients, map, sum]);
+        sum = next;
+        done += b;
+      }
+    } catch (err) {
+      sum.dispose();
+      throw err;
     }
     const cam = tf.div(sum, this.samples) as tf.Tensor2D;
     sum.dispose();

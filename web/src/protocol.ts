@@ -54,10 +54,14 @@ export type ExplainParams = Required<Pick<ExplainRequest, 'region' | 'layer' | '
  * augmentation or truncation, so without those fields), and how long it took.
  */
 export interface ExplanationMsg extends Omit<Explanation, 'layers' | 'augmentations' | 'receptiveField'> {
-  /** Time from the request reaching the worker to the answer (backward only when the forward was cached). */
+  /** Time from the request reaching the worker to the answer. */
   ms: number;
-  /** True when this answer reused the cached forward pass. */
+  /** True when this answer reused the cached forward pass of the image. */
   cached: boolean;
+  /** Model forward and backward passes this answer ran (the cached forward pass not counted). */
+  passes: { forward: number; backward: number };
+  /** TF.js tensors alive in the worker after the answer (a leak shows as growth between answers). */
+  tensors: number;
 }
 
 export interface BackendReport {
@@ -78,15 +82,19 @@ export type Request =
   | { type: 'load-model'; source: ModelSource; classNames?: string[] }
   | { type: 'set-image'; width: number; height: number; data: Uint8ClampedArray }
   | { type: 'explain'; params: ExplainParams }
-  | { type: 'explain-layers'; params: Omit<ExplainParams, 'layer'>; layers: string[] };
+  | { type: 'explain-layers'; params: Omit<ExplainParams, 'layer'>; layers: string[] }
+  /** Stops the running explanation (and drops queued ones): they are answered 'superseded'. Answered at once. */
+  | { type: 'cancel' };
 
 export type Reply =
-  | { type: 'init'; report: BackendReport; methods: string[] }
+  /** `inputMethods`: the methods that explain the model input whatever the layer. */
+  | { type: 'init'; report: BackendReport; methods: string[]; inputMethods: string[] }
   | { type: 'load-model'; info: ModelInfo }
   | { type: 'set-image'; prediction: PredictionInfo }
   | { type: 'explain'; explanation: ExplanationMsg }
   | { type: 'layer-result'; index: number; explanation: ExplanationMsg }
   | { type: 'explain-layers'; ms: number }
+  | { type: 'cancel' }
   | { type: 'superseded' };
 
 /** Worker → page envelope. */
@@ -101,6 +109,8 @@ export interface Progress {
   phase: string;
   /** 0..1 when known. */
   fraction?: number;
+  /** Passes run so far by a multi-pass method, and how many it will run when known. */
+  passes?: { forward: number; backward: number; expected: number | null };
 }
 
 /** Page → worker envelope. */

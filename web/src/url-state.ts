@@ -19,9 +19,11 @@ export interface ViewState {
   colormap?: string;
   opacity?: number;
   backend?: string;
+  /** The region tool (pixel when absent). */
+  tool?: string;
 }
 
-const KEYS = ['model', 'labels', 'image', 'layer', 'class', 'region', 'method', 'score', 'colormap', 'opacity', 'backend'] as const;
+const KEYS = ['model', 'labels', 'image', 'layer', 'class', 'region', 'method', 'score', 'colormap', 'opacity', 'backend', 'tool'] as const;
 
 export function encodeState(s: ViewState): string {
   const q = new URLSearchParams();
@@ -61,6 +63,7 @@ export function decodeState(search: string): ViewState {
   const o = str('opacity');
   if (o !== undefined && Number.isFinite(Number(o))) s.opacity = Math.min(1, Math.max(0, Number(o)));
   s.backend = str('backend');
+  s.tool = str('tool');
   for (const k of Object.keys(s) as Array<keyof ViewState>) if (s[k] === undefined) delete s[k];
   return s;
 }

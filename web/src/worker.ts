@@ -9,13 +9,14 @@ import simdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.
 import threadedWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { Explainer, type Explanation } from '../../src/explain.js';
 import { SegGradCamError } from '../../src/errors.js';
-import { methodNames } from '../../src/methods/index.js';
+import { createMethod, isModelMethod, methodNames } from '../../src/methods/index.js';
 import type { RgbaImage } from '../../src/image.js';
 import { adapterFromArtifacts } from '../../src/engine/tfjs/load.js';
 import { chooseBackend } from './backend-select.js';
 import type { ModelAdapter } from '../../src/engine/contract.js';
 import { checkWeightBytes, isOnnxName, modelFromFiles, onnxFromFiles } from './model-files.js';
 import { loadOnnxAdapter, ortThreads } from './onnx-model.js';
+import { Cancelled, expectedPasses, PassMeter, type PassCount } from './pass-meter.js';
 import {
   ONNX_ENGINE,
   type ExplainParams,
@@ -44,12 +45,20 @@ let ortWasmBase = '';
 /** The newest explain request: older ones still queued are answered 'superseded'. */
 let latestExplain = -1;
 
+/** Counts the passes of the running explanation and stops it at its next pass once it is stale. */
+const meter = new PassMeter();
+
 const queue: WorkerRequest[] = [];
 let running = false;
 
 scope.onmessage = (event) => {
   const msg = event.data;
-  if (msg.request.type === 'explain' || msg.request.type === 'explain-layers') latestExplain = msg.id;
+  if (msg.request.type === 'explain' || msg.request.type === 'explain-layers' || msg.request.type === 'cancel') latestExplain = msg.id;
+  if (msg.request.type === 'cancel') {
+    // Not queued: the running job sees it at its next pass.
+    send({ id: msg.id, ok: true, reply: { type: 'cancel' } });
+    return;
+  }
   queue.push(msg);
   void pump();
 };
@@ -69,6 +78,10 @@ async function pump(): Promise<void> {
         const reply = await handle(msg.id, msg.request);
         send({ id: msg.id, ok: true, reply }, transfers(reply));
       } catch (err) {
+        if (err instanceof Cancelled) {
+          send({ id: msg.id, ok: true, reply: { type: 'superseded' } });
+          continue;
+        }
         const typed = err instanceof SegGradCamError;
         const message = err instanceof Error ? err.message : String(err);
         // The library's messages are written for users; anything else is shortened to its first line.
@@ -102,7 +115,7 @@ async function handle(id: number, req: Request): Promise<Reply> {
       };
       const report = await chooseBackend(req.backend, wasm, req.cachedChoice);
       tf.enableProdMode();
-      return { type: 'init', report, methods: methodNames() };
+      return { type: 'init', report, methods: methodNames(), inputMethods: inputMethods() };
     }
     case 'load-model':
       return { type: 'load-model', info: await openModel(id, req.source, req.classNames) };
@@ -116,6 +129,8 @@ async function handle(id: number, req: Request): Promise<Reply> {
       forwardImage = image;
       return { type: 'set-image', prediction: { labels: p.labels.slice(), width: p.width, height: p.height, ms: performance.now() - t0 } };
     }
+    case 'cancel':
+      return { type: 'cancel' };
     case 'explain':
       return { type: 'explain', explanation: await explainOne(id, req.params) };
     case 'explain-layers': {
@@ -123,18 +138,23 @@ async function handle(id: number, req: Request): Promise<Reply> {
       // Chunks of layers: each chunk's gradients come from one backward pass (explainLayers), and
       // between chunks a newer request can supersede this one.
       const chunk = 8;
-      for (let i = 0; i < req.layers.length; i += chunk) {
-        progress(id, {
-          phase: `layers ${i + 1}–${Math.min(i + chunk, req.layers.length)} of ${req.layers.length}`,
-          fraction: i / req.layers.length,
-        });
-        await yieldToEvents();
-        if (latestExplain !== id) return { type: 'superseded' };
-        const part = await explainLayers(req.params, req.layers.slice(i, i + chunk));
-        part.forEach((explanation, k) => {
-          const partial: Reply = { type: 'layer-result', index: i + k, explanation };
-          send({ id, partial }, transfers(partial));
-        });
+      const count = meter.start({ isStale: () => latestExplain !== id, onPass: () => undefined });
+      try {
+        for (let i = 0; i < req.layers.length; i += chunk) {
+          progress(id, {
+            phase: `layers ${i + 1}–${Math.min(i + chunk, req.layers.length)} of ${req.layers.length}`,
+            fraction: i / req.layers.length,
+          });
+          await yieldToEvents();
+          if (latestExplain !== id) return { type: 'superseded' };
+          const part = await explainLayers(req.params, req.layers.slice(i, i + chunk), count);
+          part.forEach((explanation, k) => {
+            const partial: Reply = { type: 'layer-result', index: i + k, explanation };
+            send({ id, partial }, transfers(partial));
+          });
+        }
+      } finally {
+        meter.end();
       }
       return { type: 'explain-layers', ms: performance.now() - t0 };
     }
@@ -150,15 +170,45 @@ async function explainOne(id: number, params: ExplainParams): Promise<Explanatio
   const e = requireModel();
   if (!image) throw new SegGradCamError('no image is loaded', 'image');
   const cached = forwardImage === image;
-  progress(id, { phase: cached ? 'backward pass' : 'forward and backward pass' });
+  const method = createMethod(params.method);
+  const channels = e.layers().find((l) => l.name === params.layer)?.outputShape[3] ?? 0;
+  const expected = expectedPasses(method, channels);
+  progress(id, {
+    phase: expected === null ? 'explaining' : `0 of ${expected} passes`,
+    passes: { forward: 0, backward: 0, expected },
+    fraction: expected === null ? undefined : 0,
+  });
+  const onPass = (c: PassCount) => {
+    if (expected === null) return;
+    const done = Math.max(c.forward, c.backward);
+    progress(id, {
+      phase: `${Math.min(done, expected)} of ${expected} passes`,
+      passes: { ...c, expected },
+      fraction: Math.min(1, done / expected),
+    });
+  };
   const t0 = performance.now();
-  const x = await e.explain(image, params);
+  const count = meter.start({ isStale: () => latestExplain !== id, onPass });
+  let x: Explanation;
+  try {
+    x = await e.explain(image, params);
+  } finally {
+    meter.end();
+  }
   forwardImage = image;
-  return toMessage(x, performance.now() - t0, cached);
+  return toMessage(x, performance.now() - t0, cached, count);
+}
+
+/** The methods that attribute to the model input (the layer does not matter to them). */
+function inputMethods(): string[] {
+  return methodNames().filter((name) => {
+    const m = createMethod(name);
+    return isModelMethod(m) && m.target === 'input';
+  });
 }
 
 /** One request at several layers, one backward pass where the adapter allows (see Explainer.explainLayers). */
-async function explainLayers(params: Omit<ExplainParams, 'layer'>, layers: string[]): Promise<ExplanationMsg[]> {
+async function explainLayers(params: Omit<ExplainParams, 'layer'>, layers: string[], count: PassCount): Promise<ExplanationMsg[]> {
   const e = requireModel();
   if (!image) throw new SegGradCamError('no image is loaded', 'image');
   const cached = forwardImage === image;
@@ -166,7 +216,7 @@ async function explainLayers(params: Omit<ExplainParams, 'layer'>, layers: strin
   const all = await e.explainLayers(image, params, layers);
   forwardImage = image;
   const ms = (performance.now() - t0) / layers.length;
-  return all.map((x) => toMessage(x, ms, cached));
+  return all.map((x) => toMessage(x, ms, cached, count));
 }
 
 /**
@@ -178,8 +228,17 @@ function toMessage(
   { layers: _layers, augmentations: _augmentations, receptiveField: _field, ...x }: Explanation,
   ms: number,
   cached: boolean,
+  passes: PassCount,
 ): ExplanationMsg {
-  return { ...x, regionMask: x.regionMask.slice(), prediction: { ...x.prediction, labels: x.prediction.labels.slice() }, ms, cached };
+  return {
+    ...x,
+    regionMask: x.regionMask.slice(),
+    prediction: { ...x.prediction, labels: x.prediction.labels.slice() },
+    ms,
+    cached,
+    passes: { ...passes },
+    tensors: tf.memory().numTensors,
+  };
 }
 
 function transfers(reply: Reply): Transferable[] {
@@ -269,7 +328,7 @@ async function openModel(id: number, source: ModelSource, labels?: string[]): Pr
   const { adapter, classNames, inputRange: range, engine } = (await onnxModel(id, source)) ?? (await tfjsModel(id, source));
   let next: Explainer;
   try {
-    next = new Explainer(adapter, { classNames: labels ?? classNames, inputRange: range });
+    next = new Explainer(meter.wrap(adapter), { classNames: labels ?? classNames, inputRange: range });
   } catch (err) {
     adapter.dispose();
     throw err;
