@@ -105,7 +105,7 @@ test(
   async () => {
     const script = `
 import { readFile } from 'node:fs/promises';
-import { Explainer, openModel, pixel, regions, setupBackend } from 'seg-grad-cam';
+import { Explainer, openModel, pixel, regions, SegGradCamError, setupBackend } from 'seg-grad-cam';
 import { loadExplainer, readImageFile } from 'seg-grad-cam/node';
 const root = new URL('./node_modules/seg-grad-cam/', import.meta.url).pathname;
 await setupBackend('cpu');
@@ -117,7 +117,11 @@ const onnx = await loadExplainer(root + '${ONNX}');
 const onnxPath = out(await onnx.explain(image, { region: pixel(10, 10), classId: 4, layer: '/enc.1/Relu_1_output_0' }));
 const bytes = new Explainer(await openModel(await readFile(root + '${ONNX}')));
 const onnxBytes = out(await bytes.explain(image, { region: pixel(10, 10), classId: 4, layer: '/enc.1/Relu_1_output_0' }));
-console.log(JSON.stringify({ unet, onnxPath, onnxBytes }));
+const forced = await loadExplainer(root + '${ONNX}', { runtime: 'onnxruntime-node' }).then(
+  () => 'loaded',
+  (e) => (e instanceof SegGradCamError ? e.code + ': ' + e.message : String(e)),
+);
+console.log(JSON.stringify({ unet, onnxPath, onnxBytes, forced }));
 `;
     writeFileSync(join(consumer, 'check.mjs'), script);
     const got = JSON.parse(
@@ -125,7 +129,9 @@ console.log(JSON.stringify({ unet, onnxPath, onnxBytes }));
         .trim()
         .split('\n')
         .pop() ?? '',
-    ) as Record<'unet' | 'onnxPath' | 'onnxBytes', Result>;
+    ) as Record<'unet' | 'onnxPath' | 'onnxBytes', Result> & { forced: string };
+    // Asking for the native runtime where it is not installed: a typed error saying how to get it.
+    assert.match(got.forced, /^model: install onnxruntime-node to run \.onnx models/);
 
     // The reference: the library from source in this process (cpu backend; onnxruntime-node, the dev dependency).
     const image = await readImageFile(IMAGE);
