@@ -14,7 +14,7 @@ import type { RgbaImage } from '../../src/image.js';
 import { openModelSource, type OpenedModel } from '../../src/engine/open.js';
 import { chooseBackend } from './backend-select.js';
 import type { ModelAdapter } from '../../src/engine/contract.js';
-import { modelFromFiles, onnxFromFiles } from './model-files.js';
+import { isOnnxName, modelFromFiles, onnxFromFiles } from './model-files.js';
 import { ortThreads, ortWeb } from './onnx-model.js';
 import {
   ONNX_ENGINE,
@@ -213,8 +213,9 @@ async function loadModel(id: number, source: ModelSource): Promise<Loaded> {
       onProgress: (fraction) => progress(id, { phase: 'loading the model', fraction }),
     });
   } catch (err) {
-    if (!onnxFile || !(err instanceof SegGradCamError)) throw err;
-    throw new SegGradCamError(`${onnxFile.name}: ${err.message}`, err.code);
+    const name = onnxFile?.name ?? (source.kind === 'url' && isOnnxName(source.url) ? source.url.split(/[?#]/)[0].split('/').pop() : null);
+    if (!name || !(err instanceof SegGradCamError) || err.message.includes(name)) throw err;
+    throw new SegGradCamError(`${name}: ${err.message}`, err.code);
   }
   const { adapter, metadata } = opened;
   const threads = ortThreads();
