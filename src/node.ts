@@ -1,17 +1,25 @@
-/** Node-only helpers: models and images from disk, atomic writes. */
+/** Node entry point ('seg-grad-cam/node'): models and images from disk. */
 import { Explainer, type ExplainerOptions } from './explain.js';
-import { readModelArtifacts } from './engine/tfjs/load-node.js';
-import { adapterFromArtifacts, type LoadOptions } from './engine/tfjs/load.js';
-import { classNamesFromMetadata } from './io/labels.js';
+import { openModelSource, type NodeModelSource, type NodeOpenOptions } from './engine/open-node.js';
 
-export { readModelArtifacts, loadModelFile } from './engine/tfjs/load-node.js';
-export { readImageFile, writeImageFile, writeFileAtomic, readMaskFile } from './io/files.js';
+export { openModel, type NodeModelSource, type NodeOpenOptions, type NodeOrtChoice } from './engine/open-node.js';
+export { readImageFile, writeImageFile, readMaskFile } from './io/files.js';
 export { readLabelsFile } from './io/labels.js';
 
-/** One call from a model.json on disk to an Explainer (class names from the model's metadata unless given). */
-export async function loadExplainer(path: string, options: ExplainerOptions & LoadOptions = {}): Promise<Explainer> {
-  const artifacts = await readModelArtifacts(path);
-  const adapter = await adapterFromArtifacts(artifacts, options);
-  const classNames = options.classNames ?? classNamesFromMetadata(artifacts.userDefinedMetadata);
-  return new Explainer(adapter, { ...options, classNames });
+/**
+ * One call from a model to an Explainer: a model.json (TF.js) or an .onnx file (ONNX Runtime) by
+ * path, a URL, or the bytes. Class names and input range come from the model's metadata unless given.
+ */
+export async function loadExplainer(source: NodeModelSource, options: ExplainerOptions & NodeOpenOptions = {}): Promise<Explainer> {
+  const { adapter, metadata } = await openModelSource(source, options);
+  try {
+    return new Explainer(adapter, {
+      ...options,
+      classNames: options.classNames ?? metadata.classNames,
+      inputRange: options.inputRange ?? metadata.inputRange,
+    });
+  } catch (err) {
+    adapter.dispose();
+    throw err;
+  }
 }

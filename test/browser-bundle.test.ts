@@ -14,6 +14,10 @@ test('the library entry point bundles for the browser with no Node built-in', as
   });
   assert.equal(result.errors.length, 0);
   const inputs = Object.keys(result.metafile.inputs);
-  const nodeOnly = inputs.filter((p) => /src\/(io\/files|model\/load-node|cli\/)/.test(p));
+  const nodeOnly = inputs.filter((p) =>
+    /src\/(io\/files|io\/labels|engine\/tfjs\/load-node|engine\/open-node|engine\/onnx\/node|node\.ts|cli\/)|onnxruntime-node/.test(p),
+  );
   assert.deepEqual(nodeOnly, [], `Node-only modules leaked into the browser bundle: ${nodeOnly.join(', ')}`);
+  // ONNX is reachable from the browser entry (openModel), on onnxruntime-web.
+  assert.ok(inputs.some((p) => p.includes('src/engine/onnx/adapter.ts')));
 });

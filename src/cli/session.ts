@@ -25,10 +25,8 @@ export async function openExplainer(opts: ModelOptions): Promise<{ explainer: Ex
   const modelPath = opts.model ?? inPackage(DEFAULT_MODEL);
   const inputRange = opts.inputRange ? parseRange(opts.inputRange) : undefined;
   const classNames = opts.labels ? await readLabelsFile(opts.labels) : undefined;
-  // PyTorch models exported to ONNX run on ONNX Runtime with a compiled gradient graph.
-  const explainer = /\.onnx$/i.test(modelPath)
-    ? await (await import('../engine/onnx/node.js')).loadOnnxExplainer(modelPath, { classNames, inputRange, outputName: opts.output })
-    : await loadExplainer(modelPath, { classNames, inputRange, outputNode: opts.output });
+  // openModel chooses the engine: a model.json → TF.js, an .onnx file → ONNX Runtime with a compiled gradient graph.
+  const explainer = await loadExplainer(modelPath, { classNames, inputRange, outputNode: opts.output, outputName: opts.output });
   return { explainer, modelPath, backend };
 }
 

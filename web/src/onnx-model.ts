@@ -22,7 +22,7 @@ export function ortThreads(): number {
  * headers; threads need SharedArrayBuffer), else one thread,
  * no proxy worker (this already is a worker).
  */
-function ortWeb(wasmBase: string): Promise<OrtRuntime> {
+export function ortWeb(wasmBase: string): Promise<OrtRuntime> {
   if (!runtime) {
     runtime = (async () => {
       const ort = await import('onnxruntime-web/wasm');

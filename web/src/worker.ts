@@ -11,11 +11,11 @@ import { Explainer, type Explanation } from '../../src/explain.js';
 import { SegGradCamError } from '../../src/errors.js';
 import { createMethod, isModelMethod, methodNames } from '../../src/methods/index.js';
 import type { RgbaImage } from '../../src/image.js';
-import { adapterFromArtifacts } from '../../src/engine/tfjs/load.js';
+import { openModelSource, type OpenedModel } from '../../src/engine/open.js';
 import { chooseBackend } from './backend-select.js';
 import type { ModelAdapter } from '../../src/engine/contract.js';
-import { checkWeightBytes, isOnnxName, modelFromFiles, onnxFromFiles } from './model-files.js';
-import { loadOnnxAdapter, ortThreads } from './onnx-model.js';
+import { isOnnxName, modelFromFiles, onnxFromFiles } from './model-files.js';
+import { ortThreads, ortWeb } from './onnx-model.js';
 import { Cancelled, expectedPasses, PassMeter, type PassCount } from './pass-meter.js';
 import {
   ONNX_ENGINE,
@@ -258,61 +258,28 @@ function absolute(url: string): string {
   return new URL(url, self.location.href).href;
 }
 
-/** Fetches a file's bytes (an .onnx model by URL), with the reason when it cannot. */
-async function fetchBytes(url: string): Promise<Uint8Array> {
-  let res: Response;
+/**
+ * The chosen files or URL → the library's openModel, which picks the engine (a model.json → TF.js,
+ * an .onnx model → ONNX on the worker's onnxruntime-web). Errors name the model.
+ */
+async function loadModel(id: number, source: ModelSource): Promise<Loaded> {
+  const onnxFile = source.kind === 'files' ? await onnxFromFiles(source.files) : null;
+  const input = source.kind === 'url' ? absolute(source.url) : (onnxFile?.bytes ?? (await modelFromFiles(source.files)));
+  let opened: OpenedModel;
   try {
-    res = await fetch(absolute(url));
-  } catch (err) {
-    throw new SegGradCamError(`cannot load the model from ${url}: ${(err as Error).message.split('\n')[0]}`, 'model');
-  }
-  if (!res.ok) throw new SegGradCamError(`cannot load the model from ${url}: HTTP ${res.status}`, 'model');
-  return new Uint8Array(await res.arrayBuffer());
-}
-
-/** A TF.js model (model.json + weights) as an adapter, with what its metadata says. */
-async function tfjsModel(id: number, source: ModelSource): Promise<Loaded> {
-  let artifacts: tf.io.ModelArtifacts | undefined;
-  if (source.kind === 'url') {
-    const handler = tf.io.browserHTTPRequest(absolute(source.url), {
-      onProgress: (f: number) => progress(id, { phase: 'loading the model', fraction: f }),
+    opened = await openModelSource(input, {
+      ort: () => ortWeb(ortWasmBase),
+      onProgress: (fraction) => progress(id, { phase: 'loading the model', fraction }),
     });
-    try {
-      artifacts = await handler.load?.();
-    } catch (err) {
-      throw new SegGradCamError(`cannot load the model from ${source.url}: ${(err as Error).message.split('\n')[0]}`, 'model');
-    }
-  } else {
-    artifacts = await modelFromFiles(source.files);
+  } catch (err) {
+    const name = onnxFile?.name ?? (source.kind === 'url' && isOnnxName(source.url) ? source.url.split(/[?#]/)[0].split('/').pop() : null);
+    if (!name || !(err instanceof SegGradCamError) || err.message.includes(name)) throw err;
+    throw new SegGradCamError(`${name}: ${err.message}`, err.code);
   }
-  if (!artifacts) throw new SegGradCamError('the model source cannot be read', 'model');
-  checkWeightBytes(artifacts);
-  progress(id, { phase: 'building the model' });
-  const adapter = await adapterFromArtifacts(artifacts);
-  const meta = artifacts.userDefinedMetadata as { classNames?: unknown; inputRange?: unknown } | undefined;
-  const metaNames =
-    Array.isArray(meta?.classNames) && meta.classNames.every((s) => typeof s === 'string') ? (meta.classNames as string[]) : undefined;
-  const range =
-    Array.isArray(meta?.inputRange) && meta.inputRange.length === 2 && meta.inputRange.every((v) => typeof v === 'number')
-      ? (meta.inputRange as [number, number])
-      : undefined;
-  return { adapter, classNames: metaNames, inputRange: range, engine: null };
-}
-
-/** An .onnx model (one file, or a URL) on onnxruntime-web, or null when the source is not one. */
-async function onnxModel(id: number, source: ModelSource): Promise<Loaded | null> {
-  let file: { name: string; bytes: Uint8Array } | null;
-  if (source.kind === 'url') {
-    if (!isOnnxName(source.url)) return null;
-    file = { name: source.url.split(/[?#]/)[0].split('/').pop() ?? source.url, bytes: await fetchBytes(source.url) };
-  } else {
-    file = await onnxFromFiles(source.files);
-    if (!file) return null;
-  }
-  progress(id, { phase: 'starting ONNX Runtime' });
-  const adapter = await loadOnnxAdapter(file.bytes, file.name, ortWasmBase);
+  const { adapter, metadata } = opened;
   const threads = ortThreads();
-  return { adapter, engine: `${ONNX_ENGINE}, ${threads} thread${threads === 1 ? '' : 's'}` };
+  const engine = adapter.kind === 'onnx' ? `${ONNX_ENGINE}, ${threads} thread${threads === 1 ? '' : 's'}` : null;
+  return { adapter, classNames: metadata.classNames, inputRange: metadata.inputRange, engine };
 }
 
 interface Loaded {
@@ -325,7 +292,7 @@ interface Loaded {
 async function openModel(id: number, source: ModelSource, labels?: string[]): Promise<ModelInfo> {
   const t0 = performance.now();
   progress(id, { phase: 'loading the model', fraction: 0 });
-  const { adapter, classNames, inputRange: range, engine } = (await onnxModel(id, source)) ?? (await tfjsModel(id, source));
+  const { adapter, classNames, inputRange: range, engine } = await loadModel(id, source);
   let next: Explainer;
   try {
     next = new Explainer(meter.wrap(adapter), { classNames: labels ?? classNames, inputRange: range });

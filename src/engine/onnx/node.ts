@@ -1,29 +1,31 @@
 /**
- * Node-only part of the ONNX support: files from disk and the onnxruntime-node runtime. The
- * rest of src/engine/onnx is browser-safe (give it `onnxruntime-web` instead).
+ * Node helpers for the ONNX engine: .onnx files from disk on the Node runtime (onnxruntime-node
+ * when installed, else onnxruntime-web's wasm build — see ../open-node.ts). The rest of
+ * src/engine/onnx is browser-safe (it is given the runtime module).
  */
-import { readFile } from 'node:fs/promises';
-import * as ort from 'onnxruntime-node';
 import { SegGradCamError } from '../../errors.js';
 import { Explainer, type ExplainerOptions } from '../../explain.js';
-import { OnnxModelAdapter, type OnnxAdapterOptions, type OrtRuntime } from './adapter.js';
+import { nodeOrtRuntime, openModelSource, type NodeOpenOptions } from '../open-node.js';
+import type { OnnxAdapterOptions, OnnxModelAdapter, OrtRuntime } from './adapter.js';
 
-/** onnxruntime-node as the adapter's runtime. */
-export const nodeRuntime: OrtRuntime = { ...(ort as unknown as OrtRuntime), name: 'onnxruntime-node (cpu)' };
+/** The runtime .onnx models get in Node by default (onnxruntime-node when installed), loaded when this module is. */
+export const nodeRuntime: OrtRuntime = (await nodeOrtRuntime()).ort;
 
 /** Reads a .onnx file and prepares it for ONNX Runtime in Node (one shape probe run). */
-export async function loadOnnxModel(path: string, options: OnnxAdapterOptions = {}): Promise<OnnxModelAdapter> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (err) {
-    throw new SegGradCamError(`cannot read ONNX model '${path}': ${(err as Error).message}`, 'file');
+export async function loadOnnxModel(path: string, options: OnnxAdapterOptions & NodeOpenOptions = {}): Promise<OnnxModelAdapter> {
+  const { adapter } = await openModelSource(path, options);
+  if (adapter.kind !== 'onnx') {
+    adapter.dispose();
+    throw new SegGradCamError(`${path} is not an ONNX model`, 'model');
   }
-  return OnnxModelAdapter.create(bytes, nodeRuntime, options);
+  return adapter as OnnxModelAdapter;
 }
 
 /** Loads a .onnx file straight into an Explainer. */
-export async function loadOnnxExplainer(path: string, options: OnnxAdapterOptions & ExplainerOptions = {}): Promise<Explainer> {
+export async function loadOnnxExplainer(
+  path: string,
+  options: OnnxAdapterOptions & NodeOpenOptions & ExplainerOptions = {},
+): Promise<Explainer> {
   return new Explainer(await loadOnnxModel(path, options), options);
 }
 
