@@ -13,9 +13,10 @@ import {
   stepCounts,
   type BatchScorer,
 } from '../src/eval/perturbation.js';
-import { barChart, lineChart, matrixPlot, niceTicks, scatterPlot, tickLabel } from '../src/eval/plot.js';
+import { barChart, lineChart, matrixPlot, scatterPlot } from '../src/eval/plot.js';
+import { niceTicks, tickLabel } from '../src/eval/canvas.js';
 import { blockOf, cascadeSteps, randomizeLayers, snapshotWeights } from '../src/eval/randomize.js';
-import { defaultLayers } from '../src/eval/run.js';
+import { defaultLayers } from '../src/eval/setup.js';
 import { auroc, mean, median, pearson, ranks, spearman, std } from '../src/eval/stats.js';
 import { Explainer } from '../src/explain.js';
 import { mulberry32 } from '../src/methods/random.js';

@@ -148,7 +148,10 @@ export function trainCommand(): Command {
       'stop after this many minutes of training steps; the learning-rate schedule follows max(step/steps, time/budget)',
     )
     .option('--init-from <dir>', 'fine-tune: start from the weights in this model/checkpoint directory (fresh optimizer, step 0)')
-    .option('--resume <dir>', 'continue from a checkpoint directory (weights, Adam state, step); its options apply unless given here')
+    .option(
+      '--resume <dir>',
+      'continue from a checkpoint (OUT/checkpoint, or OUT: the newest complete one; weights, Adam state, step); its options apply unless given here',
+    )
     .option(
       '--workers <n>',
       'training threads (default 1): n > 1 splits each batch into n shards whose gradients are computed in worker threads and averaged (batch norm per shard, "ghost batch norm"; see docs/training.md)',
