@@ -24,6 +24,7 @@ layer's output (ONNX layout: NCHW, or [1, N, C] for a token layer); dS/dA by tor
 alpha_k = mean over the grid of dS/dA^k; CAM = ReLU(sum_k alpha_k A^k) on the grid, not normalised.
 """
 import argparse
+import copy
 import json
 import os
 import sys
@@ -140,8 +141,9 @@ class Blob:
                 f.write(p)
 
 
-def references(name, model, x, graph, folder):
-    spec = MODELS[name]
+def hooked_forward(model, x, spec):
+    """The model's output, its logits (the input of a final activation module) and the layers'
+    tensors (outputs, or inputs for 'in' hooks), all in the autograd graph."""
     acts, logits_box = {}, {}
     hooks = []
     for role, path, hook, _ in spec['layers']:
@@ -156,7 +158,33 @@ def references(name, model, x, graph, folder):
     out = model(x)
     for h in hooks:
         h.remove()
-    logits = logits_box.get('y', out)
+    return out, logits_box.get('y', out), acts
+
+
+def seg_grad_cam(logits, acts, c, masks, roles, size):
+    """Per region: S, and per layer dS/dA (autograd), alpha = mean over the grid, CAM."""
+    res = {}
+    for rname, msk in masks.items():
+        s = (logits[0, c] * msk.to(logits.dtype)).sum()
+        grads = torch.autograd.grad(s, [acts[r] for r in roles], retain_graph=True)
+        res[rname] = {'S': s, 'layers': {}}
+        for role, gr in zip(roles, grads):
+            a4, _ = grid_of(acts[role], role, size, None)
+            g4, _ = grid_of(gr, role, size, None)
+            alpha = g4.mean(dim=(2, 3))[0]
+            lin = (alpha[:, None, None] * a4[0]).sum(0)
+            res[rname]['layers'][role] = (gr, alpha, torch.relu(lin), lin)
+    return res
+
+
+def relerr(a, b):
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-300))
+
+
+def references(name, model, x, graph, folder):
+    spec = MODELS[name]
+    out, logits, acts = hooked_forward(model, x, spec)
+    final = spec.get('final')
     _, k, ho, wo = logits.shape
     binary = k == 1
     pi, pj = int(0.4 * ho), int(0.6 * wo)
@@ -196,20 +224,27 @@ def references(name, model, x, graph, folder):
         layers.append({'role': role, 'onnx': onnx_name, 'module': path, 'hook': 'output' if hook == 'out' else 'input', 'shape': list(a.shape),
                        'layout': 'NCHW' if a.dim() == 4 else 'NLC (tokens, n = i*w + j)', 'grid': grid, 'why': why})
         blob.add(f'A/{role}', a)
+    res = seg_grad_cam(logits, acts, c, masks, roles, spec['size'])
     scores = {}
-    for rname, msk in masks.items():
-        y = logits[0, c]
-        s = (y * msk).sum()
-        scores[rname] = float(s)
-        grads = torch.autograd.grad(s, [acts[r] for r in roles], retain_graph=True)
-        for role, gr in zip(roles, grads):
-            a4, _ = grid_of(acts[role], role, spec['size'], (ho, wo))
-            g4, _ = grid_of(gr, role, spec['size'], (ho, wo))
-            alpha = g4.mean(dim=(2, 3))[0]
-            cam = torch.relu((alpha[:, None, None] * a4[0]).sum(0))
+    for rname, r in res.items():
+        scores[rname] = float(r['S'])
+        for role, (gr, alpha, cam, lin) in r['layers'].items():
             blob.add(f'dSdA/{role}/{rname}', gr)
             blob.add(f'alpha/{role}/{rname}', alpha)
             blob.add(f'cam/{role}/{rname}', cam)
+            blob.add(f'camLinear/{role}/{rname}', lin)
+    # The float32 noise floor: the same computation in float64, compared (largest difference
+    # over the largest |value|): a test cannot ask an engine for more than this.
+    m64 = copy.deepcopy(model).double()
+    _, logits64, acts64 = hooked_forward(m64, x.double(), spec)
+    res64 = seg_grad_cam(logits64, acts64, c, masks, roles, spec['size'])
+    floor = {'logits': relerr(logits, logits64), 'A': {r: relerr(acts[r], acts64[r]) for r in roles}, 'alpha': {}, 'cam': {}}
+    for rname in masks:
+        for role in roles:
+            blob.add(f'alpha64/{role}/{rname}', res64[rname]['layers'][role][1])
+            blob.add(f'cam64/{role}/{rname}', res64[rname]['layers'][role][2])
+        floor['alpha'][rname] = {r: relerr(res[rname]['layers'][r][1], res64[rname]['layers'][r][1]) for r in roles}
+        floor['cam'][rname] = {r: relerr(res[rname]['layers'][r][2], res64[rname]['layers'][r][2]) for r in roles}
     blob.write(os.path.join(folder, 'reference.bin'))
     ref = {
         'model': name,
@@ -226,10 +261,14 @@ def references(name, model, x, graph, folder):
         'regions': regions,
         'regionNote': 'cells are (row, col) of the logits grid; cellBox and imageBox are x0,y0,x1,y1 with corners included',
         'scores': scores,
+        'float32VsFloat64': floor,
+        'float32VsFloat64Note': 'the PyTorch float32 results against the same model in float64: max |f32 - f64| / max |f64| per tensor',
         'layers': layers,
         'bin': 'reference.bin',
         'tensors': blob.index,
-        'tensorNote': 'float32 little-endian; A and dSdA in the ONNX tensor layout; alpha [C]; cam [h, w] on the grid, ReLU(sum alpha_k A^k), not normalised',
+        'tensorNote': ('float32 little-endian; A and dSdA in the ONNX tensor layout; alpha [C]; cam [h, w] on the grid, ReLU(sum alpha_k A^k), '
+                       'not normalised; camLinear the same before the ReLU (a CAM can be all zero); alpha64/cam64 the same computed in float64 '
+                       '(then stored as float32)'),
     }
     with open(os.path.join(folder, 'reference.json'), 'w') as f:
         json.dump(ref, f, separators=(',', ':'))

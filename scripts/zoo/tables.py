@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""Prints the Markdown tables of docs/zoo.md from fixtures/zoo/manifest.json, the references,
+verification.json and cli-results.json:  /usr/bin/python3 scripts/zoo/tables.py [ROOT]"""
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.normpath(os.path.join(HERE, '..', '..', 'fixtures', 'zoo'))
+
+
+def mb(n):
+    return f'{n / 1e6:.2f} MB' if n is not None else '—'
+
+
+def load(name):
+    p = os.path.join(ROOT, name)
+    return json.load(open(p)) if os.path.exists(p) else {}
+
+
+def main():
+    man = load('manifest.json')['models']
+    ver = load('verification.json')
+    cli = load('cli-results.json')
+    order = ['fcn-resnet50', 'deeplabv3-mobilenetv3', 'lraspp-mobilenetv3', 'segformer-b0-like', 'u2net-like', 'nnunet-like', 'u2net-like-1024']
+    print('## Summary\n')
+    print('| model | committed | parameters | input | float32 | float16 | int8 | nodes (f32) |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    for n in order:
+        m = man.get(n)
+        if not m:
+            continue
+        f = m['files']
+        print(f'| {n} | {"yes" if m["committed"] else "no (generated)"} | {m["parameters"]:,} | {m["input"][2]}x{m["input"][3]} | '
+              f'{mb(f.get("model.onnx"))} | {mb(f.get("model.f16.onnx"))} | {mb(f.get("model.int8.onnx"))} | {sum(m["ops"].values())} |')
+    for n in order:
+        m = man.get(n)
+        if not m or 'layers' not in m:
+            continue
+        folder = os.path.join(ROOT, m['folder'])
+        ref = json.load(open(os.path.join(folder, 'reference.json')))
+        print(f'\n## {n}\n')
+        print(f'Input [1, 3, {m["input"][2]}, {m["input"][3]}], output {ref["output"]["shape"]}'
+              + (f' after a {ref["output"]["activation"]}' if ref['output']['activation'] else ' (logits)')
+              + f'; class explained: {ref["class"]}{" (the sigmoid channel)" if ref["binary"] else ""}; '
+              f'pixel {ref["regions"]["pixel"]["imagePixel"]}, box {ref["regions"]["box"]["imageBox"]} (image pixels).\n')
+        print('Ops (float32): ' + ', '.join(f'{k} {v}' for k, v in m['ops'].items()) + '.\n')
+        extra = {k: v for k, v in m.get('opsF16', {}).items() if m['ops'].get(k) != v}
+        if extra:
+            print('float16 differs by: ' + ', '.join(f'{k} {v}' for k, v in extra.items()) + '.\n')
+        if 'opsInt8' in m:
+            extra = {k: v for k, v in m['opsInt8'].items() if m['ops'].get(k) != v}
+            print('int8 differs by: ' + ', '.join(f'{k} {v}' for k, v in extra.items()) + '.\n')
+        print('| role | ONNX tensor | shape | why | f32 vs f64: A, α (pixel/box), CAM (pixel/box) |')
+        print('| --- | --- | --- | --- | --- |')
+        fl = ref.get('float32VsFloat64', {})
+        for l in ref['layers']:
+            r = l['role']
+            floor = ''
+            if fl:
+                floor = (f'{fl["A"][r]:.1e}; {fl["alpha"]["pixel"][r]:.1e} / {fl["alpha"]["box"][r]:.1e}; '
+                         f'{fl["cam"]["pixel"][r]:.1e} / {fl["cam"]["box"][r]:.1e}')
+            print(f'| {r} | `{l["onnx"]}` | {l["shape"]}{" grid " + str(l["grid"]) if l["grid"] else ""} | {l["why"]} | {floor} |')
+        v = ver.get(n)
+        if v:
+            print('\nONNX Runtime against PyTorch (largest |difference|; labels: share of output cells with the same argmax/threshold):\n')
+            print('| file | output | labels | ' + ' | '.join(f'A {l["role"]}' for l in ref['layers']) + ' |')
+            print('| --- | --- | --- | ' + ' | '.join('---' for _ in ref['layers']) + ' |')
+            for f, r in v.items():
+                if 'error' in r:
+                    print(f'| {f} | error: {r["error"]} |')
+                    continue
+                cells = ' | '.join(f'{r["layers"][l["role"]]["maxAbsDiff"]:.1e} (of {r["layers"][l["role"]]["maxAbs"]:.1f})' for l in ref['layers'])
+                print(f'| {f} | {r["outputMaxAbsDiff"]:.1e} | {r["labelAgreement"]:.4f} | {cells} |')
+        c = cli.get(n)
+        if c:
+            print('\nThe CLI (this branch, before the op-registry work):\n')
+            print('| file | layers | predict (labels = PyTorch) | explain |')
+            print('| --- | --- | --- | --- |')
+            for f, r in c.items():
+                lay = r['layers']
+                ltxt = f'exit {lay["exit"]}' + (f': {lay.get("count")} layers, bottleneck `{lay.get("bottleneck")}`' if lay['exit'] == 0 else f': {lay["message"]}')
+                if lay.get('referenceListed'):
+                    missing = [k for k, ok in lay['referenceListed'].items() if not ok]
+                    if missing:
+                        ltxt += f'; not listed: {", ".join(missing)}'
+                p = r['predict']
+                ptxt = f'exit {p["exit"]}' + (f', {p["labelAgreement"]:.4f}' if p['exit'] == 0 else f': {p["message"]}')
+                runs = []
+                for e in r['explain']:
+                    t = f'{e["layer"]}/{e["region"]}: exit {e["exit"]}'
+                    if e['exit'] != 0:
+                        t += f' "{e["message"]}"'
+                    elif 'alphaRelErr' in e:
+                        t += f', α {e["alphaRelErr"]:.1e}, CAM {e["camRelErr"]:.1e}' if isinstance(e['alphaRelErr'], float) else f', {e["alphaRelErr"]}'
+                    elif e.get('layerChosen'):
+                        t += f' (layer `{e["layerChosen"]}`)'
+                    runs.append(t)
+                print(f'| {f} | {ltxt} | {ptxt} | {"<br>".join(runs)} |')
+
+
+if __name__ == '__main__':
+    main()
