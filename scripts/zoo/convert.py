@@ -8,8 +8,9 @@ to_float16     weights and Constant nodes in float16, float32 input and output t
                (Resize's roi and scales) keep float32 constants.
 to_dynamic_int8  ONNX Runtime's quantize_dynamic pattern, per Conv with constant weights:
                DynamicQuantizeLinear(x) -> ConvInteger(x_q, W_q, x_zp, W_zp) -> Cast(float)
-               -> Mul(x_scale * W_scale) -> Add(bias); W per tensor, uint8 asymmetric
-               (weight_type=QUInt8), so every Conv's weights are int8-sized.
+               -> Mul(x_scale * W_scale) -> Add(bias); per MatMul with a constant right operand
+               the same with MatMulInteger (the bias Add stays as exported); W per tensor, uint8
+               asymmetric (weight_type=QUInt8), so every Conv/MatMul weight is int8-sized.
 shuffled       the same nodes in a seeded random order (not topological): ONNX Runtime sorts
                on load, onnx.checker refuses it.
 """
@@ -127,6 +128,23 @@ def to_dynamic_int8(model):
     nodes = []
     count = 0
     for node in g.node:
+        if node.op_type == 'MatMul' and node.input[1] in inits:
+            count += 1
+            p = node.name or f'matmul{count}'
+            x, wname = node.input[0], node.input[1]
+            q, scale, zp = _quantize_uint8(numpy_helper.to_array(inits[wname]))
+            g.initializer.extend([
+                numpy_helper.from_array(q, f'{wname}_quantized'),
+                numpy_helper.from_array(np.array(scale, np.float32), f'{wname}_scale'),
+                numpy_helper.from_array(np.array(zp, np.uint8), f'{wname}_zero_point'),
+            ])
+            xq, xs, xz = f'{p}/x_quantized', f'{p}/x_scale', f'{p}/x_zero_point'
+            nodes.append(helper.make_node('DynamicQuantizeLinear', [x], [xq, xs, xz], name=f'{p}/DynamicQuantizeLinear'))
+            nodes.append(helper.make_node('MatMulInteger', [xq, f'{wname}_quantized', xz, f'{wname}_zero_point'], [f'{p}/acc'], name=f'{p}/MatMulInteger'))
+            nodes.append(helper.make_node('Cast', [f'{p}/acc'], [f'{p}/cast'], name=f'{p}/Cast', to=TensorProto.FLOAT))
+            nodes.append(helper.make_node('Mul', [xs, f'{wname}_scale'], [f'{p}/scale'], name=f'{p}/ScaleMul'))
+            nodes.append(helper.make_node('Mul', [f'{p}/cast', f'{p}/scale'], [node.output[0]], name=f'{p}/OutputMul'))
+            continue
         if node.op_type != 'Conv' or node.input[1] not in inits:
             nodes.append(node)
             continue

@@ -12,7 +12,8 @@ python3-pil; nothing is downloaded, weights are random under torch.manual_seed):
 Per model, in <root>/<name>/ (committed models) or <root>/generated/<name>/ (the rest):
   model.onnx            float32, opset 17, input "input" [1, 3, H, W] in [0, 1], output "output"
   model.f16.onnx        float16 weights, float32 input/output through Cast nodes
-  model.int8.onnx       (u2net-like) dynamic int8: DynamicQuantizeLinear + ConvInteger per Conv
+  model.int8.onnx       (u2net-like, segformer-b0-like) dynamic int8: DynamicQuantizeLinear + ConvInteger
+                        per Conv, + MatMulInteger per MatMul with constant weights
   model.shuffled.onnx, model.f16.shuffled.onnx  (u2net-like) nodes out of topological order
   input.png             the input image at the model's size (astronaut.png resized); input = png / 255
   reference.json        layers, regions, class, scores, and the index of reference.bin
@@ -298,13 +299,13 @@ def export_model(name, root, size=None, suffix=''):
     onnx.save(m16, os.path.join(folder, 'model.f16.onnx'))
     entry['files']['model.f16.onnx'] = os.path.getsize(os.path.join(folder, 'model.f16.onnx'))
     entry['opsF16'] = op_counts(m16)
-    if name == 'u2net-like':
+    if name in ('u2net-like', 'segformer-b0-like'):
         m8, n = convert.to_dynamic_int8(m32)
         onnx.save(m8, os.path.join(folder, 'model.int8.onnx'))
         entry['files']['model.int8.onnx'] = os.path.getsize(os.path.join(folder, 'model.int8.onnx'))
         entry['opsInt8'] = op_counts(m8)
-        entry['int8Convs'] = n
-        if not suffix:
+        entry['int8Quantized'] = n
+        if not suffix and name == 'u2net-like':
             for src, dst in ((m32, 'model.shuffled.onnx'), (m16, 'model.f16.shuffled.onnx')):
                 onnx.save(convert.shuffled(src, SEEDS[name]), os.path.join(folder, dst))
                 entry['files'][dst] = os.path.getsize(os.path.join(folder, dst))

@@ -9,6 +9,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.normpath(os.path.join(HERE, '..', '..', 'fixtures', 'zoo'))
 
 
+# The ops the ONNX engine differentiates on this branch, as its error message lists them
+SUPPORTED = set('''Add AveragePool BatchNormalization Cast Clip Concat Conv ConvTranspose Div Dropout Flatten Gemm
+GlobalAveragePool HardSigmoid HardSwish Identity LeakyRelu LogSoftmax MatMul MaxPool Mul Pad ReduceMean ReduceSum Relu
+Reshape Resize Sigmoid Slice Softmax Squeeze Sub Sum Tanh Transpose Unsqueeze'''.split())
+SHAPE_OPS = {'Shape', 'Gather', 'Constant', 'ConstantOfShape', 'Range', 'Equal', 'Where', 'Expand', 'Unsqueeze', 'Concat', 'Slice', 'Cast'}
+
+
 def mb(n):
     return f'{n / 1e6:.2f} MB' if n is not None else '—'
 
@@ -45,6 +52,10 @@ def main():
               + f'; class explained: {ref["class"]}{" (the sigmoid channel)" if ref["binary"] else ""}; '
               f'pixel {ref["regions"]["pixel"]["imagePixel"]}, box {ref["regions"]["box"]["imageBox"]} (image pixels).\n')
         print('Ops (float32): ' + ', '.join(f'{k} {v}' for k, v in m['ops'].items()) + '.\n')
+        allops = set(m['ops']) | set(m.get('opsF16', {})) | set(m.get('opsInt8', {}))
+        missing = sorted(allops - SUPPORTED)
+        if missing:
+            print('Not in the engine\'s gradient list today: ' + ', '.join(f'**{o}**' if o not in SHAPE_OPS else f'{o} (shape arithmetic)' for o in missing) + '.\n')
         extra = {k: v for k, v in m.get('opsF16', {}).items() if m['ops'].get(k) != v}
         if extra:
             print('float16 differs by: ' + ', '.join(f'{k} {v}' for k, v in extra.items()) + '.\n')
@@ -91,10 +102,13 @@ def main():
                     t = f'{e["layer"]}/{e["region"]}: exit {e["exit"]}'
                     if e['exit'] != 0:
                         t += f' "{e["message"]}"'
-                    elif 'alphaRelErr' in e:
-                        t += f', α {e["alphaRelErr"]:.1e}, CAM {e["camRelErr"]:.1e}' if isinstance(e['alphaRelErr'], float) else f', {e["alphaRelErr"]}'
-                    elif e.get('layerChosen'):
-                        t += f' (layer `{e["layerChosen"]}`)'
+                    elif 'alpha' in e and 'rel' in e['alpha']:
+                        a, c = e['alpha'], e['cam']
+                        t += f', α {a["rel"]:.1e} ({a["roundedUnits"]:.0f}u), CAM {c["rel"]:.1e} ({c["roundedUnits"]:.0f}u)' + (' empty' if e.get('empty') else '')
+                    elif 'alpha' in e:
+                        t += f', {e["alpha"]}'
+                    if e['exit'] == 0 and e['layer'] == 'default':
+                        t += f' (chose `{e.get("layerChosen")}`)'
                     runs.append(t)
                 print(f'| {f} | {ltxt} | {ptxt} | {"<br>".join(runs)} |')
 

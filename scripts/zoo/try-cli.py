@@ -10,10 +10,12 @@ model file, as a user would, and compares what it prints with the PyTorch refere
                                                 exit code; α and the raw CAM against PyTorch's
                                                 (largest difference relative to the largest value)
 
-  /usr/bin/python3 scripts/zoo/try-cli.py [ROOT] [--quick]
+  /usr/bin/python3 scripts/zoo/try-cli.py [ROOT [MODEL…]] [--quick|--minimal] [--keep=DIR] [--results=FILE]
 Writes ROOT/cli-results.json; one line per run on stdout. --quick: pixel region at the default
 layer only for the variants (float16, int8, shuffled), both regions at the three layers for
-float32 (the default does the same).
+float32 (the default: the pixel at every layer for the variants too). --keep=DIR keeps the CLI's
+explain JSON files. --minimal: as --quick, and the pixel region only (for the large models on a
+busy machine).
 """
 import json
 import os
@@ -48,6 +50,17 @@ def rel(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
 
 
+def compare(cli_values, ref, ref64):
+    """The CLI's JSON rounds cam and weights to 1e-6 (src/io/json.ts): besides the plain
+    relative error, the error against the reference rounded the same way, in units of 1e-6
+    (0 or 1: equal up to the rounding), and PyTorch float32's own error against float64."""
+    a, b = np.asarray(cli_values, np.float64).ravel(), np.asarray(ref, np.float64).ravel()
+    if a.size != b.size:
+        return {'error': f'size {a.size} vs {b.size}'}
+    return {'rel': rel(a, b), 'abs': float(np.abs(a - b).max()), 'maxRef': float(np.abs(b).max()),
+            'roundedUnits': float(np.abs(a - np.round(b * 1e6) / 1e6).max() * 1e6), 'torchF32VsF64Rel': rel(ref, ref64)}
+
+
 def label_agreement(png, labels):
     """Pixel agreement without knowing the palette: each PyTorch class must map to one colour."""
     img = np.asarray(Image.open(png).convert('RGB')).astype(np.int64)
@@ -71,7 +84,7 @@ def label_agreement(png, labels):
     return ok / labels.size
 
 
-def try_model(folder, quick, tmp):
+def try_model(folder, quick, tmp, keep, minimal=False):
     ref = json.load(open(os.path.join(folder, 'reference.json')))
     blob = open(os.path.join(folder, ref['bin']), 'rb').read()
     logits = tensor(blob, ref['tensors'], 'logits')[0]
@@ -108,6 +121,8 @@ def try_model(folder, quick, tmp):
             for rname, rargs in regions.items():
                 if not f32 and quick and (l['onnx'] is not None or rname != 'pixel'):
                     continue
+                if minimal and rname != 'pixel':
+                    continue
                 if not f32 and not quick and rname != 'pixel':
                     continue
                 js = os.path.join(tmp, 'explain.json')
@@ -126,11 +141,16 @@ def try_model(folder, quick, tmp):
                     if role:
                         alpha = tensor(blob, ref['tensors'], f'alpha/{role}/{rname}')
                         cam = tensor(blob, ref['tensors'], f'cam/{role}/{rname}')
-                        run['alphaRelErr'] = rel(e['weights'], alpha)
-                        run['camRelErr'] = rel(e['cam'], cam)
+                        run['alpha'] = compare(e['weights'], alpha, tensor(blob, ref['tensors'], f'alpha64/{role}/{rname}'))
+                        run['cam'] = compare(e['cam'], cam, tensor(blob, ref['tensors'], f'cam64/{role}/{rname}'))
                         run['scoreRelErr'] = rel([e['scoreValue']], [ref['scores'][rname]])
+                        run['empty'] = e.get('empty')
+                    if keep:
+                        os.makedirs(keep, exist_ok=True)
+                        os.replace(js, os.path.join(keep, f'{ref["model"]}.{v}.{l["role"]}.{rname}.json'))
                 runs.append(run)
-                extra = ' '.join(f'{k}={run[k]:.2e}' if isinstance(run[k], float) else f'{k}={run[k]}' for k in ('alphaRelErr', 'camRelErr', 'scoreRelErr') if k in run)
+                extra = ' '.join(f'{k} rel {run[k].get("rel", 0):.2e} abs {run[k].get("abs", 0):.1e} rounded-units {run[k].get("roundedUnits", 0):.0f}' if 'rel' in run.get(k, {}) else f'{k} {run.get(k)}'
+                                 for k in ('alpha', 'cam') if k in run) + (f' S rel {run["scoreRelErr"]:.1e}' if 'scoreRelErr' in run else '') + (f' layer {run.get("layerChosen")}' if l['onnx'] is None else '')
                 print(f'  {ref["model"]}/{v} explain {l["role"]} {rname}: exit {code} {err if code else extra}', flush=True)
         r['explain'] = runs
         results[v] = r
@@ -142,8 +162,10 @@ def try_model(folder, quick, tmp):
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith('--')]
     quick = '--quick' in sys.argv
+    minimal = '--minimal' in sys.argv
+    keep = next((a.split('=', 1)[1] for a in sys.argv if a.startswith('--keep=')), None)
     root = args[0] if args else os.path.join(REPO, 'fixtures', 'zoo')
-    out_path = os.path.join(root, 'cli-results.json')
+    out_path = next((a.split('=', 1)[1] for a in sys.argv if a.startswith('--results=')), os.path.join(root, 'cli-results.json'))
     out = json.load(open(out_path)) if os.path.exists(out_path) else {}
     only = set(args[1:])
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,7 +176,7 @@ def main():
                 folder = os.path.join(base, name)
                 if (only and name not in only) or not os.path.exists(os.path.join(folder, 'reference.json')):
                     continue
-                out[name] = try_model(folder, quick, tmp)
+                out[name] = try_model(folder, quick or minimal, tmp, os.path.join(keep, name) if keep else None, minimal)
                 with open(out_path, 'w') as f:
                     json.dump(out, f, indent=1)
                     f.write('\n')

@@ -8,7 +8,8 @@ scripts/zoo/ort-run.ts; Debian has no onnxruntime for Python):
 - the argmax (or, for one sigmoid channel, the 0.5 threshold) agreement of every variant
   (float16, int8, shuffled) with PyTorch's, and their largest output difference.
 
-  /usr/bin/python3 scripts/zoo/verify.py [ROOT]      (ROOT defaults to fixtures/zoo)
+  /usr/bin/python3 scripts/zoo/verify.py [ROOT [MODEL…]]   (ROOT defaults to fixtures/zoo; with
+  models named, only those are re-checked and merged into the existing verification.json)
 Writes ROOT/verification.json and prints one line per model file.
 """
 import json
@@ -94,13 +95,15 @@ def check(folder):
 
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, 'fixtures', 'zoo')
-    out = {}
+    only = set(sys.argv[2:])
+    path = os.path.join(root, 'verification.json')
+    out = json.load(open(path)) if only and os.path.exists(path) else {}
     for base in (root, os.path.join(root, 'generated')):
         if not os.path.isdir(base):
             continue
         for name in sorted(os.listdir(base)):
             folder = os.path.join(base, name)
-            if os.path.exists(os.path.join(folder, 'reference.json')):
+            if (not only or name in only) and os.path.exists(os.path.join(folder, 'reference.json')):
                 out[name] = check(folder)
     with open(os.path.join(root, 'verification.json'), 'w') as f:
         json.dump(out, f, indent=1)
