@@ -25,7 +25,45 @@ def load(name):
     return json.load(open(p)) if os.path.exists(p) else {}
 
 
+ORDER = ['fcn-resnet50', 'deeplabv3-mobilenetv3', 'lraspp-mobilenetv3', 'segformer-b0-like', 'u2net-like', 'nnunet-like']
+
+
+def reference(man, n):
+    return json.load(open(os.path.join(ROOT, man[n]['folder'], 'reference.json')))
+
+
+def floors(man):
+    """One row per model: the largest float32-vs-float64 difference over layers and regions."""
+    for n in ORDER:
+        if n not in man:
+            continue
+        f = reference(man, n)['float32VsFloat64']
+        big = lambda d: max(v for r in d.values() for v in (r.values() if isinstance(r, dict) else [r]))  # noqa: E731
+        print(f'| {n} | {f["logits"]:.1e} | {max(f["A"].values()):.1e} | {big(f["alpha"]):.1e} | {big(f["cam"]):.1e} |')
+
+
+def missing_ops(man):
+    rows = {}
+    for n in ORDER:
+        m = man.get(n)
+        if not m:
+            continue
+        for variant, ops in (('f32', m['ops']), ('f16', m.get('opsF16', {})), ('int8', m.get('opsInt8', {}))):
+            for o in ops:
+                if o not in SUPPORTED:
+                    rows.setdefault(o, set()).add(f'{n} ({variant})' if variant != 'f32' else n)
+    print('| op | in | note |')
+    print('| --- | --- | --- |')
+    for o, where in sorted(rows.items()):
+        note = 'shape arithmetic (Shape → Gather/Slice → Concat → Reshape): constant for a fixed input, never differentiated' if o in SHAPE_OPS else 'on the differentiated path'
+        print(f'| {o} | {", ".join(sorted(where))} | {note} |')
+
+
 def main():
+    if len(sys.argv) > 2:
+        man = load('manifest.json')['models']
+        {'floors': floors, 'missing': missing_ops}[sys.argv[2]](man)
+        return
     man = load('manifest.json')['models']
     ver = load('verification.json')
     cli = load('cli-results.json')
