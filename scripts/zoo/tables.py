@@ -3,6 +3,7 @@
 verification.json and cli-results.json:  /usr/bin/python3 scripts/zoo/tables.py [ROOT]"""
 import json
 import os
+import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -14,6 +15,11 @@ SUPPORTED = set('''Add AveragePool BatchNormalization Cast Clip Concat Conv Conv
 GlobalAveragePool HardSigmoid HardSwish Identity LeakyRelu LogSoftmax MatMul MaxPool Mul Pad ReduceMean ReduceSum Relu
 Reshape Resize Sigmoid Slice Softmax Squeeze Sub Sum Tanh Transpose Unsqueeze'''.split())
 SHAPE_OPS = {'Shape', 'Gather', 'Constant', 'ConstantOfShape', 'Range', 'Equal', 'Where', 'Expand', 'Unsqueeze', 'Concat', 'Slice', 'Cast'}
+
+
+def short(msg):
+    """CLI messages without the list of supported ops or valid layers (printed once in the doc)."""
+    return re.split(r'; (supported ops|valid layers):', msg)[0].replace('|', '\\|')
 
 
 def mb(n):
@@ -128,18 +134,18 @@ def main():
             print('| --- | --- | --- | --- |')
             for f, r in c.items():
                 lay = r['layers']
-                ltxt = f'exit {lay["exit"]}' + (f': {lay.get("count")} layers, bottleneck `{lay.get("bottleneck")}`' if lay['exit'] == 0 else f': {lay["message"]}')
+                ltxt = f'exit {lay["exit"]}' + (f': {lay.get("count")} layers, bottleneck `{lay.get("bottleneck")}`' if lay['exit'] == 0 else f': {short(lay["message"])}')
                 if lay.get('referenceListed'):
                     missing = [k for k, ok in lay['referenceListed'].items() if not ok]
                     if missing:
                         ltxt += f'; not listed: {", ".join(missing)}'
                 p = r['predict']
-                ptxt = f'exit {p["exit"]}' + (f', {p["labelAgreement"]:.4f}' if p['exit'] == 0 else f': {p["message"]}')
+                ptxt = f'exit {p["exit"]}' + (f', {p["labelAgreement"]:.4f}' if p['exit'] == 0 else f': {short(p["message"])}')
                 runs = []
                 for e in r['explain']:
                     t = f'{e["layer"]}/{e["region"]}: exit {e["exit"]}'
                     if e['exit'] != 0:
-                        t += f' "{e["message"]}"'
+                        t += f' "{short(e["message"])}"'
                     elif 'alpha' in e and 'rel' in e['alpha']:
                         a, c = e['alpha'], e['cam']
                         t += f', α {a["rel"]:.1e} ({a["roundedUnits"]:.0f}u), CAM {c["rel"]:.1e} ({c["roundedUnits"]:.0f}u)' + (' empty' if e.get('empty') else '')
