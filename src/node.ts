@@ -6,7 +6,7 @@ import { classNamesFromMetadata } from './io/labels.js';
 
 export { readModelArtifacts, loadModelFile } from './engine/tfjs/load-node.js';
 export { readImageFile, writeImageFile, writeFileAtomic, readMaskFile } from './io/files.js';
-export { readLabelsFile } from './io/labels.js';
+export { readLabelsFile } from './io/labels-node.js';
 
 /** One call from a model.json on disk to an Explainer (class names from the model's metadata unless given). */
 export async function loadExplainer(path: string, options: ExplainerOptions & LoadOptions = {}): Promise<Explainer> {

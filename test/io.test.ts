@@ -18,6 +18,8 @@ import {
   imageDimensions,
 } from '../src/io/codec.js';
 import { resizeRgbaToRgb } from '../src/render/resize.js';
+import { parseLabels, parseLabelsWithColors } from '../src/io/labels.js';
+import { readLabelsFile } from '../src/node.js';
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -375,5 +377,60 @@ describe('pixel limit and large images', () => {
     const { grown, bytes } = JSON.parse(r.stdout) as { grown: number; bytes: number };
     assert.equal(bytes, 6000 * 6000 * 4);
     assert.ok(grown < bytes / 4, `peak RSS grew by ${(grown / 2 ** 20).toFixed(0)} MB for a ${(bytes / 2 ** 20).toFixed(0)} MB image`);
+  });
+});
+
+describe('labels: one parser for the CLI, the library and the explorer', () => {
+  test('a JSON array, one name per line, names with colours, JSON objects; bad files are file errors', () => {
+    assert.deepEqual(parseLabels('["background", "digit 0"]'), ['background', 'digit 0']);
+    assert.deepEqual(parseLabels('background\r\n  person  \n\n'), ['background', 'person']);
+    assert.deepEqual(parseLabels('\uFEFFsky #87ceeb\nroad, #333\ntall tree\t#0a0\n#hash tag'), ['sky', 'road', 'tall tree', '#hash tag']);
+    assert.deepEqual(parseLabelsWithColors('sky #87ceeb\nroad, #333\nplain'), {
+      names: ['sky', 'road', 'plain'],
+      colors: [[135, 206, 235], [51, 51, 51], null],
+    });
+    assert.deepEqual(parseLabelsWithColors('["a", {"name": "b", "color": "#ff0000"}]'), { names: ['a', 'b'], colors: [null, [255, 0, 0]] });
+    for (const [text, why] of [
+      ['   \n ', /empty/],
+      ['[1, 2]', /names/],
+      ['[oops', /not valid JSON/],
+      ['\u0001\u0002binary', /not text/],
+    ] as const) {
+      assert.throws(
+        () => parseLabels(text),
+        (err: unknown) => err instanceof SegGradCamError && err.code === 'file' && why.test(err.message),
+        JSON.stringify(text),
+      );
+    }
+  });
+
+  test("accepts what the explorer's labels parser accepts, with the same names", async () => {
+    const web = await import('../web/src/labels.js');
+    for (const text of [
+      'a\nb\nc',
+      '["x", "y"]',
+      'sky #87ceeb\nroad, #333\ntall tree\t#0a0',
+      '["a", {"name": "b", "color": "#ff0000"}, {"name": "c"}]',
+      '\uFEFF  one  \r\n\r\ntwo',
+      'name with, comma\nlast,#abc',
+    ]) {
+      assert.deepEqual(parseLabelsWithColors(text), web.parseLabels(text), JSON.stringify(text));
+    }
+  });
+
+  test('labels.ts is browser-safe (no Node imports); readLabelsFile names the path', async () => {
+    const source = await readFile(new URL('../src/io/labels.ts', import.meta.url), 'utf8');
+    assert.doesNotMatch(source, /from 'node:|require\(/);
+    const dir = await mkdtemp(join(tmpdir(), 'sgc-labels-'));
+    try {
+      await writeFile(join(dir, 'l.txt'), 'background\ncat #ff0000\n');
+      assert.deepEqual(await readLabelsFile(join(dir, 'l.txt')), ['background', 'cat']);
+      await writeFile(join(dir, 'bad.json'), '["a",');
+      await rejectsWith(readLabelsFile(join(dir, 'bad.json')), 'file', 'not valid JSON', 'bad.json');
+      await rejectsWith(readLabelsFile(join(dir, 'none.txt')), 'file', 'labels file not found', 'none.txt');
+      await rejectsWith(readLabelsFile(dir), 'file', 'directory');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
