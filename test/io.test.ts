@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { PNG, type ColorType } from 'pngjs';
 import { SegGradCamError } from '../src/errors.js';
 import { createImage, type RgbaImage } from '../src/image.js';
@@ -24,6 +24,7 @@ import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { readImageFile, readMaskFile, writeFileAtomic, writeImageFile } from '../src/io/files.js';
+import { chunk, hugeBlackPng } from './helpers/png.js';
 import { randomImage, useCpu } from './helpers/setup.js';
 
 /** A PNG made by pngjs from raw samples (8- or 16-bit, any colour type pngjs writes). */
@@ -33,33 +34,6 @@ function makePng(width: number, height: number, colorType: ColorType, bitDepth: 
   png.data = Buffer.from(raw.buffer);
   const hasAlpha = colorType === 4 || colorType === 6;
   return PNG.sync.write(png, { colorType, bitDepth, inputColorType: colorType, inputHasAlpha: hasAlpha });
-}
-
-/** One PNG chunk: length, type, data, CRC. */
-function chunk(type: string, data: Uint8Array): Buffer {
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-
-/**
- * A valid black 1-bit grayscale PNG of any size, written by hand: each row is a filter byte and
- * width/8 zero bytes, so 20000x20000 deflates to a file of ~50 kB.
- */
-export function hugeBlackPng(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([1, 0, 0, 0, 0], 8); // 1-bit, grayscale
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc((1 + Math.ceil(width / 8)) * height), { level: 9 })),
-    chunk('IEND', new Uint8Array(0)),
-  ]);
 }
 
 /** A 2x2 palette PNG built by hand (pngjs cannot write palettes). */
