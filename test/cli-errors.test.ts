@@ -43,6 +43,16 @@ describe('CLI: bad input in one line', () => {
       /config\.layers must be a list of layers \(got string\)/,
     ],
     [
+      'a graph model whose nodes are not a list',
+      '{"format":"graph-model","modelTopology":{"node":"x"},"weightsManifest":[]}',
+      /graph model's modelTopology\.node must be a list of nodes \(got string\)/,
+    ],
+    [
+      'a graph model without versions',
+      '{"format":"graph-model","modelTopology":{"node":[]},"weightsManifest":[]}',
+      /model\.json is malformed/,
+    ],
+    [
       'a topology of only "layers"',
       '{"modelTopology":{"layers":"oops"},"weightsManifest":[]}',
       /modelTopology is not a Keras model config/,
