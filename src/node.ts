@@ -4,7 +4,7 @@ import { openModelSource, type NodeModelSource, type NodeOpenOptions } from './e
 
 export { openModel, type NodeModelSource, type NodeOpenOptions, type NodeOrtChoice } from './engine/open-node.js';
 export { readImageFile, writeImageFile, readMaskFile } from './io/files.js';
-export { readLabelsFile } from './io/labels.js';
+export { readLabelsFile } from './io/labels-node.js';
 
 /**
  * One call from a model to an Explainer: a model.json (TF.js) or an .onnx file (ONNX Runtime) by

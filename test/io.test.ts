@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { PNG, type ColorType } from 'pngjs';
 import { SegGradCamError } from '../src/errors.js';
 import { createImage, type RgbaImage } from '../src/image.js';
@@ -18,10 +18,13 @@ import {
   imageDimensions,
 } from '../src/io/codec.js';
 import { resizeRgbaToRgb } from '../src/render/resize.js';
+import { parseLabels, parseLabelsWithColors } from '../src/io/labels.js';
+import { readLabelsFile } from '../src/node.js';
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { readImageFile, readMaskFile, writeFileAtomic, writeImageFile } from '../src/io/files.js';
+import { chunk, hugeBlackPng } from './helpers/png.js';
 import { randomImage, useCpu } from './helpers/setup.js';
 
 /** A PNG made by pngjs from raw samples (8- or 16-bit, any colour type pngjs writes). */
@@ -31,33 +34,6 @@ function makePng(width: number, height: number, colorType: ColorType, bitDepth: 
   png.data = Buffer.from(raw.buffer);
   const hasAlpha = colorType === 4 || colorType === 6;
   return PNG.sync.write(png, { colorType, bitDepth, inputColorType: colorType, inputHasAlpha: hasAlpha });
-}
-
-/** One PNG chunk: length, type, data, CRC. */
-function chunk(type: string, data: Uint8Array): Buffer {
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-
-/**
- * A valid black 1-bit grayscale PNG of any size, written by hand: each row is a filter byte and
- * width/8 zero bytes, so 20000x20000 deflates to a file of ~50 kB.
- */
-export function hugeBlackPng(width: number, height: number): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([1, 0, 0, 0, 0], 8); // 1-bit, grayscale
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.alloc((1 + Math.ceil(width / 8)) * height), { level: 9 })),
-    chunk('IEND', new Uint8Array(0)),
-  ]);
 }
 
 /** A 2x2 palette PNG built by hand (pngjs cannot write palettes). */
@@ -375,5 +351,60 @@ describe('pixel limit and large images', () => {
     const { grown, bytes } = JSON.parse(r.stdout) as { grown: number; bytes: number };
     assert.equal(bytes, 6000 * 6000 * 4);
     assert.ok(grown < bytes / 4, `peak RSS grew by ${(grown / 2 ** 20).toFixed(0)} MB for a ${(bytes / 2 ** 20).toFixed(0)} MB image`);
+  });
+});
+
+describe('labels: one parser for the CLI, the library and the explorer', () => {
+  test('a JSON array, one name per line, names with colours, JSON objects; bad files are file errors', () => {
+    assert.deepEqual(parseLabels('["background", "digit 0"]'), ['background', 'digit 0']);
+    assert.deepEqual(parseLabels('background\r\n  person  \n\n'), ['background', 'person']);
+    assert.deepEqual(parseLabels('\uFEFFsky #87ceeb\nroad, #333\ntall tree\t#0a0\n#hash tag'), ['sky', 'road', 'tall tree', '#hash tag']);
+    assert.deepEqual(parseLabelsWithColors('sky #87ceeb\nroad, #333\nplain'), {
+      names: ['sky', 'road', 'plain'],
+      colors: [[135, 206, 235], [51, 51, 51], null],
+    });
+    assert.deepEqual(parseLabelsWithColors('["a", {"name": "b", "color": "#ff0000"}]'), { names: ['a', 'b'], colors: [null, [255, 0, 0]] });
+    for (const [text, why] of [
+      ['   \n ', /empty/],
+      ['[1, 2]', /names/],
+      ['[oops', /not valid JSON/],
+      ['\u0001\u0002binary', /not text/],
+    ] as const) {
+      assert.throws(
+        () => parseLabels(text),
+        (err: unknown) => err instanceof SegGradCamError && err.code === 'file' && why.test(err.message),
+        JSON.stringify(text),
+      );
+    }
+  });
+
+  test("accepts what the explorer's labels parser accepts, with the same names", async () => {
+    const web = await import('../web/src/labels.js');
+    for (const text of [
+      'a\nb\nc',
+      '["x", "y"]',
+      'sky #87ceeb\nroad, #333\ntall tree\t#0a0',
+      '["a", {"name": "b", "color": "#ff0000"}, {"name": "c"}]',
+      '\uFEFF  one  \r\n\r\ntwo',
+      'name with, comma\nlast,#abc',
+    ]) {
+      assert.deepEqual(parseLabelsWithColors(text), web.parseLabels(text), JSON.stringify(text));
+    }
+  });
+
+  test('labels.ts is browser-safe (no Node imports); readLabelsFile names the path', async () => {
+    const source = await readFile(new URL('../src/io/labels.ts', import.meta.url), 'utf8');
+    assert.doesNotMatch(source, /from 'node:|require\(/);
+    const dir = await mkdtemp(join(tmpdir(), 'sgc-labels-'));
+    try {
+      await writeFile(join(dir, 'l.txt'), 'background\ncat #ff0000\n');
+      assert.deepEqual(await readLabelsFile(join(dir, 'l.txt')), ['background', 'cat']);
+      await writeFile(join(dir, 'bad.json'), '["a",');
+      await rejectsWith(readLabelsFile(join(dir, 'bad.json')), 'file', 'not valid JSON', 'bad.json');
+      await rejectsWith(readLabelsFile(join(dir, 'none.txt')), 'file', 'labels file not found', 'none.txt');
+      await rejectsWith(readLabelsFile(dir), 'file', 'directory');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

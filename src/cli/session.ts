@@ -4,7 +4,7 @@ import type { RgbaImage } from '../image.js';
 import { readImageFile } from '../io/files.js';
 import { loadExplainer } from '../node.js';
 import { DEFAULT_IMAGE, DEFAULT_MODEL, inPackage } from './defaults.js';
-import { readLabelsFile } from '../io/labels.js';
+import { readLabelsFile } from '../io/labels-node.js';
 import { oneOf, parseInteger, parseRange } from './parse.js';
 import { DEFAULT_PIXEL_LIMIT } from '../io/codec.js';
 

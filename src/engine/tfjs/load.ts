@@ -31,7 +31,7 @@ export async function adapterFromArtifacts(artifacts: tf.io.ModelArtifacts, opti
   const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
   if (!topology) throw new SegGradCamError('model.json has no modelTopology', 'model');
   const isGraph = artifacts.format === 'graph-model' || Array.isArray((topology as { node?: unknown }).node);
-  const problem = isGraph ? null : layersTopologyProblem(topology);
+  const problem = isGraph ? graphTopologyProblem(topology) : layersTopologyProblem(topology);
   if (problem) throw new SegGradCamError(`the model cannot be loaded: ${problem}`, 'model');
   const memory = tf.io.fromMemory(artifacts);
   try {
@@ -43,8 +43,15 @@ export async function adapterFromArtifacts(artifacts: tf.io.ModelArtifacts, opti
     const first = String((err as Error)?.message ?? err)
       .split('\n')[0]
       .replace(/ This may be due to.*$/, '');
-    throw new SegGradCamError(`the model cannot be loaded: ${first}`, 'model');
+    // A JS TypeError inside TF.js means it met a field it expected and did not find.
+    const malformed = err instanceof TypeError ? 'model.json is malformed (TF.js: ' + first + ')' : first;
+    throw new SegGradCamError(`the model cannot be loaded: ${malformed}`, 'model');
   }
+}
+
+/** What TF.js needs of a graph topology: a list of nodes. */
+function graphTopologyProblem(topology: Record<string, unknown>): string | null {
+  return Array.isArray(topology.node) ? null : `a graph model's modelTopology.node must be a list of nodes (got ${typeof topology.node})`;
 }
 
 /** What TF.js needs of a layers topology, checked first so that a malformed one is named in one line. */
