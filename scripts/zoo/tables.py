@@ -93,7 +93,7 @@ def main():
         print(f'\n## {n}\n')
         print(f'Input [1, 3, {m["input"][2]}, {m["input"][3]}], output {ref["output"]["shape"]}'
               + (f' after a {ref["output"]["activation"]}' if ref['output']['activation'] else ' (logits)')
-              + f'; class explained: {ref["class"]}{" (the sigmoid channel)" if ref["binary"] else ""}; '
+              + f'; class explained: {ref["class"]}{" (the sigmoid channel: `--class 1` in the CLI)" if ref["binary"] else ""}; '
               f'pixel {ref["regions"]["pixel"]["imagePixel"]}, box {ref["regions"]["box"]["imageBox"]} (image pixels).\n')
         print('Ops (float32): ' + ', '.join(f'{k} {v}' for k, v in m['ops'].items()) + '.\n')
         allops = set(m['ops']) | set(m.get('opsF16', {})) | set(m.get('opsInt8', {}))
