@@ -378,20 +378,6 @@ describe('labels: one parser for the CLI, the library and the explorer', () => {
     }
   });
 
-  test("accepts what the explorer's labels parser accepts, with the same names", async () => {
-    const web = await import('../web/src/labels.js');
-    for (const text of [
-      'a\nb\nc',
-      '["x", "y"]',
-      'sky #87ceeb\nroad, #333\ntall tree\t#0a0',
-      '["a", {"name": "b", "color": "#ff0000"}, {"name": "c"}]',
-      '\uFEFF  one  \r\n\r\ntwo',
-      'name with, comma\nlast,#abc',
-    ]) {
-      assert.deepEqual(parseLabelsWithColors(text), web.parseLabels(text), JSON.stringify(text));
-    }
-  });
-
   test('labels.ts is browser-safe (no Node imports); readLabelsFile names the path', async () => {
     const source = await readFile(new URL('../src/io/labels.ts', import.meta.url), 'utf8');
     assert.doesNotMatch(source, /from 'node:|require\(/);

@@ -8,7 +8,7 @@ import { SegGradCamError } from '../src/errors.js';
 import type { Region } from '../src/region/region.js';
 import { collectBundled } from '../web/bundled.js';
 import { serve } from '../web/serve.js';
-import { parseLabels } from '../web/src/labels.js';
+import { parseLabelsWithColors as parseLabels } from '../src/io/labels.js';
 import { checkWeightBytes, isOnnxName, modelFromFiles, onnxFromFiles, type FileLike } from '../web/src/model-files.js';
 import type { LayerRow } from '../web/src/protocol.js';
 import { Cancelled, expectedPasses, PassMeter } from '../web/src/pass-meter.js';

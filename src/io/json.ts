@@ -8,8 +8,6 @@ export interface JsonContext {
   region: Region;
   /** What ran the model (ModelAdapter.runtime, e.g. 'tfjs-wasm', 'onnxruntime-node (cpu)'). */
   runtime?: string;
-  /** @deprecated the older name of `runtime`. */
-  backend?: string;
   ms: number;
   heatmap: boolean;
 }
@@ -40,7 +38,7 @@ export function explanationJson(e: Explanation, context: JsonContext): Record<st
     cam: Array.from(e.cam),
     weights: e.weights ? Array.from(e.weights) : null,
     heatmap: context.heatmap ? Array.from(e.heatmap) : undefined,
-    runtime: context.runtime ?? context.backend ?? null,
+    runtime: context.runtime ?? null,
     milliseconds: context.ms,
   };
 }

@@ -1,6 +1,6 @@
 /** The model: bundled or by URL or files, its labels, layers, classes and methods; a new backend reopens it. */
 import type { CatalogModel } from '../../bundled.js';
-import { type Labels, parseLabels } from '../labels.js';
+import { type Labels, parseLabelsWithColors as parseLabels } from '../../../src/io/labels.js';
 import type { BackendChoice } from '../protocol.js';
 import { renderAlpha } from './alpha.js';
 import { askAgain, showExplanation } from './ask.js';

@@ -45,7 +45,7 @@ export function exportJson(): void {
       model: modelName() ?? '',
       image: imageName() ?? '',
       region: e.region,
-      backend: engine(),
+      runtime: engine(),
       ms: e.ms,
       heatmap: true,
     },

@@ -3,7 +3,7 @@ import type { RgbaImage } from '../../../src/image.js';
 import type { Region } from '../../../src/region/region.js';
 import { type ColormapName, type Rgb, defaultPalette } from '../../../src/render/index.js';
 import type { Catalog } from '../../bundled.js';
-import type { Labels } from '../labels.js';
+import type { Labels } from '../../../src/io/labels.js';
 import type { BackendReport, ExplanationMsg, LayerRow, ModelInfo, ModelSource, PredictionInfo } from '../protocol.js';
 import type { Pinned } from '../ui/compare.js';
 import { el } from './elements.js';
