@@ -185,7 +185,8 @@ def write_nifti(folder, vol):
     back = nib.load(p1)
     out['volume.nii.gz'] = {'version': 1, 'datatype': 'int16', 'sclSlope': float(back.dataobj.slope), 'sclInter': float(back.dataobj.inter),
                             'sformCode': 2, 'qformCode': 1}
-    img2 = nib.Nifti2Image(arr, aff)
+    stored = np.asarray(back.get_fdata(dtype=np.float32))  # the same numbers as the NIfTI-1 file (its int16 quantisation)
+    img2 = nib.Nifti2Image(stored, aff)
     img2.header.set_data_dtype(np.float32)
     img2.set_qform(aff, code=1)
     img2.set_sform(aff, code=1)
