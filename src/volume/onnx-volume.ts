@@ -140,8 +140,9 @@ export class OnnxVolumeModel {
     return this.layerList.map((l) => ({ ...l, shape: [...l.shape] }));
   }
 
-  /** The layer a name means (a layer of layers(), or any 5-D data-dependent float tensor of the graph). */
+  /** The layer a name means (a layer of layers(), any 5-D data-dependent float tensor of the graph, or 'input' for the model input). */
   resolve(layer: string): string {
+    if (layer === 'input' || layer === this.inputName) return this.inputName;
     if (this.layerList.some((l) => l.name === layer)) return layer;
     const an = this.analysis;
     if (an.producer.has(layer) && an.dataDependent.has(layer) && an.isFloat(layer) && an.shape(layer).length === 5) return layer;
