@@ -10,7 +10,15 @@ import { nodeRuntime } from '../src/engine/onnx/node.js';
 import { SegGradCamError } from '../src/errors.js';
 import { OnnxVolumeModel } from '../src/volume/onnx-volume.js';
 import type { Dims3 } from '../src/volume/regions.js';
-import { assembleInputGradient, predictSlidingWindow, slidingWindowGradient, windowStarts } from '../src/volume/sliding-window.js';
+import { explainSlidingWindow } from '../src/volume/explain-sliding.js';
+import { gradCam3d } from '../src/volume/explain.js';
+import {
+  assembleInputGradient,
+  cropPatch,
+  predictSlidingWindow,
+  slidingWindowGradient,
+  windowStarts,
+} from '../src/volume/sliding-window.js';
 
 const DIMS: Dims3 = [20, 28, 30]; // the patch is 16 × 20 × 24
 const N = DIMS[0] * DIMS[1] * DIMS[2];
@@ -114,5 +122,39 @@ describe('sliding window on the 3-D U-Net', () => {
       [[0, 0, 0]],
     );
     assert.equal(one.skipped, 7);
+  });
+});
+
+describe('α across patches: one α, the mean of ∂S/∂A over every cell of every patch touching M', () => {
+  test('M in one patch: the single-patch explanation; M in the overlap: the mean of the per-patch α', async () => {
+    const layer = '/bottleneck/act/LeakyRelu_output_0';
+    const K = 3;
+    const c = 1;
+    const P: Dims3 = [16, 20, 24];
+    const m = P[0] * P[1] * P[2];
+    // M = voxel (0, 0, 0): only the patch at (0, 0, 0) reaches it, and it is the only patch with weight there
+    const corner = new Float32Array(K * N);
+    corner[c * N] = 1;
+    const one = await explainSlidingWindow(model, volume, DIMS, layer, corner);
+    assert.equal(one.patches.length, 1);
+    const patchCot = new Float32Array(K * m);
+    patchCot[c * m] = 1; // the blending weight there is w/w = 1
+    const g = await model.gradient(cropPatch(volume, 1, DIMS, [0, 0, 0], P), layer, patchCot);
+    const single = gradCam3d(g.activations, g.gradients, g.shape);
+    for (let k = 0; k < single.alpha.length; k++)
+      assert.ok(Math.abs(one.alpha[k] - single.alpha[k]) <= 1e-6 * Math.max(...single.alpha.map(Math.abs)));
+    // M in the middle: eight patches, α = the mean of their α_p (not their sum, not a per-patch α)
+    const mid = new Float32Array(K * N);
+    mid[c * N + (9 * DIMS[1] + 13) * DIMS[2] + 14] = 1;
+    const all = await explainSlidingWindow(model, volume, DIMS, layer, mid);
+    assert.equal(all.patches.length, 8);
+    for (let k = 0; k < all.alpha.length; k++) {
+      const mean = all.patches.reduce((s, p) => s + p.alpha[k], 0) / 8;
+      assert.ok(Math.abs(all.alpha[k] - mean) <= 1e-6 * Math.max(1e-12, ...all.alpha.map(Math.abs)));
+    }
+    // the per-patch α_p differ (so the choice matters)
+    assert.ok(all.patches.some((p) => Math.abs(p.alpha[0] - all.patches[0].alpha[0]) > 1e-9));
+    assert.equal(all.cam.length, N);
+    assert.ok(all.cam.every((v) => v >= 0 && Number.isFinite(v)));
   });
 });
