@@ -127,3 +127,21 @@ export function gradCam3d(
   for (let k = 0; k < ch; k++) for (let v = 0; v < n; v++) lin[v] += alpha[k] * a[k * n + v];
   return { alpha, cam: Float32Array.from(lin, (x) => Math.max(x, 0)), camLinear: Float32Array.from(lin) };
 }
+
+/**
+ * A layer-grid CAM [d, h, w] on the volume grid [D, H, W] (nearest: each layer cell covers
+ * D/d × H/h × W/w voxels; the sizes must divide, as they do in U-Nets).
+ */
+export function camOnVolume(cam: Float32Array, camDims: Dims3, volumeDims: Dims3): Float32Array {
+  const f = volumeDims.map((n, i) => n / camDims[i]);
+  if (f.some((x) => !Number.isInteger(x)))
+    throw new SegGradCamError(`the CAM grid [${camDims.join(', ')}] does not divide the volume [${volumeDims.join(', ')}]`, 'shape');
+  const [D, H, W] = volumeDims;
+  const out = new Float32Array(D * H * W);
+  let k = 0;
+  for (let d = 0; d < D; d++)
+    for (let h = 0; h < H; h++)
+      for (let w = 0; w < W; w++)
+        out[k++] = cam[(Math.floor(d / f[0]) * camDims[1] + Math.floor(h / f[1])) * camDims[2] + Math.floor(w / f[2])];
+  return out;
+}
