@@ -92,3 +92,26 @@ describe('3-D U-Net (ONNX, 5-D tensors) against PyTorch autograd', () => {
     });
   }
 });
+
+describe('5-D ops the U-Net does not use (fixtures/volume/ops3d.onnx) against PyTorch autograd', () => {
+  test('strided Conv3d, InstanceNorm3d, AvgPool3d (with its Pad), padded ConvTranspose3d, nearest 5-D Resize: ∂S/∂x within 1e-4', async () => {
+    const meta = JSON.parse(readFileSync(new URL('ops3d.json', DIR), 'utf8')) as {
+      tensors: Record<string, { offset: number; shape: number[] }>;
+    };
+    const raw = readFileSync(new URL('ops3d.bin', DIR));
+    const get = (k: string) => {
+      const t = meta.tensors[k];
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      return new Float32Array(raw.buffer.slice(raw.byteOffset + t.offset, raw.byteOffset + t.offset + 4 * n));
+    };
+    const m = await OnnxVolumeModel.create(new Uint8Array(readFileSync(new URL('ops3d.onnx', DIR))), nodeRuntime);
+    try {
+      const g = await m.gradient(get('input'), 'input', get('cotangent'));
+      assert.ok(relErr(g.logits, get('logits')) < 1e-5, `logits ${relErr(g.logits, get('logits'))}`);
+      const e = relErr(g.gradients, get('dSdx'));
+      assert.ok(e < 1e-4, `∂S/∂x ${e}`);
+    } finally {
+      await m.dispose();
+    }
+  });
+});

@@ -279,6 +279,57 @@ def main():
     with open(os.path.join(folder, 'reference.json'), 'w') as f:
         json.dump(ref, f, separators=(',', ':'))
     print(json.dumps({k: ref[k] for k in ('ops', 'parameters', 'class', 'regions', 'scores', 'layers', 'float32VsFloat64')}, indent=1))
+    export_ops3d(folder)
+
+
+
+class Ops3d(nn.Module):
+    """The 5-D ops the U-Net does not use, nnU-Net's strided conv among them: Conv3d stride 2,
+    AvgPool3d, a nearest Upsample (5-D nearest Resize), ConvTranspose3d with padding."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv3d(2, 4, 3, stride=2, padding=1)
+        self.norm = nn.InstanceNorm3d(4, affine=True)
+        self.pool = nn.AvgPool3d(2)
+        self.up = nn.ConvTranspose3d(4, 4, 3, stride=2, padding=1, output_padding=1)
+        self.head = nn.Conv3d(4, 3, 1)
+
+    def forward(self, x):
+        y = self.pool(torch.tanh(self.norm(self.down(x))))
+        y = self.up(y)
+        y = nn.functional.interpolate(y, scale_factor=2, mode='nearest')
+        return self.head(torch.tanh(y))
+
+
+def export_ops3d(folder):
+    """ops3d.onnx and its references: input, a seeded cotangent over the logits, dS/dx by autograd."""
+    torch.manual_seed(SEED + 7)
+    model = Ops3d().eval()
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.5, 1.5)
+        model.norm.bias.uniform_(-0.2, 0.2)
+    g = torch.Generator().manual_seed(SEED + 8)
+    x = torch.rand(1, 2, 8, 10, 12, generator=g)
+    path = os.path.join(folder, 'ops3d.onnx')
+    with torch.no_grad():
+        torch.onnx.export(model, x, path, opset_version=OPSET, input_names=['input'], output_names=['output'], do_constant_folding=True)
+    onnx.checker.check_model(onnx.load(path))
+    xg = x.clone().requires_grad_()
+    y = model(xg)
+    cot = torch.randn(y.shape, generator=g)
+    (gx,) = torch.autograd.grad((y * cot).sum(), xg)
+    blob = Blob()
+    for k, t in (('input', x), ('logits', y), ('cotangent', cot), ('dSdx', gx)):
+        blob.add(k, t)
+    blob.write(os.path.join(folder, 'ops3d.bin'))
+    ops = {}
+    for n in onnx.load(path).graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    with open(os.path.join(folder, 'ops3d.json'), 'w') as f:
+        json.dump({'file': 'ops3d.onnx', 'ops': dict(sorted(ops.items())), 'tensors': blob.index,
+                   'note': 'S = sum(cotangent * logits); dSdx by torch.autograd.grad; float32 little-endian'}, f, separators=(',', ':'))
+    print('ops3d', ops)
 
 
 if __name__ == '__main__':
