@@ -174,7 +174,7 @@ export function connectedComponent3d(labels: ArrayLike<number>, dims: Dims3, see
 
 /**
  * Every connected component of the non-zero voxels of a mask: a label per voxel (0 = background,
- * 1..count in the order of their first voxel, C order) and the count.
+ * 1..count in the order of their first voxel, C order) and the count. One breadth-first pass.
  */
 export function labelComponents3d(
   mask: ArrayLike<number>,
@@ -183,14 +183,33 @@ export function labelComponents3d(
 ): { labels: Int32Array; count: number } {
   const [D, H, W] = dims;
   if (mask.length !== D * H * W) throw new SegGradCamError(`the mask has ${mask.length} voxels, not ${D * H * W}`, 'region');
+  const nb = offsets(connectivity);
   const labels = new Int32Array(mask.length);
-  const binary = Uint8Array.from(mask, (v) => (v !== 0 ? 1 : 0));
+  const queue = new Int32Array(mask.length);
   let count = 0;
-  for (let i = 0; i < binary.length; i++) {
-    if (!binary[i] || labels[i]) continue;
+  for (let s = 0; s < mask.length; s++) {
+    if (mask[s] === 0 || labels[s]) continue;
     count++;
-    const comp = connectedComponent3d(binary, dims, [Math.floor(i / (H * W)), Math.floor(i / W) % H, i % W], connectivity);
-    for (let j = 0; j < comp.length; j++) if (comp[j]) labels[j] = count;
+    let head = 0;
+    let tail = 0;
+    queue[tail++] = s;
+    labels[s] = count;
+    while (head < tail) {
+      const i = queue[head++];
+      const d = Math.floor(i / (H * W));
+      const h = Math.floor(i / W) % H;
+      const w = i % W;
+      for (const [a, b, c] of nb) {
+        const dd = d + a;
+        const hh = h + b;
+        const ww = w + c;
+        if (dd < 0 || hh < 0 || ww < 0 || dd >= D || hh >= H || ww >= W) continue;
+        const j = (dd * H + hh) * W + ww;
+        if (labels[j] || mask[j] === 0) continue;
+        labels[j] = count;
+        queue[tail++] = j;
+      }
+    }
   }
   return { labels, count };
 }
