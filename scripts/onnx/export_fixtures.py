@@ -95,6 +95,7 @@ CASES = {
     'softmax_opset11': (lambda: Seq(lambda m, x: torch.softmax(m.c(x), 1) * m.c(x), c=conv()), 11, 'Softmax over channels at opset 11 (exported with Transpose)'),
     'log_softmax': (lambda: Seq(lambda m, x: torch.log_softmax(m.c(x), 1), c=conv()), 13, 'LogSoftmax'),
     'batch_norm': (lambda: Seq(lambda m, x: m.bn(F.relu(m.c(x))), c=conv(), bn=nn.BatchNorm2d(4)), 13, 'BatchNormalization (inference)'),
+    'instance_norm': (lambda: Seq(lambda m, x: m.d(torch.tanh(m.n(m.c(x)))), c=conv(), n=(lambda n: (nn.init.uniform_(n.weight, 0.5, 1.5), nn.init.uniform_(n.bias, -0.2, 0.2), n)[2])(nn.InstanceNorm2d(4, affine=True)), d=conv(4, 3, 1, p=0)), 13, 'InstanceNormalization (affine, statistics over the map; Tanh after it, as a kink would be crossed by every finite difference through the shared statistics)'),
     'max_pool': (lambda: Seq(lambda m, x: m.d(F.max_pool2d(m.c(x), 2)), c=conv(), d=conv(4, 3, 1, p=0)), 13, 'MaxPool 2x2 stride 2'),
     'max_pool_overlap': (lambda: Seq(lambda m, x: F.max_pool2d(m.c(x), 3, stride=2, padding=1), c=conv()), 13, 'MaxPool 3x3 stride 2 (overlapping windows, opset < 16)'),
     'max_pool_overlap16': (lambda: Seq(lambda m, x: F.max_pool2d(m.c(x), 3, stride=2, padding=1), c=conv()), 16, 'MaxPool 3x3 stride 2 (ScatterElements reduction add)'),

@@ -8,6 +8,7 @@ import type { NodeProto } from '../proto.js';
 import { ARITHMETIC_OPS } from './arithmetic.js';
 import type { OpGradient } from './context.js';
 import { CONV_OPS } from './conv.js';
+import { NORM_OPS } from './norm.js';
 import { POINTWISE_OPS } from './pointwise.js';
 import { POOL_OPS } from './pool.js';
 import { RESAMPLE_OPS } from './resample.js';
@@ -20,6 +21,7 @@ export const OPS: Readonly<Record<string, OpGradient>> = {
   ...ARITHMETIC_OPS,
   ...SHAPE_OPS,
   ...RESAMPLE_OPS,
+  ...NORM_OPS,
 };
 
 /** The record of a node's op type, if there is one. */

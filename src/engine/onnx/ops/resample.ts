@@ -69,17 +69,30 @@ export function resizeMatrix(inLen: number, outLen: number, scale: number, mode:
 /** Per-axis linear maps (matrices [out, in]) of a separable resampling. */
 type AxisMaps = Map<number, { m: Float32Array; out: number; in: number }>;
 
-/** Applies the transpose of per-axis linear maps to a gradient, on the last two axes. */
-function applySeparableTranspose(c: VjpContext, node: NodeProto, g: string, rank: number, mats: AxisMaps): string {
+/**
+ * Applies the transpose of per-axis linear maps to a gradient of shape `outShape`: a MatMul on
+ * the last two axes; on an earlier spatial axis (a volume's depth) the gradient is viewed as
+ * [−1, out, rest] and multiplied from the left.
+ */
+function applySeparableTranspose(c: VjpContext, node: NodeProto, g: string, outShape: number[], mats: AxisMaps): string {
+  const rank = outShape.length;
+  const dims = [...outShape];
   let t = g;
   for (const [axis, { m, out, in: inLen }] of mats) {
-    if (axis === rank - 1) {
+    dims[axis] = inLen;
+    if (axis < rank - 2 && axis >= 2) {
+      const rest = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+      const mt = new Float32Array(inLen * out);
+      for (let o = 0; o < out; o++) for (let i = 0; i < inLen; i++) mt[i * out + o] = m[o * inLen + i];
+      const viewed = c.op('Reshape', [t, c.i64([-1, out, rest])]);
+      t = c.reshape(c.op('MatMul', [c.b.floats('interp_t', [inLen, out], mt), viewed]), dims);
+    } else if (axis === rank - 1) {
       t = c.op('MatMul', [t, c.b.floats('interp', [out, inLen], m)]);
     } else if (axis === rank - 2) {
       const mt = new Float32Array(inLen * out);
       for (let o = 0; o < out; o++) for (let i = 0; i < inLen; i++) mt[i * out + o] = m[o * inLen + i];
       t = c.op('MatMul', [c.b.floats('interp_t', [inLen, out], mt), t]);
-    } else throw c.refuse(node, `resampling along axis ${axis} is not supported (only the last two axes)`);
+    } else throw c.refuse(node, `resampling along axis ${axis} is not supported (only spatial axes)`);
   }
   return t;
 }
@@ -105,7 +118,7 @@ const resize: Vjp = (c, node, [g]) => {
     mats.set(a, { m: resizeMatrix(xs[a], ys[a], scale, mode, ctm, nearestMode), out: ys[a], in: xs[a] });
   }
   if (mats.size === 0) return [g];
-  return [applySeparableTranspose(c, node, g, rank, mats)];
+  return [applySeparableTranspose(c, node, g, ys, mats)];
 };
 
 const pad: Vjp = (c, node, [g], wanted) => {
@@ -156,7 +169,7 @@ const pad: Vjp = (c, node, [g], wanted) => {
     }
     mats.set(a, { m, out: outLen, in: inLen });
   }
-  return [applySeparableTranspose(c, node, g, rank, mats)];
+  return [applySeparableTranspose(c, node, g, ys, mats)];
 };
 
 export const RESAMPLE_OPS: Record<string, OpGradient> = {

@@ -1,0 +1,81 @@
+/**
+ * Seg-Grad-CAM on a volume larger than the model's patch (sliding windows, ./sliding-window.ts).
+ *
+ * α across patches — the choice: ONE α for the whole explanation, the mean of ∂S/∂A^k over every
+ * layer cell of every patch that touches M (P patches of n cells each):
+ *
+ *   α_k = (1 / (P · n)) Σ_p Σ_u ∂S/∂A_p^k[u]   (= the mean of the per-patch α_p),
+ *
+ * so S's gradient, which the blending splits between overlapping patches, is counted once in
+ * total, and one channel weighting explains M. With M inside one patch's reach (P = 1) this is
+ * the single-patch α. The CAM: each touched patch's Σ_k α_k A_p^k is brought to the patch's
+ * voxels (nearest: a layer cell covers patch/layer voxels per axis), blended over the touched
+ * patches with the same Gaussian weights as the logits, then ReLU. Voxels no touched patch
+ * covers get 0.
+ */
+import { SegGradCamError } from '../errors.js';
+import type { OnnxVolumeModel } from './onnx-volume.js';
+import type { Dims3 } from './regions.js';
+import { gaussianImportance, slidingWindowGradient, type SlidingWindowOptions } from './sliding-window.js';
+
+export interface SlidingExplanation {
+  /** [C] */
+  alpha: Float32Array;
+  /** ReLU of the blended Σ_k α_k A^k on the volume grid [D, H, W]. */
+  cam: Float32Array;
+  /** Per touched patch: its start and its own α_p. */
+  patches: Array<{ start: Dims3; alpha: Float32Array }>;
+  /** Patches that do not touch M (no backward run). */
+  skipped: number;
+}
+
+export async function explainSlidingWindow(
+  model: OnnxVolumeModel,
+  volume: Float32Array,
+  dims: Dims3,
+  layer: string,
+  cotangent: Float32Array,
+  options: SlidingWindowOptions = {},
+): Promise<SlidingExplanation> {
+  const r = await slidingWindowGradient(model, volume, dims, layer, cotangent, options);
+  if (r.patches.length === 0) throw new SegGradCamError('the region touches no patch', 'region');
+  const shape = r.patches[0].shape;
+  const [, ch, ld, lh, lw] = shape;
+  const n = ld * lh * lw;
+  const patch: Dims3 = [model.inputDims[2], model.inputDims[3], model.inputDims[4]];
+  if (patch[0] % ld || patch[1] % lh || patch[2] % lw)
+    throw new SegGradCamError(`the layer's grid [${ld}, ${lh}, ${lw}] does not divide the patch [${patch.join(', ')}]`, 'layer');
+  const f = [patch[0] / ld, patch[1] / lh, patch[2] / lw];
+  const perPatch = r.patches.map((p) => {
+    const a = new Float32Array(ch);
+    for (let k = 0; k < ch; k++) {
+      let s = 0;
+      for (let u = 0; u < n; u++) s += p.gradients[k * n + u];
+      a[k] = s / n;
+    }
+    return a;
+  });
+  const alpha = new Float32Array(ch);
+  for (let k = 0; k < ch; k++) alpha[k] = perPatch.reduce((s, a) => s + a[k], 0) / perPatch.length;
+
+  const weights = gaussianImportance(patch, options.sigmaScale ?? 1 / 8);
+  const V = dims[0] * dims[1] * dims[2];
+  const num = new Float64Array(V);
+  const den = new Float64Array(V);
+  for (const p of r.patches) {
+    const lin = new Float64Array(n);
+    for (let k = 0; k < ch; k++) for (let u = 0; u < n; u++) lin[u] += alpha[k] * p.activations[k * n + u];
+    let q = 0;
+    for (let d = 0; d < patch[0]; d++)
+      for (let h = 0; h < patch[1]; h++)
+        for (let w = 0; w < patch[2]; w++, q++) {
+          const cell = (Math.floor(d / f[0]) * lh + Math.floor(h / f[1])) * lw + Math.floor(w / f[2]);
+          const v = ((p.start[0] + d) * dims[1] + p.start[1] + h) * dims[2] + p.start[2] + w;
+          num[v] += weights[q] * lin[cell];
+          den[v] += weights[q];
+        }
+  }
+  const cam = new Float32Array(V);
+  for (let v = 0; v < V; v++) if (den[v] > 0) cam[v] = Math.max(num[v] / den[v], 0);
+  return { alpha, cam, patches: r.patches.map((p, i) => ({ start: p.start, alpha: perPatch[i] })), skipped: r.skipped };
+}
