@@ -15,13 +15,14 @@ import { regionObjective } from '../src/region/objective.js';
 import { box, whole } from '../src/region/region.js';
 import { buildUnet } from '../scripts/onnx/unet.js';
 import { unetLayersModel } from '../scripts/onnx/unet-tfjs.js';
-import { classifierPair, segmentationTriple } from './helpers/engine-triple.js';
+import { classifierTriple, segmentationTriple } from './helpers/engine-triple.js';
 import { maxAbs, maxAbsDiff, randomImage, useCpu } from './helpers/setup.js';
 
 before(useCpu);
 
 test('ONNX CAM (GlobalAveragePool → Flatten → Gemm, transB) equals the LayersModel CAM on the same weights (1e-5)', async () => {
-  const { layers, onnx } = await classifierPair();
+  const { layers, graph, onnx } = await classifierTriple();
+  graph.dispose();
   const [el, eo] = [new Explainer(layers), new Explainer(onnx)];
   try {
     const kl = layers.headKernel?.(layers.layers().find((l) => l.name === 'features')!) as tf.Tensor2D;

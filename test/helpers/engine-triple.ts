@@ -75,10 +75,10 @@ export async function segmentationTriple(size = 8, classes = 3, seed = 1): Promi
 }
 
 /**
- * A classifier as a LayersModel and an ONNX model: conv 3x3 (ReLU) 'features' → global average pooling → dense
+ * A classifier as a LayersModel, a GraphModel (Mean → MatMul → BiasAdd) and an ONNX model: conv 3x3 (ReLU) 'features' → global average pooling → dense
  * (`classes`), the ONNX head a Flatten then a Gemm with transB = 1 (the kernel stored transposed) and a bias.
  */
-export async function classifierPair(size = 6, classes = 3, seed = 5): Promise<{ layers: ModelAdapter; onnx: ModelAdapter }> {
+export async function classifierTriple(size = 6, classes = 3, seed = 5): Promise<Triple> {
   const input = tf.input({ shape: [size, size, 3] });
   const features = tf.layers
     .conv2d({
@@ -112,5 +112,20 @@ export async function classifierPair(size = 6, classes = 3, seed = 5): Promise<{
   const hb = b.floats('head_b', [classes], w('head', 1).dataSync());
   b.node('Gemm', [flat, hw, hb], { transB: { i: 1 } }, [b.claim('output')]);
   m.graph.output.push(valueInfo('output', DataType.FLOAT, [1, classes]));
-  return { layers: new LayersModelAdapter(model), onnx: await OnnxModelAdapter.create(encodeModel(m), nodeRuntime) };
+
+  const g = new GraphBuilder();
+  const gw = (layer: string, i: number) => g.weight(`${layer}/w${i}`, w(layer, i));
+  g.input('x', [1, size, size, 3]);
+  g.op('features', '_FusedConv2D', ['x', gw('features', 0), gw('features', 1)], {
+    ...convAttrs(1, 'SAME'),
+    ...fusedAttrs('BiasAdd', 'Relu'),
+  });
+  g.op('gap', 'Mean', ['features', g.constant('gap/axes', [1, 2], [2], 'int32')], { keep_dims: { b: false }, Tidx: { type: 'DT_INT32' } });
+  g.op('head/matmul', 'MatMul', ['gap', gw('head', 0)], { transpose_a: { b: false }, transpose_b: { b: false } });
+  g.op('head', 'BiasAdd', ['head/matmul', gw('head', 1)], { data_format: { s: btoa('NHWC') } });
+  return {
+    layers: new LayersModelAdapter(model),
+    graph: await g.load(),
+    onnx: await OnnxModelAdapter.create(encodeModel(m), nodeRuntime),
+  };
 }
