@@ -45,6 +45,8 @@ import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } fro
 import { OnnxSessions, type Compiled } from './sessions.js';
 import { onnxHeadKernel } from './cam.js';
 import { ReplacedScores } from './replaced-scores.js';
+import { onnxRelevance } from './lrp.js';
+import type { RelevanceOptions } from '../contract.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -357,6 +359,12 @@ export class OnnxModelAdapter implements ModelAdapter {
   }
 
   private replacedRuns?: ReplacedScores;
+
+  /** LRP over the ONNX graph's nodes, run in TF.js (see ./lrp.ts). */
+  relevance(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
+    this.check();
+    return onnxRelevance(this.analysis, this.logitsName, input, objective, options);
+  }
 
   /** @internal S for B replacements ([B, h, w, K]) of a layer's output, `x` being the pass's input (see ./replaced-scores.ts). */
   async replacedScores(layer: string, x: OrtTensor, activations: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
