@@ -43,6 +43,10 @@ import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
 import { OnnxSessions, type Compiled } from './sessions.js';
+import { onnxHeadKernel } from './cam.js';
+import { ReplacedScores } from './replaced-scores.js';
+import { onnxRelevance } from './lrp.js';
+import type { RelevanceOptions } from '../contract.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -349,9 +353,38 @@ export class OnnxModelAdapter implements ModelAdapter {
       .data as Float32Array;
   }
 
+  /** CAM's head kernel (see ./cam.ts). */
+  headKernel(layer: LayerInfo): tf.Tensor2D {
+    return onnxHeadKernel(this.analysis, this.logitsName, layer);
+  }
+
+  private replacedRuns?: ReplacedScores;
+
+  /** LRP over the ONNX graph's nodes, run in TF.js (see ./lrp.ts). */
+  relevance(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
+    this.check();
+    return onnxRelevance(this.analysis, this.logitsName, input, objective, options);
+  }
+
+  /** @internal S for B replacements ([B, h, w, K]) of a layer's output, `x` being the pass's input (see ./replaced-scores.ts). */
+  async replacedScores(layer: string, x: OrtTensor, activations: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
+    this.check();
+    this.replacedRuns ??= new ReplacedScores(
+      this.ort,
+      this.model,
+      this.analysis,
+      this.inputName,
+      this.logitsName,
+      this.output,
+      this.options.sessionOptions,
+    );
+    return this.replacedRuns.scores(this.resolve(layer), x, (await activations.data()) as Float32Array, activations.shape[0], objective);
+  }
+
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.replacedRuns?.release();
     this.sessions.release();
   }
 }

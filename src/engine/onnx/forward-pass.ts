@@ -140,6 +140,12 @@ export class OnnxForwardPass implements ForwardPass {
     };
   }
 
+  /** S for B replacements of a layer's output, the rest of the model run from this pass's input (AblationCAM). */
+  async scoresWithActivations(layer: string, activations: tf.Tensor4D, objective: Objective): Promise<Float32Array> {
+    this.check();
+    return this.adapter.replacedScores(layer, this.cache.get(this.adapter.inputName) as OrtTensor, activations, objective);
+  }
+
   private check() {
     if (this.disposed) throw new Error('this forward pass has been disposed');
   }

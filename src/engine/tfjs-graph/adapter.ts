@@ -14,6 +14,7 @@ import { unknownLayer } from '../errors.js';
 import { batchInputGradients, batchScores, objectiveScore } from '../tfjs/objective.js';
 import { graphHeadKernel } from './cam.js';
 import { lrpGraphRelevance } from './lrp.js';
+import { graphReplacedScores } from './replaced-scores.js';
 import type { GraphNode, GraphView } from './view.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 
@@ -148,6 +149,12 @@ export class GraphModelAdapter implements ModelAdapter {
         const s = value.dataSync()[0];
         value.dispose();
         return { activations: activations.clone() as tf.Tensor4D, gradients: grad as tf.Tensor4D, score: s };
+      },
+      scoresWithActivations: (name, activations, objective) => {
+        if (disposed) throw new Error('this forward pass has been disposed');
+        const layer = nodeOf(name);
+        const feeds = this.cut(layer);
+        return graphReplacedScores(this.model, cache, layer, feeds, this.logitsNode, activations, objective, this.output, this.maxBatch);
       },
       dispose: () => {
         if (disposed) return;
