@@ -43,6 +43,7 @@ import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
 import { OnnxSessions, type Compiled } from './sessions.js';
+import { withTokenViews } from './tokens.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -163,7 +164,9 @@ export class OnnxModelAdapter implements ModelAdapter {
       await session.release();
     }
     probe.set(input.name, { dims: nchw, dataType: DataType.FLOAT });
-    const analysis = new GraphAnalysis(model, probe, { inputName: input.name, outputName, opset });
+    // Token layers ([1, N, C]) get an in-line grid view (./tokens.ts).
+    const viewed = withTokenViews(model, probe, { inputName: input.name, outputName, grid: options.grid });
+    const analysis = new GraphAnalysis(viewed.model, viewed.probe, { inputName: input.name, outputName, opset });
 
     let activation: OutputInfo['activation'] = 'none';
     let logits = outputName;
@@ -181,7 +184,7 @@ export class OnnxModelAdapter implements ModelAdapter {
         logits = last.input[0];
       }
     }
-    return new OnnxModelAdapter(ort, model, analysis, options, activation, logits);
+    return new OnnxModelAdapter(ort, viewed.model, analysis, options, activation, logits);
   }
 
   layers(): LayerInfo[] {
