@@ -158,4 +158,34 @@ export const OP_MODELS_2: Array<[string, ModelProto]> = [
       [1, 4, 3, 4],
     ),
   ],
+  ...resizeModels(),
 ];
+
+/** Resize up (6x8 → 9x13) and down (→ 4x5) in every mode, coordinate transformation and nearest rounding. */
+function resizeModels(): Array<[string, ModelProto]> {
+  const out: Array<[string, ModelProto]> = [];
+  const ctms = ['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric', 'half_pixel_symmetric'];
+  const cases: Array<[string, Record<string, { s: string } | { f: number } | { i: number }>]> = [];
+  for (const nearest of ['round_prefer_floor', 'round_prefer_ceil', 'floor', 'ceil'])
+    for (const ctm of [...ctms, 'tf_half_pixel_for_nn'])
+      cases.push([
+        `nearest ${nearest} ${ctm}`,
+        { mode: { s: 'nearest' }, nearest_mode: { s: nearest }, coordinate_transformation_mode: { s: ctm } },
+      ]);
+  for (const ctm of ctms) cases.push([`linear ${ctm}`, { mode: { s: 'linear' }, coordinate_transformation_mode: { s: ctm } }]);
+  for (const ctm of ctms) cases.push([`cubic ${ctm}`, { mode: { s: 'cubic' }, coordinate_transformation_mode: { s: ctm } }]);
+  cases.push(['cubic a=-0.5 exclude_outside', { mode: { s: 'cubic' }, cubic_coeff_a: { f: -0.5 }, exclude_outside: { i: 1 } }]);
+  for (const [name, attrs] of cases) {
+    for (const [dir, size] of [
+      ['up', [9, 13]],
+      ['down', [4, 5]],
+    ] as const) {
+      const opset = JSON.stringify(attrs).includes('symmetric') ? 19 : 17;
+      out.push([
+        `Resize ${name} ${dir}`,
+        model((b, x) => b.op('Tanh', [b.op('Resize', [x, '', '', b.ints('size', [1, 4, ...size])], attrs)]), [1, 4, ...size], opset),
+      ]);
+    }
+  }
+  return out;
+}
