@@ -47,6 +47,7 @@ import { onnxHeadKernel } from './cam.js';
 import { ReplacedScores } from './replaced-scores.js';
 import { onnxRelevance } from './lrp.js';
 import type { RelevanceOptions } from '../contract.js';
+import { withTokenViews } from './tokens.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -167,7 +168,9 @@ export class OnnxModelAdapter implements ModelAdapter {
       await session.release();
     }
     probe.set(input.name, { dims: nchw, dataType: DataType.FLOAT });
-    const analysis = new GraphAnalysis(model, probe, { inputName: input.name, outputName, opset });
+    // Token layers ([1, N, C]) get an in-line grid view (./tokens.ts).
+    const viewed = withTokenViews(model, probe, { inputName: input.name, outputName, grid: options.grid });
+    const analysis = new GraphAnalysis(viewed.model, viewed.probe, { inputName: input.name, outputName, opset });
 
     let activation: OutputInfo['activation'] = 'none';
     let logits = outputName;
@@ -185,7 +188,7 @@ export class OnnxModelAdapter implements ModelAdapter {
         logits = last.input[0];
       }
     }
-    return new OnnxModelAdapter(ort, model, analysis, options, activation, logits);
+    return new OnnxModelAdapter(ort, viewed.model, analysis, options, activation, logits);
   }
 
   layers(): LayerInfo[] {

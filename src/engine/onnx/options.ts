@@ -36,6 +36,11 @@ export interface OnnxAdapterOptions {
    * The numbers are the same as on the whole map (see ./window.ts).
    */
   windowMaxArea?: number;
+  /**
+   * The spatial grid [h, w] of token layers ([1, N, C] with N = h·w, or h·w + 1 with a class
+   * token), when the model's own maps do not settle it (./tokens.ts).
+   */
+  grid?: [number, number];
 }
 
 /**

@@ -8,11 +8,14 @@ import type { NodeProto } from '../proto.js';
 import { ARITHMETIC_OPS } from './arithmetic.js';
 import type { OpGradient } from './context.js';
 import { CONV_OPS } from './conv.js';
-import { NORM_OPS } from './norm.js';
 import { POINTWISE_OPS } from './pointwise.js';
 import { POOL_OPS } from './pool.js';
 import { RESAMPLE_OPS } from './resample.js';
 import { SHAPE_OPS } from './shape.js';
+import { ELEMENTWISE_MATH_OPS } from './elementwise-math.js';
+import { INDEXING_OPS } from './indexing.js';
+import { NORMALIZATION_OPS } from './normalization.js';
+import { REDUCE_OPS } from './reduce.js';
 
 export const OPS: Readonly<Record<string, OpGradient>> = {
   ...CONV_OPS,
@@ -21,7 +24,10 @@ export const OPS: Readonly<Record<string, OpGradient>> = {
   ...ARITHMETIC_OPS,
   ...SHAPE_OPS,
   ...RESAMPLE_OPS,
-  ...NORM_OPS,
+  ...NORMALIZATION_OPS,
+  ...ELEMENTWISE_MATH_OPS,
+  ...INDEXING_OPS,
+  ...REDUCE_OPS,
 };
 
 /** The record of a node's op type, if there is one. */

@@ -1,11 +1,19 @@
 /** Resize and Pad: separable linear resamplings, differentiated by the transposes of their per-axis matrices. */
 import { SegGradCamError } from '../../../errors.js';
-import { attrInt, attrInts, attrString } from '../builder.js';
+import { attrFloat, attrInt, attrInts, attrString } from '../builder.js';
 import type { NodeProto } from '../proto.js';
 import type { OpGradient, Vjp, VjpContext } from './context.js';
 
 /** Interpolation matrix [outLen, inLen] of one axis of a Resize, as ONNX Runtime computes it (float32 coordinates). */
-export function resizeMatrix(inLen: number, outLen: number, scale: number, mode: string, ctm: string, nearestMode: string): Float32Array {
+export function resizeMatrix(
+  inLen: number,
+  outLen: number,
+  scale: number,
+  mode: string,
+  ctm: string,
+  nearestMode: string,
+  cubic: { a: number; excludeOutside: boolean } = { a: -0.75, excludeOutside: false },
+): Float32Array {
   const f = Math.fround;
   const m = new Float32Array(outLen * inLen);
   const sc = f(scale);
@@ -27,6 +35,13 @@ export function resizeMatrix(inLen: number, outLen: number, scale: number, mode:
       case 'tf_half_pixel_for_nn':
         xo = f(f(x + 0.5) / sc);
         break;
+      case 'half_pixel_symmetric': {
+        // Opset 19: half_pixel about the centre of the input when the output length was rounded.
+        const adjustment = outLen / f(sc * inLen);
+        const offset = f(f(inLen / 2) * f(1 - adjustment));
+        xo = f(f(offset + f(f(x + 0.5) / sc)) - 0.5);
+        break;
+      }
       default:
         throw new SegGradCamError(`Resize coordinate_transformation_mode '${ctm}' is not supported`, 'model');
     }
@@ -51,6 +66,26 @@ export function resizeMatrix(inLen: number, outLen: number, scale: number, mode:
       }
       i = Math.min(Math.max(i, 0), inLen - 1);
       m[x * inLen + i] += 1;
+    } else if (mode === 'cubic') {
+      // Keys' cubic convolution on the 4 neighbours, indices clamped to the edge (or weights outside renormalised away).
+      const x0 = Math.floor(xo);
+      const r = f(xo - x0);
+      const a = cubic.a;
+      const w = [r + 1, r, 1 - r, 2 - r].map((d) => {
+        const t = Math.abs(d);
+        return t <= 1 ? ((a + 2) * t - (a + 3)) * t * t + 1 : ((a * t - 5 * a) * t + 8 * a) * t - 4 * a;
+      });
+      const idx = [x0 - 1, x0, x0 + 1, x0 + 2];
+      let sum = 1;
+      if (cubic.excludeOutside) {
+        idx.forEach((i, k) => {
+          if (i < 0 || i >= inLen) w[k] = 0;
+        });
+        sum = w.reduce((p, v) => p + v, 0);
+      }
+      idx.forEach((i, k) => {
+        if (w[k] !== 0) m[x * inLen + Math.min(Math.max(i, 0), inLen - 1)] += w[k] / sum;
+      });
     } else {
       const xc = Math.min(Math.max(xo, 0), inLen - 1);
       const x1 = Math.min(Math.floor(xc), inLen - 1);
@@ -104,7 +139,11 @@ const resize: Vjp = (c, node, [g]) => {
   const ys = c.shape(node.output[0]);
   const rank = xs.length;
   const mode = attrString(node, 'mode', 'nearest');
-  if (mode !== 'nearest' && mode !== 'linear') throw c.refuse(node, `mode '${mode}' is not supported (nearest, linear)`);
+  if (mode !== 'nearest' && mode !== 'linear' && mode !== 'cubic')
+    throw c.refuse(node, `mode '${mode}' is not supported (nearest, linear, cubic)`);
+  if (attrString(node, 'coordinate_transformation_mode', 'half_pixel') === 'tf_crop_and_resize')
+    throw c.refuse(node, "coordinate_transformation_mode 'tf_crop_and_resize' is not supported");
+  const cubic = { a: attrFloat(node, 'cubic_coeff_a', -0.75), excludeOutside: attrInt(node, 'exclude_outside', 0) === 1 };
   if (attrInt(node, 'antialias', 0) !== 0) throw c.refuse(node, 'antialias is not supported');
   const ctm = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
   const nearestMode = attrString(node, 'nearest_mode', 'round_prefer_floor');
@@ -114,8 +153,11 @@ const resize: Vjp = (c, node, [g]) => {
   for (let a = 0; a < rank; a++) {
     const scale = scales ? scales[a] : ys[a] / xs[a];
     if (xs[a] === ys[a] && scale === 1 && ctm !== 'tf_half_pixel_for_nn') continue;
+    // ONNX Runtime leaves an unscaled batch or channel axis as it is, whatever the coordinate transformation.
+    if (a < 2 && xs[a] === ys[a] && scale === 1) continue;
+    const m = resizeMatrix(xs[a], ys[a], scale, mode, ctm, nearestMode, cubic);
     if (a < 2) throw c.refuse(node, 'resizing the batch or channel axis is not supported');
-    mats.set(a, { m: resizeMatrix(xs[a], ys[a], scale, mode, ctm, nearestMode), out: ys[a], in: xs[a] });
+    mats.set(a, { m, out: ys[a], in: xs[a] });
   }
   if (mats.size === 0) return [g];
   return [applySeparableTranspose(c, node, g, ys, mats)];
