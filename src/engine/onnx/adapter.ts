@@ -43,6 +43,7 @@ import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
 import { OnnxSessions, type Compiled } from './sessions.js';
+import { PREDICT_OUTPUT, activationBehind, predictModel, prepareModel, runtimeError } from './prepare.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -60,6 +61,8 @@ export class OnnxModelAdapter implements ModelAdapter {
   /** NCHW input dims. */
   readonly inputDims: number[];
   private readonly layerList: LayerInfo[];
+  /** What the explained graph is when it is not the file as is (float16 widened, quantised read straight-through): one sentence each. */
+  readonly notes: string[];
   private readonly sessions: OnnxSessions;
   private readonly backward: BackwardRuns;
   private disposed = false;
@@ -71,7 +74,10 @@ export class OnnxModelAdapter implements ModelAdapter {
     private readonly options: OnnxAdapterOptions,
     activation: OutputInfo['activation'],
     logitsName: string,
+    file: ModelProto = model,
+    notes: string[] = [],
   ) {
+    this.notes = notes;
     this.inputName = analysis.inputName;
     this.inputDims = analysis.shape(this.inputName);
     const [, channels, height, width] = this.inputDims;
@@ -92,13 +98,14 @@ export class OnnxModelAdapter implements ModelAdapter {
       this.inputName,
       this.layerList.map((l) => l.name),
       (layer) => this.resolve(layer),
+      predictModel(file, logitsName, analysis),
     );
     this.backward = new BackwardRuns(ort, analysis, options, logitsName, this.inputName, this.sessions);
   }
 
   /** Loads a model from .onnx bytes: parses it and runs the shape probe. */
   static async create(bytes: Uint8Array, ort: OrtRuntime, options: OnnxAdapterOptions = {}): Promise<OnnxModelAdapter> {
-    const model = decodeModel(bytes);
+    const { file, model, notes } = prepareModel(decodeModel(bytes));
     const opset = defaultOpset(model);
     const g = model.graph;
     const inits = new Set(g.initializer.map((t) => t.name));
@@ -149,10 +156,14 @@ export class OnnxModelAdapter implements ModelAdapter {
     const session = await ort.InferenceSession.create(encodeModel(probeModel), {
       ...DEFAULT_SESSION_OPTIONS,
       graphOptimizationLevel: 'disabled',
+    }).catch((e: unknown) => {
+      throw runtimeError(e, 'loading the model');
     });
     try {
       const x = new ort.Tensor('float32', new Float32Array(nchw.reduce((a, b) => a * b, 1)), nchw);
-      const res = await session.run({ [input.name]: x });
+      const res = await session.run({ [input.name]: x }).catch((e: unknown) => {
+        throw runtimeError(e, 'running the model');
+      });
       for (const [name, t] of Object.entries(res)) {
         const dataType = ORT_TYPES[t.type] ?? 0;
         const entry: ProbedTensor = { dims: [...t.dims], dataType };
@@ -167,8 +178,9 @@ export class OnnxModelAdapter implements ModelAdapter {
 
     let activation: OutputInfo['activation'] = 'none';
     let logits = outputName;
-    const last = analysis.producer.get(outputName);
-    const rank = analysis.shape(outputName).length;
+    // A final Sigmoid/Softmax behind Cast/Identity/Reshape nodes (a float16 model's output Cast) is still the activation.
+    const last = activationBehind(analysis, outputName);
+    const rank = last ? analysis.shape(last.output[0]).length : 0;
     if (last?.opType === 'Sigmoid') {
       activation = 'sigmoid';
       logits = last.input[0];
@@ -181,7 +193,7 @@ export class OnnxModelAdapter implements ModelAdapter {
         logits = last.input[0];
       }
     }
-    return new OnnxModelAdapter(ort, model, analysis, options, activation, logits);
+    return new OnnxModelAdapter(ort, model, analysis, options, activation, logits, file, notes);
   }
 
   layers(): LayerInfo[] {
@@ -221,7 +233,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     this.check();
     const session = await this.sessions.predict();
     const res = await session.run({ [this.inputName]: this.inputTensor(input) });
-    return res[this.logitsName].data as Float32Array;
+    return res[PREDICT_OUTPUT].data as Float32Array;
   }
 
   async forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<OnnxForwardPass> {

@@ -178,6 +178,8 @@ export class GraphAnalysis {
         const dims = this.probe.get(o)?.dims;
         if (!dims || dims.length !== 4) continue;
         if (o !== logits && this.isChainPrefix(o)) continue;
+        // A float-to-float Cast repeats its input (a float16 model's Casts around Resize): not a layer of its own.
+        if (o !== logits && n.opType === 'Cast' && this.isFloat(n.input[0])) continue;
         out.push(o);
       }
     }
