@@ -31,6 +31,7 @@ import {
   type Objective,
   type OutputInfo,
 } from '../contract.js';
+import type { LayerLink } from '../bottleneck.js';
 import { unknownLayer } from '../errors.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
@@ -198,6 +199,11 @@ export class OnnxModelAdapter implements ModelAdapter {
 
   layers(): LayerInfo[] {
     return this.layerList.map((l) => ({ ...l, outputShape: [...l.outputShape] }));
+  }
+
+  /** How each layer is computed from the nearest other layers (for the bottleneck choice, ../bottleneck.ts). */
+  layerLinks(): Map<string, LayerLink[]> {
+    return this.analysis.layerLinks(this.layerList.map((l) => l.name));
   }
 
   /** The graph tensor behind a layer name (INPUT_LAYER and the input's own name give the input). */
