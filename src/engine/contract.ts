@@ -157,6 +157,8 @@ export interface ModelAdapter {
   readonly output: OutputInfo;
   /** Explainable layers in execution order (spatial, 4-D outputs only). */
   layers(): LayerInfo[];
+  /** Optional: one sentence per way the graph explained differs from the file (float16 widened, quantised read straight-through), for users to see. */
+  readonly notes?: readonly string[];
   /** Optional: how each layer is computed from the nearest other layers (the bottleneck choice reads it: ./bottleneck.ts). */
   layerLinks?(): ReadonlyMap<string, LayerLink[]>;
   /** Runs the model once on a [1, H, W, C] float input and caches every activation (see GradientPrime for `prime`). */
