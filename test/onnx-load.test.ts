@@ -156,6 +156,8 @@ describe('float16 and bfloat16 weights', () => {
       const g = await pass.gradient(INPUT_LAYER, { weights: new Float32Array([1, 1, 1, 1]), on: 'logits', offset: 0 });
       assert.deepEqual(Array.from(g.gradients.dataSync()), [1.5, 1.5, 1.5, 1.5]);
       assert.equal(g.score, 1.5 * (0.5 - 1 + 2 + 3));
+      // ONNX Runtime's CPU kernels have no bfloat16 Mul: predict falls back to the widened graph (exact here).
+      assert.deepEqual(Array.from(await ad.predictNchw(Float32Array.of(0.5, -1, 2, 3))), [0.75, -1.5, 3, 4.5]);
       tf.dispose([x, g.activations, g.gradients]);
       pass.dispose();
     } finally {
@@ -225,6 +227,45 @@ describe('quantised models (straight-through)', () => {
     } finally {
       ad.dispose();
       f32.dispose();
+    }
+  });
+});
+
+describe('QDQ models (straight-through)', () => {
+  test('QuantizeLinear → DequantizeLinear on the input, DequantizeLinear weights: ∂S/∂x is the dequantised weight (hand value)', async () => {
+    // y = Conv1x1(DQ(Q(x)), DQ(W_q)) with W_q = 6 (int8), w_scale = 0.25, w_zero = 2 → w = (6 − 2)·0.25 = 1.
+    // Straight-through: the quantiser is the identity, so ∂(Σ y)/∂x = 1 at every pixel and S = Σ x.
+    const m = tiny(
+      [
+        node('q', 'QuantizeLinear', ['x', 'xs', 'xz'], ['xq']),
+        node('dq', 'DequantizeLinear', ['xq', 'xs', 'xz'], ['xd']),
+        node('dqw', 'DequantizeLinear', ['wq', 'ws', 'wz'], ['w']),
+        node('conv', 'Conv', ['xd', 'w'], ['y'], [{ name: 'kernel_shape', type: 7, ints: [1, 1] }]),
+      ],
+      (mm) => {
+        mm.graph.initializer.push(
+          { name: 'xs', dims: [], dataType: DataType.FLOAT, rawData: new Uint8Array(Float32Array.of(0.5).buffer) },
+          { name: 'xz', dims: [], dataType: DataType.UINT8, rawData: Uint8Array.of(10) },
+          { name: 'wq', dims: [1, 1, 1, 1], dataType: DataType.INT8, rawData: Uint8Array.of(6) },
+          { name: 'ws', dims: [], dataType: DataType.FLOAT, rawData: new Uint8Array(Float32Array.of(0.25).buffer) },
+          { name: 'wz', dims: [], dataType: DataType.INT8, rawData: Uint8Array.of(2) },
+        );
+      },
+    );
+    const ad = await OnnxModelAdapter.create(encodeModel(m), nodeRuntime);
+    try {
+      assert.match(ad.notes.join(' '), /QuantizeLinear → DequantizeLinear/);
+      const x = tf.tensor4d([0.3, -1.2, 2.2, 3.1], [1, 2, 2, 1]);
+      const pass = await ad.forward(x);
+      const g = await pass.gradient(INPUT_LAYER, { weights: new Float32Array([1, 1, 1, 1]), on: 'logits', offset: 0 });
+      assert.deepEqual(Array.from(g.gradients.dataSync()), [1, 1, 1, 1]);
+      assert.ok(Math.abs(g.score - (0.3 - 1.2 + 2.2 + 3.1)) < 1e-6, `S = ${g.score}`);
+      // predict runs the quantised file: x rounded to the 0.5 grid (zero point 10).
+      assert.deepEqual(Array.from(await ad.predictNchw(Float32Array.of(0.3, -1.2, 2.2, 3.1))), [0.5, -1, 2, 3]);
+      tf.dispose([x, g.activations, g.gradients]);
+      pass.dispose();
+    } finally {
+      ad.dispose();
     }
   });
 });

@@ -99,7 +99,9 @@ export class OnnxModelAdapter implements ModelAdapter {
       this.inputName,
       this.layerList.map((l) => l.name),
       (layer) => this.resolve(layer),
-      predictModel(file, logitsName, analysis),
+      file === model
+        ? [predictModel(file, logitsName, analysis)]
+        : [predictModel(file, logitsName, analysis), predictModel(model, logitsName, analysis)],
     );
     this.backward = new BackwardRuns(ort, analysis, options, logitsName, this.inputName, this.sessions);
   }

@@ -55,8 +55,11 @@ export class OnnxSessions {
     private readonly inputName: string,
     private readonly layers: string[],
     private readonly resolve: (layer: string) => string,
-    /** The model `predict` runs (the file as is, logits as its one float32 output); default: the logits of `model`. */
-    private readonly predictModel?: ModelProto,
+    /**
+     * The models `predict` runs, the first ONNX Runtime accepts (the file as is, then the explained
+     * graph: a bfloat16 file whose ops ONNX Runtime's CPU kernels lack); default: the logits of `model`.
+     */
+    private readonly predictModels: ModelProto[] = [],
   ) {}
 
   private sessionOptions(): InferenceSession.SessionOptions {
@@ -221,11 +224,19 @@ export class OnnxSessions {
 
   /** The model as is, with the logits as its output. */
   async predict(): Promise<InferenceSession> {
-    this.predictSession ??= await this.create(
-      this.predictModel ?? withOutputs(this.model, [this.logitsName], this.analysis),
-      this,
-      'predict',
-    );
+    if (!this.predictSession) {
+      const models = this.predictModels.length > 0 ? this.predictModels : [withOutputs(this.model, [this.logitsName], this.analysis)];
+      let failure: unknown = null;
+      for (const [i, m] of models.entries()) {
+        try {
+          this.predictSession = await this.create(m, this, `predict${i === 0 ? '' : ` (fallback ${i})`}`);
+          break;
+        } catch (e) {
+          failure ??= e;
+        }
+      }
+      if (!this.predictSession) throw failure;
+    }
     return this.predictSession;
   }
 
