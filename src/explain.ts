@@ -52,7 +52,7 @@ export class Explainer {
     }
     const layers = adapter.layers();
     if (layers.length === 0) throw new SegGradCamError('unsupported model: no layer has a spatial [1, h, w, c] output', 'model');
-    this.bottleneck = findBottleneck(layers).name;
+    this.bottleneck = findBottleneck(layers, adapter.layerLinks?.()).name;
     const names = options.classNames;
     if (names && names.length !== this.classCount) {
       throw new SegGradCamError(`labels list ${names.length} classes but the model has ${this.classCount}`, 'class');

@@ -27,6 +27,7 @@ export async function openExplainer(opts: ModelOptions): Promise<{ explainer: Ex
   const classNames = opts.labels ? await readLabelsFile(opts.labels) : undefined;
   // openModel chooses the engine: a model.json → TF.js, an .onnx file → ONNX Runtime with a compiled gradient graph.
   const explainer = await loadExplainer(modelPath, { classNames, inputRange, outputNode: opts.output, outputName: opts.output });
+  for (const note of explainer.adapter.notes ?? []) process.stderr.write(`seg-grad-cam: note: ${note}\n`);
   return { explainer, modelPath, backend };
 }
 

@@ -1,3 +1,4 @@
+import type { LayerLink } from './bottleneck.js';
 import type * as tf from '@tensorflow/tfjs';
 
 /**
@@ -156,6 +157,10 @@ export interface ModelAdapter {
   readonly output: OutputInfo;
   /** Explainable layers in execution order (spatial, 4-D outputs only). */
   layers(): LayerInfo[];
+  /** Optional: one sentence per way the graph explained differs from the file (float16 widened, quantised read straight-through), for users to see. */
+  readonly notes?: readonly string[];
+  /** Optional: how each layer is computed from the nearest other layers (the bottleneck choice reads it: ./bottleneck.ts). */
+  layerLinks?(): ReadonlyMap<string, LayerLink[]>;
   /** Runs the model once on a [1, H, W, C] float input and caches every activation (see GradientPrime for `prime`). */
   forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<ForwardPass>;
   /** The largest batch one model call takes (1 when a graph's signature fixes it); the batched calls below split larger batches. */

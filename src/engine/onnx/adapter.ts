@@ -31,6 +31,7 @@ import {
   type Objective,
   type OutputInfo,
 } from '../contract.js';
+import type { LayerLink } from '../bottleneck.js';
 import { unknownLayer } from '../errors.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
@@ -48,6 +49,7 @@ import { ReplacedScores } from './replaced-scores.js';
 import { onnxRelevance } from './lrp.js';
 import type { RelevanceOptions } from '../contract.js';
 import { withTokenViews } from './tokens.js';
+import { PREDICT_OUTPUT, activationBehind, predictModel, prepareModel, runtimeError } from './prepare.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -65,6 +67,8 @@ export class OnnxModelAdapter implements ModelAdapter {
   /** NCHW input dims. */
   readonly inputDims: number[];
   private readonly layerList: LayerInfo[];
+  /** What the explained graph is when it is not the file as is (float16 widened, quantised read straight-through): one sentence each. */
+  readonly notes: string[];
   private readonly sessions: OnnxSessions;
   private readonly backward: BackwardRuns;
   private disposed = false;
@@ -76,7 +80,10 @@ export class OnnxModelAdapter implements ModelAdapter {
     private readonly options: OnnxAdapterOptions,
     activation: OutputInfo['activation'],
     logitsName: string,
+    file: ModelProto = model,
+    notes: string[] = [],
   ) {
+    this.notes = notes;
     this.inputName = analysis.inputName;
     this.inputDims = analysis.shape(this.inputName);
     const [, channels, height, width] = this.inputDims;
@@ -97,13 +104,16 @@ export class OnnxModelAdapter implements ModelAdapter {
       this.inputName,
       this.layerList.map((l) => l.name),
       (layer) => this.resolve(layer),
+      file === model
+        ? [predictModel(file, logitsName, analysis)]
+        : [predictModel(file, logitsName, analysis), predictModel(model, logitsName, analysis)],
     );
     this.backward = new BackwardRuns(ort, analysis, options, logitsName, this.inputName, this.sessions);
   }
 
   /** Loads a model from .onnx bytes: parses it and runs the shape probe. */
   static async create(bytes: Uint8Array, ort: OrtRuntime, options: OnnxAdapterOptions = {}): Promise<OnnxModelAdapter> {
-    const model = decodeModel(bytes);
+    const { file, model, notes } = prepareModel(decodeModel(bytes));
     const opset = defaultOpset(model);
     const g = model.graph;
     const inits = new Set(g.initializer.map((t) => t.name));
@@ -154,10 +164,14 @@ export class OnnxModelAdapter implements ModelAdapter {
     const session = await ort.InferenceSession.create(encodeModel(probeModel), {
       ...DEFAULT_SESSION_OPTIONS,
       graphOptimizationLevel: 'disabled',
+    }).catch((e: unknown) => {
+      throw runtimeError(e, 'loading the model');
     });
     try {
       const x = new ort.Tensor('float32', new Float32Array(nchw.reduce((a, b) => a * b, 1)), nchw);
-      const res = await session.run({ [input.name]: x });
+      const res = await session.run({ [input.name]: x }).catch((e: unknown) => {
+        throw runtimeError(e, 'running the model');
+      });
       for (const [name, t] of Object.entries(res)) {
         const dataType = ORT_TYPES[t.type] ?? 0;
         const entry: ProbedTensor = { dims: [...t.dims], dataType };
@@ -174,8 +188,9 @@ export class OnnxModelAdapter implements ModelAdapter {
 
     let activation: OutputInfo['activation'] = 'none';
     let logits = outputName;
-    const last = analysis.producer.get(outputName);
-    const rank = analysis.shape(outputName).length;
+    // A final Sigmoid/Softmax behind Cast/Identity/Reshape nodes (a float16 model's output Cast) is still the activation.
+    const last = activationBehind(analysis, outputName);
+    const rank = last ? analysis.shape(last.output[0]).length : 0;
     if (last?.opType === 'Sigmoid') {
       activation = 'sigmoid';
       logits = last.input[0];
@@ -188,11 +203,16 @@ export class OnnxModelAdapter implements ModelAdapter {
         logits = last.input[0];
       }
     }
-    return new OnnxModelAdapter(ort, viewed.model, analysis, options, activation, logits);
+    return new OnnxModelAdapter(ort, viewed.model, analysis, options, activation, logits, file, notes);
   }
 
   layers(): LayerInfo[] {
     return this.layerList.map((l) => ({ ...l, outputShape: [...l.outputShape] }));
+  }
+
+  /** How each layer is computed from the nearest other layers (for the bottleneck choice, ../bottleneck.ts). */
+  layerLinks(): Map<string, LayerLink[]> {
+    return this.analysis.layerLinks(this.layerList.map((l) => l.name));
   }
 
   /** The graph tensor behind a layer name (INPUT_LAYER and the input's own name give the input). */
@@ -228,7 +248,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     this.check();
     const session = await this.sessions.predict();
     const res = await session.run({ [this.inputName]: this.inputTensor(input) });
-    return res[this.logitsName].data as Float32Array;
+    return res[PREDICT_OUTPUT].data as Float32Array;
   }
 
   async forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<OnnxForwardPass> {

@@ -63,6 +63,24 @@ const FOLLOWERS = new Set([
   'Dropout',
 ]);
 
+const LAYOUT = new Set(['Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
+
+/** Position-wise ops beyond FOLLOWERS (with one data input: a constant other operand). */
+const POSITIONWISE = new Set([
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Cast',
+  'Reshape',
+  'Transpose',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'LayerNormalization',
+  'Softmax',
+]);
+
 export class GraphAnalysis {
   readonly nodes: NodeProto[];
   /** The node producing each tensor. */
@@ -178,6 +196,8 @@ export class GraphAnalysis {
         const dims = this.probe.get(o)?.dims;
         if (!dims || dims.length !== 4) continue;
         if (o !== logits && this.isChainPrefix(o)) continue;
+        // A float-to-float Cast repeats its input (a float16 model's Casts around Resize): not a layer of its own.
+        if (o !== logits && n.opType === 'Cast' && this.isFloat(n.input[0])) continue;
         out.push(o);
       }
     }
@@ -207,6 +227,56 @@ export class GraphAnalysis {
     const a = this.probe.get(name)?.dims;
     const b = this.probe.get(next)?.dims;
     return !!a && !!b && a.length === b.length && a.every((d, i) => d === b[i]);
+  }
+
+  /**
+   * For each layer, the nearest layers (of `layers`, or the input) it is computed from, walking back
+   * through the tensors that are not layers; `pointwise` when every op on the way is position-wise
+   * with one data input (see POSITIONWISE) — the bottleneck choice reads this (../bottleneck.ts).
+   */
+  layerLinks(layers: string[]): Map<string, Array<{ name: string; pointwise: boolean }>> {
+    const listed = new Set([...layers, this.inputName]);
+    const out = new Map<string, Array<{ name: string; pointwise: boolean }>>();
+    for (const layer of layers) {
+      const found = new Map<string, boolean>();
+      const seen = new Set<string>();
+      const walk = (t: string, pointwise: boolean) => {
+        const p = this.producer.get(t);
+        if (!p || seen.has(t)) return;
+        seen.add(t);
+        const data = p.input.filter((i) => i && this.dataDependent.has(i));
+        const pw = pointwise && data.length === 1 && this.isPositionwise(p);
+        for (const i of data) {
+          if (listed.has(i) && !this.isLayoutStep(i, listed)) found.set(i, (found.get(i) ?? true) && pw);
+          else walk(i, pw);
+        }
+      };
+      walk(layer, true);
+      out.set(
+        layer,
+        [...found].map(([name, pointwise]) => ({ name, pointwise })),
+      );
+    }
+    return out;
+  }
+
+  /** A layer whose only reader is a layout op (Reshape, Transpose…) giving another layer: the same data, one step of a layout change. */
+  private isLayoutStep(t: string, listed: Set<string>): boolean {
+    const cons = this.consumers.get(t) ?? [];
+    return cons.length === 1 && LAYOUT.has(cons[0].opType) && listed.has(cons[0].output[0]);
+  }
+
+  /** An op that maps each position's values on their own (no spatial or token mixing). */
+  private isPositionwise(n: NodeProto): boolean {
+    if (POSITIONWISE.has(n.opType) || FOLLOWERS.has(n.opType)) return true;
+    if (n.opType === 'Conv') {
+      const k = this.probe.get(n.input[1])?.dims ?? this.initializers.get(n.input[1])?.dims?.map(Number) ?? [];
+      const strides = n.attribute.find((a) => a.name === 'strides')?.ints?.map(Number) ?? [];
+      return k.length > 2 && k.slice(2).every((d) => d === 1) && strides.every((s) => s === 1);
+    }
+    // A linear map of each token (the weights are constants).
+    if (n.opType === 'MatMul' || n.opType === 'Gemm') return !this.dataDependent.has(n.input[1]);
+    return false;
   }
 
   /** Nodes in execution order (checks that the file's order is topological). */

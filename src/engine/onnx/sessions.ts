@@ -12,6 +12,7 @@ import { valueInfo } from './builder.js';
 import { GRADIENT, backwardGraph, buildGradientGraph, type GradientGraph } from './gradient.js';
 import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
 import { DataType, encodeModel, type ModelProto } from './proto.js';
+import { runtimeError } from './prepare.js';
 import { windowedGradientGraph, type WindowInput, type WindowPlan } from './window.js';
 
 export interface Compiled {
@@ -54,6 +55,11 @@ export class OnnxSessions {
     private readonly inputName: string,
     private readonly layers: string[],
     private readonly resolve: (layer: string) => string,
+    /**
+     * The models `predict` runs, the first ONNX Runtime accepts (the file as is, then the explained
+     * graph: a bfloat16 file whose ops ONNX Runtime's CPU kernels lack); default: the logits of `model`.
+     */
+    private readonly predictModels: ModelProto[] = [],
   ) {}
 
   private sessionOptions(): InferenceSession.SessionOptions {
@@ -72,7 +78,10 @@ export class OnnxSessions {
     if (!slots) this.creating.set(owner, (slots = new Map()));
     const known = slots.get(slot);
     if (known) return known;
-    const made = this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions());
+    // ONNX Runtime's refusals (a type clash, an op it lacks) become typed 'model' errors naming the node.
+    const made = this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions()).catch((e: unknown) => {
+      throw runtimeError(e, `compiling the ${slot} graph`);
+    });
     const pending = slots;
     pending.set(slot, made);
     // Kept once made (the slot then holds that very session); a failed creation may be retried.
@@ -215,7 +224,19 @@ export class OnnxSessions {
 
   /** The model as is, with the logits as its output. */
   async predict(): Promise<InferenceSession> {
-    this.predictSession ??= await this.create(withOutputs(this.model, [this.logitsName], this.analysis), this, 'predict');
+    if (!this.predictSession) {
+      const models = this.predictModels.length > 0 ? this.predictModels : [withOutputs(this.model, [this.logitsName], this.analysis)];
+      let failure: unknown = null;
+      for (const [i, m] of models.entries()) {
+        try {
+          this.predictSession = await this.create(m, this, `predict${i === 0 ? '' : ` (fallback ${i})`}`);
+          break;
+        } catch (e) {
+          failure ??= e;
+        }
+      }
+      if (!this.predictSession) throw failure;
+    }
     return this.predictSession;
   }
 
