@@ -74,9 +74,11 @@ const cases: Array<[string, string, string]> = [
   ['fixtures/zoo/nnunet-like/model.f16.onnx', '/encoder.4/encoder.4.1/nonlin/LeakyRelu_output_0', 'float16'],
   // SegFormer: stage 4's tokens reshaped to a 3x3 map (1/32); the all-MLP decoder's linear projection of it
   // (/decode_head/Reshape_7, also 3x3) is the decoder's first step; stages 1–3's spatial-reduction convs are 3x3 too.
-  ['fixtures/zoo/segformer-b0-like/model.onnx', '/stages.3/to_map/Transpose_output_0', 'stage 4 as a map'],
-  ['fixtures/zoo/segformer-b0-like/model.f16.onnx', '/stages.3/to_map/Transpose_output_0', 'float16'],
-  ['fixtures/zoo/segformer-b0-like/model.int8.onnx', '/stages.3/to_map/Transpose_output_0', 'int8'],
+  // Token layers are listed as grids (src/engine/onnx/tokens.ts), so the walk back through position-wise steps
+  // (the to-map reshape, the stage's LayerNorm) ends at stage 4's last residual output: the same 3x3 tokens, unnormalised.
+  ['fixtures/zoo/segformer-b0-like/model.onnx', '/stages.3/blocks.1/ffn/fc2/Add_output_0', 'stage 4 as a map'],
+  ['fixtures/zoo/segformer-b0-like/model.f16.onnx', '/stages.3/blocks.1/ffn/fc2/Add_output_0', 'float16'],
+  ['fixtures/zoo/segformer-b0-like/model.int8.onnx', '/stages.3/blocks.1/ffn/fc2/Add_output_0', 'int8'],
   // The torch.onnx export of the project's U-Net: the second conv of the bottleneck block (4x8 at 1/8).
   ['fixtures/onnx/unet-small.onnx', '/bottleneck/Relu_1_output_0', 'U-Net bottleneck block'],
   // The bundled U-Nets (the README's demo): the bottleneck block's second ReLU (4x4), read by up4.
