@@ -251,7 +251,7 @@ export function trainCommand(): Command {
           'train',
           ...(process.argv.includes('train') ? process.argv.slice(process.argv.indexOf('train') + 1) : process.argv.slice(2)),
         ].join(' '),
-        argv: process.argv,
+        argv: process.argv.slice(2),
         startedAt: started.toISOString(),
         finishedAt: new Date().toISOString(),
         options: result.options,
