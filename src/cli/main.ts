@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Command, CommanderError } from 'commander';
+import { batchCommand } from './commands/batch.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { explainCommand } from './commands/explain.js';
 import { layersCommand } from './commands/layers.js';
@@ -17,7 +18,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .exitOverride()
     .configureOutput(oneLineErrors);
-  for (const cmd of [explainCommand(), layersCommand(), predictCommand(), trainCommand(), evaluateCommand()]) {
+  for (const cmd of [explainCommand(), layersCommand(), predictCommand(), trainCommand(), evaluateCommand(), batchCommand()]) {
     program.addCommand(cmd.exitOverride().configureOutput(oneLineErrors));
   }
   return program;
