@@ -88,6 +88,9 @@ export async function processItem(explainer: Explainer, item: BatchItem, plan: B
     staged = await explainItem(explainer, item, plan, options);
   } catch (e) {
     return { item: item.id, results: [], errors: [{ item: item.id, error: errorOf(e) }] };
+  } finally {
+    // The image's forward pass is not needed again: memory stays flat over any number of items.
+    explainer.release();
   }
   if (staged.outputs.length > 0) {
     await mkdir(dirname(staged.outputs[0].path), { recursive: true });

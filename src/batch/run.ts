@@ -88,7 +88,7 @@ async function openRunner(options: DatasetOptions, itemOptions: ItemOptions): Pr
   }
   const explainer: Explainer = await openModel(spec);
   checkPlan(explainer, options.plan);
-  return { run: (item) => processItem(explainer, item, options.plan, itemOptions), close: async () => {}, slots: 1 };
+  return { run: (item) => processItem(explainer, item, options.plan, itemOptions), close: async () => explainer.dispose(), slots: 1 };
 }
 
 /** Removes temporary files left by killed processes in the output folder and every item folder. */
