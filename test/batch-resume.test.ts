@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import type { RequestResult } from '../src/batch/item.js';
 import { readLedger } from '../src/batch/ledger.js';
-import { explainDataset } from '../src/batch/run.js';
+import { explainDataset, type BatchProgress } from '../src/batch/run.js';
 import { mulberry32 } from '../src/data/prng.js';
 import { BATCH_MODEL, writeTiles } from './batch-fixtures.js';
 
@@ -40,32 +40,43 @@ before(async () => {
   manifest = await writeTiles(join(dir, 'tiles'), ITEMS, { corrupt: [17] });
 });
 
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+/** Lines in the ledger files so far (the items finished). */
+function ledgerLines(out: string): number {
+  let n = 0;
+  if (!existsSync(join(out, 'ledger'))) return 0;
+  for (const f of readdirSync(join(out, 'ledger'), { withFileTypes: true }).filter((d) => d.isFile()))
+    n += readFileSync(join(out, 'ledger', f.name), 'utf8').split('\n').length - 1;
+  return n;
+}
 const lines = (path: string) => readFileSync(path, 'utf8').trim().split('\n');
 const withoutTimings = (l: string) => {
   const r = JSON.parse(l) as RequestResult;
   return JSON.stringify({ ...r, timings: undefined });
 };
 
-test('killed with SIGKILL several times, then resumed: every result once and equal to an uninterrupted run', async () => {
+test('killed with SIGKILL several times, then resumed: every result once and equal to an uninterrupted run', async (t) => {
   const ref = join(dir, 'ref');
-  const t0 = performance.now();
   const r = spawnSync(process.execPath, args(ref), { encoding: 'utf8' });
-  const fullMs = performance.now() - t0;
   assert.equal(r.status, 3, r.stderr);
   assert.match(r.stderr, /1 of 41 items failed/);
 
   const out = join(dir, 'killed');
   const rand = mulberry32(1234);
   const counts: number[] = [];
-  for (let k = 0; k < 4; k++) {
+  // Kill once during start-up, then three times once the ledger holds about 8, 18 and 30 items
+  // plus a random delay (0-150 ms), so a kill lands anywhere in an item's work or writes.
+  for (const target of [0, 8, 18, 30]) {
     const child = spawn(process.execPath, args(out), { stdio: 'ignore' });
     const exited = new Promise<void>((res) => child.once('exit', () => res()));
-    // Somewhere in a run: after start-up (model loading) and before the end of the whole list.
-    await new Promise((res) => setTimeout(res, (0.25 + 0.5 * rand()) * fullMs));
+    const goal = target + Math.floor(rand() * 4);
+    while (target > 0 && ledgerLines(out) < goal && child.exitCode === null) await sleep(10);
+    await sleep(target > 0 ? 150 * rand() : 500 + 1000 * rand());
     child.kill('SIGKILL');
     await exited;
     counts.push((await readLedger(out)).size);
   }
+  t.diagnostic(`ledger sizes after the kills: ${counts.join(', ')}`);
   // The kills interrupted runs (some items done, not all), and progress was kept between them.
   assert.ok(
     counts.some((n) => n > 0 && n < ITEMS),
@@ -76,7 +87,7 @@ test('killed with SIGKILL several times, then resumed: every result once and equ
   // The progress of a resumed run starts from the ledger.
   const stopped = new AbortController();
   stopped.abort();
-  const events: Array<{ done: number; resumed: number }> = [];
+  const events: BatchProgress[] = [];
   const it = explainDataset({
     model: BATCH_MODEL,
     input: manifest,
