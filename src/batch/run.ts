@@ -17,6 +17,7 @@ import { readItems, type BatchItem } from './manifest.js';
 import { checkPlan, openModel, type ModelSpec } from './model.js';
 import type { BatchPlan } from './plan.js';
 import { WorkerPool } from './pool.js';
+import { submitAndFollow } from './queue.js';
 import { aggregateByClass, classStatsCsv, classStatsMarkdown, type ClassStats } from './stats.js';
 
 export interface DatasetOptions extends ModelSpec {
@@ -33,6 +34,9 @@ export interface DatasetOptions extends ModelSpec {
   retryFailed?: boolean;
   onProgress?: (p: BatchProgress) => void;
   signal?: AbortSignal;
+  /** redis://host:port: enqueue the items for `seg-grad-cam worker` processes instead of running them here (see queue.ts). */
+  queue?: string;
+  queueName?: string;
 }
 
 export interface BatchProgress {
@@ -74,14 +78,19 @@ interface Runner {
   slots: number;
 }
 
-async function openRunner(options: DatasetOptions, itemOptions: ItemOptions): Promise<Runner> {
-  const spec: ModelSpec = {
-    model: options.model,
-    labels: options.labels,
+/** The model part of the options, absolute paths (workers elsewhere resolve nothing against our cwd). */
+function modelSpec(options: DatasetOptions): ModelSpec {
+  return {
+    model: resolve(options.model),
+    labels: options.labels === undefined ? undefined : resolve(options.labels),
     inputRange: options.inputRange,
     output: options.output,
     backend: options.backend,
   };
+}
+
+async function openRunner(options: DatasetOptions, itemOptions: ItemOptions): Promise<Runner> {
+  const spec: ModelSpec = modelSpec(options);
   if ((options.workers ?? 0) > 0) {
     const pool = await WorkerPool.start(options.workers as number, spec, options.plan, itemOptions);
     return { run: (item) => pool.run(item), close: () => pool.close(), slots: pool.size };
@@ -116,7 +125,24 @@ export async function* explainDataset(options: DatasetOptions): AsyncGenerator<I
   for (const it of items) if (finished(it) && (ledger.get(it.id)?.errors.length ?? 0) > 0) progress.failed++;
   options.onProgress?.({ ...progress });
 
-  if (todo.length > 0 && !options.signal?.aborted) {
+  if (todo.length > 0 && !options.signal?.aborted && options.queue) {
+    // The plan is checked against the model here, before anything is enqueued or written.
+    const explainer = await openModel(modelSpec(options));
+    try {
+      checkPlan(explainer, options.plan);
+    } finally {
+      explainer.dispose();
+    }
+    await mkdir(outDir, { recursive: true });
+    await sweepTemps(outDir);
+    const job = { model: modelSpec(options), plan: options.plan, options: { outDir, limitInputPixels: options.limitInputPixels } };
+    for await (const record of submitAndFollow(todo, job, { ...options, queue: options.queue })) {
+      progress.done++;
+      if (record.errors.length > 0) progress.failed++;
+      options.onProgress?.({ ...progress });
+      yield record;
+    }
+  } else if (todo.length > 0 && !options.signal?.aborted) {
     // The model and the plan are checked before anything is written.
     const runner = await openRunner(options, { outDir, limitInputPixels: options.limitInputPixels });
     await mkdir(outDir, { recursive: true }).catch(async (e: Error) => {

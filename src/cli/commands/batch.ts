@@ -2,6 +2,7 @@ import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { explainDataset, type BatchProgress, type BatchSummary, type DatasetOptions } from '../../batch/run.js';
 import { REGION_RULES, type BatchPlan } from '../../batch/plan.js';
+import { connectionOf, DEFAULT_QUEUE_NAME } from '../../batch/queue.js';
 import { COLORMAPS } from '../../render/index.js';
 import { DEFAULT_MODEL, inPackage } from '../defaults.js';
 import { oneOf, parseInteger, parseList, parseNumberIn, parseRange } from '../parse.js';
@@ -24,6 +25,8 @@ interface BatchFlags extends ModelOptions {
   opacity: string;
   limitInputPixels: string;
   progress: boolean;
+  queue?: string;
+  queueName?: string;
 }
 
 /** Exit code of a run in which some items failed (the others are written). */
@@ -44,7 +47,8 @@ whole (the whole image).
 
 Output folder: items/<image>-<hash>/<class>_<region>_<layer>_<method>.png (overlay) and .npy
 (raw CAM, float32), results.jsonl, errors.jsonl, summary.json, and with ground-truth masks
-class-stats.csv and class-stats.md. Exit code 3 when some items failed (see errors.jsonl).
+class-stats.csv and class-stats.md. Exit code 3 when some items failed (see errors.jsonl). With --queue, start
+\`seg-grad-cam worker --queue …\` on any machine that sees the same paths.
 See docs/batch.md.`,
       ),
   )
@@ -63,6 +67,11 @@ See docs/batch.md.`,
     .option('--opacity <a>', 'heatmap opacity over the image, 0..1', '0.5')
     .option(...LIMIT_INPUT_PIXELS)
     .option('--no-progress', 'no progress bar')
+    .option(
+      '--queue <redis-url>',
+      'enqueue the items on BullMQ (redis://HOST:PORT) for `seg-grad-cam worker` processes; follow their progress',
+    )
+    .option('--queue-name <name>', 'BullMQ queue name', DEFAULT_QUEUE_NAME)
     .action((input: string, flags: BatchFlags) =>
       run(async () => {
         const plan: BatchPlan = {
@@ -89,7 +98,10 @@ See docs/batch.md.`,
           inFlight: flags.inFlight === undefined ? undefined : parseInteger(flags.inFlight, '--in-flight', 1),
           limitInputPixels: parseInteger(flags.limitInputPixels, '--limit-input-pixels', 0),
           retryFailed: flags.retryFailed,
+          queue: flags.queue,
+          queueName: flags.queueName,
         };
+        if (flags.queue) connectionOf(flags.queue);
         const summary = await runWithProgress(options, flags.progress);
         reportSummary(summary, flags.outDir);
       }),
