@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { cpus, hostname } from 'node:os';
-import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import { SegGradCamError } from '../errors.js';
 import type { ItemOptions, ItemRecord } from './item.js';
 import { LedgerWriter, readLedger } from './ledger.js';
@@ -22,8 +22,10 @@ import type { BatchItem } from './manifest.js';
 import type { ModelSpec } from './model.js';
 import type { BatchPlan } from './plan.js';
 import { WorkerPool } from './pool.js';
+import { connectionOf, DEFAULT_QUEUE_NAME } from './redis-url.js';
 
-export const DEFAULT_QUEUE_NAME = 'seg-grad-cam-batch';
+export { connectionOf, DEFAULT_QUEUE_NAME } from './redis-url.js';
+
 export const JOB_ATTEMPTS = 3;
 
 /** What a job carries: everything a worker on another machine needs (paths must be valid there). */
@@ -32,26 +34,6 @@ export interface ItemJob {
   model: ModelSpec;
   plan: BatchPlan;
   options: ItemOptions;
-}
-
-/** redis://host:port[/db] as BullMQ connection options (workers need maxRetriesPerRequest null). */
-export function connectionOf(url: string): ConnectionOptions {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new SegGradCamError(`--queue must be a redis:// URL (got '${url}')`, 'usage');
-  }
-  if (u.protocol !== 'redis:') throw new SegGradCamError(`--queue must be a redis:// URL (got '${url}')`, 'usage');
-  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined;
-  return {
-    host: u.hostname || '127.0.0.1',
-    port: u.port ? Number(u.port) : 6379,
-    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-    ...(db !== undefined && Number.isInteger(db) ? { db } : {}),
-    maxRetriesPerRequest: null,
-  };
 }
 
 /** The job id of an item: the same for every submission of the same item to the same output folder. */

@@ -17,7 +17,6 @@ import { readItems, type BatchItem } from './manifest.js';
 import { checkPlan, openModel, type ModelSpec } from './model.js';
 import type { BatchPlan } from './plan.js';
 import { WorkerPool } from './pool.js';
-import { submitAndFollow } from './queue.js';
 import { aggregateByClass, classStatsCsv, classStatsMarkdown, type ClassStats } from './stats.js';
 
 export interface DatasetOptions extends ModelSpec {
@@ -136,6 +135,8 @@ export async function* explainDataset(options: DatasetOptions): AsyncGenerator<I
     await mkdir(outDir, { recursive: true });
     await sweepTemps(outDir);
     const job = { model: modelSpec(options), plan: options.plan, options: { outDir, limitInputPixels: options.limitInputPixels } };
+    // BullMQ is loaded only for queued runs.
+    const { submitAndFollow } = await import('./queue.js');
     for await (const record of submitAndFollow(todo, job, { ...options, queue: options.queue })) {
       progress.done++;
       if (record.errors.length > 0) progress.failed++;

@@ -2,7 +2,7 @@ import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { explainDataset, type BatchProgress, type BatchSummary, type DatasetOptions } from '../../batch/run.js';
 import { REGION_RULES, type BatchPlan } from '../../batch/plan.js';
-import { connectionOf, DEFAULT_QUEUE_NAME } from '../../batch/queue.js';
+import { connectionOf, DEFAULT_QUEUE_NAME } from '../../batch/redis-url.js';
 import { COLORMAPS } from '../../render/index.js';
 import { DEFAULT_MODEL, inPackage } from '../defaults.js';
 import { oneOf, parseInteger, parseList, parseNumberIn, parseRange } from '../parse.js';

@@ -1,6 +1,6 @@
 import { cpus, hostname } from 'node:os';
 import { Command } from 'commander';
-import { connectionOf, DEFAULT_QUEUE_NAME, runQueueWorker } from '../../batch/queue.js';
+import { connectionOf, DEFAULT_QUEUE_NAME } from '../../batch/redis-url.js';
 import { parseInteger } from '../parse.js';
 import { run } from '../shared-options.js';
 
@@ -35,6 +35,7 @@ folder writable) at the same paths on this machine as on the submitter's. See do
         process.once('SIGTERM', stop);
         const name = `${hostname()}-${process.pid}`;
         process.stderr.write(`seg-grad-cam worker ${name}: ${workers} threads on ${flags.queue} (${flags.queueName})\n`);
+        const { runQueueWorker } = await import('../../batch/queue.js');
         await runQueueWorker({
           queue: flags.queue,
           queueName: flags.queueName,
