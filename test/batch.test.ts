@@ -60,6 +60,8 @@ describe('ground-truth statistics against hand-made maps', () => {
     const s = gtStats(h, M, G, 0.5);
     assert.equal(s.massInObject, 2 / 3);
     assert.equal(s.massOnContext, 1 - 2 / 3);
+    // G is 4 of 16 pixels: a uniform map would put 1/4 of its mass there.
+    assert.equal(s.objectEnrichment, 2 / 3 / (4 / 16));
     assert.equal(s.massInRegion, 2 / 3);
     assert.equal(s.pointingHit, true);
     assert.equal(s.iou, 3 / 5);
@@ -70,7 +72,7 @@ describe('ground-truth statistics against hand-made maps', () => {
   });
   test('an empty map has no masses and no pointing result', () => {
     const s = gtStats(new Float32Array(16), M, G, 0.5);
-    assert.deepEqual(s, { massInRegion: null, massInObject: null, massOnContext: null, pointingHit: null, iou: 0 });
+    assert.deepEqual(s, { massInRegion: null, massInObject: null, massOnContext: null, objectEnrichment: null, pointingHit: null, iou: 0 });
   });
   test('bootstrap: constant values give a point interval; the interval holds the mean', () => {
     assert.deepEqual(bootstrapMean([0.25, 0.25, 0.25]), { n: 3, mean: 0.25, lo: 0.25, hi: 0.25 });
@@ -81,7 +83,14 @@ describe('ground-truth statistics against hand-made maps', () => {
     assert.ok((e.hi as number) - (e.lo as number) > 0.45 && (e.hi as number) - (e.lo as number) < 0.85);
   });
   test('classes are ranked by mass on context', () => {
-    const stat = (ctx: number) => ({ massInRegion: 0, massInObject: 1 - ctx, massOnContext: ctx, pointingHit: ctx < 0.5, iou: 0 });
+    const stat = (ctx: number) => ({
+      massInRegion: 0,
+      massInObject: 1 - ctx,
+      massOnContext: ctx,
+      objectEnrichment: 1,
+      pointingHit: ctx < 0.5,
+      iou: 0,
+    });
     const ranked = aggregateByClass([
       { classIndex: 1, stats: stat(0.2) },
       { classIndex: 2, stats: stat(0.9) },

@@ -5,6 +5,8 @@
  * 0/1 masks), with T = Σ h: mass in M = Σ_M h / T, mass in the object = Σ_G h / T, mass on context
  * = 1 − mass in the object (the share of the map outside G); the pointing game hits when the
  * heatmap's maximum (the first in raster order) lies in G; IoU = |{h ≥ t} ∩ G| / |{h ≥ t} ∪ G|.
+ * Enrichment = mass in the object ÷ the object's share of the image (|G| / N): 1 for a uniform map,
+ * above 1 when the map concentrates on the object — mass on context alone grows with the context's area.
  * An empty map (T = 0) has no masses and no pointing result (null), like M3d-CAM's empty maps.
  */
 import { mulberry32 } from '../data/prng.js';
@@ -13,6 +15,7 @@ export interface GtStats {
   massInRegion: number | null;
   massInObject: number | null;
   massOnContext: number | null;
+  objectEnrichment: number | null;
   pointingHit: boolean | null;
   iou: number | null;
 }
@@ -25,7 +28,9 @@ export function gtStats(heatmap: Float32Array, region: Uint8Array, gt: Uint8Arra
   let argmax = -1;
   let inter = 0;
   let union = 0;
+  let area = 0;
   for (let i = 0; i < heatmap.length; i++) {
+    if (gt[i]) area++;
     const h = heatmap[i];
     total += h;
     if (region[i]) inRegion += h;
@@ -43,6 +48,7 @@ export function gtStats(heatmap: Float32Array, region: Uint8Array, gt: Uint8Arra
     massInRegion: empty ? null : inRegion / total,
     massInObject: empty ? null : inObject / total,
     massOnContext: empty ? null : 1 - inObject / total,
+    objectEnrichment: empty || area === 0 ? null : inObject / total / (area / heatmap.length),
     pointingHit: empty ? null : gt[argmax] === 1,
     iou: union === 0 ? null : inter / union,
   };
@@ -73,7 +79,7 @@ export function bootstrapMean(values: number[], resamples = 1000, seed = 0): Est
   return { n, mean, lo: at(0.025), hi: at(0.975) };
 }
 
-export const STAT_NAMES = ['massOnContext', 'massInObject', 'massInRegion', 'pointingHit', 'iou'] as const;
+export const STAT_NAMES = ['massOnContext', 'massInObject', 'objectEnrichment', 'massInRegion', 'pointingHit', 'iou'] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 
 export interface ClassStats {
@@ -136,6 +142,7 @@ export function classStatsCsv(classes: ClassStats[]): string {
 const LABELS: Record<StatName, string> = {
   massOnContext: 'mass on context',
   massInObject: 'mass in GT object',
+  objectEnrichment: 'enrichment',
   massInRegion: 'mass in M',
   pointingHit: 'pointing game',
   iou: 'IoU',
@@ -149,7 +156,7 @@ export function classStatsMarkdown(classes: ClassStats[], iouThreshold: number):
   const lines = [
     '# Context reliance per class',
     '',
-    `Classes ranked by the heatmap's mass outside the ground-truth object (highest first). Each cell: mean [95 % bootstrap CI]. IoU of {heatmap ≥ ${iouThreshold}} with the object; pointing game = share of maps whose maximum lies in the object. Three decimals here; the CSV has the full values.`,
+    `Classes ranked by the heatmap's mass outside the ground-truth object (highest first). Each cell: mean [95 % bootstrap CI]. enrichment = mass in the object ÷ its share of the image (1 = no concentration on the object); IoU of {heatmap ≥ ${iouThreshold}} with the object; pointing game = share of maps whose maximum lies in the object. Three decimals here; the CSV has the full values.`,
     '',
     `| rank | class | requests | ${STAT_NAMES.map((s) => LABELS[s]).join(' | ')} | context |`,
     `|---:|---|---:|${STAT_NAMES.map(() => '---').join('|')}|---|`,
