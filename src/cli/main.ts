@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { Command, CommanderError } from 'commander';
+import { batchCommand } from './commands/batch.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { explainCommand } from './commands/explain.js';
 import { layersCommand } from './commands/layers.js';
 import { predictCommand } from './commands/predict.js';
 import { trainCommand } from './commands/train.js';
+import { workerCommand } from './commands/worker.js';
 
 /** Commander's own usage errors, as one line in our format. */
 const oneLineErrors = {
@@ -17,7 +19,15 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .exitOverride()
     .configureOutput(oneLineErrors);
-  for (const cmd of [explainCommand(), layersCommand(), predictCommand(), trainCommand(), evaluateCommand()]) {
+  for (const cmd of [
+    explainCommand(),
+    layersCommand(),
+    predictCommand(),
+    trainCommand(),
+    evaluateCommand(),
+    batchCommand(),
+    workerCommand(),
+  ]) {
     program.addCommand(cmd.exitOverride().configureOutput(oneLineErrors));
   }
   return program;
