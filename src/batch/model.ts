@@ -2,7 +2,7 @@
 import { setupBackend, type BackendName } from '../backend/index.js';
 import { SegGradCamError } from '../errors.js';
 import type { Explainer } from '../explain.js';
-import { readLabelsFile } from '../io/labels.js';
+import { readLabelsFile } from '../io/labels-node.js';
 import { methodNames } from '../methods/index.js';
 import { loadExplainer } from '../node.js';
 import { resolveClass, type BatchPlan } from './plan.js';
