@@ -270,6 +270,7 @@ export class Explainer {
         classIndex,
         className: this.options.classNames?.[classIndex],
         ...contrast,
+        ...((what.method as { negative?: boolean }).negative === true ? { negative: true } : {}),
         score,
         scoreValue,
         regionMask,

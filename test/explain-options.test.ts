@@ -94,6 +94,7 @@ describe('contrastive and negative maps through the Explainer (feat → 1x1 conv
     for (const method of ['seg-grad-cam', 'hires-cam', 'xgrad-cam']) {
       const explainer = fresh();
       const e = await explainer.explain(image, { region, classId: c, layer: 'feat', method, negative: true });
+      assert.equal(e.negative, true);
       if (e.weights) {
         const signed = channelSum(e.weights);
         assert.ok(signed.some((v) => v > 1e-3) && signed.some((v) => v < -1e-3), 'the check needs both signs');

@@ -50,6 +50,8 @@ export interface Explanation {
   method: string;
   classIndex: number;
   className?: string;
+  /** True for a negative map (ReLU(−Σ_k α_k A^k)). */
+  negative?: boolean;
   /** With contrastClass: c′ (S = Σ_M (y^c − β y^{c′})), its name and β. */
   contrastClassIndex?: number;
   contrastClassName?: string;
