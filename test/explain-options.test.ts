@@ -183,3 +183,32 @@ describe('normalize through the Explainer, on a CAM written down', () => {
     explainer.dispose();
   });
 });
+
+describe('which methods an open model cannot run (the explorer greys them out)', () => {
+  test('a U-Net: CAM refused (no GAP + linear head), LRP and Ablation-CAM run; a GAP + dense classifier runs CAM', async () => {
+    const { unsupportedMethods } = await import('../src/explain/support.js');
+    const unet = new LayersModelAdapter(linearHead(6, 4, 3, 3));
+    const before = tf.memory().numTensors;
+    const u = await unsupportedMethods(unet, unet.layers());
+    assert.deepEqual(Object.keys(u), ['cam']);
+    assert.match(u.cam, /global-average-pool \+ linear head .*no layer of this model feeds one/);
+    assert.equal(tf.memory().numTensors, before);
+    unet.dispose();
+
+    const input = tf.input({ shape: [6, 6, 3] });
+    const feat = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'feat' }).apply(input) as tf.SymbolicTensor;
+    const pooled = tf.layers.globalAveragePooling2d({}).apply(feat) as tf.SymbolicTensor;
+    const out = tf.layers.dense({ units: 3 }).apply(pooled) as tf.SymbolicTensor;
+    const classifier = new LayersModelAdapter(tf.model({ inputs: input, outputs: out }));
+    assert.equal((await unsupportedMethods(classifier, classifier.layers())).cam, undefined);
+    classifier.dispose();
+
+    // An engine without the capabilities: each refusal names it.
+    const bare = new LayersModelAdapter(linearHead(6, 4, 3, 3));
+    const without = Object.assign(Object.create(bare) as LayersModelAdapter, { headKernel: undefined, relevance: undefined });
+    const w = await unsupportedMethods(without, bare.layers());
+    assert.match(w.cam, /cannot read one/);
+    assert.match(w.lrp, /has none/);
+    bare.dispose();
+  });
+});

@@ -40,7 +40,16 @@ export function defaultRegionClass(): number {
 
 /** The question's parts that the controls set (all but the layer). */
 export function question(region: Region, classId: number | undefined): Omit<ExplainParams, 'layer'> {
-  return { region, classId, method: el.methodSelect.value, score: el.scoreSelect.value as ExplainParams['score'] };
+  const contrast = el.contrastSelect.value;
+  return {
+    region,
+    classId,
+    method: el.methodSelect.value,
+    score: el.scoreSelect.value as ExplainParams['score'],
+    ...(el.negativeToggle.checked ? { negative: true } : {}),
+    ...(contrast !== 'none' && contrast !== '' ? { contrastClass: Number(contrast) } : {}),
+    ...(el.normalizeSelect.value === 'minmax' ? { normalize: 'minmax' as const } : {}),
+  };
 }
 
 export async function ask(region: Region, classOverride?: number): Promise<void> {
