@@ -142,9 +142,11 @@ export function showExplanation(e: Answer): void {
   const name = className(e.classIndex);
   const auto =
     e.region.kind === 'class' ? '' : state.classChoice === null ? ' (the prediction in M)' : ' (the class fixed for every click)';
+  const contrast = e.contrastClassIndex === undefined ? '' : ` rather than ${e.contrastClassIndex} · ${className(e.contrastClassIndex)}`;
+  const how = `${e.negative ? ' (negative map: what speaks against it)' : ''}${e.normalize === 'minmax' ? ', min–max scaled' : ''}`;
   el.answer.textContent =
-    `class ${e.classIndex} · ${name}${auto}, |M| = ${px} output pixels, layer ${e.layer.name} [${e.layer.outputShape.slice(1).join('×')}], ` +
-    `${e.method}, S = ${e.scoreValue.toFixed(3)}${e.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}`;
+    `class ${e.classIndex} · ${name}${auto}${contrast}, |M| = ${px} output pixels, layer ${e.layer.name} [${e.layer.outputShape.slice(1).join('×')}], ` +
+    `${e.method}${how}, S = ${e.scoreValue.toFixed(3)}${e.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}`;
   markGridCurrent();
   syncPins();
   renderAlpha();
