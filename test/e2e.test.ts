@@ -722,8 +722,11 @@ describe('the explorer in headless Chromium', () => {
       assert.equal(await p.isEnabled('#layer-select'), true);
       assert.equal(await p.isVisible('#layer-grid-run'), true);
       assert.equal(await p.isEnabled('#pin-a'), true);
-      // CAM needs a global-average-pool + dense head, which the U-Net has not: an error, and the dropdown goes back.
-      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'cam')), 'error');
+      // CAM cannot be chosen on the U-Net (greyed: see the next test). A method without a negative map while
+      // 'negative' is on: an error, and the dropdown goes back.
+      assert.equal(await nextAnswer(p, () => p.check('#negative-toggle')), 'answer');
+      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'saliency')), 'error');
+      assert.match((await hookValue<string>(p, 'h.lastError')) ?? '', /saliency has no negative map/);
       assert.equal(await p.inputValue('#method-select'), 'seg-grad-cam');
       assert.equal(await hookValue<string>(p, 'h.lastExplanation.method'), 'seg-grad-cam');
       await p.close();
