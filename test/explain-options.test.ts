@@ -149,10 +149,18 @@ describe('normalize through the Explainer, on a CAM written down', () => {
       weights: null,
     }),
   });
-  const model = linearHead(3, 2, 2, 5);
+  const byChannels: CamMethod = {
+    name: 'by-channels',
+    usesGradients: false,
+    compute: (a) => ({
+      cam: tf.tensor2d(a.shape[3] === 3 ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : [5, 1, 1, 1, 1, 1, 1, 1, 1], [3, 3]),
+      weights: null,
+    }),
+  };
+  const model = linearHead(3, 3, 2, 5);
   const image = randomImage(3, 3, 2);
 
-  test("'max': v/9; 'minmax': (v − 1)/8; several layers average the scaled maps, then scale the mean", async () => {
+  test("'max': v/9; 'minmax': (v − 1)/8; several layers: each map scaled, their mean scaled again", async () => {
     const explainer = new Explainer(new LayersModelAdapter(model));
     const values = [1, 2, 3, 4, 5, 6, 7, 8, 9];
     const byMax = await explainer.explain(image, { region: whole(), classId: 1, layer: 'feat', method: fixed() });
@@ -168,17 +176,19 @@ describe('normalize through the Explainer, on a CAM written down', () => {
     );
     assert.equal(byMinMax.normalize, 'minmax');
     assert.equal(byMinMax.camMax, 9);
-    // Two layers with the same fixed map: each (v − 1)/8, their mean the same, min-max again leaves it.
+    // Two layers: 'feat' (3 channels) gets 1..9, 'logits' (2 channels) 5,1,…,1. Each min-max scaled: (v − 1)/8 and
+    // (1, 0, …, 0); their mean m = (0.5, 1/16, 2/16, …, 8/16), then min-max again: (m − 1/16)/(7/16).
     const two = await explainer.explain(image, {
       region: whole(),
       layers: ['feat', 'logits'],
       classId: 1,
-      method: fixed(2),
+      method: byChannels,
       normalize: 'minmax',
     });
+    const mean = values.map((v, i) => ((v - 1) / 8 + (i === 0 ? 1 : 0)) / 2);
     close(
       two.heatmap,
-      values.map((v) => (v - 1) / 8),
+      mean.map((m) => (m - 1 / 16) / (7 / 16)),
     );
     explainer.dispose();
   });
