@@ -13,13 +13,13 @@ import { findBottleneck } from './engine/bottleneck.js';
 import { unknownLayer } from './engine/errors.js';
 import { isModelMethod, type CamMethod, type Method } from './methods/index.js';
 import { augmentations } from './postprocess/augment.js';
-import { normalizeInPlace } from './postprocess/heatmap.js';
+import { normalizeInPlace, type Normalization } from './postprocess/heatmap.js';
 import { receptiveField, truncateHeatmap } from './postprocess/truncate.js';
 import { predictLabels } from './prediction.js';
 import { imageToInput } from './preprocess.js';
 import { classCount, type ScoreKind } from './region/objective.js';
 import { averagedCams, camMaps, meanOfHeatmaps, takeData, type CamMaps } from './explain/average.js';
-import { isPlainGradientCam, methodOf } from './explain/method.js';
+import { isPlainGradientCam, methodOf, methodOptionsOf } from './explain/method.js';
 import { checkScore, checkedAdapter, checkedPass } from './explain/numeric.js';
 import { PassCache, type CachedPass } from './explain/passes.js';
 import { resolveClass, targetBeforePrediction, targetOf, type ClassContext, type Target } from './explain/target.js';
@@ -107,7 +107,7 @@ export class Explainer {
       let maps: CamMaps;
       try {
         checkScore([scoreValue]);
-        maps = cams.length === 1 ? camMaps(cams[0], image) : meanOfHeatmaps(cams, image);
+        maps = cams.length === 1 ? camMaps(cams[0], image, request.normalize) : meanOfHeatmaps(cams, image, request.normalize);
       } catch (err) {
         weights?.dispose();
         throw err;
@@ -118,7 +118,7 @@ export class Explainer {
       let field: Uint8Array | undefined;
       if (request.truncate) {
         field = await receptiveField(pass, target.objective, image);
-        const { max, empty } = normalizeInPlace(truncateHeatmap(maps.heatmap, field));
+        const { max, empty } = normalizeInPlace(truncateHeatmap(maps.heatmap, field), request.normalize);
         maps = { ...maps, max: maps.max * max, empty };
       }
       return {
@@ -126,6 +126,7 @@ export class Explainer {
         ...(layers.length > 1 ? { layers } : {}),
         augmentations: variants.length,
         ...(field ? { receptiveField: field } : {}),
+        ...(request.normalize ? { normalize: request.normalize } : {}),
       };
     } finally {
       lease.release();
@@ -146,18 +147,18 @@ export class Explainer {
     try {
       const { prediction } = lease;
       const pass = checkedPass(lease.pass);
-      const groups = new Map<string, Array<{ index: number; method: CamMethod; layer: LayerInfo } & Target>>();
+      const groups = new Map<string, Array<{ index: number; method: CamMethod; layer: LayerInfo; normalize?: Normalization } & Target>>();
       for (const [index, r] of requests.entries()) {
         const method = methodOf(r);
         if (!isPlainGradientCam(method, r) || r.truncate || !pass.gradientBatch) {
-          results[index] = await this.explain(image, { ...r, method });
+          results[index] = await this.explain(image, { ...r, method, negative: undefined });
           continue;
         }
         const layer = this.resolveLayer(r.layers?.[0] ?? r.layer);
         const target = this.targetOf(r, image, prediction);
-        const key = `${layer.name}\u0000${method.name}\u0000${JSON.stringify(r.methodOptions ?? {})}`;
+        const key = `${layer.name}\u0000${method.name}\u0000${JSON.stringify(methodOptionsOf(r))}`;
         const group = groups.get(key) ?? [];
-        group.push({ index, method, layer, ...target });
+        group.push({ index, method, layer, normalize: r.normalize, ...target });
         groups.set(key, group);
       }
       for (const group of groups.values()) {
@@ -181,7 +182,7 @@ export class Explainer {
    */
   async explainLayers(image: RgbaImage, request: ExplainRequest, layers: string[]): Promise<Explanation[]> {
     const method = methodOf(request);
-    const perLayer = { ...request, method, layers: undefined };
+    const perLayer = { ...request, method, layers: undefined, negative: undefined };
     const lease = await this.passes.acquire(image);
     try {
       const { prediction } = lease;
@@ -200,7 +201,7 @@ export class Explainer {
       return this.fromGradients(
         image,
         prediction,
-        infos.map((layer) => ({ method, layer, ...target })),
+        infos.map((layer) => ({ method, layer, normalize: request.normalize, ...target })),
         grads,
       );
     } finally {
@@ -212,7 +213,7 @@ export class Explainer {
   private fromGradients(
     image: RgbaImage,
     prediction: Prediction,
-    items: Array<{ method: CamMethod; layer: LayerInfo } & Target>,
+    items: Array<{ method: CamMethod; layer: LayerInfo; normalize?: Normalization } & Target>,
     grads: LayerGradient[],
   ): Explanation[] {
     try {
@@ -220,7 +221,12 @@ export class Explainer {
         const { activations, gradients, score: scoreValue } = grads[k];
         const { cam, weights } = item.method.compute(activations, gradients);
         try {
-          return { ...this.result(image, { ...item, scoreValue, prediction }, camMaps(cam, image), takeData(weights)), augmentations: 1 };
+          const maps = camMaps(cam, image, item.normalize);
+          return {
+            ...this.result(image, { ...item, scoreValue, prediction }, maps, takeData(weights)),
+            augmentations: 1,
+            ...(item.normalize ? { normalize: item.normalize } : {}),
+          };
         } finally {
           tf.dispose([cam, weights ?? []]);
         }
@@ -242,6 +248,8 @@ export class Explainer {
       layer: LayerInfo;
       method: Method;
       classIndex: number;
+      contrastClassIndex?: number;
+      contrastWeight?: number;
       score: ScoreKind;
       scoreValue: number;
       regionMask: Uint8Array;
@@ -250,13 +258,19 @@ export class Explainer {
     maps: CamMaps,
     weights: Float32Array | null,
   ) {
-    const { layer, classIndex, score, scoreValue, regionMask, prediction } = what;
+    const { layer, classIndex, contrastClassIndex, score, scoreValue, regionMask, prediction } = what;
+    const contrast =
+      contrastClassIndex === undefined
+        ? {}
+        : { contrastClassIndex, contrastClassName: this.options.classNames?.[contrastClassIndex], contrastWeight: what.contrastWeight };
     return {
       ...{
         layer,
         method: what.method.name,
         classIndex,
         className: this.options.classNames?.[classIndex],
+        ...contrast,
+        ...((what.method as { negative?: boolean }).negative === true ? { negative: true } : {}),
         score,
         scoreValue,
         regionMask,

@@ -722,8 +722,11 @@ describe('the explorer in headless Chromium', () => {
       assert.equal(await p.isEnabled('#layer-select'), true);
       assert.equal(await p.isVisible('#layer-grid-run'), true);
       assert.equal(await p.isEnabled('#pin-a'), true);
-      // CAM needs a global-average-pool + dense head, which the U-Net has not: an error, and the dropdown goes back.
-      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'cam')), 'error');
+      // CAM cannot be chosen on the U-Net (greyed: see the next test). A method without a negative map while
+      // 'negative' is on: an error, and the dropdown goes back.
+      assert.equal(await nextAnswer(p, () => p.check('#negative-toggle')), 'answer');
+      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'saliency')), 'error');
+      assert.match((await hookValue<string>(p, 'h.lastError')) ?? '', /saliency has no negative map/);
       assert.equal(await p.inputValue('#method-select'), 'seg-grad-cam');
       assert.equal(await hookValue<string>(p, 'h.lastExplanation.method'), 'seg-grad-cam');
       await p.close();
@@ -771,6 +774,50 @@ describe('the explorer in headless Chromium', () => {
       await narrow.close();
     }
   });
+
+  test(
+    'methods the model cannot run are greyed with the reason; negative and the contrast class round-trip through the URL',
+    T,
+    async () => {
+      const p = await newPage();
+      const option = (value: string) =>
+        p.$eval(`#method-select option[value="${value}"]`, (o) => ({
+          disabled: (o as HTMLOptionElement).disabled,
+          title: (o as HTMLOptionElement).title,
+        }));
+      // The bundled U-Net has no global-average-pool + dense head: CAM is greyed with the engine's reason.
+      const cam = await option('cam');
+      assert.equal(cam.disabled, true);
+      assert.match(cam.title, /GlobalAveragePooling|average.pool/i);
+      for (const runs of ['seg-grad-cam', 'lrp', 'ablation-cam', 'occlusion', 'rise'])
+        assert.equal((await option(runs)).disabled, false, runs);
+
+      const { width, height } = await canvasGeometry(p, '#view-image');
+      assert.equal(await nextAnswer(p, () => clickPixel(p, '#view-image', Math.floor(width * 0.4), Math.floor(height * 0.5))), 'answer');
+      const c = (await hookValue<{ classIndex: number }>(p, 'h.state()')).classIndex;
+      const other = c === 0 ? 1 : 0;
+      assert.equal(await nextAnswer(p, () => p.check('#negative-toggle')), 'answer');
+      assert.equal(await nextAnswer(p, () => p.selectOption('#contrast-select', String(other))), 'answer');
+      const shown = await hookValue<{ negative?: boolean; contrastClassIndex?: number }>(p, 'h.lastExplanation');
+      assert.equal(shown.negative, true);
+      assert.equal(shown.contrastClassIndex, other);
+      const url = p.url();
+      assert.match(url, /[?&]negative=1(&|$)/);
+      assert.match(url, new RegExp(`[?&]contrast=${other}(&|$)`));
+      const heat = await lastHeatmap(p);
+
+      const copy = await newPage(url.slice(server.url.length));
+      await copy.waitForFunction(() => (window as unknown as { __segGradCam: { answers: number } }).__segGradCam.answers > 0, null, POLL);
+      assert.equal(await copy.isChecked('#negative-toggle'), true);
+      assert.equal(await copy.inputValue('#contrast-select'), String(other));
+      const restored = await hookValue<{ negative?: boolean; contrastClassIndex?: number }>(copy, 'h.lastExplanation');
+      assert.equal(restored.negative, true);
+      assert.equal(restored.contrastClassIndex, other);
+      assert.ok(maxAbsDiff(await lastHeatmap(copy), heat) < 1e-6, 'the link gives the same heatmap');
+      await copy.close();
+      await p.close();
+    },
+  );
 
   test(
     'the URL carries the tool and the fixed class; a legend click asks once; Clear resets the answer and the grid; labels beside a URL model name the classes in messages',

@@ -73,6 +73,16 @@ test('the region tool travels in the URL too', () => {
   assert.equal(decodeState('?model=x').tool, undefined);
 });
 
+test('negative, the contrast class and the scaling travel in the URL; damaged values are dropped', () => {
+  const view = { model: 'unet-biased', method: 'grad-cam++', negative: true, contrast: 3, normalize: 'minmax' as const };
+  const q = encodeState(view);
+  assert.match(q, /negative=1/);
+  assert.match(q, /contrast=3/);
+  assert.deepEqual(decodeState(`?${q}`), view);
+  assert.doesNotMatch(encodeState({ model: 'x', negative: false }), /negative/);
+  assert.deepEqual(decodeState('?model=x&negative=yes&contrast=-1&normalize=sum'), { model: 'x' });
+});
+
 /** An adapter that records its calls; its passes return what the counts need. */
 function fakeAdapter(log: string[]): ModelAdapter {
   const pass = {

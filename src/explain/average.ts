@@ -3,7 +3,7 @@ import { INPUT_LAYER, type ForwardPass, type LayerInfo, type ModelAdapter, type 
 import type { RgbaImage } from '../image.js';
 import { runMethod, type Method } from '../methods/index.js';
 import { flipObjective, type Augmentation } from '../postprocess/augment.js';
-import { camToHeatmap, normalizeInPlace } from '../postprocess/heatmap.js';
+import { camToHeatmap, normalizeInPlace, type Normalization } from '../postprocess/heatmap.js';
 import { checkTensor, checkedPass } from './numeric.js';
 
 /** A CAM as data, and its heatmap on the image. */
@@ -84,21 +84,21 @@ export async function averagedCams(
   }
 }
 
-/** A raw CAM and its heatmap on the image. */
-export function camMaps(cam: tf.Tensor2D, image: RgbaImage): CamMaps {
+/** A raw CAM and its heatmap on the image (scaled to [0, 1] by `normalize`, default 'max'). */
+export function camMaps(cam: tf.Tensor2D, image: RgbaImage, normalize?: Normalization): CamMaps {
   const [camHeight, camWidth] = cam.shape;
-  return { cam: cam.dataSync().slice() as Float32Array, camWidth, camHeight, ...camToHeatmap(cam, image.width, image.height) };
+  return { cam: cam.dataSync().slice() as Float32Array, camWidth, camHeight, ...camToHeatmap(cam, image.width, image.height, normalize) };
 }
 
-/** Several layers: the mean of their [0, 1] heatmaps, which becomes the "cam" (at the image's size). */
-export function meanOfHeatmaps(cams: tf.Tensor2D[], image: RgbaImage): CamMaps {
+/** Several layers: the mean of their [0, 1] heatmaps (each, and the mean, scaled by `normalize`), which becomes the "cam" (at the image's size). */
+export function meanOfHeatmaps(cams: tf.Tensor2D[], image: RgbaImage, normalize?: Normalization): CamMaps {
   const mean = new Float32Array(image.width * image.height);
   for (const cam of cams) {
-    const h = camToHeatmap(cam, image.width, image.height).heatmap;
+    const h = camToHeatmap(cam, image.width, image.height, normalize).heatmap;
     for (let i = 0; i < mean.length; i++) mean[i] += h[i] / cams.length;
   }
   // The copy is taken before normalizeInPlace scales `mean` (which becomes the heatmap).
-  return { cam: mean.slice(), camWidth: image.width, camHeight: image.height, ...normalizeInPlace(mean) };
+  return { cam: mean.slice(), camWidth: image.width, camHeight: image.height, ...normalizeInPlace(mean, normalize) };
 }
 
 /** A tensor's values (a copy), the tensor freed; null stays null. */

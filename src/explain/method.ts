@@ -1,10 +1,21 @@
-import { createMethod, isModelMethod, type CamMethod, type Method } from '../methods/index.js';
+import { SegGradCamError } from '../errors.js';
+import { createMethod, isModelMethod, type CamMethod, type Method, type MethodOptions } from '../methods/index.js';
 import { augmentations } from '../postprocess/augment.js';
 import type { ExplainRequest } from './types.js';
 
 /** The method a request names (or carries). */
 export function methodOf(request: ExplainRequest): Method {
-  return typeof request.method === 'object' ? request.method : createMethod(request.method ?? 'seg-grad-cam', request.methodOptions);
+  if (typeof request.method === 'object') {
+    if (request.negative) throw new SegGradCamError('negative applies to a method given by name (set it on the method object)', 'usage');
+    return request.method;
+  }
+  return createMethod(request.method ?? 'seg-grad-cam', methodOptionsOf(request));
+}
+
+/** The request's method options, with `negative` copied in when the request sets it. */
+export function methodOptionsOf(request: ExplainRequest): MethodOptions {
+  const options = request.methodOptions ?? {};
+  return request.negative === undefined ? options : { ...options, negative: request.negative };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Objective, OutputInfo } from '../engine/contract.js';
 import { SegGradCamError } from '../errors.js';
 import type { RgbaImage } from '../image.js';
+import { contrastObjective } from '../region/contrast.js';
 import { classCount, regionObjective, type ScoreKind } from '../region/objective.js';
 import { regionToMask, toOutputCell } from '../region/region.js';
 import type { ExplainRequest, Prediction } from './types.js';
@@ -11,6 +12,9 @@ export interface Target {
   regionMask: Uint8Array;
   score: ScoreKind;
   objective: Objective;
+  /** With a contrast class: c′ and β (the objective is then S_c − β S_{c′}). */
+  contrastClassIndex?: number;
+  contrastWeight?: number;
 }
 
 /** The image and output grids, and the predicted labels on the output grid. */
@@ -40,7 +44,22 @@ export function targetOf(
   const classIndex = resolveClass(output, classNames, request, grid);
   const regionMask = regionToMask(request.region, { ...grid, classIndex, className: classNames?.[classIndex] });
   const score = request.score ?? 'logits';
-  return { classIndex, regionMask, score, objective: regionObjective(output, classIndex, regionMask, score) };
+  const objective = regionObjective(output, classIndex, regionMask, score);
+  if (request.contrastClass === undefined) {
+    if (request.contrastWeight !== undefined) throw new SegGradCamError('a contrast weight needs a contrast class', 'usage');
+    return { classIndex, regionMask, score, objective };
+  }
+  // c′ is named as c is (an index or a name); β defaults to 1.
+  const contrastClassIndex = resolveClass(output, classNames, { ...request, classId: request.contrastClass }, grid);
+  const contrastWeight = request.contrastWeight ?? 1;
+  return {
+    classIndex,
+    regionMask,
+    score,
+    objective: contrastObjective(objective, output, contrastClassIndex, contrastWeight),
+    contrastClassIndex,
+    contrastWeight,
+  };
 }
 
 /**

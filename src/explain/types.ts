@@ -1,6 +1,7 @@
 import type { LayerInfo } from '../engine/contract.js';
 import type { Method, MethodOptions } from '../methods/index.js';
 import type { AugmentOptions } from '../postprocess/augment.js';
+import type { Normalization } from '../postprocess/heatmap.js';
 import type { InputOptions } from '../preprocess.js';
 import type { ScoreKind } from '../region/objective.js';
 import type { Region } from '../region/region.js';
@@ -27,6 +28,14 @@ export interface ExplainRequest {
   augment?: boolean | AugmentOptions;
   /** Zero the heatmap outside the pixels M's score depends on (∂S/∂x ≠ 0), then rescale to [0, 1]. */
   truncate?: boolean;
+  /** The negative map (copied into methodOptions.negative): ReLU(−Σ_k α_k A^k), what speaks against c in M. */
+  negative?: boolean;
+  /** A contrast class c′ (index or name): explain S = Σ_M (y^c − β y^{c′}), what makes M c rather than c′. */
+  contrastClass?: number | string;
+  /** β of the contrast (default 1); only with contrastClass. */
+  contrastWeight?: number;
+  /** How the heatmap is scaled to [0, 1]: 'max' (default) divides by the maximum, 'minmax' maps [min, max] to [0, 1]. */
+  normalize?: Normalization;
 }
 
 export interface Prediction {
@@ -41,6 +50,12 @@ export interface Explanation {
   method: string;
   classIndex: number;
   className?: string;
+  /** True for a negative map (ReLU(−Σ_k α_k A^k)). */
+  negative?: boolean;
+  /** With contrastClass: c′ (S = Σ_M (y^c − β y^{c′})), its name and β. */
+  contrastClassIndex?: number;
+  contrastClassName?: string;
+  contrastWeight?: number;
   score: ScoreKind;
   /** S = Σ_M y^c at the image's cached forward pass. */
   scoreValue: number;
@@ -70,4 +85,6 @@ export interface Explanation {
   augmentations?: number;
   /** With `truncate`: 1 where M's score depends on the pixel (width × height); the heatmap is 0 elsewhere. */
   receptiveField?: Uint8Array;
+  /** The normalisation asked for (absent: the default 'max'). */
+  normalize?: Normalization;
 }

@@ -28,6 +28,12 @@ export function explanationJson(e: Explanation, context: JsonContext): Record<st
     method: e.method,
     class: e.classIndex,
     className: e.className ?? null,
+    // Written only when asked for: a negative map, a contrast class c′ (S = Σ_M (y^c − β y^c′)), a normalisation.
+    ...(e.negative ? { negative: true } : {}),
+    ...(e.contrastClassIndex !== undefined
+      ? { contrastClass: e.contrastClassIndex, contrastClassName: e.contrastClassName ?? null, contrastWeight: e.contrastWeight ?? 1 }
+      : {}),
+    ...(e.normalize ? { normalize: e.normalize } : {}),
     region,
     regionPixels: e.regionMask.reduce((a, b) => a + b, 0),
     score: e.score,

@@ -109,7 +109,7 @@ el.sidebarToggle.addEventListener('click', () => {
   const open = document.body.classList.toggle('sidebar-open');
   el.sidebarToggle.setAttribute('aria-expanded', String(open));
 });
-for (const s of [el.layerSelect, el.methodSelect, el.scoreSelect]) {
+for (const s of [el.layerSelect, el.methodSelect, el.scoreSelect, el.negativeToggle, el.contrastSelect, el.normalizeSelect]) {
   s.addEventListener('change', () => {
     if (s === el.methodSelect) syncMethodUse();
     if (state.explanation) void askAgain(state.explanation);
@@ -207,6 +207,8 @@ async function boot(): Promise<void> {
     return;
   }
   if (view.method && state.methods.includes(view.method)) el.methodSelect.value = view.method;
+  if (view.negative) el.negativeToggle.checked = true;
+  if (view.normalize) el.normalizeSelect.value = view.normalize;
   syncMethodUse();
   const tool = document.querySelector<HTMLInputElement>(`input[name="tool"][value="${CSS.escape(view.tool ?? 'pixel')}"]`);
   if (tool) {
@@ -230,6 +232,11 @@ async function boot(): Promise<void> {
     if (why) showError(new Error(why));
   }
   if (ok && state.info) {
+    // The method list now knows what this model cannot run; the contrast list knows its classes.
+    if (view.method && [...el.methodSelect.options].some((o) => o.value === view.method && !o.disabled))
+      el.methodSelect.value = view.method;
+    syncMethodUse();
+    if (view.contrast !== undefined && view.contrast < state.info.classCount) el.contrastSelect.value = String(view.contrast);
     selectLayer(view.layer);
     if (view.class !== undefined && view.region?.kind !== 'class') {
       state.classChoice = view.class;

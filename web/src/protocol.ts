@@ -39,6 +39,8 @@ export interface ModelInfo {
   bottleneck: string;
   inputRange: [number, number];
   loadMs: number;
+  /** Methods this model cannot run (an engine capability it lacks), with the reason: see src/explain/support.ts. */
+  unsupported: Record<string, string>;
 }
 
 export interface PredictionInfo extends Prediction {
@@ -47,7 +49,8 @@ export interface PredictionInfo extends Prediction {
 }
 
 /** One question: the library's ExplainRequest as it crosses to the worker (the method by name, the class by index). */
-export type ExplainParams = Required<Pick<ExplainRequest, 'region' | 'layer' | 'score'>> & { classId?: number; method: string };
+export type ExplainParams = Required<Pick<ExplainRequest, 'region' | 'layer' | 'score'>> &
+  Pick<ExplainRequest, 'negative' | 'normalize'> & { classId?: number; method: string; contrastClass?: number };
 
 /**
  * What the page gets back for one explanation: the library's Explanation (one layer, no

@@ -21,15 +21,41 @@ export interface ViewState {
   backend?: string;
   /** The region tool (pixel when absent). */
   tool?: string;
+  /** The negative map (absent: off). */
+  negative?: boolean;
+  /** The contrast class c′ ("rather than"), by index. */
+  contrast?: number;
+  /** The heatmap's scaling (absent: max). */
+  normalize?: 'max' | 'minmax';
 }
 
-const KEYS = ['model', 'labels', 'image', 'layer', 'class', 'region', 'method', 'score', 'colormap', 'opacity', 'backend', 'tool'] as const;
+const KEYS = [
+  'model',
+  'labels',
+  'image',
+  'layer',
+  'class',
+  'region',
+  'method',
+  'score',
+  'colormap',
+  'opacity',
+  'backend',
+  'tool',
+  'negative',
+  'contrast',
+  'normalize',
+] as const;
 
 export function encodeState(s: ViewState): string {
   const q = new URLSearchParams();
   for (const key of KEYS) {
     const v = s[key];
-    if (v === undefined || v === null || v === '') continue;
+    if (v === undefined || v === null || v === '' || v === false) continue;
+    if (v === true) {
+      q.set(key, '1');
+      continue;
+    }
     q.set(key, key === 'region' ? encodeRegion(v as Region) : String(v));
   }
   return q.toString();
@@ -64,6 +90,11 @@ export function decodeState(search: string): ViewState {
   if (o !== undefined && Number.isFinite(Number(o))) s.opacity = Math.min(1, Math.max(0, Number(o)));
   s.backend = str('backend');
   s.tool = str('tool');
+  if (str('negative') === '1') s.negative = true;
+  const contrast = str('contrast');
+  if (contrast !== undefined && /^\d+$/.test(contrast)) s.contrast = Number(contrast);
+  const normalize = str('normalize');
+  if (normalize === 'max' || normalize === 'minmax') s.normalize = normalize;
   for (const k of Object.keys(s) as Array<keyof ViewState>) if (s[k] === undefined) delete s[k];
   return s;
 }

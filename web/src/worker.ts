@@ -12,6 +12,7 @@ import { SegGradCamError } from '../../src/errors.js';
 import { createMethod, isModelMethod, methodNames } from '../../src/methods/index.js';
 import type { RgbaImage } from '../../src/image.js';
 import { openModelSource, type OpenedModel } from '../../src/engine/open.js';
+import { unsupportedMethods } from '../../src/explain/support.js';
 import { chooseBackend } from './backend-select.js';
 import type { ModelAdapter } from '../../src/engine/contract.js';
 import { isOnnxName, modelFromFiles, onnxFromFiles } from './model-files.js';
@@ -315,5 +316,6 @@ async function openModel(id: number, source: ModelSource, labels?: string[]): Pr
     bottleneck: next.bottleneck,
     inputRange: range ?? [0, 1],
     loadMs: performance.now() - t0,
+    unsupported: await unsupportedMethods(adapter, next.layers()),
   };
 }

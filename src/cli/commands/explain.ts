@@ -3,17 +3,17 @@ import { SegGradCamError } from '../../errors.js';
 import { explanationFigure } from '../../figure.js';
 import { encodeImageFor } from '../../io/files.js';
 import { checkDistinctOutputs, writeOutputs } from '../../io/output-set.js';
-import { parseBaseline } from '../../methods/baseline.js';
-import { methodNames, type MethodOptions } from '../../methods/index.js';
+import { methodNames } from '../../methods/index.js';
 import { COLORMAPS, type ColormapName } from '../../render/index.js';
 import type { ScoreKind } from '../../region/objective.js';
-import { oneOf, parseInteger, parseList, parseNumberAtLeast, parseNumberIn } from '../parse.js';
+import { addMethodOptions, checkMethodOptions, explainOptionsFrom, methodOptionsFrom, type MethodFlags } from '../method-options.js';
+import { oneOf, parseList, parseNumberIn } from '../parse.js';
 import { regionFromFlags, type RegionFlags } from '../region-options.js';
 import { LIMIT_INPUT_PIXELS, openExplainer, openImage, type ModelOptions } from '../session.js';
 import { addModelOptions, run } from '../shared-options.js';
 import { explanationJson } from '../../io/json.js';
 
-interface ExplainFlags extends ModelOptions, RegionFlags {
+interface ExplainFlags extends ModelOptions, RegionFlags, MethodFlags {
   image?: string;
   limitInputPixels?: string;
   layer?: string;
@@ -29,49 +29,14 @@ interface ExplainFlags extends ModelOptions, RegionFlags {
   layers?: string;
   augment?: boolean;
   truncate?: boolean;
-  samples?: string;
-  sigma?: string;
-  seed?: string;
-  steps?: string;
-  baseline?: string;
-  maxChannels?: string;
-  batchSize?: string;
-  iterations?: string;
-  maskSize?: string;
-  lambda?: string;
-  lrpRule?: string;
-  epsilon?: string;
-}
-
-/** Optional flags: parsed only when given. */
-const integerFlag = (text: string | undefined, flag: string, min: number) =>
-  text === undefined ? undefined : parseInteger(text, flag, min);
-const numberFlag = (text: string | undefined, flag: string) => (text === undefined ? undefined : parseNumberAtLeast(text, flag, 0));
-
-/** Method options from the flags that were given (each method reads its own). */
-function methodOptionsFrom(flags: ExplainFlags): MethodOptions {
-  const o: MethodOptions = {
-    samples: integerFlag(flags.samples, '--samples', 1),
-    sigma: numberFlag(flags.sigma, '--sigma'),
-    seed: integerFlag(flags.seed, '--seed', 0),
-    steps: integerFlag(flags.steps, '--steps', 1),
-    baseline: flags.baseline === undefined ? undefined : parseBaseline(flags.baseline),
-    maxChannels: integerFlag(flags.maxChannels, '--max-channels', 1),
-    batchSize: integerFlag(flags.batchSize, '--batch-size', 1),
-    iterations: integerFlag(flags.iterations, '--iterations', 1),
-    maskResolution: integerFlag(flags.maskSize, '--mask-size', 1),
-    lambda: numberFlag(flags.lambda, '--lambda'),
-    rule: flags.lrpRule === undefined ? undefined : oneOf(flags.lrpRule, '--lrp-rule', ['epsilon', 'alpha-beta'] as const),
-    epsilon: numberFlag(flags.epsilon, '--epsilon'),
-  };
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as MethodOptions;
 }
 
 export function explainCommand(): Command {
-  return addModelOptions(
-    new Command('explain').description('explain why the model assigns class c to the region M of an image (Seg-Grad-CAM)').addHelpText(
-      'after',
-      `
+  return addMethodOptions(
+    addModelOptions(
+      new Command('explain').description('explain why the model assigns class c to the region M of an image (Seg-Grad-CAM)').addHelpText(
+        'after',
+        `
 Regions (exactly one; coordinates in the original image's pixels, x right, y down):
   --pixel x,y            one pixel
   --pixels 'x,y;x,y'     a list of pixels
@@ -82,44 +47,38 @@ Regions (exactly one; coordinates in the original image's pixels, x right, y dow
   --whole                the whole image
 
 Methods (--method): CAM family at --layer: seg-grad-cam (default), hires-cam, grad-cam++,
-  xgrad-cam, layer-cam, eigen-cam, score-cam [--max-channels --batch-size --baseline],
-  cam (GAP + dense classifiers). At the input image: saliency, gradient-x-input,
-  smoothgrad [--samples --sigma --seed], integrated-gradients [--steps --baseline],
-  grid-saliency [--iterations --mask-size --lambda --baseline], lrp [--lrp-rule --epsilon].
+  xgrad-cam, layer-cam, eigen-cam, seg-eigen-cam, eigen-grad-cam, kpca-cam [--kernel --gamma],
+  fem [--sigmas], finer-cam [--comparisons --finer-alpha], ablation-cam [--batch-size],
+  score-cam [--variant --max-channels --batch-size --baseline], cam (GAP + dense classifiers).
+  At the input image: saliency, gradient-x-input, smoothgrad [--samples --sigma --seed],
+  integrated-gradients [--steps --baseline], grid-saliency [--iterations --mask-size --lambda --baseline],
+  lrp [--lrp-rule --epsilon], occlusion [--window --stride --baseline],
+  rise [--samples --mask-size --keep-probability --seed --baseline].
+  --negative, --contrast-class C [--contrast-weight B] and --normalize max|minmax apply to every method
+  that has them (see docs/methods.md).
 
 Examples:
   seg-grad-cam explain --object 40,30 --out figure.png
   seg-grad-cam explain -m models/selfie/selfie.json --image photo.png --class 1 --class-region --layer add_4__xeno_compat__1`,
-    ),
+      ),
+    )
+      .option('-i, --image <file>', 'PNG or JPEG image (default: the bundled sample tile)')
+      .option(...LIMIT_INPUT_PIXELS)
+      .option('-l, --layer <name>', "layer to explain, or 'bottleneck' (see `seg-grad-cam layers`)", 'bottleneck')
+      .option('-c, --class <c>', 'class index or name (default: the prediction in M)')
+      .option('--pixel <x,y>')
+      .option('--pixels <list>')
+      .option('--box <x0,y0,x1,y1>')
+      .option('--mask <file>')
+      .option('--class-region')
+      .option('--object <x,y>')
+      .option('--whole')
+      .option('--score <kind>', 'logits or probability', 'logits')
+      .option('--method <name>', `CAM method: ${methodNames().join(', ')}`, 'seg-grad-cam')
+      .option('--layers <a,b,…>', 'several layers: the mean of their [0, 1] heatmaps (replaces --layer)')
+      .option('--augment', 'test-time augmentation: average over the flipped and ×0.9/×1.1 brightened image')
+      .option('--truncate', "zero the heatmap outside the pixels M's score depends on"),
   )
-    .option('-i, --image <file>', 'PNG or JPEG image (default: the bundled sample tile)')
-    .option(...LIMIT_INPUT_PIXELS)
-    .option('-l, --layer <name>', "layer to explain, or 'bottleneck' (see `seg-grad-cam layers`)", 'bottleneck')
-    .option('-c, --class <c>', 'class index or name (default: the prediction in M)')
-    .option('--pixel <x,y>')
-    .option('--pixels <list>')
-    .option('--box <x0,y0,x1,y1>')
-    .option('--mask <file>')
-    .option('--class-region')
-    .option('--object <x,y>')
-    .option('--whole')
-    .option('--score <kind>', 'logits or probability', 'logits')
-    .option('--method <name>', `CAM method: ${methodNames().join(', ')}`, 'seg-grad-cam')
-    .option('--layers <a,b,…>', 'several layers: the mean of their [0, 1] heatmaps (replaces --layer)')
-    .option('--augment', 'test-time augmentation: average over the flipped and ×0.9/×1.1 brightened image')
-    .option('--truncate', "zero the heatmap outside the pixels M's score depends on")
-    .option('--samples <n>', 'smoothgrad: noisy samples (25)')
-    .option('--sigma <f>', 'smoothgrad: noise σ as a fraction of the input range (0.15)')
-    .option('--seed <n>', 'smoothgrad: noise seed (0)')
-    .option('--steps <n>', 'integrated-gradients: steps (32)')
-    .option('--baseline <b>', 'integrated-gradients, grid-saliency, score-cam: black, blurred or a number (black)')
-    .option('--max-channels <n>', 'score-cam: channels scored, by mean activation (32)')
-    .option('--batch-size <n>', 'images per model call (score-cam 16, smoothgrad and integrated-gradients 8)')
-    .option('--iterations <n>', 'grid-saliency: optimisation steps (100)')
-    .option('--mask-size <n>', 'grid-saliency: mask grid n×n (16)')
-    .option('--lambda <x>', 'grid-saliency: weight of the mask size (0.05)')
-    .option('--lrp-rule <rule>', 'lrp: epsilon or alpha-beta (epsilon)')
-    .option('--epsilon <x>', 'lrp: ε of the ε-rule (0.01)')
     .option('-o, --out <file>', 'figure to write (.png or .jpg)', 'seg-grad-cam.png')
     .option('--figure <layout>', 'panels (input · prediction · heatmap · overlay) or overlay', 'panels')
     .option('--colormap <name>', `heatmap colours: ${COLORMAPS.join(', ')}`, 'turbo')
@@ -135,6 +94,8 @@ Examples:
         const layout = oneOf(flags.figure, '--figure', ['panels', 'overlay'] as const);
         const method = oneOf(flags.method, '--method', methodNames());
         const methodOptions = methodOptionsFrom(flags);
+        checkMethodOptions(method, methodOptions);
+        const { contrastClass, contrastWeight, normalize } = explainOptionsFrom(flags);
         const layers = parseList(flags.layers, '--layers');
         if (!/\.(png|jpe?g)$/i.test(flags.out)) throw new SegGradCamError(`--out must end in .png, .jpg or .jpeg: ${flags.out}`, 'usage');
         if (typeof flags.json === 'string')
@@ -157,6 +118,9 @@ Examples:
           methodOptions,
           augment: !!flags.augment,
           truncate: !!flags.truncate,
+          contrastClass,
+          contrastWeight,
+          normalize,
         });
         const ms = performance.now() - started;
         const marker = region.kind === 'pixel' || region.kind === 'object' ? ([region.x, region.y] as [number, number]) : undefined;
@@ -174,7 +138,12 @@ Examples:
           outputs.push({ path: flags.json, bytes: new TextEncoder().encode(json + '\n'), label: '--json' });
         await writeOutputs(outputs);
         if (json !== null && typeof flags.json !== 'string') process.stdout.write(json + '\n');
-        const cls = e.className ? `${e.classIndex} (${e.className})` : `${e.classIndex}`;
+        const named = (i: number, name?: string) => (name ? `${i} (${name})` : `${i}`);
+        const contrast =
+          e.contrastClassIndex === undefined
+            ? ''
+            : ` rather than ${named(e.contrastClassIndex, e.contrastClassName)}${e.contrastWeight === 1 ? '' : ` (β = ${e.contrastWeight})`}`;
+        const cls = named(e.classIndex, e.className) + contrast + (e.negative ? ' (negative map)' : '');
         const px = e.regionMask.reduce((a, b) => a + b, 0);
         process.stderr.write(
           `${e.method}: class ${cls}, ${px} output pixels, layer ${(e.layers ?? [e.layer]).map((l) => `${l.name} [${l.outputShape.join('x')}]`).join(' + ')}, S = ${e.scoreValue.toFixed(3)}` +

@@ -40,7 +40,16 @@ export function defaultRegionClass(): number {
 
 /** The question's parts that the controls set (all but the layer). */
 export function question(region: Region, classId: number | undefined): Omit<ExplainParams, 'layer'> {
-  return { region, classId, method: el.methodSelect.value, score: el.scoreSelect.value as ExplainParams['score'] };
+  const contrast = el.contrastSelect.value;
+  return {
+    region,
+    classId,
+    method: el.methodSelect.value,
+    score: el.scoreSelect.value as ExplainParams['score'],
+    ...(el.negativeToggle.checked ? { negative: true } : {}),
+    ...(contrast !== 'none' && contrast !== '' ? { contrastClass: Number(contrast) } : {}),
+    ...(el.normalizeSelect.value === 'minmax' ? { normalize: 'minmax' as const } : {}),
+  };
 }
 
 export async function ask(region: Region, classOverride?: number): Promise<void> {
@@ -133,9 +142,11 @@ export function showExplanation(e: Answer): void {
   const name = className(e.classIndex);
   const auto =
     e.region.kind === 'class' ? '' : state.classChoice === null ? ' (the prediction in M)' : ' (the class fixed for every click)';
+  const contrast = e.contrastClassIndex === undefined ? '' : ` rather than ${e.contrastClassIndex} · ${className(e.contrastClassIndex)}`;
+  const how = `${e.negative ? ' (negative map: what speaks against it)' : ''}${e.normalize === 'minmax' ? ', min–max scaled' : ''}`;
   el.answer.textContent =
-    `class ${e.classIndex} · ${name}${auto}, |M| = ${px} output pixels, layer ${e.layer.name} [${e.layer.outputShape.slice(1).join('×')}], ` +
-    `${e.method}, S = ${e.scoreValue.toFixed(3)}${e.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}`;
+    `class ${e.classIndex} · ${name}${auto}${contrast}, |M| = ${px} output pixels, layer ${e.layer.name} [${e.layer.outputShape.slice(1).join('×')}], ` +
+    `${e.method}${how}, S = ${e.scoreValue.toFixed(3)}${e.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}`;
   markGridCurrent();
   syncPins();
   renderAlpha();

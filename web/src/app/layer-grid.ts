@@ -11,7 +11,8 @@ import { showError } from './status.js';
 let gridSeq = 0;
 
 /** What a grid answers: an answer's region, class, method and score (not its layer). */
-export const questionKey = (e: Answer): string => [encodeRegion(e.region), e.classIndex, e.method, e.score].join('|');
+export const questionKey = (e: Answer): string =>
+  [encodeRegion(e.region), e.classIndex, e.method, e.score, e.negative ?? false, e.contrastClassIndex ?? '', e.normalize ?? ''].join('|');
 
 export function clearGrid(): void {
   gridSeq++;

@@ -73,6 +73,8 @@ export async function openModel(entry: ModelEntry): Promise<boolean> {
     `${info.classCount} classes, ${info.layers.length} layers; loaded in ${Math.round(info.loadMs)} ms`;
   fillLayers();
   fillClasses();
+  fillContrast();
+  fillMethods();
   stages.overlay.clear();
   stages.prediction.clear();
   el.answer.textContent = 'Click a pixel of the image.';
@@ -147,11 +149,32 @@ export function fillClasses(): void {
   syncClassChip();
 }
 
+/** The contrast class list ("rather than c′"): none, or one of the model's classes. */
+export function fillContrast(): void {
+  const info = state.info;
+  const current = el.contrastSelect.value;
+  el.contrastSelect.innerHTML = '';
+  el.contrastSelect.add(new Option('— (no contrast)', 'none'));
+  if (!info) return;
+  for (let c = 0; c < info.classCount; c++) el.contrastSelect.add(new Option(`${c} · ${className(c)}`, String(c)));
+  el.contrastSelect.value = [...el.contrastSelect.options].some((o) => o.value === current) ? current : 'none';
+}
+
 export function fillMethods(): void {
   const current = el.methodSelect.value || 'seg-grad-cam';
   el.methodSelect.innerHTML = '';
-  for (const m of state.methods) el.methodSelect.add(new Option(m, m));
-  el.methodSelect.value = state.methods.includes(current) ? current : 'seg-grad-cam';
+  const unsupported = state.info?.unsupported ?? {};
+  for (const m of state.methods) {
+    const o = new Option(m, m);
+    // Greyed out with the reason on hover: this model's engine lacks what the method needs.
+    if (unsupported[m]) {
+      o.disabled = true;
+      o.title = unsupported[m];
+      o.textContent = `${m} (not for this model)`;
+    }
+    el.methodSelect.add(o);
+  }
+  el.methodSelect.value = state.methods.includes(current) && !unsupported[current] ? current : 'seg-grad-cam';
   syncMethodUse();
 }
 
@@ -200,6 +223,7 @@ export async function applyLabelsFile(file: File): Promise<void> {
   }
   if (state.model) state.model.labels = labels;
   fillClasses();
+  fillContrast();
   renderPrediction();
   if (state.explanation) showExplanation(state.explanation);
 }

@@ -70,6 +70,9 @@ export function viewState(): ViewState {
     colormap: colormap() !== 'turbo' ? colormap() : undefined,
     opacity: opacity() !== 0.55 ? opacity() : undefined,
     backend: el.backendSelect.value !== 'auto' ? el.backendSelect.value : undefined,
+    negative: el.negativeToggle.checked ? true : undefined,
+    contrast: el.contrastSelect.value !== 'none' && el.contrastSelect.value !== '' ? Number(el.contrastSelect.value) : undefined,
+    normalize: el.normalizeSelect.value === 'minmax' ? 'minmax' : undefined,
   };
 }
 
