@@ -7,7 +7,7 @@ import { COLORMAPS } from '../../render/index.js';
 import { DEFAULT_MODEL, inPackage } from '../defaults.js';
 import { oneOf, parseInteger, parseList, parseNumberIn, parseRange } from '../parse.js';
 import { BACKENDS, LIMIT_INPUT_PIXELS, type ModelOptions } from '../session.js';
-import { addModelOptions, run } from '../shared-options.js';
+import { addModelOptions, run } from '../common-options.js';
 
 interface BatchFlags extends ModelOptions {
   outDir: string;

@@ -19,7 +19,7 @@ import { parseBaseline } from '../../methods/baseline.js';
 import { methodNames, type MethodOptions } from '../../methods/index.js';
 import { inPackage } from '../defaults.js';
 import { formatDuration, oneOf, parseInteger, parseList } from '../parse.js';
-import { run } from '../shared-options.js';
+import { run } from '../common-options.js';
 
 export const DEFAULT_EVAL_MODELS = ['models/unet-texture-mnist-biased-base8/model.json', 'models/unet-texture-mnist-unbiased/model.json'];
 

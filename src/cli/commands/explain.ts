@@ -10,7 +10,7 @@ import { addMethodOptions, checkMethodOptions, explainOptionsFrom, methodOptions
 import { oneOf, parseList, parseNumberIn } from '../parse.js';
 import { regionFromFlags, type RegionFlags } from '../region-options.js';
 import { LIMIT_INPUT_PIXELS, openExplainer, openImage, type ModelOptions } from '../session.js';
-import { addModelOptions, run } from '../shared-options.js';
+import { addModelOptions, run } from '../common-options.js';
 import { explanationJson } from '../../io/json.js';
 
 interface ExplainFlags extends ModelOptions, RegionFlags, MethodFlags {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { addModelOptions, run } from '../shared-options.js';
+import { addModelOptions, run } from '../common-options.js';
 import { openExplainer, type ModelOptions } from '../session.js';
 
 export function layersCommand(): Command {

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { encodeImageFor, writeFileAtomic } from '../../io/files.js';
 import { defaultPalette, labelImage, resizeLabelsNearest } from '../../render/index.js';
 import { LIMIT_INPUT_PIXELS, openExplainer, openImage, type ModelOptions } from '../session.js';
-import { addModelOptions, run } from '../shared-options.js';
+import { addModelOptions, run } from '../common-options.js';
 
 export function predictCommand(): Command {
   return addModelOptions(

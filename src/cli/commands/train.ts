@@ -17,7 +17,7 @@ import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, type TrainProgress } from '..
 import { trainUnet } from '../../unet/train.js';
 import { inPackage } from '../defaults.js';
 import { formatDuration, parseInteger, parseNumberIn } from '../parse.js';
-import { run } from '../shared-options.js';
+import { run } from '../common-options.js';
 
 /**
  * --quick: a usable model in under ~10 minutes on a 2-core machine (wasm backend). From random

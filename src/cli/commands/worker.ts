@@ -2,7 +2,7 @@ import { cpus, hostname } from 'node:os';
 import { Command } from 'commander';
 import { connectionOf, DEFAULT_QUEUE_NAME } from '../../batch/redis-url.js';
 import { parseInteger } from '../parse.js';
-import { run } from '../shared-options.js';
+import { run } from '../common-options.js';
 
 interface WorkerFlags {
   queue: string;
