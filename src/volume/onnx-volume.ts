@@ -10,8 +10,9 @@
  */
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import { SegGradCamError } from '../errors.js';
-import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from '../engine/onnx/analysis.js';
+import { GraphAnalysis } from '../engine/onnx/analysis.js';
 import { attrInt } from '../engine/onnx/builder.js';
+import { probeShapes } from '../engine/onnx/probe.js';
 import { ACTIVATION, COTANGENT, GRADIENT, buildGradientGraph } from '../engine/onnx/gradient.js';
 import { DEFAULT_SESSION_OPTIONS, type OrtRuntime } from '../engine/onnx/options.js';
 import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from '../engine/onnx/proto.js';
@@ -201,36 +202,4 @@ export class OnnxVolumeModel {
     this.sessions.clear();
     for (const s of all) await (await s).release();
   }
-}
-
-/** Shapes, types and small constant values of every node output, from one run on zeros. */
-async function probeShapes(ort: OrtRuntime, model: ModelProto, inputName: string, dims: number[]): Promise<Map<string, ProbedTensor>> {
-  const g = model.graph;
-  const probeModel: ModelProto = { ...model, graph: { ...g, output: [...g.output], valueInfo: [] } };
-  const declared = new Set(g.output.map((o) => o.name));
-  for (const n of g.node) {
-    for (const o of n.output) {
-      if (!o || declared.has(o)) continue;
-      declared.add(o);
-      probeModel.graph.output.push({ name: o });
-    }
-  }
-  const probe = new Map<string, ProbedTensor>();
-  const session = await ort.InferenceSession.create(encodeModel(probeModel), {
-    ...DEFAULT_SESSION_OPTIONS,
-    graphOptimizationLevel: 'disabled',
-  });
-  try {
-    const res = await session.run({ [inputName]: new ort.Tensor('float32', new Float32Array(prod(dims)), dims) });
-    for (const [name, t] of Object.entries(res)) {
-      const dataType = ORT_TYPES[t.type] ?? 0;
-      const entry: ProbedTensor = { dims: [...t.dims], dataType };
-      if (t.size <= 64 && dataType !== DataType.STRING) entry.values = Array.from(t.data as ArrayLike<number | bigint>, Number);
-      probe.set(name, entry);
-    }
-  } finally {
-    await session.release();
-  }
-  probe.set(inputName, { dims, dataType: DataType.FLOAT });
-  return probe;
 }

@@ -34,7 +34,7 @@ import {
 import type { LayerLink } from '../bottleneck.js';
 import { unknownLayer } from '../errors.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
-import { GraphAnalysis, ORT_TYPES, type ProbedTensor } from './analysis.js';
+import { GraphAnalysis } from './analysis.js';
 import { BackwardRuns } from './backward-runs.js';
 import { attrInt } from './builder.js';
 import { COTANGENT, GRADIENT, type GradientGraph } from './gradient.js';
@@ -42,14 +42,15 @@ import { scoreOf, sigmoidProbabilities, weightsCotangent, type Cotangent } from 
 import { OnnxForwardPass } from './forward-pass.js';
 import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
-import { DataType, decodeModel, defaultOpset, encodeModel, type ModelProto } from './proto.js';
+import { DataType, decodeModel, defaultOpset, type ModelProto } from './proto.js';
 import { OnnxSessions, type Compiled } from './sessions.js';
+import { probeShapes } from './probe.js';
 import { onnxHeadKernel } from './cam.js';
 import { ReplacedScores } from './replaced-scores.js';
 import { onnxRelevance } from './lrp.js';
 import type { RelevanceOptions } from '../contract.js';
 import { withTokenViews } from './tokens.js';
-import { PREDICT_OUTPUT, activationBehind, predictModel, prepareModel, runtimeError } from './prepare.js';
+import { PREDICT_OUTPUT, activationBehind, predictModel, prepareModel } from './prepare.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -151,37 +152,7 @@ export class OnnxModelAdapter implements ModelAdapter {
       throw new SegGradCamError(`unknown model output '${outputName ?? ''}'`, 'model');
 
     // One probe run with every node output exposed: shapes, types, shape-arithmetic values.
-    const probeModel: ModelProto = { ...model, graph: { ...g, output: [...g.output], valueInfo: [] } };
-    const declared = new Set(g.output.map((o) => o.name));
-    for (const n of g.node) {
-      for (const o of n.output) {
-        if (!o || declared.has(o)) continue;
-        declared.add(o);
-        probeModel.graph.output.push({ name: o });
-      }
-    }
-    const probe = new Map<string, ProbedTensor>();
-    const session = await ort.InferenceSession.create(encodeModel(probeModel), {
-      ...DEFAULT_SESSION_OPTIONS,
-      graphOptimizationLevel: 'disabled',
-    }).catch((e: unknown) => {
-      throw runtimeError(e, 'loading the model');
-    });
-    try {
-      const x = new ort.Tensor('float32', new Float32Array(nchw.reduce((a, b) => a * b, 1)), nchw);
-      const res = await session.run({ [input.name]: x }).catch((e: unknown) => {
-        throw runtimeError(e, 'running the model');
-      });
-      for (const [name, t] of Object.entries(res)) {
-        const dataType = ORT_TYPES[t.type] ?? 0;
-        const entry: ProbedTensor = { dims: [...t.dims], dataType };
-        if (t.size <= 64 && dataType !== DataType.STRING) entry.values = Array.from(t.data as ArrayLike<number | bigint>, Number);
-        probe.set(name, entry);
-      }
-    } finally {
-      await session.release();
-    }
-    probe.set(input.name, { dims: nchw, dataType: DataType.FLOAT });
+    const probe = await probeShapes(ort, model, input.name, nchw);
     // Token layers ([1, N, C]) get an in-line grid view (./tokens.ts).
     const viewed = withTokenViews(model, probe, { inputName: input.name, outputName, grid: options.grid });
     const analysis = new GraphAnalysis(viewed.model, viewed.probe, { inputName: input.name, outputName, opset });
