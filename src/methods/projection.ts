@@ -48,3 +48,30 @@ export function flips(values: ArrayLike<number>): boolean {
   }
   return Math.abs(lo) > Math.abs(hi);
 }
+
+/**
+ * A CAM that projects a per-element feature X(A, ∂S/∂A) [1, h, w, K] on its first principal
+ * component (ReLU of the projection, or of its negation for the negative map); the weights are the
+ * component. Subclasses say only what X is and how the component's sign is fixed.
+ */
+export abstract class ProjectedCam {
+  abstract readonly name: string;
+  abstract readonly sign: ComponentSign;
+  readonly usesGradients = true;
+  readonly negative: boolean;
+
+  constructor(options: { negative?: boolean } = {}) {
+    this.negative = options.negative ?? false;
+  }
+
+  abstract features(activations: tf.Tensor4D, gradients: tf.Tensor4D): tf.Tensor4D;
+
+  compute(activations: tf.Tensor4D, gradients: tf.Tensor4D): { cam: tf.Tensor2D; weights: tf.Tensor1D } {
+    const x = tf.tidy(() => this.features(activations, gradients));
+    const { projection, component } = firstComponentProjection(x, this.sign);
+    x.dispose();
+    const cam = tf.tidy(() => tf.relu(this.negative ? tf.neg(projection) : projection) as tf.Tensor2D);
+    projection.dispose();
+    return { cam, weights: component };
+  }
+}
