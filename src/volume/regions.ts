@@ -140,19 +140,24 @@ function offsets(connectivity: Connectivity): Voxel[] {
   return out;
 }
 
-/** The component of equal labels that contains the seed voxel, as a 0/1 mask (breadth-first, iterative). */
-export function connectedComponent3d(labels: ArrayLike<number>, dims: Dims3, seed: Voxel, connectivity: Connectivity = 26): Uint8Array {
-  checkVoxel(seed, dims, 'seed voxel');
+/**
+ * Breadth-first fill from `start`: every voxel reachable through neighbours `nb` for which `joins(j)`
+ * holds is marked (`mark(j)`); `marked(j)` says a voxel was reached already. `queue` is scratch space.
+ */
+function fill3d(
+  dims: Dims3,
+  nb: Voxel[],
+  start: number,
+  queue: Int32Array,
+  joins: (j: number) => boolean,
+  marked: (j: number) => boolean,
+  mark: (j: number) => void,
+): void {
   const [D, H, W] = dims;
-  const out = new Uint8Array(D * H * W);
-  const nb = offsets(connectivity);
-  const start = (seed[0] * H + seed[1]) * W + seed[2];
-  const value = labels[start];
-  const queue = new Int32Array(D * H * W);
   let head = 0;
   let tail = 0;
   queue[tail++] = start;
-  out[start] = 1;
+  mark(start);
   while (head < tail) {
     const i = queue[head++];
     const d = Math.floor(i / (H * W));
@@ -164,11 +169,29 @@ export function connectedComponent3d(labels: ArrayLike<number>, dims: Dims3, see
       const ww = w + c;
       if (dd < 0 || hh < 0 || ww < 0 || dd >= D || hh >= H || ww >= W) continue;
       const j = (dd * H + hh) * W + ww;
-      if (out[j] || labels[j] !== value) continue;
-      out[j] = 1;
+      if (marked(j) || !joins(j)) continue;
+      mark(j);
       queue[tail++] = j;
     }
   }
+}
+
+/** The component of equal labels that contains the seed voxel, as a 0/1 mask (breadth-first, iterative). */
+export function connectedComponent3d(labels: ArrayLike<number>, dims: Dims3, seed: Voxel, connectivity: Connectivity = 26): Uint8Array {
+  checkVoxel(seed, dims, 'seed voxel');
+  const [D, H, W] = dims;
+  const out = new Uint8Array(D * H * W);
+  const start = (seed[0] * H + seed[1]) * W + seed[2];
+  const value = labels[start];
+  fill3d(
+    dims,
+    offsets(connectivity),
+    start,
+    new Int32Array(D * H * W),
+    (j) => labels[j] === value,
+    (j) => out[j] === 1,
+    (j) => (out[j] = 1),
+  );
   return out;
 }
 
@@ -190,26 +213,15 @@ export function labelComponents3d(
   for (let s = 0; s < mask.length; s++) {
     if (mask[s] === 0 || labels[s]) continue;
     count++;
-    let head = 0;
-    let tail = 0;
-    queue[tail++] = s;
-    labels[s] = count;
-    while (head < tail) {
-      const i = queue[head++];
-      const d = Math.floor(i / (H * W));
-      const h = Math.floor(i / W) % H;
-      const w = i % W;
-      for (const [a, b, c] of nb) {
-        const dd = d + a;
-        const hh = h + b;
-        const ww = w + c;
-        if (dd < 0 || hh < 0 || ww < 0 || dd >= D || hh >= H || ww >= W) continue;
-        const j = (dd * H + hh) * W + ww;
-        if (labels[j] || mask[j] === 0) continue;
-        labels[j] = count;
-        queue[tail++] = j;
-      }
-    }
+    fill3d(
+      dims,
+      nb,
+      s,
+      queue,
+      (j) => mask[j] !== 0,
+      (j) => labels[j] !== 0,
+      (j) => (labels[j] = count),
+    );
   }
   return { labels, count };
 }
