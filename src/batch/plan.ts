@@ -6,7 +6,7 @@ import { SegGradCamError } from '../errors.js';
 import type { ExplainRequest } from '../explain.js';
 import type { MethodOptions } from '../methods/index.js';
 import type { ScoreKind } from '../region/objective.js';
-import { mask as maskRegion, object as objectRegion, classRegion, whole, type Region } from '../region/region.js';
+import { connectedComponent, mask as maskRegion, object as objectRegion, classRegion, whole, type Region } from '../region/region.js';
 
 /**
  * class-region: every pixel predicted as the class; each-object: one request per connected
@@ -138,30 +138,18 @@ function regionsOf(rule: RegionRule, c: number, ctx: PlanContext, gtClass: Uint8
 
 /** The 4-connected components of the non-zero cells, each as its cell indices (components in raster order of their first cell). */
 export function components(mask: Uint8Array, width: number, height: number): number[][] {
+  const labels = Int32Array.from(mask, (v) => (v ? 1 : 0));
   const seen = new Uint8Array(mask.length);
   const out: number[][] = [];
   for (let start = 0; start < mask.length; start++) {
-    if (!mask[start] || seen[start]) continue;
+    if (!labels[start] || seen[start]) continue;
+    const component = connectedComponent(labels, width, height, start % width, Math.floor(start / width));
     const cells: number[] = [];
-    const stack = [start];
-    seen[start] = 1;
-    while (stack.length > 0) {
-      const i = stack.pop() as number;
+    for (let i = start; i < mask.length; i++) {
+      if (!component[i]) continue;
       cells.push(i);
-      const x = i % width;
-      const y = (i - x) / width;
-      const visit = (j: number) => {
-        if (mask[j] && !seen[j]) {
-          seen[j] = 1;
-          stack.push(j);
-        }
-      };
-      if (x > 0) visit(i - 1);
-      if (x < width - 1) visit(i + 1);
-      if (y > 0) visit(i - width);
-      if (y < height - 1) visit(i + width);
+      seen[i] = 1;
     }
-    cells.sort((a, b) => a - b);
     out.push(cells);
   }
   return out;
