@@ -13,12 +13,16 @@ import argparse
 import copy
 import json
 import os
+import sys
 
 import nibabel as nib
 import numpy as np
 import onnx
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'zoo'))
+from blob import Blob  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, '..', '..', 'fixtures', 'volume'))
@@ -112,22 +116,6 @@ def init_weights(model, x):
     for m in model.modules():
         if hasattr(m, 'inplace'):
             m.inplace = False
-
-
-class Blob:
-    def __init__(self):
-        self.parts, self.index, self.offset = [], {}, 0
-
-    def add(self, key, t):
-        arr = np.ascontiguousarray(t.detach().cpu().numpy().astype('<f4'))
-        self.index[key] = {'offset': self.offset, 'shape': list(arr.shape)}
-        self.parts.append(arr.tobytes())
-        self.offset += arr.nbytes
-
-    def write(self, path):
-        with open(path, 'wb') as f:
-            for p in self.parts:
-                f.write(p)
 
 
 def hooked(model, x):

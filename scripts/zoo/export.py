@@ -38,6 +38,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import convert  # noqa: E402
+from blob import Blob  # noqa: E402
 from models import MODELS, init_weights  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -124,22 +125,6 @@ def grid_of(a, role, spec_size, ref_hw):
             h, w = h0 // s, w0 // s
             return a.transpose(1, 2).reshape(1, a.shape[2], h, w), [h, w]
     raise RuntimeError(f'{role}: no grid for {n} tokens')
-
-
-class Blob:
-    def __init__(self):
-        self.parts, self.index, self.offset = [], {}, 0
-
-    def add(self, key, t):
-        arr = np.ascontiguousarray(t.detach().cpu().numpy().astype('<f4'))
-        self.index[key] = {'offset': self.offset, 'shape': list(arr.shape)}
-        self.parts.append(arr.tobytes())
-        self.offset += arr.nbytes
-
-    def write(self, path):
-        with open(path, 'wb') as f:
-            for p in self.parts:
-                f.write(p)
 
 
 def hooked_forward(model, x, spec):
