@@ -1,33 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import * as tf from '@tensorflow/tfjs';
-import { PNG } from 'pngjs';
-import { saveModel } from './helpers/save-model.js';
-import { tinyUnet } from './helpers/tiny-unet.js';
+import { cli, tinyUnetOnDisk } from './helpers/cli.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'sgc-methods-cli-'));
+let dir = '';
 let unet = '';
 let image = '';
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, SEG_GRAD_CAM_DEBUG: '' },
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 before(async () => {
-  await tf.setBackend('cpu');
-  unet = await saveModel(tinyUnet(16, 3, 5), join(dir, 'unet'), { classNames: ['background', 'ring', 'bar'] });
-  const png = new PNG({ width: 16, height: 16 });
-  for (let i = 0; i < 256; i++) png.data.set([(i * 7) % 256, (i * 13) % 256, (i * 29) % 256, 255], i * 4);
-  image = join(dir, 'image.png');
-  writeFileSync(image, PNG.sync.write(png));
+  ({ dir, unet, image } = await tinyUnetOnDisk('sgc-methods-cli-'));
 });
 
 const base = () => ['explain', '-m', unet, '-i', image, '--box', '2,2,9,9', '--class', 'ring', '--backend', 'cpu'];
