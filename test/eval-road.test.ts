@@ -11,7 +11,7 @@ import { mulberry32 } from '../src/methods/random.js';
 import { noisyLinearImpute } from '../src/eval/road.js';
 import { patchGrid, patchOrder, patchScores, removalCounts, roadImages } from '../src/eval/road-order.js';
 import type { ProtocolTile } from '../src/eval/protocol/attribution.js';
-import { runRoad } from '../src/eval/protocol/road.js';
+import { roadCost, runRoad } from '../src/eval/protocol/road.js';
 import { roadReport } from '../src/eval/protocol/road-report.js';
 import { useCpu } from './helpers/setup.js';
 import { pixelLinear } from './helpers/method-models.js';
@@ -96,8 +96,14 @@ describe('the ROAD protocol', () => {
     );
     const explainer = new Explainer(new LayersModelAdapter(model));
     const before = tf.memory().numTensors;
+    let scored = 0;
+    const scores = explainer.adapter.scores.bind(explainer.adapter);
+    explainer.adapter.scores = (x, o) => ((scored += x.shape[0]), scores(x, o));
     const r = await runRoad(explainer, tiles, conditions, { patchSize: 2, steps: 4, noise: 0, randomOrders: 3, resamples: 500 });
     assert.equal(tf.memory().numTensors, before, 'no tensor left behind');
+    // per tile: S0, then 2 variants × (3 random + 2 × 3 conditions) × 4 steps
+    assert.equal(scored, 6 * (1 + 2 * (3 + 6) * 4));
+    assert.equal(scored, roadCost(6, 3, { steps: 4, randomOrders: 3 }).images);
     const full = r.variants.find((v) => v.variant === 'full')!;
     const ctx = r.variants.find((v) => v.variant === 'context')!;
     assert.deepEqual(full.fractions, [0, 0.25, 0.5, 0.75, 1]);

@@ -140,6 +140,21 @@ function methodName(c: ProtocolCondition): string {
 }
 
 /**
+ * Work a ROAD run costs: forward images scored (each after one imputation of a 64x64-like image)
+ * and explanations. Per tile: 1 + variants × (randomOrders + 2·conditions) × steps images.
+ */
+export function roadCost(
+  tiles: number,
+  conditions: number,
+  options: Pick<RoadOptions, 'steps' | 'randomOrders' | 'variants'> = {},
+): { images: number; explanations: number } {
+  const steps = options.steps ?? 10;
+  const variants = (options.variants ?? ['full', 'context']).length;
+  const random = options.randomOrders ?? 2;
+  return { images: tiles * (1 + variants * (random + 2 * conditions) * steps), explanations: tiles * conditions };
+}
+
+/**
  * Runs ROAD on the tiles for each condition. The explainer's model must take the tiles' size. The
  * explainer's cached passes are released at the end.
  */
