@@ -39,7 +39,7 @@ function variantCharts(v: RoadVariantResult, digitsLabel: string): RgbaImage {
   return hstack(
     [
       lineChart({
-        title: `MoRF (${v.variant}): most relevant patches first`,
+        title: `MoRF, ${v.variant}: most relevant first`,
         xLabel: 'fraction of patches removed',
         yLabel: digitsLabel,
         series: series('meanMorf'),
@@ -49,7 +49,7 @@ function variantCharts(v: RoadVariantResult, digitsLabel: string): RgbaImage {
         width: 560,
       }),
       lineChart({
-        title: `LeRF (${v.variant}): least relevant patches first`,
+        title: `LeRF, ${v.variant}: least relevant first`,
         xLabel: 'fraction of patches removed',
         yLabel: digitsLabel,
         series: series('meanLerf'),

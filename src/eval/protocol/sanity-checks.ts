@@ -42,7 +42,7 @@ export interface SanityOptions {
   logitTest?: boolean;
   /** The other class of the logit test for a tile (default: the runner-up class by S = Σ_M logits). */
   otherClass?: (tile: ProtocolTile) => number;
-  /** Mean absolute Spearman at or above which a map counts as unchanged (default 0.5). */
+  /** Mean Spearman of the absolute maps at or above which a map counts as unchanged (default 0.5). */
   threshold?: number;
   ssim?: SsimOptions;
   hog?: HogOptions;
@@ -72,7 +72,7 @@ export interface SanityStepResult {
   values: SimilarityValues;
   /** Means over the scored pairs (NaN entries, e.g. a flat HOG, skipped). */
   mean: Similarity;
-  /** Bootstrap interval over tiles (pairs averaged over seeds per tile first) of the mean absolute Spearman. */
+  /** Bootstrap interval over tiles (pairs averaged over seeds per tile first) of the mean Spearman of the absolute maps. */
   absSpearmanCi: Interval;
 }
 
@@ -89,9 +89,9 @@ export interface SanityConditionResult {
   /** The logit test: the map for another class over the same M against the map for the class. */
   logit: (Omit<SanityStepResult, 'block' | 'layers'> & { otherClasses: number[] }) | null;
   verdict: {
-    /** Mean |Spearman| with every cascade block re-initialised < threshold. */
+    /** Mean Spearman of the absolute maps with every cascade block re-initialised < threshold. */
     cascading: Verdict;
-    /** Mean |Spearman| between the two classes' maps < threshold. */
+    /** Mean Spearman of the absolute maps between the two classes' maps < threshold. */
     logit: Verdict;
     reason: string;
   };
@@ -320,10 +320,10 @@ export async function runSanityChecks(
     const lv: Verdict = lg ? verdictOf(lg.mean.absSpearman, threshold) : 'undetermined';
     const reason = [
       last
-        ? `with ${last.block} and every block above re-initialised, mean |Spearman| ${last.mean.absSpearman} over ${last.scored} pairs (${last.emptyRandomised} empty maps)`
+        ? `with ${last.block} and every block above re-initialised, mean Spearman of |maps| ${last.mean.absSpearman} over ${last.scored} pairs (${last.emptyRandomised} empty maps)`
         : 'no cascade run',
       lg
-        ? `another class over M: mean |Spearman| ${lg.mean.absSpearman} over ${lg.scored} tiles (${lg.emptyRandomised} empty maps)`
+        ? `another class over M: mean Spearman of |maps| ${lg.mean.absSpearman} over ${lg.scored} tiles (${lg.emptyRandomised} empty maps)`
         : 'no logit test',
     ].join('; ');
     return {

@@ -13,7 +13,7 @@ import type { ReportOptions } from './road-report.js';
 
 type Measure = 'absSpearman' | 'spearman' | 'ssim' | 'hog';
 const MEASURE_LABEL: Record<Measure, string> = {
-  absSpearman: '|Spearman|',
+  absSpearman: 'Spearman of |maps|',
   spearman: 'Spearman (signed)',
   ssim: 'SSIM',
   hog: 'HOG correlation',
@@ -67,11 +67,11 @@ export function sanityReport(r: SanityResult, options: ReportOptions = {}): { ma
       `Similarity to the trained model's map: Spearman rank correlation of the signed and of the absolute maps, SSIM (7x7 uniform windows) and the correlation of HOG features of the absolute maps scaled to [0, 1]. ` +
       `All-zero maps have no ranking: they are counted apart and not scored. ` +
       `Logit test: the same M explained for another class (the runner-up by Σ_M logits) must give a different map. ` +
-      `A condition fails a check when its mean |Spearman| stays ≥ ${o.threshold} (with every block re-initialised, or between the two classes).`,
+      `A condition fails a check when its mean Spearman of the absolute maps stays ≥ ${o.threshold} (with every block re-initialised, or between the two classes).`,
     '',
   );
   md.push(
-    '| condition | verdict (cascade / logit) | empty on trained | fully re-initialised: \\|Spearman\\| [CI] | Spearman | SSIM | HOG | logit test: \\|Spearman\\| / SSIM |',
+    '| condition | verdict (cascade / logit) | empty on trained | fully re-initialised: Spearman of \\|maps\\| [CI] | Spearman | SSIM | HOG | logit test: Spearman of \\|maps\\| / SSIM |',
     '|---|---|---:|---:|---:|---:|---:|---:|',
   );
   for (const c of r.conditions) {
@@ -86,7 +86,7 @@ export function sanityReport(r: SanityResult, options: ReportOptions = {}): { ma
   for (const mode of ['cascading', 'independent'] as const) {
     if (!o.modes.includes(mode)) continue;
     md.push(
-      `${h}# ${mode === 'cascading' ? 'Cascading randomisation' : 'Independent randomisation'}: |Spearman| / SSIM per step`,
+      `${h}# ${mode === 'cascading' ? 'Cascading randomisation' : 'Independent randomisation'}: Spearman of |maps| / SSIM per step`,
       '',
       `| condition | ${r.steps.map((s) => s.name).join(' | ')} |`,
       `|---|${r.steps.map(() => '---:|').join('')}`,
