@@ -140,6 +140,11 @@ export interface RelevanceOptions {
   /** αβ-rule weights (α − β = 1 conserves relevance). */
   alpha: number;
   beta: number;
+  /** The rule of the linear layers that read the model input: 'same' (default: `rule`), 'z-plus' or 'z-box' (needs low, high). */
+  firstLayer?: 'same' | 'z-plus' | 'z-box';
+  /** zᴮ bounds: the lowest and highest value a model input can take (after preprocessing). */
+  low?: number;
+  high?: number;
 }
 
 /**

@@ -1,7 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../errors.js';
 import type { Objective, RelevanceOptions } from '../contract.js';
-import { alphaBetaRule, epsilonRule, proportionalRule, routeBack, sumRule, type LinearOp } from '../tfjs/lrp-rules.js';
+import {
+  alphaBetaRule,
+  epsilonRule,
+  firstLayerRule,
+  noFirstLayer,
+  proportionalRule,
+  routeBack,
+  sumRule,
+  type LinearOp,
+} from '../tfjs/lrp-rules.js';
 import type { GraphStep, LayersGraph } from './graph.js';
 
 /*
@@ -39,6 +48,11 @@ export class UnsupportedLayerError extends SegGradCamError {
 export function layersRelevance(graph: LayersGraph, input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
   const { rule, epsilon, alpha, beta } = options;
   checkSupported(graph);
+  // The first-layer rule (z⁺, zᴮ) applies to the linear layers that read the model input.
+  const first = firstLayerRule(options);
+  const readers = graph.steps.filter((st) => st.inputIds.includes(graph.inputId));
+  if (first && !readers.some((st) => LINEAR.includes(st.layer.getClassName())))
+    throw noFirstLayer(options.firstLayer, readers[0]?.layer.name ?? 'no layer');
 
   return tf.tidy(() => {
     const values = graph.run(new Map([[graph.inputId, input]]));
@@ -47,12 +61,12 @@ export function layersRelevance(graph: LayersGraph, input: tf.Tensor4D, objectiv
     const relevance = new Map<number, tf.Tensor>([
       [graph.outputId, tf.mul(logits, tf.tensor(objective.weights, [1, ...logits.shape.slice(1)]))],
     ]);
-    const readers = readerCounts(graph);
+    const readerCount = readerCounts(graph);
     const producer = new Map<number, number>();
     graph.steps.forEach((s, i) => s.outputIds.forEach((id) => producer.set(id, i)));
     const folded = new Set<number>();
-    const linearRule = (op: LinearOp, a: tf.Tensor, r: tf.Tensor) =>
-      rule === 'epsilon' ? epsilonRule(op, a, r, epsilon) : alphaBetaRule(op, a, r, alpha, beta);
+    const linearRule = (op: LinearOp, a: tf.Tensor, r: tf.Tensor, readsInput: boolean) =>
+      first && readsInput ? first(op, a, r) : rule === 'epsilon' ? epsilonRule(op, a, r, epsilon) : alphaBetaRule(op, a, r, alpha, beta);
 
     for (let i = graph.steps.length - 1; i >= 0; i--) {
       const step = graph.steps[i];
@@ -63,14 +77,26 @@ export function layersRelevance(graph: LayersGraph, input: tf.Tensor4D, objectiv
       let targets = step.inputIds;
       let out: tf.Tensor[];
       if (LINEAR.includes(type)) {
-        out = [linearRule(linearOp(step, values), ins[0], r)];
+        out = [linearRule(linearOp(step, values), ins[0], r, step.inputIds[0] === graph.inputId)];
       } else if (type === 'BatchNormalization') {
         const p = producer.get(step.inputIds[0]);
         const prev = p == null ? undefined : graph.steps[p];
-        if (prev && LINEAR.includes(prev.layer.getClassName()) && activationOf(prev) === 'linear' && readers.get(step.inputIds[0]) === 1) {
+        if (
+          prev &&
+          LINEAR.includes(prev.layer.getClassName()) &&
+          activationOf(prev) === 'linear' &&
+          readerCount.get(step.inputIds[0]) === 1
+        ) {
           folded.add(p as number);
           targets = prev.inputIds;
-          out = [linearRule(foldBatchNorm(linearOp(prev, values), prev, step), values.get(prev.inputIds[0]) as tf.Tensor, r)];
+          out = [
+            linearRule(
+              foldBatchNorm(linearOp(prev, values), prev, step),
+              values.get(prev.inputIds[0]) as tf.Tensor,
+              r,
+              prev.inputIds[0] === graph.inputId,
+            ),
+          ];
         } else {
           out = [epsilonRule(batchNormOp(step), ins[0], r, epsilon)];
         }
