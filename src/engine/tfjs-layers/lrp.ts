@@ -19,7 +19,7 @@ import type { GraphStep, LayersGraph } from './graph.js';
  * reader, no activation in between) is folded into that layer first.
  */
 
-const LINEAR = ['Conv2D', 'Conv2DTranspose', 'DepthwiseConv2D', 'Dense'];
+export const LINEAR = ['Conv2D', 'Conv2DTranspose', 'DepthwiseConv2D', 'Dense'];
 const IDENTITY = ['ReLU', 'LeakyReLU', 'ELU', 'Activation', 'Softmax', 'Dropout', 'SpatialDropout1D', 'GaussianNoise', 'GaussianDropout'];
 const ROUTE = ['MaxPooling2D', 'GlobalMaxPooling2D', 'Reshape', 'Flatten', 'ZeroPadding2D', 'Cropping2D'];
 const PROPORTIONAL = ['AveragePooling2D', 'GlobalAveragePooling2D', 'UpSampling2D'];
@@ -176,7 +176,7 @@ function callOne(step: GraphStep, x: tf.Tensor): tf.Tensor {
 const pair = (v: unknown): [number, number] => (Array.isArray(v) ? [v[0] as number, (v[1] ?? v[0]) as number] : [v as number, v as number]);
 
 /** The linear part (pre-activation) of a Conv2D, Conv2DTranspose, DepthwiseConv2D or Dense layer. */
-function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
+export function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
   const type = step.layer.getClassName();
   const c = config(step);
   const ws = (step.layer as unknown as tf.layers.Layer).getWeights();
@@ -200,7 +200,12 @@ function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
         apply: (a, k, b) => withBias(tf.depthwiseConv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, padding, 'NHWC', dilations), b),
       };
     case 'Conv2DTranspose': {
-      const outShape = (values.get(step.outputIds[0]) as tf.Tensor).shape.slice(1) as [number, number, number];
+      const declared = step.outputShapes[0].slice(1);
+      const outShape = (declared.every((d) => d != null) ? declared : (values.get(step.outputIds[0]) as tf.Tensor).shape.slice(1)) as [
+        number,
+        number,
+        number,
+      ];
       return {
         kernel,
         bias,
@@ -224,7 +229,7 @@ function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
 }
 
 /** BatchNormalization (inference) as y = a · scale + shift per channel. */
-function batchNormParams(step: GraphStep): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+export function batchNormParams(step: GraphStep): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
   const c = config(step);
   const ws = (step.layer as unknown as tf.layers.Layer).getWeights();
   // Weights in build order: gamma (if scale), beta (if center), moving mean, moving variance.
