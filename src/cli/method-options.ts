@@ -32,6 +32,9 @@ export interface MethodFlags {
   contrastClass?: string;
   contrastWeight?: string;
   normalize?: string;
+  lrpFirstLayer?: string;
+  lrpLow?: string;
+  lrpHigh?: string;
 }
 
 /** Optional flags: parsed only when given. */
@@ -91,7 +94,10 @@ export function addMethodOptions(cmd: Command): Command {
     .option('--comparisons <n>', 'finer-cam: classes compared with (3)')
     .option('--finer-alpha <a>', 'finer-cam: weight of the compared classes (1)')
     .option('--lrp-rule <rule>', 'lrp: epsilon or alpha-beta (epsilon)')
-    .option('--epsilon <x>', 'lrp: ε of the ε-rule (0.01)');
+    .option('--epsilon <x>', 'lrp: ε of the ε-rule (0.01)')
+    .option('--lrp-first-layer <rule>', 'lrp: rule of the layer reading the input: same, z-plus or z-box (same)')
+    .option('--lrp-low <x>', 'lrp z-box: lowest input value, model units (the input range)')
+    .option('--lrp-high <x>', 'lrp z-box: highest input value, model units (the input range)');
 }
 
 /** Method options from the flags that were given (each method reads its own). */
@@ -119,6 +125,10 @@ export function methodOptionsFrom(flags: MethodFlags): MethodOptions {
     rule: flags.lrpRule === undefined ? undefined : oneOf(flags.lrpRule, '--lrp-rule', ['epsilon', 'alpha-beta'] as const),
     epsilon: numberFlag(flags.epsilon, '--epsilon'),
     negative: flags.negative ? true : undefined,
+    firstLayerRule:
+      flags.lrpFirstLayer === undefined ? undefined : oneOf(flags.lrpFirstLayer, '--lrp-first-layer', ['same', 'z-plus', 'z-box'] as const),
+    low: finiteFlag(flags.lrpLow, '--lrp-low'),
+    high: finiteFlag(flags.lrpHigh, '--lrp-high'),
   };
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as MethodOptions;
 }

@@ -140,6 +140,11 @@ export interface RelevanceOptions {
   /** αβ-rule weights (α − β = 1 conserves relevance). */
   alpha: number;
   beta: number;
+  /** The rule of the linear layers that read the model input: 'same' (default: `rule`), 'z-plus' or 'z-box' (needs low, high). */
+  firstLayer?: 'same' | 'z-plus' | 'z-box';
+  /** zᴮ bounds: the lowest and highest value a model input can take (after preprocessing). */
+  low?: number;
+  high?: number;
 }
 
 /**
@@ -183,6 +188,16 @@ export interface ModelAdapter {
    * SegGradCamError naming the first layer or op without a rule.
    */
   relevance?(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D;
+  /**
+   * Guided backpropagation (Springenberg et al. 2015): ∂S/∂x [1, H, W, C] with every ReLU's backward passing only
+   * positive gradients at positive inputs; the caller owns it. Throws a SegGradCamError naming what it cannot run.
+   */
+  guidedGradient?(input: tf.Tensor4D, objective: Objective): tf.Tensor4D;
+  /**
+   * FullGrad's decomposition (Srinivas & Fleuret 2019): ∂S/∂x and, for every layer with a bias that S depends on, the
+   * bias-gradient term b ⊙ ∂S/∂z at its output z. Throws a SegGradCamError naming what it cannot run.
+   */
+  biasGradients?(input: tf.Tensor4D, objective: Objective): BiasGradients;
   /** The number of parameters (weights) of the model. */
   parameterCount?(): number;
   /**
@@ -190,4 +205,20 @@ export interface ModelAdapter {
    * checks (src/eval/randomize.ts re-draws its layers' weights in place; the adapter sees them).
    */
   layersModel?(): tf.LayersModel;
+}
+
+/**
+ * ∂S/∂x and the bias-gradient terms of FullGrad (ModelAdapter.biasGradients); the tensors belong to the caller. For a
+ * piecewise-linear network (ReLU, max-pooling, …) on logits, S − offset = Σ x ⊙ ∂S/∂x + Σ over every term's values.
+ */
+export interface BiasGradients {
+  /** S at the input (offset included). */
+  score: number;
+  /** ∂S/∂x, [1, H, W, C]. */
+  inputGradient: tf.Tensor4D;
+  /**
+   * One per layer with a bias b (convolutions, dense layers, BatchNorm's effective bias β − μγ/√(σ² + ε), a constant
+   * added): b ⊙ ∂S/∂z at its output z before any activation, [1, h, w, K] (channels last) or [1, K].
+   */
+  biasTerms: Array<{ layer: string; term: tf.Tensor }>;
 }

@@ -12,6 +12,11 @@ export async function unsupportedMethods(adapter: ModelAdapter, layers: LayerInf
   const cam = camRefusal(adapter, layers);
   if (cam) out.cam = cam;
   if (!adapter.relevance) out.lrp = `LRP needs relevance rules for the model's layers; this engine (${adapter.kind}) has none`;
+  if (!adapter.guidedGradient) {
+    out['guided-backprop'] = `guided backpropagation needs guided ReLU gradients; this engine (${adapter.kind}) has none`;
+    out['guided-grad-cam'] = out['guided-backprop'];
+  }
+  if (!adapter.biasGradients) out['full-grad'] = `FullGrad needs the gradients at every bias; this engine (${adapter.kind}) has none`;
   const ablation = await ablationRefusal(adapter);
   if (ablation) out['ablation-cam'] = ablation;
   return out;

@@ -22,6 +22,9 @@ import { SegEigenCam } from './seg-eigen-cam.js';
 import { SegGradCam } from './seg-grad-cam.js';
 import { SmoothGrad, type SmoothGradOptions } from './smoothgrad.js';
 import { XGradCam } from './xgrad-cam.js';
+import { FullGrad } from './full-grad.js';
+import { GuidedBackprop } from './guided-backprop.js';
+import { GuidedGradCam } from './guided-grad-cam.js';
 
 export type { CamMethod, Method, MethodContext, MethodResult, ModelMethod, NegativeOption } from './method.js';
 export { ChannelWeightedCam, ElementWeightedCam, isModelMethod } from './method.js';
@@ -50,12 +53,16 @@ export {
   FinerCam,
   Occlusion,
   Rise,
+  FullGrad,
+  GuidedBackprop,
+  GuidedGradCam,
 };
 export { riseSaliency, randomMask, riseMask } from './rise.js';
 export { finerObjective } from './finer-cam.js';
 export type { ScoreCamVariant } from './score-cam.js';
 export type { KpcaKernel } from './kpca-cam.js';
 export { integratedGradients } from './integrated-gradients.js';
+export { fullGradMap } from './full-grad.js';
 export { lrpRelevance, UnsupportedLayerError, LRP_LAYERS, type LrpRule } from './lrp.js';
 export { UnsupportedOpError, LRP_GRAPH_OPS } from './lrp.js';
 
@@ -110,6 +117,9 @@ const registry: Record<string, { make: (options: MethodOptions) => Method; negat
   'finer-cam': { make: (o) => new FinerCam(o), negative: true },
   occlusion: { make: (o) => new Occlusion(o), negative: true },
   rise: { make: (o) => new Rise(o), negative: false },
+  'full-grad': { make: () => new FullGrad(), negative: false },
+  'guided-backprop': { make: () => new GuidedBackprop(), negative: false },
+  'guided-grad-cam': { make: () => new GuidedGradCam(), negative: false },
 };
 
 export const methodNames = (): string[] => Object.keys(registry);

@@ -20,7 +20,18 @@ export interface LrpOptions {
   /** αβ-rule (α − β = 1 conserves relevance; default α = 2, β = 1). */
   alpha?: number;
   beta?: number;
+  /**
+   * The rule of the linear layers that read the model input (as Zennit's composites set it): 'same' (default: `rule`),
+   * 'z-plus' (z⁺: positive contributions only, bias left out) or 'z-box' (zᴮ: the input bounded by `low`..`high`).
+   */
+  firstLayerRule?: FirstLayerRule;
+  /** zᴮ bounds in the model's input units (default: the input range after preprocessing, MethodContext.inputRange). */
+  low?: number;
+  high?: number;
 }
+
+export type FirstLayerRule = NonNullable<RelevanceOptions['firstLayer']>;
+const FIRST_LAYER_RULES: readonly FirstLayerRule[] = ['same', 'z-plus', 'z-box'];
 
 /** The defaults of LrpOptions. */
 const DEFAULTS: RelevanceOptions = { rule: 'epsilon', epsilon: 0.01, alpha: 2, beta: 1 };
@@ -57,6 +68,8 @@ export class Lrp implements ModelMethod {
   readonly name = 'lrp';
   readonly target = 'input';
   readonly options: RelevanceOptions;
+  /** zᴮ bounds given by the caller (else the context's input range). */
+  private readonly bounds: { low?: number; high?: number };
 
   constructor(options: LrpOptions = {}) {
     const rule = options.rule ?? DEFAULTS.rule;
@@ -67,14 +80,34 @@ export class Lrp implements ModelMethod {
       epsilon: nonNegative(options.epsilon ?? DEFAULTS.epsilon, 'epsilon'),
       alpha: nonNegative(options.alpha ?? DEFAULTS.alpha, 'alpha'),
       beta: nonNegative(options.beta ?? DEFAULTS.beta, 'beta'),
+      firstLayer: options.firstLayerRule ?? 'same',
     };
+    if (!FIRST_LAYER_RULES.includes(this.options.firstLayer as FirstLayerRule))
+      throw new SegGradCamError(
+        `unknown LRP first-layer rule '${String(options.firstLayerRule)}'; expected ${FIRST_LAYER_RULES.join(', ')}`,
+        'usage',
+      );
+    for (const [name, v] of [
+      ['low', options.low],
+      ['high', options.high],
+    ] as const)
+      if (v !== undefined && !Number.isFinite(v)) throw new SegGradCamError(`LRP ${name} bound must be a finite number, got ${v}`, 'usage');
+    if (options.low !== undefined && options.high !== undefined && !(options.low <= options.high))
+      throw new SegGradCamError(`LRP bounds need low ≤ high, got ${options.low} and ${options.high}`, 'usage');
+    this.bounds = { low: options.low, high: options.high };
   }
 
   async explain(ctx: MethodContext): Promise<MethodResult> {
-    const relevance = lrpRelevance(ctx.adapter, ctx.input, ctx.objective, this.options);
+    const [low, high] = [this.bounds.low ?? ctx.inputRange[0], this.bounds.high ?? ctx.inputRange[1]];
+    const relevance = lrpRelevance(ctx.adapter, ctx.input, ctx.objective, { ...this.optionsAsGiven(), low, high });
     const cam = reluChannelSum(relevance);
     relevance.dispose();
     return { cam, weights: null, score: cachedScore(ctx) };
+  }
+
+  private optionsAsGiven(): LrpOptions {
+    const { rule, epsilon, alpha, beta, firstLayer } = this.options;
+    return { rule, epsilon, alpha, beta, firstLayerRule: firstLayer };
   }
 }
 
@@ -87,5 +120,8 @@ export function lrpRelevance(adapter: ModelAdapter, input: tf.Tensor4D, objectiv
     epsilon: options.epsilon ?? DEFAULTS.epsilon,
     alpha: options.alpha ?? DEFAULTS.alpha,
     beta: options.beta ?? DEFAULTS.beta,
+    firstLayer: options.firstLayerRule ?? 'same',
+    low: options.low,
+    high: options.high,
   });
 }

@@ -52,8 +52,9 @@ Methods (--method): CAM family at --layer: seg-grad-cam (default), hires-cam, gr
   score-cam [--variant --max-channels --batch-size --baseline], cam (GAP + dense classifiers).
   At the input image: saliency, gradient-x-input, smoothgrad [--samples --sigma --seed],
   integrated-gradients [--steps --baseline], grid-saliency [--iterations --mask-size --lambda --baseline],
-  lrp [--lrp-rule --epsilon], occlusion [--window --stride --baseline],
-  rise [--samples --mask-size --keep-probability --seed --baseline].
+  lrp [--lrp-rule --epsilon --lrp-first-layer --lrp-low --lrp-high], occlusion [--window --stride --baseline],
+  rise [--samples --mask-size --keep-probability --seed --baseline], full-grad, guided-backprop;
+  guided-grad-cam (at --layer).
   --negative, --contrast-class C [--contrast-weight B] and --normalize max|minmax apply to every method
   that has them (see docs/methods.md).
 

@@ -49,6 +49,9 @@ import { onnxHeadKernel } from './cam.js';
 import { ReplacedScores } from './replaced-scores.js';
 import { onnxRelevance } from './lrp.js';
 import type { RelevanceOptions } from '../contract.js';
+import type { BiasGradients } from '../contract.js';
+import { biasDecomposition, guidedInputGradient } from '../tfjs/hooks.js';
+import { onnxHookedRun } from './hooked.js';
 import { withTokenViews } from './tokens.js';
 import { PREDICT_OUTPUT, activationBehind, predictModel, prepareModel } from './prepare.js';
 
@@ -358,6 +361,19 @@ export class OnnxModelAdapter implements ModelAdapter {
   relevance(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
     this.check();
     return onnxRelevance(this.analysis, this.logitsName, input, objective, options);
+  }
+
+  /** Guided backpropagation, the graph run in TF.js with guided ReLUs (see ./hooked.ts). */
+  guidedGradient(input: tf.Tensor4D, objective: Objective): tf.Tensor4D {
+    this.check();
+    return guidedInputGradient(onnxHookedRun(this.analysis, this.logitsName, 'guided backpropagation'), input, objective, this.output);
+  }
+
+  /** FullGrad's input and bias gradients, the graph run in TF.js (see ./hooked.ts). */
+  biasGradients(input: tf.Tensor4D, objective: Objective): BiasGradients {
+    this.check();
+    const run = onnxHookedRun(this.analysis, this.logitsName, 'FullGrad');
+    return biasDecomposition(run, input, objective, this.output, (t) => (t.rank === 4 ? tf.transpose(t, [0, 2, 3, 1]) : t));
   }
 
   /** @internal S for B replacements ([B, h, w, K]) of a layer's output, `x` being the pass's input (see ./replaced-scores.ts). */

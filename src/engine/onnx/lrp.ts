@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Objective, RelevanceOptions } from '../contract.js';
-import { alphaBetaRule, epsilonRule, proportionalRule, sumRule } from '../tfjs/lrp-rules.js';
+import { alphaBetaRule, epsilonRule, firstLayerRule, noFirstLayer, proportionalRule, sumRule } from '../tfjs/lrp-rules.js';
 import type { GraphAnalysis } from './analysis.js';
 import { onnxLinearOp, ruleKind, runOnnxNode, type OnnxRuleKind } from './lrp-ops.js';
 import type { NodeProto } from './proto.js';
@@ -53,6 +53,12 @@ export function onnxRelevance(
   options: RelevanceOptions,
 ): tf.Tensor4D {
   const steps = planOnnxLrp(an, logits);
+  // The first-layer rule (z⁺, zᴮ) applies to the linear nodes that read the model input.
+  if (firstLayerRule(options)) {
+    const readers = steps.filter((s) => s.targets.includes(an.inputName));
+    if (!readers.some((s) => s.kind === 'linear'))
+      throw noFirstLayer(options.firstLayer, readers[0]?.node.name || readers[0]?.node.opType || 'no node');
+  }
   return tf.tidy(() => {
     const values = forwardValues(an, logits, tf.transpose(input, [0, 3, 1, 2]));
     const y = values.get(logits) as tf.Tensor;
@@ -129,6 +135,8 @@ function propagate(
     case 'linear': {
       const bias = step.biasNode ? biasOf(an, step.biasNode) : null;
       const op = onnxLinearOp(an, node, bias);
+      const first = targets[0] === an.inputName ? firstLayerRule(options) : null;
+      if (first) return [first(op, x0, r)];
       return [usesEpsilon ? epsilonRule(op, x0, r, epsilon) : alphaBetaRule(op, x0, r, options.alpha, options.beta)];
     }
     case 'affine':

@@ -1,3 +1,6 @@
+import { biasDecomposition, guidedInputGradient } from '../tfjs/hooks.js';
+import { graphHookedRun } from './hooked.js';
+import type { BiasGradients } from '../contract.js';
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../errors.js';
 import {
@@ -199,6 +202,16 @@ export class GraphModelAdapter implements ModelAdapter {
 
   relevance(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
     return lrpGraphRelevance(this.graph, input, objective, options);
+  }
+
+  /** Guided backpropagation: the graph run node by node with guided ReLUs (./hooked.ts). */
+  guidedGradient(input: tf.Tensor4D, objective: Objective): tf.Tensor4D {
+    return guidedInputGradient(graphHookedRun(this.graph, 'guided backpropagation', false), input, objective, this.output);
+  }
+
+  /** FullGrad's input and bias gradients (./hooked.ts). */
+  biasGradients(input: tf.Tensor4D, objective: Objective): BiasGradients {
+    return biasDecomposition(graphHookedRun(this.graph, 'FullGrad', true), input, objective, this.output);
   }
 
   dispose(): void {

@@ -3,7 +3,7 @@ import type { Objective, RelevanceOptions } from '../contract.js';
 import { nodeOfTensor, type GraphNode, type GraphView } from './view.js';
 import { graphLinearOp } from './lrp-linear.js';
 import { planGraphLrp, type GraphLrpPlan } from './lrp-plan.js';
-import { alphaBetaRule, epsilonRule, proportionalRule, sumRule } from '../tfjs/lrp-rules.js';
+import { alphaBetaRule, epsilonRule, firstLayerRule, noFirstLayer, proportionalRule, sumRule } from '../tfjs/lrp-rules.js';
 
 /**
  * LRP over a GraphModel's nodes: every node's value from one execute call, then relevance
@@ -15,6 +15,11 @@ import { alphaBetaRule, epsilonRule, proportionalRule, sumRule } from '../tfjs/l
  */
 export function lrpGraphRelevance(view: GraphView, input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
   const plan = planGraphLrp(view); // throws for an op without a rule before any tensor work
+  // The first-layer rule (z⁺, zᴮ) applies to the linear nodes that read the model input.
+  if (firstLayerRule(options)) {
+    const readers = plan.steps.filter((s) => s.targets.some((t) => nodeOfTensor(t) === view.inputNode));
+    if (!readers.some((s) => s.rule.kind === 'linear')) throw noFirstLayer(options.firstLayer, readers[0]?.node.name ?? 'no node');
+  }
   return tf.tidy(() => {
     const values = view.values(input);
     values.set(view.inputNode, input);
@@ -75,6 +80,8 @@ function propagate(
       return [sumToShape(r, valueOf(targets[0]).shape)];
     case 'linear': {
       const op = graphLinearOp(view, node, valueOf(node.name), rule.biasNode ? biasOf(view, view.nodes[rule.biasNode]) : null);
+      const first = nodeOfTensor(targets[0]) === view.inputNode ? firstLayerRule(options) : null;
+      if (first) return only((a) => [first(op, a, r)]);
       return only((a) => [usesEpsilon ? epsilonRule(op, a, r, epsilon) : alphaBetaRule(op, a, r, options.alpha, options.beta)]);
     }
     case 'affine':

@@ -14,10 +14,13 @@ import {
   type Objective,
   type OutputInfo,
   type RelevanceOptions,
+  type BiasGradients,
 } from '../contract.js';
 import { unknownLayer } from '../errors.js';
 import { layersHeadKernel } from './cam.js';
 import { layersRelevance } from './lrp.js';
+import { layersHookedRun } from './hooked.js';
+import { biasDecomposition, guidedInputGradient } from '../tfjs/hooks.js';
 import { LayersGraph, squashingActivation } from './graph.js';
 import { LayersBackward } from './backward.js';
 import { replacedScores } from './replaced-scores.js';
@@ -328,6 +331,16 @@ export class LayersModelAdapter implements ModelAdapter {
 
   relevance(input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
     return layersRelevance(this.graph, input, objective, options);
+  }
+
+  /** Guided backpropagation: the executor with guided ReLUs (./hooked.ts). */
+  guidedGradient(input: tf.Tensor4D, objective: Objective): tf.Tensor4D {
+    return guidedInputGradient(layersHookedRun(this.graph, false), input, objective, this.output);
+  }
+
+  /** FullGrad's input and bias gradients (./hooked.ts). */
+  biasGradients(input: tf.Tensor4D, objective: Objective): BiasGradients {
+    return biasDecomposition(layersHookedRun(this.graph, true), input, objective, this.output);
   }
 
   parameterCount(): number {

@@ -1,7 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../../errors.js';
 import type { Objective, RelevanceOptions } from '../contract.js';
-import { alphaBetaRule, epsilonRule, proportionalRule, routeBack, sumRule, type LinearOp } from '../tfjs/lrp-rules.js';
+import {
+  alphaBetaRule,
+  epsilonRule,
+  firstLayerRule,
+  noFirstLayer,
+  proportionalRule,
+  routeBack,
+  sumRule,
+  type LinearOp,
+} from '../tfjs/lrp-rules.js';
 import type { GraphStep, LayersGraph } from './graph.js';
 
 /*
@@ -10,7 +19,7 @@ import type { GraphStep, LayersGraph } from './graph.js';
  * reader, no activation in between) is folded into that layer first.
  */
 
-const LINEAR = ['Conv2D', 'Conv2DTranspose', 'DepthwiseConv2D', 'Dense'];
+export const LINEAR = ['Conv2D', 'Conv2DTranspose', 'DepthwiseConv2D', 'Dense'];
 const IDENTITY = ['ReLU', 'LeakyReLU', 'ELU', 'Activation', 'Softmax', 'Dropout', 'SpatialDropout1D', 'GaussianNoise', 'GaussianDropout'];
 const ROUTE = ['MaxPooling2D', 'GlobalMaxPooling2D', 'Reshape', 'Flatten', 'ZeroPadding2D', 'Cropping2D'];
 const PROPORTIONAL = ['AveragePooling2D', 'GlobalAveragePooling2D', 'UpSampling2D'];
@@ -39,6 +48,11 @@ export class UnsupportedLayerError extends SegGradCamError {
 export function layersRelevance(graph: LayersGraph, input: tf.Tensor4D, objective: Objective, options: RelevanceOptions): tf.Tensor4D {
   const { rule, epsilon, alpha, beta } = options;
   checkSupported(graph);
+  // The first-layer rule (z⁺, zᴮ) applies to the linear layers that read the model input.
+  const first = firstLayerRule(options);
+  const readers = graph.steps.filter((st) => st.inputIds.includes(graph.inputId));
+  if (first && !readers.some((st) => LINEAR.includes(st.layer.getClassName())))
+    throw noFirstLayer(options.firstLayer, readers[0]?.layer.name ?? 'no layer');
 
   return tf.tidy(() => {
     const values = graph.run(new Map([[graph.inputId, input]]));
@@ -47,12 +61,12 @@ export function layersRelevance(graph: LayersGraph, input: tf.Tensor4D, objectiv
     const relevance = new Map<number, tf.Tensor>([
       [graph.outputId, tf.mul(logits, tf.tensor(objective.weights, [1, ...logits.shape.slice(1)]))],
     ]);
-    const readers = readerCounts(graph);
+    const readerCount = readerCounts(graph);
     const producer = new Map<number, number>();
     graph.steps.forEach((s, i) => s.outputIds.forEach((id) => producer.set(id, i)));
     const folded = new Set<number>();
-    const linearRule = (op: LinearOp, a: tf.Tensor, r: tf.Tensor) =>
-      rule === 'epsilon' ? epsilonRule(op, a, r, epsilon) : alphaBetaRule(op, a, r, alpha, beta);
+    const linearRule = (op: LinearOp, a: tf.Tensor, r: tf.Tensor, readsInput: boolean) =>
+      first && readsInput ? first(op, a, r) : rule === 'epsilon' ? epsilonRule(op, a, r, epsilon) : alphaBetaRule(op, a, r, alpha, beta);
 
     for (let i = graph.steps.length - 1; i >= 0; i--) {
       const step = graph.steps[i];
@@ -63,14 +77,26 @@ export function layersRelevance(graph: LayersGraph, input: tf.Tensor4D, objectiv
       let targets = step.inputIds;
       let out: tf.Tensor[];
       if (LINEAR.includes(type)) {
-        out = [linearRule(linearOp(step, values), ins[0], r)];
+        out = [linearRule(linearOp(step, values), ins[0], r, step.inputIds[0] === graph.inputId)];
       } else if (type === 'BatchNormalization') {
         const p = producer.get(step.inputIds[0]);
         const prev = p == null ? undefined : graph.steps[p];
-        if (prev && LINEAR.includes(prev.layer.getClassName()) && activationOf(prev) === 'linear' && readers.get(step.inputIds[0]) === 1) {
+        if (
+          prev &&
+          LINEAR.includes(prev.layer.getClassName()) &&
+          activationOf(prev) === 'linear' &&
+          readerCount.get(step.inputIds[0]) === 1
+        ) {
           folded.add(p as number);
           targets = prev.inputIds;
-          out = [linearRule(foldBatchNorm(linearOp(prev, values), prev, step), values.get(prev.inputIds[0]) as tf.Tensor, r)];
+          out = [
+            linearRule(
+              foldBatchNorm(linearOp(prev, values), prev, step),
+              values.get(prev.inputIds[0]) as tf.Tensor,
+              r,
+              prev.inputIds[0] === graph.inputId,
+            ),
+          ];
         } else {
           out = [epsilonRule(batchNormOp(step), ins[0], r, epsilon)];
         }
@@ -150,7 +176,7 @@ function callOne(step: GraphStep, x: tf.Tensor): tf.Tensor {
 const pair = (v: unknown): [number, number] => (Array.isArray(v) ? [v[0] as number, (v[1] ?? v[0]) as number] : [v as number, v as number]);
 
 /** The linear part (pre-activation) of a Conv2D, Conv2DTranspose, DepthwiseConv2D or Dense layer. */
-function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
+export function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
   const type = step.layer.getClassName();
   const c = config(step);
   const ws = (step.layer as unknown as tf.layers.Layer).getWeights();
@@ -174,7 +200,12 @@ function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
         apply: (a, k, b) => withBias(tf.depthwiseConv2d(a as tf.Tensor4D, k as tf.Tensor4D, strides, padding, 'NHWC', dilations), b),
       };
     case 'Conv2DTranspose': {
-      const outShape = (values.get(step.outputIds[0]) as tf.Tensor).shape.slice(1) as [number, number, number];
+      const declared = step.outputShapes[0].slice(1);
+      const outShape = (declared.every((d) => d != null) ? declared : (values.get(step.outputIds[0]) as tf.Tensor).shape.slice(1)) as [
+        number,
+        number,
+        number,
+      ];
       return {
         kernel,
         bias,
@@ -198,7 +229,7 @@ function linearOp(step: GraphStep, values: Map<number, tf.Tensor>): LinearOp {
 }
 
 /** BatchNormalization (inference) as y = a · scale + shift per channel. */
-function batchNormParams(step: GraphStep): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+export function batchNormParams(step: GraphStep): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
   const c = config(step);
   const ws = (step.layer as unknown as tf.layers.Layer).getWeights();
   // Weights in build order: gamma (if scale), beta (if center), moving mean, moving variance.

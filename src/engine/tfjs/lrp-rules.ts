@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { SegGradCamError } from '../../errors.js';
 
 /**
  * LRP propagation rules (Montavon et al. 2018, "Methods for interpreting and understanding deep
@@ -80,4 +81,56 @@ export function sumRule(
   const sp = safeDivide(r, tf.addN(inputs.map((a) => tf.relu(a))));
   const sn = safeDivide(r, tf.addN(inputs.map((a) => tf.minimum(a, 0))));
   return inputs.map((a) => tf.sub(tf.mul(tf.mul(tf.relu(a), sp), rule.alpha), tf.mul(tf.mul(tf.minimum(a, 0), sn), rule.beta)));
+}
+
+/**
+ * z⁺-rule for a first layer (Montavon et al. 2017, "deep Taylor decomposition"; Zennit's ZPlus): R_j = Σ_k (a_j w_jk)⁺ /
+ * Σ_j (a_j w_jk)⁺ · R_k, the bias left out — the αβ-rule with α = 1, β = 0 (for inputs of either sign (a w)⁺ = a⁺w⁺ + a⁻w⁻).
+ */
+export function zPlusRule(op: LinearOp, a: tf.Tensor, r: tf.Tensor): tf.Tensor {
+  return alphaBetaRule(op, a, r, 1, 0);
+}
+
+/**
+ * zᴮ-rule ("box" rule) for the input layer (Montavon et al. 2017; Zennit's ZBox), for inputs bounded by l ≤ a ≤ h:
+ * R_j = Σ_k (a_j w_jk − l w⁺_jk − h w⁻_jk) / Σ_j (a_j w_jk − l w⁺_jk − h w⁻_jk) · R_k. The denominator is ≥ 0 when the
+ * input lies in [l, h] and holds no bias (Zennit's three bias terms cancel), so Σ_j R_j = Σ_k R_k where it is not 0.
+ */
+export function zBoxRule(op: LinearOp, a: tf.Tensor, r: tf.Tensor, low: number, high: number): tf.Tensor {
+  const wp = tf.relu(op.kernel);
+  const wn = tf.minimum(op.kernel, 0);
+  const lo = tf.fill(a.shape, low);
+  const hi = tf.fill(a.shape, high);
+  const z = tf.sub(tf.sub(op.apply(a, op.kernel, null), op.apply(lo, wp, null)), op.apply(hi, wn, null));
+  const s = safeDivide(r, z);
+  const back = (k: tf.Tensor, x: tf.Tensor) => tf.mul(x, tf.grad((v: tf.Tensor) => tf.sum(tf.mul(op.apply(v, k, null), s)))(x));
+  return tf.sub(tf.sub(back(op.kernel, a), back(wp, lo)), back(wn, hi));
+}
+
+/** The rule of a linear layer that reads the model input (RelevanceOptions.firstLayer), or null: the other layers' rule. */
+export function firstLayerRule(options: {
+  firstLayer?: 'same' | 'z-plus' | 'z-box';
+  low?: number;
+  high?: number;
+}): ((op: LinearOp, a: tf.Tensor, r: tf.Tensor) => tf.Tensor) | null {
+  switch (options.firstLayer ?? 'same') {
+    case 'z-plus':
+      return zPlusRule;
+    case 'z-box': {
+      const { low, high } = options;
+      if (low == null || high == null || !(low <= high))
+        throw new SegGradCamError(`the zᴮ first-layer rule needs input bounds low ≤ high, got ${String(low)} and ${String(high)}`, 'usage');
+      return (op, a, r) => zBoxRule(op, a, r, low, high);
+    }
+    default:
+      return null;
+  }
+}
+
+/** The refusal when a first-layer rule was asked for and no linear layer reads the model input. */
+export function noFirstLayer(rule: string | undefined, first: string): SegGradCamError {
+  return new SegGradCamError(
+    `the LRP first-layer rule ${String(rule)} needs a linear layer (convolution or dense) that reads the model input; '${first}' reads it`,
+    'model',
+  );
 }
