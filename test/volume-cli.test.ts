@@ -29,7 +29,11 @@ const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 };
-const maxOf = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (m: number, x: number) => Math.max(m, x), 0) as number;
+const maxOf = (a: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, a[i]);
+  return m;
+};
 
 async function library(data: Float32Array, dims: Dims3, region: VolumeRegion, method = 'seg-grad-cam', classId?: number) {
   await tf.setBackend('cpu');
