@@ -181,6 +181,23 @@ print(json.dumps({"same": bool(np.allclose(a.affine, b.affine, atol=1e-5)), "sha
     assert.ok(maxAbs(c.data, e1.cam) <= 1e-6 * Math.max(1, maxOf(e1.cam)), `raw ${maxAbs(c.data, e1.cam)}`);
   });
 
+  test('without -m and -i: the bundled 3-D model and sample (models/volume-synthetic)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sgc-vol-'));
+    const record = JSON.parse(readFileSync('models/volume-synthetic/training.json', 'utf8')) as { sample: { cubeCentre: number[] } };
+    const json = join(dir, 'o.json');
+    const out = join(dir, 'h.nii.gz');
+    const r = cli('explain-volume', '--voxel', record.sample.cubeCentre.join(','), '--class', '2', '--out', out, '--json', json);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(readFileSync(json, 'utf8')) as { class: number; dims: number[]; sliding: boolean; model: string };
+    assert.equal(j.class, 2);
+    assert.deepEqual(j.dims, [32, 40, 48]);
+    assert.equal(j.sliding, false);
+    assert.match(j.model, /volume-synthetic\/model\.onnx$/);
+    const h = await readNiftiFile(out);
+    const sample = await readNiftiFile('models/volume-synthetic/sample.nii.gz');
+    assert.deepEqual(h.affine, sample.affine);
+  });
+
   test('bad inputs: exit 2, one line, nothing written', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sgc-vol-'));
     const notNifti = join(dir, 'x.nii');
