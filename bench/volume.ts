@@ -67,7 +67,8 @@ async function main() {
   const model = await openVolumeModel(new Uint8Array(readFileSync(MODEL)), nodeRuntime, dims, { patch });
   const starts = patchStarts(dims, patch, 0.5);
   const first = x.subarray(0, PATCH ** 3).slice();
-  const lines: string[] = [machineLine(), `volume ${SIZE}³, patch ${PATCH}³, overlap 0.5: ${starts.length} patches; medians of ${RUNS}`];
+  const lines = { push: (...xs: string[]) => process.stdout.write(xs.map((x) => x + '\n').join('')) };
+  lines.push(machineLine(), `volume ${SIZE}³, patch ${PATCH}³, overlap 0.5: ${starts.length} patches; medians of ${RUNS}`);
   const forward = await timed(() => model.predict(first));
   lines.push(`plain forward, one patch: ${forward.toFixed(0)} ms`);
   const predict = await timed(() => predictSlidingWindow(model, x, dims));
@@ -106,7 +107,6 @@ async function main() {
     );
   else lines.push(`pytorch: skipped (${(torch.stderr || torch.error?.message || '').trim().split('\n').pop()})`);
   clearInterval(sampler);
-  process.stdout.write(lines.join('\n') + '\n');
 }
 
 await main();
