@@ -187,9 +187,15 @@ def write_nifti(folder, vol):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--out', default=ROOT)
+    ap.add_argument('--only', choices=['all', 'unet3d', 'nnunet'], default='all',
+                    help='which fixtures to write (nnunet: nnunet3d.onnx and its references only)')
     args = ap.parse_args()
     folder = args.out
     os.makedirs(folder, exist_ok=True)
+    if args.only in ('all', 'nnunet'):
+        export_nnunet(folder)
+    if args.only == 'nnunet':
+        return
 
     vol = synthetic_volume(SHAPE, SEED)
     aff, img1, nifti = write_nifti(folder, vol)
@@ -318,6 +324,134 @@ def export_ops3d(folder):
         json.dump({'file': 'ops3d.onnx', 'ops': dict(sorted(ops.items())), 'tensors': blob.index,
                    'note': 'S = sum(cotangent * logits); dSdx by torch.autograd.grad; float32 little-endian'}, f, separators=(',', ':'))
     print('ops3d', ops)
+
+
+class ConvIN(nn.Module):
+    """nnU-Net's conv block: Conv3d (3x3x3, stride 1 or 2) -> InstanceNorm3d (affine) -> LeakyReLU(0.01)."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, 3, stride=stride, padding=1)
+        self.norm = nn.InstanceNorm3d(cout, affine=True, eps=1e-5)
+        self.act = nn.LeakyReLU(0.01)
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class NNUNetLike(nn.Module):
+    """nnU-Net's PlainConvUNet in small: three stages of two conv blocks, downsampling by the first
+    block's stride-2 conv (no pooling), ConvTranspose3d up, concatenated skips, a 1x1x1 head per
+    decoder stage (deep supervision). Outputs: the 1/2-resolution head FIRST, then the full-resolution
+    one — the opposite of nnU-Net's order, so that a test shows the engine picks by resolution."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc0a, self.enc0b = ConvIN(1, 4), ConvIN(4, 4)
+        self.enc1a, self.enc1b = ConvIN(4, 8, 2), ConvIN(8, 8)
+        self.enc2a, self.enc2b = ConvIN(8, 16, 2), ConvIN(16, 16)
+        self.up1 = nn.ConvTranspose3d(16, 8, 2, stride=2)
+        self.dec1a, self.dec1b = ConvIN(16, 8), ConvIN(8, 8)
+        self.seg1 = nn.Conv3d(8, CLASSES, 1)
+        self.up0 = nn.ConvTranspose3d(8, 4, 2, stride=2)
+        self.dec0a, self.dec0b = ConvIN(8, 4), ConvIN(4, 4)
+        self.seg0 = nn.Conv3d(4, CLASSES, 1)
+
+    def forward(self, x):
+        e0 = self.enc0b(self.enc0a(x))
+        e1 = self.enc1b(self.enc1a(e0))
+        b = self.enc2b(self.enc2a(e1))
+        d1 = self.dec1b(self.dec1a(torch.cat([self.up1(b), e1], 1)))
+        d0 = self.dec0b(self.dec0a(torch.cat([self.up0(d1), e0], 1)))
+        return self.seg1(d1), self.seg0(d0)
+
+
+NN_LAYERS = [
+    ('encoder', 'enc0b.act', 'first encoder stage (full resolution)'),
+    ('bottleneck', 'enc2b.act', 'the bottleneck (1/4 resolution, reached by two stride-2 convs)'),
+    ('decoder', 'dec1b.act', 'the 1/2-resolution decoder stage (feeds the deep-supervision head seg1 and the next stage)'),
+]
+NN_SHAPE = (16, 16, 16)
+
+
+def export_nnunet(folder):
+    """nnunet3d.onnx (two outputs: ds1 at 1/2 resolution, then seg at full resolution) and
+    nnunet3d.json/.bin: PyTorch autograd references of S = sum_M y^c over the full-resolution
+    logits at three layers, voxel and box regions; both outputs' logits."""
+    torch.manual_seed(SEED + 20)
+    model = NNUNetLike()
+    g = torch.Generator().manual_seed(SEED + 21)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.InstanceNorm3d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) * 0.4 - 0.2)
+    model.eval()
+    x = torch.from_numpy(synthetic_volume(NN_SHAPE, SEED + 22))[None, None]
+    path = os.path.join(folder, 'nnunet3d.onnx')
+    with torch.no_grad():
+        torch.onnx.export(model, x, path, opset_version=OPSET, input_names=['input'], output_names=['ds1', 'seg'],
+                          do_constant_folding=True)
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    names = {}
+    for role, mpath, _ in NN_LAYERS:
+        prefix = '/' + mpath.replace('.', '/') + '/'
+        outs = [o for n in m.graph.node if n.name.startswith(prefix) for o in n.output]
+        if len(outs) != 1:
+            raise RuntimeError(f'{role}: {outs}')
+        names[role] = outs[0]
+    acts, hooks = {}, []
+    for role, mpath, _ in NN_LAYERS:
+        hooks.append(model.get_submodule(mpath).register_forward_hook(lambda mod, i, o, role=role: acts.__setitem__(role, o)))
+    ds1, seg = model(x)
+    for h in hooks:
+        h.remove()
+    _, k, d, h, w = seg.shape
+    vz, vy, vx = 6, 8, 5
+    c = int(seg[0, :, vz, vy, vx].argmax())
+    box = [3, 4, 2, 9, 11, 8]
+    masks = {'voxel': torch.zeros(d, h, w), 'box': torch.zeros(d, h, w)}
+    masks['voxel'][vz, vy, vx] = 1
+    masks['box'][box[0]: box[3] + 1, box[1]: box[4] + 1, box[2]: box[5] + 1] = 1
+    blob = Blob()
+    blob.add('input', x)
+    blob.add('logits', seg)
+    blob.add('logits/ds1', ds1)
+    roles = [r for r, _, _ in NN_LAYERS]
+    for role in roles:
+        blob.add(f'A/{role}', acts[role])
+    scores = {}
+    for rname, msk in masks.items():
+        s = (seg[0, c] * msk).sum()
+        scores[rname] = float(s)
+        grads = torch.autograd.grad(s, [acts[r] for r in roles], retain_graph=True)
+        for role, gr in zip(roles, grads):
+            alpha = gr.mean(dim=(2, 3, 4))[0]
+            lin = (alpha[:, None, None, None] * acts[role][0]).sum(0)
+            blob.add(f'dSdA/{role}/{rname}', gr)
+            blob.add(f'alpha/{role}/{rname}', alpha)
+            blob.add(f'cam/{role}/{rname}', torch.relu(lin))
+            blob.add(f'camLinear/{role}/{rname}', lin)
+    blob.write(os.path.join(folder, 'nnunet3d.bin'))
+    ops = {}
+    for n in m.graph.node:
+        ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    ref = {
+        'model': 'nnunet3d', 'file': 'nnunet3d.onnx', 'torch': torch.__version__, 'opset': OPSET,
+        'ops': dict(sorted(ops.items())), 'parameters': sum(p.numel() for p in model.parameters()),
+        'input': {'name': 'input', 'shape': list(x.shape)},
+        'outputs': [{'name': 'ds1', 'shape': list(ds1.shape), 'note': 'deep supervision, 1/2 resolution (listed first on purpose)'},
+                    {'name': 'seg', 'shape': list(seg.shape), 'note': 'the full-resolution logits: the one explained'}],
+        'class': c, 'regions': {'voxel': {'voxel': [vz, vy, vx]}, 'box': {'box': box}}, 'scores': scores,
+        'layers': [{'role': role, 'onnx': names[role], 'module': mpath, 'shape': list(acts[role].shape), 'why': why}
+                   for role, mpath, why in NN_LAYERS],
+        'bin': 'nnunet3d.bin', 'tensors': blob.index,
+        'tensorNote': 'as reference.json: float32 little-endian, A and dSdA [1, C, d, h, w], alpha = mean over d*h*w; S over the output seg',
+    }
+    with open(os.path.join(folder, 'nnunet3d.json'), 'w') as f:
+        json.dump(ref, f, separators=(',', ':'))
+    print(json.dumps({k: ref[k] for k in ('ops', 'parameters', 'class', 'scores', 'layers')}, indent=1))
 
 
 if __name__ == '__main__':

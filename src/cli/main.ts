@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { batchCommand } from './commands/batch.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { explainCommand } from './commands/explain.js';
+import { explainVolumeCommand } from './commands/explain-volume.js';
 import { layersCommand } from './commands/layers.js';
 import { predictCommand } from './commands/predict.js';
 import { trainCommand } from './commands/train.js';
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     evaluateCommand(),
     batchCommand(),
     workerCommand(),
+    explainVolumeCommand(),
   ]) {
     program.addCommand(cmd.exitOverride().configureOutput(oneLineErrors));
   }

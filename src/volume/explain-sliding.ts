@@ -12,8 +12,14 @@
  * voxels (nearest: a layer cell covers patch/layer voxels per axis), blended over the touched
  * patches with the same Gaussian weights as the logits, then ReLU. Voxels no touched patch
  * covers get 0.
+ *
+ * Other methods (options.method, src/volume/methods.ts) follow the same rule: the method sees the
+ * cells of every touched patch side by side as one set of positions (for Seg-Grad-CAM that is the
+ * α above), its map before the ReLU is blended as above, then ReLU.
  */
 import { SegGradCamError } from '../errors.js';
+import type { MethodOptions } from '../methods/index.js';
+import { checkVolumeMethod, volumeCam } from './methods.js';
 import type { OnnxVolumeModel } from './onnx-volume.js';
 import type { Dims3 } from './regions.js';
 import { gaussianImportance, slidingWindowGradient, type SlidingWindowOptions } from './sliding-window.js';
@@ -27,6 +33,16 @@ export interface SlidingExplanation {
   patches: Array<{ start: Dims3; alpha: Float32Array }>;
   /** Patches that do not touch M (no backward run). */
   skipped: number;
+  /** The method's channel weights (= alpha), null for methods without them (alpha is then empty). */
+  weights?: Float32Array | null;
+  /** S = Σ cot · Y over the blended logits, from the touched patches (the only ones that cover M). */
+  score?: number;
+}
+
+export interface SlidingExplainOptions extends SlidingWindowOptions {
+  /** A method of VOLUME_METHODS (default seg-grad-cam). */
+  method?: string;
+  methodOptions?: MethodOptions;
 }
 
 export async function explainSlidingWindow(
@@ -35,8 +51,9 @@ export async function explainSlidingWindow(
   dims: Dims3,
   layer: string,
   cotangent: Float32Array,
-  options: SlidingWindowOptions = {},
+  options: SlidingExplainOptions = {},
 ): Promise<SlidingExplanation> {
+  const method = checkVolumeMethod(options.method ?? 'seg-grad-cam');
   const r = await slidingWindowGradient(model, volume, dims, layer, cotangent, options);
   if (r.patches.length === 0) throw new SegGradCamError('the region touches no patch', 'region');
   const shape = r.patches[0].shape;
@@ -55,16 +72,41 @@ export async function explainSlidingWindow(
     }
     return a;
   });
-  const alpha = new Float32Array(ch);
+  let score = 0;
+  for (const p of r.patches)
+    if (p.logits && p.cotangent) for (let i = 0; i < p.cotangent.length; i++) score += p.cotangent[i] * p.logits[i];
+  let alpha = new Float32Array(ch);
   for (let k = 0; k < ch; k++) alpha[k] = perPatch.reduce((s, a) => s + a[k], 0) / perPatch.length;
+  let methodWeights: Float32Array | null = alpha;
+  // Other methods: every touched patch's cells side by side ([C, P·n]), one method run.
+  let cellMaps: Float64Array[] | null = null;
+  if (method !== 'seg-grad-cam' || options.methodOptions?.negative) {
+    const P = r.patches.length;
+    const a = new Float32Array(ch * P * n);
+    const g = new Float32Array(ch * P * n);
+    r.patches.forEach((p, i) => {
+      for (let k = 0; k < ch; k++) {
+        a.set(p.activations.subarray(k * n, (k + 1) * n), (k * P + i) * n);
+        g.set(p.gradients.subarray(k * n, (k + 1) * n), (k * P + i) * n);
+      }
+    });
+    const m = volumeCam(method, options.methodOptions ?? {}, a, g, ch);
+    const map = options.methodOptions?.negative ? Float32Array.from(m.linear, (x) => -x) : m.linear;
+    cellMaps = r.patches.map((_, i) => Float64Array.from(map.subarray(i * n, (i + 1) * n)));
+    methodWeights = m.weights;
+    alpha = m.weights ? Float32Array.from(m.weights) : new Float32Array(0);
+  }
 
   const weights = gaussianImportance(patch, options.sigmaScale ?? 1 / 8);
   const V = dims[0] * dims[1] * dims[2];
   const num = new Float64Array(V);
   const den = new Float64Array(V);
-  for (const p of r.patches) {
-    const lin = new Float64Array(n);
-    for (let k = 0; k < ch; k++) for (let u = 0; u < n; u++) lin[u] += alpha[k] * p.activations[k * n + u];
+  for (const [i, p] of r.patches.entries()) {
+    let lin = cellMaps?.[i];
+    if (!lin) {
+      lin = new Float64Array(n);
+      for (let k = 0; k < ch; k++) for (let u = 0; u < n; u++) lin[u] += alpha[k] * p.activations[k * n + u];
+    }
     let q = 0;
     for (let d = 0; d < patch[0]; d++)
       for (let h = 0; h < patch[1]; h++)
@@ -77,5 +119,12 @@ export async function explainSlidingWindow(
   }
   const cam = new Float32Array(V);
   for (let v = 0; v < V; v++) if (den[v] > 0) cam[v] = Math.max(num[v] / den[v], 0);
-  return { alpha, cam, patches: r.patches.map((p, i) => ({ start: p.start, alpha: perPatch[i] })), skipped: r.skipped };
+  return {
+    alpha,
+    cam,
+    patches: r.patches.map((p, i) => ({ start: p.start, alpha: perPatch[i] })),
+    skipped: r.skipped,
+    weights: methodWeights,
+    score,
+  };
 }

@@ -5,6 +5,8 @@
  * or the region depends on the prediction).
  */
 import { SegGradCamError } from '../errors.js';
+import type { MethodOptions } from '../methods/index.js';
+import { checkVolumeMethod, finerCotangent, volumeCam } from './methods.js';
 import type { OnnxVolumeModel } from './onnx-volume.js';
 import { volumeRegionMask, type Dims3, type VolumeRegion } from './regions.js';
 
@@ -14,17 +16,25 @@ export interface VolumeExplainOptions {
   classId?: number;
   /** A layer of model.layers() (default: the last layer before the logits with the smallest grid, the bottleneck). */
   layer?: string;
+  /** A method of VOLUME_METHODS (default 'seg-grad-cam'; src/volume/methods.ts). */
+  method?: string;
+  /** The method's options (negative, kernel, gamma, sigmas, comparisons, finerAlpha). */
+  methodOptions?: MethodOptions;
 }
 
 export interface VolumeExplanation {
   layer: string;
+  /** The method that made the map. */
+  method: string;
   classId: number;
   score: number;
-  /** [C] */
+  /** [C]: the channel weights (Seg-Grad-CAM's α; an empty array for methods without channel weights). */
   alpha: Float32Array;
-  /** ReLU(Σ α_k A^k), [d, h, w] of the layer, not normalised. */
+  /** The channel weights, null for methods without them (hires-cam, layer-cam, kpca-cam). */
+  weights: Float32Array | null;
+  /** ReLU(Σ α_k A^k) (or the method's map), [d, h, w] of the layer, not normalised. */
   cam: Float32Array;
-  /** Σ α_k A^k before the ReLU. */
+  /** Σ α_k A^k before the ReLU (other methods: their map before the ReLU, see VolumeCamResult.linear). */
   camLinear: Float32Array;
   camDims: Dims3;
   /** M on the logits grid. */
@@ -59,54 +69,113 @@ export function defaultVolumeLayer(model: OnnxVolumeModel): string {
   return best.name;
 }
 
+/**
+ * M on the logits grid and the class: the class given, or the one with the largest summed logit
+ * over M (for 'component', over its seed voxel). `logits` ([1, K, d, h, w]) is needed when the class
+ * is not given or the region depends on the prediction ('class', 'component'); null otherwise.
+ */
+export function resolveVolumeRegion(
+  region: VolumeRegion,
+  classId: number | undefined,
+  logits: Float32Array | null,
+  k: number,
+  inputDims: Dims3,
+  outputDims: Dims3,
+): { mask: Float32Array; classId: number } {
+  if (classId != null && (!Number.isInteger(classId) || classId < 0 || classId >= k))
+    throw new SegGradCamError(`class ${classId} is not one of the model's ${k} classes (0..${k - 1})`, 'class');
+  const kind = region.kind;
+  const ctx = { inputDims, outputDims };
+  if (!logits) {
+    if (classId == null || kind === 'class' || kind === 'component')
+      throw new SegGradCamError(`a '${kind}' region needs the prediction`, 'region');
+    return { mask: volumeRegionMask(region, ctx), classId };
+  }
+  const n = outputDims[0] * outputDims[1] * outputDims[2];
+  const labels = argmaxLabels(logits, k);
+  let c = classId;
+  if (c == null) {
+    // The class of the region: for the label-based kinds, the prediction at their voxel or M's logits.
+    const seedMask =
+      kind === 'component'
+        ? volumeRegionMask({ kind: 'voxel', voxel: region.voxel }, ctx)
+        : kind === 'class'
+          ? null
+          : volumeRegionMask(region, ctx);
+    if (!seedMask) throw new SegGradCamError("a 'class' region needs the class (classId)", 'class');
+    let best = -Infinity;
+    for (let j = 0; j < k; j++) {
+      let s = 0;
+      for (let v = 0; v < n; v++) if (seedMask[v] !== 0) s += logits[j * n + v];
+      if (s > best) {
+        best = s;
+        c = j;
+      }
+    }
+  }
+  return { mask: volumeRegionMask(region, { ...ctx, labels, classIndex: c }), classId: c as number };
+}
+
+/** Whether the class or M (or the method's objective) needs a prediction before the gradient run. */
+export const needsVolumePrediction = (options: VolumeExplainOptions): boolean =>
+  options.classId == null || options.region.kind === 'class' || options.region.kind === 'component' || options.method === 'finer-cam';
+
+/** The cotangent over logits [1, K, n] of S: M × the class one-hot, or the Finer-CAM objective. */
+export function volumeCotangent(
+  options: VolumeExplainOptions,
+  mask: Float32Array,
+  classId: number,
+  k: number,
+  logits: Float32Array | null,
+): Float32Array {
+  const n = mask.length;
+  if (options.method === 'finer-cam') {
+    if (!logits) throw new SegGradCamError('finer-cam needs the prediction', 'usage');
+    const o = options.methodOptions ?? {};
+    return finerCotangent(logits, k, mask, classId, o.comparisons ?? 3, o.finerAlpha ?? 1).cotangent;
+  }
+  const cotangent = new Float32Array(k * n);
+  cotangent.set(mask, classId * n);
+  return cotangent;
+}
+
 export async function explainVolume(
   model: OnnxVolumeModel,
   input: Float32Array,
   options: VolumeExplainOptions,
 ): Promise<VolumeExplanation> {
+  const method = checkVolumeMethod(options.method ?? 'seg-grad-cam');
   const layer = options.layer ?? defaultVolumeLayer(model);
   model.resolve(layer);
   const [, k, d, h, w] = model.logitsDims;
   const [, , D, H, W] = model.inputDims;
-  const n = d * h * w;
-  const kind = options.region.kind;
-  const needsPrediction = options.classId == null || kind === 'class' || kind === 'component';
-  let classId = options.classId;
-  if (classId != null && (!Number.isInteger(classId) || classId < 0 || classId >= k))
-    throw new SegGradCamError(`class ${classId} is not one of the model's ${k} classes (0..${k - 1})`, 'class');
-  let mask: Float32Array;
-  if (needsPrediction) {
-    const logits = await model.predict(input);
-    const labels = argmaxLabels(logits, k);
-    if (classId == null) {
-      // The class of the region: for the label-based kinds, the prediction at their voxel or M's logits.
-      const seedMask =
-        kind === 'component'
-          ? volumeRegionMask({ kind: 'voxel', voxel: options.region.voxel }, { inputDims: [D, H, W], outputDims: [d, h, w] })
-          : kind === 'class'
-            ? null
-            : volumeRegionMask(options.region, { inputDims: [D, H, W], outputDims: [d, h, w] });
-      if (!seedMask) throw new SegGradCamError("a 'class' region needs the class (classId)", 'class');
-      let best = -Infinity;
-      for (let c = 0; c < k; c++) {
-        let s = 0;
-        for (let v = 0; v < n; v++) if (seedMask[v] !== 0) s += logits[c * n + v];
-        if (s > best) {
-          best = s;
-          classId = c;
-        }
-      }
-    }
-    mask = volumeRegionMask(options.region, { inputDims: [D, H, W], outputDims: [d, h, w], labels, classIndex: classId });
-  } else mask = volumeRegionMask(options.region, { inputDims: [D, H, W], outputDims: [d, h, w] });
-  const c = classId as number;
-  const cotangent = new Float32Array(k * n);
-  cotangent.set(mask, c * n);
+  if (options.classId != null && (!Number.isInteger(options.classId) || options.classId < 0 || options.classId >= k))
+    throw new SegGradCamError(`class ${options.classId} is not one of the model's ${k} classes (0..${k - 1})`, 'class');
+  const logits0 = needsVolumePrediction(options) ? await model.predict(input) : null;
+  const { mask, classId: c } = resolveVolumeRegion(options.region, options.classId, logits0, k, [D, H, W], [d, h, w]);
+  const cotangent = volumeCotangent(options, mask, c, k, logits0);
   const g = await model.gradient(input, layer, cotangent);
   let score = 0;
-  for (let v = 0; v < n; v++) if (mask[v] !== 0) score += g.logits[c * n + v];
-  const { alpha, cam, camLinear } = gradCam3d(g.activations, g.gradients, g.shape);
-  return { layer, classId: c, score, alpha, cam, camLinear, camDims: [g.shape[2], g.shape[3], g.shape[4]], mask, logits: g.logits };
+  for (let i = 0; i < cotangent.length; i++) if (cotangent[i] !== 0) score += cotangent[i] * g.logits[i];
+  const camDims: Dims3 = [g.shape[2], g.shape[3], g.shape[4]];
+  if (method === 'seg-grad-cam' && !options.methodOptions?.negative) {
+    const { alpha, cam, camLinear } = gradCam3d(g.activations, g.gradients, g.shape);
+    return { layer, method, classId: c, score, alpha, weights: alpha, cam, camLinear, camDims, mask, logits: g.logits };
+  }
+  const r = volumeCam(method, options.methodOptions ?? {}, g.activations, g.gradients, g.shape[1]);
+  return {
+    layer,
+    method,
+    classId: c,
+    score,
+    alpha: r.weights ?? new Float32Array(0),
+    weights: r.weights,
+    cam: r.cam,
+    camLinear: r.linear,
+    camDims,
+    mask,
+    logits: g.logits,
+  };
 }
 
 /** α (the mean of ∂S/∂A^k over d·h·w, in float64) and the CAM from A and ∂S/∂A [1, C, d, h, w]. */

@@ -35,6 +35,31 @@ export interface VolumeGradient {
 
 const prod = (xs: readonly number[]) => xs.reduce((a, b) => a * b, 1);
 
+/**
+ * The output a volume model is explained at: the one named, else the 5-D output with the most
+ * voxels (the first of ties) — the full-resolution head of a deep-supervision network, whose other
+ * outputs are the same segmentation at ½, ¼, … resolution.
+ */
+export function chooseOutput(names: string[], dims: (name: string) => readonly number[], wanted?: string): string {
+  if (wanted !== undefined) {
+    if (!names.includes(wanted))
+      throw new SegGradCamError(`the model has no output '${wanted}'; its outputs: ${names.join(', ')}`, 'model');
+    return wanted;
+  }
+  let best = names[0];
+  let most = -1;
+  for (const n of names) {
+    const d = dims(n);
+    if (d.length !== 5) continue;
+    const v = d[2] * d[3] * d[4];
+    if (v > most) {
+      most = v;
+      best = n;
+    }
+  }
+  return best;
+}
+
 export class OnnxVolumeModel {
   readonly inputName: string;
   /** [1, C, D, H, W]. */
@@ -75,7 +100,14 @@ export class OnnxVolumeModel {
   static async create(
     bytes: Uint8Array,
     ort: OrtRuntime,
-    options: { sessionOptions?: InferenceSession.SessionOptions; depth?: number; height?: number; width?: number } = {},
+    options: {
+      sessionOptions?: InferenceSession.SessionOptions;
+      depth?: number;
+      height?: number;
+      width?: number;
+      /** The output to explain (default: the 5-D output with the most voxels, the first of ties: the full-resolution one of a deep-supervision net). */
+      output?: string;
+    } = {},
   ): Promise<OnnxVolumeModel> {
     const model = decodeModel(bytes);
     const opset = defaultOpset(model);
@@ -110,9 +142,13 @@ export class OnnxVolumeModel {
         throw new SegGradCamError(`the model's input ${what[i]} is free ('${d.dimParam ?? '?'}'): give the ${what[i]} to use`, 'shape');
       return gv;
     });
-    const outputName = g.output[0]?.name;
-    if (!outputName) throw new SegGradCamError('the model has no output', 'model');
+    if (g.output.length === 0) throw new SegGradCamError('the model has no output', 'model');
     const probe = await probeShapes(ort, model, input.name, ncdhw);
+    const outputName = chooseOutput(
+      g.output.map((o) => o.name),
+      (name) => probe.get(name)?.dims ?? [],
+      options.output,
+    );
     const analysis = new GraphAnalysis(model, probe, { inputName: input.name, outputName, opset });
     if (analysis.shape(outputName).length !== 5)
       throw new SegGradCamError(

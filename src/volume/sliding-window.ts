@@ -22,6 +22,8 @@ export interface SlidingWindowOptions {
   overlap?: number;
   /** σ of the importance map as a fraction of the patch size (default 1/8, nnU-Net's and MONAI's). */
   sigmaScale?: number;
+  /** Called after each patch's run (predict or gradient): patches done, patches planned. */
+  onPatch?: (done: number, total: number, stage: 'predict' | 'gradient') => void;
 }
 
 /** Window starts along one axis. */
@@ -123,9 +125,11 @@ export async function predictSlidingWindow(
   const n = dims[0] * dims[1] * dims[2];
   const m = p.patch[0] * p.patch[1] * p.patch[2];
   const acc = new Float64Array(p.classes * n);
+  let done = 0;
   for (const s of p.starts) {
     const y = await model.predict(cropPatch(volume, p.channels, dims, s, p.patch));
     for (let k = 0; k < p.classes; k++) forPatch(dims, s, p.patch, (v, u) => (acc[k * n + v] += p.weights[u] * y[k * m + u]));
+    options.onPatch?.(++done, p.starts.length, 'predict');
   }
   const logits = new Float32Array(p.classes * n);
   for (let k = 0; k < p.classes; k++) for (let v = 0; v < n; v++) logits[k * n + v] = acc[k * n + v] / p.total[v];
@@ -138,6 +142,9 @@ export interface PatchGradient {
   activations: Float32Array;
   gradients: Float32Array;
   shape: number[];
+  /** The patch's logits [1, K, pd, ph, pw] and the cotangent it was given (S = Σ_p Σ cotangent · logits). */
+  logits?: Float32Array;
+  cotangent?: Float32Array;
 }
 
 /**
@@ -160,6 +167,7 @@ export async function slidingWindowGradient(
   const m = p.patch[0] * p.patch[1] * p.patch[2];
   const patches: PatchGradient[] = [];
   let skipped = 0;
+  let done = 0;
   for (const s of p.starts) {
     const c = new Float32Array(p.classes * m);
     let touches = false;
@@ -173,10 +181,12 @@ export async function slidingWindowGradient(
       });
     if (!touches) {
       skipped++;
+      options.onPatch?.(++done, p.starts.length, 'gradient');
       continue;
     }
     const r = await model.gradient(cropPatch(volume, p.channels, dims, s, p.patch), layer, c);
-    patches.push({ start: s, activations: r.activations, gradients: r.gradients, shape: r.shape });
+    patches.push({ start: s, activations: r.activations, gradients: r.gradients, shape: r.shape, logits: r.logits, cotangent: c });
+    options.onPatch?.(++done, p.starts.length, 'gradient');
   }
   return { patches, skipped, starts: p.starts };
 }

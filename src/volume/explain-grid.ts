@@ -1,0 +1,161 @@
+/**
+ * One explanation on the grid of the volume, whatever its size: a volume the size of the model's
+ * input goes through one run (explainVolume, the CAM brought to the voxels by camOnVolume); a
+ * larger one through sliding windows (predictSlidingWindow when the class or M needs the
+ * prediction, then explainSlidingWindow). What the CLI's explain-volume and the explorer call.
+ */
+import type { InferenceSession } from 'onnxruntime-common';
+import { SegGradCamError } from '../errors.js';
+import type { OrtRuntime } from '../engine/onnx/options.js';
+import { decodeModel } from '../engine/onnx/proto.js';
+import { explainSlidingWindow } from './explain-sliding.js';
+import {
+  camOnVolume,
+  defaultVolumeLayer,
+  explainVolume,
+  needsVolumePrediction,
+  resolveVolumeRegion,
+  volumeCotangent,
+  type VolumeExplainOptions,
+} from './explain.js';
+import { checkVolumeMethod } from './methods.js';
+import { OnnxVolumeModel } from './onnx-volume.js';
+import type { Dims3 } from './regions.js';
+import { predictSlidingWindow, type SlidingWindowOptions } from './sliding-window.js';
+
+/** The model input's sizes [batch, C, D, H, W] as declared: a number, or null where the size is free. */
+export function volumeModelInputDims(bytes: Uint8Array): Array<number | null> {
+  const g = decodeModel(bytes).graph;
+  const inits = new Set(g.initializer.map((t) => t.name));
+  const inputs = g.input.filter((i) => !inits.has(i.name));
+  if (inputs.length !== 1) throw new SegGradCamError(`unsupported volume model: expected one input, got ${inputs.length}`, 'model');
+  const dims = inputs[0].type?.tensorType?.shape?.dim ?? [];
+  if (dims.length !== 5)
+    throw new SegGradCamError(
+      `not a volume model: its input has rank ${dims.length}, expected [batch, channels, depth, height, width]`,
+      'model',
+    );
+  return dims.map((d) => (d.dimValue != null && Number(d.dimValue) > 0 ? Number(d.dimValue) : null));
+}
+
+/**
+ * Opens a volume model for a volume of `volume` voxels ([D, H, W]): fixed input sizes are the
+ * patch; free sizes take `patch` when given, else the volume's (one run over the whole volume).
+ * A given patch must agree with the model's fixed sizes.
+ */
+export async function openVolumeModel(
+  bytes: Uint8Array,
+  ort: OrtRuntime,
+  volume: Dims3,
+  options: { patch?: Dims3; sessionOptions?: InferenceSession.SessionOptions; output?: string } = {},
+): Promise<OnnxVolumeModel> {
+  const declared = volumeModelInputDims(bytes);
+  const size = (i: number): number => {
+    const fixed = declared[i + 2];
+    const want = options.patch?.[i];
+    if (fixed != null && want != null && fixed !== want)
+      throw new SegGradCamError(
+        `the patch's ${['depth', 'height', 'width'][i]} (${want}) differs from the model's fixed input (${fixed})`,
+        'usage',
+      );
+    return fixed ?? want ?? volume[i];
+  };
+  const [depth, height, width] = [size(0), size(1), size(2)];
+  return OnnxVolumeModel.create(bytes, ort, { depth, height, width, sessionOptions: options.sessionOptions, output: options.output });
+}
+
+export interface VolumeGridOptions extends VolumeExplainOptions, SlidingWindowOptions {}
+
+export interface VolumeGridExplanation {
+  method: string;
+  layer: string;
+  classId: number;
+  /** S = Σ cot · Y over the (blended) logits (Σ_M y^c for every method but finer-cam). */
+  score: number;
+  /** The channel weights (empty for methods without them); over patches: one α, see explain-sliding.ts. */
+  alpha: Float32Array;
+  weights: Float32Array | null;
+  /** The raw CAM on the volume grid [D, H, W], not normalised. */
+  cam: Float32Array;
+  /** M on the volume grid (0/1). */
+  mask: Float32Array;
+  dims: Dims3;
+  /** The layer's grid ([d, h, w] of one patch). */
+  camDims: Dims3;
+  sliding: boolean;
+  /** Patches planned, run backward, skipped (1, 1, 0 without sliding windows). */
+  patches: { total: number; touched: number; skipped: number };
+  timings: { predictMs: number; explainMs: number; totalMs: number };
+}
+
+const spatial = (model: OnnxVolumeModel): Dims3 => [model.inputDims[2], model.inputDims[3], model.inputDims[4]];
+
+/** Explains M of a [C, D, H, W] volume on its own grid (see the module note). */
+export async function explainVolumeGrid(
+  model: OnnxVolumeModel,
+  volume: Float32Array,
+  dims: Dims3,
+  options: VolumeGridOptions,
+): Promise<VolumeGridExplanation> {
+  const t0 = performance.now();
+  const method = checkVolumeMethod(options.method ?? 'seg-grad-cam');
+  const patch = spatial(model);
+  const channels = model.inputDims[1];
+  const V = dims[0] * dims[1] * dims[2];
+  if (volume.length !== channels * V)
+    throw new SegGradCamError(
+      `the model reads ${channels} channel(s); a ${dims.join('x')} volume of ${volume.length} values is not that`,
+      'shape',
+    );
+  const layer = options.layer ?? defaultVolumeLayer(model);
+  model.resolve(layer);
+  if (patch.every((p, i) => p === dims[i])) {
+    const e = await explainVolume(model, volume, { ...options, method, layer });
+    const [, , d, h, w] = model.logitsDims;
+    const t1 = performance.now();
+    return {
+      method,
+      layer,
+      classId: e.classId,
+      score: e.score,
+      alpha: e.alpha,
+      weights: e.weights,
+      cam: camOnVolume(e.cam, e.camDims, dims),
+      mask: camOnVolume(e.mask, [d, h, w], dims),
+      dims,
+      camDims: e.camDims,
+      sliding: false,
+      patches: { total: 1, touched: 1, skipped: 0 },
+      timings: { predictMs: 0, explainMs: t1 - t0, totalMs: t1 - t0 },
+    };
+  }
+  if (patch.some((p, i) => p > dims[i]))
+    throw new SegGradCamError(
+      `the volume (${dims.join('x')}) is smaller than the model's patch (${patch.join('x')}) along an axis: pad it first`,
+      'shape',
+    );
+  const k = model.logitsDims[1];
+  let logits: Float32Array | null = null;
+  if (needsVolumePrediction({ ...options, method })) logits = (await predictSlidingWindow(model, volume, dims, options)).logits;
+  const t1 = performance.now();
+  const { mask, classId } = resolveVolumeRegion(options.region, options.classId, logits, k, dims, dims);
+  const cotangent = volumeCotangent({ ...options, method }, mask, classId, k, logits);
+  const r = await explainSlidingWindow(model, volume, dims, layer, cotangent, { ...options, method });
+  const t2 = performance.now();
+  const [, , ld, lh, lw] = model.analysis.shape(model.resolve(layer));
+  return {
+    method,
+    layer,
+    classId,
+    score: r.score ?? NaN,
+    alpha: r.alpha,
+    weights: r.weights ?? null,
+    cam: r.cam,
+    mask,
+    dims,
+    camDims: [ld, lh, lw],
+    sliding: true,
+    patches: { total: r.patches.length + r.skipped, touched: r.patches.length, skipped: r.skipped },
+    timings: { predictMs: t1 - t0, explainMs: t2 - t1, totalMs: t2 - t0 },
+  };
+}
