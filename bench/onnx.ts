@@ -25,6 +25,7 @@ import { findTorch, startTorchServer, uniform, type TorchServer } from '../scrip
 import { buildUnet } from '../scripts/onnx/unet.js';
 import { unetLayersModel } from '../scripts/onnx/unet-tfjs.js';
 import { machineLine, median, timeInterleaved, timeRuns } from './timing.js';
+import { bench1024 } from './onnx-1024.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 /** Explanations in the ONNX memory soak (BENCH_SOAK; 0 to skip). */
@@ -376,3 +377,5 @@ async function benchTfjs(unet: ReturnType<typeof buildUnet>, image: RgbaImage) {
 }
 
 await main();
+// The 1024x1024 nested U-Net against ONNX Runtime's plain forward (memory and time ratios).
+await bench1024();

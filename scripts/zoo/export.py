@@ -7,6 +7,7 @@ python3-pil; nothing is downloaded, weights are random under torch.manual_seed):
   /usr/bin/python3 scripts/zoo/export.py                  # the committed small models
   /usr/bin/python3 scripts/zoo/export.py torchvision      # FCN/DeepLabV3/LRASPP -> fixtures/zoo/generated/
   /usr/bin/python3 scripts/zoo/export.py all --u2net-1024 # everything, plus the 1024x1024 nested U-Net
+  /usr/bin/python3 scripts/zoo/export.py none --u2net-1024 # only the 1024x1024 nested U-Net (the memory bench's)
   /usr/bin/python3 scripts/zoo/export.py segformer-b0-like --out /tmp/zoo
 
 Per model, in <root>/<name>/ (committed models) or <root>/generated/<name>/ (the rest):
@@ -307,13 +308,15 @@ def export_model(name, root, size=None, suffix=''):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('names', nargs='*', help="model names, 'committed' (default), 'torchvision' or 'all'")
+    ap.add_argument('names', nargs='*', help="model names, 'committed' (default), 'torchvision', 'all' or 'none'")
     ap.add_argument('--out', default=ROOT, help='root folder (default fixtures/zoo)')
     ap.add_argument('--u2net-1024', action='store_true', help='also the nested U-Net at 1024x1024 (generated/u2net-like-1024)')
     args = ap.parse_args()
     names = []
     for n in args.names or ['committed']:
-        if n == 'all':
+        if n == 'none':
+            pass
+        elif n == 'all':
             names += list(MODELS)
         elif n == 'committed':
             names += [k for k, v in MODELS.items() if v['commit']]

@@ -26,6 +26,14 @@ export interface OnnxAdapterOptions {
    * backward graph once, then are cached; `activation()` of an uncached layer throws until then).
    */
   cacheLayers?: 'all' | string[];
+  /**
+   * A forward pass asked for one layer's gradient keeps what that layer's backward part reads
+   * (so a second region on the same image runs the backward part alone) only when it holds at
+   * most this many bytes (default DEFAULT_CACHE_BYTES); past it, the pass keeps the logits and
+   * the layer, and a second region runs the forward and backward graph again. At 1024x1024 the
+   * backward part of a nested U-Net reads GBs of decoder activations (docs/onnx.md).
+   */
+  cacheBytes?: number;
   /** Layers whose compiled gradient sessions are kept (default 8). */
   maxCompiledLayers?: number;
   /** Cotangents stacked per backward run in gradientBatch (default 4: larger stacks outgrow the caches). */
@@ -42,6 +50,9 @@ export interface OnnxAdapterOptions {
    */
   grid?: [number, number];
 }
+
+/** The default cacheBytes: 256 MiB. */
+export const DEFAULT_CACHE_BYTES = 256 * 2 ** 20;
 
 /**
  * Session defaults. Spinning is off: every session has its own intra-op thread pool, and a pool

@@ -1,11 +1,24 @@
 /**
- * One run of a model on zeros with every node output exposed: the shape, element type and (for
+ * One run of a model on zeros that reports every node output: the shape, element type and (for
  * small tensors: shape arithmetic) the values of every tensor. The graph analysis reads it.
+ *
+ * Every node output T gets two small probe outputs instead of being an output itself: Shape(T)
+ * and the first 65 elements of T flattened (its element type, and all its values when it has at
+ * most 64). ONNX Runtime then frees each activation after its last reader, as in a plain forward
+ * run: exposing every node output kept all of them alive at once and copied them to JS (at
+ * 1024x1024 a nested U-Net's probe peaked at several GB, docs/onnx.md). Files on which that
+ * graph does not run (opset < 10, a sequence-typed output) are probed the old way.
  */
+import type { InferenceSession } from 'onnxruntime-common';
 import { ORT_TYPES, type ProbedTensor } from './analysis.js';
 import { DEFAULT_SESSION_OPTIONS, type OrtRuntime } from './options.js';
 import { runtimeError } from './prepare.js';
-import { DataType, encodeModel, type ModelProto } from './proto.js';
+import { DataType, defaultOpset, encodeModel, type ModelProto, type NodeProto } from './proto.js';
+import { int64Tensor } from './tensor.js';
+
+/** Values read back for tensors of at most this many elements. */
+const SMALL = 64;
+const PREFIX = 'sgc/probe/';
 
 export async function probeShapes(
   ort: OrtRuntime,
@@ -13,18 +26,30 @@ export async function probeShapes(
   inputName: string,
   dims: number[],
 ): Promise<Map<string, ProbedTensor>> {
-  const g = model.graph;
-  const probeModel: ModelProto = { ...model, graph: { ...g, output: [...g.output], valueInfo: [] } };
-  const declared = new Set(g.output.map((o) => o.name));
-  for (const n of g.node) {
-    for (const o of n.output) {
-      if (!o || declared.has(o)) continue;
-      declared.add(o);
-      probeModel.graph.output.push({ name: o });
+  const tensors = nodeOutputs(model);
+  let probe: Map<string, ProbedTensor> | null = null;
+  if (defaultOpset(model) >= 10) {
+    try {
+      probe = await leanProbe(ort, model, tensors, inputName, dims);
+    } catch {
+      // The probe graph does not run on this file: the full probe says why, if it fails too.
     }
   }
-  const probe = new Map<string, ProbedTensor>();
-  const session = await ort.InferenceSession.create(encodeModel(probeModel), {
+  probe ??= await fullProbe(ort, model, tensors, inputName, dims);
+  probe.set(inputName, { dims, dataType: DataType.FLOAT });
+  return probe;
+}
+
+/** Every node output, the graph's outputs first (as the full probe lists them). */
+function nodeOutputs(model: ModelProto): string[] {
+  const g = model.graph;
+  const names = new Set(g.output.map((o) => o.name));
+  for (const n of g.node) for (const o of n.output) if (o) names.add(o);
+  return [...names];
+}
+
+async function runProbe(ort: OrtRuntime, model: ModelProto, inputName: string, dims: number[]): Promise<InferenceSession.OnnxValueMapType> {
+  const session = await ort.InferenceSession.create(encodeModel(model), {
     ...DEFAULT_SESSION_OPTIONS,
     graphOptimizationLevel: 'disabled',
   }).catch((e: unknown) => {
@@ -32,18 +57,83 @@ export async function probeShapes(
   });
   try {
     const x = new ort.Tensor('float32', new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
-    const res = await session.run({ [inputName]: x }).catch((e: unknown) => {
+    return await session.run({ [inputName]: x }).catch((e: unknown) => {
       throw runtimeError(e, 'running the model');
     });
-    for (const [name, t] of Object.entries(res)) {
-      const dataType = ORT_TYPES[t.type] ?? 0;
-      const entry: ProbedTensor = { dims: [...t.dims], dataType };
-      if (t.size <= 64 && dataType !== DataType.STRING) entry.values = Array.from(t.data as ArrayLike<number | bigint>, Number);
-      probe.set(name, entry);
-    }
   } finally {
     await session.release();
   }
-  probe.set(inputName, { dims, dataType: DataType.FLOAT });
+}
+
+/** Shape(T) and T's first SMALL + 1 elements per tensor T (see the file comment). */
+async function leanProbe(
+  ort: OrtRuntime,
+  model: ModelProto,
+  tensors: string[],
+  inputName: string,
+  dims: number[],
+): Promise<Map<string, ProbedTensor>> {
+  const g = model.graph;
+  const flat = `${PREFIX}flat`;
+  const start = `${PREFIX}start`;
+  const end = `${PREFIX}end`;
+  const nodes: NodeProto[] = [];
+  const outputs: Array<{ name: string }> = [];
+  tensors.forEach((t, i) => {
+    const [shape, line, head] = [`${PREFIX}shape/${i}`, `${PREFIX}line/${i}`, `${PREFIX}head/${i}`];
+    nodes.push(
+      { opType: 'Shape', input: [t], output: [shape], attribute: [] },
+      { opType: 'Reshape', input: [t, flat], output: [line], attribute: [] },
+      { opType: 'Slice', input: [line, start, end], output: [head], attribute: [] },
+    );
+    outputs.push({ name: shape }, { name: head });
+  });
+  const probeModel: ModelProto = {
+    ...model,
+    graph: {
+      ...g,
+      node: [...g.node, ...nodes],
+      initializer: [...g.initializer, int64Tensor(flat, [1], [-1]), int64Tensor(start, [1], [0]), int64Tensor(end, [1], [SMALL + 1])],
+      output: outputs,
+      valueInfo: [],
+    },
+  };
+  const res = await runProbe(ort, probeModel, inputName, dims);
+  const probe = new Map<string, ProbedTensor>();
+  tensors.forEach((t, i) => {
+    const shape = res[`${PREFIX}shape/${i}`];
+    const head = res[`${PREFIX}head/${i}`];
+    const tdims = Array.from(shape.data as BigInt64Array, Number);
+    const dataType = ORT_TYPES[head.type] ?? 0;
+    const entry: ProbedTensor = { dims: tdims, dataType };
+    const size = tdims.reduce((a, b) => a * b, 1);
+    if (size <= SMALL && dataType !== DataType.STRING) entry.values = Array.from(head.data as ArrayLike<number | bigint>, Number);
+    probe.set(t, entry);
+  });
+  return probe;
+}
+
+/** Every node output as a graph output (all of them alive at once, and copied to JS). */
+async function fullProbe(
+  ort: OrtRuntime,
+  model: ModelProto,
+  tensors: string[],
+  inputName: string,
+  dims: number[],
+): Promise<Map<string, ProbedTensor>> {
+  const g = model.graph;
+  const declared = new Set(g.output.map((o) => o.name));
+  const probeModel: ModelProto = {
+    ...model,
+    graph: { ...g, output: [...g.output, ...tensors.filter((t) => !declared.has(t)).map((name) => ({ name }))], valueInfo: [] },
+  };
+  const res = await runProbe(ort, probeModel, inputName, dims);
+  const probe = new Map<string, ProbedTensor>();
+  for (const [name, t] of Object.entries(res)) {
+    const dataType = ORT_TYPES[t.type] ?? 0;
+    const entry: ProbedTensor = { dims: [...t.dims], dataType };
+    if (t.size <= SMALL && dataType !== DataType.STRING) entry.values = Array.from(t.data as ArrayLike<number | bigint>, Number);
+    probe.set(name, entry);
+  }
   return probe;
 }

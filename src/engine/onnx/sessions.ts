@@ -10,7 +10,7 @@ import type { Objective } from '../contract.js';
 import type { GraphAnalysis } from './analysis.js';
 import { valueInfo } from './builder.js';
 import { GRADIENT, backwardGraph, buildGradientGraph, type GradientGraph } from './gradient.js';
-import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
+import { DEFAULT_CACHE_BYTES, DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
 import { DataType, encodeModel, type ModelProto } from './proto.js';
 import { runtimeError } from './prepare.js';
 import { windowedGradientGraph, type WindowInput, type WindowPlan } from './window.js';
@@ -27,6 +27,8 @@ export interface Compiled {
   /** How the backward part runs on a window (null: it cannot). */
   plan?: WindowPlan | null;
   windowedBackward?: { session: InferenceSession; inputs: string[]; windowInputs: WindowInput[] };
+  /** Whether passes keep what the backward part reads (it fits the cacheBytes budget). */
+  keepSaved?: boolean;
 }
 
 export interface PrimedSession {
@@ -151,9 +153,16 @@ export class OnnxSessions {
     return windowedGradientGraph(this.analysis, e.graph.layer, e.plan as WindowPlan, { saveOutputs: true, alsoLayers: e.graph.alsoLayers });
   }
 
-  /** The logits, the layer and what its backward part reads. */
+  /** Whether a pass keeps what the layer's backward part reads: only when it fits the cacheBytes budget. */
+  keepsSaved(e: Compiled): boolean {
+    e.keepSaved ??= bytesOf(e.graph.saved, this.analysis) <= (this.options.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    return e.keepSaved;
+  }
+
+  /** The logits, the layer and (within the cacheBytes budget) what its backward part reads. */
   private leanNames(e: Compiled): string[] {
-    return [...new Set([this.logitsName, e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
+    const saved = this.keepsSaved(e) ? e.graph.saved : [];
+    return [...new Set([this.logitsName, e.graph.layer, ...saved])].filter((n) => n !== this.inputName);
   }
 
   /** The forward pass that caches only `leanNames`. */
@@ -165,8 +174,14 @@ export class OnnxSessions {
     return e.leanForward;
   }
 
+  /** The fused forward + backward graph; it outputs what the backward part reads only within the cacheBytes budget. */
   async fused(e: Compiled): Promise<InferenceSession> {
-    e.fused ??= await this.create(withOutput(e.graph.model, this.logitsName, this.analysis), e, 'fused');
+    if (!e.fused) {
+      const m = withOutput(e.graph.model, this.logitsName, this.analysis);
+      const saved = new Set(this.keepsSaved(e) ? [] : e.graph.saved);
+      const model = saved.size === 0 ? m : { ...m, graph: { ...m.graph, output: m.graph.output.filter((o) => !saved.has(o.name)) } };
+      e.fused = await this.create(model, e, 'fused');
+    }
     return e.fused;
   }
 
@@ -262,6 +277,25 @@ export class OnnxSessions {
 
 /** A tensor as a graph output (type and shape from the analysis). */
 const outputOf = (name: string, an: GraphAnalysis) => valueInfo(name, an.dataType(name) ?? DataType.FLOAT, an.shape(name));
+
+/** Bytes of these tensors (their shapes and element types from the analysis). */
+function bytesOf(names: string[], an: GraphAnalysis): number {
+  let sum = 0;
+  for (const n of names) sum += an.shape(n).reduce((a, b) => a * b, 1) * (ELEMENT_BYTES[an.dataType(n) ?? DataType.FLOAT] ?? 4);
+  return sum;
+}
+
+const ELEMENT_BYTES: Record<number, number> = {
+  [DataType.DOUBLE]: 8,
+  [DataType.INT64]: 8,
+  [DataType.UINT64]: 8,
+  [DataType.FLOAT16]: 2,
+  [DataType.INT16]: 2,
+  [DataType.UINT16]: 2,
+  [DataType.INT8]: 1,
+  [DataType.UINT8]: 1,
+  [DataType.BOOL]: 1,
+};
 
 /** The model with exactly these outputs. */
 function withOutputs(model: ModelProto, names: string[], an: GraphAnalysis): ModelProto {

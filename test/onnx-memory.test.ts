@@ -1,0 +1,111 @@
+/**
+ * What the ONNX engine copies out of ONNX Runtime (docs/onnx.md, "Memory at 1024x1024"): the
+ * load probe returns a few numbers per tensor, not the tensors; a pass past the cacheBytes budget
+ * keeps the logits and the layer, not what the backward part reads, and a second region on it
+ * still gets the same gradient (the forward + backward graph runs again).
+ */
+import assert from 'node:assert/strict';
+import { before, test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import type { InferenceSession } from 'onnxruntime-common';
+import { Explainer } from '../src/explain.js';
+import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
+import { nodeRuntime } from '../src/engine/onnx/node.js';
+import type { OrtRuntime } from '../src/engine/onnx/options.js';
+import { decodeModel, encodeModel } from '../src/engine/onnx/proto.js';
+import { regionObjective } from '../src/region/objective.js';
+import { uniform } from '../scripts/onnx/reference.js';
+import { buildUnet } from '../scripts/onnx/unet.js';
+import { maxAbsDiff, useCpu } from './helpers/setup.js';
+
+before(useCpu);
+
+/** nodeRuntime, recording per session run the number of elements it returned, and each session's graph outputs. */
+function recordingRuntime() {
+  const runs: number[] = [];
+  const outputs: string[][] = [];
+  const ort: OrtRuntime = {
+    name: 'recording',
+    Tensor: nodeRuntime.Tensor,
+    InferenceSession: {
+      async create(model: Uint8Array, options?: InferenceSession.SessionOptions) {
+        outputs.push(decodeModel(model).graph.output.map((o) => o.name));
+        const s = await nodeRuntime.InferenceSession.create(model, options);
+        const run = s.run.bind(s) as (feeds: InferenceSession.FeedsType) => Promise<InferenceSession.ReturnType>;
+        return Object.assign(Object.create(s) as InferenceSession, {
+          run: async (feeds: InferenceSession.FeedsType) => {
+            const res = await run(feeds);
+            runs.push(Object.values(res).reduce((n, t) => n + t.size, 0));
+            return res;
+          },
+          release: () => s.release(),
+        });
+      },
+    },
+  };
+  return { ort, runs, outputs };
+}
+
+test('the load probe returns at most 65 elements and a shape per tensor, not the tensors', async () => {
+  const unet = buildUnet();
+  const nodeOutputs = unet.model.graph.node.reduce((n, node) => n + node.output.length, 0);
+  const { ort, runs, outputs } = recordingRuntime();
+  const ad = await OnnxModelAdapter.create(encodeModel(unet.model), ort);
+  try {
+    assert.equal(runs.length, 1, 'one probe run at load');
+    // Each tensor: its shape (rank 4 at most) and its first 65 elements.
+    assert.ok(runs[0] <= nodeOutputs * (4 + 65), `the probe returned ${runs[0]} elements for ${nodeOutputs} tensors`);
+    assert.ok(
+      outputs[0].every((o) => o.startsWith('sgc/probe/')),
+      'no model tensor is a probe output',
+    );
+    // The probe still read every tensor's shape: the layers and their shapes are listed.
+    const bottleneck = new Explainer(ad).bottleneck;
+    const layer = ad.layers().find((l) => l.name === bottleneck);
+    // levels 4: four 2x poolings, base · 2^4 channels.
+    assert.deepEqual(layer?.outputShape, [1, unet.spec.height / 16, unet.spec.width / 16, unet.spec.base * 16]);
+  } finally {
+    ad.dispose();
+  }
+});
+
+test('past cacheBytes a primed pass keeps only the logits and the layer; a second region gets the same gradient', async () => {
+  const unet = buildUnet();
+  const bytes = encodeModel(unet.model);
+  const kept = await OnnxModelAdapter.create(bytes, nodeRuntime, { windowMaxArea: 0 });
+  const rec = recordingRuntime();
+  const lean = await OnnxModelAdapter.create(bytes, rec.ort, { windowMaxArea: 0, cacheBytes: 0 });
+  const { height: H, width: W, channels: C } = kept.input;
+  const x = tf.tensor4d(uniform(H * W * C, 7, 0, 1), [1, H, W, C]);
+  const objective = (x0: number, y0: number, cls: number) => {
+    const { height, width } = kept.output;
+    const mask = new Uint8Array(height * width);
+    for (let y = y0; y < y0 + 8; y++) for (let xx = x0; xx < x0 + 16; xx++) mask[y * width + xx] = 1;
+    return regionObjective(kept.output, cls, mask, 'logits');
+  };
+  const first = objective(4, 4, 2);
+  const second = objective(40, 20, 5);
+  const layer = new Explainer(kept).bottleneck;
+  try {
+    const [pk, pl] = [await kept.forward(x, { layer, objective: first }), await lean.forward(x, { layer, objective: first })];
+    // The primed run returned the logits, A and ∂S/∂A, nothing the backward part reads.
+    const a = kept.layers().find((l) => l.name === layer)?.outputShape as number[];
+    const aSize = a.reduce((p, q) => p * q, 1);
+    const logits = kept.output.height * kept.output.width * kept.output.channels;
+    assert.equal(rec.runs.at(-1), logits + 2 * aSize, 'the primed run returns the logits, A and ∂S/∂A only');
+    for (const o of [first, second]) {
+      const gk = await pk.gradient(layer, o);
+      const gl = await pl.gradient(layer, o);
+      assert.ok(maxAbsDiff(await gl.gradients.data(), await gk.gradients.data()) <= 1e-5 * Math.max(1, Math.abs(gk.score)));
+      assert.ok(maxAbsDiff(await gl.activations.data(), await gk.activations.data()) === 0);
+      assert.equal(gl.score, gk.score);
+      tf.dispose([gk.activations, gk.gradients, gl.activations, gl.gradients]);
+    }
+    pk.dispose();
+    pl.dispose();
+  } finally {
+    x.dispose();
+    kept.dispose();
+    lean.dispose();
+  }
+});
