@@ -5,10 +5,12 @@
  * weighted mean of its 8 neighbours (weight 1/6 for the 4 direct ones, 1/12 for the diagonals),
  * removed neighbours included, which is one sparse linear system per channel:
  *   x_i Σ_j w_ij − Σ_{j removed} w_ij x_j = Σ_{j kept} w_ij x_j,
- * symmetric and positive definite on every group of removed pixels that touches a kept one; it is
- * solved by conjugate gradients. A group with no kept neighbour at all takes the mean of the kept
- * pixels (0 when none is kept). Then Gaussian noise of standard deviation `noise` is added to the
- * imputed pixels (a seeded stream).
+ * symmetric and positive definite on every group of removed pixels that touches a kept one. It is
+ * solved exactly by a banded Cholesky factorisation (unknowns in raster order, so a pixel's
+ * removed neighbours lie within width + 1 places: the band), one factorisation shared by all
+ * channels — as the reference implementation solves it with a sparse direct solver. A group with
+ * no kept neighbour at all takes the mean of the kept pixels (0 when none is kept). Then Gaussian
+ * noise of standard deviation `noise` is added to the imputed pixels (a seeded stream).
  */
 import { Rng } from '../data/prng.js';
 import { SegGradCamError } from '../errors.js';
@@ -28,9 +30,6 @@ export interface ImputeOptions {
   /** Standard deviation of the noise added to imputed pixels (default 0.01, as in ROAD). */
   noise?: number;
   seed?: number;
-  /** Conjugate-gradient tolerance on the residual norm (default 1e-10) and iteration cap (default 10 000). */
-  tolerance?: number;
-  maxIterations?: number;
 }
 
 /**
@@ -49,43 +48,53 @@ export function noisyLinearImpute(
     throw new SegGradCamError('the image and the removal mask do not match the given size', 'shape');
   const out = Float32Array.from(image);
   const index = new Int32Array(width * height).fill(-1);
-  const unknown: number[] = [];
-  for (let p = 0; p < width * height; p++) if (removed[p]) index[p] = unknown.push(p) - 1;
-  const n = unknown.length;
+  let n = 0;
+  for (let p = 0; p < width * height; p++) if (removed[p]) index[p] = n++;
+  const unknown = new Int32Array(n);
+  for (let p = 0; p < width * height; p++) if (index[p] >= 0) unknown[index[p]] = p;
   if (n === 0) return out;
 
-  // Neighbour lists of the unknowns; groups without a kept neighbour are found by a flood fill.
-  const nbr: Array<Array<[number, number]>> = unknown.map((p) => {
+  // Neighbours of each unknown in flat arrays: pixel (or −1 off the image) and weight, 8 per unknown.
+  const nbPixel = new Int32Array(n * 8).fill(-1);
+  const nbWeight = new Float64Array(n * 8);
+  for (let i = 0; i < n; i++) {
+    const p = unknown[i];
     const x = p % width;
-    const y = Math.floor(p / width);
-    const list: Array<[number, number]> = [];
-    for (const [dx, dy, w] of NEIGHBOURS) {
+    const y = (p - x) / width;
+    for (let k = 0; k < 8; k++) {
+      const [dx, dy, w] = NEIGHBOURS[k];
       const nx = x + dx;
       const ny = y + dy;
-      if (nx >= 0 && ny >= 0 && nx < width && ny < height) list.push([ny * width + nx, w]);
+      if (nx >= 0 && ny >= 0 && nx < width && ny < height) {
+        nbPixel[i * 8 + k] = ny * width + nx;
+        nbWeight[i * 8 + k] = w;
+      }
     }
-    return list;
-  });
+  }
+  // Groups of removed pixels (8-connected) without a kept neighbour: a flood fill.
   const anchored = new Uint8Array(n);
-  const group = new Int32Array(n).fill(-1);
-  const groups: number[][] = [];
+  const seen = new Uint8Array(n);
+  const members = new Int32Array(n);
   for (let s = 0; s < n; s++) {
-    if (group[s] >= 0) continue;
-    const members = [s];
-    group[s] = groups.length;
+    if (seen[s]) continue;
+    let size = 1;
+    members[0] = s;
+    seen[s] = 1;
     let touches = false;
-    for (let q = 0; q < members.length; q++) {
-      for (const [p] of nbr[members[q]]) {
+    for (let q = 0; q < size; q++) {
+      const i = members[q];
+      for (let k = i * 8; k < i * 8 + 8; k++) {
+        const p = nbPixel[k];
+        if (p < 0) continue;
         const j = index[p];
         if (j < 0) touches = true;
-        else if (group[j] < 0) {
-          group[j] = groups.length;
-          members.push(j);
+        else if (!seen[j]) {
+          seen[j] = 1;
+          members[size++] = j;
         }
       }
     }
-    if (touches) for (const m of members) anchored[m] = 1;
-    groups.push(members);
+    if (touches) for (let q = 0; q < size; q++) anchored[members[q]] = 1;
   }
 
   const keptMean = new Float64Array(channels);
@@ -93,56 +102,83 @@ export function noisyLinearImpute(
   for (let p = 0; p < width * height; p++) if (!removed[p]) for (let c = 0; c < channels; c++) keptMean[c] += image[p * channels + c];
   for (let c = 0; c < channels; c++) keptMean[c] = kept > 0 ? keptMean[c] / kept : 0;
 
-  const diag = Float64Array.from(nbr, (list) => list.reduce((s, [, w]) => s + w, 0));
-  const apply = (v: Float64Array, r: Float64Array): void => {
-    for (let i = 0; i < n; i++) {
-      if (!anchored[i]) {
-        r[i] = v[i];
-        continue;
-      }
-      let s = diag[i] * v[i];
-      for (const [p, w] of nbr[i]) {
-        const j = index[p];
-        if (j >= 0) s -= w * v[j];
-      }
-      r[i] = s;
-    }
-  };
-  const tol = options.tolerance ?? 1e-10;
-  const maxIt = options.maxIterations ?? 10_000;
-  for (let c = 0; c < channels; c++) {
-    const b = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      if (!anchored[i]) continue;
-      for (const [p, w] of nbr[i]) if (index[p] < 0) b[i] += w * image[p * channels + c];
-    }
-    // Conjugate gradients on the anchored unknowns (the others are identity rows with b = 0).
-    const x = new Float64Array(n);
-    const r = Float64Array.from(b);
-    const d = Float64Array.from(r);
-    const q = new Float64Array(n);
-    let rr = r.reduce((s, v) => s + v * v, 0);
-    for (let it = 0; it < maxIt && Math.sqrt(rr) > tol; it++) {
-      apply(d, q);
-      let dq = 0;
-      for (let i = 0; i < n; i++) dq += d[i] * q[i];
-      const a = rr / dq;
-      let next = 0;
-      for (let i = 0; i < n; i++) {
-        x[i] += a * d[i];
-        r[i] -= a * q[i];
-        next += r[i] * r[i];
-      }
-      const beta = next / rr;
-      rr = next;
-      for (let i = 0; i < n; i++) d[i] = r[i] + beta * d[i];
-    }
-    for (let i = 0; i < n; i++) out[unknown[i] * channels + c] = anchored[i] ? x[i] : keptMean[c];
+  // The band: the largest index distance between two coupled anchored unknowns (≤ width + 1).
+  let band = 0;
+  for (let i = 0; i < n; i++) {
+    if (!anchored[i]) continue;
+    for (let k = i * 8; k < i * 8 + 8; k++) if (nbPixel[k] >= 0 && index[nbPixel[k]] >= 0) band = Math.max(band, i - index[nbPixel[k]]);
   }
+  // A (lower band, row-major: A(i, j) at i·(band+1) + j − i + band) and b per channel. Rows of
+  // unanchored unknowns are the identity (their value is set to the kept mean below).
+  const stride = band + 1;
+  const L = new Float64Array(n * stride);
+  const b = new Float64Array(n * channels);
+  for (let i = 0; i < n; i++) {
+    if (!anchored[i]) {
+      L[i * stride + band] = 1;
+      continue;
+    }
+    for (let k = i * 8; k < i * 8 + 8; k++) {
+      const p = nbPixel[k];
+      if (p < 0) continue;
+      const w = nbWeight[k];
+      L[i * stride + band] += w;
+      const j = index[p];
+      if (j < 0) for (let c = 0; c < channels; c++) b[i * channels + c] += w * image[p * channels + c];
+      else if (j < i) L[i * stride + j - i + band] -= w;
+    }
+  }
+  bandedCholesky(L, n, band);
+  const x = bandedSolve(L, n, band, b, channels);
+  for (let i = 0; i < n; i++)
+    for (let c = 0; c < channels; c++) out[unknown[i] * channels + c] = anchored[i] ? x[i * channels + c] : keptMean[c];
+
   const sigma = options.noise ?? 0.01;
   if (sigma > 0) {
     const rng = new Rng(options.seed ?? 0);
     for (const p of unknown) for (let c = 0; c < channels; c++) out[p * channels + c] += sigma * rng.normal();
   }
   return out;
+}
+
+/**
+ * In place: the lower band of a symmetric positive-definite matrix (as stored above) becomes its
+ * Cholesky factor L (A = L Lᵀ). Cost n·band².
+ */
+export function bandedCholesky(L: Float64Array, n: number, band: number): void {
+  const stride = band + 1;
+  for (let i = 0; i < n; i++) {
+    const ri = i * stride - i + band; // L(i, j) = L[ri + j]
+    for (let j = Math.max(0, i - band); j <= i; j++) {
+      const rj = j * stride - j + band;
+      let s = L[ri + j];
+      for (let k = Math.max(0, i - band); k < j; k++) s -= L[ri + k] * L[rj + k];
+      if (j < i) L[ri + j] = s / L[rj + j];
+      else {
+        if (!(s > 0)) throw new SegGradCamError('the imputation system is not positive definite', 'numeric');
+        L[ri + i] = Math.sqrt(s);
+      }
+    }
+  }
+}
+
+/** Solves L Lᵀ x = b for each of `channels` right-hand sides (interleaved, b[i·channels + c]). */
+export function bandedSolve(L: Float64Array, n: number, band: number, b: Float64Array, channels: number): Float64Array {
+  const stride = band + 1;
+  const y = Float64Array.from(b);
+  for (let i = 0; i < n; i++) {
+    const ri = i * stride - i + band;
+    for (let c = 0; c < channels; c++) {
+      let s = y[i * channels + c];
+      for (let k = Math.max(0, i - band); k < i; k++) s -= L[ri + k] * y[k * channels + c];
+      y[i * channels + c] = s / L[ri + i];
+    }
+  }
+  for (let i = n - 1; i >= 0; i--) {
+    const ri = i * stride - i + band;
+    for (let c = 0; c < channels; c++) y[i * channels + c] /= L[ri + i];
+    for (let k = Math.max(0, i - band); k < i; k++)
+      for (let c = 0; c < channels; c++) y[k * channels + c] -= L[ri + k] * y[i * channels + c];
+  }
+  return y;
 }

@@ -1,5 +1,7 @@
 /**
- * Protocol 2, deletion and insertion (Petsiuk et al. 2018): pixels removed from the image or
+ * Protocol 2, deletion and insertion (Petsiuk et al. 2018) — LEGACY, kept so earlier reports
+ * compare; the faithfulness curves of record are ROAD (road.ts, docs/evaluation/faithfulness.md).
+ * Pixels removed from the image or
  * revealed in heatmap order (and in seeded random orders), S = the mean probability of the class
  * over M, the area under each curve. Run (per tile), plot, summary, section and note.
  */
@@ -203,11 +205,13 @@ export function curvesSection(v: ReportView, md: string[]): void {
   const { r, randDel, randIns } = v;
   // 2. Deletion / insertion.
   if (r.options.curveTiles > 0) {
-    md.push('## 2. Deletion and insertion', '');
+    md.push('## 2. Deletion and insertion (legacy)', '');
     md.push(
       `Pixels are deleted (set to the ${String(r.options.deletionBaseline)} baseline) or inserted (into the ${String(r.options.insertionBaseline)} image) in the order of the heatmap, in ${r.options.steps} equal steps; ` +
         `S = the mean softmax probability of class ${r.dataset.biasClass} over M, so the normalised area under the curve lies in [0, 1]. Lower deletion AUC and higher insertion AUC = more faithful. ` +
-        `Random: ${r.options.randomOrders} seeded random orders per tile.`,
+        `Random: ${r.options.randomOrders} seeded random orders per tile. ` +
+        '*Legacy protocol*, kept so earlier reports compare: a black deletion baseline and pixel-wise orders leak the removal shape to the model, and mean P(class) is not the score the explanation explains. ' +
+        'The faithfulness curves of record are ROAD (src/eval/protocol/road.ts; docs/evaluation/faithfulness.md).',
       '',
     );
     const head = ['method', 'layer', ...r.models.flatMap((m) => [`deletion, ${m.label}`, `insertion, ${m.label}`])];

@@ -1,5 +1,6 @@
 /**
- * Protocol 3, sanity checks (Adebayo et al. 2018): cascading randomisation of the first model's
+ * Protocol 3, sanity checks (Adebayo et al. 2018) — LEGACY, kept so earlier reports compare; the
+ * checks of record are sanity-checks.ts (docs/evaluation/faithfulness.md). Cascading randomisation of the first model's
  * blocks from the output down; the Spearman correlation of each condition's heatmap with the
  * trained model's. Run, plot, summary and section.
  */
@@ -118,11 +119,13 @@ export function sanitySection(v: ReportView, md: string[]): void {
   const { r, steps } = v;
   // 3. Sanity checks.
   if (steps.length > 0 && r.options.sanityTiles > 0) {
-    md.push('## 3. Sanity checks: cascading randomisation', '');
+    md.push('## 3. Sanity checks: cascading randomisation (legacy)', '');
     md.push(
       `The ${r.cascade.model} model's blocks are re-initialised from the output down (each trainable weight tensor re-drawn from a seeded normal with its own mean and standard deviation; batch-norm moving statistics kept), cumulatively; ` +
         `after each step every method explains the same tiles again. Cell = mean Spearman rank correlation with the original heatmap over ${r.options.sanityTiles} tiles ` +
-        `(an empty randomised map counts as 0; the number of empty maps in brackets). A faithful method's correlation must fall once the layers it depends on are randomised.`,
+        `(an empty randomised map counts as 0; the number of empty maps in brackets). A faithful method's correlation must fall once the layers it depends on are randomised. ` +
+        '*Legacy check*, kept so earlier reports compare: one seed, cascading only, batch-norm statistics kept, Spearman only, empty maps scored as 0. ' +
+        'The sanity checks of record are src/eval/protocol/sanity-checks.ts (docs/evaluation/faithfulness.md).',
       '',
     );
     md.push(`| method | layer | ${steps.map((s) => s.name).join(' | ')} |`, `|---|---|${steps.map(() => '---:|').join('')}`);
