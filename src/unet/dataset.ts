@@ -4,16 +4,31 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { hash32 } from '../data/prng.js';
-import { NUM_CLASSES, oneHot, TextureMnist, type TextureMnistOptions } from '../data/texture-mnist.js';
+import { NUM_CLASSES, oneHot, TextureMnist, type Split, type TextureMnistOptions } from '../data/texture-mnist.js';
+import { BiasTiles } from '../data/bias-tiles.js';
 import { loadTextureMnistAssets } from '../data/assets-node.js';
 import { Confusion } from './metrics.js';
 import type { WorkerConfig } from './parallel.js';
 import type { EvalResult, TrainOptions } from './options.js';
 
+/** What training and evaluation need of a tile set: its tile size and tiles as arrays. */
+export interface TileSource {
+  readonly options: { readonly size: number };
+  arrays(split: Split, indices: readonly number[], flip?: readonly boolean[]): { x: Float32Array; y: Int32Array };
+}
+
 /** Builds the dataset that a set of training options describes. */
 export async function datasetFor(
-  o: Pick<TrainOptions, 'size' | 'seed' | 'biasDigit' | 'biasStrength' | 'biasTexture' | 'biasTextureAtZero'>,
-): Promise<TextureMnist> {
+  o: Pick<TrainOptions, 'size' | 'seed' | 'biasDigit' | 'biasStrength' | 'biasTexture' | 'biasTextureAtZero' | 'dataset' | 'arm'>,
+): Promise<TileSource> {
+  if (o.dataset === 'bias')
+    return new BiasTiles(await loadTextureMnistAssets(), {
+      arm: o.arm,
+      size: o.size,
+      seed: o.seed,
+      biasDigit: o.biasDigit,
+      biasTexture: o.biasTexture,
+    });
   const opts: TextureMnistOptions = {
     size: o.size,
     seed: o.seed,
@@ -30,7 +45,7 @@ export async function datasetFor(
  * the class-weighted one-hot ow (flips, if on, are a hash of the seed and the tile index).
  */
 export function trainTiles(
-  data: TextureMnist,
+  data: TileSource,
   o: Pick<TrainOptions, 'flip' | 'seed'>,
   classWeights: number[],
   idx: number[],
@@ -65,7 +80,7 @@ export function workerConfig(o: TrainOptions, classWeights: number[]): WorkerCon
 }
 
 /** Evaluates a model on held-out tiles [first, first + tiles): per-class and mean IoU. */
-export function evaluate(model: tf.LayersModel, data: TextureMnist, tiles: number, first = 0, batch = 32): EvalResult {
+export function evaluate(model: tf.LayersModel, data: TileSource, tiles: number, first = 0, batch = 32): EvalResult {
   const conf = new Confusion(NUM_CLASSES);
   const size = data.options.size;
   for (let start = 0; start < tiles; start += batch) {
@@ -93,7 +108,7 @@ export function evaluate(model: tf.LayersModel, data: TextureMnist, tiles: numbe
 export function calibrateLogitsBias(
   model: tf.LayersModel,
   classWeights: number[],
-  data: TextureMnist,
+  data: TileSource,
   valTiles: number,
   alphas: number[] = [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2],
 ): { alpha: number; scores: [number, number][] } {

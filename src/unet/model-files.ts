@@ -49,6 +49,20 @@ export async function loadModelDir(dir: string): Promise<tf.LayersModel> {
 
 /** userDefinedMetadata written into model.json: class names (read by the CLI) and the data recipe. */
 export function modelMetadata(o: TrainOptions): Record<string, unknown> {
+  if (o.dataset === 'bias')
+    return {
+      classNames: [...CLASS_NAMES],
+      inputRange: [0, 1],
+      dataset: {
+        name: 'bias-tiles (seg-grad-cam)',
+        arm: o.arm,
+        size: o.size,
+        seed: o.seed,
+        biasDigit: o.biasDigit,
+        biasClass: o.biasDigit + 1,
+        biasTexture: o.biasTexture,
+      },
+    };
   return {
     classNames: [...CLASS_NAMES],
     inputRange: [0, 1],

@@ -1,6 +1,7 @@
 /** The options, progress and result types of a training run, their defaults and their validation. */
 import { SegGradCamError } from '../errors.js';
 import type { TextureName } from '../data/textures.js';
+import { isBiasArm, type BiasArm } from '../data/bias-tiles.js';
 import { MAX_TRAIN_WORKERS } from './parallel.js';
 
 export interface TrainOptions {
@@ -29,6 +30,14 @@ export interface TrainOptions {
   biasStrength: number;
   biasTexture: TextureName;
   biasTextureAtZero: 'unused' | 'uniform';
+  /**
+   * The tiles: 'texture-mnist' (default; 1–3 digits per tile, src/data/texture-mnist.ts) or 'bias'
+   * (one digit per tile, the bias texture on half the background, src/data/bias-tiles.ts; `arm`
+   * picks the bias arm and the bias-strength options do not apply).
+   */
+  dataset?: 'texture-mnist' | 'bias';
+  /** With dataset 'bias': strong, weak, none or control. */
+  arm?: BiasArm;
   /** Seeds the weights, the data stream and the flips. */
   seed: number;
   flip: boolean;
@@ -153,5 +162,13 @@ export function validateTrainOptions(o: TrainOptions): void {
       `workers (${workers}) must not exceed the batch (${o.batch}): each worker takes a shard of the batch`,
       'usage',
     );
+  if (o.dataset !== undefined && o.dataset !== 'texture-mnist' && o.dataset !== 'bias')
+    throw new SegGradCamError(`dataset must be texture-mnist or bias (got ${String(o.dataset)})`, 'usage');
+  if (o.dataset === 'bias') {
+    if (o.arm === undefined || !isBiasArm(o.arm))
+      throw new SegGradCamError(`the bias dataset needs an arm: strong, weak, none or control (got ${String(o.arm)})`, 'usage');
+    if (workers > 1) throw new SegGradCamError('the bias dataset trains in one thread (workers 1)', 'usage');
+    if (o.flip) throw new SegGradCamError('the bias dataset has no flips (the bias half would move)', 'usage');
+  }
   if (o.size % 2 ** o.depth !== 0) throw new SegGradCamError(`size ${o.size} must be divisible by 2^depth = ${2 ** o.depth}`, 'usage');
 }

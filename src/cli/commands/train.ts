@@ -12,6 +12,7 @@ import { setupBackend } from '../../backend/index.js';
 import { writeFileAtomic } from '../../io/files.js';
 import { CLASS_NAMES } from '../../data/texture-mnist.js';
 import { isTextureName, TEXTURE_NAMES } from '../../data/textures.js';
+import { BIAS_ARMS, isBiasArm } from '../../data/bias-tiles.js';
 import { checkpointOptions } from '../../unet/checkpoint.js';
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, type TrainProgress } from '../../unet/options.js';
 import { trainUnet } from '../../unet/train.js';
@@ -86,6 +87,8 @@ const FLAG_FIELDS: Record<string, keyof TrainOptions> = {
   valTiles: 'valTiles',
   calibrate: 'calibrate',
   workers: 'workers',
+  dataset: 'dataset',
+  arm: 'arm',
 };
 
 /** Converters for the numeric flags, applied inside the action so errors become exit code 2. */
@@ -138,6 +141,11 @@ export function trainCommand(): Command {
       '--bias-texture-at-zero <mode>',
       "with --bias-strength 0: 'unused' (default) or 'uniform' (an ordinary background for every tile)",
     )
+    .option(
+      '--dataset <name>',
+      "tiles: 'texture-mnist' (default; 1-3 digits per tile) or 'bias' (one digit per tile, the bias texture on half the background; needs --arm)",
+    )
+    .option('--arm <name>', 'with --dataset bias: strong, weak, none or control (src/data/bias-tiles.ts)')
     .option('--seed <n>', `seed for weights, data and flips (default ${d.seed})`)
     .option('--flip', 'random left-right flips (off by default: mirrored digits are not digits)')
     .option('--checkpoint-every <n>', `steps between checkpoints (default ${d.checkpointEvery})`)
@@ -180,6 +188,11 @@ export function trainCommand(): Command {
         throw new SegGradCamError(`--bias-texture expects one of ${TEXTURE_NAMES.join(', ')}, got '${String(flags.biasTexture)}'`, 'usage');
       if (flags.biasTextureAtZero !== undefined && flags.biasTextureAtZero !== 'unused' && flags.biasTextureAtZero !== 'uniform')
         throw new SegGradCamError(`--bias-texture-at-zero expects unused or uniform, got '${String(flags.biasTextureAtZero)}'`, 'usage');
+      if (flags.dataset !== undefined && flags.dataset !== 'texture-mnist' && flags.dataset !== 'bias')
+        throw new SegGradCamError(`--dataset expects texture-mnist or bias, got '${String(flags.dataset)}'`, 'usage');
+      if (flags.arm !== undefined && !isBiasArm(String(flags.arm)))
+        throw new SegGradCamError(`--arm expects one of ${BIAS_ARMS.join(', ')}, got '${String(flags.arm)}'`, 'usage');
+      if (flags.arm !== undefined && flags.dataset !== 'bias') throw new SegGradCamError('--arm needs --dataset bias', 'usage');
       if (flags.biasDigit !== undefined && (flags.biasDigit as number) > 9)
         throw new SegGradCamError(`--bias-digit expects 0..9, got ${String(flags.biasDigit)}`, 'usage');
 
