@@ -4,9 +4,8 @@
  * (stalled-job handling) and every result is present exactly once, equal to a local run's.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -15,29 +14,18 @@ import type { RequestResult } from '../src/batch/item.js';
 import { connectionOf, DEFAULT_QUEUE_NAME } from '../src/batch/queue.js';
 import { explainDataset, type DatasetOptions } from '../src/batch/run.js';
 import { BATCH_MODEL, writeTiles } from './batch-fixtures.js';
+import { freePort, hasRedis, sleep, startRedis, startWorker as startWorkerProcess } from './batch-redis.js';
 
-const REDIS = '/usr/bin/redis-server';
-const hasRedis = spawnSync(REDIS, ['--version']).status === 0;
 const dir = mkdtempSync(join(tmpdir(), 'sgc-batch-queue-'));
 const children: ChildProcess[] = [];
 let url = '';
 let manifest = '';
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
-
 before(async () => {
   if (!hasRedis) return;
   const port = await freePort();
   url = `redis://127.0.0.1:${port}`;
-  const redis = spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  children.push(redis);
+  children.push(await startRedis({ port }));
   manifest = await writeTiles(join(dir, 'tiles'), 12, { corrupt: [4] });
   const q = new Queue(DEFAULT_QUEUE_NAME, { connection: connectionOf(url) });
   try {
@@ -51,23 +39,11 @@ after(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 });
 
-/** A worker process; resolves its queue name (from its first stderr line) once started. */
-function startWorker(): { child: ChildProcess; name: Promise<string>; done: string[] } {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/cli/run.ts', 'worker', '--queue', url, '--workers', '1', '--lock-duration', '2000'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.push(child);
-  const done: string[] = [];
-  child.stdout?.setEncoding('utf8').on('data', (s: string) => done.push(...s.trim().split('\n')));
-  const name = new Promise<string>((resolve) =>
-    child.stderr?.setEncoding('utf8').on('data', (s: string) => {
-      const m = /worker (\S+):/.exec(s);
-      if (m) resolve(m[1]);
-    }),
-  );
-  return { child, name, done };
+/** A worker process (one thread, 2 s job locks); resolves its queue name once started. */
+function startWorker(): ReturnType<typeof startWorkerProcess> {
+  const w = startWorkerProcess(url);
+  children.push(w.child);
+  return w;
 }
 
 async function run(options: Partial<DatasetOptions> & { outDir: string }) {

@@ -34,7 +34,9 @@ port.on('message', (m: ToPoolWorker) => {
     }
     if (!explainer || !config) return;
     try {
-      post({ type: 'done', id: m.id, record: await processItem(explainer, m.item, config.plan, config.options) });
+      const record = await processItem(explainer, m.item, config.plan, m.options ?? config.options);
+      const { numTensors, numBytes } = tf.memory();
+      post({ type: 'done', id: m.id, record, memory: { numTensors, numBytes } });
     } catch (e) {
       post({
         type: 'failed',

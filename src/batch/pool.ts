@@ -17,14 +17,23 @@ import type { ModelSpec } from './model.js';
 import type { BatchPlan } from './plan.js';
 
 export type ToPoolWorker =
-  { type: 'init'; model: ModelSpec; plan: BatchPlan; options: ItemOptions } | { type: 'item'; id: number; item: BatchItem };
+  | { type: 'init'; model: ModelSpec; plan: BatchPlan; options: ItemOptions }
+  /** options: this item's output options (default: the init's), so one pool serves several output folders. */
+  | { type: 'item'; id: number; item: BatchItem; options?: ItemOptions };
 
 export type FromPoolWorker =
   | { type: 'ready' }
-  | { type: 'done'; id: number; record: ItemRecord }
+  /** memory: the thread's TF.js tensors and bytes after the item (its forward pass released). */
+  | { type: 'done'; id: number; record: ItemRecord; memory?: ThreadMemory }
   /** Writing the item's outputs failed (the run stops). */
   | { type: 'failed'; id: number; message: string; code?: ErrorCode }
   | { type: 'error'; message: string; code?: ErrorCode };
+
+/** A worker thread's TF.js memory after an item (tf.memory()). */
+export interface ThreadMemory {
+  numTensors: number;
+  numBytes: number;
+}
 
 function spawn(): Worker {
   const here = import.meta.url;
@@ -50,9 +59,11 @@ interface Slot {
 export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly pending = new Map<number, { resolve: (r: ItemRecord) => void; reject: (e: Error) => void }>();
-  private readonly waiting: Array<{ id: number; item: BatchItem }> = [];
+  private readonly waiting: Array<{ id: number; item: BatchItem; options?: ItemOptions }> = [];
   private nextId = 1;
   private failure: Error | undefined;
+  /** Called with each worker's TF.js memory after each item (benches and tests watch it for leaks). */
+  onMemory?: (worker: number, memory: ThreadMemory) => void;
 
   private constructor() {}
 
@@ -73,7 +84,10 @@ export class WorkerPool {
               pool.pump();
             } else if (m.type === 'error') reject(m.code ? new SegGradCamError(m.message, m.code) : new Error(m.message));
             else if (m.type === 'failed') pool.finish(slot, m.id, m.code ? new SegGradCamError(m.message, m.code) : new Error(m.message));
-            else pool.finish(slot, m.id, m.record);
+            else {
+              if (m.memory) pool.onMemory?.(k, m.memory);
+              pool.finish(slot, m.id, m.record);
+            }
           });
           worker.on('error', (e) => {
             reject(e);
@@ -100,12 +114,13 @@ export class WorkerPool {
     return this.slots.length;
   }
 
-  run(item: BatchItem): Promise<ItemRecord> {
+  /** Explains the item in the next idle worker; `options` replace the pool's output options for this item. */
+  run(item: BatchItem, options?: ItemOptions): Promise<ItemRecord> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.waiting.push({ id, item });
+      this.waiting.push({ id, item, options });
       this.pump();
     });
   }
@@ -113,9 +128,9 @@ export class WorkerPool {
   private pump(): void {
     for (const slot of this.slots) {
       if (slot.busy || this.waiting.length === 0) continue;
-      const next = this.waiting.shift() as { id: number; item: BatchItem };
+      const next = this.waiting.shift() as { id: number; item: BatchItem; options?: ItemOptions };
       slot.busy = true;
-      slot.worker.postMessage({ type: 'item', id: next.id, item: next.item } satisfies ToPoolWorker);
+      slot.worker.postMessage({ type: 'item', id: next.id, item: next.item, options: next.options } satisfies ToPoolWorker);
     }
   }
 

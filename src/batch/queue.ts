@@ -46,6 +46,8 @@ export interface SubmitOptions {
   /** How often the ledger is read for progress (ms, default 300). */
   pollMs?: number;
   signal?: AbortSignal;
+  /** Called when Redis holds fewer jobs than there are unfinished items (they are enqueued again). */
+  onLost?: (missing: number) => void;
 }
 
 /**
@@ -59,29 +61,39 @@ export async function* submitAndFollow(
 ): AsyncGenerator<ItemRecord, void> {
   const outDir = job.options.outDir;
   const queue = new Queue<ItemJob>(options.queueName ?? DEFAULT_QUEUE_NAME, { connection: connectionOf(options.queue) });
+  queue.on('error', () => {}); // connection errors: ioredis reconnects and the commands wait for it
   const writer = await LedgerWriter.open(outDir);
   try {
     const ids = new Map(todo.map((it) => [jobIdOf(outDir, it.id), it] as const));
+    const byItem = new Map(todo.map((it) => [it.id, it] as const));
     if (options.retryFailed)
       for (const id of ids.keys()) {
         const old = await queue.getJob(id);
         if (old && (await old.isFailed())) await old.remove();
       }
-    await queue.addBulk(
-      todo.map((item) => ({
-        name: 'item',
-        data: { ...job, item },
-        opts: {
-          jobId: jobIdOf(outDir, item.id),
-          attempts: JOB_ATTEMPTS,
-          backoff: { type: 'exponential', delay: 1000 },
-          removeOnComplete: true,
-          removeOnFail: false,
-        },
-      })),
-    );
+    // Adding a job whose id exists adds nothing: enqueueing an item again is safe.
+    const enqueue = (items: BatchItem[]) =>
+      queue.addBulk(
+        items.map((item) => ({
+          name: 'item',
+          data: { ...job, item },
+          opts: {
+            jobId: jobIdOf(outDir, item.id),
+            attempts: JOB_ATTEMPTS,
+            backoff: { type: 'exponential', delay: 1000 },
+            removeOnComplete: true,
+            removeOnFail: false,
+          },
+        })),
+      );
+    await enqueue(todo);
     const pending = new Set(todo.map((it) => it.id));
     while (pending.size > 0 && !options.signal?.aborted) {
+      // Jobs in Redis, counted before the ledger is read: a job absent now either finished (its
+      // ledger line was written before it left Redis) or was lost — a Redis restarted without
+      // persistence. Fewer jobs than unfinished items: enqueue them again (existing ids add nothing).
+      const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed');
+      const inRedis = Object.values(counts).reduce((a, b) => a + b, 0);
       const ledger = await readLedger(outDir);
       for (const id of [...pending]) {
         const rec = ledger.get(id);
@@ -101,6 +113,10 @@ export async function* submitAndFollow(
         };
         writer.append(rec);
         yield rec;
+      }
+      if (pending.size > inRedis) {
+        options.onLost?.(pending.size - inRedis);
+        await enqueue([...pending].map((id) => byItem.get(id) as BatchItem));
       }
       if (pending.size > 0) await new Promise((res) => setTimeout(res, options.pollMs ?? 300));
     }
@@ -129,8 +145,9 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
   options = { ...options, name: options.name ?? `${hostname()}-${process.pid}` };
   const pools = new Map<string, Promise<WorkerPool>>();
   const writers = new Map<string, Promise<LedgerWriter>>();
+  // One pool per model and plan: submissions to other output folders reuse its threads and models.
   const poolFor = (data: ItemJob) => {
-    const key = JSON.stringify([data.model, data.plan, data.options]);
+    const key = JSON.stringify([data.model, data.plan]);
     let p = pools.get(key);
     if (!p) {
       p = WorkerPool.start(n, data.model, data.plan, data.options);
@@ -153,7 +170,7 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
       const { key, pool } = poolFor(job.data);
       let record: ItemRecord;
       try {
-        record = await (await pool).run(job.data.item);
+        record = await (await pool).run(job.data.item, job.data.options);
       } catch (e) {
         // A crashed thread fails its pool: start a fresh one for the next attempt.
         if (!(e instanceof SegGradCamError)) {

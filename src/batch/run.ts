@@ -7,6 +7,7 @@
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { SegGradCamError } from '../errors.js';
 import type { Explainer } from '../explain.js';
 import { removeStaleTemps } from '../io/output-set.js';
@@ -16,7 +17,8 @@ import { LedgerWriter, readLedger } from './ledger.js';
 import { readItems, type BatchItem } from './manifest.js';
 import { checkPlan, openModel, type ModelSpec } from './model.js';
 import type { BatchPlan } from './plan.js';
-import { WorkerPool } from './pool.js';
+import { WorkerPool, type ThreadMemory } from './pool.js';
+import { CLASS_FIGURE_FILES, classStatsFigures } from './report-plots.js';
 import { aggregateByClass, classStatsCsv, classStatsMarkdown, type ClassStats } from './stats.js';
 
 export interface DatasetOptions extends ModelSpec {
@@ -32,10 +34,14 @@ export interface DatasetOptions extends ModelSpec {
   /** Run again the items the ledger records as failed (default: they stay recorded). */
   retryFailed?: boolean;
   onProgress?: (p: BatchProgress) => void;
+  /** Each thread's TF.js memory after each item (thread 0 = this thread, or worker k); for watching a long run for leaks. */
+  onMemory?: (thread: number, memory: ThreadMemory) => void;
   signal?: AbortSignal;
   /** redis://host:port: enqueue the items for `seg-grad-cam worker` processes instead of running them here (see queue.ts). */
   queue?: string;
   queueName?: string;
+  /** Queue runs: how often the ledger is read for finished items (ms, default 300). */
+  pollMs?: number;
 }
 
 export interface BatchProgress {
@@ -60,7 +66,7 @@ export interface BatchSummary {
   remaining: number;
   plan: BatchPlan;
   model: string;
-  files: { results: string; errors: string; stats?: string; report?: string };
+  files: { results: string; errors: string; stats?: string; report?: string; figures?: string[] };
   classes?: ClassStats[];
 }
 
@@ -92,11 +98,20 @@ async function openRunner(options: DatasetOptions, itemOptions: ItemOptions): Pr
   const spec: ModelSpec = modelSpec(options);
   if ((options.workers ?? 0) > 0) {
     const pool = await WorkerPool.start(options.workers as number, spec, options.plan, itemOptions);
+    pool.onMemory = options.onMemory;
     return { run: (item) => pool.run(item), close: () => pool.close(), slots: pool.size };
   }
   const explainer: Explainer = await openModel(spec);
   checkPlan(explainer, options.plan);
-  return { run: (item) => processItem(explainer, item, options.plan, itemOptions), close: async () => explainer.dispose(), slots: 1 };
+  const run = async (item: BatchItem) => {
+    const record = await processItem(explainer, item, options.plan, itemOptions);
+    if (options.onMemory) {
+      const { numTensors, numBytes } = tf.memory();
+      options.onMemory(0, { numTensors, numBytes });
+    }
+    return record;
+  };
+  return { run, close: async () => explainer.dispose(), slots: 1 };
 }
 
 /** Removes temporary files left by killed processes in the output folder and every item folder. */
@@ -208,17 +223,23 @@ export async function finalizeDataset(outDir: string, items: BatchItem[], plan: 
     remaining: items.length - done,
     plan,
     model,
-    files: { results: RESULTS_FILE, errors: ERRORS_FILE, ...(classes ? { stats: STATS_CSV, report: STATS_MD } : {}) },
+    files: {
+      results: RESULTS_FILE,
+      errors: ERRORS_FILE,
+      ...(classes ? { stats: STATS_CSV, report: STATS_MD, figures: CLASS_FIGURE_FILES } : {}),
+    },
     ...(classes ? { classes } : {}),
   };
+  const figures = classes ? classStatsFigures(classes) : [];
   await mkdir(outDir, { recursive: true });
   await writeOutputs([
+    ...figures.map((f) => ({ path: join(outDir, f.file), bytes: f.bytes })),
     { path: join(outDir, RESULTS_FILE), bytes: jsonl(results) },
     { path: join(outDir, ERRORS_FILE), bytes: jsonl(errors) },
     ...(classes
       ? [
           { path: join(outDir, STATS_CSV), bytes: Buffer.from(classStatsCsv(classes)) },
-          { path: join(outDir, STATS_MD), bytes: Buffer.from(classStatsMarkdown(classes, plan.iouThreshold ?? 0.5)) },
+          { path: join(outDir, STATS_MD), bytes: Buffer.from(classStatsMarkdown(classes, plan.iouThreshold ?? 0.5, figures)) },
         ]
       : []),
     { path: join(outDir, SUMMARY_FILE), bytes: Buffer.from(`${JSON.stringify(summary, null, 2)}\n`) },

@@ -149,7 +149,11 @@ const LABELS: Record<StatName, string> = {
 };
 
 /** The aggregates as a Markdown report: classes ranked by context reliance, each figure with its 95 % CI. */
-export function classStatsMarkdown(classes: ClassStats[], iouThreshold: number): string {
+export function classStatsMarkdown(
+  classes: ClassStats[],
+  iouThreshold: number,
+  figures: Array<{ file: string; caption: string }> = [],
+): string {
   const fmt = (e: Estimate) =>
     e.mean === null ? '–' : `${e.mean.toFixed(3)} [${(e.lo as number).toFixed(3)}, ${(e.hi as number).toFixed(3)}]`;
   const bar = (e: Estimate) => (e.mean === null ? '' : '█'.repeat(Math.round(e.mean * 20)));
@@ -165,6 +169,15 @@ export function classStatsMarkdown(classes: ClassStats[], iouThreshold: number):
         `| ${k + 1} | ${c.className ?? c.classIndex} | ${c.requests} | ${STAT_NAMES.map((s) => fmt(c.stats[s])).join(' | ')} | ${bar(c.stats.massOnContext)} |`,
     ),
     '',
+    ...(figures.length > 0
+      ? [
+          '## Figures',
+          '',
+          'Classes in rank order; dot = mean, whisker = 95 % bootstrap CI.',
+          '',
+          ...figures.flatMap((f) => [`![${f.caption}](${f.file})`, '']),
+        ]
+      : []),
   ];
   return lines.join('\n');
 }
