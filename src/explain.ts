@@ -339,7 +339,7 @@ export class Explainer {
       input.dispose();
     }
     try {
-      return { pass, prediction: this.predictionOf(pass.output) };
+      return { pass, prediction: this.predictionOf(pass.predictionOutput ?? pass.output) };
     } catch (err) {
       pass.dispose();
       throw err;

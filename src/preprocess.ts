@@ -18,6 +18,9 @@ export function imageToInput(image: RgbaImage, height: number, width: number, ch
     let x = tf.tensor4d(rgb, [1, height, width, 3]);
     if (channels === 1) x = tf.mean(x, -1, true);
     else if (channels !== 3) throw new Error(`models with ${channels} input channels are not supported`);
-    return x.mul((hi - lo) / 255).add(lo) as tf.Tensor4D;
+    // (v · (hi − lo)) / 255 + lo, in that order: for [0, 1] the input is v / 255 correctly rounded,
+    // as PyTorch's `ToTensor` and `np.asarray(img) / 255` give (v · (1/255) differs in the last bit,
+    // and a network with a decision near zero can amplify that: docs/zoo.md, DeepLabV3's encoder).
+    return (hi - lo === 1 ? x : x.mul(hi - lo)).div(255).add(lo) as tf.Tensor4D;
   });
 }

@@ -18,6 +18,7 @@ import {
   imageDimensions,
 } from '../src/io/codec.js';
 import { resizeRgbaToRgb } from '../src/render/resize.js';
+import { imageToInput } from '../src/preprocess.js';
 import { parseLabels, parseLabelsWithColors } from '../src/io/labels.js';
 import { readLabelsFile } from '../src/node.js';
 import * as tf from '@tensorflow/tfjs';
@@ -351,6 +352,24 @@ describe('pixel limit and large images', () => {
     const { grown, bytes } = JSON.parse(r.stdout) as { grown: number; bytes: number };
     assert.equal(bytes, 6000 * 6000 * 4);
     assert.ok(grown < bytes / 4, `peak RSS grew by ${(grown / 2 ** 20).toFixed(0)} MB for a ${(bytes / 2 ** 20).toFixed(0)} MB image`);
+  });
+});
+
+describe('scaling to the input range', () => {
+  test('every byte v becomes fround(v / 255) exactly, as PyTorch’s ToTensor gives it; [-1, 1] = fround(fround(2v / 255) − 1)', async () => {
+    await useCpu();
+    const image = createImage(256, 1);
+    for (let v = 0; v < 256; v++) image.data.set([v, v, v, 255], v * 4);
+    const x = imageToInput(image, 1, 256, 3);
+    const y = imageToInput(image, 1, 256, 3, { inputRange: [-1, 1] });
+    const xd = x.dataSync();
+    const yd = y.dataSync();
+    tf.dispose([x, y]);
+    for (let v = 0; v < 256; v++) {
+      // v · fround(1/255) (the former scaling) differs from this in the last bit for 126 of the 256 bytes.
+      assert.equal(xd[v * 3], Math.fround(v / 255), `byte ${v}`);
+      assert.equal(yd[v * 3], Math.fround(Math.fround((2 * v) / 255) - 1), `byte ${v} in [-1, 1]`);
+    }
   });
 });
 

@@ -10,10 +10,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.normpath(os.path.join(HERE, '..', '..', 'fixtures', 'zoo'))
 
 
-# The ops the ONNX engine differentiates on this branch, as its error message lists them
-SUPPORTED = set('''Add AveragePool BatchNormalization Cast Clip Concat Conv ConvTranspose Div Dropout Flatten Gemm
-GlobalAveragePool HardSigmoid HardSwish Identity LeakyRelu LogSoftmax MatMul MaxPool Mul Pad ReduceMean ReduceSum Relu
-Reshape Resize Sigmoid Slice Softmax Squeeze Sub Sum Tanh Transpose Unsqueeze'''.split())
+import subprocess
+
+REPO = os.path.normpath(os.path.join(HERE, '..', '..'))
+
+
+def supported_ops():
+    """The op types the ONNX engine's gradient registry (src/engine/onnx/ops/index.ts) has a record for."""
+    code = "import { SUPPORTED_OPS } from './src/engine/onnx/ops/index.ts'; process.stdout.write(SUPPORTED_OPS.join(' '));"
+    out = subprocess.run(['node', '--import', 'tsx', '--input-type=module', '-e', code], cwd=REPO, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+SUPPORTED = supported_ops()
 SHAPE_OPS = {'Shape', 'Gather', 'Constant', 'ConstantOfShape', 'Range', 'Equal', 'Where', 'Expand', 'Unsqueeze', 'Concat', 'Slice', 'Cast'}
 
 
@@ -129,7 +138,7 @@ def main():
                 print(f'| {f} | {r["outputMaxAbsDiff"]:.1e} | {r["labelAgreement"]:.4f} | {cells} |')
         c = cli.get(n)
         if c:
-            print('\nThe CLI (this branch, before the op-registry work):\n')
+            print('\nThe CLI (`scripts/zoo/try-cli.py`, the engine of this commit):\n')
             print('| file | layers | predict (labels = PyTorch) | explain |')
             print('| --- | --- | --- | --- |')
             for f, r in c.items():
@@ -148,7 +157,7 @@ def main():
                         t += f' "{short(e["message"])}"'
                     elif 'alpha' in e and 'rel' in e['alpha']:
                         a, c = e['alpha'], e['cam']
-                        t += f', α {a["rel"]:.1e} ({a["roundedUnits"]:.0f}u), CAM {c["rel"]:.1e} ({c["roundedUnits"]:.0f}u)' + (' empty' if e.get('empty') else '')
+                        t += f', α {a["rel"]:.1e}, CAM {c["rel"]:.1e}' + (' empty' if e.get('empty') else '')
                     elif 'alpha' in e:
                         t += f', {e["alpha"]}'
                     if e['exit'] == 0 and e['layer'] == 'default':

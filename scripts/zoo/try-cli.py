@@ -51,9 +51,10 @@ def rel(a, b):
 
 
 def compare(cli_values, ref, ref64):
-    """The CLI's JSON rounds cam and weights to 1e-6 (src/io/json.ts): besides the plain
-    relative error, the error against the reference rounded the same way, in units of 1e-6
-    (0 or 1: equal up to the rounding), and PyTorch float32's own error against float64."""
+    """Relative error (largest difference / largest reference value) and absolute error against
+    PyTorch's float32 reference. The CLI's JSON is unrounded (src/io/json.ts); `roundedUnits`
+    (the error after rounding both to 1e-6, in units of 1e-6) is kept for older result files; and
+    PyTorch float32's own error against float64."""
     a, b = np.asarray(cli_values, np.float64).ravel(), np.asarray(ref, np.float64).ravel()
     if a.size != b.size:
         return {'error': f'size {a.size} vs {b.size}'}

@@ -77,6 +77,13 @@ export interface BatchGradient {
 export interface ForwardPass {
   /** Logits, [1, H, W, C] or [1, C]. Owned by the pass: do not dispose. */
   readonly output: tf.Tensor;
+  /**
+   * Optional: the logits of the model file as shipped, when the graph the engine differentiates
+   * differs from it numerically (ONNX: float16 weights widened, quantised ops read straight-through).
+   * Predictions (labels, class regions) are taken from these, so they equal the runtime's own run.
+   * Owned by the pass: do not dispose.
+   */
+  readonly predictionOutput?: tf.Tensor;
   /** The cached output of a layer (or the input, for INPUT_LAYER). Owned by the pass: do not dispose. */
   activation(layer: string): tf.Tensor;
   /**

@@ -8,6 +8,11 @@ export interface JsonContext {
   region: Region;
   /** What ran the model (ModelAdapter.runtime, e.g. 'tfjs-wasm', 'onnxruntime-node (cpu)'). */
   runtime?: string;
+  /**
+   * How the graph explained differs from the file (ModelAdapter.notes: float16 weights widened,
+   * quantised ops read straight-through), one sentence each; [] when it is the file itself; null when not known.
+   */
+  notes?: readonly string[];
   ms: number;
   heatmap: boolean;
 }
@@ -45,6 +50,7 @@ export function explanationJson(e: Explanation, context: JsonContext): Record<st
     weights: e.weights ? Array.from(e.weights) : null,
     heatmap: context.heatmap ? Array.from(e.heatmap) : undefined,
     runtime: context.runtime ?? null,
+    notes: context.notes ? [...context.notes] : null,
     milliseconds: context.ms,
   };
 }

@@ -132,7 +132,17 @@ Examples:
         const runtime = explainer.adapter.runtime;
         const json =
           flags.json !== undefined
-            ? JSON.stringify(explanationJson(e, { model: modelPath, image: imagePath, region, runtime, ms, heatmap: !!flags.jsonHeatmap }))
+            ? JSON.stringify(
+                explanationJson(e, {
+                  model: modelPath,
+                  image: imagePath,
+                  region,
+                  runtime,
+                  notes: explainer.adapter.notes,
+                  ms,
+                  heatmap: !!flags.jsonHeatmap,
+                }),
+              )
             : null;
         const outputs = [{ path: flags.out, bytes: figureBytes, label: '--out' }];
         if (json !== null && typeof flags.json === 'string')

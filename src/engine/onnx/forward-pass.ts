@@ -10,6 +10,7 @@ import { nchwToNhwc } from './layout.js';
 export class OnnxForwardPass implements ForwardPass {
   readonly output: tf.Tensor;
   private readonly logits: Float32Array;
+  private shipped?: tf.Tensor;
   private readonly views = new Map<string, tf.Tensor>();
   private disposed = false;
 
@@ -28,6 +29,18 @@ export class OnnxForwardPass implements ForwardPass {
     const o = adapter.output;
     this.output =
       o.kind === 'map' ? tf.tensor4d(this.logits, [1, o.height, o.width, o.channels]) : tf.tensor2d(this.logits, [1, o.channels]);
+  }
+
+  get predictionOutput(): tf.Tensor | undefined {
+    return this.shipped;
+  }
+
+  /** @internal The logits of the file as shipped (NCHW), when the explained graph differs from it numerically. */
+  setPredictionLogits(nchw: Float32Array): void {
+    const o = this.adapter.output;
+    const v = this.adapter.logitsNhwc(nchw);
+    this.shipped?.dispose();
+    this.shipped = o.kind === 'map' ? tf.tensor4d(v, [1, o.height, o.width, o.channels]) : tf.tensor2d(v, [1, o.channels]);
   }
 
   /** The logits in the project's layout ([H, W, C] flattened). */
@@ -154,6 +167,7 @@ export class OnnxForwardPass implements ForwardPass {
     if (this.disposed) return;
     this.disposed = true;
     this.output.dispose();
+    this.shipped?.dispose();
     for (const v of this.views.values()) v.dispose();
     this.views.clear();
     this.cache.clear();
