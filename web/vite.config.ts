@@ -6,6 +6,7 @@ import { defaultClientConditions, defineConfig, type Plugin } from 'vite';
 import { collectBundled } from './bundled.js';
 import { ORT_WASM_DIR } from './src/protocol.js';
 import { ISOLATION_HEADERS } from './serve.js';
+import { volumeFiles } from './volume-assets.js';
 
 const webDir = fileURLToPath(new URL('.', import.meta.url));
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -25,6 +26,7 @@ function ortFiles(): Map<string, string> {
 function copied(): ReturnType<typeof collectBundled> {
   const { files, catalog } = collectBundled(repo);
   for (const [url, file] of ortFiles()) files.set(url, file);
+  for (const [url, file] of volumeFiles(repo)) files.set(url, file);
   return { files, catalog };
 }
 
@@ -71,7 +73,14 @@ export default defineConfig({
     chunkSizeWarningLimit: 4096,
     reportCompressedSize: false,
     // The build is quick; rolldown's "slow plugin" note (the HTML and worker transforms) is noise here.
-    rolldownOptions: { checks: { bundlerTimings: false } },
+    rolldownOptions: {
+      checks: { bundlerTimings: false },
+      // Two pages: the 2-D explorer and the volume view (web/volume.html).
+      input: {
+        main: fileURLToPath(new URL('./index.html', import.meta.url)),
+        volume: fileURLToPath(new URL('./volume.html', import.meta.url)),
+      },
+    },
   },
   server: { host: '127.0.0.1', headers: ISOLATION_HEADERS },
   preview: { host: '127.0.0.1', headers: ISOLATION_HEADERS },

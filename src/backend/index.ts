@@ -9,6 +9,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { maxPoolGradConfigs } from './kernels/max-pool-grad.js';
 import { conv2dBackpropFilterConfigs } from './kernels/conv2d-backprop-filter.js';
 import { conv2dBackpropInputConfigs } from './kernels/conv2d-backprop-input.js';
+import { conv3dBackpropInputConfigs } from './kernels/conv3d-backprop-input.js';
 import { tileConfigs } from './kernels/tile.js';
 import { sliceConcatConfigs } from './kernels/slice-concat.js';
 import { depthwiseConfigs } from './kernels/depthwise.js';
@@ -38,6 +39,7 @@ function kernelFixes(): tf.KernelConfig[] {
     ...maxPoolGradConfigs,
     ...conv2dBackpropFilterConfigs,
     ...conv2dBackpropInputConfigs,
+    ...conv3dBackpropInputConfigs,
     ...tileConfigs,
     ...sliceConcatConfigs,
     ...depthwiseConfigs,

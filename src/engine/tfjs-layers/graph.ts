@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { batchNorm5d } from './batchnorm5d.js';
 
 /**
  * A LayersModel's node graph, run by our own executor (the way tfjs's internal
@@ -114,7 +115,9 @@ export class LayersGraph {
       });
       const producesOutput = step.outputIds.includes(this.outputId);
       const outputs =
-        (unfused && unfusedConv(step, inputs, linearOutput && producesOutput)) || callLayer(step, inputs, linearOutput && producesOutput);
+        (unfused && unfusedConv(step, inputs, linearOutput && producesOutput)) ||
+        batchNorm5d(step.layer, inputs) ||
+        callLayer(step, inputs, linearOutput && producesOutput);
       step.outputIds.forEach((id, k) => {
         values.set(id, outputs[k]);
         computed.set(id, outputs[k]);

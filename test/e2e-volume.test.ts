@@ -1,0 +1,279 @@
+/**
+ * End-to-end tests of the explorer's volume view (web/volume.html) in headless Chromium
+ * (playwright-core, like test/e2e.test.ts): the default 3-D model and NIfTI volume load, a click
+ * on a slice, a box dragged on a slice and an object pick each give the heatmap the library's
+ * explainVolume computes in Node (onnxruntime-node, the same fixture files) within 1e-4, and the
+ * three views fit the viewport at 800 and 1600 px wide. Skipped with a message when chromium is
+ * missing, unless CI is set.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { nodeRuntime } from '../src/engine/onnx/node.js';
+import { readNiftiFile } from '../src/io/nifti-node.js';
+import { camOnVolume, defaultVolumeLayer, explainVolume } from '../src/volume/explain.js';
+import { OnnxVolumeModel } from '../src/volume/onnx-volume.js';
+import type { Dims3, VolumeRegion, Voxel } from '../src/volume/regions.js';
+import { buildWeb, chromiumMissing, hookValue, launchBrowser, nextAnswer, waitReady } from '../web/e2e-harness.js';
+import { serve } from '../web/serve.js';
+import { DEFAULT_VOLUME_SAMPLE } from '../web/src/volume/defaults.js';
+
+const missing = chromiumMissing();
+const ci = !['', '0', 'false'].includes((process.env.CI ?? '').trim().toLowerCase());
+if (missing && ci) throw new Error(`the end-to-end tests must run in CI: ${missing}`);
+const skip = missing ? `end-to-end tests skipped: ${missing}` : false;
+const T = { timeout: 240_000, skip };
+
+const repo = new URL('../', import.meta.url);
+const VIEWS = ['axial', 'coronal', 'sagittal'] as const;
+type View = (typeof VIEWS)[number];
+
+let browser: Browser;
+let context: BrowserContext;
+let server: Awaited<ReturnType<typeof serve>>;
+let page: Page;
+let model: OnnxVolumeModel;
+let volume: Float32Array;
+let dims: Dims3;
+const pageErrors: string[] = [];
+
+/** The library's answer in Node: the CAM on the volume grid, on the layer grid, α, class and S. */
+async function reference(region: VolumeRegion, layer?: string) {
+  const x = await explainVolume(model, volume, { region, layer });
+  return { ...x, heat: camOnVolume(x.cam, x.camDims, dims) };
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+async function floats(p: Page, fn: 'lastHeatmapBase64' | 'lastCamBase64'): Promise<Float32Array> {
+  const b64 = await hookValue<string | null>(p, `h.${fn}()`);
+  assert.ok(b64, 'the page has an answer');
+  const bytes = Buffer.from(b64, 'base64');
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+interface PageAnswer {
+  layer: string;
+  classId: number;
+  score: number;
+  alpha: number[];
+  camDims: number[];
+  cached: boolean;
+}
+const pageAnswer = (p: Page) =>
+  hookValue<PageAnswer>(
+    p,
+    '(({ layer, classId, score, alpha, camDims, cached }) => ({ layer, classId, score, alpha: [...alpha], camDims, cached }))(h.lastAnswer)',
+  );
+
+/** The page's heatmap, CAM, α, class and S equal the library's in Node within 1e-4 (relative to each array's largest value). */
+async function assertSameAsLibrary(p: Page, region: VolumeRegion): Promise<void> {
+  const ref = await reference(region);
+  const got = await pageAnswer(p);
+  assert.equal(got.layer, ref.layer);
+  assert.equal(got.classId, ref.classId);
+  assert.deepEqual(got.camDims, ref.camDims);
+  assert.ok(maxAbs(ref.heat) > 0, 'the reference heatmap is not all zero (the comparison can fail)');
+  const heat = await floats(p, 'lastHeatmapBase64');
+  const cam = await floats(p, 'lastCamBase64');
+  assert.ok(maxAbsDiff(heat, ref.heat) <= 1e-4 * maxAbs(ref.heat), `heatmap off by ${maxAbsDiff(heat, ref.heat)}`);
+  assert.ok(maxAbsDiff(cam, ref.cam) <= 1e-4 * maxAbs(ref.cam), `CAM off by ${maxAbsDiff(cam, ref.cam)}`);
+  assert.ok(maxAbsDiff(got.alpha, ref.alpha) <= 1e-4 * maxAbs(ref.alpha), `α off by ${maxAbsDiff(got.alpha, ref.alpha)}`);
+  assert.ok(Math.abs(got.score - ref.score) <= 1e-4 * Math.max(1, Math.abs(ref.score)));
+}
+
+/** Rows and columns of a view's slice, and the voxel under a cell (the orientation written out by hand: docs/volumes.md). */
+function viewCells(view: View): { rows: number; cols: number } {
+  const [D, H, W] = dims;
+  return view === 'axial' ? { rows: H, cols: W } : view === 'coronal' ? { rows: D, cols: W } : { rows: D, cols: H };
+}
+
+/** The page point at the centre of a cell of a view. */
+async function cellPoint(p: Page, view: View, row: number, col: number): Promise<[number, number]> {
+  const canvas = `#view-${view} canvas`;
+  await p.locator(canvas).scrollIntoViewIfNeeded();
+  const r = await p.$eval(
+    canvas,
+    (c) => c.getBoundingClientRect().toJSON() as { left: number; top: number; width: number; height: number },
+  );
+  const { rows, cols } = viewCells(view);
+  return [r.left + ((col + 0.5) / cols) * r.width, r.top + ((row + 0.5) / rows) * r.height];
+}
+
+async function clickCell(p: Page, view: View, row: number, col: number): Promise<void> {
+  const [x, y] = await cellPoint(p, view, row, col);
+  await p.mouse.click(x, y);
+}
+
+const useTool = (p: Page, tool: string) => p.click(`#vol-tools label:has(input[value="${tool}"])`);
+
+describe('the volume view in headless Chromium', () => {
+  before(async () => {
+    if (skip) return;
+    const [bytes, nifti] = await Promise.all([
+      Promise.resolve(readFileSync(new URL(DEFAULT_VOLUME_SAMPLE.model, repo))),
+      readNiftiFile(new URL(DEFAULT_VOLUME_SAMPLE.volume, repo).pathname),
+      buildWeb(),
+    ]);
+    model = await OnnxVolumeModel.create(bytes, nodeRuntime);
+    volume = nifti.data;
+    dims = [nifti.dims[2], nifti.dims[1], nifti.dims[0]];
+    server = await serve();
+    browser = await launchBrowser();
+    context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+    await model?.dispose();
+  });
+
+  test('the default model and volume load: 3-D layers listed with their shapes, the bottleneck chosen as in the library', T, async () => {
+    page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await page.goto(`${server.url}volume.html`);
+    await waitReady(page);
+    assert.equal(await hookValue<string | null>(page, 'h.lastError'), null);
+    const st = await hookValue<{ model: { layers: Array<{ name: string; shape: number[] }>; bottleneck: string }; volumeDims: number[] }>(
+      page,
+      'h.state()',
+    );
+    assert.deepEqual(st.volumeDims, dims);
+    assert.deepEqual(
+      st.model.layers.map((l) => [l.name, l.shape]),
+      model.layers().map((l) => [l.name, l.shape]),
+    );
+    assert.equal(st.model.bottleneck, defaultVolumeLayer(model));
+    const options = await page.$$eval('#vol-layer option', (os) => os.map((o) => o.textContent ?? ''));
+    assert.ok(
+      options.some((o) => /bottleneck/.test(o) && /\[12×4×5×6\]/.test(o)),
+      options.join('\n'),
+    );
+    assert.equal(await hookValue<number>(page, 'h.predictions'), 1);
+  });
+
+  test('a click on a voxel of each view gives the library heatmap within 1e-4; the other views move to the voxel', T, async (t) => {
+    const [D] = dims;
+    // Axial at its middle slice d = 8: the cell (row h, column w) is voxel (8, h, w).
+    assert.equal(await nextAnswer(page, () => clickCell(page, 'axial', 6, 15)), 'answer');
+    assert.deepEqual(await hookValue<VolumeRegion>(page, 'h.lastRegion'), { kind: 'voxel', voxel: [8, 6, 15] });
+    await assertSameAsLibrary(page, { kind: 'voxel', voxel: [8, 6, 15] });
+    // The sliders moved to the voxel: coronal at h = 6, sagittal at w = 15.
+    assert.deepEqual((await hookValue<{ slices: number[] }>(page, 'h.state()')).slices, [8, 6, 15]);
+    // Sagittal at w = 15: row r is d = D − 1 − r, column c is h.
+    assert.equal(await nextAnswer(page, () => clickCell(page, 'sagittal', 3, 12)), 'answer');
+    const v: Voxel = [D - 1 - 3, 12, 15];
+    assert.deepEqual(await hookValue<VolumeRegion>(page, 'h.lastRegion'), { kind: 'voxel', voxel: v });
+    await assertSameAsLibrary(page, { kind: 'voxel', voxel: v });
+    // Coronal at h = 12: row r is d = D − 1 − r, column c is w.
+    assert.equal(await nextAnswer(page, () => clickCell(page, 'coronal', 10, 2)), 'answer');
+    await assertSameAsLibrary(page, { kind: 'voxel', voxel: [D - 1 - 10, 12, 2] });
+    const timings = await hookValue<Array<{ wallMs: number; ms: number; cached: boolean }>>(page, 'h.timings');
+    assert.ok(
+      timings.every((x) => x.cached),
+      'every answer reused the one prediction',
+    );
+    assert.equal(await hookValue<number>(page, 'h.predictions'), 1, 'one forward pass per volume');
+    t.diagnostic(`click to heatmap (ms): ${timings.map((x) => x.wallMs.toFixed(0)).join(', ')}`);
+  });
+
+  test('a box dragged on a slice spans the chosen depth, and an object pick explains the 3-D component', T, async () => {
+    await useTool(page, 'box');
+    await page.fill('#vol-depth', '3');
+    // On axial at d = D − 1 − 10 = 5 (the last click moved it there): cells (2, 3) to (7, 9).
+    const d = dims[0] - 1 - 10;
+    const a = await cellPoint(page, 'axial', 2, 3);
+    const b = await cellPoint(page, 'axial', 7, 9);
+    const drag = async () => {
+      await page.mouse.move(...a);
+      await page.mouse.down();
+      await page.mouse.move(...b, { steps: 5 });
+      await page.mouse.up();
+    };
+    assert.equal(await nextAnswer(page, drag), 'answer');
+    const box: VolumeRegion = { kind: 'box', box: [d - 1, 2, 3, d + 1, 7, 9] };
+    assert.deepEqual(await hookValue<VolumeRegion>(page, 'h.lastRegion'), box);
+    await assertSameAsLibrary(page, box);
+
+    await useTool(page, 'component');
+    assert.equal(await nextAnswer(page, () => clickCell(page, 'axial', 10, 12)), 'answer');
+    const comp: VolumeRegion = { kind: 'component', voxel: [d, 10, 12], connectivity: 26 };
+    assert.deepEqual(await hookValue<VolumeRegion>(page, 'h.lastRegion'), comp);
+    await assertSameAsLibrary(page, comp);
+    await useTool(page, 'voxel');
+  });
+
+  test('a later click supersedes an earlier one: the heatmap drawn is the last voxel’s', T, async () => {
+    const before = await hookValue<number>(page, 'h.answers');
+    const [x1, y1] = await cellPoint(page, 'axial', 1, 1);
+    const [x2, y2] = await cellPoint(page, 'axial', 12, 20);
+    await page.mouse.click(x1, y1);
+    await page.mouse.click(x2, y2);
+    await page.waitForFunction(
+      (n) => {
+        const h = (window as unknown as { __segGradCam: { answers: number; lastRegion: { voxel?: number[] } | null } }).__segGradCam;
+        return h.answers > n && h.lastRegion?.voxel?.[1] === 12;
+      },
+      before,
+      { timeout: 120_000, polling: 50 },
+    );
+    const slice = (await hookValue<{ slices: number[] }>(page, 'h.state()')).slices[0];
+    await assertSameAsLibrary(page, { kind: 'voxel', voxel: [slice, 12, 20] });
+  });
+
+  test('the URL reproduces a voxel question; a file that is not NIfTI is answered in the page', T, async () => {
+    const p = await context.newPage();
+    p.on('pageerror', (e) => pageErrors.push(e.message));
+    await p.goto(`${server.url}volume.html?voxel=4,15,20`);
+    await waitReady(p);
+    assert.equal(await hookValue<number>(p, 'h.answers'), 1);
+    await assertSameAsLibrary(p, { kind: 'voxel', voxel: [4, 15, 20] });
+    const errors = await hookValue<number>(p, 'h.errors');
+    await p.setInputFiles('#vol-files', { name: 'broken.nii', mimeType: 'application/octet-stream', buffer: Buffer.from('not a volume') });
+    await p.waitForFunction((n) => (window as unknown as { __segGradCam: { errors: number } }).__segGradCam.errors > n, errors, {
+      timeout: 60_000,
+      polling: 50,
+    });
+    assert.match((await p.textContent('#error-text')) ?? '', /NIfTI/);
+    await p.close();
+  });
+
+  test('the three views fit the viewport at 800 and 1600 px wide (screenshots)', T, async () => {
+    // The docs' screenshots: SCREENSHOT_DIR=docs/images (else a temporary folder).
+    const dir = process.env.SCREENSHOT_DIR ?? mkdtempSync(join(tmpdir(), 'seg-grad-cam-volume-'));
+    mkdirSync(dir, { recursive: true });
+    for (const [width, height] of [
+      [800, 900],
+      [1600, 1000],
+    ]) {
+      await page.setViewportSize({ width, height });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.waitForTimeout(200);
+      for (const view of VIEWS) {
+        const r = await page.$eval(`#view-${view} canvas`, (c) => c.getBoundingClientRect().toJSON() as DOMRect);
+        assert.ok(r.width > 100, `${view} is drawn at a usable size at ${width} px (${r.width} px)`);
+        assert.ok(
+          r.left >= 0 && r.top >= 0 && r.right <= width && r.bottom <= height,
+          `${view} within ${width}x${height}: ${JSON.stringify(r)}`,
+        );
+      }
+      await page.screenshot({ path: join(dir, width === 1600 ? 'volume-explorer.png' : `volume-explorer-${width}.png`) });
+    }
+    if (!process.env.SCREENSHOT_DIR) rmSync(dir, { recursive: true, force: true });
+    assert.deepEqual(pageErrors, []);
+  });
+});

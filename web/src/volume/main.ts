@@ -1,0 +1,436 @@
+/**
+ * The volume page (web/volume.html): open a 3-D ONNX model and a NIfTI volume (file picker,
+ * drop, or ?model=…&volume=… URLs; the default sample otherwise), three orthogonal slice views
+ * with a slider each, and questions asked by clicking: a voxel, a box dragged on a slice over a
+ * chosen depth, the 3-D object or the class under the click. The worker (./worker.ts) predicts
+ * once per model and volume and answers each question with the library's explainVolume; the
+ * heatmap is drawn on every view with the crosshair at the clicked voxel.
+ */
+import { colormapLut } from '../../../src/render/colormap.js';
+import { classColor, defaultPalette } from '../../../src/render/palette.js';
+import { toOutputVoxel, type Connectivity } from '../../../src/volume/regions.js';
+import { ORT_WASM_DIR } from '../protocol.js';
+import { DEFAULT_VOLUME_SAMPLE, sampleUrl } from './defaults.js';
+import { hook, type Timing } from './hook.js';
+import type {
+  Dims3,
+  ExplainVolumeParams,
+  Intensity,
+  VolumeAnswer,
+  VolumeInfo,
+  VolumeModelInfo,
+  VolumePrediction,
+  VolumeRegion,
+  VolumeReply,
+  VolumeRequest,
+  VolumeSource,
+  VolumeWorkerMessage,
+  Voxel,
+} from './protocol.js';
+import { boxFromDrag, toVolumeGrid, VIEWS, voxelAt, type Cell, type View } from './slices.js';
+import { SlicePanel } from './views.js';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const el = {
+  statusText: $('status-text'),
+  spinner: $('status-spinner'),
+  error: $('error'),
+  errorText: $('error-text'),
+  files: $<HTMLInputElement>('vol-files'),
+  intensity: $<HTMLSelectElement>('vol-intensity'),
+  names: $('vol-names'),
+  depth: $<HTMLInputElement>('vol-depth'),
+  connectivity: $<HTMLSelectElement>('vol-connectivity'),
+  classSelect: $<HTMLSelectElement>('vol-class'),
+  layerSelect: $<HTMLSelectElement>('vol-layer'),
+  opacity: $<HTMLInputElement>('vol-opacity'),
+  labels: $<HTMLInputElement>('vol-labels'),
+  answer: $('vol-answer'),
+  timing: $('vol-timing'),
+  views: $('vol-views'),
+  dropHint: $('drop-hint'),
+};
+
+// ---------------------------------------------------------------- worker
+
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+let nextId = 1;
+const pending = new Map<number, { resolve(r: VolumeReply): void; reject(e: Error): void }>();
+worker.onmessage = (event: MessageEvent<VolumeWorkerMessage>) => {
+  const msg = event.data;
+  const p = pending.get(msg.id);
+  if (!p) return;
+  if ('progress' in msg) {
+    busy(msg.progress);
+    return;
+  }
+  pending.delete(msg.id);
+  if (msg.ok) p.resolve(msg.reply);
+  else p.reject(new Error(msg.error.message));
+};
+worker.onerror = (event) => {
+  for (const p of pending.values()) p.reject(new Error(`the volume worker failed: ${event.message || 'unknown error'}`));
+  pending.clear();
+};
+function call(request: VolumeRequest, transfer: Transferable[] = []): Promise<VolumeReply> {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    worker.postMessage({ id, request }, transfer);
+  });
+}
+
+// ---------------------------------------------------------------- state
+
+const state = {
+  model: null as VolumeModelInfo | null,
+  modelUrl: null as string | null,
+  volume: null as VolumeInfo | null,
+  volumeUrl: null as string | null,
+  range: [0, 1] as [number, number],
+  prediction: null as VolumePrediction | null,
+  /** The prediction on the volume grid (for the class under a click and the label colours). */
+  labels: null as Int32Array | null,
+  voxel: null as Voxel | null,
+  region: null as VolumeRegion | null,
+  answer: null as VolumeAnswer | null,
+  /** M on the volume grid. */
+  mask: null as Float32Array | null,
+  /** Questions asked; an answer to an older one is not drawn. */
+  asked: 0,
+};
+
+const panels = {} as Record<View, SlicePanel>;
+for (const view of VIEWS)
+  panels[view] = new SlicePanel(view, $(`view-${view}`), {
+    click: (_v, voxel) => void onVoxel(voxel),
+    drag: (v, index, a, b) => void onDrag(v, index, a, b),
+    slice: () => undefined,
+  });
+
+// ---------------------------------------------------------------- status
+
+function busy(text: string): void {
+  el.spinner.hidden = false;
+  el.statusText.textContent = text;
+}
+function idle(text = 'ready'): void {
+  el.spinner.hidden = true;
+  el.statusText.textContent = text;
+}
+function showError(err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
+  el.errorText.textContent = message;
+  el.error.hidden = false;
+  hook.errors++;
+  hook.lastError = message;
+  idle('error');
+}
+$('error-close').addEventListener('click', () => (el.error.hidden = true));
+
+const className = (c: number) => `class ${c}`;
+
+// ---------------------------------------------------------------- drawing
+
+const palette = defaultPalette();
+const classColors = Array.from({ length: 32 }, (_, c) => classColor(palette, c));
+const lut = colormapLut('turbo');
+
+function redraw(): void {
+  const v = state.volume;
+  if (!v) return;
+  const heat = state.answer?.heat ?? null;
+  let max = 0;
+  if (heat) for (const x of heat) if (x > max) max = x;
+  for (const view of VIEWS)
+    panels[view].setScene({
+      dims: v.dims,
+      voxel: state.voxel,
+      mask: state.mask,
+      layers: {
+        volume: v.data,
+        range: state.range,
+        heat: heat ? { data: heat, max } : null,
+        opacity: Number(el.opacity.value),
+        lut,
+        labels: el.labels.checked && state.labels ? { data: state.labels, colors: classColors } : null,
+      },
+    });
+}
+
+/** Grey levels from the 1st to the 99th percentile (a few bright voxels do not darken the rest). */
+function greyRange(data: Float32Array): [number, number] {
+  const s = Float32Array.from(data).sort();
+  const at = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.round(p * (s.length - 1))))];
+  const lo = at(0.01);
+  const hi = at(0.99);
+  return hi > lo ? [lo, hi] : [s[0], s[s.length - 1]];
+}
+
+// ---------------------------------------------------------------- loading
+
+function fillModelControls(info: VolumeModelInfo): void {
+  el.layerSelect.replaceChildren();
+  for (const l of info.layers) {
+    const label = `${l.name} · ${l.type} [${l.shape.slice(1).join('×')}]${l.name === info.bottleneck ? ' · bottleneck' : ''}`;
+    el.layerSelect.add(new Option(label, l.name, false, l.name === info.bottleneck));
+  }
+  el.classSelect.replaceChildren(new Option('auto', 'auto'));
+  for (let c = 0; c < info.classCount; c++) el.classSelect.add(new Option(className(c), String(c)));
+}
+
+async function loadModel(source: VolumeSource): Promise<void> {
+  busy('loading the model');
+  const reply = await call({ type: 'load-model', source }, source.kind === 'bytes' ? [source.bytes.buffer as ArrayBuffer] : []);
+  if (reply.type !== 'load-model') return;
+  state.model = reply.info;
+  state.modelUrl = source.kind === 'url' ? source.url : null;
+  state.prediction = null;
+  fillModelControls(reply.info);
+  clearAnswer();
+}
+
+async function loadVolume(source: VolumeSource): Promise<void> {
+  busy('reading the volume');
+  const intensity = el.intensity.value as Intensity;
+  const reply = await call({ type: 'load-volume', source, intensity }, source.kind === 'bytes' ? [source.bytes.buffer as ArrayBuffer] : []);
+  if (reply.type !== 'load-volume') return;
+  state.volume = reply.info;
+  state.volumeUrl = source.kind === 'url' ? source.url : null;
+  state.range = greyRange(reply.info.data);
+  state.prediction = null;
+  state.labels = null;
+  for (const view of VIEWS) panels[view].reset(reply.info.dims);
+  clearAnswer();
+}
+
+/** The forward pass (once per model and volume: the worker caches it). */
+async function predict(): Promise<void> {
+  if (!state.model || !state.volume) return;
+  const reply = await call({ type: 'predict' });
+  if (reply.type !== 'predict') return;
+  const p = reply.prediction;
+  if (p.model) {
+    state.model = { ...p.model, loadMs: state.model.loadMs };
+    fillModelControls(state.model);
+  }
+  state.prediction = p;
+  state.labels = toVolumeGrid(p.labels, p.dims, state.volume.dims);
+  hook.predictions++;
+  const shares = p.counts.map((n, c) => `${className(c)} ${((100 * n) / p.labels.length).toFixed(1)} %`).join(', ');
+  el.timing.textContent = `prediction ${p.ms.toFixed(0)} ms (once per volume): ${shares}`;
+}
+
+function names(): void {
+  const v = state.volume;
+  el.names.textContent = [
+    state.model ? `model ${state.model.name}` : 'no model',
+    v ? `volume ${v.name} · ${v.dims.join('×')} (D×H×W) · ${v.spacing.map((s) => +s.toFixed(3)).join('×')} mm` : 'no volume',
+  ].join(' · ');
+}
+
+function clearAnswer(): void {
+  state.answer = null;
+  state.mask = null;
+  state.region = null;
+  names();
+  el.answer.textContent = state.model && state.volume ? 'Click a voxel on any view.' : 'Open a 3-D model and a volume.';
+  redraw();
+}
+
+async function openFiles(files: File[]): Promise<void> {
+  try {
+    const model = files.find((f) => /\.onnx$/i.test(f.name));
+    const vol = files.find((f) => /\.nii(\.gz)?$/i.test(f.name));
+    if (!model && !vol) throw new Error(`${files.map((f) => f.name).join(', ')}: not a .onnx model or a .nii / .nii.gz volume`);
+    if (model) await loadModel({ kind: 'bytes', bytes: new Uint8Array(await model.arrayBuffer()), name: model.name });
+    if (vol) await loadVolume({ kind: 'bytes', bytes: new Uint8Array(await vol.arrayBuffer()), name: vol.name });
+    await predict();
+    updateUrl();
+    idle();
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// ---------------------------------------------------------------- questions
+
+const tool = () => document.querySelector<HTMLInputElement>('input[name="vtool"]:checked')?.value ?? 'voxel';
+const fixedClass = () => (el.classSelect.value === 'auto' ? undefined : Number(el.classSelect.value));
+
+/** The class predicted at a voxel (the logits cell containing it). */
+function classAt(v: Voxel): number | undefined {
+  const p = state.prediction;
+  const vol = state.volume;
+  if (!p || !vol) return undefined;
+  const o = toOutputVoxel(v, vol.dims, p.dims);
+  return p.labels[(o[0] * p.dims[1] + o[1]) * p.dims[2] + o[2]];
+}
+
+async function onVoxel(voxel: Voxel): Promise<void> {
+  state.voxel = voxel;
+  for (const view of VIEWS) panels[view].follow(voxel);
+  const t = tool();
+  if (t === 'class') {
+    const c = fixedClass() ?? classAt(voxel);
+    await ask({ kind: 'class' }, c);
+  } else if (t === 'component') {
+    await ask({ kind: 'component', voxel, connectivity: Number(el.connectivity.value) as Connectivity }, fixedClass() ?? classAt(voxel));
+  } else await ask({ kind: 'voxel', voxel }, fixedClass());
+}
+
+async function onDrag(view: View, index: number, a: Cell, b: Cell): Promise<void> {
+  const v = state.volume;
+  if (!v) return;
+  if (tool() !== 'box') {
+    // A drag with another tool is a click where it ended.
+    return onVoxel(voxelAt(view, v.dims, index, b));
+  }
+  const box = boxFromDrag(view, v.dims, index, a, b, Number(el.depth.value));
+  state.voxel = [Math.round((box[0] + box[3]) / 2), Math.round((box[1] + box[4]) / 2), Math.round((box[2] + box[5]) / 2)];
+  await ask({ kind: 'box', box }, fixedClass());
+}
+
+async function ask(region: VolumeRegion, classId?: number): Promise<void> {
+  if (!state.model || !state.volume) {
+    showError(new Error('open a 3-D model and a volume first'));
+    return;
+  }
+  const n = ++state.asked;
+  const t0 = performance.now();
+  state.region = region;
+  el.views.classList.add('stale');
+  busy('explaining');
+  redraw();
+  const params: ExplainVolumeParams = { region, classId, layer: el.layerSelect.value || undefined };
+  try {
+    if (!state.prediction) await predict();
+    const reply = await call({ type: 'explain', params });
+    if (reply.type !== 'explain' || n !== state.asked) return;
+    const a = reply.answer;
+    state.answer = a;
+    const vol = state.volume;
+    state.mask = toVolumeGrid(a.mask, a.maskDims, vol.dims);
+    el.views.classList.remove('stale');
+    redraw();
+    const wallMs = performance.now() - t0;
+    const timing: Timing = { ms: a.ms, wallMs, cached: a.cached, layer: a.layer };
+    hook.record(a, region, timing);
+    el.answer.textContent = `${describe(region)} → ${className(a.classId)}: S = Σ_M y = ${a.score.toPrecision(5)} at ${a.layer} (grid ${a.camDims.join('×')})`;
+    el.timing.textContent = `${wallMs.toFixed(0)} ms click to heatmap (worker ${a.ms.toFixed(0)} ms: one fused forward + backward run${a.cached ? '; prediction cached' : ''})`;
+    updateUrl();
+    idle();
+  } catch (err) {
+    if (n === state.asked) el.views.classList.remove('stale');
+    showError(err);
+  }
+}
+
+function describe(r: VolumeRegion): string {
+  switch (r.kind) {
+    case 'voxel':
+      return `voxel (d, h, w) = (${r.voxel.join(', ')})`;
+    case 'box':
+      return `box (${r.box.slice(0, 3).join(', ')}) – (${r.box.slice(3).join(', ')})`;
+    case 'component':
+      return `object at (${r.voxel.join(', ')})`;
+    case 'class':
+      return 'every voxel of the class';
+    default:
+      return r.kind;
+  }
+}
+
+// ---------------------------------------------------------------- URL
+
+function updateUrl(): void {
+  const q = new URLSearchParams();
+  if (state.modelUrl) q.set('model', state.modelUrl);
+  if (state.volumeUrl) q.set('volume', state.volumeUrl);
+  if (el.intensity.value !== 'none') q.set('intensity', el.intensity.value);
+  if (state.region?.kind === 'voxel' && state.voxel) q.set('voxel', state.voxel.join(','));
+  if (state.answer && state.model && state.answer.layer !== state.model.bottleneck) q.set('layer', state.answer.layer);
+  history.replaceState(null, '', `${location.pathname}?${q.toString()}`);
+}
+
+// ---------------------------------------------------------------- controls
+
+el.files.addEventListener('change', () => {
+  const files = [...(el.files.files ?? [])];
+  el.files.value = '';
+  if (files.length > 0) void openFiles(files);
+});
+for (const s of [el.layerSelect, el.classSelect]) {
+  s.addEventListener('change', () => {
+    if (state.region) void ask(state.region, state.region.kind === 'class' ? (fixedClass() ?? state.answer?.classId) : fixedClass());
+  });
+}
+el.intensity.addEventListener('change', () => {
+  const src: VolumeSource | null = state.volumeUrl ? { kind: 'url', url: state.volumeUrl } : null;
+  if (!src) {
+    showError(new Error('open the volume file again to read it with the new intensity option'));
+    return;
+  }
+  void loadVolume(src)
+    .then(predict)
+    .then(() => {
+      updateUrl();
+      idle();
+    }, showError);
+});
+el.opacity.addEventListener('input', redraw);
+el.labels.addEventListener('change', redraw);
+
+let dragDepth = 0;
+window.addEventListener('dragenter', (ev) => {
+  if (!ev.dataTransfer?.types.includes('Files')) return;
+  dragDepth++;
+  el.dropHint.hidden = false;
+});
+window.addEventListener('dragleave', () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) el.dropHint.hidden = true;
+});
+window.addEventListener('dragover', (ev) => ev.preventDefault());
+window.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  dragDepth = 0;
+  el.dropHint.hidden = true;
+  const files = [...(ev.dataTransfer?.files ?? [])];
+  if (files.length > 0) void openFiles(files);
+});
+
+// ---------------------------------------------------------------- start
+
+const absolute = (url: string) => new URL(url, location.href).href;
+
+async function boot(): Promise<void> {
+  const q = new URLSearchParams(location.search);
+  const intensity = q.get('intensity');
+  if (intensity && [...el.intensity.options].some((o) => o.value === intensity)) el.intensity.value = intensity;
+  try {
+    await call({ type: 'init', ortWasmBase: absolute(ORT_WASM_DIR) });
+    await loadModel({ kind: 'url', url: absolute(q.get('model') ?? sampleUrl(DEFAULT_VOLUME_SAMPLE.model)) });
+    await loadVolume({ kind: 'url', url: absolute(q.get('volume') ?? sampleUrl(DEFAULT_VOLUME_SAMPLE.volume)) });
+    await predict();
+    const layer = q.get('layer');
+    if (layer && [...el.layerSelect.options].some((o) => o.value === layer)) el.layerSelect.value = layer;
+    const voxel = q.get('voxel')?.split(',').map(Number);
+    if (voxel?.length === 3 && voxel.every(Number.isInteger)) await onVoxel(voxel as Voxel);
+    idle();
+  } catch (err) {
+    showError(err);
+  }
+  hook.ready = true;
+}
+
+hook.state = () => ({
+  model: state.model,
+  volumeDims: state.volume?.dims ?? null,
+  voxel: state.voxel,
+  region: state.region,
+  layer: el.layerSelect.value,
+  slices: VIEWS.map((v) => panels[v].index) as Dims3,
+});
+
+void boot();
