@@ -20,6 +20,7 @@ import { GradientSaliency } from './saliency.js';
 import { ScoreCam, type ScoreCamOptions } from './score-cam.js';
 import { SegEigenCam } from './seg-eigen-cam.js';
 import { SegGradCam } from './seg-grad-cam.js';
+import { ShapleyCam } from './shapley-cam.js';
 import { SmoothGrad, type SmoothGradOptions } from './smoothgrad.js';
 import { XGradCam } from './xgrad-cam.js';
 
@@ -50,6 +51,7 @@ export {
   FinerCam,
   Occlusion,
   Rise,
+  ShapleyCam,
 };
 export { riseSaliency, randomMask, riseMask } from './rise.js';
 export { finerObjective } from './finer-cam.js';
@@ -110,6 +112,7 @@ const registry: Record<string, { make: (options: MethodOptions) => Method; negat
   'finer-cam': { make: (o) => new FinerCam(o), negative: true },
   occlusion: { make: (o) => new Occlusion(o), negative: true },
   rise: { make: (o) => new Rise(o), negative: false },
+  'shapley-cam': { make: (o) => new ShapleyCam(o), negative: true },
 };
 
 export const methodNames = (): string[] => Object.keys(registry);
