@@ -10,6 +10,7 @@ import { GradientTimesInput } from './gradient-x-input.js';
 import { GridSaliency, type GridSaliencyOptions } from './grid-saliency.js';
 import { HiResCam } from './hires-cam.js';
 import { IntegratedGradients, type IntegratedGradientsOptions } from './integrated-gradients.js';
+import { KernelShap, type KernelShapOptions } from './kernel-shap.js';
 import { KpcaCam, type KpcaCamOptions } from './kpca-cam.js';
 import { LayerCam } from './layer-cam.js';
 import { Lrp, type LrpOptions } from './lrp.js';
@@ -52,6 +53,7 @@ export {
   Occlusion,
   Rise,
   ShapleyCam,
+  KernelShap,
 };
 export { riseSaliency, randomMask, riseMask } from './rise.js';
 export { finerObjective } from './finer-cam.js';
@@ -73,7 +75,8 @@ export type MethodOptions = ScoreCamOptions &
   AblationCamOptions &
   FinerCamOptions &
   OcclusionOptions &
-  RiseOptions;
+  RiseOptions &
+  KernelShapOptions;
 export type {
   ScoreCamOptions,
   SmoothGradOptions,
@@ -86,6 +89,7 @@ export type {
   FinerCamOptions,
   OcclusionOptions,
   RiseOptions,
+  KernelShapOptions,
 };
 
 /** Each method's constructor, and whether it has a negative map (`negative: true`: ReLU(−Σ …), what speaks against c in M). */
@@ -113,6 +117,7 @@ const registry: Record<string, { make: (options: MethodOptions) => Method; negat
   occlusion: { make: (o) => new Occlusion(o), negative: true },
   rise: { make: (o) => new Rise(o), negative: false },
   'shapley-cam': { make: (o) => new ShapleyCam(o), negative: true },
+  'kernel-shap': { make: (o) => new KernelShap(o), negative: true },
 };
 
 export const methodNames = (): string[] => Object.keys(registry);
