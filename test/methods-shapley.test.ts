@@ -265,4 +265,13 @@ describe('refusal', () => {
     x.dispose();
     pass.dispose();
   });
+
+  test('the explorer greys shapley-cam on the ONNX engine (no H·A) and not on the TF.js ones', async () => {
+    const { unsupportedMethods } = await import('../src/explain/support.js');
+    const { segmentationTriple } = await import('./helpers/engine-triple.js');
+    const t = await segmentationTriple(8, 3, 2);
+    assert.match((await unsupportedMethods(t.onnx, t.onnx.layers()))['shapley-cam'] ?? '', /ShapleyCAM needs second derivatives.*onnx/);
+    for (const a of [t.layers, t.graph]) assert.equal((await unsupportedMethods(a, a.layers()))['shapley-cam'], undefined, a.kind);
+    for (const a of [t.layers, t.graph, t.onnx]) a.dispose();
+  });
 });
