@@ -722,11 +722,12 @@ describe('the explorer in headless Chromium', () => {
       assert.equal(await p.isEnabled('#layer-select'), true);
       assert.equal(await p.isVisible('#layer-grid-run'), true);
       assert.equal(await p.isEnabled('#pin-a'), true);
-      // CAM cannot be chosen on the U-Net (greyed: see the next test). A method without a negative map while
-      // 'negative' is on: an error, and the dropdown goes back.
-      assert.equal(await nextAnswer(p, () => p.check('#negative-toggle')), 'answer');
-      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'saliency')), 'error');
-      assert.match((await hookValue<string>(p, 'h.lastError')) ?? '', /saliency has no negative map/);
+      // CAM cannot be chosen on the U-Net (greyed: see the next test); a method without a negative map disables the
+      // negative checkbox (test/e2e-method-options.test.ts). ShapleyCAM at a layer before a max pooling has no second
+      // derivative: an error, and the dropdown goes back.
+      assert.equal(await nextAnswer(p, () => p.selectOption('#layer-select', 'enc1_relu2')), 'answer');
+      assert.equal(await nextAnswer(p, () => p.selectOption('#method-select', 'shapley-cam')), 'error');
+      assert.match((await hookValue<string>(p, 'h.lastError')) ?? '', /shapley-cam needs second derivatives/);
       assert.equal(await p.inputValue('#method-select'), 'seg-grad-cam');
       assert.equal(await hookValue<string>(p, 'h.lastExplanation.method'), 'seg-grad-cam');
       await p.close();

@@ -16,6 +16,7 @@ import { depthwiseConfigs } from './kernels/depthwise.js';
 import { resizeBilinearGradConfigs } from './kernels/resize-bilinear-grad.js';
 import { avgPoolGradConfigs } from './kernels/avg-pool-grad.js';
 import { batchNormGradConfigs, fusedBnGradKernelConfigs } from './kernels/batch-norm.js';
+import { batchNormSecondOrderConfig, inputSavingGradConfigs } from './kernels/second-order.js';
 import { identityConfigs } from './kernels/identity.js';
 import { resizeNearestGradConfigs } from './kernels/resize-nearest-grad.js';
 import { unsortedSegmentSumConfigs } from './kernels/unsorted-segment-sum.js';
@@ -71,6 +72,8 @@ export function registerKernelFixes(): void {
   }
   const stockFusedBatchNorm = tf.getGradient(tf.FusedBatchNorm);
   for (const cfg of batchNormGradConfigs({ fusedBatchNorm: stockFusedBatchNorm })) tf.registerGradient(cfg);
+  tf.registerGradient(batchNormSecondOrderConfig());
+  for (const cfg of inputSavingGradConfigs()) tf.registerGradient(cfg);
   g[REGISTERED] = true;
 }
 

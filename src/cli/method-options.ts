@@ -28,6 +28,9 @@ export interface MethodFlags {
   sigmas?: string;
   comparisons?: string;
   finerAlpha?: string;
+  segmentation?: string;
+  segments?: string;
+  compactness?: string;
   negative?: boolean;
   contrastClass?: string;
   contrastWeight?: string;
@@ -93,6 +96,9 @@ export function addMethodOptions(cmd: Command): Command {
     .option('--sigmas <k>', 'fem: threshold μ + k σ (2)')
     .option('--comparisons <n>', 'finer-cam: classes compared with (3)')
     .option('--finer-alpha <a>', 'finer-cam: weight of the compared classes (1)')
+    .option('--segmentation <s>', 'kernel-shap: slic (default) or grid superpixels')
+    .option('--segments <n>', 'kernel-shap: about how many segments (50)')
+    .option('--compactness <m>', 'kernel-shap: SLIC compactness (10)')
     .option('--lrp-rule <rule>', 'lrp: epsilon or alpha-beta (epsilon)')
     .option('--epsilon <x>', 'lrp: ε of the ε-rule (0.01)')
     .option('--lrp-first-layer <rule>', 'lrp: rule of the layer reading the input: same, z-plus or z-box (same)')
@@ -122,6 +128,9 @@ export function methodOptionsFrom(flags: MethodFlags): MethodOptions {
     sigmas: numberFlag(flags.sigmas, '--sigmas'),
     comparisons: integerFlag(flags.comparisons, '--comparisons', 1),
     finerAlpha: finiteFlag(flags.finerAlpha, '--finer-alpha'),
+    segmentation: flags.segmentation === undefined ? undefined : oneOf(flags.segmentation, '--segmentation', ['slic', 'grid'] as const),
+    segments: integerFlag(flags.segments, '--segments', 1),
+    compactness: numberFlag(flags.compactness, '--compactness'),
     rule: flags.lrpRule === undefined ? undefined : oneOf(flags.lrpRule, '--lrp-rule', ['epsilon', 'alpha-beta'] as const),
     epsilon: numberFlag(flags.epsilon, '--epsilon'),
     negative: flags.negative ? true : undefined,

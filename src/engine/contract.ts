@@ -67,6 +67,11 @@ export interface LayerGradient {
   score: number;
 }
 
+/** A, ∂S/∂A and H·A at one layer (ForwardPass.hessianActivationProduct); every tensor belongs to the caller. */
+export interface HessianProduct extends LayerGradient {
+  hessianProduct: tf.Tensor4D;
+}
+
 /** S per image of a batch and ∂S_b/∂x_b; the tensor belongs to the caller. */
 export interface BatchGradient {
   gradients: tf.Tensor4D;
@@ -116,6 +121,12 @@ export interface ForwardPass {
    * engine without it.
    */
   scoresWithActivations?(layer: string, activations: tf.Tensor4D, objective: Objective): Promise<Float32Array>;
+  /**
+   * ShapleyCAM: A, ∂S/∂A and H·A, the Hessian of S w.r.t. the layer's output applied to A itself (∇_A (∂S/∂A · A)
+   * with the second A held constant), exact (nested differentiation). Optional: engines without second derivatives
+   * (ONNX: the compiled gradient graph is first-order) do not offer it and shapley-cam refuses with a typed error.
+   */
+  hessianActivationProduct?(layer: string, objective: Objective): Promise<HessianProduct>;
   dispose(): void;
 }
 

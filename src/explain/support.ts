@@ -19,7 +19,25 @@ export async function unsupportedMethods(adapter: ModelAdapter, layers: LayerInf
   if (!adapter.biasGradients) out['full-grad'] = `FullGrad needs the gradients at every bias; this engine (${adapter.kind}) has none`;
   const ablation = await ablationRefusal(adapter);
   if (ablation) out['ablation-cam'] = ablation;
+  const shapley = await shapleyRefusal(adapter);
+  if (shapley) out['shapley-cam'] = shapley;
   return out;
+}
+
+/** Why ShapleyCAM cannot run: the engine's forward pass has no Hessian-vector product (`hessianActivationProduct`). */
+async function shapleyRefusal(adapter: ModelAdapter): Promise<string | null> {
+  const { height, width, channels } = adapter.input;
+  const x = tf.zeros([1, height, width, channels]) as tf.Tensor4D;
+  try {
+    const pass = await adapter.forward(x);
+    const can = typeof pass.hessianActivationProduct === 'function';
+    pass.dispose();
+    return can ? null : `ShapleyCAM needs second derivatives of the score in the layer; this engine (${adapter.kind}) has none`;
+  } catch (err) {
+    return `ShapleyCAM: the model did not run on a blank input (${(err as Error).message})`;
+  } finally {
+    x.dispose();
+  }
 }
 
 /** Why CAM cannot run: no head reader, or no layer feeds a global-average-pool + linear head that is the output. */

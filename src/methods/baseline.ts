@@ -6,8 +6,9 @@ import { SegGradCamError } from '../errors.js';
  * Score-CAM's masking): 'black' = the bottom of the input range (pixel 0), 'blurred' = the
  * input under a Gaussian blur (σ = 1/16 of the larger side, borders renormalised, so
  * brightness does not sag at the edges), or a constant in the model's input units.
+ * 'mean': every pixel the image's mean per channel (KernelSHAP's other usual background).
  */
-export type Baseline = 'black' | 'blurred' | number;
+export type Baseline = 'black' | 'blurred' | 'mean' | number;
 
 export function baselineFor(input: tf.Tensor4D, baseline: Baseline, inputRange: [number, number]): tf.Tensor4D {
   if (baseline === 'black') return tf.fill(input.shape, inputRange[0]) as tf.Tensor4D;
@@ -16,11 +17,12 @@ export function baselineFor(input: tf.Tensor4D, baseline: Baseline, inputRange: 
     return tf.fill(input.shape, baseline) as tf.Tensor4D;
   }
   if (baseline === 'blurred') return gaussianBlur(input, Math.max(input.shape[1], input.shape[2]) / 16);
-  throw new SegGradCamError(`unknown baseline '${String(baseline)}'; expected black, blurred or a number`, 'usage');
+  if (baseline === 'mean') return tf.tidy(() => tf.broadcastTo(tf.mean(input, [1, 2], true), input.shape) as tf.Tensor4D);
+  throw new SegGradCamError(`unknown baseline '${String(baseline)}'; expected black, blurred, mean or a number`, 'usage');
 }
 
 export function parseBaseline(text: string): Baseline {
-  if (text === 'black' || text === 'blurred') return text;
+  if (text === 'black' || text === 'blurred' || text === 'mean') return text;
   const v = Number(text);
   if (text.trim() === '' || !Number.isFinite(v))
     throw new SegGradCamError(`--baseline expects black, blurred or a number, got '${text}'`, 'usage');

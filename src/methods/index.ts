@@ -10,6 +10,7 @@ import { GradientTimesInput } from './gradient-x-input.js';
 import { GridSaliency, type GridSaliencyOptions } from './grid-saliency.js';
 import { HiResCam } from './hires-cam.js';
 import { IntegratedGradients, type IntegratedGradientsOptions } from './integrated-gradients.js';
+import { KernelShap, type KernelShapOptions } from './kernel-shap.js';
 import { KpcaCam, type KpcaCamOptions } from './kpca-cam.js';
 import { LayerCam } from './layer-cam.js';
 import { Lrp, type LrpOptions } from './lrp.js';
@@ -20,6 +21,7 @@ import { GradientSaliency } from './saliency.js';
 import { ScoreCam, type ScoreCamOptions } from './score-cam.js';
 import { SegEigenCam } from './seg-eigen-cam.js';
 import { SegGradCam } from './seg-grad-cam.js';
+import { ShapleyCam } from './shapley-cam.js';
 import { SmoothGrad, type SmoothGradOptions } from './smoothgrad.js';
 import { XGradCam } from './xgrad-cam.js';
 import { FullGrad } from './full-grad.js';
@@ -56,6 +58,8 @@ export {
   FullGrad,
   GuidedBackprop,
   GuidedGradCam,
+  ShapleyCam,
+  KernelShap,
 };
 export { riseSaliency, randomMask, riseMask } from './rise.js';
 export { finerObjective } from './finer-cam.js';
@@ -78,7 +82,8 @@ export type MethodOptions = ScoreCamOptions &
   AblationCamOptions &
   FinerCamOptions &
   OcclusionOptions &
-  RiseOptions;
+  RiseOptions &
+  KernelShapOptions;
 export type {
   ScoreCamOptions,
   SmoothGradOptions,
@@ -91,6 +96,7 @@ export type {
   FinerCamOptions,
   OcclusionOptions,
   RiseOptions,
+  KernelShapOptions,
 };
 
 /** Each method's constructor, and whether it has a negative map (`negative: true`: ReLU(−Σ …), what speaks against c in M). */
@@ -120,6 +126,8 @@ const registry: Record<string, { make: (options: MethodOptions) => Method; negat
   'full-grad': { make: () => new FullGrad(), negative: false },
   'guided-backprop': { make: () => new GuidedBackprop(), negative: false },
   'guided-grad-cam': { make: () => new GuidedGradCam(), negative: false },
+  'shapley-cam': { make: (o) => new ShapleyCam(o), negative: true },
+  'kernel-shap': { make: (o) => new KernelShap(o), negative: true },
 };
 
 export const methodNames = (): string[] => Object.keys(registry);

@@ -120,6 +120,15 @@ export class PassMeter {
             return out;
           };
         }
+        if (prop === 'hessianActivationProduct') {
+          // ShapleyCAM: the gradient and the gradient of its product with A (H·A): two backward runs, counted as gradient is.
+          return async (...args: unknown[]) => {
+            await meter.before(true);
+            const out = await fn.apply(target, args);
+            meter.after(0, 2);
+            return out;
+          };
+        }
         return fn.bind(target);
       },
     });

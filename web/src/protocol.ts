@@ -91,7 +91,15 @@ export type Request =
 
 export type Reply =
   /** `inputMethods`: the methods that explain the model input whatever the layer. */
-  | { type: 'init'; report: BackendReport; methods: string[]; inputMethods: string[] }
+  /** `negativeMethods`: those with a negative map; `classFreeMethods`: those whose map does not depend on the class (no contrast). */
+  | {
+      type: 'init';
+      report: BackendReport;
+      methods: string[];
+      inputMethods: string[];
+      negativeMethods: string[];
+      classFreeMethods: string[];
+    }
   | { type: 'load-model'; info: ModelInfo }
   | { type: 'set-image'; prediction: PredictionInfo }
   | { type: 'explain'; explanation: ExplanationMsg }

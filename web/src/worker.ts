@@ -9,7 +9,7 @@ import simdWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.
 import threadedWasm from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
 import { Explainer, type Explanation } from '../../src/explain.js';
 import { SegGradCamError } from '../../src/errors.js';
-import { createMethod, isModelMethod, methodNames } from '../../src/methods/index.js';
+import { createMethod, hasNegativeMap, isModelMethod, methodNames } from '../../src/methods/index.js';
 import type { RgbaImage } from '../../src/image.js';
 import { openModelSource, type OpenedModel } from '../../src/engine/open.js';
 import { unsupportedMethods } from '../../src/explain/support.js';
@@ -116,7 +116,15 @@ async function handle(id: number, req: Request): Promise<Reply> {
       };
       const report = await chooseBackend(req.backend, wasm, req.cachedChoice);
       tf.enableProdMode();
-      return { type: 'init', report, methods: methodNames(), inputMethods: inputMethods() };
+      const negativeMethods = methodNames().filter(hasNegativeMap);
+      return {
+        type: 'init',
+        report,
+        methods: methodNames(),
+        inputMethods: inputMethods(),
+        negativeMethods,
+        classFreeMethods: classFreeMethods(),
+      };
     }
     case 'load-model':
       return { type: 'load-model', info: await openModel(id, req.source, req.classNames) };
@@ -205,6 +213,14 @@ function inputMethods(): string[] {
   return methodNames().filter((name) => {
     const m = createMethod(name);
     return isModelMethod(m) && m.target === 'input';
+  });
+}
+
+/** The methods whose map ignores the objective (gradient-free CAMs: the activations alone), so a contrast class changes nothing. */
+function classFreeMethods(): string[] {
+  return methodNames().filter((name) => {
+    const m = createMethod(name);
+    return !isModelMethod(m) && !m.usesGradients;
   });
 }
 

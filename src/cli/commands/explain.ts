@@ -55,6 +55,8 @@ Methods (--method): CAM family at --layer: seg-grad-cam (default), hires-cam, gr
   lrp [--lrp-rule --epsilon --lrp-first-layer --lrp-low --lrp-high], occlusion [--window --stride --baseline],
   rise [--samples --mask-size --keep-probability --seed --baseline], full-grad, guided-backprop;
   guided-grad-cam (at --layer).
+  Also at the input: kernel-shap [--segmentation --segments --compactness --samples --seed --baseline];
+  at --layer: shapley-cam (TF.js models only: it needs second derivatives).
   --negative, --contrast-class C [--contrast-weight B] and --normalize max|minmax apply to every method
   that has them (see docs/methods.md).
 

@@ -18,6 +18,7 @@ import { batchInputGradients, batchScores, objectiveScore } from '../tfjs/object
 import { graphHeadKernel } from './cam.js';
 import { lrpGraphRelevance } from './lrp.js';
 import { graphReplacedScores } from './replaced-scores.js';
+import { tfjsHessianProduct } from '../tfjs/hessian.js';
 import type { GraphNode, GraphView } from './view.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 
@@ -158,6 +159,18 @@ export class GraphModelAdapter implements ModelAdapter {
         const layer = nodeOf(name);
         const feeds = this.cut(layer);
         return graphReplacedScores(this.model, cache, layer, feeds, this.logitsNode, activations, objective, this.output, this.maxBatch);
+      },
+      hessianActivationProduct: async (name, objective) => {
+        if (disposed) throw new Error('this forward pass has been disposed');
+        const layer = nodeOf(name);
+        const feedsFor = this.cut(layer);
+        const f = (a: tf.Tensor): tf.Scalar => {
+          const feeds: tf.NamedTensorMap = { [layer]: a };
+          for (const n of feedsFor) feeds[n] = cache.get(n) as tf.Tensor;
+          const logits = layer === this.logitsNode ? a : (this.model.execute(feeds, this.logitsNode) as tf.Tensor);
+          return objectiveScore(logits, objective, this.output);
+        };
+        return tfjsHessianProduct(f, cache.get(layer) as tf.Tensor, 'GraphModel');
       },
       dispose: () => {
         if (disposed) return;

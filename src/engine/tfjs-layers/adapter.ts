@@ -24,6 +24,7 @@ import { biasDecomposition, guidedInputGradient } from '../tfjs/hooks.js';
 import { LayersGraph, squashingActivation } from './graph.js';
 import { LayersBackward } from './backward.js';
 import { replacedScores } from './replaced-scores.js';
+import { tfjsHessianProduct } from '../tfjs/hessian.js';
 import { batchInputGradients, batchScores, objectiveCotangent, objectiveScore, stackObjectives } from '../tfjs/objective.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 import { groupByWindow } from '../windows.js';
@@ -211,6 +212,13 @@ export class LayersModelAdapter implements ModelAdapter {
       scoresWithActivations: (layer, activations, objective) => {
         checkLive();
         return replacedScores(graph, cache, tensorOf(layer), activations, objective, this.output);
+      },
+      hessianActivationProduct: async (layer, objective) => {
+        checkLive();
+        const id = tensorOf(layer);
+        const downstream = graph.downstreamOf(id);
+        const f = (a: tf.Tensor): tf.Scalar => objectiveScore(logitsWith(cache, id, a, downstream), objective, this.output);
+        return tfjsHessianProduct(f, cache.get(id) as tf.Tensor, 'LayersModel');
       },
       dispose: () => {
         if (disposed) return;

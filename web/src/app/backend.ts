@@ -63,6 +63,8 @@ export async function initBackend(choice: BackendChoice): Promise<void> {
   state.backend = reply.report;
   state.methods = reply.methods;
   state.inputMethods = reply.inputMethods;
+  state.negativeMethods = reply.negativeMethods;
+  state.classFreeMethods = reply.classFreeMethods;
   hook.backend = reply.report;
   if (choice === 'auto' && reply.report.probes.length > 0) {
     withStorage(() => localStorage.setItem(BACKEND_KEY, JSON.stringify({ ua: navigator.userAgent, backend: reply.report.backend })));

@@ -8,6 +8,7 @@ import { BACKEND_KEY, call, initBackend, renderBackend, withStorage, worker } fr
 import { el, stages } from './elements.js';
 import { defaultImageKey, fillImageSelect, imageFromKey, loadImage, predict, renderPrediction, showImage } from './image.js';
 import { clearGrid } from './layer-grid.js';
+import { syncMethodOptions } from './method-options.js';
 import { updateUrl } from './share.js';
 import { type ImageSource, type ModelEntry, className, explainsInput, layer, selectLayer, state } from './state.js';
 import { clearError, showError } from './status.js';
@@ -111,6 +112,7 @@ export function syncMethodUse(): void {
   el.gridBox.hidden = input;
   el.gridOff.hidden = !input;
   if (input) clearGrid();
+  syncMethodOptions(method);
 }
 
 /** Shows whether a class is fixed for every click (chosen in the list), with its reset. */

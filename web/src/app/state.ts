@@ -46,6 +46,10 @@ export const state = {
   methods: ['seg-grad-cam'] as string[],
   /** The methods that explain the model input (the layer does not matter to them). */
   inputMethods: [] as string[],
+  /** The methods with a negative map (the others disable the negative checkbox). */
+  negativeMethods: [] as string[],
+  /** The methods whose map does not depend on the class (they disable the contrast list). */
+  classFreeMethods: [] as string[],
   /** The open model, with the labels the page uses for it. */
   model: null as ModelEntry | null,
   info: null as ModelInfo | null,
