@@ -16,7 +16,13 @@ import { depthwiseConfigs } from './kernels/depthwise.js';
 import { resizeBilinearGradConfigs } from './kernels/resize-bilinear-grad.js';
 import { avgPoolGradConfigs } from './kernels/avg-pool-grad.js';
 import { batchNormGradConfigs, fusedBnGradKernelConfigs } from './kernels/batch-norm.js';
-import { batchNormSecondOrderConfig, inputSavingGradConfigs } from './kernels/second-order.js';
+import {
+  avgPoolGradSecondOrderConfig,
+  batchNormSecondOrderConfig,
+  depthwiseBackpropInputSecondOrderConfig,
+  inputSavingGradConfigs,
+  resizeGradSecondOrderConfigs,
+} from './kernels/second-order.js';
 import { identityConfigs } from './kernels/identity.js';
 import { resizeNearestGradConfigs } from './kernels/resize-nearest-grad.js';
 import { unsortedSegmentSumConfigs } from './kernels/unsorted-segment-sum.js';
@@ -73,6 +79,9 @@ export function registerKernelFixes(): void {
   const stockFusedBatchNorm = tf.getGradient(tf.FusedBatchNorm);
   for (const cfg of batchNormGradConfigs({ fusedBatchNorm: stockFusedBatchNorm })) tf.registerGradient(cfg);
   tf.registerGradient(batchNormSecondOrderConfig());
+  tf.registerGradient(avgPoolGradSecondOrderConfig());
+  for (const cfg of resizeGradSecondOrderConfigs()) tf.registerGradient(cfg);
+  tf.registerGradient(depthwiseBackpropInputSecondOrderConfig());
   for (const cfg of inputSavingGradConfigs()) tf.registerGradient(cfg);
   g[REGISTERED] = true;
 }

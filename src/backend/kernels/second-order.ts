@@ -94,3 +94,67 @@ export function batchNormSecondOrderConfig(): tf.GradConfig {
     },
   };
 }
+
+/**
+ * The gradient of TF.js's AvgPoolGrad (which has none), so second derivatives pass through average pooling (the
+ * selfie GraphModel's squeeze-and-excitation pools). AvgPoolGrad(dy) is linear in dy and is the adjoint of average
+ * pooling with the same window, strides and padding (both divide by the count of valid cells); its own adjoint, the
+ * gradient w.r.t. dy, is therefore that average pooling applied to the cotangent. It does not depend on the input
+ * (zero gradient).
+ */
+export function avgPoolGradSecondOrderConfig(): tf.GradConfig {
+  return {
+    kernelName: tf.AvgPoolGrad,
+    inputsToSave: ['input'],
+    gradFunc: (ddx, [input], attrs) => {
+      const { filterSize, strides, pad } = attrs as unknown as tf.AvgPoolGradAttrs;
+      return {
+        dy: () => tf.avgPool(ddx as tf.Tensor4D, filterSize, strides, pad as 'valid' | 'same' | number),
+        input: () => tf.zerosLike(input),
+      };
+    },
+  };
+}
+
+/**
+ * The gradients of ResizeBilinearGrad and ResizeNearestNeighborGrad (TF.js has none), for the same reason: each is
+ * linear in dy and is the adjoint of its resize (same alignCorners / halfPixelCenters), so its own adjoint — the
+ * gradient w.r.t. dy — is that resize of the cotangent to dy's size. Zero w.r.t. the images.
+ */
+export function resizeGradSecondOrderConfigs(): tf.GradConfig[] {
+  const config = (kernelName: string, resize: typeof tf.image.resizeBilinear): tf.GradConfig => ({
+    kernelName,
+    inputsToSave: ['images', 'dy'],
+    gradFunc: (ddx, [images, dy], attrs) => {
+      const { alignCorners, halfPixelCenters } = attrs as unknown as tf.ResizeBilinearGradAttrs;
+      const [, h, w] = dy.shape;
+      return {
+        dy: () => resize(ddx as tf.Tensor4D, [h, w], alignCorners, halfPixelCenters),
+        images: () => tf.zerosLike(images),
+      };
+    },
+  });
+  return [config(tf.ResizeBilinearGrad, tf.image.resizeBilinear), config(tf.ResizeNearestNeighborGrad, tf.image.resizeNearestNeighbor)];
+}
+
+/**
+ * The gradient of DepthwiseConv2dNativeBackpropInput w.r.t. dy (TF.js has none): linear in dy and the adjoint of the
+ * depthwise convolution with the same filter, strides, padding and dilations, so its adjoint is that convolution of
+ * the cotangent. W.r.t. the filter it is not provided (weights are constants wherever second derivatives are taken
+ * here): asking for it throws.
+ */
+export function depthwiseBackpropInputSecondOrderConfig(): tf.GradConfig {
+  return {
+    kernelName: tf.DepthwiseConv2dNativeBackpropInput,
+    inputsToSave: ['filter'],
+    gradFunc: (ddx, [filter], attrs) => {
+      const { strides, pad, dilations, dimRoundingMode } = attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
+      return {
+        dy: () => tf.depthwiseConv2d(ddx as tf.Tensor4D, filter as tf.Tensor4D, strides, pad, 'NHWC', dilations, dimRoundingMode),
+        filter: () => {
+          throw new Error('the second derivative of a depthwise convolution w.r.t. its filter is not implemented');
+        },
+      };
+    },
+  };
+}
