@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { GridBox } from '../contract.js';
 import { alignWindowed, boxSize, type Windowed } from './windows.js';
-import { upSampling3dGrad } from './upsampling3d.js';
+import { RULES_3D } from './rules-3d.js';
 
 /**
  * The backward rules of LayersModel layers, one record per layer class (RULES): when the rule
@@ -121,10 +121,10 @@ export function fusedActivation(layer: LayerFields, ctx: StepContext): tf.Tensor
 }
 
 /** The batch size of the cotangent; cached tensors (batch 1) are tiled to it where a kernel needs equal shapes. */
-const tiled = (x: tf.Tensor, k: number): tf.Tensor => (k === 1 ? x : tf.tile(x, [k, ...x.shape.slice(1).map(() => 1)]));
-const withBatch = (shape: number[], k: number): number[] => [k, ...shape.slice(1)];
+export const tiled = (x: tf.Tensor, k: number): tf.Tensor => (k === 1 ? x : tf.tile(x, [k, ...x.shape.slice(1).map(() => 1)]));
+export const withBatch = (shape: number[], k: number): number[] => [k, ...shape.slice(1)];
 const pair = (v: number[] | undefined, fallback: number): [number, number] => [v?.[0] ?? fallback, v?.[1] ?? v?.[0] ?? fallback];
-const channelsLast = (layer: LayerFields) => layer.dataFormat == null || layer.dataFormat === 'channelsLast';
+export const channelsLast = (layer: LayerFields) => layer.dataFormat == null || layer.dataFormat === 'channelsLast';
 
 /** A Conv2D's input gradient for the cotangent g [K, …] of its (pre-activation) output: the transposed conv with its kernel (or a slice of its input channels). */
 function convInputGradient(layer: LayerFields, g: tf.Tensor, kernel: tf.Tensor4D, inputShape: number[]): tf.Tensor {
@@ -381,75 +381,7 @@ export const RULES: Record<string, LayerRule> = {
   Flatten: { applies: (_l, n) => n === 1, vjp: (_l, ctx) => [tf.reshape(ctx.dy, withBatch(ctx.inputs[0].shape, ctx.dy.shape[0]))] },
   Reshape: { applies: (_l, n) => n === 1, vjp: (_l, ctx) => [tf.reshape(ctx.dy, withBatch(ctx.inputs[0].shape, ctx.dy.shape[0]))] },
 };
-/* 3-D layers (volumes, [1, D, H, W, C]): the 2-D rules one rank up, on TF.js's 3-D kernels
-   (Conv3DBackpropInputV2, MaxPool3DGrad, AvgPool3DGrad: cpu, wasm and webgl have them). No window
-   rules: volumes run whole-map backward passes (windowReason says the output is not a 2-D map). */
-const triple = (v: number[] | undefined, fallback: number): [number, number, number] => [
-  v?.[0] ?? fallback,
-  v?.[1] ?? v?.[0] ?? fallback,
-  v?.[2] ?? v?.[0] ?? fallback,
-];
-const pool3dAttrs = (l: LayerFields) => {
-  const filterSize = triple(l.poolSize, 2);
-  return { filterSize, strides: triple(l.strides ?? l.poolSize, 2), pad: l.padding ?? 'valid', dimRoundingMode: undefined };
-};
-RULES.Conv3D = {
-  applies: (l, n) => n === 1 && channelsLast(l) && triple(l.dilationRate, 1).every((d) => d === 1),
-  vjp: (l, ctx) => {
-    const g = fusedActivation(l, ctx);
-    if (!g) return [null];
-    const shape = withBatch(ctx.inputs[0].shape, g.shape[0] as number) as [number, number, number, number, number];
-    const kernel = (l.kernel as Weight).read() as tf.Tensor5D;
-    return [tf.conv3dTranspose(g as tf.Tensor5D, kernel, shape, triple(l.strides, 1), l.padding ?? 'valid')];
-  },
-};
-RULES.Conv3DTranspose = {
-  applies: (l, n) => n === 1 && channelsLast(l),
-  vjp: (l, ctx) => {
-    const g = fusedActivation(l, ctx);
-    if (!g) return [null];
-    return [tf.conv3d(g as tf.Tensor5D, (l.kernel as Weight).read() as tf.Tensor5D, triple(l.strides, 1), l.padding ?? 'valid')];
-  },
-};
-RULES.MaxPooling3D = {
-  applies: (l, n) => n === 1 && channelsLast(l),
-  vjp: (l, ctx) => {
-    const k = ctx.dy.shape[0];
-    const inputs = { dy: ctx.dy, input: tiled(ctx.inputs[0], k), output: tiled(ctx.output, k) };
-    return [
-      tf
-        .engine()
-        .runKernel('MaxPool3DGrad', inputs as unknown as tf.NamedTensorMap, pool3dAttrs(l) as unknown as tf.NamedAttrMap) as tf.Tensor,
-    ];
-  },
-};
-RULES.AveragePooling3D = {
-  applies: (l, n) => n === 1 && channelsLast(l),
-  vjp: (l, ctx) => {
-    const input = tf.zeros(withBatch(ctx.inputs[0].shape, ctx.dy.shape[0])); // only its shape is read
-    return [
-      tf
-        .engine()
-        .runKernel(
-          'AvgPool3DGrad',
-          { dy: ctx.dy, input } as unknown as tf.NamedTensorMap,
-          pool3dAttrs(l) as unknown as tf.NamedAttrMap,
-        ) as tf.Tensor,
-    ];
-  },
-};
-RULES.UpSampling3D = {
-  applies: (l, n) => n === 1 && channelsLast(l),
-  vjp: (l, ctx) => [upSampling3dGrad(ctx.dy, triple(l.size, 2))],
-};
-RULES.GlobalAveragePooling3D = {
-  applies: (l, n) => n === 1 && channelsLast(l),
-  vjp: (_l, ctx) => {
-    const [, d, h, w, c] = ctx.inputs[0].shape;
-    const k = ctx.dy.shape[0];
-    return [tf.broadcastTo(tf.div(tf.reshape(ctx.dy, [k, 1, 1, 1, c]), d * h * w), [k, d, h, w, c])];
-  },
-};
+Object.assign(RULES, RULES_3D);
 // Layers that are the identity at inference.
 for (const name of ['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']) {
   RULES[name] = { applies: (_l, n) => n === 1, vjp: (_l, ctx) => [ctx.dy], window: keepsBox };
