@@ -12,32 +12,10 @@ import { SegGradCamError } from '../src/errors.js';
 import { defaultVolumeLayer, explainVolume } from '../src/volume/explain.js';
 import { OnnxVolumeModel } from '../src/volume/onnx-volume.js';
 import type { VolumeRegion } from '../src/volume/regions.js';
+import { relErr, VOLUME_DIR, volumeReference } from './helpers/volume-reference.js';
 
-const DIR = new URL('../fixtures/volume/', import.meta.url);
-interface Reference {
-  class: number;
-  regions: { voxel: { voxel: [number, number, number] }; box: { box: [number, number, number, number, number, number] } };
-  scores: Record<string, number>;
-  layers: Array<{ role: string; onnx: string; shape: number[] }>;
-  tensors: Record<string, { offset: number; shape: number[] }>;
-}
-const ref = JSON.parse(readFileSync(new URL('nnunet3d.json', DIR), 'utf8')) as Reference;
-const bin = readFileSync(new URL('nnunet3d.bin', DIR));
-const tensor = (key: string): Float32Array => {
-  const t = ref.tensors[key];
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  return new Float32Array(bin.buffer.slice(bin.byteOffset + t.offset, bin.byteOffset + t.offset + 4 * n));
-};
-const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / Math.max(den, 1e-30);
-};
+const DIR = VOLUME_DIR;
+const { ref, tensor } = volumeReference('nnunet3d');
 const bytes = () => new Uint8Array(readFileSync(new URL('nnunet3d.onnx', DIR)));
 
 describe('nnU-Net-style 3-D net with deep supervision against PyTorch autograd', () => {
