@@ -78,9 +78,13 @@ export class GraphModelAdapter implements ModelAdapter {
     if (!outNode) throw new SegGradCamError(`unknown output node '${requested}'`, 'model');
     let activation: OutputInfo['activation'] = 'none';
     let logitsNode = requested;
-    if (outNode.op === 'Sigmoid' || outNode.op === 'Softmax') {
-      activation = outNode.op === 'Sigmoid' ? 'sigmoid' : 'softmax';
-      logitsNode = outNode.inputs[0].name;
+    // A converted SavedModel names its outputs Identity, Identity_1…: the final Sigmoid/Softmax
+    // sits behind them (e.g. BlazePose's segmentation output), and is still the model's activation.
+    let last = outNode;
+    while (last.op === 'Identity' && last.inputs.length === 1) last = last.inputs[0];
+    if (last.op === 'Sigmoid' || last.op === 'Softmax') {
+      activation = last.op === 'Sigmoid' ? 'sigmoid' : 'softmax';
+      logitsNode = last.inputs[0].name;
     }
     this.logitsNode = logitsNode;
     this.order = topologicalOrder(this.nodes, logitsNode);
