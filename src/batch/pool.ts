@@ -119,6 +119,11 @@ export class WorkerPool {
     return this.slots.length;
   }
 
+  /** Items each worker holds now (sent, not yet done). */
+  held(): number[] {
+    return this.slots.map((s) => s.held);
+  }
+
   /** Explains the item in the next idle worker; `options` replace the pool's output options for this item. */
   run(item: BatchItem, options?: ItemOptions): Promise<ItemRecord> {
     if (this.failure) return Promise.reject(this.failure);
