@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import type { RequestResult } from '../src/batch/item.js';
+import { readItems } from '../src/batch/manifest.js';
+import { WorkerPool } from '../src/batch/pool.js';
 import { explainDataset, type DatasetOptions } from '../src/batch/run.js';
 import { BATCH_MODEL, writeTiles } from './batch-fixtures.js';
 
@@ -71,4 +73,25 @@ test('a bad plan is refused by the workers before anything is written', async ()
     /unknown layer 'no_such_layer'/,
   );
   assert.throws(() => readFileSync(join(dir, 'bad', 'summary.json')));
+});
+
+test('a worker holds 2 items (it computes one while the last one is written); items go to the worker holding the fewest', async () => {
+  const items = (await readItems(manifest)).slice(0, 4);
+  const plan = { classes: 'present' as const, ignoreClasses: ['0'], region: 'class-region' as const };
+  const pool = await WorkerPool.start(2, { model: BATCH_MODEL }, plan, { outDir: join(dir, 'held') });
+  try {
+    const runs = [pool.run(items[0]), pool.run(items[1])];
+    assert.deepEqual(pool.held(), [1, 1]);
+    runs.push(pool.run(items[2]), pool.run(items[3]), pool.run(items[0], { outDir: join(dir, 'held2') }));
+    // Two each; the fifth waits in this thread.
+    assert.deepEqual(pool.held(), [2, 2]);
+    const records = await Promise.all(runs);
+    assert.deepEqual(
+      records.map((r) => r.item),
+      [0, 1, 2, 3, 0].map((k) => items[k].id),
+    );
+    assert.deepEqual(pool.held(), [0, 0]);
+  } finally {
+    await pool.close();
+  }
 });

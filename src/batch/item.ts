@@ -83,20 +83,33 @@ const requestFile = (key: string) => key.replace(/[^A-Za-z0-9._-]+/g, '_');
  * permissions) throws: that is no property of the item, and the run stops.
  */
 export async function processItem(explainer: Explainer, item: BatchItem, plan: BatchPlan, options: ItemOptions): Promise<ItemRecord> {
-  let staged: { outputs: Output[]; record: ItemRecord };
-  try {
-    staged = await explainItem(explainer, item, plan, options);
-  } catch (e) {
-    return { item: item.id, results: [], errors: [{ item: item.id, error: errorOf(e) }] };
-  } finally {
-    // The image's forward pass is not needed again: memory stays flat over any number of items.
-    explainer.release();
-  }
+  const staged = await computeItem(explainer, item, plan, options);
   if (staged.outputs.length > 0) {
     await mkdir(dirname(staged.outputs[0].path), { recursive: true });
     await writeOutputs(staged.outputs);
   }
   return staged.record;
+}
+
+/**
+ * The item's record and its output files' bytes, not yet written (a worker thread writes them
+ * while it computes the next item). A bad input is recorded, never thrown; the forward pass is
+ * released.
+ */
+export async function computeItem(
+  explainer: Explainer,
+  item: BatchItem,
+  plan: BatchPlan,
+  options: ItemOptions,
+): Promise<{ outputs: Output[]; record: ItemRecord }> {
+  try {
+    return await explainItem(explainer, item, plan, options);
+  } catch (e) {
+    return { outputs: [], record: { item: item.id, results: [], errors: [{ item: item.id, error: errorOf(e) }] } };
+  } finally {
+    // The image's forward pass is not needed again: memory stays flat over any number of items.
+    explainer.release();
+  }
 }
 
 async function explainItem(

@@ -53,8 +53,13 @@ function spawn(): Worker {
 
 interface Slot {
   worker: Worker;
-  busy: boolean;
+  ready: boolean;
+  /** Items sent and not yet done. */
+  held: number;
 }
+
+/** Items a worker holds at once: one computing, one whose files are being written (or the next to compute). */
+export const ITEMS_PER_WORKER = 2;
 
 export class WorkerPool {
   private readonly slots: Slot[] = [];
@@ -73,13 +78,13 @@ export class WorkerPool {
     const ready: Array<Promise<void>> = [];
     for (let k = 0; k < n; k++) {
       const worker = spawn();
-      const slot: Slot = { worker, busy: true };
+      const slot: Slot = { worker, ready: false, held: 0 };
       pool.slots.push(slot);
       ready.push(
         new Promise<void>((resolve, reject) => {
           worker.on('message', (m: FromPoolWorker) => {
             if (m.type === 'ready') {
-              slot.busy = false;
+              slot.ready = true;
               resolve();
               pool.pump();
             } else if (m.type === 'error') reject(m.code ? new SegGradCamError(m.message, m.code) : new Error(m.message));
@@ -114,6 +119,11 @@ export class WorkerPool {
     return this.slots.length;
   }
 
+  /** Items each worker holds now (sent, not yet done). */
+  held(): number[] {
+    return this.slots.map((s) => s.held);
+  }
+
   /** Explains the item in the next idle worker; `options` replace the pool's output options for this item. */
   run(item: BatchItem, options?: ItemOptions): Promise<ItemRecord> {
     if (this.failure) return Promise.reject(this.failure);
@@ -126,16 +136,18 @@ export class WorkerPool {
   }
 
   private pump(): void {
-    for (const slot of this.slots) {
-      if (slot.busy || this.waiting.length === 0) continue;
+    while (this.waiting.length > 0) {
+      let slot: Slot | undefined;
+      for (const s of this.slots) if (s.ready && s.held < ITEMS_PER_WORKER && (!slot || s.held < slot.held)) slot = s;
+      if (!slot) return;
       const next = this.waiting.shift() as { id: number; item: BatchItem; options?: ItemOptions };
-      slot.busy = true;
+      slot.held++;
       slot.worker.postMessage({ type: 'item', id: next.id, item: next.item, options: next.options } satisfies ToPoolWorker);
     }
   }
 
   private finish(slot: Slot, id: number, outcome: ItemRecord | Error): void {
-    slot.busy = false;
+    slot.held--;
     const p = this.pending.get(id);
     this.pending.delete(id);
     if (outcome instanceof Error) p?.reject(outcome);

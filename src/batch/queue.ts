@@ -21,7 +21,7 @@ import { LedgerWriter, readLedger } from './ledger.js';
 import type { BatchItem } from './manifest.js';
 import type { ModelSpec } from './model.js';
 import type { BatchPlan } from './plan.js';
-import { WorkerPool } from './pool.js';
+import { ITEMS_PER_WORKER, WorkerPool } from './pool.js';
 import { connectionOf, DEFAULT_QUEUE_NAME } from './redis-url.js';
 
 export { connectionOf, DEFAULT_QUEUE_NAME } from './redis-url.js';
@@ -184,7 +184,8 @@ export async function runQueueWorker(options: QueueWorkerOptions): Promise<void>
     },
     {
       connection: connectionOf(options.queue),
-      concurrency: n,
+      // As many jobs as the pool's threads hold (one computing, one being written, each).
+      concurrency: n * ITEMS_PER_WORKER,
       name: options.name,
       lockDuration: options.lockDuration ?? 30000,
       // Stalled jobs are looked for as often as a lock can expire.
