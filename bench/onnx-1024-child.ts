@@ -50,11 +50,13 @@ async function explain(path: string, regionName: string, layer?: string) {
   const arena = process.env.SGC_ORT_ARENA === '0' ? { sessionOptions: { enableCpuMemArena: false } } : {};
   const explainer = await loadOnnxExplainer(path, arena);
   const load = performance.now() - t0;
+  // The peak so far: the load (the shape probe) on its own.
+  const loadPeakMiB = process.resourceUsage().maxRSS / 1024;
   const t1 = performance.now();
   const e = await explainer.explain(image, { region: r.region, classId: r.classId, layer: layer ?? 'bottleneck' });
   const run = performance.now() - t1;
   explainer.dispose();
-  return { load, run, layer: e.layer.name, S: e.scoreValue };
+  return { load, run, loadPeakMiB, layer: e.layer.name, S: e.scoreValue };
 }
 
 const [mode, path, ...rest] = process.argv.slice(2);
