@@ -66,7 +66,9 @@ for (const [what, run] of [
   [`explanation at ${layer}`, prof.runs[2]],
 ] as const) {
   const r = replay(run, inputSize * 4);
+  const ms = (f: (name: string) => boolean) => (run.kernels.filter((k) => f(k.name)).reduce((a, k) => a + k.micros, 0) / 1000).toFixed(1);
   console.log(`${what}: ${run.kernels.length} kernels, peak of live tensors ${MiB(r.peak)} (x${SCALE}) after ${r.at}`);
+  console.log(`  kernel time ${ms(() => true)} ms, of which the backward (sgc/ nodes) ${ms((n) => n.startsWith('sgc/'))} ms`);
   for (const [k, b] of [...r.byOp.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${MiB(b).padStart(9)}  ${k}`);
 }
 prof.cleanup();

@@ -12,7 +12,7 @@ import type { InferenceSession } from 'onnxruntime-common';
 import { Explainer } from '../src/explain.js';
 import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
-import { DEFAULT_SESSION_OPTIONS, type OrtRuntime } from '../src/engine/onnx/options.js';
+import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from '../src/engine/onnx/options.js';
 import { decodeModel, encodeModel } from '../src/engine/onnx/proto.js';
 import { regionObjective } from '../src/region/objective.js';
 import { uniform } from '../scripts/onnx/reference.js';
@@ -133,4 +133,44 @@ test('the load probe frees each activation after its last reader, as a plain run
   } finally {
     prof.cleanup();
   }
+});
+
+test('past cacheBytes the sessions of an explanation run without an arena (each would keep its peak); within it, and when the caller sets it, as before', async () => {
+  const bytes = encodeModel(buildUnet().model);
+  const created: Array<{ outputs: string[]; arena: boolean | undefined }> = [];
+  const ort: OrtRuntime = {
+    name: 'options',
+    Tensor: nodeRuntime.Tensor,
+    InferenceSession: {
+      create(model: Uint8Array, options?: InferenceSession.SessionOptions) {
+        created.push({ outputs: decodeModel(model).graph.output.map((o) => o.name), arena: options?.enableCpuMemArena });
+        return nodeRuntime.InferenceSession.create(model, options);
+      },
+    },
+  };
+  const arenas = async (options: OnnxAdapterOptions) => {
+    created.length = 0;
+    const ad = await OnnxModelAdapter.create(bytes, ort, { windowMaxArea: 0, ...options });
+    const { height: H, width: W, channels: C } = ad.input;
+    const x = tf.tensor4d(uniform(H * W * C, 3, 0, 1), [1, H, W, C]);
+    const layer = new Explainer(ad).bottleneck;
+    const mask = new Uint8Array(ad.output.height * ad.output.width).fill(1);
+    const objective = regionObjective(ad.output, 1, mask, 'logits');
+    try {
+      // A class region: the lean forward pass, then the fused graph; then a primed run.
+      const pass = await ad.forward(x, { layer });
+      const g = await pass.gradient(layer, objective);
+      tf.dispose([g.activations, g.gradients]);
+      pass.dispose();
+      (await ad.forward(x, { layer, objective })).dispose();
+    } finally {
+      x.dispose();
+      ad.dispose();
+    }
+    // The probe's session (created first) is released after its run.
+    return created.slice(1).map((c) => c.arena);
+  };
+  assert.deepEqual(await arenas({ cacheBytes: 0 }), [false, false, false], 'lean forward, fused, primed: no arena');
+  assert.deepEqual(await arenas({}), [undefined, undefined, undefined], 'within cacheBytes: ONNX Runtime default (arena)');
+  assert.deepEqual(await arenas({ cacheBytes: 0, sessionOptions: { enableCpuMemArena: true } }), [true, true, true], "the caller's choice");
 });

@@ -18,6 +18,8 @@ import { decodeModel, type ModelProto } from '../../src/engine/onnx/proto.js';
 export interface Kernel {
   name: string;
   op: string;
+  /** The kernel's run time (µs). */
+  micros: number;
   /** Bytes of each output, from the profile's shapes and element types. */
   outputBytes: number[];
 }
@@ -73,6 +75,7 @@ export function readProfile(profile: string, optimized: string): ProfiledRun {
     cat: string;
     name: string;
     ts: number;
+    dur?: number;
     args?: { op_name?: string; output_type_shape?: Array<Record<string, number[]>> };
   }>;
   const kernels = events
@@ -81,6 +84,7 @@ export function readProfile(profile: string, optimized: string): ProfiledRun {
     .map((e) => ({
       name: e.name.slice(0, -'_kernel_time'.length),
       op: e.args?.op_name ?? '?',
+      micros: e.dur ?? 0,
       outputBytes: (e.args?.output_type_shape ?? []).map((o) => {
         const [type, dims] = Object.entries(o)[0];
         return (ELEMENT_BYTES[type] ?? 4) * dims.reduce((a, b) => a * b, 1);
