@@ -93,8 +93,11 @@ async function leanProbe(
   // first: so the first tensor's probe is reached first, runs right after its producer, and each
   // later tensor's probe right after its own. Probes in topological order (or the model's output's
   // first) put the whole model first, all activations alive until their probes ran.
-  const probed = g.node.flatMap((n) => n.output).filter((o) => probes.has(o));
-  const node = [...g.node, ...probed.reverse().flatMap((t) => probes.get(t) as NodeProto[])];
+  const produced = g.node.flatMap((n) => n.output).filter((o) => probes.has(o));
+  // A graph output that no node produces (an input or initializer passed through) is probed too.
+  const made = new Set(produced);
+  const rest = tensors.filter((t) => !made.has(t));
+  const node = [...g.node, ...[...rest, ...produced].reverse().flatMap((t) => probes.get(t) as NodeProto[])];
   const probeModel: ModelProto = {
     ...model,
     graph: {
