@@ -10,7 +10,7 @@
  * (default: the automatic bottleneck) for REGION: `pixel` (one pixel), `box` (a 64x64 box of the 512x512 image: 128x128 model pixels) or
  * `class` (the class region of class 1). Prints one JSON line: load time (file to ready), run
  * time (the forward run, or the explain call), and the process's peak RSS. SGC_ORT_ARENA=0 turns
- * ONNX Runtime's CPU memory arena off in both.
+ * ONNX Runtime's CPU memory arena off in both (=1 on everywhere in `explain`).
  */
 import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
@@ -46,15 +46,17 @@ async function explain(path: string, regionName: string, layer?: string) {
   await setupBackend('wasm');
   const image = await readImageFile(IMAGE);
   const t0 = performance.now();
-  // SGC_ORT_ARENA=0: ONNX Runtime's CPU memory arena off (a lever measured in docs/onnx.md).
-  const arena = process.env.SGC_ORT_ARENA === '0' ? { sessionOptions: { enableCpuMemArena: false } } : {};
+  // SGC_ORT_ARENA=0 / 1: ONNX Runtime's CPU memory arena off / on in every session (default: the library's choice).
+  const arena = process.env.SGC_ORT_ARENA ? { sessionOptions: { enableCpuMemArena: process.env.SGC_ORT_ARENA !== '0' } } : {};
   const explainer = await loadOnnxExplainer(path, arena);
   const load = performance.now() - t0;
+  // The peak so far: the load (the shape probe) on its own.
+  const loadPeakMiB = process.resourceUsage().maxRSS / 1024;
   const t1 = performance.now();
   const e = await explainer.explain(image, { region: r.region, classId: r.classId, layer: layer ?? 'bottleneck' });
   const run = performance.now() - t1;
   explainer.dispose();
-  return { load, run, layer: e.layer.name, S: e.scoreValue };
+  return { load, run, loadPeakMiB, layer: e.layer.name, S: e.scoreValue };
 }
 
 const [mode, path, ...rest] = process.argv.slice(2);

@@ -13,6 +13,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { machineLine, median } from './timing.js';
 
@@ -25,7 +26,11 @@ interface Measured {
   load: number;
   run: number;
   peakMiB: number;
+  /** The peak RSS once loaded (the shape probe), before the explanation. */
+  loadPeakMiB?: number;
   layer?: string;
+  /** The explained score (Σ of the region's logits). */
+  S?: number;
 }
 
 /** The kinds measured: ONNX Runtime's plain run, then the library's explanations. */
@@ -54,20 +59,35 @@ export async function bench1024(): Promise<void> {
   }
   console.log(machineLine());
   const results = new Map<string, Measured[]>(KINDS.map((k) => [k.key, []]));
-  for (let turn = 0; turn < TURNS; turn++) for (const k of KINDS) (results.get(k.key) as Measured[]).push(measure(k.args));
+  for (let turn = 0; turn < TURNS; turn++) {
+    const load = os.loadavg()[0].toFixed(1);
+    const got = KINDS.map((k) => {
+      const m = measure(k.args);
+      (results.get(k.key) as Measured[]).push(m);
+      return m;
+    });
+    // Each turn's own ratios: its measurements ran back to back, under about the same load.
+    const line = KINDS.map(
+      (k, i) => `${k.key} ${(got[i].run / 1000).toFixed(1)} s ${(got[i].run / got[0].run).toFixed(2)}x ${got[i].peakMiB.toFixed(0)} MiB`,
+    );
+    console.log(`turn ${turn + 1} (load ${load} → ${os.loadavg()[0].toFixed(1)}): ${line.join(', ')}`);
+  }
   console.log(`after the turns: ${machineLine().replace(/^machine: /, '')}`);
+  // S is Σ of the region's logits: one pixel's logit, or the class region's sum (random weights with BatchNorm statistics from 64x64 inputs make these logits ~1e8–1e9; docs/onnx.md).
   const med = (key: string, f: (m: Measured) => number) => median((results.get(key) as Measured[]).map(f));
   const plainRun = med('plain', (m) => m.run);
   const plainPeak = med('plain', (m) => m.peakMiB);
   console.log(`medians of ${TURNS} turns, each measurement its own process; layer ${results.get('pixel')?.[0]?.layer ?? '?'}`);
-  console.log('| what | run | load | peak RSS | run / plain | peak / plain |');
-  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log('| what | run | load | peak RSS (of it: load) | run / plain | peak / plain | S |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const k of KINDS) {
     const run = med(k.key, (m) => m.run);
     const load = med(k.key, (m) => m.load);
     const peak = med(k.key, (m) => m.peakMiB);
+    const loadPeak = med(k.key, (m) => m.loadPeakMiB ?? NaN);
+    const s = (results.get(k.key) as Measured[])[0]?.S;
     console.log(
-      `| ${k.what} | ${(run / 1000).toFixed(2)} s | ${(load / 1000).toFixed(2)} s | ${peak.toFixed(0)} MiB | ${(run / plainRun).toFixed(2)}x | ${(peak / plainPeak).toFixed(2)}x |`,
+      `| ${k.what} | ${(run / 1000).toFixed(2)} s | ${(load / 1000).toFixed(2)} s | ${peak.toFixed(0)} MiB${Number.isNaN(loadPeak) ? '' : ` (${loadPeak.toFixed(0)} MiB)`} | ${(run / plainRun).toFixed(2)}x | ${(peak / plainPeak).toFixed(2)}x | ${s === undefined ? '' : s.toPrecision(3)} |`,
     );
   }
 }

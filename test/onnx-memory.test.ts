@@ -5,18 +5,20 @@
  * still gets the same gradient (the forward + backward graph runs again).
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { InferenceSession } from 'onnxruntime-common';
 import { Explainer } from '../src/explain.js';
 import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
-import type { OrtRuntime } from '../src/engine/onnx/options.js';
+import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from '../src/engine/onnx/options.js';
 import { decodeModel, encodeModel } from '../src/engine/onnx/proto.js';
 import { regionObjective } from '../src/region/objective.js';
 import { uniform } from '../scripts/onnx/reference.js';
 import { buildUnet } from '../scripts/onnx/unet.js';
 import { maxAbsDiff, useCpu } from './helpers/setup.js';
+import { profilingRuntime, replay } from './helpers/ort-profile.js';
 
 before(useCpu);
 
@@ -108,4 +110,67 @@ test('past cacheBytes a primed pass keeps only the logits and the layer; a secon
     kept.dispose();
     lean.dispose();
   }
+});
+
+test('the load probe frees each activation after its last reader, as a plain run does (ONNX Runtime profile replayed)', async () => {
+  // The zoo's nested U-Net: skips and side outputs keep tensors alive across stages.
+  const bytes = new Uint8Array(await readFile(new URL('../fixtures/zoo/u2net-like/model.onnx', import.meta.url)));
+  const prof = profilingRuntime();
+  try {
+    const ad = await OnnxModelAdapter.create(bytes, prof.ort);
+    ad.dispose();
+    assert.equal(prof.runs.length, 1, 'one probe run at load');
+    const probe = prof.runs[0];
+    // The plain model, run the way the probe runs it (no graph optimisations) on the same input size.
+    const plain = await prof.ort.InferenceSession.create(bytes, { ...DEFAULT_SESSION_OPTIONS, graphOptimizationLevel: 'disabled' });
+    const dims = ad.inputDims;
+    const size = dims.reduce((a, b) => a * b, 1);
+    await plain.run({ [ad.inputName]: new nodeRuntime.Tensor('float32', new Float32Array(size), dims) });
+    await plain.release();
+    const [p, q] = [replay(probe, size * 4), replay(prof.runs[1], size * 4)];
+    // Before the fix the probes ran after the whole model: every activation alive at the end (5.5x the plain run here).
+    assert.ok(p.peak <= 1.1 * q.peak, `probe peak ${p.peak} B (after ${p.at}) vs plain run ${q.peak} B (after ${q.at})`);
+  } finally {
+    prof.cleanup();
+  }
+});
+
+test('past cacheBytes the sessions of an explanation run without an arena (each would keep its peak); within it, and when the caller sets it, as before', async () => {
+  const bytes = encodeModel(buildUnet().model);
+  const created: Array<{ outputs: string[]; arena: boolean | undefined }> = [];
+  const ort: OrtRuntime = {
+    name: 'options',
+    Tensor: nodeRuntime.Tensor,
+    InferenceSession: {
+      create(model: Uint8Array, options?: InferenceSession.SessionOptions) {
+        created.push({ outputs: decodeModel(model).graph.output.map((o) => o.name), arena: options?.enableCpuMemArena });
+        return nodeRuntime.InferenceSession.create(model, options);
+      },
+    },
+  };
+  const arenas = async (options: OnnxAdapterOptions) => {
+    created.length = 0;
+    const ad = await OnnxModelAdapter.create(bytes, ort, { windowMaxArea: 0, ...options });
+    const { height: H, width: W, channels: C } = ad.input;
+    const x = tf.tensor4d(uniform(H * W * C, 3, 0, 1), [1, H, W, C]);
+    const layer = new Explainer(ad).bottleneck;
+    const mask = new Uint8Array(ad.output.height * ad.output.width).fill(1);
+    const objective = regionObjective(ad.output, 1, mask, 'logits');
+    try {
+      // A class region: the lean forward pass, then the fused graph; then a primed run.
+      const pass = await ad.forward(x, { layer });
+      const g = await pass.gradient(layer, objective);
+      tf.dispose([g.activations, g.gradients]);
+      pass.dispose();
+      (await ad.forward(x, { layer, objective })).dispose();
+    } finally {
+      x.dispose();
+      ad.dispose();
+    }
+    // The probe's session (created first) is released after its run.
+    return created.slice(1).map((c) => c.arena);
+  };
+  assert.deepEqual(await arenas({ cacheBytes: 0 }), [false, false, false], 'lean forward, fused, primed: no arena');
+  assert.deepEqual(await arenas({}), [undefined, undefined, undefined], 'within cacheBytes: ONNX Runtime default (arena)');
+  assert.deepEqual(await arenas({ cacheBytes: 0, sessionOptions: { enableCpuMemArena: true } }), [true, true, true], "the caller's choice");
 });

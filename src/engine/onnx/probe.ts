@@ -77,22 +77,32 @@ async function leanProbe(
   const flat = `${PREFIX}flat`;
   const start = `${PREFIX}start`;
   const end = `${PREFIX}end`;
-  const nodes: NodeProto[] = [];
+  const probes = new Map<string, NodeProto[]>();
   const outputs: Array<{ name: string }> = [];
   tensors.forEach((t, i) => {
     const [shape, line, head] = [`${PREFIX}shape/${i}`, `${PREFIX}line/${i}`, `${PREFIX}head/${i}`];
-    nodes.push(
-      { opType: 'Shape', input: [t], output: [shape], attribute: [] },
-      { opType: 'Reshape', input: [t, flat], output: [line], attribute: [] },
-      { opType: 'Slice', input: [line, start, end], output: [head], attribute: [] },
-    );
+    probes.set(t, [
+      { opType: 'Shape', name: shape, input: [t], output: [shape], attribute: [] },
+      { opType: 'Reshape', name: line, input: [t, flat], output: [line], attribute: [] },
+      { opType: 'Slice', name: head, input: [line, start, end], output: [head], attribute: [] },
+    ]);
     outputs.push({ name: shape }, { name: head });
   });
+  // The probes in reverse topological order, after the model's nodes. ONNX Runtime's default
+  // execution order is a depth-first walk back from the graph's leaves, the last leaf in node order
+  // first: so the first tensor's probe is reached first, runs right after its producer, and each
+  // later tensor's probe right after its own. Probes in topological order (or the model's output's
+  // first) put the whole model first, all activations alive until their probes ran.
+  const produced = g.node.flatMap((n) => n.output).filter((o) => probes.has(o));
+  // A graph output that no node produces (an input or initializer passed through) is probed too.
+  const made = new Set(produced);
+  const rest = tensors.filter((t) => !made.has(t));
+  const node = [...g.node, ...[...rest, ...produced].reverse().flatMap((t) => probes.get(t) as NodeProto[])];
   const probeModel: ModelProto = {
     ...model,
     graph: {
       ...g,
-      node: [...g.node, ...nodes],
+      node,
       initializer: [...g.initializer, int64Tensor(flat, [1], [-1]), int64Tensor(start, [1], [0]), int64Tensor(end, [1], [SMALL + 1])],
       output: outputs,
       valueInfo: [],

@@ -75,13 +75,17 @@ export class OnnxSessions {
    * A new session for `model`. Concurrent first uses of one slot (owner + slot name) share one
    * creation: each call used to create its own and keep only the last, leaking the others.
    */
-  create(model: ModelProto, owner: object, slot: string): Promise<InferenceSession> {
+  create(model: ModelProto, owner: object, slot: string, noArena = false): Promise<InferenceSession> {
     let slots = this.creating.get(owner);
     if (!slots) this.creating.set(owner, (slots = new Map()));
     const known = slots.get(slot);
     if (known) return known;
     // ONNX Runtime's refusals (a type clash, an op it lacks) become typed 'model' errors naming the node.
-    const made = this.ort.InferenceSession.create(encodeModel(model), this.sessionOptions()).catch((e: unknown) => {
+    const options = this.sessionOptions();
+    // An arena keeps a session's peak for the session's life, and one explanation may run two of
+    // them (a lean forward pass, then the fused graph): past cacheBytes, memory goes back after each run.
+    if (noArena && this.options.sessionOptions?.enableCpuMemArena === undefined) options.enableCpuMemArena = false;
+    const made = this.ort.InferenceSession.create(encodeModel(model), options).catch((e: unknown) => {
       throw runtimeError(e, `compiling the ${slot} graph`);
     });
     const pending = slots;
@@ -134,7 +138,11 @@ export class OnnxSessions {
     const graph = gg.model.graph;
     const extra = graph.output.filter((o) => o.name === GRADIENT);
     const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
-    const made = { session: await this.create(model, e, windowed ? 'primedWindowed' : 'primed'), names, windowInputs: gg.windowInputs };
+    const made = {
+      session: await this.create(model, e, windowed ? 'primedWindowed' : 'primed', !this.keepsSaved(e)),
+      names,
+      windowInputs: gg.windowInputs,
+    };
     if (windowed) e.primedWindowed = made;
     else e.primed = made;
     return made;
@@ -169,7 +177,10 @@ export class OnnxSessions {
   async leanForward(e: Compiled): Promise<{ session: InferenceSession; names: string[] }> {
     if (!e.leanForward) {
       const names = this.leanNames(e);
-      e.leanForward = { session: await this.create(withOutputs(this.model, names, this.analysis), e, 'leanForward'), names };
+      e.leanForward = {
+        session: await this.create(withOutputs(this.model, names, this.analysis), e, 'leanForward', !this.keepsSaved(e)),
+        names,
+      };
     }
     return e.leanForward;
   }
@@ -180,7 +191,7 @@ export class OnnxSessions {
       const m = withOutput(e.graph.model, this.logitsName, this.analysis);
       const saved = new Set(this.keepsSaved(e) ? [] : e.graph.saved);
       const model = saved.size === 0 ? m : { ...m, graph: { ...m.graph, output: m.graph.output.filter((o) => !saved.has(o.name)) } };
-      e.fused = await this.create(model, e, 'fused');
+      e.fused = await this.create(model, e, 'fused', !this.keepsSaved(e));
     }
     return e.fused;
   }
