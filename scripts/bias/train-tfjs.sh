@@ -1,6 +1,8 @@
 #!/bin/sh
 # Trains one model of the bias study from scratch on a step count (no wall-clock budget):
-#   scripts/bias/train.sh ARM SEED      (ARM: strong | weak | none | control)
+#   scripts/bias/train-tfjs.sh ARM SEED      (ARM: strong | weak | none | control)
+# The TF.js trainer of the first bias-study models (2000 steps; held-out mean IoU 0.11–0.38). The
+# models of record come from scripts/bias/train.sh (PyTorch, imported into TF.js).
 # writes models/bias/ARM-seedSEED/{model.json,weights.bin,training.json}. Deterministic given the
 # seed up to float summation order (single-threaded wasm backend). Any other flags are passed on.
 set -e
