@@ -133,6 +133,34 @@ export function aggregateStudy(models: ModelStudy[], bootstrap = { resamples: 20
   return { arms, metrics, detection, spearman: spearmanRows, cbdMatrix, conditions };
 }
 
+/** Hoyer et al.'s CBL for the methods they report (gradient family: a range; grid saliency: one value per arm). */
+export function hoyerReference(condition: string): { strong: [number, number]; weak: [number, number] } | undefined {
+  const method = condition.split(' @ ')[0];
+  if (method === 'grid-saliency')
+    return { strong: [HOYER.cblGridStrong, HOYER.cblGridStrong], weak: [HOYER.cblGridWeak, HOYER.cblGridWeak] };
+  if (['saliency', 'smoothgrad', 'integrated-gradients'].includes(method)) return { strong: HOYER.cblGradient, weak: HOYER.cblGradient };
+  return undefined;
+}
+
+/** Where an interval lies against a reference figure or range: overlapping it, below or above. */
+export function whereAgainst(v: Interval, ref: [number, number]): 'overlaps' | 'below' | 'above' {
+  if (v.high < ref[0]) return 'below';
+  if (v.low > ref[1]) return 'above';
+  return 'overlaps';
+}
+
+/** Our CBL (strong and weak arms) beside Hoyer et al.'s for every condition they report. */
+export function hoyerComparison(
+  r: StudyReport,
+): Array<{ condition: string; strong: [number, number]; weak: [number, number]; ours: { strong?: Interval; weak?: Interval } }> {
+  const cbl = (arm: string, condition: string): Interval | undefined =>
+    r.metrics.find((m) => m.arm === arm && m.condition === condition && m.metric === 'cbl')?.value;
+  return r.conditions.flatMap((condition) => {
+    const ref = hoyerReference(condition);
+    return ref ? [{ condition, ...ref, ours: { strong: cbl('strong', condition), weak: cbl('weak', condition) } }] : [];
+  });
+}
+
 /** The report as Markdown. `context` gives the header facts (command, timing, host, tiles). */
 export function studyMarkdown(
   r: StudyReport,
@@ -181,7 +209,7 @@ export function studyMarkdown(
     const g = m.gate;
     const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
     md.push(
-      `| ${m.arm}-seed${m.seed} | ${fmt(mean(g.original))} → ${fmt(mean(g.swapped))} | ${ci(g.drop)} | ${fmt(g.otherRate)} / ${fmt(g.otherRatePlain)} | ${fmt(m.training.meanIou ?? NaN)} | ${fmt(m.training.biasIou ?? NaN)} | ${m.training.steps ?? '–'} | ${m.training.wallSeconds ? `${fmt(m.training.wallSeconds / 60, 1)} min` : '–'} |`,
+      `| ${m.arm}-seed${m.seed} | ${fmt(mean(g.original))} → ${fmt(mean(g.swapped))} | ${ci(g.drop)} | ${fmt(g.otherRate)} / ${fmt(g.otherRatePlain)} | ${fmt(m.training.meanIou ?? NaN)} | ${fmt(m.training.biasIou ?? NaN)} | ${m.training.steps ?? '–'} | ${(m.training.wallSeconds ?? m.training.trainSeconds) ? `${fmt((m.training.wallSeconds ?? m.training.trainSeconds)! / 60, 1)} min` : '–'} |`,
     );
   }
   md.push('');
@@ -197,6 +225,21 @@ export function studyMarkdown(
   md.push(`| method @ layer | ${armList.map((a) => `CBL ${a}`).join(' | ')} |`, `|---|${armList.map(() => '---:').join('|')}|`);
   for (const c of r.conditions) md.push(`| ${c} | ${armList.map((a) => ci(metric(a, c, 'cbl'))).join(' | ')} |`);
   md.push('');
+  const hoyer = hoyerComparison(r);
+  if (hoyer.length) {
+    md.push(
+      '**Against Hoyer et al. (2019)** (their TextureMNIST, strong / weak bias; where our interval lies relative to their figure or range):',
+      '',
+    );
+    md.push('| method @ layer | Hoyer strong | ours strong | Hoyer weak | ours weak |', '|---|---:|---:|---:|---:|');
+    const cell = (v: Interval | undefined, ref: [number, number]): string => (v ? `${ci(v)} (${whereAgainst(v, ref)})` : '–');
+    const refText = (ref: [number, number]): string => (ref[0] === ref[1] ? fmt(ref[0], 2) : `${fmt(ref[0], 2)}–${fmt(ref[1], 2)}`);
+    for (const h of hoyer)
+      md.push(
+        `| ${h.condition} | ${refText(h.strong)} | ${cell(h.ours.strong, h.strong)} | ${refText(h.weak)} | ${cell(h.ours.weak, h.weak)} |`,
+      );
+    md.push('');
+  }
   md.push(`| method @ layer | ${armList.map((a) => `CBD ${a}`).join(' | ')} |`, `|---|${armList.map(() => '---:').join('|')}|`);
   for (const c of r.conditions) md.push(`| ${c} | ${armList.map((a) => ci(metric(a, c, 'cbd'))).join(' | ')} |`);
   md.push('');
