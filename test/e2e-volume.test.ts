@@ -6,7 +6,8 @@
  * three views fit the viewport at 800 and 1600 px wide. Volumes larger than the model's patch
  * (sliding windows) give explainVolumeGrid's heatmap; the method picker gives the library's map of
  * the method; Cancel stops a long explanation and leaves the page usable; PNG slices picked as
- * files read as the CLI's --slices folder reads them. Skipped with a message when chromium is
+ * files read as the CLI's --slices folder reads them; a 3-D TF.js LayersModel (model.json + weights)
+ * gives the library's LayersVolumeModel answer. Skipped with a message when chromium is
  * missing, unless CI is set.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +17,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
+import * as tf from '@tensorflow/tfjs';
+import { UpSampling3D } from '../src/engine/tfjs-layers/upsampling3d.js';
+import { LayersVolumeModel } from '../src/engine/tfjs-layers/volume.js';
 import { encodePng } from '../src/io/codec.js';
 import { encodeNifti1, type NiftiVolume } from '../src/io/nifti.js';
 import { readNiftiFile } from '../src/io/nifti-node.js';
@@ -29,6 +33,7 @@ import type { Dims3, VolumeRegion, Voxel } from '../src/volume/regions.js';
 import { buildWeb, chromiumMissing, hookValue, launchBrowser, nextAnswer, waitReady } from '../web/e2e-harness.js';
 import { serve } from '../web/serve.js';
 import { DEFAULT_VOLUME_SAMPLE } from '../web/src/volume/defaults.js';
+import { asVolumeModel } from '../web/src/volume/layers-volume.js';
 
 const missing = chromiumMissing();
 const ci = !['', '0', 'false'].includes((process.env.CI ?? '').trim().toLowerCase());
@@ -191,6 +196,56 @@ async function assertSameAsGrid(p: Page, vol: Float32Array, size: Dims3, region:
 }
 
 const lastProgress = (p: Page) => hookValue<string[]>(p, 'h.progress');
+
+/** A small seeded 3-D U-Net in TF.js (Conv3D, MaxPooling3D, UpSampling3D, a concatenated skip) reading 8 × 10 × 12 patches. */
+function layersUnet(): tf.LayersModel {
+  const L = tf.layers;
+  let seed = 7;
+  const conv = (filters: number, name: string, kernelSize = 3, activation?: 'relu') =>
+    L.conv3d({
+      filters,
+      kernelSize,
+      padding: 'same',
+      name,
+      activation,
+      kernelInitializer: tf.initializers.glorotUniform({ seed: seed++ }),
+      biasInitializer: tf.initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: seed++ }),
+    });
+  const x = tf.input({ shape: [8, 10, 12, 1] });
+  const e1 = conv(4, 'enc1', 3, 'relu').apply(x) as tf.SymbolicTensor;
+  const p1 = L.maxPooling3d({ poolSize: 2, name: 'pool1' }).apply(e1) as tf.SymbolicTensor;
+  const b = conv(6, 'bottleneck', 3, 'relu').apply(p1) as tf.SymbolicTensor;
+  const u = new UpSampling3D({ size: 2, name: 'up' }).apply(b) as tf.SymbolicTensor;
+  const k = L.concatenate({ axis: -1, name: 'cat' }).apply([u, e1]) as tf.SymbolicTensor;
+  const d = conv(4, 'dec1', 3, 'relu').apply(k) as tf.SymbolicTensor;
+  const y = conv(3, 'logits', 1).apply(d) as tf.SymbolicTensor;
+  return tf.model({ inputs: x, outputs: y });
+}
+
+/** A LayersModel as the files the converter writes: model.json and one weights file. */
+async function layersFiles(m: tf.LayersModel): Promise<Array<{ name: string; mimeType: string; buffer: Buffer }>> {
+  let saved: tf.io.ModelArtifacts | null = null;
+  await m.save(
+    tf.io.withSaveHandler((a) => {
+      saved = a;
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } });
+    }),
+  );
+  const a = saved as unknown as tf.io.ModelArtifacts;
+  const parts = (Array.isArray(a.weightData) ? a.weightData : [a.weightData]) as ArrayBuffer[];
+  const weights = Buffer.concat(parts.map((p) => Buffer.from(p)));
+  const json = {
+    format: 'layers-model',
+    generatedBy: 'test',
+    convertedBy: null,
+    modelTopology: a.modelTopology,
+    weightsManifest: [{ paths: ['weights.bin'], weights: a.weightSpecs }],
+  };
+  return [
+    { name: 'model.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(json)) },
+    { name: 'weights.bin', mimeType: 'application/octet-stream', buffer: weights },
+  ];
+}
 
 describe('the volume view in headless Chromium', () => {
   before(async () => {
@@ -504,4 +559,56 @@ describe('the volume view in headless Chromium', () => {
     await big.close();
     assert.deepEqual(pageErrors, []);
   });
+
+  test(
+    'a 3-D TF.js LayersModel (model.json + weights) on a volume larger than its input gives the library’s sliding-window answer',
+    T,
+    async () => {
+      const lm = layersUnet();
+      const vm = asVolumeModel(new LayersVolumeModel(lm));
+      const p = await context.newPage();
+      p.on('pageerror', (e) => pageErrors.push(e.message));
+      try {
+        await p.goto(`${server.url}volume.html`);
+        await waitReady(p);
+        // The model and its weights picked together; the default 16 × 20 × 24 volume: 3 windows per axis of the 8 × 10 × 12 input.
+        await openVolume(p, await layersFiles(lm));
+        const st = await hookValue<{ model: { name: string; layers: Array<{ name: string; shape: number[] }>; bottleneck: string } }>(
+          p,
+          'h.state()',
+        );
+        assert.equal(st.model.name, 'model.json');
+        assert.deepEqual(
+          st.model.layers.map((l) => [l.name, l.shape]),
+          vm.layers().map((l) => [l.name, l.shape]),
+        );
+        assert.equal(st.model.bottleneck, 'bottleneck');
+        assert.ok((await lastProgress(p)).includes('predicting: patch 27 of 27'));
+        const d = (await hookValue<{ slices: number[] }>(p, 'h.state()')).slices[0];
+        assert.equal(await nextAnswer(p, () => clickCell(p, 'axial', 9, 11)), 'answer');
+        const region: VolumeRegion = { kind: 'voxel', voxel: [d, 9, 11] };
+        const ref = await explainVolumeGrid(vm, volume, dims, { region });
+        assert.ok(ref.patches.touched > 1, JSON.stringify(ref.patches));
+        const got = await hookValue<GridPageAnswer>(
+          p,
+          '(({ layer, method, classId, score, alpha, sliding }) => ({ layer, method, classId, score, alpha: [...alpha], sliding }))(h.lastAnswer)',
+        );
+        assert.equal(got.layer, ref.layer);
+        assert.equal(got.classId, ref.classId);
+        assert.deepEqual(got.sliding, ref.patches);
+        assert.ok(maxAbs(ref.cam) > 0, 'the reference heatmap is not all zero (the comparison can fail)');
+        const heat = await floats(p, 'lastHeatmapBase64');
+        assert.ok(
+          maxAbsDiff(heat, ref.cam) <= 1e-4 * maxAbs(ref.cam),
+          `heatmap off by ${maxAbsDiff(heat, ref.cam)} (max ${maxAbs(ref.cam)})`,
+        );
+        assert.ok(maxAbsDiff(got.alpha, ref.alpha) <= 1e-4 * maxAbs(ref.alpha), `α off by ${maxAbsDiff(got.alpha, ref.alpha)}`);
+        assert.ok(Math.abs(got.score - ref.score) <= 1e-4 * Math.max(1, Math.abs(ref.score)), `S ${got.score} vs ${ref.score}`);
+      } finally {
+        await p.close();
+        lm.dispose();
+      }
+      assert.deepEqual(pageErrors, []);
+    },
+  );
 });

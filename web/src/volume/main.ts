@@ -25,6 +25,7 @@ import type {
   VolumeRegion,
   VolumeReply,
   VolumeRequest,
+  LayersFiles,
   SliceFiles,
   VolumeSource,
   VolumeWorkerMessage,
@@ -211,9 +212,15 @@ function fillMethods(methods: string[], wanted: string | null): void {
   if (wanted && methods.includes(wanted)) el.methodSelect.value = wanted;
 }
 
-async function loadModel(source: VolumeSource): Promise<void> {
+async function loadModel(source: VolumeSource | LayersFiles): Promise<void> {
   busy('loading the model');
-  const reply = await call({ type: 'load-model', source }, source.kind === 'bytes' ? [source.bytes.buffer as ArrayBuffer] : []);
+  const transfer =
+    source.kind === 'bytes'
+      ? [source.bytes.buffer as ArrayBuffer]
+      : source.kind === 'layers'
+        ? source.files.map((f) => f.bytes.buffer as ArrayBuffer)
+        : [];
+  const reply = await call({ type: 'load-model', source }, transfer);
   if (reply.type !== 'load-model') return;
   state.model = reply.info;
   state.modelUrl = source.kind === 'url' ? source.url : null;
@@ -286,10 +293,20 @@ function clearAnswer(): void {
 async function openFiles(files: File[]): Promise<void> {
   try {
     const model = files.find((f) => /\.onnx$/i.test(f.name));
+    // A TF.js LayersModel: its model.json and every other file but volumes (its weight files).
+    const json = files.find((f) => /\.json$/i.test(f.name));
     const vol = files.find((f) => /\.nii(\.gz)?$/i.test(f.name));
     const slices = files.filter((f) => /\.png$/i.test(f.name));
-    if (!model && !vol && slices.length === 0)
-      throw new Error(`${files.map((f) => f.name).join(', ')}: not a .onnx model, a .nii / .nii.gz volume or .png slices`);
+    if (!model && !json && !vol && slices.length === 0)
+      throw new Error(
+        `${files.map((f) => f.name).join(', ')}: not a .onnx model, a TF.js model.json (with its weights), a .nii / .nii.gz volume or .png slices`,
+      );
+    if (model && json) throw new Error('open either an ONNX model or a TF.js model.json, not both');
+    if (json) {
+      const parts = files.filter((f) => f === json || !/\.(nii|gz|png|onnx)$/i.test(f.name));
+      const read = await Promise.all(parts.map(async (f) => ({ bytes: new Uint8Array(await f.arrayBuffer()), name: f.name })));
+      await loadModel({ kind: 'layers', files: read });
+    }
     if (vol && slices.length > 0) throw new Error('open either a NIfTI volume or PNG slices, not both');
     if (model) await loadModel({ kind: 'bytes', bytes: new Uint8Array(await model.arrayBuffer()), name: model.name });
     if (vol) await loadVolume({ kind: 'bytes', bytes: new Uint8Array(await vol.arrayBuffer()), name: vol.name });

@@ -5,6 +5,7 @@
  */
 import type { Dims3, VolumeRegion, Voxel } from '../../../src/volume/regions.js';
 import type { VolumeLayer } from '../../../src/volume/onnx-volume.js';
+import type { LayersFiles } from './layers-volume.js';
 
 /** Where a model or a volume comes from: a URL (relative to the page) or a file's bytes. */
 export type VolumeSource = { kind: 'url'; url: string } | { kind: 'bytes'; bytes: Uint8Array; name: string };
@@ -91,7 +92,7 @@ export interface ExplainVolumeParams {
 
 export type VolumeRequest =
   | { type: 'init'; ortWasmBase: string }
-  | { type: 'load-model'; source: VolumeSource }
+  | { type: 'load-model'; source: VolumeSource | LayersFiles }
   /** `current`: the volume last read, again with another intensity option. */
   | { type: 'load-volume'; source: VolumeSource | SliceFiles | { kind: 'current' }; intensity: Intensity }
   | { type: 'predict' }
@@ -122,4 +123,4 @@ export interface VolumeWorkerRequest {
   request: VolumeRequest;
 }
 
-export type { Dims3, Voxel, VolumeRegion };
+export type { Dims3, LayersFiles, Voxel, VolumeRegion };

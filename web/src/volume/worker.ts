@@ -14,6 +14,7 @@ import { clipPercentiles, zScore } from '../../../src/volume/intensity.js';
 import { VOLUME_METHODS } from '../../../src/volume/methods.js';
 import { OnnxVolumeModel } from '../../../src/volume/onnx-volume.js';
 import { ortWeb } from '../onnx-model.js';
+import { isLayersUrl, loadLayersVolumeModel } from './layers-volume.js';
 import { explainQuestion, predictVolume, slides, stoppable, Stopped, type OnPatch, type Prediction } from './explain-run.js';
 import { stackPngSlices } from './png-slices.js';
 import type {
@@ -39,6 +40,7 @@ interface WorkerScope {
 const scope = self as unknown as WorkerScope;
 
 let ortWasmBase = '';
+/** The ONNX model's bytes (rebuilt when a volume gives free input sizes); null for a TF.js model (fixed sizes). */
 let modelBytes: { bytes: Uint8Array; name: string } | null = null;
 let model: OnnxVolumeModel | null = null;
 /** The volume sizes a model with free input sizes was built for. */
@@ -130,7 +132,16 @@ async function handle(id: number, req: VolumeRequest, since: number): Promise<Vo
     case 'load-model': {
       const t0 = performance.now();
       send({ id, progress: 'loading the model' });
-      const next = await readSource(req.source);
+      const src = req.source;
+      if (src.kind === 'layers' || (src.kind === 'url' && isLayersUrl(src.url))) {
+        const built = await loadLayersVolumeModel(src);
+        await disposeModel();
+        modelBytes = null;
+        model = built.model;
+        modelBuiltFor = null;
+        return { type: 'load-model', info: modelInfo(built.name, built.model, performance.now() - t0) };
+      }
+      const next = await readSource(src);
       const built = await buildModel(next, volume?.dims ?? null);
       await disposeModel();
       modelBytes = next;
@@ -239,10 +250,10 @@ function modelInfo(name: string, m: OnnxVolumeModel | null, loadMs: number): Vol
 
 /** The model for the current volume (built now when its input sizes come from the volume), checked against the volume's size. */
 async function currentModel(): Promise<{ m: OnnxVolumeModel; rebuilt: boolean }> {
-  if (!modelBytes) throw new SegGradCamError('no model is loaded', 'model');
+  if (!modelBytes && !model) throw new SegGradCamError('no model is loaded', 'model');
   if (!volume) throw new SegGradCamError('no volume is loaded', 'image');
   let rebuilt = false;
-  if (!model || (modelBuiltFor !== null && modelBuiltFor !== volume.dims.join('x'))) {
+  if (modelBytes && (!model || (modelBuiltFor !== null && modelBuiltFor !== volume.dims.join('x')))) {
     const built = await buildModel(modelBytes, volume.dims);
     await disposeModel();
     model = built;
