@@ -196,6 +196,33 @@ async function assertSameAsGrid(p: Page, vol: Float32Array, size: Dims3, region:
 }
 
 const lastProgress = (p: Page) => hookValue<string[]>(p, 'h.progress');
+const clearProgress = (p: Page) =>
+  p.evaluate(() => void ((window as unknown as { __segGradCam: { progress: string[] } }).__segGradCam.progress.length = 0));
+
+/** Clicks Cancel once a few of the 64 patches of a stage ran (and before the last), and waits for the page to say so. */
+async function cancelAfterPatches(p: Page, stage: 'predicting' | 'explaining'): Promise<void> {
+  await p.waitForFunction(
+    (prefix) => {
+      const last = (window as unknown as { __segGradCam: { progress: string[] } }).__segGradCam.progress.at(-1) ?? '';
+      const m = new RegExp(`^${prefix}: patch (\\d+) of 64$`).exec(last);
+      return m !== null && Number(m[1]) >= 2;
+    },
+    stage,
+    { timeout: 120_000, polling: 20 },
+  );
+  await p.click('#vol-cancel');
+  await p.waitForFunction(() => document.getElementById('status-text')?.textContent === 'cancelled', null, { timeout: 30_000 });
+}
+
+/** The worker stopped before its next patch run: no progress after a short while, and the last patch never ran. */
+async function assertStopped(p: Page, lastPatch: string): Promise<void> {
+  await p.waitForTimeout(500);
+  const stopped = await lastProgress(p);
+  await p.waitForTimeout(1500);
+  assert.deepEqual(await lastProgress(p), stopped, 'no patch ran after the cancel');
+  assert.ok(!stopped.includes(lastPatch), stopped.slice(-3).join('; '));
+  assert.ok(await p.isHidden('#vol-cancel'), 'Cancel shows only while something runs');
+}
 
 /** A small seeded 3-D U-Net in TF.js (Conv3D, MaxPooling3D, UpSampling3D, a concatenated skip) reading 8 × 10 × 12 patches. */
 function layersUnet(): tf.LayersModel {
@@ -443,6 +470,8 @@ describe('the volume view in headless Chromium', () => {
       assert.equal(await nextAnswer(big, () => clickCell(big, 'axial', 15, 18, size)), 'answer');
       const centre = await assertSameAsGrid(big, vol, size, { kind: 'voxel', voxel: [12, 15, 18] });
       assert.equal(centre.patches.touched, 8);
+      // The docs' screenshot of a sliding-window answer (SCREENSHOT_DIR=docs/images).
+      if (process.env.SCREENSHOT_DIR) await big.screenshot({ path: join(process.env.SCREENSHOT_DIR, 'volume-explorer-sliding.png') });
       assert.ok((await lastProgress(big)).includes('explaining: patch 8 of 8'));
       // Near a corner: fewer patches run backward, the others are skipped.
       assert.equal(await nextAnswer(big, () => clickCell(big, 'axial', 1, 2, size)), 'answer');
@@ -464,43 +493,36 @@ describe('the volume view in headless Chromium', () => {
   );
 
   test(
-    'Cancel stops a long explanation between two patches, says so, keeps the shown heatmap, and the page answers the next click',
+    'Cancel stops a long prediction and a long explanation between two patches, says so, keeps the shown heatmap, and the page answers the next click',
     T,
     async () => {
       // 40 × 50 × 60: four windows per axis, 64 patches; a class region reaches every one of them.
       const size: Dims3 = [40, 50, 60];
       const vol = mirrored(size);
-      await openVolume(big, niftiFile(vol, size, 'bigger.nii'));
-      assert.ok((await lastProgress(big)).includes('predicting: patch 64 of 64'));
+      // Cancel during the prediction (64 forward runs): it stops, and the next question predicts again.
+      const predictions = await hookValue<number>(big, 'h.predictions');
+      await clearProgress(big);
+      await big.setInputFiles('#vol-files', niftiFile(vol, size, 'bigger.nii'));
+      await cancelAfterPatches(big, 'predicting');
+      await assertStopped(big, 'predicting: patch 64 of 64');
+      assert.equal(await hookValue<number>(big, 'h.predictions'), predictions, 'no prediction came');
+      assert.equal(await hookValue<number>(big, 'h.cancelled'), 1);
+      assert.match((await big.textContent('#vol-timing')) ?? '', /prediction cancelled/);
       const d = (await hookValue<{ slices: number[] }>(big, 'h.state()')).slices[0];
       assert.equal(await nextAnswer(big, () => clickCell(big, 'axial', 20, 30, size)), 'answer');
+      assert.ok((await lastProgress(big)).includes('predicting: patch 64 of 64'), 'the question predicted the volume again');
+      assert.equal(await hookValue<number>(big, 'h.predictions'), predictions + 1);
       await assertSameAsGrid(big, vol, size, { kind: 'voxel', voxel: [d, 20, 30] });
       const answers = await hookValue<number>(big, 'h.answers');
       const heatBefore = await floats(big, 'lastHeatmapBase64');
       assert.ok(await big.isHidden('#vol-cancel'), 'Cancel shows only while something runs');
 
       await useTool(big, 'class');
-      await big.evaluate(() => void ((window as unknown as { __segGradCam: { progress: string[] } }).__segGradCam.progress.length = 0));
+      await clearProgress(big);
       await clickCell(big, 'axial', 5, 5, size);
-      // Stop it once a few patches ran (and before the last).
-      await big.waitForFunction(
-        () => {
-          const last = (window as unknown as { __segGradCam: { progress: string[] } }).__segGradCam.progress.at(-1) ?? '';
-          const m = /^explaining: patch (\d+) of 64$/.exec(last);
-          return m !== null && Number(m[1]) >= 2;
-        },
-        null,
-        { timeout: 120_000, polling: 20 },
-      );
-      await big.click('#vol-cancel');
-      await big.waitForFunction(() => document.getElementById('status-text')?.textContent === 'cancelled', null, { timeout: 30_000 });
-      assert.equal(await hookValue<number>(big, 'h.cancelled'), 1);
-      // The worker stops before its next patch run: no progress after a short while, and never the last patch.
-      await big.waitForTimeout(500);
-      const stopped = await lastProgress(big);
-      await big.waitForTimeout(1500);
-      assert.deepEqual(await lastProgress(big), stopped, 'no patch ran after the cancel');
-      assert.ok(!stopped.includes('explaining: patch 64 of 64'), stopped.slice(-3).join('; '));
+      await cancelAfterPatches(big, 'explaining');
+      assert.equal(await hookValue<number>(big, 'h.cancelled'), 2);
+      await assertStopped(big, 'explaining: patch 64 of 64');
       assert.ok(await big.isHidden('#vol-cancel'));
       assert.match((await big.textContent('#vol-timing')) ?? '', /cancelled/);
       assert.equal(await hookValue<number>(big, 'h.answers'), answers, 'no answer came');

@@ -1,9 +1,9 @@
 /**
- * The volume page (web/volume.html): open a 3-D ONNX model and a volume — NIfTI or PNG slices —
- * (file picker, drop, or ?model=…&volume=… URLs; the default sample otherwise), three orthogonal
- * slice views with a slider each, and questions asked by clicking: a voxel, a box dragged on a
- * slice over a chosen depth, the 3-D object or the class under the click, with a CAM method of
- * the library's volume list. The worker (./worker.ts) predicts once per model and volume (sliding
+ * The volume page (web/volume.html): open a 3-D model — ONNX, or a TF.js LayersModel (model.json
+ * and weights) — and a volume — NIfTI or PNG slices — (file picker, drop, or ?model=…&volume=…
+ * URLs; the default sample otherwise), three orthogonal slice views with a slider each, and
+ * questions asked by clicking: a voxel, a box dragged on a slice over a chosen depth, the 3-D
+ * object or the class under the click, with a CAM method of the library's volume list. The worker (./worker.ts) predicts once per model and volume (sliding
  * windows when the volume is larger than the model's input, with patch progress) and answers each
  * question with the library's code; Cancel stops a running prediction or question between two
  * patch runs. The heatmap is drawn on every view with the crosshair at the clicked voxel.
