@@ -7,7 +7,8 @@
  * (sliding windows) give explainVolumeGrid's heatmap; the method picker gives the library's map of
  * the method; Cancel stops a long explanation and leaves the page usable; PNG slices picked as
  * files read as the CLI's --slices folder reads them; a 3-D TF.js LayersModel (model.json + weights)
- * gives the library's LayersVolumeModel answer. Skipped with a message when chromium is
+ * gives the library's LayersVolumeModel answer; a model with free input sizes runs sliding windows
+ * at the Patch given, as openVolumeModel opens it. Skipped with a message when chromium is
  * missing, unless CI is set.
  */
 import assert from 'node:assert/strict';
@@ -24,7 +25,7 @@ import { encodePng } from '../src/io/codec.js';
 import { encodeNifti1, type NiftiVolume } from '../src/io/nifti.js';
 import { readNiftiFile } from '../src/io/nifti-node.js';
 import { camOnVolume, defaultVolumeLayer, explainVolume } from '../src/volume/explain.js';
-import { explainVolumeGrid } from '../src/volume/explain-grid.js';
+import { explainVolumeGrid, openVolumeModel } from '../src/volume/explain-grid.js';
 import { zScore } from '../src/volume/intensity.js';
 import { VOLUME_METHODS } from '../src/volume/methods.js';
 import { readSliceFolder } from '../src/volume/slices-node.js';
@@ -176,8 +177,8 @@ interface GridPageAnswer extends PageAnswer {
 }
 
 /** With sliding windows: the page's heatmap, α, class, S and patch counts equal explainVolumeGrid's in Node within 1e-4. */
-async function assertSameAsGrid(p: Page, vol: Float32Array, size: Dims3, region: VolumeRegion, method?: string) {
-  const ref = await explainVolumeGrid(model, vol, size, { region, method });
+async function assertSameAsGrid(p: Page, vol: Float32Array, size: Dims3, region: VolumeRegion, method?: string, m = model) {
+  const ref = await explainVolumeGrid(m, vol, size, { region, method });
   assert.ok(ref.sliding, 'the reference ran sliding windows');
   const got = await hookValue<GridPageAnswer>(
     p,
@@ -629,6 +630,57 @@ describe('the volume view in headless Chromium', () => {
       } finally {
         await p.close();
         lm.dispose();
+      }
+      assert.deepEqual(pageErrors, []);
+    },
+  );
+
+  test(
+    'a model with free input sizes reads the whole volume in one run, or sliding windows at the Patch given (as openVolumeModel opens it)',
+    T,
+    async () => {
+      const modelPath = new URL('models/volume-synthetic/model.onnx', repo);
+      const samplePath = new URL('models/volume-synthetic/sample.nii.gz', repo);
+      const bytes = readFileSync(modelPath);
+      const sample = await readNiftiFile(samplePath.pathname);
+      const size: Dims3 = [sample.dims[2], sample.dims[1], sample.dims[0]];
+      const patch: Dims3 = [16, 20, 24];
+      const m = await openVolumeModel(bytes, nodeRuntime, size, { patch });
+      const p = await context.newPage();
+      p.on('pageerror', (e) => pageErrors.push(e.message));
+      try {
+        await p.goto(`${server.url}volume.html`);
+        await waitReady(p);
+        assert.ok(await p.isDisabled('#vol-patch'), 'the fixture model has fixed sizes: no patch to choose');
+        await clearProgress(p);
+        await openVolume(p, [
+          { name: 'model.onnx', mimeType: 'application/octet-stream', buffer: bytes },
+          { name: 'sample.nii.gz', mimeType: 'application/gzip', buffer: readFileSync(samplePath) },
+        ]);
+        assert.ok(await p.isEnabled('#vol-patch'));
+        assert.ok(!(await lastProgress(p)).some((l) => /patch \d+ of/.test(l)), 'one run over the whole volume');
+        // Patch 16,20,24 over the 32 × 40 × 48 sample: three windows per axis.
+        const n = await hookValue<number>(p, 'h.predictions');
+        await p.fill('#vol-patch', '16,20,24');
+        await p.dispatchEvent('#vol-patch', 'change');
+        await p.waitForFunction((k) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > k, n, {
+          timeout: 120_000,
+        });
+        assert.ok((await lastProgress(p)).includes('predicting: patch 27 of 27'));
+        const st = await hookValue<{ model: { layers: Array<{ name: string; shape: number[] }> } }>(p, 'h.state()');
+        assert.deepEqual(
+          st.model.layers.map((l) => [l.name, l.shape]),
+          m.layers().map((l) => [l.name, l.shape]),
+          'the layers at the patch size',
+        );
+        const d = (await hookValue<{ slices: number[] }>(p, 'h.state()')).slices[0];
+        assert.equal(await nextAnswer(p, () => clickCell(p, 'axial', 20, 24, size)), 'answer');
+        const ref = await assertSameAsGrid(p, sample.data, size, { kind: 'voxel', voxel: [d, 20, 24] }, undefined, m);
+        assert.ok(ref.patches.touched > 1, JSON.stringify(ref.patches));
+        assert.match(p.url(), /patch=16%2C20%2C24|patch=16,20,24/);
+      } finally {
+        await p.close();
+        await m.dispose();
       }
       assert.deepEqual(pageErrors, []);
     },

@@ -42,6 +42,7 @@ const el = {
   errorText: $('error-text'),
   files: $<HTMLInputElement>('vol-files'),
   intensity: $<HTMLSelectElement>('vol-intensity'),
+  patch: $<HTMLInputElement>('vol-patch'),
   names: $('vol-names'),
   depth: $<HTMLInputElement>('vol-depth'),
   connectivity: $<HTMLSelectElement>('vol-connectivity'),
@@ -197,6 +198,9 @@ function greyRange(data: Float32Array): [number, number] {
 // ---------------------------------------------------------------- loading
 
 function fillModelControls(info: VolumeModelInfo): void {
+  el.patch.disabled = !info.freeSizes;
+  if (!info.freeSizes) el.patch.value = '';
+  el.patch.placeholder = info.freeSizes ? 'whole volume' : info.inputDims.slice(2).join(',');
   el.layerSelect.replaceChildren();
   for (const l of info.layers) {
     const label = `${l.name} · ${l.type} [${l.shape.slice(1).join('×')}]${l.name === info.bottleneck ? ' · bottleneck' : ''}`;
@@ -415,6 +419,32 @@ function describe(r: VolumeRegion): string {
   }
 }
 
+/** The Patch field: "d,h,w" or empty (the whole volume in one run). */
+function parsePatch(text: string): Dims3 | null {
+  const t = text.trim();
+  if (!t) return null;
+  const n = t.split(/[,x×\s]+/).map(Number);
+  if (n.length !== 3 || !n.every((x) => Number.isInteger(x) && x > 0))
+    throw new Error(`patch "${t}": give three positive whole numbers d,h,w (or nothing for the whole volume)`);
+  return n as Dims3;
+}
+
+/** A new patch for a model with free input sizes: the worker rebuilds the model at it and predicts again. */
+async function applyPatch(): Promise<void> {
+  try {
+    const patch = parsePatch(el.patch.value);
+    await call({ type: 'set-patch', patch });
+    state.prediction = null;
+    state.labels = null;
+    clearAnswer();
+    await predict();
+    updateUrl();
+    idle(state.prediction ? 'ready' : 'cancelled');
+  } catch (err) {
+    showError(err);
+  }
+}
+
 /**
  * Cancel: the worker stops the running prediction or question before its next patch run; the
  * answer on the screen stays (with its region) and the status says it was cancelled.
@@ -440,6 +470,7 @@ function updateUrl(): void {
   if (state.region?.kind === 'voxel' && state.voxel) q.set('voxel', state.voxel.join(','));
   if (state.answer && state.model && state.answer.layer !== state.model.bottleneck) q.set('layer', state.answer.layer);
   if (el.methodSelect.value !== 'seg-grad-cam') q.set('method', el.methodSelect.value);
+  if (el.patch.value.trim()) q.set('patch', el.patch.value.trim());
   history.replaceState(null, '', `${location.pathname}?${q.toString()}`);
 }
 
@@ -464,6 +495,7 @@ el.intensity.addEventListener('change', () => {
       idle();
     }, showError);
 });
+el.patch.addEventListener('change', () => void applyPatch());
 el.opacity.addEventListener('input', redraw);
 el.cancel.addEventListener('click', () => void cancel());
 el.labels.addEventListener('change', redraw);
@@ -498,6 +530,11 @@ async function boot(): Promise<void> {
   try {
     const init = await call({ type: 'init', ortWasmBase: absolute(ORT_WASM_DIR) });
     if (init.type === 'init') fillMethods(init.methods, q.get('method'));
+    const patch = q.get('patch');
+    if (patch) {
+      el.patch.value = patch;
+      await call({ type: 'set-patch', patch: parsePatch(patch) });
+    }
     await loadModel({ kind: 'url', url: absolute(q.get('model') ?? sampleUrl(DEFAULT_VOLUME_SAMPLE.model)) });
     await loadVolume({ kind: 'url', url: absolute(q.get('volume') ?? sampleUrl(DEFAULT_VOLUME_SAMPLE.volume)) });
     await predict();

@@ -25,6 +25,8 @@ export interface VolumeModelInfo {
   bottleneck: string;
   /** [1, C, D, H, W]; 0 = free (the volume gives it). */
   inputDims: number[];
+  /** Whether the ONNX model declares free input sizes (then the page's Patch, else the volume, gives them). */
+  freeSizes: boolean;
   classCount: number;
   activation: 'softmax' | 'sigmoid' | 'none';
   loadMs: number;
@@ -97,6 +99,8 @@ export type VolumeRequest =
   | { type: 'load-volume'; source: VolumeSource | SliceFiles | { kind: 'current' }; intensity: Intensity }
   | { type: 'predict' }
   | { type: 'explain'; params: ExplainVolumeParams }
+  /** The patch a model with free input sizes is built at (null: the volume's size, one run). */
+  | { type: 'set-patch'; patch: Dims3 | null }
   | { type: 'cancel' };
 
 export type VolumeReply =
@@ -106,6 +110,7 @@ export type VolumeReply =
   | { type: 'load-volume'; info: VolumeInfo }
   | { type: 'predict'; prediction: VolumePrediction }
   | { type: 'explain'; answer: VolumeAnswer }
+  | { type: 'set-patch' }
   | { type: 'cancel' }
   /** A newer question came: this one stopped (before its run or between two patch runs). */
   | { type: 'superseded' }

@@ -12,7 +12,8 @@ import { decodeNifti } from '../../../src/io/nifti.js';
 import { defaultVolumeLayer } from '../../../src/volume/explain.js';
 import { clipPercentiles, zScore } from '../../../src/volume/intensity.js';
 import { VOLUME_METHODS } from '../../../src/volume/methods.js';
-import { OnnxVolumeModel } from '../../../src/volume/onnx-volume.js';
+import { openVolumeModel, volumeModelInputDims } from '../../../src/volume/explain-grid.js';
+import type { OnnxVolumeModel } from '../../../src/volume/onnx-volume.js';
 import { ortWeb } from '../onnx-model.js';
 import { isLayersUrl, loadLayersVolumeModel } from './layers-volume.js';
 import { explainQuestion, predictVolume, slides, stoppable, Stopped, type OnPatch, type Prediction } from './explain-run.js';
@@ -43,8 +44,13 @@ let ortWasmBase = '';
 /** The ONNX model's bytes (rebuilt when a volume gives free input sizes); null for a TF.js model (fixed sizes). */
 let modelBytes: { bytes: Uint8Array; name: string } | null = null;
 let model: OnnxVolumeModel | null = null;
-/** The volume sizes a model with free input sizes was built for. */
+/** The volume sizes and patch the ONNX model was built for. */
 let modelBuiltFor: string | null = null;
+/** Whether the ONNX model's input sizes are free. */
+let modelFree = false;
+/** The patch for a model with free input sizes (null: the volume's size). */
+let patch: Dims3 | null = null;
+const buildKey = (dims: Dims3) => `${dims.join('x')}/${patch?.join('x') ?? ''}`;
 let volume: { data: Float32Array; dims: Dims3 } | null = null;
 /** The volume as read (before the intensity option). */
 let stored: VolumeInfo | null = null;
@@ -137,6 +143,7 @@ async function handle(id: number, req: VolumeRequest, since: number): Promise<Vo
         const built = await loadLayersVolumeModel(src);
         await disposeModel();
         modelBytes = null;
+        modelFree = false;
         model = built.model;
         modelBuiltFor = null;
         return { type: 'load-model', info: modelInfo(built.name, built.model, performance.now() - t0) };
@@ -146,7 +153,7 @@ async function handle(id: number, req: VolumeRequest, since: number): Promise<Vo
       await disposeModel();
       modelBytes = next;
       model = built;
-      modelBuiltFor = built && volume ? volume.dims.join('x') : null;
+      modelBuiltFor = built && volume ? buildKey(volume.dims) : null;
       return { type: 'load-model', info: modelInfo(next.name, built, performance.now() - t0) };
     }
     case 'load-volume': {
@@ -167,6 +174,9 @@ async function handle(id: number, req: VolumeRequest, since: number): Promise<Vo
       if (latestExplain !== id) return { type: 'superseded' };
       return { type: 'explain', answer };
     }
+    case 'set-patch':
+      patch = req.patch;
+      return { type: 'set-patch' };
     case 'cancel':
       return { type: 'cancel' };
   }
@@ -205,26 +215,24 @@ async function readSource(source: VolumeSource): Promise<{ bytes: Uint8Array; na
 }
 
 /**
- * The volume model of the bytes. A model with free input sizes takes them from the volume; without
- * a volume yet it is built when one arrives (null here).
+ * The volume model of the bytes, as the CLI opens it (the library's openVolumeModel): fixed input
+ * sizes are the patch; free sizes take the page's patch, else the volume's (one run). A model with
+ * free sizes and no volume yet is built when one arrives (null here).
  */
 async function buildModel(src: { bytes: Uint8Array; name: string }, dims: Dims3 | null): Promise<OnnxVolumeModel | null> {
   const ort = await ortWeb(ortWasmBase);
   try {
-    return await OnnxVolumeModel.create(src.bytes, ort);
-  } catch (err) {
-    const free = err instanceof SegGradCamError && / is free /.test(err.message);
-    if (free && !dims) return null;
-    try {
-      if (free && dims) return await OnnxVolumeModel.create(src.bytes, ort, { depth: dims[0], height: dims[1], width: dims[2] });
-      throw err;
-    } catch (e) {
-      if (e instanceof SegGradCamError) throw new SegGradCamError(`${src.name}: ${e.message}`, e.code);
-      throw new SegGradCamError(
-        `${src.name}: ONNX Runtime cannot load it: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`,
-        'model',
-      );
-    }
+    const declared = volumeModelInputDims(src.bytes);
+    modelFree = declared.slice(2).some((d) => d == null);
+    if (modelFree && !dims) return null;
+    const size = dims ?? (declared.slice(2) as Dims3);
+    return await openVolumeModel(src.bytes, ort, size, { patch: modelFree ? (patch ?? undefined) : undefined });
+  } catch (e) {
+    if (e instanceof SegGradCamError) throw new SegGradCamError(`${src.name}: ${e.message}`, e.code);
+    throw new SegGradCamError(
+      `${src.name}: ONNX Runtime cannot load it: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}`,
+      'model',
+    );
   }
 }
 
@@ -236,9 +244,20 @@ async function disposeModel(): Promise<void> {
 }
 
 function modelInfo(name: string, m: OnnxVolumeModel | null, loadMs: number): VolumeModelInfo {
-  if (!m) return { name, layers: [], bottleneck: '', inputDims: [1, 1, 0, 0, 0], classCount: 0, activation: 'none', loadMs };
+  if (!m)
+    return {
+      name,
+      layers: [],
+      bottleneck: '',
+      inputDims: [1, 1, 0, 0, 0],
+      freeSizes: modelFree,
+      classCount: 0,
+      activation: 'none',
+      loadMs,
+    };
   return {
     name,
+    freeSizes: modelFree,
     layers: m.layers(),
     bottleneck: defaultVolumeLayer(m),
     inputDims: [...m.inputDims],
@@ -253,11 +272,11 @@ async function currentModel(): Promise<{ m: OnnxVolumeModel; rebuilt: boolean }>
   if (!modelBytes && !model) throw new SegGradCamError('no model is loaded', 'model');
   if (!volume) throw new SegGradCamError('no volume is loaded', 'image');
   let rebuilt = false;
-  if (modelBytes && (!model || (modelBuiltFor !== null && modelBuiltFor !== volume.dims.join('x')))) {
+  if (modelBytes && (!model || (modelBuiltFor !== null && modelBuiltFor !== buildKey(volume.dims)))) {
     const built = await buildModel(modelBytes, volume.dims);
     await disposeModel();
     model = built;
-    modelBuiltFor = volume.dims.join('x');
+    modelBuiltFor = buildKey(volume.dims);
     rebuilt = true;
   }
   const m = model as OnnxVolumeModel;
