@@ -1,25 +1,18 @@
 /**
  * What the volume worker runs for a prediction and a question. A volume of the model's input size
- * takes one run (the library's explainVolume); a larger one sliding windows — the steps of the
- * library's explainVolumeGrid (src/volume/explain-grid.ts) with the blended prediction computed
- * once per volume and reused: predictSlidingWindow, then per question resolveVolumeRegion,
- * volumeCotangent and explainSlidingWindow (only the patches touching M run backward).
+ * takes one run (the library's explainVolume, the prediction handed over from the cache); a larger
+ * one sliding windows — the library's explainVolumeGrid itself (src/volume/explain-grid.ts), with
+ * every patch's forward result of the volume's prediction kept (PatchMemo) and handed back when
+ * explainVolumeGrid predicts that patch again: the forward runs once per volume, each question
+ * runs backward only the patches touching M.
  *
  * Stopping: the model is wrapped so that every run (each patch's forward or gradient run) first
  * lets the worker's queued messages in and then asks `check`, which throws Stopped for a Cancel
  * or a newer question — a long explanation stops between two patches.
  */
 import { SegGradCamError } from '../../../src/errors.js';
-import {
-  argmaxLabels,
-  camOnVolume,
-  defaultVolumeLayer,
-  explainVolume,
-  needsVolumePrediction,
-  resolveVolumeRegion,
-  volumeCotangent,
-} from '../../../src/volume/explain.js';
-import { explainSlidingWindow } from '../../../src/volume/explain-sliding.js';
+import { argmaxLabels, camOnVolume, explainVolume } from '../../../src/volume/explain.js';
+import { explainVolumeGrid } from '../../../src/volume/explain-grid.js';
 import { checkVolumeMethod } from '../../../src/volume/methods.js';
 import type { OnnxVolumeModel } from '../../../src/volume/onnx-volume.js';
 import { predictSlidingWindow } from '../../../src/volume/sliding-window.js';
@@ -77,6 +70,55 @@ export function slides(m: OnnxVolumeModel, dims: Dims3): boolean {
   return true;
 }
 
+/**
+ * The forward results of a volume's patches, found again by the patch's values (compared exactly;
+ * a hash narrows the search). Up to `budget` bytes of patches and logits are kept; beyond that a
+ * patch is run again when asked.
+ */
+export class PatchMemo {
+  private readonly entries = new Map<number, Array<{ x: Float32Array; y: Float32Array }>>();
+  private bytes = 0;
+  constructor(private readonly budget = 512 * 2 ** 20) {}
+
+  private static hash(x: Float32Array): number {
+    const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
+    let h = 0x811c9dc5 ^ x.length;
+    for (let i = 0; i < u.length; i++) h = Math.imul(h ^ u[i], 0x01000193);
+    return h >>> 0;
+  }
+
+  get(x: Float32Array): Float32Array | null {
+    for (const e of this.entries.get(PatchMemo.hash(x)) ?? []) {
+      if (e.x.length !== x.length) continue;
+      let same = true;
+      for (let i = 0; i < x.length && same; i++) same = Object.is(e.x[i], x[i]);
+      if (same) return e.y.slice();
+    }
+    return null;
+  }
+
+  put(x: Float32Array, y: Float32Array): void {
+    if (this.bytes + x.byteLength + y.byteLength > this.budget) return;
+    this.bytes += x.byteLength + y.byteLength;
+    const h = PatchMemo.hash(x);
+    this.entries.set(h, [...(this.entries.get(h) ?? []), { x: x.slice(), y: y.slice() }]);
+  }
+}
+
+/** The model whose predict() answers from the memo when it can (and, with `record`, keeps what it runs); `runs` counts the model's forward runs. */
+function memoized(m: OnnxVolumeModel, memo: PatchMemo, record: boolean, runs = { n: 0 }): OnnxVolumeModel {
+  const view = Object.create(m) as OnnxVolumeModel;
+  view.predict = async (x: Float32Array) => {
+    const hit = memo.get(x);
+    if (hit) return hit;
+    runs.n++;
+    const y = await m.predict(x);
+    if (record) memo.put(x, y);
+    return y;
+  };
+  return view;
+}
+
 export interface Prediction {
   /** [1, K, d, h, w] of one run, or the blended [K, D, H, W] with sliding windows. */
   logits: Float32Array;
@@ -86,6 +128,8 @@ export interface Prediction {
   /** Forward runs (patches). */
   patches: number;
   ms: number;
+  /** Sliding windows: every patch's forward result. */
+  memo: PatchMemo | null;
 }
 
 export async function predictVolume(m: OnnxVolumeModel, data: Float32Array, dims: Dims3, onPatch: OnPatch): Promise<Prediction> {
@@ -94,10 +138,11 @@ export async function predictVolume(m: OnnxVolumeModel, data: Float32Array, dims
   if (!slides(m, dims)) {
     const logits = await m.predict(data);
     const [, , d, h, w] = m.logitsDims;
-    return { logits, labels: argmaxLabels(logits, k), dims: [d, h, w], patches: 1, ms: performance.now() - t0 };
+    return { logits, labels: argmaxLabels(logits, k), dims: [d, h, w], patches: 1, ms: performance.now() - t0, memo: null };
   }
-  const r = await predictSlidingWindow(m, data, dims, { onPatch });
-  return { logits: r.logits, labels: argmaxLabels(r.logits, k), dims, patches: r.starts.length, ms: performance.now() - t0 };
+  const memo = new PatchMemo();
+  const r = await predictSlidingWindow(memoized(m, memo, true), data, dims, { onPatch });
+  return { logits: r.logits, labels: argmaxLabels(r.logits, k), dims, patches: r.starts.length, ms: performance.now() - t0, memo };
 }
 
 /** The model as explainVolume sees it, its prediction of `data` taken from the cache. */
@@ -137,27 +182,24 @@ export async function explainQuestion(
       sliding: null,
     };
   }
-  const layer = params.layer ?? defaultVolumeLayer(m);
-  const node = m.resolve(layer);
-  const options = { region: params.region, classId: params.classId, layer, method };
-  const k = m.logitsDims[1];
-  const logits = needsVolumePrediction(options) ? prediction.logits : null;
-  const { mask, classId } = resolveVolumeRegion(options.region, options.classId, logits, k, dims, dims);
-  const cotangent = volumeCotangent(options, mask, classId, k, logits);
-  const r = await explainSlidingWindow(m, data, dims, layer, cotangent, { method, onPatch });
-  const [, , ld, lh, lw] = m.analysis.shape(node);
-  return {
-    layer,
+  const runs = { n: 0 };
+  const r = await explainVolumeGrid(memoized(m, prediction.memo ?? new PatchMemo(0), false, runs), data, dims, {
+    ...params,
     method,
-    classId,
-    score: r.score ?? NaN,
+    onPatch,
+  });
+  return {
+    layer: r.layer,
+    method: r.method,
+    classId: r.classId,
+    score: r.score,
     alpha: r.alpha,
     cam: r.cam,
     camDims: dims,
-    layerDims: [ld, lh, lw],
+    layerDims: r.camDims,
     heat: r.cam,
-    mask,
+    mask: r.mask,
     maskDims: dims,
-    sliding: { total: r.patches.length + r.skipped, touched: r.patches.length, skipped: r.skipped },
+    sliding: { total: r.patches.total, touched: r.patches.touched, skipped: r.patches.skipped, forwardRuns: runs.n },
   };
 }

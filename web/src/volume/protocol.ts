@@ -71,8 +71,12 @@ export interface VolumeAnswer {
   camDims: Dims3;
   /** The layer's grid (of one patch with sliding windows). */
   layerDims: Dims3;
-  /** Sliding windows: the patches planned, run backward (those touching M) and skipped; null for one run. */
-  sliding: { total: number; touched: number; skipped: number } | null;
+  /**
+   * Sliding windows: the patches planned, run backward (those touching M) and skipped, and the
+   * forward-only runs the question needed besides (0 when the volume's kept prediction served);
+   * null for one run.
+   */
+  sliding: { total: number; touched: number; skipped: number; forwardRuns: number } | null;
   /** The CAM on the volume grid [D, H, W] (nearest), not normalised: what the views draw (divided by its maximum). */
   heat: Float32Array;
   /** M on the logits grid (the volume grid with sliding windows). */
