@@ -25,12 +25,19 @@ export const hook = {
   answers: 0,
   errors: 0,
   lastError: null as string | null,
+  /** Predictions or questions stopped by Cancel. */
+  cancelled: 0,
+  /** The worker's progress lines (e.g. "explaining: patch 3 of 8"), the last 500. */
+  progress: [] as string[],
   /** The last answer as the worker computed it (library explainVolume). */
   lastAnswer: null as VolumeAnswer | null,
   lastRegion: null as VolumeRegion | null,
   timings: [] as Timing[],
   /** The last heatmap: the CAM on the volume grid [D, H, W], not normalised, as base64 float32 bytes. */
   lastHeatmapBase64: (): string | null => base64(hook.lastAnswer?.heat ?? null),
+  /** The volume the model reads (after the intensity option), [D, H, W]. */
+  volume: null as Float32Array | null,
+  volumeBase64: (): string | null => base64(hook.volume),
   /** The last CAM on the layer grid, as base64 float32 bytes. */
   lastCamBase64: (): string | null => base64(hook.lastAnswer?.cam ?? null),
   record(answer: VolumeAnswer, region: VolumeRegion, timing: Timing): void {

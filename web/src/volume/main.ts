@@ -1,10 +1,12 @@
 /**
- * The volume page (web/volume.html): open a 3-D ONNX model and a NIfTI volume (file picker,
- * drop, or ?model=…&volume=… URLs; the default sample otherwise), three orthogonal slice views
- * with a slider each, and questions asked by clicking: a voxel, a box dragged on a slice over a
- * chosen depth, the 3-D object or the class under the click. The worker (./worker.ts) predicts
- * once per model and volume and answers each question with the library's explainVolume; the
- * heatmap is drawn on every view with the crosshair at the clicked voxel.
+ * The volume page (web/volume.html): open a 3-D model — ONNX, or a TF.js LayersModel (model.json
+ * and weights) — and a volume — NIfTI or PNG slices — (file picker, drop, or ?model=…&volume=…
+ * URLs; the default sample otherwise), three orthogonal slice views with a slider each, and
+ * questions asked by clicking: a voxel, a box dragged on a slice over a chosen depth, the 3-D
+ * object or the class under the click, with a CAM method of the library's volume list. The worker (./worker.ts) predicts once per model and volume (sliding
+ * windows when the volume is larger than the model's input, with patch progress) and answers each
+ * question with the library's code; Cancel stops a running prediction or question between two
+ * patch runs. The heatmap is drawn on every view with the crosshair at the clicked voxel.
  */
 import { colormapLut } from '../../../src/render/colormap.js';
 import { classColor, defaultPalette } from '../../../src/render/palette.js';
@@ -23,6 +25,8 @@ import type {
   VolumeRegion,
   VolumeReply,
   VolumeRequest,
+  LayersFiles,
+  SliceFiles,
   VolumeSource,
   VolumeWorkerMessage,
   Voxel,
@@ -38,11 +42,15 @@ const el = {
   errorText: $('error-text'),
   files: $<HTMLInputElement>('vol-files'),
   intensity: $<HTMLSelectElement>('vol-intensity'),
+  patch: $<HTMLInputElement>('vol-patch'),
   names: $('vol-names'),
   depth: $<HTMLInputElement>('vol-depth'),
   connectivity: $<HTMLSelectElement>('vol-connectivity'),
   classSelect: $<HTMLSelectElement>('vol-class'),
   layerSelect: $<HTMLSelectElement>('vol-layer'),
+  methodSelect: $<HTMLSelectElement>('vol-method'),
+  progress: $<HTMLProgressElement>('vol-progress'),
+  cancel: $<HTMLButtonElement>('vol-cancel'),
   opacity: $<HTMLInputElement>('vol-opacity'),
   labels: $<HTMLInputElement>('vol-labels'),
   answer: $('vol-answer'),
@@ -62,6 +70,12 @@ worker.onmessage = (event: MessageEvent<VolumeWorkerMessage>) => {
   if (!p) return;
   if ('progress' in msg) {
     busy(msg.progress);
+    hook.progress.push(msg.progress);
+    if (hook.progress.length > 500) hook.progress.shift();
+    if (msg.total) {
+      el.progress.hidden = false;
+      el.progress.value = (msg.done ?? 0) / msg.total;
+    }
     return;
   }
   pending.delete(msg.id);
@@ -72,12 +86,24 @@ worker.onerror = (event) => {
   for (const p of pending.values()) p.reject(new Error(`the volume worker failed: ${event.message || 'unknown error'}`));
   pending.clear();
 };
+/** Predictions and questions in flight: Cancel shows while there are any. */
+let stoppable = 0;
 function call(request: VolumeRequest, transfer: Transferable[] = []): Promise<VolumeReply> {
   const id = nextId++;
-  return new Promise((resolve, reject) => {
+  const counted = request.type === 'predict' || request.type === 'explain';
+  if (counted) running(+1);
+  const reply = new Promise<VolumeReply>((resolve, reject) => {
     pending.set(id, { resolve, reject });
     worker.postMessage({ id, request }, transfer);
   });
+  if (counted) void reply.then(done, done);
+  return reply;
+}
+const done = () => running(-1);
+function running(delta: number): void {
+  stoppable += delta;
+  el.cancel.hidden = stoppable === 0;
+  if (stoppable === 0) el.progress.hidden = true;
 }
 
 // ---------------------------------------------------------------- state
@@ -98,6 +124,8 @@ const state = {
   mask: null as Float32Array | null,
   /** Questions asked; an answer to an older one is not drawn. */
   asked: 0,
+  /** The region of the answer on the screen (a cancelled question leaves it). */
+  shownRegion: null as VolumeRegion | null,
 };
 
 const panels = {} as Record<View, SlicePanel>;
@@ -170,6 +198,9 @@ function greyRange(data: Float32Array): [number, number] {
 // ---------------------------------------------------------------- loading
 
 function fillModelControls(info: VolumeModelInfo): void {
+  el.patch.disabled = !info.freeSizes;
+  if (!info.freeSizes) el.patch.value = '';
+  el.patch.placeholder = info.freeSizes ? 'whole volume' : info.inputDims.slice(2).join(',');
   el.layerSelect.replaceChildren();
   for (const l of info.layers) {
     const label = `${l.name} · ${l.type} [${l.shape.slice(1).join('×')}]${l.name === info.bottleneck ? ' · bottleneck' : ''}`;
@@ -179,9 +210,21 @@ function fillModelControls(info: VolumeModelInfo): void {
   for (let c = 0; c < info.classCount; c++) el.classSelect.add(new Option(className(c), String(c)));
 }
 
-async function loadModel(source: VolumeSource): Promise<void> {
+/** The method list is the library's (VOLUME_METHODS, sent by the worker). */
+function fillMethods(methods: string[], wanted: string | null): void {
+  el.methodSelect.replaceChildren(...methods.map((m) => new Option(m, m, false, m === 'seg-grad-cam')));
+  if (wanted && methods.includes(wanted)) el.methodSelect.value = wanted;
+}
+
+async function loadModel(source: VolumeSource | LayersFiles): Promise<void> {
   busy('loading the model');
-  const reply = await call({ type: 'load-model', source }, source.kind === 'bytes' ? [source.bytes.buffer as ArrayBuffer] : []);
+  const transfer =
+    source.kind === 'bytes'
+      ? [source.bytes.buffer as ArrayBuffer]
+      : source.kind === 'layers'
+        ? source.files.map((f) => f.bytes.buffer as ArrayBuffer)
+        : [];
+  const reply = await call({ type: 'load-model', source }, transfer);
   if (reply.type !== 'load-model') return;
   state.model = reply.info;
   state.modelUrl = source.kind === 'url' ? source.url : null;
@@ -190,13 +233,20 @@ async function loadModel(source: VolumeSource): Promise<void> {
   clearAnswer();
 }
 
-async function loadVolume(source: VolumeSource): Promise<void> {
+async function loadVolume(source: VolumeSource | SliceFiles | { kind: 'current' }): Promise<void> {
   busy('reading the volume');
   const intensity = el.intensity.value as Intensity;
-  const reply = await call({ type: 'load-volume', source, intensity }, source.kind === 'bytes' ? [source.bytes.buffer as ArrayBuffer] : []);
+  const transfer =
+    source.kind === 'bytes'
+      ? [source.bytes.buffer as ArrayBuffer]
+      : source.kind === 'slices'
+        ? source.files.map((f) => f.bytes.buffer as ArrayBuffer)
+        : [];
+  const reply = await call({ type: 'load-volume', source, intensity }, transfer);
   if (reply.type !== 'load-volume') return;
   state.volume = reply.info;
-  state.volumeUrl = source.kind === 'url' ? source.url : null;
+  hook.volume = reply.info.data;
+  if (source.kind !== 'current') state.volumeUrl = source.kind === 'url' ? source.url : null;
   state.range = greyRange(reply.info.data);
   state.prediction = null;
   state.labels = null;
@@ -208,6 +258,10 @@ async function loadVolume(source: VolumeSource): Promise<void> {
 async function predict(): Promise<void> {
   if (!state.model || !state.volume) return;
   const reply = await call({ type: 'predict' });
+  if (reply.type === 'cancelled') {
+    el.timing.textContent = 'prediction cancelled: the next question predicts again';
+    return;
+  }
   if (reply.type !== 'predict') return;
   const p = reply.prediction;
   if (p.model) {
@@ -218,7 +272,8 @@ async function predict(): Promise<void> {
   state.labels = toVolumeGrid(p.labels, p.dims, state.volume.dims);
   hook.predictions++;
   const shares = p.counts.map((n, c) => `${className(c)} ${((100 * n) / p.labels.length).toFixed(1)} %`).join(', ');
-  el.timing.textContent = `prediction ${p.ms.toFixed(0)} ms (once per volume): ${shares}`;
+  const runs = p.patches > 1 ? `, ${p.patches} sliding-window patches` : '';
+  el.timing.textContent = `prediction ${p.ms.toFixed(0)} ms (once per volume${runs}): ${shares}`;
 }
 
 function names(): void {
@@ -233,6 +288,7 @@ function clearAnswer(): void {
   state.answer = null;
   state.mask = null;
   state.region = null;
+  state.shownRegion = null;
   names();
   el.answer.textContent = state.model && state.volume ? 'Click a voxel on any view.' : 'Open a 3-D model and a volume.';
   redraw();
@@ -241,13 +297,30 @@ function clearAnswer(): void {
 async function openFiles(files: File[]): Promise<void> {
   try {
     const model = files.find((f) => /\.onnx$/i.test(f.name));
+    // A TF.js LayersModel: its model.json and every other file but volumes (its weight files).
+    const json = files.find((f) => /\.json$/i.test(f.name));
     const vol = files.find((f) => /\.nii(\.gz)?$/i.test(f.name));
-    if (!model && !vol) throw new Error(`${files.map((f) => f.name).join(', ')}: not a .onnx model or a .nii / .nii.gz volume`);
+    const slices = files.filter((f) => /\.png$/i.test(f.name));
+    if (!model && !json && !vol && slices.length === 0)
+      throw new Error(
+        `${files.map((f) => f.name).join(', ')}: not a .onnx model, a TF.js model.json (with its weights), a .nii / .nii.gz volume or .png slices`,
+      );
+    if (model && json) throw new Error('open either an ONNX model or a TF.js model.json, not both');
+    if (json) {
+      const parts = files.filter((f) => f === json || !/\.(nii|gz|png|onnx)$/i.test(f.name));
+      const read = await Promise.all(parts.map(async (f) => ({ bytes: new Uint8Array(await f.arrayBuffer()), name: f.name })));
+      await loadModel({ kind: 'layers', files: read });
+    }
+    if (vol && slices.length > 0) throw new Error('open either a NIfTI volume or PNG slices, not both');
     if (model) await loadModel({ kind: 'bytes', bytes: new Uint8Array(await model.arrayBuffer()), name: model.name });
     if (vol) await loadVolume({ kind: 'bytes', bytes: new Uint8Array(await vol.arrayBuffer()), name: vol.name });
+    if (slices.length > 0) {
+      const read = await Promise.all(slices.map(async (f) => ({ bytes: new Uint8Array(await f.arrayBuffer()), name: f.name })));
+      await loadVolume({ kind: 'slices', files: read });
+    }
     await predict();
     updateUrl();
-    idle();
+    idle(state.prediction ? 'ready' : 'cancelled');
   } catch (err) {
     showError(err);
   }
@@ -302,9 +375,10 @@ async function ask(region: VolumeRegion, classId?: number): Promise<void> {
   el.views.classList.add('stale');
   busy('explaining');
   redraw();
-  const params: ExplainVolumeParams = { region, classId, layer: el.layerSelect.value || undefined };
+  const params: ExplainVolumeParams = { region, classId, layer: el.layerSelect.value || undefined, method: el.methodSelect.value };
   try {
     if (!state.prediction) await predict();
+    if (n !== state.asked) return;
     const reply = await call({ type: 'explain', params });
     if (reply.type !== 'explain' || n !== state.asked) return;
     const a = reply.answer;
@@ -316,8 +390,12 @@ async function ask(region: VolumeRegion, classId?: number): Promise<void> {
     const wallMs = performance.now() - t0;
     const timing: Timing = { ms: a.ms, wallMs, cached: a.cached, layer: a.layer };
     hook.record(a, region, timing);
-    el.answer.textContent = `${describe(region)} → ${className(a.classId)}: S = Σ_M y = ${a.score.toPrecision(5)} at ${a.layer} (grid ${a.camDims.join('×')})`;
-    el.timing.textContent = `${wallMs.toFixed(0)} ms click to heatmap (worker ${a.ms.toFixed(0)} ms: one fused forward + backward run${a.cached ? '; prediction cached' : ''})`;
+    state.shownRegion = region;
+    el.answer.textContent = `${describe(region)} → ${className(a.classId)}: ${a.method}, S = ${a.score.toPrecision(5)} at ${a.layer} (grid ${a.layerDims.join('×')})`;
+    const runs = a.sliding
+      ? `${a.sliding.touched} of ${a.sliding.total} sliding-window patches run forward + backward (${a.sliding.skipped} do not touch M)`
+      : 'one fused forward + backward run';
+    el.timing.textContent = `${wallMs.toFixed(0)} ms click to heatmap (worker ${a.ms.toFixed(0)} ms: ${runs}${a.cached ? '; prediction cached' : ''})`;
     updateUrl();
     idle();
   } catch (err) {
@@ -341,6 +419,47 @@ function describe(r: VolumeRegion): string {
   }
 }
 
+/** The Patch field: "d,h,w" or empty (the whole volume in one run). */
+function parsePatch(text: string): Dims3 | null {
+  const t = text.trim();
+  if (!t) return null;
+  const n = t.split(/[,x×\s]+/).map(Number);
+  if (n.length !== 3 || !n.every((x) => Number.isInteger(x) && x > 0))
+    throw new Error(`patch "${t}": give three positive whole numbers d,h,w (or nothing for the whole volume)`);
+  return n as Dims3;
+}
+
+/** A new patch for a model with free input sizes: the worker rebuilds the model at it and predicts again. */
+async function applyPatch(): Promise<void> {
+  try {
+    const patch = parsePatch(el.patch.value);
+    await call({ type: 'set-patch', patch });
+    state.prediction = null;
+    state.labels = null;
+    clearAnswer();
+    await predict();
+    updateUrl();
+    idle(state.prediction ? 'ready' : 'cancelled');
+  } catch (err) {
+    showError(err);
+  }
+}
+
+/**
+ * Cancel: the worker stops the running prediction or question before its next patch run; the
+ * answer on the screen stays (with its region) and the status says it was cancelled.
+ */
+async function cancel(): Promise<void> {
+  state.asked++;
+  hook.cancelled++;
+  await call({ type: 'cancel' });
+  state.region = state.shownRegion;
+  el.views.classList.remove('stale');
+  redraw();
+  el.timing.textContent = state.answer ? 'cancelled: the heatmap is the previous answer' : 'cancelled';
+  idle('cancelled');
+}
+
 // ---------------------------------------------------------------- URL
 
 function updateUrl(): void {
@@ -350,6 +469,8 @@ function updateUrl(): void {
   if (el.intensity.value !== 'none') q.set('intensity', el.intensity.value);
   if (state.region?.kind === 'voxel' && state.voxel) q.set('voxel', state.voxel.join(','));
   if (state.answer && state.model && state.answer.layer !== state.model.bottleneck) q.set('layer', state.answer.layer);
+  if (el.methodSelect.value !== 'seg-grad-cam') q.set('method', el.methodSelect.value);
+  if (el.patch.value.trim()) q.set('patch', el.patch.value.trim());
   history.replaceState(null, '', `${location.pathname}?${q.toString()}`);
 }
 
@@ -360,25 +481,23 @@ el.files.addEventListener('change', () => {
   el.files.value = '';
   if (files.length > 0) void openFiles(files);
 });
-for (const s of [el.layerSelect, el.classSelect]) {
+for (const s of [el.layerSelect, el.classSelect, el.methodSelect]) {
   s.addEventListener('change', () => {
     if (state.region) void ask(state.region, state.region.kind === 'class' ? (fixedClass() ?? state.answer?.classId) : fixedClass());
   });
 }
 el.intensity.addEventListener('change', () => {
-  const src: VolumeSource | null = state.volumeUrl ? { kind: 'url', url: state.volumeUrl } : null;
-  if (!src) {
-    showError(new Error('open the volume file again to read it with the new intensity option'));
-    return;
-  }
-  void loadVolume(src)
+  // The worker keeps the volume as read: the new option applies to it.
+  void loadVolume({ kind: 'current' })
     .then(predict)
     .then(() => {
       updateUrl();
       idle();
     }, showError);
 });
+el.patch.addEventListener('change', () => void applyPatch());
 el.opacity.addEventListener('input', redraw);
+el.cancel.addEventListener('click', () => void cancel());
 el.labels.addEventListener('change', redraw);
 
 let dragDepth = 0;
@@ -409,7 +528,13 @@ async function boot(): Promise<void> {
   const intensity = q.get('intensity');
   if (intensity && [...el.intensity.options].some((o) => o.value === intensity)) el.intensity.value = intensity;
   try {
-    await call({ type: 'init', ortWasmBase: absolute(ORT_WASM_DIR) });
+    const init = await call({ type: 'init', ortWasmBase: absolute(ORT_WASM_DIR) });
+    if (init.type === 'init') fillMethods(init.methods, q.get('method'));
+    const patch = q.get('patch');
+    if (patch) {
+      el.patch.value = patch;
+      await call({ type: 'set-patch', patch: parsePatch(patch) });
+    }
     await loadModel({ kind: 'url', url: absolute(q.get('model') ?? sampleUrl(DEFAULT_VOLUME_SAMPLE.model)) });
     await loadVolume({ kind: 'url', url: absolute(q.get('volume') ?? sampleUrl(DEFAULT_VOLUME_SAMPLE.volume)) });
     await predict();
