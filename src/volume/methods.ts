@@ -11,6 +11,9 @@
  *   principal component does not depend on the order of the rows);
  * - Finer-CAM: Seg-Grad-CAM on the Finer objective, built here as a cotangent over the logits.
  *
+ * Score-CAM and Ablation-CAM need forward runs of the model, not just A and ∂S/∂A: their weights
+ * come from ./gradient-free.ts, and volumeCam refuses them.
+ *
  * The other methods are refused with a typed error (VOLUME_REFUSED says why).
  *
  * Seg-Grad-CAM keeps its float64 path (gradCam3d); the others run in TF.js (float32).
@@ -32,14 +35,14 @@ export const VOLUME_METHODS = [
   'kpca-cam',
   'fem',
   'finer-cam',
+  'score-cam',
+  'ablation-cam',
 ] as const;
 
 export type VolumeMethodName = (typeof VOLUME_METHODS)[number];
 
 /** Methods of the 2-D registry that volumes refuse, and why. */
 export const VOLUME_REFUSED: Readonly<Record<string, string>> = {
-  'score-cam': 'it masks the input with every upsampled channel (one forward pass per channel per patch): not implemented for volumes',
-  'ablation-cam': 'it needs forward passes with a layer replaced, which the volume engine does not compile',
   cam: 'it needs a global-average-pool + linear classifier head; volume models are segmentation networks',
   saliency: 'input attributions are not wired for volumes yet (use layer "input" in the library)',
   'gradient-x-input': 'input attributions are not wired for volumes yet',
@@ -92,6 +95,8 @@ export function volumeCam(
   channels: number,
 ): VolumeCamResult {
   const method = checkVolumeMethod(name);
+  if (method === 'score-cam' || method === 'ablation-cam')
+    throw new SegGradCamError(`${method} runs the model: its weights come from gradientFreeWeights (src/volume/gradient-free.ts)`, 'usage');
   const n = activations.length / channels;
   if (!Number.isInteger(n) || gradients.length !== activations.length)
     throw new SegGradCamError(`A (${activations.length}) and ∂S/∂A (${gradients.length}) do not hold ${channels} channels`, 'shape');
