@@ -20,7 +20,7 @@ import {
 } from './explain.js';
 import { checkVolumeMethod } from './methods.js';
 import { OnnxVolumeModel } from './onnx-volume.js';
-import type { Dims3 } from './regions.js';
+import { volumeRegionMask, type Dims3 } from './regions.js';
 import { predictSlidingWindow, type SlidingWindowOptions } from './sliding-window.js';
 
 /** The model input's sizes [batch, C, D, H, W] as declared: a number, or null where the size is free. */
@@ -83,8 +83,12 @@ export interface VolumeGridExplanation {
   /** The layer's grid ([d, h, w] of one patch). */
   camDims: Dims3;
   sliding: boolean;
-  /** Patches planned, run backward, skipped (1, 1, 0 without sliding windows). */
-  patches: { total: number; touched: number; skipped: number };
+  /**
+   * Patches planned, run backward, skipped (1, 1, 0 without sliding windows), and predicted first (0 when the
+   * class was given and M does not depend on the prediction; only the patches covering M when only the class
+   * needed it; all of them for class and component regions).
+   */
+  patches: { total: number; touched: number; skipped: number; predicted?: number };
   timings: { predictMs: number; explainMs: number; totalMs: number };
 }
 
@@ -136,7 +140,16 @@ export async function explainVolumeGrid(
     );
   const k = model.logitsDims[1];
   let logits: Float32Array | null = null;
-  if (needsVolumePrediction({ ...options, method })) logits = (await predictSlidingWindow(model, volume, dims, options)).logits;
+  let predicted = 0;
+  if (needsVolumePrediction({ ...options, method })) {
+    // M does not depend on the prediction for these kinds: only the patches covering M are predicted (exact on M).
+    const kind = options.region.kind;
+    const only =
+      kind === 'class' || kind === 'component' ? undefined : volumeRegionMask(options.region, { inputDims: dims, outputDims: dims });
+    const p = await predictSlidingWindow(model, volume, dims, { ...options, only });
+    logits = p.logits;
+    predicted = p.starts.length - p.skipped;
+  }
   const t1 = performance.now();
   const { mask, classId } = resolveVolumeRegion(options.region, options.classId, logits, k, dims, dims);
   const cotangent = volumeCotangent({ ...options, method }, mask, classId, k, logits);
@@ -155,7 +168,7 @@ export async function explainVolumeGrid(
     dims,
     camDims: [ld, lh, lw],
     sliding: true,
-    patches: { total: r.patches.length + r.skipped, touched: r.patches.length, skipped: r.skipped },
+    patches: { total: r.patches.length + r.skipped, touched: r.patches.length, skipped: r.skipped, predicted },
     timings: { predictMs: t1 - t0, explainMs: t2 - t1, totalMs: t2 - t0 },
   };
 }

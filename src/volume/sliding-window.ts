@@ -114,26 +114,49 @@ function forPatch(dims: Dims3, start: Dims3, patch: Dims3, f: (v: number, u: num
     }
 }
 
-/** Blended logits [K, D, H, W] of a [C, D, H, W] volume. */
+/** Whether the patch at `start` covers a non-zero voxel of `mask` ([D, H, W]). */
+function patchTouches(mask: Float32Array, dims: Dims3, start: Dims3, patch: Dims3): boolean {
+  for (let d = 0; d < patch[0]; d++)
+    for (let h = 0; h < patch[1]; h++) {
+      const row = ((start[0] + d) * dims[1] + start[1] + h) * dims[2] + start[2];
+      for (let w = 0; w < patch[2]; w++) if (mask[row + w] !== 0) return true;
+    }
+  return false;
+}
+
+/**
+ * Blended logits [K, D, H, W] of a [C, D, H, W] volume. With `only` (a [D, H, W] mask), just the
+ * patches covering one of its voxels run: the logits are then exact on the mask's voxels (every patch
+ * that covers such a voxel is run, and the blend divides by the weights of all patches) and partial
+ * elsewhere — what the class of a region needs (`skipped` counts the patches not run).
+ */
 export async function predictSlidingWindow(
   model: OnnxVolumeModel,
   volume: Float32Array,
   dims: Dims3,
-  options: SlidingWindowOptions = {},
-): Promise<{ logits: Float32Array; starts: Dims3[] }> {
+  options: SlidingWindowOptions & { only?: Float32Array } = {},
+): Promise<{ logits: Float32Array; starts: Dims3[]; skipped: number }> {
   const p = plan(model, volume, dims, options);
   const n = dims[0] * dims[1] * dims[2];
   const m = p.patch[0] * p.patch[1] * p.patch[2];
+  if (options.only && options.only.length !== n)
+    throw new SegGradCamError(`a mask of ${options.only.length} voxels does not fit the ${dims.join('x')} volume`, 'shape');
   const acc = new Float64Array(p.classes * n);
   let done = 0;
+  let skipped = 0;
   for (const s of p.starts) {
+    if (options.only && !patchTouches(options.only, dims, s, p.patch)) {
+      skipped++;
+      options.onPatch?.(++done, p.starts.length, 'predict');
+      continue;
+    }
     const y = await model.predict(cropPatch(volume, p.channels, dims, s, p.patch));
     for (let k = 0; k < p.classes; k++) forPatch(dims, s, p.patch, (v, u) => (acc[k * n + v] += p.weights[u] * y[k * m + u]));
     options.onPatch?.(++done, p.starts.length, 'predict');
   }
   const logits = new Float32Array(p.classes * n);
   for (let k = 0; k < p.classes; k++) for (let v = 0; v < n; v++) logits[k * n + v] = acc[k * n + v] / p.total[v];
-  return { logits, starts: p.starts };
+  return { logits, starts: p.starts, skipped };
 }
 
 export interface PatchGradient {
