@@ -78,12 +78,33 @@ describe('Score-CAM and Ablation-CAM across sliding-window patches = PyTorch', (
         method,
       });
       assert.equal(e.sliding, true);
-      assert.deepEqual(e.patches, { total: 8, touched: 4, skipped: 4 });
+      assert.deepEqual(e.patches, { total: 8, touched: 4, skipped: 4, predicted: 0 });
       const alpha = tensor(`sliding-box/${method}/alpha`);
       assert.ok(relErr(e.alpha, alpha) <= 1e-4, `α: ${relErr(e.alpha, alpha)}`);
       const cam = tensor(`sliding-box/${method}/cam`);
       assert.ok(relErr(e.cam, cam) <= 1e-4, `CAM: ${relErr(e.cam, cam)}`);
     });
+});
+
+describe('input attributions (saliency, gradient × input) = PyTorch autograd through the (blended) S', () => {
+  const vol = tensor('sliding/volume');
+  const cases = [
+    { key: 'patch-box', x: input, dims: PATCH, box: box6(ref.regions.box), classId: 0 },
+    { key: 'sliding-box', x: vol, dims: ref.sliding.volume, box: box6(ref.sliding.box), classId: ref.sliding.class },
+  ];
+  for (const { key, x, dims, box, classId } of cases)
+    for (const [method, refKey, negative] of [
+      ['saliency', 'saliency/cam', false],
+      ['gradient-x-input', 'gradient-x-input/cam', false],
+      ['gradient-x-input', 'gradient-x-input/camNegative', true],
+    ] as const)
+      test(`${key}: ${refKey}`, async () => {
+        const e = await explainVolumeGrid(model, x, dims, { region: { kind: 'box', box }, classId, method, methodOptions: { negative } });
+        assert.equal(e.layer, 'input');
+        assert.deepEqual(e.camDims, dims);
+        const want = tensor(`${key}/${refKey}`);
+        assert.ok(relErr(e.cam, want) <= 1e-4, `${relErr(e.cam, want)}`);
+      });
 });
 
 test('trilinear upsampling: hand values (half-pixel centres and aligned corners)', () => {

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
 import { SegGradCamError } from '../src/errors.js';
 import { explainVolume } from '../src/volume/explain.js';
-import { checkVolumeMethod, finerCotangent, VOLUME_METHODS, volumeCam } from '../src/volume/methods.js';
+import { checkVolumeMethod, finerCotangent, VOLUME_LAYER_METHODS, volumeCam } from '../src/volume/methods.js';
 import { OnnxVolumeModel } from '../src/volume/onnx-volume.js';
 import type { VolumeRegion } from '../src/volume/regions.js';
 import { relErr, VOLUME_DIR, volumeReference } from './helpers/volume-reference.js';
@@ -121,8 +121,8 @@ describe('CAM methods on volume layers', () => {
       for (let k = 0; k < x.length / N; k++) for (let u = 0; u < N; u++) out[k * N + u] = x[k * N + perm[u]];
       return out;
     };
-    // score-cam and ablation-cam run the model (src/volume/gradient-free.ts, test/volume-gradient-free.test.ts).
-    for (const method of VOLUME_METHODS.filter((m) => m !== 'score-cam' && m !== 'ablation-cam')) {
+    // score-cam, ablation-cam and the input attributions: test/volume-gradient-free.test.ts.
+    for (const method of VOLUME_LAYER_METHODS) {
       const a = volumeCam(method, {}, A, G, C);
       const b = volumeCam(method, {}, permute(A), permute(G), C);
       const e = relErr(

@@ -1,4 +1,4 @@
-"""PyTorch references for Score-CAM and Ablation-CAM on volumes (fixtures/volume/gradient-free.json + .bin),
+"""PyTorch references for Score-CAM, Ablation-CAM and the input attributions (saliency, gradient x input) on volumes (fixtures/volume/gradient-free.json + .bin),
 on the 3-D U-Net of scripts/volume/export.py rebuilt from its seeds (the script checks that its logits equal
 the committed reference's, so these are the weights of unet3d.onnx).
 
@@ -14,6 +14,8 @@ Definitions (written here from docs/volumes.md, "Score-CAM and Ablation-CAM", in
 - Ablation-CAM: S_k = S with channel k of the layer zeroed in every touched patch (a forward hook replaces the
   module's output); w_k = (S - S_k) / S.
 - CAM = ReLU(blend over touched patches of sum_k alpha_k A_p^k brought to the patch by nearest upsampling).
+- Input attributions from dS/dx by autograd through the blended S: saliency = max_c |dS/dx|,
+  gradient x input = ReLU(sum_c x_c dS/dx_c).
 """
 import importlib.util
 import json
@@ -182,6 +184,14 @@ def main():
             blob.add(f'{name}/{m}/alpha', alpha)
             blob.add(f'{name}/{m}/cam', cam_on_volume(win, acts, alpha))
             entry['methods'][m] = True
+        # dS/dx of the blended S by autograd (the whole volume as one leaf; the touched patches cut from it).
+        v = vol.clone().requires_grad_(True)
+        s = sum((model(win.crop(v, p))[0, c] * cot).sum() for p, cot in zip(win.touched, win.cot))
+        (g,) = torch.autograd.grad(s, v)
+        blob.add(f'{name}/saliency/cam', g[0].abs().amax(0))
+        blob.add(f'{name}/gradient-x-input/cam', torch.relu((vol[0] * g[0]).sum(0)))
+        blob.add(f'{name}/gradient-x-input/camNegative', torch.relu(-(vol[0] * g[0]).sum(0)))
+        entry['score'] = float(s)
         out['cases'].append(entry)
         print(name, layer_role, {m: blob.index[f'{name}/{m}/alpha']['shape'] for m in methods}, file=sys.stderr)
 

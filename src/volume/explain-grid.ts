@@ -21,7 +21,8 @@ import {
 import { checkVolumeMethod } from './methods.js';
 import { OnnxVolumeModel } from './onnx-volume.js';
 import { volumeRegionMask, type Dims3 } from './regions.js';
-import { predictSlidingWindow, type SlidingWindowOptions } from './sliding-window.js';
+import { inputAttributionMap, isInputMethod } from './input-attribution.js';
+import { assembleInputGradient, predictSlidingWindow, slidingWindowGradient, type SlidingWindowOptions } from './sliding-window.js';
 
 /** The model input's sizes [batch, C, D, H, W] as declared: a number, or null where the size is free. */
 export function volumeModelInputDims(bytes: Uint8Array): Array<number | null> {
@@ -111,7 +112,7 @@ export async function explainVolumeGrid(
       `the model reads ${channels} channel(s); a ${dims.join('x')} volume of ${volume.length} values is not that`,
       'shape',
     );
-  const layer = options.layer ?? defaultVolumeLayer(model);
+  const layer = isInputMethod(method) ? 'input' : (options.layer ?? defaultVolumeLayer(model));
   model.resolve(layer);
   if (patch.every((p, i) => p === dims[i])) {
     const e = await explainVolume(model, volume, { ...options, method, layer });
@@ -153,6 +154,36 @@ export async function explainVolumeGrid(
   const t1 = performance.now();
   const { mask, classId } = resolveVolumeRegion(options.region, options.classId, logits, k, dims, dims);
   const cotangent = volumeCotangent({ ...options, method }, mask, classId, k, logits);
+  if (isInputMethod(method)) {
+    // ∂S/∂x of the blended S: the touched patches' input gradients summed in place.
+    const g = await slidingWindowGradient(model, volume, dims, 'input', cotangent, options);
+    let score = 0;
+    for (const p of g.patches)
+      if (p.logits && p.cotangent) for (let i = 0; i < p.cotangent.length; i++) score += p.cotangent[i] * p.logits[i];
+    const map = inputAttributionMap(
+      method,
+      volume,
+      assembleInputGradient(g.patches, channels, dims),
+      channels,
+      options.methodOptions?.negative,
+    );
+    const t2 = performance.now();
+    return {
+      method,
+      layer,
+      classId,
+      score,
+      alpha: new Float32Array(0),
+      weights: null,
+      cam: map.cam,
+      mask,
+      dims,
+      camDims: dims,
+      sliding: true,
+      patches: { total: g.starts.length, touched: g.patches.length, skipped: g.skipped, predicted },
+      timings: { predictMs: t1 - t0, explainMs: t2 - t1, totalMs: t2 - t0 },
+    };
+  }
   const r = await explainSlidingWindow(model, volume, dims, layer, cotangent, { ...options, method });
   const t2 = performance.now();
   const [, , ld, lh, lw] = model.analysis.shape(model.resolve(layer));

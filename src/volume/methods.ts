@@ -37,17 +37,23 @@ export const VOLUME_METHODS = [
   'finer-cam',
   'score-cam',
   'ablation-cam',
+  'saliency',
+  'gradient-x-input',
 ] as const;
 
 export type VolumeMethodName = (typeof VOLUME_METHODS)[number];
 
+/** The methods volumeCam computes from A and ∂S/∂A alone (the others run the model, or explain at the input). */
+export const VOLUME_LAYER_METHODS: readonly VolumeMethodName[] = VOLUME_METHODS.filter(
+  (m) => m !== 'score-cam' && m !== 'ablation-cam' && m !== 'saliency' && m !== 'gradient-x-input',
+);
+
 /** Methods of the 2-D registry that volumes refuse, and why. */
 export const VOLUME_REFUSED: Readonly<Record<string, string>> = {
   cam: 'it needs a global-average-pool + linear classifier head; volume models are segmentation networks',
-  saliency: 'input attributions are not wired for volumes yet (use layer "input" in the library)',
-  'gradient-x-input': 'input attributions are not wired for volumes yet',
-  smoothgrad: 'input attributions are not wired for volumes yet',
-  'integrated-gradients': 'input attributions are not wired for volumes yet',
+  smoothgrad: 'its noisy copies of the volume (one sliding-window pass each) are not built for volumes; saliency and gradient-x-input are',
+  'integrated-gradients':
+    'its scaled copies of the volume (one sliding-window pass each) are not built for volumes; saliency and gradient-x-input are',
   'grid-saliency': 'it optimises a 2-D mask',
   lrp: 'the LRP rules run on the 2-D engines only',
   occlusion: 'its windows are 2-D',
@@ -95,6 +101,8 @@ export function volumeCam(
   channels: number,
 ): VolumeCamResult {
   const method = checkVolumeMethod(name);
+  if (method === 'saliency' || method === 'gradient-x-input')
+    throw new SegGradCamError(`${method} is an input attribution: inputAttributionMap (src/volume/input-attribution.ts)`, 'usage');
   if (method === 'score-cam' || method === 'ablation-cam')
     throw new SegGradCamError(`${method} runs the model: its weights come from gradientFreeWeights (src/volume/gradient-free.ts)`, 'usage');
   const n = activations.length / channels;
