@@ -6,7 +6,8 @@
  * against the plain forward (one patch, and the whole sliding prediction), and the peak RSS. When
  * Debian's /usr/bin/python3 has torch, the same architecture in PyTorch the MONAI/pytorch-grad-cam
  * way (bench/volume_torch.py: a sliding-window loop with Gaussian blending under autograd, S over
- * the blended logits, one backward through every patch). Medians over BENCH_RUNS (default 3).
+ * the blended logits, one backward through every patch). Medians over BENCH_RUNS (default 3);
+ * BENCH_TORCH=0 skips the PyTorch side.
  * Not a test: nothing is asserted.
  */
 import { spawnSync } from 'node:child_process';
@@ -78,18 +79,29 @@ async function main() {
     ['voxel (corner patch only)', { kind: 'voxel', voxel: [c, c, c] }, 1],
     ['voxel (centre: 8 patches)', { kind: 'voxel', voxel: [SIZE / 2, SIZE / 2, SIZE / 2] }, 1],
     ['box 8³ inside one patch', { kind: 'box', box: [c - 4, c - 4, c - 4, c + 3, c + 3, c + 3] }, 1],
+    ['box 8³ inside one patch, class from the prediction', { kind: 'box', box: [c - 4, c - 4, c - 4, c + 3, c + 3, c + 3] }, undefined],
     ['class region (class 1)', { kind: 'class' }, 1],
   ];
   for (const [name, region, classId] of regions) {
     let touched = 0;
+    let predicted = 0;
     const ms = await timed(async () => {
       const e = await explainVolumeGrid(model, x, dims, { region, classId, overlap: 0.5 });
       touched = e.patches.touched;
+      predicted = e.patches.predicted ?? 0;
     });
-    lines.push(`explain ${name}: ${ms.toFixed(0)} ms, ${touched} patch backward runs (${(ms / forward).toFixed(1)}x one patch forward)`);
+    lines.push(
+      `explain ${name}: ${ms.toFixed(0)} ms, ${predicted} patch forward + ${touched} patch backward runs ` +
+        `(${(ms / forward).toFixed(1)}x one patch forward, ${(ms / predict).toFixed(2)}x the sliding-window prediction)`,
+    );
   }
   lines.push(`peak RSS: ${mb(peak)}`);
   await model.dispose();
+  if (process.env.BENCH_TORCH === '0') {
+    lines.push('pytorch: skipped (BENCH_TORCH=0)');
+    clearInterval(sampler);
+    return;
+  }
   const torch = spawnSync(
     '/usr/bin/python3',
     [new URL('volume_torch.py', import.meta.url).pathname, String(SIZE), String(PATCH), String(RUNS)],

@@ -198,6 +198,41 @@ print(json.dumps({"same": bool(np.allclose(a.affine, b.affine, atol=1e-5)), "sha
     assert.deepEqual(h.affine, sample.affine);
   });
 
+  test('--class by name: the labels beside the bundled model, or --labels; the same explanation as the index', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sgc-vol-'));
+    const record = JSON.parse(readFileSync('models/volume-synthetic/training.json', 'utf8')) as { sample: { cubeCentre: number[] } };
+    const voxel = record.sample.cubeCentre.join(',');
+    const run = (name: string, ...args: string[]) => {
+      const json = join(dir, `${name}.json`);
+      const r = cli('explain-volume', '--out', join(dir, `${name}.nii.gz`), '--json', json, ...args);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(readFileSync(json, 'utf8')) as { class: number; className?: string; score: number; alpha: number[] };
+    };
+    const byIndex = run('index', '--voxel', voxel, '--class', '1');
+    const byName = run('name', '--voxel', voxel, '--class', 'sphere'); // models/volume-synthetic/labels.txt: background, sphere, cube
+    assert.equal(byName.class, 1);
+    assert.equal(byName.className, 'sphere');
+    assert.equal(byName.score, byIndex.score);
+    assert.deepEqual(byName.alpha, byIndex.alpha);
+    // The fixture has no labels beside it: --labels names its classes.
+    const labels = join(dir, 'labels.json');
+    writeFileSync(labels, JSON.stringify(['air', 'blob', 'rim']));
+    const fixtureArgs = ['-m', MODEL, '-i', VOLUME, '--box', '4,5,6,8,14,16'];
+    const named = run('fixture-name', ...fixtureArgs, '--labels', labels, '--class', 'rim');
+    const indexed = run('fixture-index', ...fixtureArgs, '--class', '2');
+    assert.equal(named.class, 2);
+    assert.equal(named.className, 'rim');
+    assert.equal(indexed.className, undefined);
+    assert.equal(named.score, indexed.score);
+    const bad = cli('explain-volume', ...fixtureArgs, '--class', 'rim', '--out', join(dir, 'x.nii.gz'));
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /unknown class 'rim'; no class names are known/);
+    const unknown = cli('explain-volume', '--voxel', voxel, '--class', 'torus', '--out', join(dir, 'y.nii.gz'));
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown class 'torus'; known classes: background, sphere, cube/);
+    assert.ok(!existsSync(join(dir, 'x.nii.gz')) && !existsSync(join(dir, 'y.nii.gz')));
+  });
+
   test('bad inputs: exit 2, one line, nothing written', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sgc-vol-'));
     const notNifti = join(dir, 'x.nii');
@@ -206,7 +241,7 @@ print(json.dumps({"same": bool(np.allclose(a.affine, b.affine, atol=1e-5)), "sha
     const cases: Array<[string[], RegExp]> = [
       [['-m', MODEL, '-i', VOLUME, '--voxel', '99,0,0'], /outside the 16x20x24 volume/],
       [['-m', MODEL, '-i', VOLUME, '--box', '1,2,3,4,5'], /--box expects d0,h0,w0,d1,h1,w1/],
-      [['-m', MODEL, '-i', VOLUME, '--voxel', '1,2,3', '--method', 'score-cam'], /score-cam does not run on volumes/],
+      [['-m', MODEL, '-i', VOLUME, '--voxel', '1,2,3', '--method', 'rise'], /rise does not run on volumes/],
       [['-m', MODEL, '-i', notNifti, '--whole'], /not a readable NIfTI file/],
       [['-m', join(dir, 'missing.onnx'), '-i', VOLUME, '--whole'], /cannot read .*missing\.onnx/],
       [['-m', MODEL, '-i', VOLUME, '--whole', '--overlap', '0.25'], /--overlap expects a number in \[0\.5, 1\)/],

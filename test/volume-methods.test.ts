@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
 import { SegGradCamError } from '../src/errors.js';
 import { explainVolume } from '../src/volume/explain.js';
-import { checkVolumeMethod, finerCotangent, VOLUME_METHODS, volumeCam } from '../src/volume/methods.js';
+import { checkVolumeMethod, finerCotangent, VOLUME_LAYER_METHODS, volumeCam } from '../src/volume/methods.js';
 import { OnnxVolumeModel } from '../src/volume/onnx-volume.js';
 import type { VolumeRegion } from '../src/volume/regions.js';
 import { relErr, VOLUME_DIR, volumeReference } from './helpers/volume-reference.js';
@@ -121,7 +121,8 @@ describe('CAM methods on volume layers', () => {
       for (let k = 0; k < x.length / N; k++) for (let u = 0; u < N; u++) out[k * N + u] = x[k * N + perm[u]];
       return out;
     };
-    for (const method of VOLUME_METHODS) {
+    // score-cam, ablation-cam and the input attributions: test/volume-gradient-free.test.ts.
+    for (const method of VOLUME_LAYER_METHODS) {
       const a = volumeCam(method, {}, A, G, C);
       const b = volumeCam(method, {}, permute(A), permute(G), C);
       const e = relErr(
@@ -196,7 +197,7 @@ describe('CAM methods on volume layers', () => {
   });
 
   test('methods that do not extend to volumes are refused with a typed error', () => {
-    for (const name of ['score-cam', 'ablation-cam', 'cam', 'lrp', 'occlusion', 'no-such-method'])
+    for (const name of ['rise', 'grid-saliency', 'cam', 'lrp', 'occlusion', 'no-such-method'])
       assert.throws(
         () => checkVolumeMethod(name),
         (e: unknown) => e instanceof SegGradCamError && e.code === 'usage' && e.message.includes(name),

@@ -11,6 +11,7 @@ import { SegGradCamError } from '../src/errors.js';
 import { OnnxVolumeModel } from '../src/volume/onnx-volume.js';
 import type { Dims3 } from '../src/volume/regions.js';
 import { explainSlidingWindow } from '../src/volume/explain-sliding.js';
+import { explainVolumeGrid } from '../src/volume/explain-grid.js';
 import { gradCam3d } from '../src/volume/explain.js';
 import {
   assembleInputGradient,
@@ -156,5 +157,27 @@ describe('α across patches: one α, the mean of ∂S/∂A over every cell of ev
     assert.ok(all.patches.some((p) => Math.abs(p.alpha[0] - all.patches[0].alpha[0]) > 1e-9));
     assert.equal(all.cam.length, N);
     assert.ok(all.cam.every((v) => v >= 0 && Number.isFinite(v)));
+  });
+});
+
+describe('the class of a region from the patches that cover it', () => {
+  test('a box without a class: only the patches covering it are predicted, and the class is the full prediction’s', async () => {
+    const box: [number, number, number, number, number, number] = [1, 2, 1, 3, 6, 4]; // inside the patch at (0, 0, 0) only
+    const e = await explainVolumeGrid(model, volume, DIMS, { region: { kind: 'box', box } });
+    assert.deepEqual(e.patches, { total: 8, touched: 1, skipped: 7, predicted: 1 });
+    // The class from the whole blended prediction (every patch), written here: argmax over k of Σ_M Y_k.
+    const { logits } = await predictSlidingWindow(model, volume, DIMS);
+    const sums = [0, 1, 2].map((k) => {
+      let s = 0;
+      for (let d = box[0]; d <= box[3]; d++)
+        for (let h = box[1]; h <= box[4]; h++) for (let w = box[2]; w <= box[5]; w++) s += logits[k * N + (d * DIMS[1] + h) * DIMS[2] + w];
+      return s;
+    });
+    const best = sums.indexOf(Math.max(...sums));
+    assert.equal(e.classId, best);
+    assert.ok(Math.abs(e.score - sums[best]) <= 1e-4 * Math.abs(sums[best]), `S ${e.score} vs ${sums[best]}`);
+    // A box in the overlap of two patches along w: both are predicted.
+    const e2 = await explainVolumeGrid(model, volume, DIMS, { region: { kind: 'box', box: [1, 2, 10, 2, 3, 12] } });
+    assert.equal(e2.patches.predicted, 2);
   });
 });

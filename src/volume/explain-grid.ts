@@ -20,8 +20,9 @@ import {
 } from './explain.js';
 import { checkVolumeMethod } from './methods.js';
 import { OnnxVolumeModel } from './onnx-volume.js';
-import type { Dims3 } from './regions.js';
-import { predictSlidingWindow, type SlidingWindowOptions } from './sliding-window.js';
+import { volumeRegionMask, type Dims3 } from './regions.js';
+import { inputAttributionMap, isInputMethod } from './input-attribution.js';
+import { assembleInputGradient, predictSlidingWindow, slidingWindowGradient, type SlidingWindowOptions } from './sliding-window.js';
 
 /** The model input's sizes [batch, C, D, H, W] as declared: a number, or null where the size is free. */
 export function volumeModelInputDims(bytes: Uint8Array): Array<number | null> {
@@ -83,8 +84,12 @@ export interface VolumeGridExplanation {
   /** The layer's grid ([d, h, w] of one patch). */
   camDims: Dims3;
   sliding: boolean;
-  /** Patches planned, run backward, skipped (1, 1, 0 without sliding windows). */
-  patches: { total: number; touched: number; skipped: number };
+  /**
+   * Patches planned, run backward, skipped (1, 1, 0 without sliding windows), and predicted first (0 when the
+   * class was given and M does not depend on the prediction; only the patches covering M when only the class
+   * needed it; all of them for class and component regions).
+   */
+  patches: { total: number; touched: number; skipped: number; predicted?: number };
   timings: { predictMs: number; explainMs: number; totalMs: number };
 }
 
@@ -107,7 +112,7 @@ export async function explainVolumeGrid(
       `the model reads ${channels} channel(s); a ${dims.join('x')} volume of ${volume.length} values is not that`,
       'shape',
     );
-  const layer = options.layer ?? defaultVolumeLayer(model);
+  const layer = isInputMethod(method) ? 'input' : (options.layer ?? defaultVolumeLayer(model));
   model.resolve(layer);
   if (patch.every((p, i) => p === dims[i])) {
     const e = await explainVolume(model, volume, { ...options, method, layer });
@@ -136,10 +141,49 @@ export async function explainVolumeGrid(
     );
   const k = model.logitsDims[1];
   let logits: Float32Array | null = null;
-  if (needsVolumePrediction({ ...options, method })) logits = (await predictSlidingWindow(model, volume, dims, options)).logits;
+  let predicted = 0;
+  if (needsVolumePrediction({ ...options, method })) {
+    // M does not depend on the prediction for these kinds: only the patches covering M are predicted (exact on M).
+    const kind = options.region.kind;
+    const only =
+      kind === 'class' || kind === 'component' ? undefined : volumeRegionMask(options.region, { inputDims: dims, outputDims: dims });
+    const p = await predictSlidingWindow(model, volume, dims, { ...options, only });
+    logits = p.logits;
+    predicted = p.starts.length - p.skipped;
+  }
   const t1 = performance.now();
   const { mask, classId } = resolveVolumeRegion(options.region, options.classId, logits, k, dims, dims);
   const cotangent = volumeCotangent({ ...options, method }, mask, classId, k, logits);
+  if (isInputMethod(method)) {
+    // ∂S/∂x of the blended S: the touched patches' input gradients summed in place.
+    const g = await slidingWindowGradient(model, volume, dims, 'input', cotangent, options);
+    let score = 0;
+    for (const p of g.patches)
+      if (p.logits && p.cotangent) for (let i = 0; i < p.cotangent.length; i++) score += p.cotangent[i] * p.logits[i];
+    const map = inputAttributionMap(
+      method,
+      volume,
+      assembleInputGradient(g.patches, channels, dims),
+      channels,
+      options.methodOptions?.negative,
+    );
+    const t2 = performance.now();
+    return {
+      method,
+      layer,
+      classId,
+      score,
+      alpha: new Float32Array(0),
+      weights: null,
+      cam: map.cam,
+      mask,
+      dims,
+      camDims: dims,
+      sliding: true,
+      patches: { total: g.starts.length, touched: g.patches.length, skipped: g.skipped, predicted },
+      timings: { predictMs: t1 - t0, explainMs: t2 - t1, totalMs: t2 - t0 },
+    };
+  }
   const r = await explainSlidingWindow(model, volume, dims, layer, cotangent, { ...options, method });
   const t2 = performance.now();
   const [, , ld, lh, lw] = model.analysis.shape(model.resolve(layer));
@@ -155,7 +199,7 @@ export async function explainVolumeGrid(
     dims,
     camDims: [ld, lh, lw],
     sliding: true,
-    patches: { total: r.patches.length + r.skipped, touched: r.patches.length, skipped: r.skipped },
+    patches: { total: r.patches.length + r.skipped, touched: r.patches.length, skipped: r.skipped, predicted },
     timings: { predictMs: t1 - t0, explainMs: t2 - t1, totalMs: t2 - t0 },
   };
 }

@@ -19,6 +19,7 @@
  */
 import { SegGradCamError } from '../errors.js';
 import type { MethodOptions } from '../methods/index.js';
+import { gradientFreeWeights, isGradientFree, weightedMap } from './gradient-free.js';
 import { checkVolumeMethod, volumeCam } from './methods.js';
 import type { OnnxVolumeModel } from './onnx-volume.js';
 import type { Dims3 } from './regions.js';
@@ -80,7 +81,26 @@ export async function explainSlidingWindow(
   let methodWeights: Float32Array | null = alpha;
   // Other methods: every touched patch's cells side by side ([C, P·n]), one method run.
   let cellMaps: Float64Array[] | null = null;
-  if (method !== 'seg-grad-cam' || options.methodOptions?.negative) {
+  if (isGradientFree(method)) {
+    const w = await gradientFreeWeights(
+      method,
+      {
+        model,
+        layer,
+        volume,
+        dims,
+        layerDims: [ld, lh, lw],
+        channels: ch,
+        patches: r.patches.map((p) => ({ start: p.start, activations: p.activations, cotangent: p.cotangent as Float32Array })),
+        sigmaScale: options.sigmaScale,
+      },
+      options.methodOptions,
+    );
+    const sign = options.methodOptions?.negative ? -1 : 1;
+    cellMaps = r.patches.map((p) => weightedMap(p.activations, w, ch).map((x) => sign * x));
+    methodWeights = w;
+    alpha = Float32Array.from(w);
+  } else if (method !== 'seg-grad-cam' || options.methodOptions?.negative) {
     const P = r.patches.length;
     const a = new Float32Array(ch * P * n);
     const g = new Float32Array(ch * P * n);

@@ -6,6 +6,8 @@
  */
 import { SegGradCamError } from '../errors.js';
 import type { MethodOptions } from '../methods/index.js';
+import { gradientFreeWeights, isGradientFree, weightedMap } from './gradient-free.js';
+import { inputAttributionMap, isInputMethod } from './input-attribution.js';
 import { checkVolumeMethod, finerCotangent, volumeCam } from './methods.js';
 import type { OnnxVolumeModel } from './onnx-volume.js';
 import { volumeRegionMask, type Dims3, type VolumeRegion } from './regions.js';
@@ -145,7 +147,8 @@ export async function explainVolume(
   options: VolumeExplainOptions,
 ): Promise<VolumeExplanation> {
   const method = checkVolumeMethod(options.method ?? 'seg-grad-cam');
-  const layer = options.layer ?? defaultVolumeLayer(model);
+  // Input attributions explain at the model input, whatever the layer option.
+  const layer = isInputMethod(method) ? 'input' : (options.layer ?? defaultVolumeLayer(model));
   model.resolve(layer);
   const [, k, d, h, w] = model.logitsDims;
   const [, , D, H, W] = model.inputDims;
@@ -158,6 +161,54 @@ export async function explainVolume(
   let score = 0;
   for (let i = 0; i < cotangent.length; i++) if (cotangent[i] !== 0) score += cotangent[i] * g.logits[i];
   const camDims: Dims3 = [g.shape[2], g.shape[3], g.shape[4]];
+  if (isInputMethod(method)) {
+    const r = inputAttributionMap(method, input, g.gradients, g.shape[1], options.methodOptions?.negative);
+    const none = new Float32Array(0);
+    return {
+      layer,
+      method,
+      classId: c,
+      score,
+      alpha: none,
+      weights: null,
+      cam: r.cam,
+      camLinear: r.linear,
+      camDims,
+      mask,
+      logits: g.logits,
+    };
+  }
+  if (isGradientFree(method)) {
+    const weights = await gradientFreeWeights(
+      method,
+      {
+        model,
+        layer,
+        volume: input,
+        dims: [D, H, W],
+        layerDims: camDims,
+        channels: g.shape[1],
+        patches: [{ start: [0, 0, 0], activations: g.activations, cotangent }],
+      },
+      options.methodOptions,
+    );
+    const lin = weightedMap(g.activations, weights, g.shape[1]);
+    const sign = options.methodOptions?.negative ? -1 : 1;
+    const cam = Float32Array.from(lin, (x) => Math.max(sign * x, 0));
+    return {
+      layer,
+      method,
+      classId: c,
+      score,
+      alpha: weights,
+      weights,
+      cam,
+      camLinear: Float32Array.from(lin),
+      camDims,
+      mask,
+      logits: g.logits,
+    };
+  }
   if (method === 'seg-grad-cam' && !options.methodOptions?.negative) {
     const { alpha, cam, camLinear } = gradCam3d(g.activations, g.gradients, g.shape);
     return { layer, method, classId: c, score, alpha, weights: alpha, cam, camLinear, camDims, mask, logits: g.logits };

@@ -11,6 +11,9 @@
  *   principal component does not depend on the order of the rows);
  * - Finer-CAM: Seg-Grad-CAM on the Finer objective, built here as a cotangent over the logits.
  *
+ * Score-CAM and Ablation-CAM need forward runs of the model, not just A and ∂S/∂A: their weights
+ * come from ./gradient-free.ts, and volumeCam refuses them.
+ *
  * The other methods are refused with a typed error (VOLUME_REFUSED says why).
  *
  * Seg-Grad-CAM keeps its float64 path (gradCam3d); the others run in TF.js (float32).
@@ -32,19 +35,25 @@ export const VOLUME_METHODS = [
   'kpca-cam',
   'fem',
   'finer-cam',
+  'score-cam',
+  'ablation-cam',
+  'saliency',
+  'gradient-x-input',
 ] as const;
 
 export type VolumeMethodName = (typeof VOLUME_METHODS)[number];
 
+/** The methods volumeCam computes from A and ∂S/∂A alone (the others run the model, or explain at the input). */
+export const VOLUME_LAYER_METHODS: readonly VolumeMethodName[] = VOLUME_METHODS.filter(
+  (m) => m !== 'score-cam' && m !== 'ablation-cam' && m !== 'saliency' && m !== 'gradient-x-input',
+);
+
 /** Methods of the 2-D registry that volumes refuse, and why. */
 export const VOLUME_REFUSED: Readonly<Record<string, string>> = {
-  'score-cam': 'it masks the input with every upsampled channel (one forward pass per channel per patch): not implemented for volumes',
-  'ablation-cam': 'it needs forward passes with a layer replaced, which the volume engine does not compile',
   cam: 'it needs a global-average-pool + linear classifier head; volume models are segmentation networks',
-  saliency: 'input attributions are not wired for volumes yet (use layer "input" in the library)',
-  'gradient-x-input': 'input attributions are not wired for volumes yet',
-  smoothgrad: 'input attributions are not wired for volumes yet',
-  'integrated-gradients': 'input attributions are not wired for volumes yet',
+  smoothgrad: 'its noisy copies of the volume (one sliding-window pass each) are not built for volumes; saliency and gradient-x-input are',
+  'integrated-gradients':
+    'its scaled copies of the volume (one sliding-window pass each) are not built for volumes; saliency and gradient-x-input are',
   'grid-saliency': 'it optimises a 2-D mask',
   lrp: 'the LRP rules run on the 2-D engines only',
   occlusion: 'its windows are 2-D',
@@ -92,6 +101,10 @@ export function volumeCam(
   channels: number,
 ): VolumeCamResult {
   const method = checkVolumeMethod(name);
+  if (method === 'saliency' || method === 'gradient-x-input')
+    throw new SegGradCamError(`${method} is an input attribution: inputAttributionMap (src/volume/input-attribution.ts)`, 'usage');
+  if (method === 'score-cam' || method === 'ablation-cam')
+    throw new SegGradCamError(`${method} runs the model: its weights come from gradientFreeWeights (src/volume/gradient-free.ts)`, 'usage');
   const n = activations.length / channels;
   if (!Number.isInteger(n) || gradients.length !== activations.length)
     throw new SegGradCamError(`A (${activations.length}) and ∂S/∂A (${gradients.length}) do not hold ${channels} channels`, 'shape');

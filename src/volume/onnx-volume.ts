@@ -11,7 +11,7 @@
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import { SegGradCamError } from '../errors.js';
 import { GraphAnalysis } from '../engine/onnx/analysis.js';
-import { attrInt } from '../engine/onnx/builder.js';
+import { attrInt, valueInfo } from '../engine/onnx/builder.js';
 import { probeShapes } from '../engine/onnx/probe.js';
 import { ACTIVATION, COTANGENT, GRADIENT, buildGradientGraph } from '../engine/onnx/gradient.js';
 import { DEFAULT_SESSION_OPTIONS, type OrtRuntime } from '../engine/onnx/options.js';
@@ -230,6 +230,44 @@ export class OnnxVolumeModel {
       gradients: Float32Array.from(res[GRADIENT].data as Float32Array),
       shape: [...res[ACTIVATION].dims],
       logits: Float32Array.from(res[this.logitsName].data as Float32Array),
+    };
+  }
+
+  /**
+   * The logits [1, K, d, h, w] when `layer` takes the value `replacement` ([1, C, d, h, w]) instead of
+   * what its producer computes from `x` (Ablation-CAM's "forward from a modified activation"): a
+   * session per layer whose inputs are the model input and the layer, its producer writing to an
+   * unused name. Every other tensor (the skips) is computed from `x` as in a plain forward.
+   */
+  async predictReplaced(x: Float32Array, layer: string, replacement: Float32Array): Promise<Float32Array> {
+    const t = this.resolve(layer);
+    if (t === this.inputName) return this.predict(replacement);
+    const dims = this.analysis.shape(t);
+    if (replacement.length !== prod(dims))
+      throw new SegGradCamError(`a replacement of ${replacement.length} values does not fit '${t}' [${dims.join(', ')}]`, 'shape');
+    if (t === this.logitsName) return Float32Array.from(replacement);
+    const session = await this.session(`replaced:${t}`, () => this.replacedModel(t));
+    const res = await session.run({ [this.inputName]: this.inputTensor(x), [t]: new this.ort.Tensor('float32', replacement, dims) });
+    return Float32Array.from(res[this.logitsName].data as Float32Array);
+  }
+
+  /** The model with `tensor` as a second input (its producer writes elsewhere) and the logits as the one output. */
+  private replacedModel(tensor: string): ModelProto {
+    const model = this.analysis.model;
+    const g = model.graph;
+    const producer = this.analysis.producer.get(tensor);
+    const node = g.node.map((n) =>
+      n === producer ? { ...n, output: n.output.map((o) => (o === tensor ? `${tensor}/sgc_replaced` : o)) } : n,
+    );
+    return {
+      ...model,
+      graph: {
+        ...g,
+        node,
+        input: [...g.input, valueInfo(tensor, DataType.FLOAT, this.analysis.shape(tensor))],
+        output: [valueInfo(this.logitsName, DataType.FLOAT, this.logitsDims)],
+        valueInfo: [],
+      },
     };
   }
 

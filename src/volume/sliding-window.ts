@@ -85,7 +85,8 @@ interface Plan {
   total: Float64Array;
 }
 
-function plan(model: OnnxVolumeModel, volume: Float32Array, dims: Dims3, options: SlidingWindowOptions): Plan {
+/** The patches and weights; `withTotal` false leaves `total` empty (a gradient computes W only where the cotangent is non-zero). */
+function plan(model: OnnxVolumeModel, volume: Float32Array, dims: Dims3, options: SlidingWindowOptions, withTotal = true): Plan {
   const [, channels, pd, ph, pw] = model.inputDims;
   const [, classes, od, oh, ow] = model.logitsDims;
   if (od !== pd || oh !== ph || ow !== pw)
@@ -99,8 +100,8 @@ function plan(model: OnnxVolumeModel, volume: Float32Array, dims: Dims3, options
     throw new SegGradCamError(`a ${channels}-channel ${dims.join('x')} volume has ${channels * n} values, not ${volume.length}`, 'shape');
   const starts = patchStarts(dims, patch, options.overlap ?? 0.5);
   const weights = gaussianImportance(patch, options.sigmaScale ?? 1 / 8);
-  const total = new Float64Array(n);
-  for (const s of starts) forPatch(dims, s, patch, (v, u) => (total[v] += weights[u]));
+  const total = new Float64Array(withTotal ? n : 0);
+  if (withTotal) for (const s of starts) forPatch(dims, s, patch, (v, u) => (total[v] += weights[u]));
   return { channels, classes, patch, starts, weights, total };
 }
 
@@ -114,26 +115,49 @@ function forPatch(dims: Dims3, start: Dims3, patch: Dims3, f: (v: number, u: num
     }
 }
 
-/** Blended logits [K, D, H, W] of a [C, D, H, W] volume. */
+/** Whether the patch at `start` covers a non-zero voxel of `mask` ([D, H, W]). */
+function patchTouches(mask: Float32Array, dims: Dims3, start: Dims3, patch: Dims3): boolean {
+  for (let d = 0; d < patch[0]; d++)
+    for (let h = 0; h < patch[1]; h++) {
+      const row = ((start[0] + d) * dims[1] + start[1] + h) * dims[2] + start[2];
+      for (let w = 0; w < patch[2]; w++) if (mask[row + w] !== 0) return true;
+    }
+  return false;
+}
+
+/**
+ * Blended logits [K, D, H, W] of a [C, D, H, W] volume. With `only` (a [D, H, W] mask), just the
+ * patches covering one of its voxels run: the logits are then exact on the mask's voxels (every patch
+ * that covers such a voxel is run, and the blend divides by the weights of all patches) and partial
+ * elsewhere — what the class of a region needs (`skipped` counts the patches not run).
+ */
 export async function predictSlidingWindow(
   model: OnnxVolumeModel,
   volume: Float32Array,
   dims: Dims3,
-  options: SlidingWindowOptions = {},
-): Promise<{ logits: Float32Array; starts: Dims3[] }> {
+  options: SlidingWindowOptions & { only?: Float32Array } = {},
+): Promise<{ logits: Float32Array; starts: Dims3[]; skipped: number }> {
   const p = plan(model, volume, dims, options);
   const n = dims[0] * dims[1] * dims[2];
   const m = p.patch[0] * p.patch[1] * p.patch[2];
+  if (options.only && options.only.length !== n)
+    throw new SegGradCamError(`a mask of ${options.only.length} voxels does not fit the ${dims.join('x')} volume`, 'shape');
   const acc = new Float64Array(p.classes * n);
   let done = 0;
+  let skipped = 0;
   for (const s of p.starts) {
+    if (options.only && !patchTouches(options.only, dims, s, p.patch)) {
+      skipped++;
+      options.onPatch?.(++done, p.starts.length, 'predict');
+      continue;
+    }
     const y = await model.predict(cropPatch(volume, p.channels, dims, s, p.patch));
     for (let k = 0; k < p.classes; k++) forPatch(dims, s, p.patch, (v, u) => (acc[k * n + v] += p.weights[u] * y[k * m + u]));
     options.onPatch?.(++done, p.starts.length, 'predict');
   }
   const logits = new Float32Array(p.classes * n);
   for (let k = 0; k < p.classes; k++) for (let v = 0; v < n; v++) logits[k * n + v] = acc[k * n + v] / p.total[v];
-  return { logits, starts: p.starts };
+  return { logits, starts: p.starts, skipped };
 }
 
 export interface PatchGradient {
@@ -160,26 +184,41 @@ export async function slidingWindowGradient(
   cotangent: Float32Array,
   options: SlidingWindowOptions = {},
 ): Promise<{ patches: PatchGradient[]; skipped: number; starts: Dims3[] }> {
-  const p = plan(model, volume, dims, options);
+  const p = plan(model, volume, dims, options, false);
   const n = dims[0] * dims[1] * dims[2];
   if (cotangent.length !== p.classes * n)
     throw new SegGradCamError(`the cotangent has ${cotangent.length} values, the blended logits ${p.classes * n}`, 'shape');
   const m = p.patch[0] * p.patch[1] * p.patch[2];
+  const [, H, W] = dims;
+  // The non-zero entries of the cotangent (M is usually small next to the volume), their voxels, and W there:
+  // Σ_p w over the patches covering the voxel, summed in the order of the starts (as the prediction's blend does).
+  const entries: number[] = [];
+  for (let i = 0; i < cotangent.length; i++) if (cotangent[i] !== 0) entries.push(i);
+  const at = entries.map((i) => {
+    const v = i % n;
+    return [Math.floor(v / (H * W)), Math.floor(v / W) % H, v % W];
+  });
+  const inside = (s: Dims3, [d, h, w]: number[]) =>
+    d >= s[0] && d < s[0] + p.patch[0] && h >= s[1] && h < s[1] + p.patch[1] && w >= s[2] && w < s[2] + p.patch[2];
+  const local = (s: Dims3, [d, h, w]: number[]) => ((d - s[0]) * p.patch[1] + h - s[1]) * p.patch[2] + w - s[2];
+  const total = at.map((x) => {
+    let t = 0;
+    for (const s of p.starts) if (inside(s, x)) t += p.weights[local(s, x)];
+    return t;
+  });
   const patches: PatchGradient[] = [];
   let skipped = 0;
   let done = 0;
   for (const s of p.starts) {
-    const c = new Float32Array(p.classes * m);
-    let touches = false;
-    for (let k = 0; k < p.classes; k++)
-      forPatch(dims, s, p.patch, (v, u) => {
-        const g = cotangent[k * n + v];
-        if (g !== 0) {
-          c[k * m + u] = (g * p.weights[u]) / p.total[v];
-          touches = true;
-        }
-      });
-    if (!touches) {
+    let c: Float32Array | null = null;
+    for (let j = 0; j < entries.length; j++) {
+      if (!inside(s, at[j])) continue;
+      c ??= new Float32Array(p.classes * m);
+      const u = local(s, at[j]);
+      const k = Math.floor(entries[j] / n);
+      c[k * m + u] = (cotangent[entries[j]] * p.weights[u]) / total[j];
+    }
+    if (!c) {
       skipped++;
       options.onPatch?.(++done, p.starts.length, 'gradient');
       continue;

@@ -18,6 +18,7 @@ import type { Connectivity, Dims3, VolumeRegion, Voxel } from '../../volume/regi
 import { readSliceFolder } from '../../volume/slices-node.js';
 import { run } from '../common-options.js';
 import { inPackage } from '../defaults.js';
+import { volumeClassId, volumeClassNames } from './explain-volume-labels.js';
 import { explainOptionsFrom, methodOptionsFrom, type MethodFlags } from '../method-options.js';
 import { oneOf, parseInteger, parseNumberIn } from '../parse.js';
 
@@ -42,6 +43,7 @@ interface VolumeFlags extends MethodFlags {
   connectivity: string;
   whole?: boolean;
   class?: string;
+  labels?: string;
   layer: string;
   output?: string;
   method: string;
@@ -185,7 +187,8 @@ Examples:
     .option('--component <d,h,w>')
     .option('--connectivity <n>', '--component: 26 (faces, edges, corners) or 6 (faces)', '26')
     .option('--whole')
-    .option('-c, --class <index>', 'class index (default: the prediction in M)')
+    .option('-c, --class <c>', 'class index or name (default: the prediction in M)')
+    .option('--labels <file>', 'class names (labels.json/.txt; default: labels.json or labels.txt beside the model)')
     .option('-l, --layer <name>', "layer to explain, or 'bottleneck' (the smallest grid)", 'bottleneck')
     .option('--output <name>', 'the model output to explain (default: the full-resolution one; deep supervision)')
     .option('--method <name>', `CAM method: ${VOLUME_METHODS.join(', ')}`, 'seg-grad-cam')
@@ -195,6 +198,12 @@ Examples:
     .option('--gamma <x>', 'kpca-cam: kernel γ (1/channels)')
     .option('--sigmas <k>', 'fem: threshold μ + k σ (2)')
     .option('--comparisons <n>', 'finer-cam: classes compared with (3)')
+    .option(
+      '--max-channels <n>',
+      'score-cam: channels scored, those of largest mean activation (32; every one in the pytorch-grad-cam variant)',
+    )
+    .option('--variant <name>', 'score-cam: increase (default) or pytorch-grad-cam')
+    .option('--baseline <b>', "score-cam: what masked-out voxels become: black (the volume's minimum, default), mean, or a number")
     .option('--finer-alpha <a>', 'finer-cam: weight of the compared classes (1)')
     .option(
       '--patch <d,h,w>',
@@ -221,7 +230,8 @@ Examples:
           throw new SegGradCamError(`--overlap expects a number in [0.5, 1), got '${flags.overlap}'`, 'usage');
         const patch = flags.patch === undefined ? undefined : (integers(flags.patch, 3, '--patch', 'd,h,w') as Dims3);
         if (patch?.some((p) => p < 1)) throw new SegGradCamError(`--patch sizes must be positive, got '${flags.patch}'`, 'usage');
-        const classId = flags.class === undefined ? undefined : parseInteger(flags.class, '--class', 0);
+        if (flags.class !== undefined && flags.class.trim() === '')
+          throw new SegGradCamError('--class expects an index or a name', 'usage');
         if (flags.input !== undefined && flags.slices !== undefined)
           throw new SegGradCamError('give --input or --slices, not both', 'usage');
         if (!isNifti(flags.out)) throw new SegGradCamError(`--out must end in .nii or .nii.gz: ${flags.out}`, 'usage');
@@ -265,6 +275,8 @@ Examples:
         await setupBackend('cpu');
         const model = await openVolumeModel(bytes, nodeRuntime, dims, { patch, output: flags.output });
         try {
+          const classNames = await volumeClassNames(modelPath, model.logitsDims[1], flags.labels);
+          const classId = volumeClassId(flags.class, model.logitsDims[1], classNames);
           const sliding = model.inputDims.slice(2).some((p, i) => p !== dims[i]);
           let last = -1;
           const onPatch = sliding
@@ -318,6 +330,7 @@ Examples:
                   layer: e.layer,
                   layerDims: e.camDims,
                   class: e.classId,
+                  className: classNames?.[e.classId],
                   score: e.score,
                   alpha: Array.from(e.alpha),
                   weights: e.weights ? Array.from(e.weights) : null,
@@ -338,7 +351,7 @@ Examples:
           await writeOutputs(outputs);
           if (json !== null && typeof flags.json !== 'string') process.stdout.write(json + '\n');
           process.stderr.write(
-            `${e.method}: class ${e.classId}, layer ${e.layer} [${e.camDims.join('x')}], S = ${e.score.toFixed(3)}` +
+            `${e.method}: class ${e.classId}${classNames ? ` (${classNames[e.classId]})` : ''}, layer ${e.layer} [${e.camDims.join('x')}], S = ${e.score.toFixed(3)}` +
               `${heat.empty ? ' — the CAM is zero everywhere (no positive evidence at this layer)' : ''}` +
               `${e.sliding ? `, ${e.patches.touched} of ${e.patches.total} patches run backward` : ''}; ${ms.toFixed(0)} ms; wrote ${outputs.map((o) => o.path).join(', ')}\n`,
           );
