@@ -82,8 +82,10 @@ export class OnnxSessions {
     if (known) return known;
     // ONNX Runtime's refusals (a type clash, an op it lacks) become typed 'model' errors naming the node.
     const options = this.sessionOptions();
-    // An arena keeps a session's peak for the session's life, and one explanation may run two of
-    // them (a lean forward pass, then the fused graph): past cacheBytes, memory goes back after each run.
+    // An arena keeps a session's peak for the session's life, and one explanation may run two
+    // sessions (a lean forward pass, then the fused graph): past cacheBytes the lean forward runs
+    // without one so its memory goes back before the fused run. The fused and primed sessions keep
+    // theirs: without it their runs took 2.2x as long at 1024² (docs/onnx.md).
     if (noArena && this.options.sessionOptions?.enableCpuMemArena === undefined) options.enableCpuMemArena = false;
     const made = this.ort.InferenceSession.create(encodeModel(model), options).catch((e: unknown) => {
       throw runtimeError(e, `compiling the ${slot} graph`);
@@ -139,7 +141,7 @@ export class OnnxSessions {
     const extra = graph.output.filter((o) => o.name === GRADIENT);
     const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
     const made = {
-      session: await this.create(model, e, windowed ? 'primedWindowed' : 'primed', !this.keepsSaved(e)),
+      session: await this.create(model, e, windowed ? 'primedWindowed' : 'primed'),
       names,
       windowInputs: gg.windowInputs,
     };
@@ -191,7 +193,7 @@ export class OnnxSessions {
       const m = withOutput(e.graph.model, this.logitsName, this.analysis);
       const saved = new Set(this.keepsSaved(e) ? [] : e.graph.saved);
       const model = saved.size === 0 ? m : { ...m, graph: { ...m.graph, output: m.graph.output.filter((o) => !saved.has(o.name)) } };
-      e.fused = await this.create(model, e, 'fused', !this.keepsSaved(e));
+      e.fused = await this.create(model, e, 'fused');
     }
     return e.fused;
   }
