@@ -170,7 +170,11 @@ test('past cacheBytes the lean forward pass runs without an arena (it would keep
     // The probe's session (created first) is released after its run.
     return created.slice(1).map((c) => c.arena);
   };
-  assert.deepEqual(await arenas({ cacheBytes: 0 }), [false, undefined, undefined], 'lean forward: no arena; fused, primed: the default arena');
+  assert.deepEqual(
+    await arenas({ cacheBytes: 0 }),
+    [false, undefined, undefined],
+    'lean forward: no arena; fused, primed: the default arena',
+  );
   assert.deepEqual(await arenas({}), [undefined, undefined, undefined], 'within cacheBytes: ONNX Runtime default (arena)');
   assert.deepEqual(await arenas({ cacheBytes: 0, sessionOptions: { enableCpuMemArena: true } }), [true, true, true], "the caller's choice");
 });
