@@ -8,6 +8,7 @@ import { ask, askAgain, defaultRegionClass } from './app/ask.js';
 import { cancelWork, initBackend } from './app/backend.js';
 import { $, el, stages } from './app/elements.js';
 import { isImage, openFiles } from './app/files.js';
+import { acceptDroppedFiles } from './ui/file-drop.js';
 import { hook } from './app/hook.js';
 import { ASK_PROMPT, fileImage, imageFromKey, openImage, renderColorbar } from './app/image.js';
 import { clearGrid, redrawGrid, runGrid } from './app/layer-grid.js';
@@ -155,24 +156,7 @@ window.addEventListener('resize', () => {
 });
 
 // Drag and drop, paste.
-let dragDepth = 0;
-window.addEventListener('dragenter', (ev) => {
-  if (!ev.dataTransfer?.types.includes('Files')) return;
-  dragDepth++;
-  el.dropHint.hidden = false;
-});
-window.addEventListener('dragleave', () => {
-  dragDepth = Math.max(0, dragDepth - 1);
-  if (dragDepth === 0) el.dropHint.hidden = true;
-});
-window.addEventListener('dragover', (ev) => ev.preventDefault());
-window.addEventListener('drop', (ev) => {
-  ev.preventDefault();
-  dragDepth = 0;
-  el.dropHint.hidden = true;
-  const files = [...(ev.dataTransfer?.files ?? [])];
-  if (files.length > 0) void openFiles(files);
-});
+acceptDroppedFiles(el.dropHint, (files) => void openFiles(files));
 window.addEventListener('paste', (ev) => {
   const target = ev.target as HTMLElement | null;
   if (target && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA')) return;

@@ -23,16 +23,16 @@ import type {
   VolumeModelInfo,
   VolumePrediction,
   VolumeRegion,
-  VolumeReply,
   VolumeRequest,
   LayersFiles,
   SliceFiles,
   VolumeSource,
-  VolumeWorkerMessage,
   Voxel,
 } from './protocol.js';
 import { boxFromDrag, toVolumeGrid, VIEWS, voxelAt, type Cell, type View } from './slices.js';
 import { SlicePanel } from './views.js';
+import { VolumeWorkerClient } from './worker-client.js';
+import { acceptDroppedFiles } from '../ui/file-drop.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const el = {
@@ -61,14 +61,8 @@ const el = {
 
 // ---------------------------------------------------------------- worker
 
-const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
-let nextId = 1;
-const pending = new Map<number, { resolve(r: VolumeReply): void; reject(e: Error): void }>();
-worker.onmessage = (event: MessageEvent<VolumeWorkerMessage>) => {
-  const msg = event.data;
-  const p = pending.get(msg.id);
-  if (!p) return;
-  if ('progress' in msg) {
+const client = new VolumeWorkerClient(
+  (msg) => {
     busy(msg.progress);
     hook.progress.push(msg.progress);
     if (hook.progress.length > 500) hook.progress.shift();
@@ -76,35 +70,13 @@ worker.onmessage = (event: MessageEvent<VolumeWorkerMessage>) => {
       el.progress.hidden = false;
       el.progress.value = (msg.done ?? 0) / msg.total;
     }
-    return;
-  }
-  pending.delete(msg.id);
-  if (msg.ok) p.resolve(msg.reply);
-  else p.reject(new Error(msg.error.message));
-};
-worker.onerror = (event) => {
-  for (const p of pending.values()) p.reject(new Error(`the volume worker failed: ${event.message || 'unknown error'}`));
-  pending.clear();
-};
-/** Predictions and questions in flight: Cancel shows while there are any. */
-let stoppable = 0;
-function call(request: VolumeRequest, transfer: Transferable[] = []): Promise<VolumeReply> {
-  const id = nextId++;
-  const counted = request.type === 'predict' || request.type === 'explain';
-  if (counted) running(+1);
-  const reply = new Promise<VolumeReply>((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    worker.postMessage({ id, request }, transfer);
-  });
-  if (counted) void reply.then(done, done);
-  return reply;
-}
-const done = () => running(-1);
-function running(delta: number): void {
-  stoppable += delta;
-  el.cancel.hidden = stoppable === 0;
-  if (stoppable === 0) el.progress.hidden = true;
-}
+  },
+  (stoppable) => {
+    el.cancel.hidden = stoppable === 0;
+    if (stoppable === 0) el.progress.hidden = true;
+  },
+);
+const call = (request: VolumeRequest, transfer: Transferable[] = []) => client.call(request, transfer);
 
 // ---------------------------------------------------------------- state
 
@@ -500,24 +472,7 @@ el.opacity.addEventListener('input', redraw);
 el.cancel.addEventListener('click', () => void cancel());
 el.labels.addEventListener('change', redraw);
 
-let dragDepth = 0;
-window.addEventListener('dragenter', (ev) => {
-  if (!ev.dataTransfer?.types.includes('Files')) return;
-  dragDepth++;
-  el.dropHint.hidden = false;
-});
-window.addEventListener('dragleave', () => {
-  dragDepth = Math.max(0, dragDepth - 1);
-  if (dragDepth === 0) el.dropHint.hidden = true;
-});
-window.addEventListener('dragover', (ev) => ev.preventDefault());
-window.addEventListener('drop', (ev) => {
-  ev.preventDefault();
-  dragDepth = 0;
-  el.dropHint.hidden = true;
-  const files = [...(ev.dataTransfer?.files ?? [])];
-  if (files.length > 0) void openFiles(files);
-});
+acceptDroppedFiles(el.dropHint, (files) => void openFiles(files));
 
 // ---------------------------------------------------------------- start
 
