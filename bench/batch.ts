@@ -20,10 +20,13 @@ import { loadavg, tmpdir } from 'node:os';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { explainDataset } from '../src/batch/run.js';
-import { BATCH_MODEL, writeTiles } from '../test/batch-fixtures.js';
+import { BATCH_MODEL as DEFAULT_BATCH_MODEL, writeTiles } from '../test/batch-fixtures.js';
 import { freePort, hasRedis, startRedis, startWorker } from '../test/batch-redis.js';
 import { torchComparison } from './batch-torch.js';
 import { machineLine, median } from './timing.js';
+
+/** The model (BENCH_BATCH_MODEL: e.g. fixtures/onnx/unet-small.onnx for ONNX Runtime, one intra-op thread per worker). */
+const BATCH_MODEL = process.env.BENCH_BATCH_MODEL ?? DEFAULT_BATCH_MODEL;
 
 if (process.argv[2] === 'report') {
   const n = Number(process.argv[3] ?? 1000);
@@ -59,7 +62,9 @@ const dir = mkdtempSync(join(tmpdir(), 'sgc-bench-batch-'));
 const manifest = await writeTiles(join(dir, 'tiles'), tiles);
 const plan = { classes: 'present' as const, ignoreClasses: ['0'], region: 'class-region' as const };
 console.log(`# batch throughput: ${tiles} tiles (64x64), classes present but the background, class-region, seg-grad-cam at the bottleneck`);
-console.log(`# model ${BATCH_MODEL} on tfjs-wasm (SIMD, one thread per model); ${turns} turns, medians`);
+console.log(
+  `# model ${BATCH_MODEL} on ${/\.onnx$/i.test(BATCH_MODEL) ? 'ONNX Runtime (worker threads: cores / workers intra-op threads each)' : 'tfjs-wasm (SIMD, one thread per model)'}; ${turns} turns, medians`,
+);
 console.log(`# ${machineLine()}`);
 
 // Two queue workers (one thread each) on a private redis-server, started once for every turn.

@@ -18,6 +18,11 @@ export interface ModelSpec {
   output?: string;
   /** TF.js backend (default wasm). */
   backend?: BackendName;
+  /**
+   * ONNX models: ONNX Runtime's intra-op threads per model (default: its own, one per core). A pool
+   * of n worker threads sets cores / n, so n models do not run 2n threads on n cores.
+   */
+  threads?: number;
 }
 
 export async function openModel(spec: ModelSpec): Promise<Explainer> {
@@ -25,7 +30,12 @@ export async function openModel(spec: ModelSpec): Promise<Explainer> {
   const classNames = spec.labels ? await readLabelsFile(spec.labels) : undefined;
   if (/\.onnx$/i.test(spec.model)) {
     const { loadOnnxExplainer } = await import('../engine/onnx/node.js');
-    return loadOnnxExplainer(spec.model, { classNames, inputRange: spec.inputRange, outputName: spec.output });
+    return loadOnnxExplainer(spec.model, {
+      classNames,
+      inputRange: spec.inputRange,
+      outputName: spec.output,
+      ...(spec.threads ? { sessionOptions: { intraOpNumThreads: spec.threads } } : {}),
+    });
   }
   return loadExplainer(spec.model, { classNames, inputRange: spec.inputRange, outputNode: spec.output });
 }

@@ -9,6 +9,7 @@
  * `pool-worker.ts` through a bootstrap that registers tsx in the worker first (as in
  * src/unet/parallel.ts: a .ts worker entry is not loadable by Node 20 itself).
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { SegGradCamError, type ErrorCode } from '../errors.js';
 import type { ItemOptions, ItemRecord } from './item.js';
@@ -74,6 +75,7 @@ export class WorkerPool {
 
   /** Starts n workers, each loading the model and checking the plan; a bad plan or model rejects with its error. */
   static async start(n: number, model: ModelSpec, plan: BatchPlan, options: ItemOptions): Promise<WorkerPool> {
+    model = { ...model, threads: model.threads ?? threadsPerWorker(n) };
     const pool = new WorkerPool();
     const ready: Array<Promise<void>> = [];
     for (let k = 0; k < n; k++) {
@@ -168,4 +170,9 @@ export class WorkerPool {
     this.closing = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
+}
+
+/** ONNX Runtime's intra-op threads for each of n worker threads: the cores shared out, at least 1. */
+export function threadsPerWorker(n: number, cores = availableParallelism()): number {
+  return Math.max(1, Math.floor(cores / Math.max(1, n)));
 }
