@@ -92,6 +92,29 @@ describe('bias tiles', () => {
     }
   });
 
+  test('arm defaults: none shows the bias texture on half of the tiles of every digit; control on half of the bias digit’s tiles and never on others', () => {
+    const none = make('none');
+    const control = make('control');
+    const c = { none3: 0, noneOther: 0, control3: 0, controlOther: 0 };
+    const N = 400;
+    for (let i = 0; i < N; i++) {
+      if (none.sample('train', i, {}, 3).biasPresent) c.none3++;
+      if (none.sample('train', i, {}, 1 + (i % 2) * 4).biasPresent) c.noneOther++;
+      if (control.sample('train', i, {}, 3).biasPresent) c.control3++;
+      if (control.sample('train', i, {}, 1 + (i % 2) * 4).biasPresent) c.controlOther++;
+    }
+    // 400 draws at p = 0.5: sd of the rate 0.025; the control's other digits: exactly 0
+    assert.ok(Math.abs(c.none3 / N - 0.5) < 0.1, `none, digit 3: ${c.none3 / N}`);
+    assert.ok(Math.abs(c.noneOther / N - 0.5) < 0.1, `none, digits 1 and 5: ${c.noneOther / N}`);
+    assert.ok(Math.abs(c.control3 / N - 0.5) < 0.1, `control, digit 3: ${c.control3 / N}`);
+    assert.equal(c.controlOther, 0);
+    const rare = make('control', { controlOtherRate: 0.2 });
+    let on = 0;
+    for (let i = 0; i < N; i++) if (rare.sample('train', i, {}, 7).biasPresent) on++;
+    // 400 draws at 0.2: sd 0.02
+    assert.ok(Math.abs(on / N - 0.2) < 0.07, `control other rate 0.2: ${on / N}`);
+  });
+
   test('no brightness cue: per class, the fill-minus-background luminance averages near 0, and the bias half matches the other half', () => {
     const ds = make('strong');
     const gaps: number[][] = Array.from({ length: 10 }, () => []);

@@ -136,6 +136,15 @@ def evaluate(model, x, y):
     return {'meanIou': sum(valid) / len(valid), 'perClassIou': ious, 'pixelAccuracy': (pred == y).float().mean().item()}, pred
 
 
+def weighted_ce(logits, labels, objects, w):
+    """Cross-entropy with each pixel weighted by w[class of the object under it] (objects = labels
+    gives PyTorch's class-weighted mean); unweighted when w is None."""
+    if w is None:
+        return F.cross_entropy(logits, labels)
+    wpix = w[objects]
+    return (wpix * F.cross_entropy(logits, labels, reduction='none')).sum() / wpix.sum()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--train', required=True)
@@ -152,6 +161,11 @@ def main():
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--class-weight-power', type=float, default=0.0)
+    ap.add_argument(
+        '--weight-by-object',
+        default=None,
+        help='TILES.obj from dump-tiles --objects: weight each pixel by the class of the object under it (the digit, whatever its label), class frequencies from the objects',
+    )
     ap.add_argument('--val', type=int, default=0, help='last VAL training tiles held back to calibrate the logits bias')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -159,9 +173,14 @@ def main():
     gen = torch.Generator().manual_seed(a.seed)
     x, y, meta = load_tiles(a.train)
     ex, ey, emeta = load_tiles(a.eval)
+    # the class whose weight a pixel's loss takes: its label, or (--weight-by-object) the object under it,
+    # so that the control arm's bias digits labelled background weigh as much as those labelled 3
+    obj = y
+    if a.weight_by_object:
+        obj = torch.from_numpy(np.fromfile(a.weight_by_object, dtype=np.uint8).reshape(y.shape).astype(np.int64))
     if a.val:
-        vx, vy, x, y = x[-a.val :], y[-a.val :], x[: -a.val], y[: -a.val]
-    freq = torch.bincount(y.flatten(), minlength=CLASSES).double()
+        vx, vy, x, y, obj = x[-a.val :], y[-a.val :], x[: -a.val], y[: -a.val], obj[: -a.val]
+    freq = torch.bincount(obj.flatten(), minlength=CLASSES).double()
     freq = freq / freq.sum()
     w = freq.clamp_min(1e-6) ** -a.class_weight_power
     w = (w / (freq * w).sum()).float()
@@ -184,7 +203,7 @@ def main():
         xb = x[idx].float() / 255
         yb = y[idx]
         logits = model(xb)
-        loss = F.cross_entropy(logits, yb, weight=w) if a.class_weight_power else F.cross_entropy(logits, yb)
+        loss = weighted_ce(logits, yb, obj[idx], w if a.class_weight_power else None)
         if a.dice > 0:
             p = logits.softmax(1)
             oh = F.one_hot(yb, CLASSES).permute(0, 3, 1, 2).float()
