@@ -132,7 +132,14 @@ export interface Prediction {
   memo: PatchMemo | null;
 }
 
-export async function predictVolume(m: OnnxVolumeModel, data: Float32Array, dims: Dims3, onPatch: OnPatch): Promise<Prediction> {
+/** The volume's prediction: one run, or sliding windows at `overlap` (every patch's forward result kept). */
+export async function predictVolume(
+  m: OnnxVolumeModel,
+  data: Float32Array,
+  dims: Dims3,
+  overlap: number,
+  onPatch: OnPatch,
+): Promise<Prediction> {
   const t0 = performance.now();
   const k = m.logitsDims[1];
   if (!slides(m, dims)) {
@@ -141,7 +148,7 @@ export async function predictVolume(m: OnnxVolumeModel, data: Float32Array, dims
     return { logits, labels: argmaxLabels(logits, k), dims: [d, h, w], patches: 1, ms: performance.now() - t0, memo: null };
   }
   const memo = new PatchMemo();
-  const r = await predictSlidingWindow(memoized(m, memo, true), data, dims, { onPatch });
+  const r = await predictSlidingWindow(memoized(m, memo, true), data, dims, { onPatch, overlap });
   return { logits: r.logits, labels: argmaxLabels(r.logits, k), dims, patches: r.starts.length, ms: performance.now() - t0, memo };
 }
 
@@ -154,13 +161,13 @@ function withCachedPrediction(m: OnnxVolumeModel, data: Float32Array, logits: Fl
 
 export type Explained = Omit<VolumeAnswer, 'ms' | 'cached'>;
 
-/** One question on the volume with its cached prediction (see the module note). */
+/** One question on the volume with its cached prediction (see the module note), sliding windows at `params.overlap`. */
 export async function explainQuestion(
   m: OnnxVolumeModel,
   data: Float32Array,
   dims: Dims3,
   prediction: Prediction,
-  params: ExplainVolumeParams,
+  params: ExplainVolumeParams & { overlap: number },
   onPatch: OnPatch,
 ): Promise<Explained> {
   const method = checkVolumeMethod(params.method ?? 'seg-grad-cam');
