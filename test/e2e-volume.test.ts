@@ -565,6 +565,7 @@ describe('the volume view in headless Chromium', () => {
         'answer',
       );
       const four = await assertSameAsGrid(big, vol, size, corner75, 'score-cam', model, scoreCam(4));
+      assert.match((await big.textContent('#vol-timing')) ?? '', /\+ 15 forward runs/);
       assert.ok(maxAbsDiff(four.cam, all.cam) > 1e-2 * maxAbs(four.cam), 'Score-CAM on 4 channels differs from all channels here');
       assert.equal(
         await nextAnswer(big, async () => {

@@ -152,10 +152,21 @@ export async function predictVolume(
   return { logits: r.logits, labels: argmaxLabels(r.logits, k), dims, patches: r.starts.length, ms: performance.now() - t0, memo };
 }
 
-/** The model as explainVolume sees it, its prediction of `data` taken from the cache. */
-function withCachedPrediction(m: OnnxVolumeModel, data: Float32Array, logits: Float32Array): OnnxVolumeModel {
+/**
+ * The model as explainVolume sees it, its prediction of `data` taken from the cache; `runs` counts
+ * the other forward runs (Score-CAM's masked volumes, Ablation-CAM's runs from the layer).
+ */
+function withCachedPrediction(m: OnnxVolumeModel, data: Float32Array, logits: Float32Array, runs: { n: number }): OnnxVolumeModel {
   const view = Object.create(m) as OnnxVolumeModel;
-  view.predict = (x: Float32Array) => (x === data ? Promise.resolve(logits.slice()) : m.predict(x));
+  view.predict = (x: Float32Array) => {
+    if (x === data) return Promise.resolve(logits.slice());
+    runs.n++;
+    return m.predict(x);
+  };
+  view.predictReplaced = (x: Float32Array, layer: string, replacement: Float32Array) => {
+    runs.n++;
+    return m.predictReplaced(x, layer, replacement);
+  };
   return view;
 }
 
@@ -172,7 +183,8 @@ export async function explainQuestion(
 ): Promise<Explained> {
   const method = checkVolumeMethod(params.method ?? 'seg-grad-cam');
   if (!slides(m, dims)) {
-    const x = await explainVolume(withCachedPrediction(m, data, prediction.logits), data, { ...params, method });
+    const runs = { n: 0 };
+    const x = await explainVolume(withCachedPrediction(m, data, prediction.logits, runs), data, { ...params, method });
     const [, , d, h, w] = m.logitsDims;
     return {
       layer: x.layer,
@@ -187,6 +199,7 @@ export async function explainQuestion(
       mask: x.mask,
       maskDims: [d, h, w],
       sliding: null,
+      forwardRuns: runs.n,
     };
   }
   const runs = { n: 0 };
@@ -208,5 +221,6 @@ export async function explainQuestion(
     mask: r.mask,
     maskDims: dims,
     sliding: { total: r.patches.total, touched: r.patches.touched, skipped: r.patches.skipped, forwardRuns: runs.n },
+    forwardRuns: runs.n,
   };
 }

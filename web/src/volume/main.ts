@@ -294,6 +294,7 @@ function clearAnswer(): void {
   state.region = null;
   state.shownRegion = null;
   names();
+  el.timing.textContent = '';
   el.answer.textContent = state.model && state.volume ? 'Click a voxel on any view.' : 'Open a 3-D model and a volume.';
   redraw();
 }
@@ -405,7 +406,8 @@ async function ask(region: VolumeRegion, classId?: number): Promise<void> {
     const runs = a.sliding
       ? `${a.sliding.touched} of ${a.sliding.total} sliding-window patches run forward + backward (${a.sliding.skipped} do not touch M)`
       : 'one fused forward + backward run';
-    el.timing.textContent = `${wallMs.toFixed(0)} ms click to heatmap (worker ${a.ms.toFixed(0)} ms: ${runs}${a.cached ? '; prediction cached' : ''})`;
+    const more = a.forwardRuns > 0 ? ` + ${a.forwardRuns} forward runs` : '';
+    el.timing.textContent = `${wallMs.toFixed(0)} ms click to heatmap (worker ${a.ms.toFixed(0)} ms: ${runs}${more}${a.cached ? '; prediction cached' : ''})`;
     updateUrl();
     idle();
   } catch (err) {

@@ -79,6 +79,8 @@ export interface VolumeAnswer {
    * null for one run.
    */
   sliding: { total: number; touched: number; skipped: number; forwardRuns: number } | null;
+  /** Forward-only runs the question needed besides the kept prediction (Score-CAM's masked volumes, say). */
+  forwardRuns: number;
   /** The CAM on the volume grid [D, H, W] (nearest), not normalised: what the views draw (divided by its maximum). */
   heat: Float32Array;
   /** M on the logits grid (the volume grid with sliding windows). */
