@@ -25,7 +25,8 @@ import { encodePng } from '../src/io/codec.js';
 import { encodeNifti1, type NiftiVolume } from '../src/io/nifti.js';
 import { readNiftiFile } from '../src/io/nifti-node.js';
 import { camOnVolume, defaultVolumeLayer, explainVolume } from '../src/volume/explain.js';
-import { explainVolumeGrid, openVolumeModel } from '../src/volume/explain-grid.js';
+import { explainVolumeGrid, openVolumeModel, type VolumeGridOptions } from '../src/volume/explain-grid.js';
+import type { MethodOptions } from '../src/methods/index.js';
 import { zScore } from '../src/volume/intensity.js';
 import { VOLUME_METHODS } from '../src/volume/methods.js';
 import { readSliceFolder } from '../src/volume/slices-node.js';
@@ -57,8 +58,8 @@ let nifti: NiftiVolume;
 const pageErrors: string[] = [];
 
 /** The library's answer in Node: the CAM on the volume grid, on the layer grid, α, class and S. */
-async function reference(region: VolumeRegion, layer?: string, method?: string, vol = volume) {
-  const x = await explainVolume(model, vol, { region, layer, method });
+async function reference(region: VolumeRegion, layer?: string, method?: string, vol = volume, methodOptions?: MethodOptions) {
+  const x = await explainVolume(model, vol, { region, layer, method, methodOptions });
   return { ...x, heat: camOnVolume(x.cam, x.camDims, dims) };
 }
 
@@ -96,8 +97,8 @@ const pageAnswer = (p: Page) =>
   );
 
 /** The page's heatmap, CAM, α, class and S equal the library's in Node within 1e-4 (relative to each array's largest value). */
-async function assertSameAsLibrary(p: Page, region: VolumeRegion, method?: string, vol = volume): Promise<void> {
-  const ref = await reference(region, undefined, method, vol);
+async function assertSameAsLibrary(p: Page, region: VolumeRegion, method?: string, vol = volume, methodOptions?: MethodOptions) {
+  const ref = await reference(region, undefined, method, vol, methodOptions);
   const got = await pageAnswer(p);
   assert.equal(got.layer, ref.layer);
   assert.equal(got.classId, ref.classId);
@@ -112,6 +113,7 @@ async function assertSameAsLibrary(p: Page, region: VolumeRegion, method?: strin
   assert.ok(maxAbsDiff(cam, ref.cam) <= 1e-4 * maxAbs(ref.cam), `CAM off by ${maxAbsDiff(cam, ref.cam)}`);
   assert.ok(maxAbsDiff(got.alpha, ref.alpha) <= 1e-4 * maxAbs(ref.alpha), `α off by ${maxAbsDiff(got.alpha, ref.alpha)}`);
   assert.ok(Math.abs(got.score - ref.score) <= 1e-4 * Math.max(1, Math.abs(ref.score)));
+  return ref;
 }
 
 /** Rows and columns of a view's slice, and the voxel under a cell (the orientation written out by hand: docs/volumes.md). */
@@ -176,9 +178,22 @@ interface GridPageAnswer extends PageAnswer {
   sliding: { total: number; touched: number; skipped: number; forwardRuns: number } | null;
 }
 
-/** With sliding windows: the page's heatmap, α, class, S and patch counts equal explainVolumeGrid's in Node within 1e-4. */
-async function assertSameAsGrid(p: Page, vol: Float32Array, size: Dims3, region: VolumeRegion, method?: string, m = model) {
-  const ref = await explainVolumeGrid(m, vol, size, { region, method });
+/**
+ * With sliding windows: the page's heatmap, α, class, S and patch counts equal explainVolumeGrid's in Node within 1e-4
+ * (`extra`: the overlap and method options the page was given, the forward runs the question needed besides the kept
+ * prediction, and a wider tolerance where one is stated).
+ */
+async function assertSameAsGrid(
+  p: Page,
+  vol: Float32Array,
+  size: Dims3,
+  region: VolumeRegion,
+  method?: string,
+  m = model,
+  extra: Pick<VolumeGridOptions, 'overlap' | 'methodOptions'> & { forwardRuns?: number; tolerance?: number } = {},
+) {
+  const { forwardRuns = 0, tolerance = 1e-4, ...options } = extra;
+  const ref = await explainVolumeGrid(m, vol, size, { region, method, ...options });
   assert.ok(ref.sliding, 'the reference ran sliding windows');
   const got = await hookValue<GridPageAnswer>(
     p,
@@ -187,11 +202,12 @@ async function assertSameAsGrid(p: Page, vol: Float32Array, size: Dims3, region:
   assert.equal(got.method, ref.method);
   assert.equal(got.layer, ref.layer);
   assert.equal(got.classId, ref.classId);
-  assert.deepEqual(got.sliding, { total: ref.patches.total, touched: ref.patches.touched, skipped: ref.patches.skipped, forwardRuns: 0 });
+  assert.deepEqual(got.sliding, { total: ref.patches.total, touched: ref.patches.touched, skipped: ref.patches.skipped, forwardRuns });
   assert.ok(maxAbs(ref.cam) > 0, 'the reference heatmap is not all zero (the comparison can fail)');
   const heat = await floats(p, 'lastHeatmapBase64');
-  assert.ok(maxAbsDiff(heat, ref.cam) <= 1e-4 * maxAbs(ref.cam), `heatmap off by ${maxAbsDiff(heat, ref.cam)} (max ${maxAbs(ref.cam)})`);
-  assert.ok(maxAbsDiff(got.alpha, ref.alpha) <= 1e-4 * maxAbs(ref.alpha), `α off by ${maxAbsDiff(got.alpha, ref.alpha)}`);
+  const off = `heatmap off by ${maxAbsDiff(heat, ref.cam)} (max ${maxAbs(ref.cam)}), α by ${maxAbsDiff(got.alpha, ref.alpha)} (max ${maxAbs(ref.alpha)})`;
+  assert.ok(maxAbsDiff(heat, ref.cam) <= tolerance * maxAbs(ref.cam), off);
+  assert.ok(maxAbsDiff(got.alpha, ref.alpha) <= tolerance * maxAbs(ref.alpha), off);
   assert.ok(Math.abs(got.score - ref.score) <= 1e-4 * Math.max(1, Math.abs(ref.score)), `S ${got.score} vs ${ref.score}`);
   return ref;
 }
@@ -446,6 +462,18 @@ describe('the volume view in headless Chromium', () => {
     assert.ok(maxAbsDiff(a.heat, b.heat) > 1e-2 * maxAbs(a.heat), 'LayerCAM differs from Seg-Grad-CAM here (the check can fail)');
     assert.match(page.url(), /method=layer-cam/);
     assert.equal(await nextAnswer(page, () => page.selectOption('#vol-method', 'seg-grad-cam')), 'answer');
+    const positive = await assertSameAsLibrary(page, region);
+    // The method's options go to the library: the negative map.
+    assert.equal(await nextAnswer(page, () => page.check('#vol-negative')), 'answer');
+    const negative = await assertSameAsLibrary(page, region, undefined, volume, { negative: true });
+    assert.ok(maxAbsDiff(negative.heat, positive.heat) > 1e-2 * maxAbs(negative.heat), 'the negative map differs here');
+    // A method without a negative map: the box is cleared and disabled, and the answer is the method's map.
+    assert.equal(await nextAnswer(page, () => page.selectOption('#vol-method', 'eigen-cam')), 'answer');
+    assert.ok(await page.isDisabled('#vol-negative'));
+    assert.ok(!(await page.isChecked('#vol-negative')));
+    await assertSameAsLibrary(page, region, 'eigen-cam');
+    assert.equal(await nextAnswer(page, () => page.selectOption('#vol-method', 'seg-grad-cam')), 'answer');
+    assert.ok(await page.isEnabled('#vol-negative'));
     await assertSameAsLibrary(page, region);
   });
 
@@ -490,6 +518,71 @@ describe('the volume view in headless Chromium', () => {
       );
       assert.equal(await hookValue<number>(big, 'h.predictions'), predictions, 'one sliding-window prediction per volume');
       t.diagnostic(`click to heatmap with 8 patches (ms): ${timings.map((x) => x.wallMs.toFixed(0)).join(', ')}`);
+
+      // Overlap below 0.5 is refused with a message, as the library's explain-volume refuses it; nothing runs.
+      const errors = await hookValue<number>(big, 'h.errors');
+      await big.fill('#vol-overlap', '0.3');
+      await big.dispatchEvent('#vol-overlap', 'change');
+      await big.waitForFunction((n) => (window as unknown as { __segGradCam: { errors: number } }).__segGradCam.errors > n, errors, {
+        timeout: 30_000,
+      });
+      assert.match((await big.textContent('#error-text')) ?? '', /overlap 0\.3: .*\[0\.5, 1\)/);
+      assert.equal(await hookValue<number>(big, 'h.predictions'), predictions, 'a refused overlap does not predict again');
+      await big.click('#error-close');
+      // Overlap 0.75: three windows per axis, 27 patches; the prediction runs again and the shown question is asked again.
+      await clearProgress(big);
+      const answered = await nextAnswer(big, async () => {
+        await big.fill('#vol-overlap', '0.75');
+        await big.dispatchEvent('#vol-overlap', 'change');
+      });
+      assert.equal(answered, 'answer');
+      assert.equal(await hookValue<number>(big, 'h.predictions'), predictions + 1);
+      assert.ok((await lastProgress(big)).includes('predicting: patch 27 of 27'), (await lastProgress(big)).join('; '));
+      const o = await assertSameAsGrid(big, vol, size, { kind: 'voxel', voxel: [12, 1, 2] }, undefined, model, { overlap: 0.75 });
+      t.diagnostic(`overlap 0.75: ${o.patches.touched} of ${o.patches.total} patches touched`);
+      assert.equal(o.patches.total, 27);
+      // The check can fail: the answer at overlap 0.5 differs from this one by more than the tolerance.
+      assert.ok(maxAbsDiff(o.cam, corner.cam) > 1e-3 * maxAbs(o.cam), 'overlap 0.75 changes the heatmap here');
+      assert.match(big.url(), /overlap=0\.75/);
+      // A method option on sliding windows: Score-CAM on 4 channels (by default it scores all 12 of the bottleneck).
+      const corner75: VolumeRegion = { kind: 'voxel', voxel: [12, 1, 2] };
+      // Score-CAM runs each of the 3 touched patches forward once for the baseline and once per channel scored (all 12,
+      // then 4): the forward-run count shows the option reached the library. Its α are differences of two scores of
+      // masked volumes run by onnxruntime-web here and onnxruntime-node there (other kernels): 1e-3 of the maximum.
+      const scoreCam = (maxChannels?: number) => ({
+        overlap: 0.75,
+        methodOptions: maxChannels ? { maxChannels } : undefined,
+        forwardRuns: 3 * (1 + (maxChannels ?? 12)),
+        tolerance: 1e-3,
+      });
+      assert.equal(await nextAnswer(big, () => big.selectOption('#vol-method', 'score-cam')), 'answer');
+      const all = await assertSameAsGrid(big, vol, size, corner75, 'score-cam', model, scoreCam());
+      assert.equal(
+        await nextAnswer(big, async () => {
+          await big.fill('#vol-max-channels', '4');
+          await big.dispatchEvent('#vol-max-channels', 'change');
+        }),
+        'answer',
+      );
+      const four = await assertSameAsGrid(big, vol, size, corner75, 'score-cam', model, scoreCam(4));
+      assert.match((await big.textContent('#vol-timing')) ?? '', /\+ 15 forward runs/);
+      assert.ok(maxAbsDiff(four.cam, all.cam) > 1e-2 * maxAbs(four.cam), 'Score-CAM on 4 channels differs from all channels here');
+      assert.equal(
+        await nextAnswer(big, async () => {
+          await big.fill('#vol-max-channels', '');
+          await big.dispatchEvent('#vol-max-channels', 'change');
+        }),
+        'answer',
+      );
+      assert.equal(await nextAnswer(big, () => big.selectOption('#vol-method', 'seg-grad-cam')), 'answer');
+      // Back to 0.5 for the next test.
+      const n = await hookValue<number>(big, 'h.predictions');
+      await big.fill('#vol-overlap', '0.5');
+      await big.dispatchEvent('#vol-overlap', 'change');
+      await big.waitForFunction((k) => (window as unknown as { __segGradCam: { predictions: number } }).__segGradCam.predictions > k, n, {
+        timeout: 120_000,
+      });
+      await big.waitForFunction(() => document.getElementById('status-text')?.textContent === 'ready', null, { timeout: 60_000 });
     },
   );
 

@@ -4,6 +4,7 @@
  */
 import type { ExplainRequest, Explainer, Explanation, Prediction } from '../../src/explain.js';
 import type { ModelAdapter, OutputInfo } from '../../src/engine/contract.js';
+import type { RequestEnvelope, WorkerEnvelope } from './worker-envelope.js';
 
 export type BackendChoice = 'auto' | 'wasm' | 'webgl' | 'webgpu' | 'cpu';
 
@@ -108,13 +109,8 @@ export type Reply =
   | { type: 'cancel' }
   | { type: 'superseded' };
 
-/** Worker → page envelope. */
-export type WorkerMessage =
-  | { id: number; ok: true; reply: Reply }
-  | { id: number; ok: false; error: { message: string; code?: string } }
-  | { id: number; progress: Progress }
-  /** A part of the answer that arrives before the end (one cell of the layer grid). */
-  | { id: number; partial: Reply };
+/** Worker → page envelope (a partial answer: one cell of the layer grid). */
+export type WorkerMessage = WorkerEnvelope<Reply, Progress, Reply>;
 
 export interface Progress {
   phase: string;
@@ -125,7 +121,4 @@ export interface Progress {
 }
 
 /** Page → worker envelope. */
-export interface WorkerRequest {
-  id: number;
-  request: Request;
-}
+export type WorkerRequest = RequestEnvelope<Request>;

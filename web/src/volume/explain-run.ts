@@ -132,7 +132,14 @@ export interface Prediction {
   memo: PatchMemo | null;
 }
 
-export async function predictVolume(m: OnnxVolumeModel, data: Float32Array, dims: Dims3, onPatch: OnPatch): Promise<Prediction> {
+/** The volume's prediction: one run, or sliding windows at `overlap` (every patch's forward result kept). */
+export async function predictVolume(
+  m: OnnxVolumeModel,
+  data: Float32Array,
+  dims: Dims3,
+  overlap: number,
+  onPatch: OnPatch,
+): Promise<Prediction> {
   const t0 = performance.now();
   const k = m.logitsDims[1];
   if (!slides(m, dims)) {
@@ -141,31 +148,43 @@ export async function predictVolume(m: OnnxVolumeModel, data: Float32Array, dims
     return { logits, labels: argmaxLabels(logits, k), dims: [d, h, w], patches: 1, ms: performance.now() - t0, memo: null };
   }
   const memo = new PatchMemo();
-  const r = await predictSlidingWindow(memoized(m, memo, true), data, dims, { onPatch });
+  const r = await predictSlidingWindow(memoized(m, memo, true), data, dims, { onPatch, overlap });
   return { logits: r.logits, labels: argmaxLabels(r.logits, k), dims, patches: r.starts.length, ms: performance.now() - t0, memo };
 }
 
-/** The model as explainVolume sees it, its prediction of `data` taken from the cache. */
-function withCachedPrediction(m: OnnxVolumeModel, data: Float32Array, logits: Float32Array): OnnxVolumeModel {
+/**
+ * The model as explainVolume sees it, its prediction of `data` taken from the cache; `runs` counts
+ * the other forward runs (Score-CAM's masked volumes, Ablation-CAM's runs from the layer).
+ */
+function withCachedPrediction(m: OnnxVolumeModel, data: Float32Array, logits: Float32Array, runs: { n: number }): OnnxVolumeModel {
   const view = Object.create(m) as OnnxVolumeModel;
-  view.predict = (x: Float32Array) => (x === data ? Promise.resolve(logits.slice()) : m.predict(x));
+  view.predict = (x: Float32Array) => {
+    if (x === data) return Promise.resolve(logits.slice());
+    runs.n++;
+    return m.predict(x);
+  };
+  view.predictReplaced = (x: Float32Array, layer: string, replacement: Float32Array) => {
+    runs.n++;
+    return m.predictReplaced(x, layer, replacement);
+  };
   return view;
 }
 
 export type Explained = Omit<VolumeAnswer, 'ms' | 'cached'>;
 
-/** One question on the volume with its cached prediction (see the module note). */
+/** One question on the volume with its cached prediction (see the module note), sliding windows at `params.overlap`. */
 export async function explainQuestion(
   m: OnnxVolumeModel,
   data: Float32Array,
   dims: Dims3,
   prediction: Prediction,
-  params: ExplainVolumeParams,
+  params: ExplainVolumeParams & { overlap: number },
   onPatch: OnPatch,
 ): Promise<Explained> {
   const method = checkVolumeMethod(params.method ?? 'seg-grad-cam');
   if (!slides(m, dims)) {
-    const x = await explainVolume(withCachedPrediction(m, data, prediction.logits), data, { ...params, method });
+    const runs = { n: 0 };
+    const x = await explainVolume(withCachedPrediction(m, data, prediction.logits, runs), data, { ...params, method });
     const [, , d, h, w] = m.logitsDims;
     return {
       layer: x.layer,
@@ -180,6 +199,7 @@ export async function explainQuestion(
       mask: x.mask,
       maskDims: [d, h, w],
       sliding: null,
+      forwardRuns: runs.n,
     };
   }
   const runs = { n: 0 };
@@ -201,5 +221,6 @@ export async function explainQuestion(
     mask: r.mask,
     maskDims: dims,
     sliding: { total: r.patches.total, touched: r.patches.touched, skipped: r.patches.skipped, forwardRuns: runs.n },
+    forwardRuns: runs.n,
   };
 }

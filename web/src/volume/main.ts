@@ -22,7 +22,9 @@ import type {
   VolumeInfo,
   VolumeModelInfo,
   VolumePrediction,
+  VolumeProgress,
   VolumeRegion,
+  VolumeReply,
   VolumeRequest,
   LayersFiles,
   SliceFiles,
@@ -31,8 +33,10 @@ import type {
 } from './protocol.js';
 import { boxFromDrag, toVolumeGrid, VIEWS, voxelAt, type Cell, type View } from './slices.js';
 import { SlicePanel } from './views.js';
-import { VolumeWorkerClient } from './worker-client.js';
 import { acceptDroppedFiles } from '../ui/file-drop.js';
+import { WorkerClient } from '../worker-client.js';
+import { applyOptionParams, optionFieldIds, optionParams, parseOverlap, readMethodOptions, syncOptionFields } from './options.js';
+import { StatusLine } from './status.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const el = {
@@ -43,6 +47,7 @@ const el = {
   files: $<HTMLInputElement>('vol-files'),
   intensity: $<HTMLSelectElement>('vol-intensity'),
   patch: $<HTMLInputElement>('vol-patch'),
+  overlap: $<HTMLInputElement>('vol-overlap'),
   names: $('vol-names'),
   depth: $<HTMLInputElement>('vol-depth'),
   connectivity: $<HTMLSelectElement>('vol-connectivity'),
@@ -61,22 +66,50 @@ const el = {
 
 // ---------------------------------------------------------------- worker
 
-const client = new VolumeWorkerClient(
-  (msg) => {
-    busy(msg.progress);
-    hook.progress.push(msg.progress);
-    if (hook.progress.length > 500) hook.progress.shift();
-    if (msg.total) {
-      el.progress.hidden = false;
-      el.progress.value = (msg.done ?? 0) / msg.total;
-    }
-  },
-  (stoppable) => {
-    el.cancel.hidden = stoppable === 0;
-    if (stoppable === 0) el.progress.hidden = true;
-  },
+const worker = new WorkerClient<VolumeRequest, VolumeReply, VolumeProgress>(
+  () => new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' }),
+  'the volume worker',
 );
-const call = (request: VolumeRequest, transfer: Transferable[] = []) => client.call(request, transfer);
+
+const status = new StatusLine({ text: el.statusText, spinner: el.spinner, progress: el.progress });
+
+/** What the status line says while a request runs. */
+const LABELS: Record<VolumeRequest['type'], string | null> = {
+  init: 'starting',
+  'load-model': 'loading the model',
+  'load-volume': 'reading the volume',
+  predict: 'predicting',
+  explain: 'explaining',
+  'set-patch': 'setting the patch',
+  'set-overlap': 'setting the overlap',
+  cancel: null,
+};
+
+/** Predictions and questions in flight (what Cancel can stop). */
+let stoppable = 0;
+function countStoppable(delta: number): void {
+  stoppable += delta;
+  el.cancel.hidden = stoppable === 0;
+}
+
+/** One request to the worker, its progress on the status line; a prediction or question shows Cancel while it runs. */
+async function call(request: VolumeRequest, transfer: Transferable[] = []): Promise<VolumeReply> {
+  const counted = request.type === 'predict' || request.type === 'explain';
+  const label = LABELS[request.type];
+  const task = label === null ? null : status.begin(label);
+  if (counted) countStoppable(+1);
+  const onProgress = (p: VolumeProgress) => {
+    task?.update(p.text, p.total ? (p.done ?? 0) / p.total : undefined);
+    hook.progress.push(p.text);
+    if (hook.progress.length > 500) hook.progress.shift();
+  };
+  try {
+    return await worker.call(request, { onProgress, transfer });
+  } finally {
+    if (counted) countStoppable(-1);
+    task?.end();
+  }
+}
 
 // ---------------------------------------------------------------- state
 
@@ -98,6 +131,10 @@ const state = {
   asked: 0,
   /** The region of the answer on the screen (a cancelled question leaves it). */
   shownRegion: null as VolumeRegion | null,
+  /** The sliding windows' overlap the worker has. */
+  overlap: 0.5,
+  /** The volume methods with a negative map (from the worker). */
+  negativeMethods: [] as string[],
 };
 
 const panels = {} as Record<View, SlicePanel>;
@@ -110,13 +147,8 @@ for (const view of VIEWS)
 
 // ---------------------------------------------------------------- status
 
-function busy(text: string): void {
-  el.spinner.hidden = false;
-  el.statusText.textContent = text;
-}
 function idle(text = 'ready'): void {
-  el.spinner.hidden = true;
-  el.statusText.textContent = text;
+  status.idle(text);
 }
 function showError(err: unknown): void {
   const message = err instanceof Error ? err.message : String(err);
@@ -182,14 +214,15 @@ function fillModelControls(info: VolumeModelInfo): void {
   for (let c = 0; c < info.classCount; c++) el.classSelect.add(new Option(className(c), String(c)));
 }
 
-/** The method list is the library's (VOLUME_METHODS, sent by the worker). */
-function fillMethods(methods: string[], wanted: string | null): void {
+/** The method list is the library's (VOLUME_METHODS, sent by the worker); the option fields follow the method. */
+function fillMethods(methods: string[], negativeMethods: string[], wanted: string | null): void {
   el.methodSelect.replaceChildren(...methods.map((m) => new Option(m, m, false, m === 'seg-grad-cam')));
   if (wanted && methods.includes(wanted)) el.methodSelect.value = wanted;
+  state.negativeMethods = negativeMethods;
+  syncOptionFields(el.methodSelect.value, negativeMethods);
 }
 
 async function loadModel(source: VolumeSource | LayersFiles): Promise<void> {
-  busy('loading the model');
   const transfer =
     source.kind === 'bytes'
       ? [source.bytes.buffer as ArrayBuffer]
@@ -206,7 +239,6 @@ async function loadModel(source: VolumeSource | LayersFiles): Promise<void> {
 }
 
 async function loadVolume(source: VolumeSource | SliceFiles | { kind: 'current' }): Promise<void> {
-  busy('reading the volume');
   const intensity = el.intensity.value as Intensity;
   const transfer =
     source.kind === 'bytes'
@@ -262,6 +294,7 @@ function clearAnswer(): void {
   state.region = null;
   state.shownRegion = null;
   names();
+  el.timing.textContent = '';
   el.answer.textContent = state.model && state.volume ? 'Click a voxel on any view.' : 'Open a 3-D model and a volume.';
   redraw();
 }
@@ -345,10 +378,16 @@ async function ask(region: VolumeRegion, classId?: number): Promise<void> {
   const t0 = performance.now();
   state.region = region;
   el.views.classList.add('stale');
-  busy('explaining');
   redraw();
-  const params: ExplainVolumeParams = { region, classId, layer: el.layerSelect.value || undefined, method: el.methodSelect.value };
   try {
+    const method = el.methodSelect.value;
+    const params: ExplainVolumeParams = {
+      region,
+      classId,
+      layer: el.layerSelect.value || undefined,
+      method,
+      methodOptions: readMethodOptions(method),
+    };
     if (!state.prediction) await predict();
     if (n !== state.asked) return;
     const reply = await call({ type: 'explain', params });
@@ -367,13 +406,21 @@ async function ask(region: VolumeRegion, classId?: number): Promise<void> {
     const runs = a.sliding
       ? `${a.sliding.touched} of ${a.sliding.total} sliding-window patches run forward + backward (${a.sliding.skipped} do not touch M)`
       : 'one fused forward + backward run';
-    el.timing.textContent = `${wallMs.toFixed(0)} ms click to heatmap (worker ${a.ms.toFixed(0)} ms: ${runs}${a.cached ? '; prediction cached' : ''})`;
+    const more = a.forwardRuns > 0 ? ` + ${a.forwardRuns} forward runs` : '';
+    el.timing.textContent = `${wallMs.toFixed(0)} ms click to heatmap (worker ${a.ms.toFixed(0)} ms: ${runs}${more}${a.cached ? '; prediction cached' : ''})`;
     updateUrl();
     idle();
   } catch (err) {
     if (n === state.asked) el.views.classList.remove('stale');
     showError(err);
   }
+}
+
+/** The shown question again (after a change of class, layer, method, option or overlap). */
+function reask(): Promise<void> {
+  const r = state.region;
+  if (!r) return Promise.resolve();
+  return ask(r, r.kind === 'class' ? (fixedClass() ?? state.answer?.classId) : fixedClass());
 }
 
 function describe(r: VolumeRegion): string {
@@ -418,6 +465,30 @@ async function applyPatch(): Promise<void> {
 }
 
 /**
+ * A new overlap for the sliding windows: the worker predicts the volume again with it and the shown
+ * question is asked again. A value out of [0.5, 1) is refused with a message, the old one kept.
+ */
+async function applyOverlap(): Promise<void> {
+  try {
+    const overlap = parseOverlap(el.overlap.value);
+    if (overlap === state.overlap) return;
+    await call({ type: 'set-overlap', overlap });
+    state.overlap = overlap;
+    state.prediction = null;
+    state.labels = null;
+    if (state.region) await reask();
+    else if (state.model && state.volume) {
+      await predict();
+      updateUrl();
+      idle(state.prediction ? 'ready' : 'cancelled');
+    }
+  } catch (err) {
+    el.overlap.value = String(state.overlap);
+    showError(err);
+  }
+}
+
+/**
  * Cancel: the worker stops the running prediction or question before its next patch run; the
  * answer on the screen stays (with its region) and the status says it was cancelled.
  */
@@ -443,6 +514,8 @@ function updateUrl(): void {
   if (state.answer && state.model && state.answer.layer !== state.model.bottleneck) q.set('layer', state.answer.layer);
   if (el.methodSelect.value !== 'seg-grad-cam') q.set('method', el.methodSelect.value);
   if (el.patch.value.trim()) q.set('patch', el.patch.value.trim());
+  if (state.overlap !== 0.5) q.set('overlap', String(state.overlap));
+  optionParams(el.methodSelect.value, q);
   history.replaceState(null, '', `${location.pathname}?${q.toString()}`);
 }
 
@@ -453,11 +526,10 @@ el.files.addEventListener('change', () => {
   el.files.value = '';
   if (files.length > 0) void openFiles(files);
 });
-for (const s of [el.layerSelect, el.classSelect, el.methodSelect]) {
-  s.addEventListener('change', () => {
-    if (state.region) void ask(state.region, state.region.kind === 'class' ? (fixedClass() ?? state.answer?.classId) : fixedClass());
-  });
-}
+el.methodSelect.addEventListener('change', () => syncOptionFields(el.methodSelect.value, state.negativeMethods));
+for (const s of [el.layerSelect, el.classSelect, el.methodSelect, ...optionFieldIds().map((id) => $<HTMLInputElement>(id))])
+  s.addEventListener('change', () => void reask());
+el.overlap.addEventListener('change', () => void applyOverlap());
 el.intensity.addEventListener('change', () => {
   // The worker keeps the volume as read: the new option applies to it.
   void loadVolume({ kind: 'current' })
@@ -484,11 +556,17 @@ async function boot(): Promise<void> {
   if (intensity && [...el.intensity.options].some((o) => o.value === intensity)) el.intensity.value = intensity;
   try {
     const init = await call({ type: 'init', ortWasmBase: absolute(ORT_WASM_DIR) });
-    if (init.type === 'init') fillMethods(init.methods, q.get('method'));
+    applyOptionParams(q);
+    if (init.type === 'init') fillMethods(init.methods, init.negativeMethods, q.get('method'));
     const patch = q.get('patch');
     if (patch) {
       el.patch.value = patch;
       await call({ type: 'set-patch', patch: parsePatch(patch) });
+    }
+    const overlap = q.get('overlap');
+    if (overlap) {
+      el.overlap.value = overlap;
+      await applyOverlap();
     }
     await loadModel({ kind: 'url', url: absolute(q.get('model') ?? sampleUrl(DEFAULT_VOLUME_SAMPLE.model)) });
     await loadVolume({ kind: 'url', url: absolute(q.get('volume') ?? sampleUrl(DEFAULT_VOLUME_SAMPLE.volume)) });

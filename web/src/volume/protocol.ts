@@ -3,9 +3,11 @@
  * [D, H, W] Float32Arrays in C order (the NIfTI data order, docs/volumes.md) and travel as
  * transferables.
  */
+import type { MethodOptions } from '../../../src/methods/index.js';
 import type { Dims3, VolumeRegion, Voxel } from '../../../src/volume/regions.js';
 import type { VolumeLayer } from '../../../src/volume/onnx-volume.js';
 import type { LayersFiles } from './layers-volume.js';
+import type { RequestEnvelope, WorkerEnvelope } from '../worker-envelope.js';
 
 /** Where a model or a volume comes from: a URL (relative to the page) or a file's bytes. */
 export type VolumeSource = { kind: 'url'; url: string } | { kind: 'bytes'; bytes: Uint8Array; name: string };
@@ -77,6 +79,8 @@ export interface VolumeAnswer {
    * null for one run.
    */
   sliding: { total: number; touched: number; skipped: number; forwardRuns: number } | null;
+  /** Forward-only runs the question needed besides the kept prediction (Score-CAM's masked volumes, say). */
+  forwardRuns: number;
   /** The CAM on the volume grid [D, H, W] (nearest), not normalised: what the views draw (divided by its maximum). */
   heat: Float32Array;
   /** M on the logits grid (the volume grid with sliding windows). */
@@ -94,6 +98,8 @@ export interface ExplainVolumeParams {
   layer?: string;
   /** A method of VOLUME_METHODS (default seg-grad-cam). */
   method?: string;
+  /** The method's options (the library's VolumeExplainOptions.methodOptions; the defaults when absent). */
+  methodOptions?: MethodOptions;
 }
 
 export type VolumeRequest =
@@ -105,31 +111,36 @@ export type VolumeRequest =
   | { type: 'explain'; params: ExplainVolumeParams }
   /** The patch a model with free input sizes is built at (null: the volume's size, one run). */
   | { type: 'set-patch'; patch: Dims3 | null }
+  /** The overlap of neighbouring sliding windows (0.5 ≤ f < 1; 0.5 until set): the next prediction runs with it. */
+  | { type: 'set-overlap'; overlap: number }
   | { type: 'cancel' };
 
 export type VolumeReply =
-  /** `methods`: the library's VOLUME_METHODS (the page lists them; new ones appear by themselves). */
-  | { type: 'init'; methods: string[] }
+  /** `methods`: the library's VOLUME_METHODS (the page lists them; new ones appear by themselves); `negativeMethods`: those with a negative map. */
+  | { type: 'init'; methods: string[]; negativeMethods: string[] }
   | { type: 'load-model'; info: VolumeModelInfo }
   | { type: 'load-volume'; info: VolumeInfo }
   | { type: 'predict'; prediction: VolumePrediction }
   | { type: 'explain'; answer: VolumeAnswer }
   | { type: 'set-patch' }
+  | { type: 'set-overlap' }
   | { type: 'cancel' }
   /** A newer question came: this one stopped (before its run or between two patch runs). */
   | { type: 'superseded' }
   /** Cancel stopped this prediction or question (before its run or between two patch runs). */
   | { type: 'cancelled' };
 
-export type VolumeWorkerMessage =
-  | { id: number; ok: true; reply: VolumeReply }
-  | { id: number; ok: false; error: { message: string; code?: string } }
-  /** `done`/`total`: sliding-window patches run so far (with `stage`), for the progress bar. */
-  | { id: number; progress: string; done?: number; total?: number };
-
-export interface VolumeWorkerRequest {
-  id: number;
-  request: VolumeRequest;
+/** A progress message: what runs; `done`/`total`: sliding-window patches run so far (with `stage`), for the progress bar. */
+export interface VolumeProgress {
+  text: string;
+  done?: number;
+  total?: number;
 }
+
+/** Worker → page envelope. */
+export type VolumeWorkerMessage = WorkerEnvelope<VolumeReply, VolumeProgress>;
+
+/** Page → worker envelope. */
+export type VolumeWorkerRequest = RequestEnvelope<VolumeRequest>;
 
 export type { Dims3, LayersFiles, Voxel, VolumeRegion };

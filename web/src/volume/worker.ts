@@ -12,6 +12,7 @@ import { decodeNifti } from '../../../src/io/nifti.js';
 import { defaultVolumeLayer } from '../../../src/volume/explain.js';
 import { clipPercentiles, zScore } from '../../../src/volume/intensity.js';
 import { VOLUME_METHODS } from '../../../src/volume/methods.js';
+import { hasNegativeMap } from '../../../src/methods/index.js';
 import { openVolumeModel, volumeModelInputDims } from '../../../src/volume/explain-grid.js';
 import type { OnnxVolumeModel } from '../../../src/volume/onnx-volume.js';
 import { ortWeb } from '../onnx-model.js';
@@ -50,6 +51,8 @@ let modelBuiltFor: string | null = null;
 let modelFree = false;
 /** The patch for a model with free input sizes (null: the volume's size). */
 let patch: Dims3 | null = null;
+/** The overlap of neighbouring sliding windows (the library's default until the page sets it). */
+let overlap = 0.5;
 const buildKey = (dims: Dims3) => `${dims.join('x')}/${patch?.join('x') ?? ''}`;
 let volume: { data: Float32Array; dims: Dims3 } | null = null;
 /** The volume as read (before the intensity option). */
@@ -126,7 +129,7 @@ const questionCheck = (id: number, since: number) => () => {
 const patchProgress =
   (id: number): OnPatch =>
   (done, total, stage) =>
-    send({ id, progress: `${stage === 'predict' ? 'predicting' : 'explaining'}: patch ${done} of ${total}`, done, total });
+    send({ id, progress: { text: `${stage === 'predict' ? 'predicting' : 'explaining'}: patch ${done} of ${total}`, done, total } });
 
 async function handle(id: number, req: VolumeRequest, since: number): Promise<VolumeReply> {
   switch (req.type) {
@@ -134,10 +137,10 @@ async function handle(id: number, req: VolumeRequest, since: number): Promise<Vo
       ortWasmBase = req.ortWasmBase;
       // The non-Seg-Grad-CAM methods compute their maps in TF.js: its cpu kernels, as in Node.
       await tf.setBackend('cpu');
-      return { type: 'init', methods: [...VOLUME_METHODS] };
+      return { type: 'init', methods: [...VOLUME_METHODS], negativeMethods: VOLUME_METHODS.filter(hasNegativeMap) };
     case 'load-model': {
       const t0 = performance.now();
-      send({ id, progress: 'loading the model' });
+      send({ id, progress: { text: 'loading the model' } });
       const src = req.source;
       if (src.kind === 'layers' || (src.kind === 'url' && isLayersUrl(src.url))) {
         const built = await loadLayersVolumeModel(src);
@@ -157,7 +160,7 @@ async function handle(id: number, req: VolumeRequest, since: number): Promise<Vo
       return { type: 'load-model', info: modelInfo(next.name, built, performance.now() - t0) };
     }
     case 'load-volume': {
-      send({ id, progress: 'reading the volume' });
+      send({ id, progress: { text: 'reading the volume' } });
       const read = req.source.kind === 'current' ? stored : await readVolume(req.source);
       if (!read) throw new SegGradCamError('no volume is loaded', 'image');
       stored = read;
@@ -177,6 +180,12 @@ async function handle(id: number, req: VolumeRequest, since: number): Promise<Vo
     case 'set-patch':
       patch = req.patch;
       return { type: 'set-patch' };
+    case 'set-overlap':
+      // The library's explain-volume takes 0.5 ≤ f < 1 (the page checks it first, with the same words).
+      if (!(req.overlap >= 0.5 && req.overlap < 1)) throw new SegGradCamError(`overlap ${req.overlap}: give a number in [0.5, 1)`, 'usage');
+      if (req.overlap !== overlap) cache = null;
+      overlap = req.overlap;
+      return { type: 'set-overlap' };
     case 'cancel':
       return { type: 'cancel' };
   }
@@ -290,8 +299,8 @@ async function predict(id: number, since: number): Promise<VolumePrediction> {
   const { m, rebuilt } = await currentModel();
   const { data, dims } = volume as { data: Float32Array; dims: Dims3 };
   if (!cache || cache.model !== m || cache.data !== data) {
-    send({ id, progress: 'predicting' });
-    const p = await predictVolume(stoppable(m, cancelCheck(since)), data, dims, patchProgress(id));
+    send({ id, progress: { text: 'predicting' } });
+    const p = await predictVolume(stoppable(m, cancelCheck(since)), data, dims, overlap, patchProgress(id));
     cache = { ...p, model: m, data };
   }
   const counts = new Array<number>(m.logitsDims[1]).fill(0);
@@ -312,8 +321,15 @@ async function explain(id: number, params: ExplainVolumeParams, since: number): 
   await predict(id, since);
   const { m } = await currentModel();
   const { data, dims } = volume as { data: Float32Array; dims: Dims3 };
-  send({ id, progress: 'explaining' });
-  const x = await explainQuestion(stoppable(m, questionCheck(id, since)), data, dims, cache as Prediction, params, patchProgress(id));
+  send({ id, progress: { text: 'explaining' } });
+  const x = await explainQuestion(
+    stoppable(m, questionCheck(id, since)),
+    data,
+    dims,
+    cache as Prediction,
+    { ...params, overlap },
+    patchProgress(id),
+  );
   return { ...x, ms: performance.now() - t0, cached };
 }
 
