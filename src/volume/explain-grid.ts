@@ -20,9 +20,16 @@ import {
 } from './explain.js';
 import { checkVolumeMethod } from './methods.js';
 import { OnnxVolumeModel } from './onnx-volume.js';
-import { volumeRegionMask, type Dims3 } from './regions.js';
+import { volumeRegionMask, type Dims3, type VolumeRegion } from './regions.js';
 import { inputAttributionMap, isInputMethod } from './input-attribution.js';
-import { assembleInputGradient, predictSlidingWindow, slidingWindowGradient, type SlidingWindowOptions } from './sliding-window.js';
+import {
+  assembleInputGradient,
+  patchScore,
+  predictSlidingWindow,
+  slidingWindowGradient,
+  type SlidingWindowOptions,
+  type SparseCotangent,
+} from './sliding-window.js';
 
 /** The model input's sizes [batch, C, D, H, W] as declared: a number, or null where the size is free. */
 export function volumeModelInputDims(bytes: Uint8Array): Array<number | null> {
@@ -153,13 +160,16 @@ export async function explainVolumeGrid(
   }
   const t1 = performance.now();
   const { mask, classId } = resolveVolumeRegion(options.region, options.classId, logits, k, dims, dims);
-  const cotangent = volumeCotangent({ ...options, method }, mask, classId, k, logits);
+  // S = Σ_M y^c: M's entries of the class (|M| of K·V, nothing volume-sized); Finer-CAM's objective is dense.
+  const cotangent =
+    method === 'finer-cam'
+      ? volumeCotangent({ ...options, method }, mask, classId, k, logits)
+      : maskCotangent(mask, classId, dims, options.region);
   if (isInputMethod(method)) {
     // ∂S/∂x of the blended S: the touched patches' input gradients summed in place.
     const g = await slidingWindowGradient(model, volume, dims, 'input', cotangent, options);
     let score = 0;
-    for (const p of g.patches)
-      if (p.logits && p.cotangent) for (let i = 0; i < p.cotangent.length; i++) score += p.cotangent[i] * p.logits[i];
+    for (const p of g.patches) score += patchScore(p);
     const map = inputAttributionMap(
       method,
       volume,
@@ -202,4 +212,48 @@ export async function explainVolumeGrid(
     patches: { total: r.patches.length + r.skipped, touched: r.patches.length, skipped: r.skipped, predicted },
     timings: { predictMs: t1 - t0, explainMs: t2 - t1, totalMs: t2 - t0 },
   };
+}
+
+/** The voxels a voxel, voxel-list or box region can reach ([lo, hi], inclusive), null for the other kinds (M anywhere). */
+function regionBounds(region: VolumeRegion): [Dims3, Dims3] | null {
+  const pts: number[][] =
+    region.kind === 'voxel'
+      ? [region.voxel]
+      : region.kind === 'voxels'
+        ? region.voxels
+        : region.kind === 'box'
+          ? [region.box.slice(0, 3), region.box.slice(3, 6)]
+          : [];
+  if (pts.length === 0) return null;
+  const lo: Dims3 = [Infinity, Infinity, Infinity];
+  const hi: Dims3 = [-Infinity, -Infinity, -Infinity];
+  for (const p of pts)
+    for (let a = 0; a < 3; a++) {
+      lo[a] = Math.min(lo[a], p[a]);
+      hi[a] = Math.max(hi[a], p[a]);
+    }
+  return [lo, hi];
+}
+
+/**
+ * The cotangent M × the class one-hot over the blended logits [K, D, H, W] (what volumeCotangent builds
+ * densely) as its entries: M's voxels, found inside the region's bounds when it has them.
+ */
+function maskCotangent(mask: Float32Array, classId: number, dims: Dims3, region: VolumeRegion): SparseCotangent {
+  const [D, H, W] = dims;
+  const n = D * H * W;
+  const b = regionBounds(region);
+  const [lo, hi] = b
+    ? [b[0].map((x) => Math.max(0, x)), b[1].map((x, a) => Math.min(dims[a] - 1, x))]
+    : [
+        [0, 0, 0],
+        [D - 1, H - 1, W - 1],
+      ];
+  const index: number[] = [];
+  for (let d = lo[0]; d <= hi[0]; d++)
+    for (let h = lo[1]; h <= hi[1]; h++) {
+      const row = (d * H + h) * W;
+      for (let w = lo[2]; w <= hi[2]; w++) if (mask[row + w] !== 0) index.push(classId * n + row + w);
+    }
+  return { index: Int32Array.from(index), value: Float32Array.from(index, (i) => mask[i - classId * n]) };
 }

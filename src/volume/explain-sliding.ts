@@ -13,17 +13,27 @@
  * patches with the same Gaussian weights as the logits, then ReLU. Voxels no touched patch
  * covers get 0.
  *
+ * The blend: ./blend-cam.ts (on the touched patches' bounding box only, bit-identical to a blend
+ * over the whole volume).
+ *
  * Other methods (options.method, src/volume/methods.ts) follow the same rule: the method sees the
  * cells of every touched patch side by side as one set of positions (for Seg-Grad-CAM that is the
  * α above), its map before the ReLU is blended as above, then ReLU.
  */
 import { SegGradCamError } from '../errors.js';
 import type { MethodOptions } from '../methods/index.js';
+import { blendPatchMaps } from './blend-cam.js';
 import { gradientFreeWeights, isGradientFree, weightedMap } from './gradient-free.js';
 import { checkVolumeMethod, volumeCam } from './methods.js';
 import type { OnnxVolumeModel } from './onnx-volume.js';
 import type { Dims3 } from './regions.js';
-import { gaussianImportance, slidingWindowGradient, type SlidingWindowOptions } from './sliding-window.js';
+import {
+  gaussianImportanceCached,
+  patchScore,
+  slidingWindowGradient,
+  type SlidingWindowOptions,
+  type SparseCotangent,
+} from './sliding-window.js';
 
 export interface SlidingExplanation {
   /** [C] */
@@ -38,6 +48,8 @@ export interface SlidingExplanation {
   weights?: Float32Array | null;
   /** S = Σ cot · Y over the blended logits, from the touched patches (the only ones that cover M). */
   score?: number;
+  /** The box of the volume the touched patches cover (start, size [d, h, w]): `cam` is 0 outside it. */
+  extent?: { start: Dims3; size: Dims3 };
 }
 
 export interface SlidingExplainOptions extends SlidingWindowOptions {
@@ -51,7 +63,7 @@ export async function explainSlidingWindow(
   volume: Float32Array,
   dims: Dims3,
   layer: string,
-  cotangent: Float32Array,
+  cotangent: Float32Array | SparseCotangent,
   options: SlidingExplainOptions = {},
 ): Promise<SlidingExplanation> {
   const method = checkVolumeMethod(options.method ?? 'seg-grad-cam');
@@ -63,7 +75,6 @@ export async function explainSlidingWindow(
   const patch: Dims3 = [model.inputDims[2], model.inputDims[3], model.inputDims[4]];
   if (patch[0] % ld || patch[1] % lh || patch[2] % lw)
     throw new SegGradCamError(`the layer's grid [${ld}, ${lh}, ${lw}] does not divide the patch [${patch.join(', ')}]`, 'layer');
-  const f = [patch[0] / ld, patch[1] / lh, patch[2] / lw];
   const perPatch = r.patches.map((p) => {
     const a = new Float32Array(ch);
     for (let k = 0; k < ch; k++) {
@@ -74,8 +85,7 @@ export async function explainSlidingWindow(
     return a;
   });
   let score = 0;
-  for (const p of r.patches)
-    if (p.logits && p.cotangent) for (let i = 0; i < p.cotangent.length; i++) score += p.cotangent[i] * p.logits[i];
+  for (const p of r.patches) score += patchScore(p);
   let alpha = new Float32Array(ch);
   for (let k = 0; k < ch; k++) alpha[k] = perPatch.reduce((s, a) => s + a[k], 0) / perPatch.length;
   let methodWeights: Float32Array | null = alpha;
@@ -117,28 +127,23 @@ export async function explainSlidingWindow(
     alpha = m.weights ? Float32Array.from(m.weights) : new Float32Array(0);
   }
 
-  const weights = gaussianImportance(patch, options.sigmaScale ?? 1 / 8);
-  const V = dims[0] * dims[1] * dims[2];
-  const num = new Float64Array(V);
-  const den = new Float64Array(V);
-  for (const [i, p] of r.patches.entries()) {
+  const maps = r.patches.map((p, i) => {
     let lin = cellMaps?.[i];
     if (!lin) {
       lin = new Float64Array(n);
       for (let k = 0; k < ch; k++) for (let u = 0; u < n; u++) lin[u] += alpha[k] * p.activations[k * n + u];
     }
-    let q = 0;
-    for (let d = 0; d < patch[0]; d++)
-      for (let h = 0; h < patch[1]; h++)
-        for (let w = 0; w < patch[2]; w++, q++) {
-          const cell = (Math.floor(d / f[0]) * lh + Math.floor(h / f[1])) * lw + Math.floor(w / f[2]);
-          const v = ((p.start[0] + d) * dims[1] + p.start[1] + h) * dims[2] + p.start[2] + w;
-          num[v] += weights[q] * lin[cell];
-          den[v] += weights[q];
-        }
-  }
-  const cam = new Float32Array(V);
-  for (let v = 0; v < V; v++) if (den[v] > 0) cam[v] = Math.max(num[v] / den[v], 0);
+    return lin;
+  });
+  const weights = gaussianImportanceCached(patch, options.sigmaScale ?? 1 / 8);
+  const { cam, extent } = blendPatchMaps(
+    maps,
+    r.patches.map((p) => p.start),
+    [ld, lh, lw],
+    patch,
+    weights,
+    dims,
+  );
   return {
     alpha,
     cam,
@@ -146,5 +151,6 @@ export async function explainSlidingWindow(
     skipped: r.skipped,
     weights: methodWeights,
     score,
+    extent,
   };
 }

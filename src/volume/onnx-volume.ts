@@ -206,7 +206,7 @@ export class OnnxVolumeModel {
   async predict(x: Float32Array): Promise<Float32Array> {
     const session = await this.session('predict', () => this.analysis.model);
     const res = await session.run({ [this.inputName]: this.inputTensor(x) });
-    return Float32Array.from(res[this.logitsName].data as Float32Array);
+    return res[this.logitsName].data as Float32Array;
   }
 
   /**
@@ -225,11 +225,12 @@ export class OnnxVolumeModel {
       [this.inputName]: this.inputTensor(x),
       [COTANGENT]: new this.ort.Tensor('float32', cotangent, this.logitsDims),
     });
+    // ONNX Runtime's outputs are fresh arrays of this run (as the 2-D adapter relies on): no copies.
     return {
-      activations: Float32Array.from(res[ACTIVATION].data as Float32Array),
-      gradients: Float32Array.from(res[GRADIENT].data as Float32Array),
+      activations: res[ACTIVATION].data as Float32Array,
+      gradients: res[GRADIENT].data as Float32Array,
       shape: [...res[ACTIVATION].dims],
-      logits: Float32Array.from(res[this.logitsName].data as Float32Array),
+      logits: res[this.logitsName].data as Float32Array,
     };
   }
 

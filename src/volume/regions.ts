@@ -121,7 +121,9 @@ export function volumeRegionMask(region: VolumeRegion, ctx: VolumeRegionContext)
       m.fill(1);
       break;
   }
-  if (!m.some((v) => v !== 0)) throw new SegGradCamError(`the ${region.kind} region is empty`, 'region');
+  // A voxel, a voxel list (checked non-empty) or a box (checked ordered) marks at least one cell: no scan of the volume.
+  const cannotBeEmpty = region.kind === 'voxel' || region.kind === 'voxels' || region.kind === 'box';
+  if (!cannotBeEmpty && !m.some((v) => v !== 0)) throw new SegGradCamError(`the ${region.kind} region is empty`, 'region');
   return m;
 }
 

@@ -45,6 +45,43 @@ export function patchStarts(volume: Dims3, patch: Dims3, overlap = 0.5): Dims3[]
   return out;
 }
 
+/**
+ * S's cotangent over the blended logits [K, D, H, W] given by its non-zero entries: flat indices k·V + v in
+ * ascending order and their values. What a region's cotangent is (M × the class one-hot: |M| entries of a
+ * K·V array), so nothing volume-sized is built or scanned per explanation.
+ */
+export interface SparseCotangent {
+  index: Int32Array;
+  value: Float32Array;
+}
+
+/** The non-zero entries of a dense cotangent, in ascending order. */
+export function sparseCotangent(dense: Float32Array): SparseCotangent {
+  let count = 0;
+  for (let i = 0; i < dense.length; i++) if (dense[i] !== 0) count++;
+  const index = new Int32Array(count);
+  const value = new Float32Array(count);
+  for (let i = 0, j = 0; j < count; i++)
+    if (dense[i] !== 0) {
+      index[j] = i;
+      value[j++] = dense[i];
+    }
+  return { index, value };
+}
+
+/** gaussianImportance, the same map for every explanation of a grid: computed once per patch size and σ (read-only: not to be written). */
+const importanceCache = new Map<string, Float32Array>();
+export function gaussianImportanceCached(patch: Dims3, sigmaScale: number): Float32Array {
+  const key = `${patch.join(',')}:${sigmaScale}`;
+  let w = importanceCache.get(key);
+  if (!w) {
+    if (importanceCache.size >= 4) importanceCache.clear();
+    w = gaussianImportance(patch, sigmaScale);
+    importanceCache.set(key, w);
+  }
+  return w;
+}
+
 /** The Gaussian importance map of a patch ([d, h, w], C order), peak 1 at the centre (n − 1)/2. */
 export function gaussianImportance(patch: Dims3, sigmaScale = 1 / 8): Float32Array {
   const axis = patch.map((n) => {
@@ -80,6 +117,7 @@ interface Plan {
   classes: number;
   patch: Dims3;
   starts: Dims3[];
+  /** The importance map (cached: not to be written). */
   weights: Float32Array;
   /** Σ_p w(v − s_p) per voxel of the volume. */
   total: Float64Array;
@@ -99,7 +137,7 @@ function plan(model: OnnxVolumeModel, volume: Float32Array, dims: Dims3, options
   if (volume.length !== channels * n)
     throw new SegGradCamError(`a ${channels}-channel ${dims.join('x')} volume has ${channels * n} values, not ${volume.length}`, 'shape');
   const starts = patchStarts(dims, patch, options.overlap ?? 0.5);
-  const weights = gaussianImportance(patch, options.sigmaScale ?? 1 / 8);
+  const weights = gaussianImportanceCached(patch, options.sigmaScale ?? 1 / 8);
   const total = new Float64Array(withTotal ? n : 0);
   if (withTotal) for (const s of starts) forPatch(dims, s, patch, (v, u) => (total[v] += weights[u]));
   return { channels, classes, patch, starts, weights, total };
@@ -169,32 +207,48 @@ export interface PatchGradient {
   /** The patch's logits [1, K, pd, ph, pw] and the cotangent it was given (S = Σ_p Σ cotangent · logits). */
   logits?: Float32Array;
   cotangent?: Float32Array;
+  /** The indices of the cotangent's non-zero entries, ascending (S's terms without a pass over the zeros). */
+  entries?: Int32Array;
+}
+
+/** This patch's part of S = Σ cotangent · logits (summed in index order; 0 without logits or cotangent). */
+export function patchScore(p: PatchGradient): number {
+  let s = 0;
+  const { logits, cotangent, entries } = p;
+  if (!logits || !cotangent) return s;
+  if (entries) for (let j = 0; j < entries.length; j++) s += cotangent[entries[j]] * logits[entries[j]];
+  else for (let i = 0; i < cotangent.length; i++) s += cotangent[i] * logits[i];
+  return s;
 }
 
 /**
- * For S = Σ cot · Y over the blended logits (cot [K, D, H, W]: region mask × class one-hot), every
- * patch touching M with its layer's A and ∂S/∂A (one fused run each, the patch cotangent carrying
- * the blending weights); `skipped` counts the patches that do not touch M (no run at all).
+ * For S = Σ cot · Y over the blended logits (cot [K, D, H, W]: region mask × class one-hot, dense or as
+ * its non-zero entries), every patch touching M with its layer's A and ∂S/∂A (one fused run each, the
+ * patch cotangent carrying the blending weights); `skipped` counts the patches that do not touch M (no
+ * run at all). Only M's entries are visited: W = Σ_p w is computed at M's voxels, not over the volume.
  */
 export async function slidingWindowGradient(
   model: OnnxVolumeModel,
   volume: Float32Array,
   dims: Dims3,
   layer: string,
-  cotangent: Float32Array,
+  cotangent: Float32Array | SparseCotangent,
   options: SlidingWindowOptions = {},
 ): Promise<{ patches: PatchGradient[]; skipped: number; starts: Dims3[] }> {
   const p = plan(model, volume, dims, options, false);
   const n = dims[0] * dims[1] * dims[2];
-  if (cotangent.length !== p.classes * n)
+  if (ArrayBuffer.isView(cotangent) && cotangent.length !== p.classes * n)
     throw new SegGradCamError(`the cotangent has ${cotangent.length} values, the blended logits ${p.classes * n}`, 'shape');
+  const { index, value } = ArrayBuffer.isView(cotangent) ? sparseCotangent(cotangent) : cotangent;
+  if (index.length !== value.length) throw new SegGradCamError('a sparse cotangent needs one value per index', 'shape');
+  for (let j = 0; j < index.length; j++)
+    if (!(index[j] >= 0 && index[j] < p.classes * n) || (j > 0 && index[j] <= index[j - 1]))
+      throw new SegGradCamError(`a sparse cotangent's indices must rise within 0..${p.classes * n - 1}`, 'shape');
   const m = p.patch[0] * p.patch[1] * p.patch[2];
   const [, H, W] = dims;
   // The non-zero entries of the cotangent (M is usually small next to the volume), their voxels, and W there:
   // Σ_p w over the patches covering the voxel, summed in the order of the starts (as the prediction's blend does).
-  const entries: number[] = [];
-  for (let i = 0; i < cotangent.length; i++) if (cotangent[i] !== 0) entries.push(i);
-  const at = entries.map((i) => {
+  const at = Array.from(index, (i) => {
     const v = i % n;
     return [Math.floor(v / (H * W)), Math.floor(v / W) % H, v % W];
   });
@@ -206,25 +260,45 @@ export async function slidingWindowGradient(
     for (const s of p.starts) if (inside(s, x)) t += p.weights[local(s, x)];
     return t;
   });
+  // M's bounding box: a patch that misses it has no entry to look for.
+  const lo = [Infinity, Infinity, Infinity];
+  const hi = [-Infinity, -Infinity, -Infinity];
+  for (const x of at)
+    for (let a = 0; a < 3; a++) {
+      lo[a] = Math.min(lo[a], x[a]);
+      hi[a] = Math.max(hi[a], x[a]);
+    }
+  const meets = (s: Dims3) => [0, 1, 2].every((a) => s[a] <= hi[a] && s[a] + p.patch[a] > lo[a]);
   const patches: PatchGradient[] = [];
   let skipped = 0;
   let done = 0;
   for (const s of p.starts) {
     let c: Float32Array | null = null;
-    for (let j = 0; j < entries.length; j++) {
-      if (!inside(s, at[j])) continue;
-      c ??= new Float32Array(p.classes * m);
-      const u = local(s, at[j]);
-      const k = Math.floor(entries[j] / n);
-      c[k * m + u] = (cotangent[entries[j]] * p.weights[u]) / total[j];
-    }
+    const used: number[] = [];
+    if (meets(s))
+      for (let j = 0; j < index.length; j++) {
+        if (!inside(s, at[j])) continue;
+        c ??= new Float32Array(p.classes * m);
+        const u = local(s, at[j]);
+        const k = Math.floor(index[j] / n);
+        c[k * m + u] = (value[j] * p.weights[u]) / total[j];
+        used.push(k * m + u);
+      }
     if (!c) {
       skipped++;
       options.onPatch?.(++done, p.starts.length, 'gradient');
       continue;
     }
     const r = await model.gradient(cropPatch(volume, p.channels, dims, s, p.patch), layer, c);
-    patches.push({ start: s, activations: r.activations, gradients: r.gradients, shape: r.shape, logits: r.logits, cotangent: c });
+    patches.push({
+      start: s,
+      activations: r.activations,
+      gradients: r.gradients,
+      shape: r.shape,
+      logits: r.logits,
+      cotangent: c,
+      entries: Int32Array.from(used),
+    });
     options.onPatch?.(++done, p.starts.length, 'gradient');
   }
   return { patches, skipped, starts: p.starts };
