@@ -1,10 +1,10 @@
 /**
- * ROAD and the sanity checks on ONE model of the bias study, in its own process
- * (scripts/faithful/bias.ts runs the models two at a time):
+ * ROAD or the sanity checks on ONE model of the bias study, in its own process
+ * (scripts/faithful/bias-run.sh starts one per job; scripts/faithful/bias.ts pools them):
  *
  *   node --import tsx scripts/faithful/bias-model.ts DIR OUT.json OPTIONS-JSON
  *
- * OPTIONS-JSON: { roadTiles, sanityTiles, seeds, patchSize, randomOrders, steps, methods?, blocks?, skipRoad?, skipSanity? }.
+ * OPTIONS-JSON: BiasFaithfulOptions below; OUT.json is rewritten after every chunk of tiles.
  * Tiles: the bias study's held-out tiles (src/eval/bias-study-tiles.ts, index 3 000 000 on, data
  * seed 0): the bias digit on the bias texture; M = the digit's pixels, class = the bias class,
  * context (ROAD's context variant) = the background pixels. Every model sees the same tiles.
