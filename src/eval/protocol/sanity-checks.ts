@@ -70,6 +70,8 @@ export interface SanityStepResult {
   /** Re-initialised maps that were all zeros (not scored). */
   emptyRandomised: number;
   values: SimilarityValues;
+  /** The tile id of each scored pair, in the order of `values` (so results can be pooled per tile across models). */
+  pairTiles: number[];
   /** Means over the scored pairs (NaN entries, e.g. a flat HOG, skipped). */
   mean: Similarity;
   /** Bootstrap interval over tiles (pairs averaged over seeds per tile first) of the mean Spearman of the absolute maps. */
@@ -161,6 +163,7 @@ async function runnerUp(explainer: Explainer, tile: ProtocolTile): Promise<numbe
 class StepAccumulator {
   readonly values: SimilarityValues = { spearman: [], absSpearman: [], ssim: [], hog: [] };
   readonly perTile = new Map<number, number[]>();
+  readonly pairTiles: number[] = [];
   scored = 0;
   emptyRandomised = 0;
 
@@ -175,6 +178,7 @@ class StepAccumulator {
     this.values.absSpearman.push(s.absSpearman);
     this.values.ssim.push(s.ssim);
     this.values.hog.push(s.hog);
+    this.pairTiles.push(tile);
     const row = this.perTile.get(tile) ?? [];
     row.push(s.absSpearman);
     this.perTile.set(tile, row);
@@ -187,6 +191,7 @@ class StepAccumulator {
       scored: this.scored,
       emptyRandomised: this.emptyRandomised,
       values: v,
+      pairTiles: this.pairTiles,
       mean: { spearman: finiteMean(v.spearman), absSpearman: finiteMean(v.absSpearman), ssim: finiteMean(v.ssim), hog: finiteMean(v.hog) },
       absSpearmanCi:
         tileMeans.length > 0
