@@ -127,15 +127,14 @@ describe('layers and predict on a float16 file out of topological order (the sha
         const bytes = readFileSync(join(U2, file));
         const image = await readImageFile(join(U2, 'input.png'));
         const c = countingRuntime();
-        const explainer = new Explainer(await OnnxModelAdapter.create(bytes, c.ort));
+        const ad = await OnnxModelAdapter.create(bytes, c.ort);
+        const explainer = new Explainer(ad);
         try {
           const [runs, created] = [c.runs.length, c.created()];
           const got = (await explainer.predict(image, { keepPass: false })).labels;
           const { output } = explainer.adapter;
           assert.equal(c.created() - created, 1, 'one session');
-          assert.deepEqual(c.runs.slice(runs), [
-            { feeds: [explainer.adapter.inputName], elements: output.height * output.width * output.channels },
-          ]);
+          assert.deepEqual(c.runs.slice(runs), [{ feeds: [ad.inputName], elements: output.height * output.width * output.channels }]);
           // ONNX Runtime on the file as shipped, the same preprocessed input: p > 0.5 (one sigmoid channel).
           const { height, width, channels } = explainer.adapter.input;
           const x = imageToInput(image, height, width, channels);
