@@ -69,8 +69,21 @@ export class Explainer {
     return this.adapter.layers().map((l) => ({ ...l, bottleneck: l.name === this.bottleneck }));
   }
 
-  /** The prediction for an image (runs and caches the forward pass). */
-  async predict(image: RgbaImage): Promise<Prediction> {
+  /**
+   * The prediction for an image (runs and caches the forward pass). `keepPass: false`: one plain
+   * run of the model where the engine offers it (predictOutput), nothing cached for explanations.
+   */
+  async predict(image: RgbaImage, options: { keepPass?: boolean } = {}): Promise<Prediction> {
+    if (options.keepPass === false && this.adapter.predictOutput && !this.passes.has(image)) {
+      const { height, width, channels } = this.adapter.input;
+      const input = imageToInput(image, height, width, channels, this.options);
+      const logits = await this.adapter.predictOutput(input).finally(() => input.dispose());
+      try {
+        return this.predictionOf(logits);
+      } finally {
+        logits.dispose();
+      }
+    }
     const lease = await this.passes.acquire(image);
     lease.release();
     return lease.prediction;

@@ -184,6 +184,11 @@ export interface ModelAdapter {
   readonly notes?: readonly string[];
   /** Optional: how each layer is computed from the nearest other layers (the bottleneck choice reads it: ./bottleneck.ts). */
   layerLinks?(): ReadonlyMap<string, LayerLink[]>;
+  /**
+   * Optional: the logits predictions are read from ([1, H, W, C] or [1, C], the caller's), from one
+   * plain run of the model on a [1, H, W, C] input, nothing cached (ONNX: the file as shipped).
+   */
+  predictOutput?(input: tf.Tensor4D): Promise<tf.Tensor>;
   /** Runs the model once on a [1, H, W, C] float input and caches every activation (see GradientPrime for `prime`). */
   forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<ForwardPass>;
   /** The largest batch one model call takes (1 when a graph's signature fixes it); the batched calls below split larger batches. */

@@ -16,7 +16,8 @@ export function predictCommand(): Command {
       run(async () => {
         const { image } = await openImage(flags.image, flags.limitInputPixels);
         const { explainer } = await openExplainer(flags);
-        const p = await explainer.predict(image);
+        // One plain run of the model: nothing is explained after it.
+        const p = await explainer.predict(image, { keepPass: false });
         const labels = resizeLabelsNearest(p.labels, p.width, p.height, image.width, image.height);
         await writeFileAtomic(
           flags.out,

@@ -154,8 +154,8 @@ export class OnnxModelAdapter implements ModelAdapter {
     if (!outputName || !g.node.some((n) => n.output.includes(outputName)))
       throw new SegGradCamError(`unknown model output '${outputName ?? ''}'`, 'model');
 
-    // One probe run with every node output exposed: shapes, types, shape-arithmetic values.
-    const probe = await probeShapes(ort, model, input.name, nchw);
+    // Shapes, types, shape-arithmetic values: ONNX Runtime's shape inference, or one probe run.
+    const probe = await probeShapes(ort, model, input.name, nchw, options.shapes);
     // Token layers ([1, N, C]) get an in-line grid view (./tokens.ts).
     const viewed = withTokenViews(model, probe, { inputName: input.name, outputName, grid: options.grid });
     const analysis = new GraphAnalysis(viewed.model, viewed.probe, { inputName: input.name, outputName, opset });
@@ -223,6 +223,16 @@ export class OnnxModelAdapter implements ModelAdapter {
     const session = await this.sessions.predict();
     const res = await session.run({ [this.inputName]: this.inputTensor(input) });
     return res[PREDICT_OUTPUT].data as Float32Array;
+  }
+
+  /** The logits predictions are read from (NHWC), from one run of the predict session (the file as shipped); nothing cached. */
+  async predictOutput(input: tf.Tensor4D): Promise<tf.Tensor> {
+    this.check();
+    const session = await this.sessions.predict();
+    const res = await session.run({ [this.inputName]: this.inputTensor(input) });
+    const v = this.logitsNhwc(res[PREDICT_OUTPUT].data as Float32Array);
+    const o = this.output;
+    return o.kind === 'map' ? tf.tensor4d(v, [1, o.height, o.width, o.channels]) : tf.tensor2d(v, [1, o.channels]);
   }
 
   async forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<OnnxForwardPass> {

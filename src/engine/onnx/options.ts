@@ -49,6 +49,12 @@ export interface OnnxAdapterOptions {
    * token), when the model's own maps do not settle it (./tokens.ts).
    */
   grid?: [number, number];
+  /**
+   * How the shapes of the model's tensors are learnt at load: 'infer' (default: ONNX Runtime's
+   * shape inference, the model is not run; the probe where that leaves a shape unknown) or
+   * 'probe' (one run of the model on zeros). See ./infer-shapes.ts.
+   */
+  shapes?: 'infer' | 'probe';
 }
 
 /** The default cacheBytes: 256 MiB. */

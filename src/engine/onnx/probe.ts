@@ -11,6 +11,7 @@
  */
 import type { InferenceSession } from 'onnxruntime-common';
 import { ORT_TYPES, type ProbedTensor } from './analysis.js';
+import { inferShapes } from './infer-shapes.js';
 import { DEFAULT_SESSION_OPTIONS, type OrtRuntime } from './options.js';
 import { runtimeError } from './prepare.js';
 import { DataType, defaultOpset, encodeModel, type ModelProto, type NodeProto } from './proto.js';
@@ -21,6 +22,24 @@ const SMALL = 64;
 const PREFIX = 'sgc/probe/';
 
 export async function probeShapes(
+  ort: OrtRuntime,
+  model: ModelProto,
+  inputName: string,
+  dims: number[],
+  how: 'infer' | 'probe' = 'infer',
+): Promise<Map<string, ProbedTensor>> {
+  const tensors = nodeOutputs(model);
+  // ONNX Runtime's shape inference first: no run of the model at all (./infer-shapes.ts).
+  const inferred = how === 'infer' ? await inferShapes(ort, model, tensors, inputName, dims).catch(() => null) : null;
+  if (inferred) {
+    inferred.set(inputName, { dims, dataType: DataType.FLOAT });
+    return inferred;
+  }
+  return probeByRunning(ort, model, inputName, dims);
+}
+
+/** The same from one run of the model on zeros (the lean probe, or the full one where that does not run). */
+export async function probeByRunning(
   ort: OrtRuntime,
   model: ModelProto,
   inputName: string,
@@ -41,7 +60,7 @@ export async function probeShapes(
 }
 
 /** Every node output, the graph's outputs first (as the full probe lists them). */
-function nodeOutputs(model: ModelProto): string[] {
+export function nodeOutputs(model: ModelProto): string[] {
   const g = model.graph;
   const names = new Set(g.output.map((o) => o.name));
   for (const n of g.node) for (const o of n.output) if (o) names.add(o);
