@@ -6,7 +6,7 @@ import { before, describe, test } from 'node:test';
 import { Explainer } from '../src/explain.js';
 import { LayersModelAdapter } from '../src/engine/tfjs-layers/adapter.js';
 import type { ProtocolTile } from '../src/eval/protocol/attribution.js';
-import { runSanityChecks, type SanityResult } from '../src/eval/protocol/sanity-checks.js';
+import { runSanityChecks, verdictOf, type SanityResult } from '../src/eval/protocol/sanity-checks.js';
 import { mergeSeedRuns, mergeTileChunks, poolSanity, tileMeans } from '../src/eval/protocol/sanity-models.js';
 import { randomImage, useCpu } from './helpers/setup.js';
 import { tinyUnet } from './helpers/tiny-unet.js';
@@ -89,4 +89,12 @@ describe('pooling sanity runs', () => {
     assert.ok(Math.abs(p.conditions[0].cascading[1].similarity.spearman.estimate - want) < 1e-12);
     explainer.dispose();
   });
+});
+
+test('the sanity verdict fails a strong correlation of either sign (an inverted map still follows the image)', () => {
+  assert.equal(verdictOf(0.49, 0.5), 'pass');
+  assert.equal(verdictOf(-0.49, 0.5), 'pass');
+  assert.equal(verdictOf(0.5, 0.5), 'fail');
+  assert.equal(verdictOf(-0.534, 0.5), 'fail');
+  assert.equal(verdictOf(Number.NaN, 0.5), 'undetermined');
 });

@@ -222,7 +222,7 @@ function sanityChart(s: PooledSanity, mode: 'cascading' | 'independent', measure
 if (sanity) {
   md.push('## Sanity checks (part 6)', '');
   md.push(
-    `A method **fails** when its mean Spearman of |maps| stays ≥ ${sanity.threshold} with every block re-initialised (its map follows the image, not the weights), or between the maps of class 3 and of the runner-up class over the same M (logit test). Empty maps are counted apart and never scored. Values are means over the scored (tile, seed) pairs, averaged per tile first. Every method here returns a non-negative map (the CAMs and gradient × input are ReLU'd, saliency is |∂S/∂x|), so the signed and absolute Spearman coincide.`,
+    `A method **fails** when its mean Spearman of |maps| stays ≥ ${sanity.threshold} in magnitude (an inverted map, ρ ≤ −${sanity.threshold}, still follows the image) with every block re-initialised (its map follows the image, not the weights), or between the maps of class 3 and of the runner-up class over the same M (logit test). Empty maps are counted apart and never scored. Values are means over the scored (tile, seed) pairs, averaged per tile first. Every method here returns a non-negative map (the CAMs and gradient × input are ReLU'd, saliency is |∂S/∂x|), so the signed and absolute Spearman coincide.`,
     '',
     '| method | verdict (cascade / logit) | empty on trained (tiles) | all blocks re-initialised: Spearman of \\|maps\\| | Spearman (signed) | SSIM | HOG | empty after | logit test: Spearman of \\|maps\\| | logit SSIM |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',

@@ -8,7 +8,8 @@
  * all-zero map has no ranking: such pairs are counted apart and never scored. The logit test
  * explains another class over the same M with the trained model: the map must differ. A condition
  * FAILS the cascading check when, with every block of the cascade re-initialised, its mean
- * absolute Spearman is still ≥ the threshold (its map follows the image, not the weights).
+ * absolute Spearman is still ≥ the threshold in magnitude (its map follows the image, not the
+ * weights; a map that turned into its own negative ranking, ρ ≤ −threshold, follows it too).
  */
 import type * as tf from '@tensorflow/tfjs';
 import { hash32 } from '../../data/prng.js';
@@ -91,9 +92,9 @@ export interface SanityConditionResult {
   /** The logit test: the map for another class over the same M against the map for the class. */
   logit: (Omit<SanityStepResult, 'block' | 'layers'> & { otherClasses: number[] }) | null;
   verdict: {
-    /** Mean Spearman of the absolute maps with every cascade block re-initialised < threshold. */
+    /** |Mean Spearman of the absolute maps| with every cascade block re-initialised < threshold. */
     cascading: Verdict;
-    /** Mean Spearman of the absolute maps between the two classes' maps < threshold. */
+    /** |Mean Spearman of the absolute maps| between the two classes' maps < threshold. */
     logit: Verdict;
     reason: string;
   };
@@ -205,9 +206,10 @@ class StepAccumulator {
   }
 }
 
-function verdictOf(mean: number, threshold: number): Verdict {
+/** Fails a mean correlation of either sign at or past the threshold: an inverted map still follows the image. */
+export function verdictOf(mean: number, threshold: number): Verdict {
   if (!Number.isFinite(mean)) return 'undetermined';
-  return mean < threshold ? 'pass' : 'fail';
+  return Math.abs(mean) < threshold ? 'pass' : 'fail';
 }
 
 /**

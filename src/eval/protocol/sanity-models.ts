@@ -8,7 +8,7 @@
 import { SegGradCamError } from '../../errors.js';
 import type { Interval } from '../bootstrap.js';
 import { pooledMean, type PooledOptions } from './road-models.js';
-import type { SanityResult, SanityStepResult, SimilarityValues, Verdict } from './sanity-checks.js';
+import { verdictOf, type SanityResult, type SanityStepResult, type SimilarityValues, type Verdict } from './sanity-checks.js';
 
 export type SimilarityMeasure = keyof SimilarityValues;
 export const MEASURES: SimilarityMeasure[] = ['spearman', 'absSpearman', 'ssim', 'hog'];
@@ -58,9 +58,6 @@ export function tileMeans(step: Pick<SanityStepResult, 'values' | 'pairTiles'>, 
   });
   return Array.from(sum, (s, i) => (n[i] > 0 ? s / n[i] : Number.NaN));
 }
-
-const verdictOf = (mean: number, threshold: number): Verdict =>
-  !Number.isFinite(mean) ? 'undetermined' : mean < threshold ? 'pass' : 'fail';
 
 /** Pools the sanity results of several models that ran the same tiles, conditions, seeds and blocks. */
 export function poolSanity(results: SanityResult[], options: PooledOptions = {}): PooledSanity {

@@ -67,7 +67,7 @@ export function sanityReport(r: SanityResult, options: ReportOptions = {}): { ma
       `Similarity to the trained model's map: Spearman rank correlation of the signed and of the absolute maps, SSIM (7x7 uniform windows) and the correlation of HOG features of the absolute maps scaled to [0, 1]. ` +
       `All-zero maps have no ranking: they are counted apart and not scored. ` +
       `Logit test: the same M explained for another class (the runner-up by Σ_M logits) must give a different map. ` +
-      `A condition fails a check when its mean Spearman of the absolute maps stays ≥ ${o.threshold} (with every block re-initialised, or between the two classes).`,
+      `A condition fails a check when its mean Spearman of the absolute maps stays ≥ ${o.threshold} in magnitude (with every block re-initialised, or between the two classes; a strongly negative ρ means an inverted map that still follows the image).`,
     '',
   );
   md.push(
