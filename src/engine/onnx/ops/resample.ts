@@ -3,6 +3,7 @@ import { SegGradCamError } from '../../../errors.js';
 import { attrFloat, attrInt, attrInts, attrString } from '../builder.js';
 import type { NodeProto } from '../proto.js';
 import type { OpGradient, Vjp, VjpContext } from './context.js';
+import { phaseTranspose } from './resample-phases.js';
 
 /** Interpolation matrix [outLen, inLen] of one axis of a Resize, as ONNX Runtime computes it (float32 coordinates). */
 export function resizeMatrix(
@@ -114,7 +115,13 @@ function applySeparableTranspose(c: VjpContext, node: NodeProto, g: string, outS
   const dims = [...outShape];
   let t = g;
   for (const [axis, { m, out, in: inLen }] of mats) {
+    // An integer-factor upsampling: its transpose in O(size) ops (./resample-phases.ts).
+    const phased = axis >= 2 ? phaseTranspose(c, t, [...dims], axis, m, out, inLen) : null;
     dims[axis] = inLen;
+    if (phased) {
+      t = phased;
+      continue;
+    }
     if (axis < rank - 2 && axis >= 2) {
       const rest = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
       const mt = new Float32Array(inLen * out);
