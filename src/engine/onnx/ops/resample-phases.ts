@@ -88,22 +88,34 @@ export function phaseTranspose(
   const last = axis === dims.length - 1;
   const pre = dims.slice(0, axis);
   const rest = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  // [..., in, s] · W [s, T] on the last axis; Wᵀ [T, s] · [..., in, s, rest] on another.
-  let h: string;
-  if (last) {
-    h = c.op('MatMul', [c.reshape(g, [...pre, inLen, s]), c.b.floats('phase_w', [s, taps], w)]);
-  } else {
-    const wt = new Float32Array(taps * s);
-    for (let r = 0; r < s; r++) for (let t = 0; t < taps; t++) wt[t * s + r] = w[r * taps + t];
-    h = c.op('MatMul', [c.b.floats('phase_wt', [taps, s], wt), c.reshape(g, [...pre, inLen, s, rest])]);
-  }
   const rank = pre.length + (last ? 2 : 3);
   const inAxis = pre.length;
   const tapAxis = inAxis + 1;
+  // Each offset's column h_d: on the last axis one [rows, s] · W [s, T] product (a single 2-D
+  // GEMM: a batched one with thousands of tiny batches was slower than the dense matrix it
+  // replaces); on another axis a weighted sum of the s phase slices (contiguous there).
+  const cols: Array<string | null> = [];
+  if (last) {
+    const h = c.reshape(c.op('MatMul', [c.op('Reshape', [g, c.i64([-1, s])]), c.b.floats('phase_w', [s, taps], w)]), [...pre, inLen, taps]);
+    for (let t = 0; t < taps; t++) cols.push(taps === 1 ? h : c.op('Slice', [h, c.i64([t]), c.i64([t + 1]), c.i64([tapAxis])]));
+  } else {
+    const x = c.reshape(g, [...pre, inLen, s, rest]);
+    const phases: string[] = [];
+    for (let r = 0; r < s; r++) phases.push(c.op('Slice', [x, c.i64([r]), c.i64([r + 1]), c.i64([tapAxis])]));
+    for (let t = 0; t < taps; t++) {
+      const terms: string[] = [];
+      for (let r = 0; r < s; r++) {
+        const v = w[r * taps + t];
+        if (v !== 0) terms.push(v === 1 ? phases[r] : c.op('Mul', [phases[r], c.f32(v)]));
+      }
+      cols.push(terms.length === 0 ? null : terms.length === 1 ? terms[0] : c.op('Sum', terms));
+    }
+  }
   // Offset t's column at positions t … t + in − 1 of a line of in + T − 1 (index j − dmin).
   const shifted: string[] = [];
   for (let t = 0; t < taps; t++) {
-    const col = taps === 1 ? h : c.op('Slice', [h, c.i64([t]), c.i64([t + 1]), c.i64([tapAxis])]);
+    const col = cols[t];
+    if (!col) continue;
     if (taps === 1) {
       shifted.push(col);
       continue;
