@@ -230,18 +230,41 @@ describe('window rules', () => {
     );
   });
 
-  test('an op without a window rule (max-pooling on the way to an encoder layer) gives a plan with its reason', async () => {
+  test('an op without a window rule (a strided convolution on the way to the logits) gives a plan with its reason; max-pooling now has one', async () => {
     const ad = await OnnxModelAdapter.create(
       encodeModel(buildUnet({ height: 32, width: 64, base: 4, levels: 2, seed: 1 }).model),
       nodeRuntime,
     );
+    // Max-pooling on the way from an encoder layer runs its VJP on whole maps (test/onnx-window-whole-map.test.ts).
     const encoder = ad.layers()[0].name;
     const plan = windowPlan(ad.analysis, encoder, ad.logitsName);
-    assert.ok(
-      'reason' in plan && /MaxPool/.test(plan.reason),
-      `reason names the op: ${JSON.stringify('reason' in plan ? plan.reason : 'none')}`,
-    );
+    assert.ok(!('reason' in plan) && plan.steps.some((s) => s.whole && s.node.opType === 'MaxPool'));
     ad.dispose();
+    const model = emptyModel(13, 'strided');
+    const g = model.graph;
+    const b = new GraphBuilder(g);
+    g.input.push(valueInfo('x', DataType.FLOAT, [1, 2, 8, 16]));
+    const t = b.node(
+      'Relu',
+      [b.op('Conv', ['x', b.floats('w', [2, 2, 1, 1], [1, 0.5, -0.5, 1])], { kernel_shape: { ints: [1, 1] } })],
+      {},
+      ['t'],
+    )[0];
+    const down = b.op('Conv', [t, b.floats('w', [3, 2, 2, 2], uniform(24, 3))], {
+      kernel_shape: { ints: [2, 2] },
+      strides: { ints: [2, 2] },
+    });
+    b.node(
+      'ConvTranspose',
+      [down, b.floats('w', [3, 3, 2, 2], uniform(36, 4))],
+      { kernel_shape: { ints: [2, 2] }, strides: { ints: [2, 2] } },
+      ['logits'],
+    );
+    g.output.push(valueInfo('logits', DataType.FLOAT, [1, 3, 8, 16]));
+    const st = await OnnxModelAdapter.create(encodeModel(model), nodeRuntime);
+    const p = windowPlan(st.analysis, 't', st.logitsName);
+    assert.ok('reason' in p && /strided/.test(p.reason), `reason names the rule: ${JSON.stringify('reason' in p ? p.reason : 'none')}`);
+    st.dispose();
   });
 });
 

@@ -161,7 +161,7 @@ export const OP_MODELS_2: Array<[string, ModelProto]> = [
   ...resizeModels(),
 ];
 
-/** Resize up (6x8 → 9x13) and down (→ 4x5) in every mode, coordinate transformation and nearest rounding. */
+/** Resize up (6x8 → 9x13, x2, x3) and down (→ 4x5) in every mode, coordinate transformation and nearest rounding. */
 function resizeModels(): Array<[string, ModelProto]> {
   const out: Array<[string, ModelProto]> = [];
   const ctms = ['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric', 'half_pixel_symmetric'];
@@ -179,6 +179,9 @@ function resizeModels(): Array<[string, ModelProto]> {
     for (const [dir, size] of [
       ['up', [9, 13]],
       ['down', [4, 5]],
+      // Integer factors: the transposes run as phase filters (src/engine/onnx/ops/resample-phases.ts).
+      ['up x2', [12, 16]],
+      ['up x3', [18, 24]],
     ] as const) {
       const opset = JSON.stringify(attrs).includes('symmetric') ? 19 : 17;
       out.push([

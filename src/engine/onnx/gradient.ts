@@ -43,6 +43,8 @@ export interface GradientGraph {
   firstBackward: number;
   /** The `alsoLayers` whose gradients are outputs too (extraGradientName(i)). */
   alsoLayers: string[];
+  /** The backward nodes written by whole-map VJPs (options.wholeMap): they read saved tensors whole. */
+  wholeMapNodes: Set<NodeProto>;
 }
 
 export { SUPPORTED_OPS };
@@ -97,6 +99,16 @@ export interface GradientGraphOptions {
    * the tensor to use instead (windowed graphs pad a gradient that changes scale, see window.ts).
    */
   rescale?: (b: GraphBuilder, from: string, to: string, g: string) => string;
+  /**
+   * Nodes whose VJP runs on whole maps inside a windowed backward part (window.ts): `pad` turns
+   * an output's windowed gradient into the whole map before the VJP, `slice` cuts each input's
+   * gradient back to its window after it (no `rescale` then).
+   */
+  wholeMap?: {
+    nodes: Set<NodeProto>;
+    pad: (b: GraphBuilder, tensor: string, g: string) => string;
+    slice: (b: GraphBuilder, tensor: string, g: string) => string;
+  };
 }
 
 /** Builds the augmented graph for ∂S/∂(layer). */
@@ -127,6 +139,7 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
   // K stacked cotangents travel on axis 0: every tensor on the path must have a batch axis of 1.
   for (const t of onPath) if (an.shape(t)[0] !== 1) ctx.batchable = false;
   const firstBackward = g.node.length;
+  const wholeMapNodes = new Set<NodeProto>();
 
   const grads = new Map<string, string[]>();
   const add = (t: string, gname: string) => {
@@ -156,7 +169,22 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
         'model',
       );
     }
-    const gOut = node.output.map((o) => (o && onPath.has(o) ? total(o) : null));
+    const whole = options.wholeMap?.nodes.has(node) ? options.wholeMap : null;
+    const gOut = node.output.map((o) => {
+      const t = o && onPath.has(o) ? total(o) : null;
+      return t && whole ? whole.pad(b, o, t) : t;
+    });
+    if (whole) {
+      const mark = g.node.length;
+      const wantedWhole = node.input.map((i) => !!i && onPath.has(i));
+      const gWhole = vjp(ctx, node, gOut, wantedWhole);
+      for (const n of g.node.slice(mark)) wholeMapNodes.add(n);
+      node.input.forEach((i, idx) => {
+        const gi = gWhole[idx];
+        if (wantedWhole[idx] && gi) add(i, whole.slice(b, i, gi));
+      });
+      continue;
+    }
     // Narrowing skips the concat's own gradient: not when that gradient is asked for.
     const narrowed = alsoWanted.has(node.input[0]) ? null : (record?.through?.(ctx, node, gOut[0]) ?? null);
     const rescale = (t: string, gi: string) => (options.rescale ? options.rescale(b, node.output[0], t, gi) : gi);
@@ -221,6 +249,7 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
     backwardNodes: backwardNodes.length,
     firstBackward,
     alsoLayers,
+    wholeMapNodes,
   };
 }
 

@@ -42,6 +42,8 @@ interface Step {
   node: NodeProto;
   /** On-path inputs and how the node's output box maps to each one's. */
   inputs: Array<{ tensor: string; map: BoxMap }>;
+  /** Its VJP runs on whole maps (an op with only a `wholeMapBox` rule: MaxPool, Resize). */
+  whole: boolean;
 }
 
 export interface WindowPlan {
@@ -61,8 +63,15 @@ export type Windows = Map<string, Box>;
 
 export const scaleKey = (s: readonly [number, number]) => `${s[0]}x${s[1]}`;
 
-/** An input of a windowed graph: one scale's window starts or ends (int64 [2]), or the pads from one scale's window into a coarser one's (int64 [8]). */
-export type WindowInput = { name: string; scale: string; end: 'starts' | 'ends' } | { name: string; from: string; to: string };
+/**
+ * An input of a windowed graph: one scale's window starts or ends (int64 [2]), the pads from one
+ * scale's window into a coarser one's (int64 [8]), or the pads from one scale's window to its whole
+ * map (int64 [8]; `dims`: the map's size at that scale).
+ */
+export type WindowInput =
+  | { name: string; scale: string; end: 'starts' | 'ends' }
+  | { name: string; from: string; to: string }
+  | { name: string; whole: string; dims: [number, number] };
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
@@ -85,14 +94,17 @@ export function windowPlan(an: GraphAnalysis, layer: string, logits: string): Wi
   }
   const steps: Step[] = [];
   for (const node of [...nodes].reverse()) {
-    const map = boxRule(an, node);
-    if (typeof map === 'string') return { reason: `node '${node.name || node.output[0]}' (${node.opType}): ${map}` };
-    steps.push({ node, inputs: node.input.filter((i) => i && onPath.has(i)).map((tensor) => ({ tensor, map })) });
+    const rule = boxRule(an, node);
+    if (typeof rule === 'string') return { reason: `node '${node.name || node.output[0]}' (${node.opType}): ${rule}` };
+    const { map, whole } = rule;
+    steps.push({ node, whole, inputs: node.input.filter((i) => i && onPath.has(i)).map((tensor) => ({ tensor, map })) });
   }
   // A scale's window ends on whole pixels of itself and of every coarser scale its gradients go to.
   const byKey = new Map<string, { s: [number, number]; align: [number, number]; from: Set<string> }>();
   for (const s of scale.values()) if (!byKey.has(scaleKey(s))) byKey.set(scaleKey(s), { s, align: s, from: new Set() });
-  for (const { node, inputs } of steps) {
+  for (const { node, inputs, whole } of steps) {
+    // A whole-map VJP pads its output gradients and slices its input gradients at their own scales.
+    if (whole) continue;
     const out = scale.get(node.output[0]) as [number, number];
     for (const { tensor } of inputs) {
       const to = scale.get(tensor) as [number, number];
@@ -114,10 +126,18 @@ export function windowPlan(an: GraphAnalysis, layer: string, logits: string): Wi
   return { logits, dims, scale, scales, steps };
 }
 
-/** How a node's output box maps to its on-path input's (its op's window rule, ./ops/), or why the node cannot run windowed. */
-function boxRule(an: GraphAnalysis, node: NodeProto): BoxMap | string {
+/**
+ * How a node's output box maps to its on-path input's (its op's window rule, ./ops/; else its
+ * whole-map box rule, the VJP then running on whole maps), or why the node cannot run windowed.
+ */
+function boxRule(an: GraphAnalysis, node: NodeProto): { map: BoxMap; whole: boolean } | string {
   if (node.domain && node.domain !== 'ai.onnx') return 'not a default-domain op';
-  return opGradient(node)?.window?.(an, node) ?? 'no window rule';
+  const record = opGradient(node);
+  const windowed = record?.window?.(an, node);
+  if (typeof windowed === 'function') return { map: windowed, whole: false };
+  const whole = record?.wholeMapBox?.(an, node);
+  if (typeof whole === 'function') return { map: whole, whole: true };
+  return windowed ?? whole ?? 'no window rule';
 }
 
 const clampBox = (b: Box, h: number, w: number): Box | null => {
@@ -186,11 +206,23 @@ export function unionWindows(a: Windows, b: Windows): Windows {
   return out;
 }
 
-/** The mean over scales of the fraction of the map their windows cover (what a windowed run costs, roughly). */
+/**
+ * The fraction of the backward part's pixels the windows cover (what a windowed run costs,
+ * roughly): each scale's covered fraction weighted by its pixel count (1/(sy·sx) of the logits').
+ * A plain mean over scales had counted a 2x2 map as much as the full-size one: with whole-map
+ * VJPs (MaxPool, Resize) the coarse scales' windows are often their whole maps while the costly
+ * full-size one is small.
+ */
 export function windowFraction(plan: WindowPlan, windows: Windows): number {
   let sum = 0;
-  for (const w of windows.values()) sum += ((w[0][1] - w[0][0]) * (w[1][1] - w[1][0])) / (plan.dims[0] * plan.dims[1]);
-  return sum / windows.size;
+  let weights = 0;
+  for (const [key, w] of windows) {
+    const [sy, sx] = key.split('x').map(Number);
+    const weight = 1 / (sy * sx);
+    sum += (weight * ((w[0][1] - w[0][0]) * (w[1][1] - w[1][0]))) / (plan.dims[0] * plan.dims[1]);
+    weights += weight;
+  }
+  return weights > 0 ? sum / weights : 1;
 }
 
 /** The windows' inputs as fed: starts and ends in the scale's own pixels, pads in the coarser scale's. */
@@ -198,7 +230,12 @@ export function windowFeeds(windows: Windows, inputs: WindowInput[]): Record<str
   const out: Record<string, BigInt64Array> = {};
   const pixels = (key: string) => key.split('x').map(Number);
   for (const input of inputs) {
-    if ('scale' in input) {
+    if ('whole' in input) {
+      const [sy, sx] = pixels(input.whole);
+      const w = windows.get(input.whole) as Box;
+      const [h, wd] = input.dims;
+      out[input.name] = BigInt64Array.from([0, 0, w[0][0] / sy, w[1][0] / sx, 0, 0, h - w[0][1] / sy, wd - w[1][1] / sx].map(BigInt));
+    } else if ('scale' in input) {
       const [sy, sx] = pixels(input.scale);
       const w = windows.get(input.scale) as Box;
       const at = input.end === 'starts' ? 0 : 1;
@@ -222,8 +259,30 @@ export function windowedGradientGraph(
   options: GradientGraphOptions = {},
 ): GradientGraph & { windowInputs: WindowInput[] } {
   const pads = new Map<string, WindowInput>();
+  const keyOf = (t: string) => scaleKey(plan.scale.get(t) as [number, number]);
+  let axes: string | null = null;
   const gg = buildGradientGraph(an, layer, plan.logits, {
     ...options,
+    wholeMap: {
+      nodes: new Set(plan.steps.filter((s) => s.whole).map((s) => s.node)),
+      pad: (b, t, g) => {
+        const key = keyOf(t);
+        const name = `sgc/window_whole_${key}`;
+        const s = an.shape(t);
+        if (!pads.has(name)) pads.set(name, { name: b.claim(name), whole: key, dims: [s[2], s[3]] });
+        return b.op('Pad', [g, name], { mode: { s: 'constant' } }, 'window_whole');
+      },
+      slice: (b, t, g) => {
+        const key = keyOf(t);
+        const [starts, ends] = (['starts', 'ends'] as const).map((end) => {
+          const name = `sgc/window_${key}_${end}`;
+          if (!pads.has(name)) pads.set(name, { name, scale: key, end });
+          return name;
+        });
+        axes ??= b.ints('window_whole_axes', [2, 3]);
+        return b.op('Slice', [g, starts, ends, axes], {}, 'window_cut');
+      },
+    },
     rescale: (b, from, to, g) => {
       const [a, c] = [scaleKey(plan.scale.get(from) as [number, number]), scaleKey(plan.scale.get(to) as [number, number])];
       if (a === c) return g;
@@ -274,11 +333,14 @@ function windowedGraph(gg: GradientGraph, plan: WindowPlan, pads: WindowInput[])
     sliced.set(t, s);
     return s;
   };
-  const rewritten = backward.map((n) => ({ ...n, input: n.input.map((i) => (saved.has(i) ? sliceOf(i) : i)) }));
+  // Whole-map VJPs (MaxPool, Resize) read the saved tensors whole.
+  const rewritten = backward.map((n) =>
+    gg.wholeMapNodes.has(n) ? n : { ...n, input: n.input.map((i) => (saved.has(i) ? sliceOf(i) : i)) },
+  );
   graph.node = [...src.node.slice(0, gg.firstBackward), ...slices, ...rewritten, ...src.node.slice(gg.firstBackward + gg.backwardNodes)];
   const free = (name: string, dims: Array<number | string>) =>
     valueInfo(name, DataType.FLOAT, [dims[0], dims[1], `${name}_h`, `${name}_w`]);
-  const windowInputs = [...ranges.values(), ...pads];
+  const windowInputs = [...new Map([...ranges.values(), ...pads].map((w) => [w.name, w])).values()];
   graph.input = [
     ...graph.input.map((i) => (i.name === COTANGENT ? free(COTANGENT, gg.cotangentShape) : i)),
     ...windowInputs.map((w) => valueInfo(w.name, DataType.INT64, ['scale' in w ? 2 : 8])),

@@ -44,6 +44,13 @@ export interface OpGradient {
    * inputs' boxes, or why this node cannot run on a window (absent: no window rule).
    */
   window?: (an: GraphAnalysis, node: NodeProto) => BoxMap | string;
+  /**
+   * For ops whose VJP cannot run on a window (it reads static shapes: MaxPool, Resize): how the
+   * output box maps to the on-path inputs' boxes. In a windowed backward pass such a node's VJP
+   * runs on the whole maps: its output gradients padded from their windows, its input gradients
+   * sliced to theirs (../window.ts).
+   */
+  wholeMapBox?: (an: GraphAnalysis, node: NodeProto) => BoxMap | string;
 }
 
 /** The window rule of ops whose backward part keeps boxes as they are (pointwise, or per channel). */

@@ -1,7 +1,10 @@
 /** Pooling: MaxPool (indices recomputed by a second MaxPool, then a scatter onto zeros), AveragePool, GlobalAveragePool. */
+import type { GridBox } from '../../contract.js';
+import type { GraphAnalysis } from '../analysis.js';
 import { attrInt, attrInts, type Attr } from '../builder.js';
+import type { NodeProto } from '../proto.js';
 import { floatTensor } from '../tensor.js';
-import { INT64_MAX, prod, transposedWindow, windowOf, type OpGradient, type Vjp } from './context.js';
+import { INT64_MAX, prod, refuser, transposedWindow, windowOf, type BoxMap, type OpGradient, type Vjp } from './context.js';
 
 /** Scatter of pooled gradients onto zeros at the flat indices a second MaxPool gives. */
 const maxPool: Vjp = (c, node, [g]) => {
@@ -127,8 +130,18 @@ const globalAveragePool: Vjp = (c, node, [g]) => {
   return [c.op('Expand', [c.op('Mul', [g, c.f32(1 / area)]), c.i64(xs)])];
 };
 
+/** A 2-D pooling's output box → the input pixels its windows read: y[q] reads x[q·s − p + t·d], t < k. */
+function poolBox(an: GraphAnalysis, node: NodeProto): BoxMap | string {
+  const xs = an.shape(node.input[0]);
+  const ys = an.shape(node.output[0]);
+  if (xs.length !== 4) return 'not a 2-D pooling';
+  const w = windowOf(refuser, node, xs.slice(2), ys.slice(2));
+  return (b) =>
+    [0, 1].map((i) => [b[i][0] * w.s[i] - w.pads[i], (b[i][1] - 1) * w.s[i] - w.pads[i] + (w.k[i] - 1) * w.d[i] + 1]) as GridBox;
+}
+
 export const POOL_OPS: Record<string, OpGradient> = {
-  MaxPool: { inputs: [0], vjp: maxPool },
-  AveragePool: { inputs: [0], vjp: averagePool },
+  MaxPool: { inputs: [0], vjp: maxPool, wholeMapBox: poolBox },
+  AveragePool: { inputs: [0], vjp: averagePool, wholeMapBox: poolBox },
   GlobalAveragePool: { inputs: [0], vjp: globalAveragePool },
 };

@@ -2,7 +2,10 @@
 import { SegGradCamError } from '../../../errors.js';
 import { attrFloat, attrInt, attrInts, attrString } from '../builder.js';
 import type { NodeProto } from '../proto.js';
-import type { OpGradient, Vjp, VjpContext } from './context.js';
+import type { GridBox } from '../../contract.js';
+import type { GraphAnalysis } from '../analysis.js';
+import type { BoxMap, OpGradient, Vjp, VjpContext } from './context.js';
+import { phaseTranspose } from './resample-phases.js';
 
 /** Interpolation matrix [outLen, inLen] of one axis of a Resize, as ONNX Runtime computes it (float32 coordinates). */
 export function resizeMatrix(
@@ -114,7 +117,13 @@ function applySeparableTranspose(c: VjpContext, node: NodeProto, g: string, outS
   const dims = [...outShape];
   let t = g;
   for (const [axis, { m, out, in: inLen }] of mats) {
+    // An integer-factor upsampling: its transpose in O(size) ops (./resample-phases.ts).
+    const phased = axis >= 2 ? phaseTranspose(c, t, [...dims], axis, m, out, inLen) : null;
     dims[axis] = inLen;
+    if (phased) {
+      t = phased;
+      continue;
+    }
     if (axis < rank - 2 && axis >= 2) {
       const rest = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
       const mt = new Float32Array(inLen * out);
@@ -214,7 +223,56 @@ const pad: Vjp = (c, node, [g], wanted) => {
   return [applySeparableTranspose(c, node, g, ys, mats)];
 };
 
+/** A 2-D Resize's output box → the input pixels its interpolation reads (the rows' nonzero columns of each axis's matrix). */
+function resizeBox(an: GraphAnalysis, node: NodeProto): BoxMap | string {
+  const xs = an.shape(node.input[0]);
+  const ys = an.shape(node.output[0]);
+  if (xs.length !== 4) return 'not a 2-D resize';
+  if (xs[0] !== ys[0] || xs[1] !== ys[1]) return 'resizes the batch or channel axis';
+  const mode = attrString(node, 'mode', 'nearest');
+  const ctm = attrString(node, 'coordinate_transformation_mode', 'half_pixel');
+  if ((mode !== 'nearest' && mode !== 'linear' && mode !== 'cubic') || ctm === 'tf_crop_and_resize' || attrInt(node, 'antialias', 0) !== 0)
+    return `mode '${mode}', coordinate transformation '${ctm}'`;
+  const cubic = { a: attrFloat(node, 'cubic_coeff_a', -0.75), excludeOutside: attrInt(node, 'exclude_outside', 0) === 1 };
+  const given = an.numbers(node.input[2]);
+  const scales = given && given.length === 4 ? given : null;
+  // Per axis and output row, the first and last input column read.
+  const reach = [2, 3].map((a) => {
+    const m = resizeMatrix(
+      xs[a],
+      ys[a],
+      scales ? scales[a] : ys[a] / xs[a],
+      mode,
+      ctm,
+      attrString(node, 'nearest_mode', 'round_prefer_floor'),
+      cubic,
+    );
+    const lo = new Int32Array(ys[a]);
+    const hi = new Int32Array(ys[a]);
+    for (let x = 0; x < ys[a]; x++) {
+      lo[x] = xs[a];
+      hi[x] = -1;
+      for (let j = 0; j < xs[a]; j++)
+        if (m[x * xs[a] + j] !== 0) {
+          lo[x] = Math.min(lo[x], j);
+          hi[x] = j;
+        }
+    }
+    return { lo, hi, len: ys[a] };
+  });
+  return (b) =>
+    reach.map(({ lo, hi, len }, i) => {
+      let a = Infinity;
+      let e = -Infinity;
+      for (let x = Math.max(0, b[i][0]); x < Math.min(len, b[i][1]); x++) {
+        a = Math.min(a, lo[x]);
+        e = Math.max(e, hi[x] + 1);
+      }
+      return a < e ? [a, e] : [0, 0];
+    }) as GridBox;
+}
+
 export const RESAMPLE_OPS: Record<string, OpGradient> = {
-  Resize: { inputs: [0], vjp: resize },
+  Resize: { inputs: [0], vjp: resize, wholeMapBox: resizeBox },
   Pad: { inputs: [0, 2], vjp: pad },
 };
