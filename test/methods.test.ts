@@ -306,6 +306,38 @@ describe('Grid Saliency', () => {
     assert.ok(Math.max(...rest) < 0.05, `mask elsewhere: max ${Math.max(...rest)}`);
     explainer.dispose();
   });
+
+  test('keepRegion keeps M itself: the mask only chooses context (M reads itself and its left neighbour)', async () => {
+    // S(M = pixel (4,3)) = Σ_c (x_c(3,3) + x_c(3,4))/3. Without keepRegion the best mask keeps both
+    // pixels; with M kept, only the context pixel (3,3) — M's own cell is free, so λ drives it to 0.
+    const input = tf.input({ shape: [8, 8, 3] });
+    const conv = tf.layers.conv2d({ filters: 1, kernelSize: 3, padding: 'same', name: 'self-left' });
+    const model = tf.model({ inputs: input, outputs: conv.apply(input) as tf.SymbolicTensor });
+    const kernel = new Array(27).fill(0);
+    for (let ch = 0; ch < 3; ch++) {
+      kernel[(1 * 3 + 0) * 3 + ch] = 1 / 3; // [di=1, dj=0]: the left neighbour
+      kernel[(1 * 3 + 1) * 3 + ch] = 1 / 3; // [di=1, dj=1]: the pixel itself
+    }
+    setWeights(conv, { data: kernel, shape: [3, 3, 3, 1] }, { data: [0], shape: [1] });
+    const explainer = new Explainer(new LayersModelAdapter(model));
+    const image = randomImage(8, 8, 12);
+    image.data.set([200, 180, 220], (3 * 8 + 3) * 4);
+    image.data.set([190, 210, 170], (3 * 8 + 4) * 4);
+    const run = (keepRegion: boolean) =>
+      explainer.explain(image, {
+        region: pixel(4, 3),
+        classId: 1,
+        method: 'grid-saliency',
+        methodOptions: { maskResolution: 8, iterations: 150, keepRegion },
+      });
+    const [context, self] = [3 * 8 + 3, 3 * 8 + 4];
+    const plain = await run(false);
+    assert.ok(plain.cam[context] > 0.9 && plain.cam[self] > 0.9, `M masked too: ${plain.cam[context]}, ${plain.cam[self]}`);
+    const kept = await run(true);
+    assert.ok(kept.cam[context] > 0.9, `M kept, context pixel: ${kept.cam[context]}`);
+    assert.ok(kept.cam[self] < 0.05, `M kept, M's own cell: ${kept.cam[self]}`);
+    explainer.dispose();
+  });
 });
 
 describe('LRP', () => {

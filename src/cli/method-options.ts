@@ -17,6 +17,7 @@ export interface MethodFlags {
   iterations?: string;
   maskSize?: string;
   lambda?: string;
+  keepRegion?: boolean;
   lrpRule?: string;
   epsilon?: string;
   variant?: string;
@@ -88,6 +89,7 @@ export function addMethodOptions(cmd: Command): Command {
     .option('--iterations <n>', 'grid-saliency: optimisation steps (100)')
     .option('--mask-size <n>', 'grid-saliency: mask grid n×n (16); rise: mask grid n×n (8)')
     .option('--lambda <x>', 'grid-saliency: weight of the mask size (0.05)')
+    .option('--keep-region', 'grid-saliency: keep M itself, the mask chooses context only (Hoyer et al.)')
     .option('--keep-probability <p>', 'rise: probability that a mask cell keeps the image (0.5)')
     .option('--window <n>', 'occlusion: window side in model-input pixels (⌈min(H, W)/8⌉)')
     .option('--stride <n>', 'occlusion: step between windows (the window)')
@@ -120,6 +122,7 @@ export function methodOptionsFrom(flags: MethodFlags): MethodOptions {
     iterations: integerFlag(flags.iterations, '--iterations', 1),
     maskResolution: integerFlag(flags.maskSize, '--mask-size', 1),
     lambda: numberFlag(flags.lambda, '--lambda'),
+    keepRegion: flags.keepRegion ? true : undefined,
     keepProbability: probabilityFlag(flags.keepProbability, '--keep-probability'),
     window: integerFlag(flags.window, '--window', 1),
     stride: integerFlag(flags.stride, '--stride', 1),

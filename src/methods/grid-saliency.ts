@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { OutputInfo } from '../engine/contract.js';
 import { baselineFor, type Baseline } from './baseline.js';
 import type { MethodContext, MethodResult, ModelMethod } from './method.js';
 import { nonNegative, positive, positiveInteger } from './options.js';
@@ -14,6 +15,11 @@ export interface GridSaliencyOptions {
   learningRate?: number;
   /** What the removed context becomes (default 'black'). */
   baseline?: Baseline;
+  /**
+   * Keep M's pixels (Hoyer et al.'s context explanations): x̃ = b + (K + (1 − K) ⊙ U(m)) ⊙ (x − b),
+   * K = M on the input grid, so the mask only chooses context (default false: M is masked too).
+   */
+  keepRegion?: boolean;
 }
 
 /**
@@ -32,6 +38,7 @@ export class GridSaliency implements ModelMethod {
   readonly lambda: number;
   readonly learningRate: number;
   readonly baseline: Baseline;
+  readonly keepRegion: boolean;
 
   constructor(options: GridSaliencyOptions = {}) {
     this.iterations = positiveInteger(options.iterations ?? 100, 'iterations');
@@ -41,6 +48,7 @@ export class GridSaliency implements ModelMethod {
     this.lambda = nonNegative(options.lambda ?? 0.05, 'lambda');
     this.learningRate = positive(options.learningRate ?? 0.1, 'learningRate');
     this.baseline = options.baseline ?? 'black';
+    this.keepRegion = options.keepRegion ?? false;
   }
 
   async explain(ctx: MethodContext): Promise<MethodResult> {
@@ -52,6 +60,15 @@ export class GridSaliency implements ModelMethod {
     const delta = tf.sub(ctx.input, baseline) as tf.Tensor4D;
     const Rh = tf.tensor2d(upsamplingMatrix(H, rh), [H, rh]);
     const Rw = tf.tensor2d(upsamplingMatrix(W, rw), [W, rw]);
+    // K: M on the input grid (nearest output cell); free = 1 − K scales the mask and its gradient.
+    const keep = this.keepRegion ? regionOnInput(ctx.objective.weights, ctx.adapter.output, H, W) : null;
+    const free = keep
+      ? tf.tensor4d(
+          Float32Array.from(keep, (k) => 1 - k),
+          [1, H, W, 1],
+        )
+      : null;
+    const kept = keep ? tf.tensor4d(keep, [1, H, W, 1]) : null;
     try {
       const ends = tf.concat([ctx.input, baseline]) as tf.Tensor4D;
       const [s0, sb] = await ctx.adapter.scores(ends, ctx.objective).finally(() => ends.dispose());
@@ -60,12 +77,19 @@ export class GridSaliency implements ModelMethod {
       const adam = new Adam(n, this.learningRate);
       for (let it = 0; it < this.iterations; it++) {
         const mt = tf.tensor2d(Float32Array.from(m), [rh, rw]);
-        const blended = tf.tidy(
-          () => tf.add(baseline, tf.mul(tf.matMul(tf.matMul(Rh, mt), Rw, false, true).reshape([1, H, W, 1]), delta)) as tf.Tensor4D,
-        );
+        const blended = tf.tidy(() => {
+          const up = tf.matMul(tf.matMul(Rh, mt), Rw, false, true).reshape([1, H, W, 1]);
+          const full = free && kept ? tf.add(kept, tf.mul(free, up)) : up;
+          return tf.add(baseline, tf.mul(full, delta)) as tf.Tensor4D;
+        });
         const { gradients, scores } = await ctx.adapter.inputGradients(blended, ctx.objective).finally(() => tf.dispose([mt, blended]));
         // ∂S/∂m = Rhᵀ (Σ_c ∂S/∂x̃ ⊙ (x − b)) Rw.
-        const dS = tf.tidy(() => tf.matMul(tf.matMul(Rh, tf.sum(tf.mul(gradients, delta), -1).reshape([H, W]), true, false), Rw));
+        // (with K kept: ∂S/∂m = Rhᵀ ((1 − K) ⊙ Σ_c ∂S/∂x̃ ⊙ (x − b)) Rw).
+        const dS = tf.tidy(() => {
+          const g = tf.sum(tf.mul(gradients, delta), -1).reshape([H, W]);
+          const gf = free ? tf.mul(g, free.reshape([H, W])) : g;
+          return tf.matMul(tf.matMul(Rh, gf, true, false), Rw);
+        });
         const dSdm = dS.dataSync();
         tf.dispose([gradients, dS]);
         const dropping = s0 - scores[0] > 0;
@@ -77,8 +101,26 @@ export class GridSaliency implements ModelMethod {
       return { cam: tf.tensor2d(Float32Array.from(m), [rh, rw]), weights: null, score: s0 };
     } finally {
       tf.dispose([baseline, delta, Rh, Rw]);
+      tf.dispose([free, kept].filter((t): t is tf.Tensor4D => t !== null));
     }
   }
+}
+
+/** M (the objective's nonzero weights) on the input grid, nearest output cell; 1 on M, 0 elsewhere. */
+function regionOnInput(weights: Float32Array, output: OutputInfo, H: number, W: number): Float32Array {
+  const h = output.height;
+  const w = output.width;
+  const C = output.channels;
+  const out = new Float32Array(H * W);
+  for (let y = 0; y < H; y++) {
+    const oy = Math.min(h - 1, Math.floor(((y + 0.5) * h) / H));
+    for (let x = 0; x < W; x++) {
+      const ox = Math.min(w - 1, Math.floor(((x + 0.5) * w) / W));
+      const o = (oy * w + ox) * C;
+      for (let c = 0; c < C; c++) if (weights[o + c] !== 0) out[y * W + x] = 1;
+    }
+  }
+  return out;
 }
 
 /** Adam (Kingma & Ba) on a plain vector, in place. */
