@@ -26,7 +26,7 @@ function quantile(sorted: Float64Array, q: number): number {
 }
 
 /** Mean over the chosen models of the mean over the chosen tiles (NaN left out). */
-function meanOf(values: ByModelTile, models: ArrayLike<number>, tiles: ArrayLike<number>): number {
+export function meanOf(values: ByModelTile, models: ArrayLike<number>, tiles: ArrayLike<number>): number {
   let s = 0;
   let n = 0;
   for (let i = 0; i < models.length; i++) {
@@ -81,6 +81,11 @@ export function twoLevelBootstrap(groups: ByModelTile[], stat: (means: number[])
     const v = stat(means);
     if (Number.isFinite(v)) reps.push(v);
   }
+  return percentileInterval(estimate, reps, level);
+}
+
+/** The estimate with the percentile interval of its bootstrap replicates (NaN bounds when there are none). */
+export function percentileInterval(estimate: number, reps: number[], level: number): Interval {
   if (reps.length === 0) return { estimate, low: Number.NaN, high: Number.NaN };
   const sorted = Float64Array.from(reps).sort();
   const tail = (1 - level) / 2;
@@ -142,10 +147,7 @@ export function aurocCi(pos: ByModelTile, neg: ByModelTile, options: TwoLevelOpt
     const v = pooledAuroc(gather(pos, mp, t), gather(neg, mn, t));
     if (Number.isFinite(v)) reps.push(v);
   }
-  if (reps.length === 0) return { estimate, low: Number.NaN, high: Number.NaN };
-  const sorted = Float64Array.from(reps).sort();
-  const tail = (1 - (options.level ?? 0.95)) / 2;
-  return { estimate, low: quantile(sorted, tail), high: quantile(sorted, 1 - tail) };
+  return percentileInterval(estimate, reps, options.level ?? 0.95);
 }
 
 /** Spearman's rank correlation with average ranks for ties (NaN pairs left out; NaN when a side is constant). */

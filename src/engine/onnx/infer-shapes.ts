@@ -90,7 +90,8 @@ export async function inferShapes(
       ...g.node.filter((n) => !n.output.every((o) => !o || values.has(o))),
       ...unknown.map((t, i): NodeProto => ({ opType: 'Shape', name: rank(i), input: [t], output: [rank(i)], attribute: [] })),
     ];
-    const session = await ort.InferenceSession.create(
+    const session = await compile(
+      ort,
       encodeModel({
         ...model,
         graph: {
@@ -102,10 +103,8 @@ export async function inferShapes(
           valueInfo: [],
         },
       }),
-      { ...DEFAULT_SESSION_OPTIONS, graphOptimizationLevel: 'disabled' },
-    ).catch(() => null);
+    );
     if (!session) return null;
-    inferenceStats.compiled++;
     try {
       // Absent before ONNX Runtime 1.22 (onnxruntime-web included): the caller probes.
       const metadata = session.outputMetadata as readonly InferenceSession.ValueMetadata[] | undefined;
@@ -211,7 +210,8 @@ async function evaluate(
   model: ModelProto,
   graph: { node: NodeProto[]; initializer: TensorProto[]; output: string[] },
 ): Promise<Record<string, OrtTensor> | null> {
-  const session = await ort.InferenceSession.create(
+  const session = await compile(
+    ort,
     encodeModel({
       ...model,
       graph: {
@@ -222,10 +222,8 @@ async function evaluate(
         valueInfo: [],
       },
     }),
-    { ...DEFAULT_SESSION_OPTIONS, graphOptimizationLevel: 'disabled' },
-  ).catch(() => null);
+  );
   if (!session) return null;
-  inferenceStats.compiled++;
   try {
     const res = await session.run({}).catch(() => null);
     inferenceStats.ran++;
@@ -233,4 +231,13 @@ async function evaluate(
   } finally {
     await session.release();
   }
+}
+
+/** A session of an inference or arithmetic graph (no optimisation: the graph is read, not run fast); null when ONNX Runtime refuses it. */
+async function compile(ort: OrtRuntime, bytes: Uint8Array): Promise<InferenceSession | null> {
+  const session = await ort.InferenceSession.create(bytes, { ...DEFAULT_SESSION_OPTIONS, graphOptimizationLevel: 'disabled' }).catch(
+    () => null,
+  );
+  if (session) inferenceStats.compiled++;
+  return session;
 }

@@ -7,6 +7,7 @@
  */
 import { Rng } from '../../data/prng.js';
 import { SegGradCamError } from '../../errors.js';
+import { meanOf, percentileInterval } from '../bias-bootstrap.js';
 import type { Interval } from '../bootstrap.js';
 import { kendallTau } from '../rank-agreement.js';
 import type { RoadResult, RoadVariant } from './road.js';
@@ -18,36 +19,6 @@ export interface PooledOptions {
   resamples?: number;
   level?: number;
   seed?: number;
-}
-
-function quantile(sorted: Float64Array, q: number): number {
-  const pos = q * (sorted.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
-}
-
-/** Mean over the chosen models of each model's mean over the chosen tiles (non-finite values left out). */
-function itemMean(rows: number[][], models: ArrayLike<number>, tiles: ArrayLike<number>): number {
-  let s = 0;
-  let n = 0;
-  for (let i = 0; i < models.length; i++) {
-    const row = rows[models[i]];
-    let rs = 0;
-    let rn = 0;
-    for (let j = 0; j < tiles.length; j++) {
-      const v = row[tiles[j]];
-      if (Number.isFinite(v)) {
-        rs += v;
-        rn++;
-      }
-    }
-    if (rn > 0) {
-      s += rs / rn;
-      n++;
-    }
-  }
-  return n > 0 ? s / n : Number.NaN;
 }
 
 /**
@@ -68,20 +39,17 @@ export function pairedTwoLevel(items: ItemModelTile, stat: (means: number[]) => 
   const rng = new Rng(options.seed ?? 0);
   const allM = Int32Array.from({ length: models }, (_, i) => i);
   const allT = Int32Array.from({ length: tiles }, (_, i) => i);
-  const estimate = stat(items.map((it) => itemMean(it, allM, allT)));
+  const estimate = stat(items.map((it) => meanOf(it, allM, allT)));
   const m = new Int32Array(models);
   const t = new Int32Array(tiles);
   const reps: number[] = [];
   for (let r = 0; r < resamples; r++) {
     for (let i = 0; i < models; i++) m[i] = Math.floor(rng.next() * models);
     for (let i = 0; i < tiles; i++) t[i] = Math.floor(rng.next() * tiles);
-    const v = stat(items.map((it) => itemMean(it, m, t)));
+    const v = stat(items.map((it) => meanOf(it, m, t)));
     if (Number.isFinite(v)) reps.push(v);
   }
-  if (reps.length === 0) return { estimate, low: Number.NaN, high: Number.NaN };
-  const sorted = Float64Array.from(reps).sort();
-  const tail = (1 - level) / 2;
-  return { estimate, low: quantile(sorted, tail), high: quantile(sorted, 1 - tail) };
+  return percentileInterval(estimate, reps, level);
 }
 
 /** Mean of one item with its interval. */
