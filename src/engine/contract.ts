@@ -148,6 +148,13 @@ export interface GradientPrime {
    * an engine can then run the forward and backward parts together (ONNX: one run).
    */
   objective?: Objective;
+  /**
+   * The objective is S over the pixels predicted as this class, on logits (the class region,
+   * class given): an engine may find that region from the logits inside its run and take the
+   * gradient in the same run. `objectiveOf` still gives the objective; an engine must check that
+   * its own region equals it.
+   */
+  predictedClass?: number;
 }
 
 /** The LRP rule for linear layers and its constants (see src/methods/lrp.ts). */

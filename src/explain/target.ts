@@ -78,6 +78,18 @@ export function targetBeforePrediction(
   return targetOf(output, classNames, request, image, blank);
 }
 
+/**
+ * The class of a request whose region is that class's predicted pixels and whose score is its
+ * logits (a class given, no contrast class): S can then be found from the logits alone
+ * (GradientPrime.predictedClass); else undefined.
+ */
+export function predictedClassRegion(output: OutputInfo, classNames: string[] | undefined, request: ExplainRequest): number | undefined {
+  if (request.region.kind !== 'class' || request.classId === undefined || request.contrastClass !== undefined) return undefined;
+  if ((request.score ?? 'logits') !== 'logits' || output.kind !== 'map') return undefined;
+  const blank: ClassContext = { imageWidth: 1, imageHeight: 1, outWidth: 1, outHeight: 1, labels: new Int32Array(1) };
+  return resolveClass(output, classNames, request, blank);
+}
+
 /** A class index from an index or a name; default: the prediction at the region. */
 export function resolveClass(output: OutputInfo, classNames: string[] | undefined, request: ExplainRequest, ctx: ClassContext): number {
   const n = classCount(output);

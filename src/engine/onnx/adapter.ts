@@ -54,6 +54,7 @@ import { biasDecomposition, guidedInputGradient } from '../tfjs/hooks.js';
 import { onnxHookedRun } from './hooked.js';
 import { withTokenViews } from './tokens.js';
 import { PREDICT_OUTPUT, activationBehind, predictModel, prepareModel } from './prepare.js';
+import { SEED_CLASS, SEED_MASK, seedMatches } from './seed.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -274,11 +275,29 @@ export class OnnxModelAdapter implements ModelAdapter {
         // the layer's gradient in one ONNX Runtime run (no second run that reads the cache back in).
         const cot = weightsCotangent(objective, this.output);
         const win = this.backward.windowFor(e, cot.support);
-        const { session, names, windowInputs } = await this.sessions.primed(e, lazy, !!win);
+        const { session, names, windowInputs } = await this.sessions.primed(e, lazy, win ? 'windowed' : 'whole');
         const feeds = win ? this.backward.windowInputs([cot], win, windowInputs) : { [COTANGENT]: this.backward.cotangentTensor([cot]) };
         const res = await session.run({ ...feeds, [this.inputName]: x });
         const pass = this.passFrom(res, names, x, !lazy);
         pass.prime(prime.layer, objective, win ? this.backward.unwindow(e, res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
+        return pass;
+      }
+      const c = prime.predictedClass;
+      if (e && !objective && c !== undefined && prime.objectiveOf && this.seedsInGraph()) {
+        // The class region of the prediction: the graph finds it from its own logits, so the
+        // forward part, the region and the gradient take one run (./seed.ts).
+        const { session, names } = await this.sessions.primed(e, lazy, 'seeded');
+        const cls = new this.ort.Tensor('int64', BigInt64Array.of(BigInt(c)), [1]);
+        const res = await session.run({ [this.inputName]: x, [SEED_CLASS]: cls });
+        const pass = this.passFrom(res, names, x, !lazy);
+        let found: Objective | undefined;
+        try {
+          found = prime.objectiveOf(pass.output);
+        } catch {
+          // No such region (an empty class): the gradient call reports it.
+        }
+        if (found && seedMatches(found, res[SEED_MASK].data as Uint8Array, c, this.output.channels))
+          pass.prime(prime.layer, found, res[GRADIENT].data as Float32Array);
         return pass;
       }
       if (e && lazy) {
@@ -288,6 +307,12 @@ export class OnnxModelAdapter implements ModelAdapter {
     }
     const { session, names } = await this.sessions.forward();
     return this.passFrom(await session.run({ [this.inputName]: x }), names, x, true);
+  }
+
+  /** Whether a class region's cotangent can be built in the graph: float32 map logits of the file itself (labels come from them). */
+  private seedsInGraph(): boolean {
+    const d = this.analysis.shape(this.logitsName);
+    return this.notes.length === 0 && d.length === 4 && d[0] === 1 && this.analysis.dataType(this.logitsName) === DataType.FLOAT;
   }
 
   private passFrom(res: InferenceSession.OnnxValueMapType, names: string[], x: OrtTensor, complete: boolean): OnnxForwardPass {

@@ -13,6 +13,7 @@ import { GRADIENT, backwardGraph, buildGradientGraph, type GradientGraph } from 
 import { DEFAULT_CACHE_BYTES, DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
 import { DataType, encodeModel, type ModelProto } from './proto.js';
 import { runtimeError } from './prepare.js';
+import { seededModel } from './seed.js';
 import { windowedGradientGraph, type WindowInput, type WindowPlan } from './window.js';
 
 export interface Compiled {
@@ -22,6 +23,8 @@ export interface Compiled {
   /** The fused graph that also outputs what a forward pass caches (a primed first explanation), with the backward part whole or windowed. */
   primed?: PrimedSession;
   primedWindowed?: PrimedSession;
+  /** The primed graph whose cotangent is the class region of its own prediction (./seed.ts). */
+  primedSeeded?: PrimedSession;
   /** The forward pass caching only the layer and what its backward part reads. */
   leanForward?: { session: InferenceSession; names: string[] };
   /** How the backward part runs on a window (null: it cannot). */
@@ -117,6 +120,7 @@ export class OnnxSessions {
       void old.leanForward?.session.release();
       void old.windowedBackward?.session.release();
       void old.primedWindowed?.session.release();
+      void old.primedSeeded?.session.release();
     }
     return e;
   }
@@ -129,24 +133,27 @@ export class OnnxSessions {
     return e.backward;
   }
 
-  /** The layer's fused graph with the logits and what a forward pass caches as outputs too: all of it, or (lean) only the layer and what its backward part reads. */
-  async primed(e: Compiled, lean: boolean, windowed: boolean): Promise<PrimedSession> {
-    const known = windowed ? e.primedWindowed : e.primed;
+  /**
+   * The layer's fused graph with the logits and what a forward pass caches as outputs too: all of
+   * it, or (lean) only the layer and what its backward part reads; its backward part whole or
+   * windowed, or (seeded) whole with the class region's cotangent computed in the graph.
+   */
+  async primed(e: Compiled, lean: boolean, kind: 'whole' | 'windowed' | 'seeded'): Promise<PrimedSession> {
+    const slot = kind === 'windowed' ? 'primedWindowed' : kind === 'seeded' ? 'primedSeeded' : 'primed';
+    const known = e[slot];
     if (known) return known;
+    const windowed = kind === 'windowed';
     const names = lean
       ? this.leanNames(e)
       : [...new Set([...this.cacheNames(), e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
     const gg = windowed ? this.windowedGraph(e) : { ...e.graph, windowInputs: [] };
     const graph = gg.model.graph;
     const extra = graph.output.filter((o) => o.name === GRADIENT);
-    const model = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
-    const made = {
-      session: await this.create(model, e, windowed ? 'primedWindowed' : 'primed'),
-      names,
-      windowInputs: gg.windowInputs,
-    };
-    if (windowed) e.primedWindowed = made;
-    else e.primed = made;
+    const primed = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
+    const model =
+      kind === 'seeded' ? seededModel(primed, e.graph.firstBackward, this.logitsName, this.analysis.shape(this.logitsName)) : primed;
+    const made = { session: await this.create(model, e, slot), names, windowInputs: gg.windowInputs };
+    e[slot] = made;
     return made;
   }
 
@@ -280,6 +287,7 @@ export class OnnxSessions {
       if (e.leanForward) sessions.push(e.leanForward.session);
       if (e.windowedBackward) sessions.push(e.windowedBackward.session);
       if (e.primedWindowed) sessions.push(e.primedWindowed.session);
+      if (e.primedSeeded) sessions.push(e.primedSeeded.session);
     }
     for (const v of this.fusedVariants.values()) sessions.push(v.session);
     this.compiled.clear();

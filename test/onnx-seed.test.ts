@@ -1,0 +1,130 @@
+/**
+ * The class region found inside the graph (src/engine/onnx/seed.ts): explaining the pixels
+ * predicted as class c, class given, on a new image takes one ONNX Runtime run (the forward
+ * part, the region and the gradient together) where it took two (a forward run to find the
+ * region, then a backward or fused run), and gives what the same region gives when it
+ * is handed over as a mask (a fed cotangent, the path the PyTorch references check): α, the CAM
+ * and S. A single sigmoid channel (the zoo's nested U-Net: class 1 is y > 0, class 0 is −y) and
+ * a multi-class model (the nnU-Net-style net: argmax) are both covered.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import type { InferenceSession } from 'onnxruntime-common';
+import { Explainer } from '../src/explain.js';
+import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
+import { nodeRuntime } from '../src/engine/onnx/node.js';
+import type { OrtRuntime } from '../src/engine/onnx/options.js';
+import { seedMatches } from '../src/engine/onnx/seed.js';
+import { readImageFile } from '../src/io/files.js';
+import { classRegion, mask } from '../src/region/region.js';
+
+/** onnxruntime-node, counting every run. */
+function countingRuntime() {
+  let runs = 0;
+  const ort: OrtRuntime = {
+    name: 'counting',
+    Tensor: nodeRuntime.Tensor,
+    InferenceSession: {
+      async create(model: Uint8Array, options?: InferenceSession.SessionOptions) {
+        const s = await nodeRuntime.InferenceSession.create(model, options);
+        const run = s.run.bind(s) as (feeds: InferenceSession.FeedsType) => Promise<InferenceSession.ReturnType>;
+        return Object.assign(Object.create(s) as InferenceSession, {
+          run: (feeds: InferenceSession.FeedsType) => {
+            runs++;
+            return run(feeds);
+          },
+          release: () => s.release(),
+        });
+      },
+    },
+  };
+  return { ort, runs: () => runs };
+}
+
+/** max |a − b| / max |b|. */
+function relative(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let d = 0;
+  let s = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    s = Math.max(s, Math.abs(b[i]));
+  }
+  return s === 0 ? d : d / s;
+}
+
+const MODELS = [
+  { name: 'nested U-Net, one sigmoid channel', dir: 'u2net-like' },
+  { name: 'nnU-Net-style, argmax over classes', dir: 'nnunet-like' },
+];
+
+describe('the class region found in the graph: one run, and what the same region as a mask gives', () => {
+  for (const m of MODELS) {
+    test(m.name, { timeout: 120_000 }, async () => {
+      const dir = new URL(`../fixtures/zoo/${m.dir}/`, import.meta.url);
+      const bytes = readFileSync(new URL('model.onnx', dir));
+      const image = await readImageFile(new URL('input.png', dir).pathname);
+      const reference = new Explainer(await OnnxModelAdapter.create(bytes, nodeRuntime));
+      const { labels, width, height } = await reference.predict(image);
+      // The image is the model's input size and the output is the input's: a mask of the image is one of the output grid.
+      assert.deepEqual([width, height], [image.width, image.height]);
+      const classes = [...new Set(labels)].sort();
+      assert.ok(classes.length >= 2, `classes predicted: ${classes.join(', ')}`);
+      try {
+        for (const classId of classes) {
+          const inM = Uint8Array.from(labels, (l) => (l === classId ? 1 : 0));
+          for (const layer of ['bottleneck', reference.layers().at(-3)?.name as string]) {
+            const c = countingRuntime();
+            const seeded = new Explainer(await OnnxModelAdapter.create(bytes, c.ort));
+            const before = c.runs();
+            try {
+              const got = await seeded.explain(image, { region: classRegion(), classId, layer });
+              assert.equal(c.runs() - before, 1, `class ${classId} at ${layer}: one ONNX Runtime run`);
+              const want = await reference.explain(image, { region: mask(width, height, inM), classId, layer });
+              assert.deepEqual(got.regionMask, want.regionMask);
+              assert.equal(got.layer.name, want.layer.name);
+              assert.ok(
+                Math.abs(got.scoreValue - want.scoreValue) <= 1e-9 * Math.abs(want.scoreValue),
+                `S ${got.scoreValue} vs ${want.scoreValue}`,
+              );
+              const ra = relative(got.weights as Float32Array, want.weights as Float32Array);
+              const rc = relative(got.cam, want.cam);
+              assert.ok(ra <= 1e-5, `class ${classId} at ${layer}: α differs by ${ra}`);
+              assert.ok(rc <= 1e-5, `class ${classId} at ${layer}: CAM differs by ${rc}`);
+            } finally {
+              seeded.dispose();
+            }
+          }
+        }
+        // A class nobody is predicted as: the same typed error as before.
+        const n = reference.adapter.output.channels === 1 ? 2 : reference.adapter.output.channels;
+        const absent = Array.from({ length: n }, (_, i) => i).find((i) => !classes.includes(i));
+        if (absent !== undefined) {
+          const fresh = new Explainer(await OnnxModelAdapter.create(bytes, nodeRuntime));
+          await assert.rejects(fresh.explain(image, { region: classRegion(), classId: absent }), /empty region/);
+          fresh.dispose();
+        }
+      } finally {
+        reference.dispose();
+      }
+    });
+  }
+});
+
+describe('seedMatches: the graph’s region is used only when it is the objective’s, weight for weight', () => {
+  const objective = (weights: number[]) => ({ weights: Float32Array.from(weights), on: 'logits' as const, offset: 0 });
+  test('three classes, class 2', () => {
+    const maskBytes = Uint8Array.of(1, 0);
+    assert.equal(seedMatches(objective([0, 0, 1, 0, 0, 0]), maskBytes, 2, 3), true);
+    assert.equal(seedMatches(objective([0, 0, 1, 0, 0, 1]), maskBytes, 2, 3), false, 'a pixel the graph left out');
+    assert.equal(seedMatches(objective([0, 1, 1, 0, 0, 0]), maskBytes, 2, 3), false, 'another channel');
+    assert.equal(seedMatches({ ...objective([0, 0, 1, 0, 0, 0]), on: 'probability' }, maskBytes, 2, 3), false, 'probabilities');
+  });
+  test('one sigmoid channel: class 1 is +y, class 0 is −y', () => {
+    assert.equal(seedMatches(objective([1, 0, 1]), Uint8Array.of(1, 0, 1), 1, 1), true);
+    assert.equal(seedMatches(objective([-1, 0, -1]), Uint8Array.of(1, 0, 1), 0, 1), true);
+    assert.equal(seedMatches(objective([1, 0, 1]), Uint8Array.of(1, 0, 1), 0, 1), false);
+    assert.equal(seedMatches({ ...objective([-1, 0, -1]), offset: 2 }, Uint8Array.of(1, 0, 1), 0, 1), false, 'an offset');
+  });
+});
