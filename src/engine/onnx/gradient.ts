@@ -20,6 +20,7 @@ import type { GraphAnalysis } from './analysis.js';
 import { GraphBuilder, nodeLabel, valueInfo } from './builder.js';
 import { DataType, type ModelProto, type NodeProto } from './proto.js';
 import { SUPPORTED_OPS, VjpContext, opGradient, sigmoidVjp, softmaxVjp } from './ops/index.js';
+import { scheduleEarly } from './early.js';
 
 export const COTANGENT = 'sgc/cotangent';
 export const ACTIVATION = 'sgc/activation';
@@ -221,6 +222,10 @@ export function buildGradientGraph(an: GraphAnalysis, layer: string, logits: str
   }
   b.claim(ACTIVATION);
   b.node('Identity', [layer], {}, [ACTIVATION], 'activation');
+  // What the backward part computes from forward tensors alone runs as soon as they exist (./early.ts).
+  scheduleEarly(b, firstBackward, COTANGENT, (t) =>
+    forwardTensors.has(t) && an.dataDependent.has(t) ? (an.dataType(t) ?? DataType.FLOAT) : undefined,
+  );
 
   const batchable = ctx.batchable;
   const logitsShape = an.shape(logits);

@@ -14,6 +14,7 @@ import { DEFAULT_CACHE_BYTES, DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, 
 import { DataType, encodeModel, type ModelProto } from './proto.js';
 import { runtimeError } from './prepare.js';
 import { seededModel } from './seed.js';
+import { isEarlyOutput } from './early.js';
 import { windowedGradientGraph, type WindowInput, type WindowPlan } from './window.js';
 
 export interface Compiled {
@@ -148,7 +149,7 @@ export class OnnxSessions {
       : [...new Set([...this.cacheNames(), e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
     const gg = windowed ? this.windowedGraph(e) : { ...e.graph, windowInputs: [] };
     const graph = gg.model.graph;
-    const extra = graph.output.filter((o) => o.name === GRADIENT);
+    const extra = graph.output.filter((o) => o.name === GRADIENT || isEarlyOutput(o.name));
     const primed = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
     const model =
       kind === 'seeded' ? seededModel(primed, e.graph.firstBackward, this.logitsName, this.analysis.shape(this.logitsName)) : primed;
