@@ -35,6 +35,11 @@ export function nchwToNhwc(
   out = new Float32Array(n * c * h * w),
 ): Float32Array {
   const hw = h * w;
+  // One channel: the same order.
+  if (c === 1) {
+    for (let i = 0; i < n * hw; i++) out[i] = src[i];
+    return out;
+  }
   for (let b = 0; b < n; b++) {
     const so = b * hw * c;
     for (let k = 0; k < c; k++) {

@@ -22,12 +22,22 @@
  */
 import type { VjpContext } from './context.js';
 
+type PhaseFilter = { s: number; dmin: number; taps: number; w: Float32Array } | null;
+
+/** phaseFilter's answers by matrix (resizeMatrix shares its matrices). */
+const filters = new WeakMap<Float32Array, PhaseFilter>();
+
 /** Phase weights W [s, T] over offsets dmin…dmin + T − 1, or null when M is not an edge-clamped s-phase filter. */
-export function phaseFilter(
-  m: Float32Array,
-  out: number,
-  inLen: number,
-): { s: number; dmin: number; taps: number; w: Float32Array } | null {
+export function phaseFilter(m: Float32Array, out: number, inLen: number): PhaseFilter {
+  if (m.length !== out * inLen) return findPhaseFilter(m, out, inLen);
+  const known = filters.get(m);
+  if (known !== undefined) return known;
+  const f = findPhaseFilter(m, out, inLen);
+  filters.set(m, f);
+  return f;
+}
+
+function findPhaseFilter(m: Float32Array, out: number, inLen: number): PhaseFilter {
   if (out % inLen !== 0 || inLen < 3) return null;
   const s = out / inLen;
   if (s < 2) return null;

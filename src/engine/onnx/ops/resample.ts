@@ -7,7 +7,13 @@ import type { GraphAnalysis } from '../analysis.js';
 import type { BoxMap, OpGradient, Vjp, VjpContext } from './context.js';
 import { phaseTranspose } from './resample-phases.js';
 
-/** Interpolation matrix [outLen, inLen] of one axis of a Resize, as ONNX Runtime computes it (float32 coordinates). */
+/** Matrices already built, by their arguments: a decoder's Resizes share a few sizes (38 Resizes, 6 sizes in a 1024² U²-Net). */
+const matrices = new Map<string, Float32Array>();
+
+/**
+ * Interpolation matrix [outLen, inLen] of one axis of a Resize, as ONNX Runtime computes it
+ * (float32 coordinates). Shared between calls with the same arguments: read it, never write it.
+ */
 export function resizeMatrix(
   inLen: number,
   outLen: number,
@@ -16,6 +22,25 @@ export function resizeMatrix(
   ctm: string,
   nearestMode: string,
   cubic: { a: number; excludeOutside: boolean } = { a: -0.75, excludeOutside: false },
+): Float32Array {
+  const key = [inLen, outLen, scale, mode, ctm, nearestMode, cubic.a, cubic.excludeOutside].join('|');
+  const known = matrices.get(key);
+  if (known) return known;
+  const m = buildResizeMatrix(inLen, outLen, scale, mode, ctm, nearestMode, cubic);
+  // A few recent ones (at 1024x2048 one is 8 MB).
+  if (matrices.size >= 8) matrices.delete(matrices.keys().next().value as string);
+  matrices.set(key, m);
+  return m;
+}
+
+function buildResizeMatrix(
+  inLen: number,
+  outLen: number,
+  scale: number,
+  mode: string,
+  ctm: string,
+  nearestMode: string,
+  cubic: { a: number; excludeOutside: boolean },
 ): Float32Array {
   const f = Math.fround;
   const m = new Float32Array(outLen * inLen);
