@@ -136,16 +136,72 @@ export function phaseTranspose(
     shifted.push(pad(c, col, pads));
   }
   const line = shifted.length === 1 ? shifted[0] : c.op('Sum', shifted);
-  const slice = (a: number, b: number) => c.op('Slice', [line, c.i64([a]), c.i64([b]), c.i64([inAxis])]);
-  const lo = -dmin;
-  const first = lo > 0 ? c.reduceSum(slice(0, lo + 1), [inAxis], 1) : slice(lo, lo + 1);
-  const middle = slice(lo + 1, lo + inLen - 1);
-  const hi = taps - 1 + dmin;
-  const lastEl = hi > 0 ? c.reduceSum(slice(lo + inLen - 1, inLen + taps - 1), [inAxis], 1) : slice(lo + inLen - 1, lo + inLen);
-  const folded = c.op('Concat', [first, middle, lastEl], { axis: { i: inAxis } });
+  const folded = foldEdges(c, line, inAxis, inLen, dmin, taps);
   const next = [...dims];
   next[axis] = inLen;
   return c.reshape(folded, next);
+}
+
+/**
+ * A line of in + T − 1 entries along `axis` (index j − dmin) folded into in: what fell before the
+ * first and after the last element (the indices the forward clamped) is added to them.
+ */
+function foldEdges(c: VjpContext, line: string, axis: number, inLen: number, dmin: number, taps: number): string {
+  if (taps === 1) return line;
+  const slice = (a: number, b: number) => c.op('Slice', [line, c.i64([a]), c.i64([b]), c.i64([axis])]);
+  const lo = -dmin;
+  const first = lo > 0 ? c.reduceSum(slice(0, lo + 1), [axis], 1) : slice(lo, lo + 1);
+  const middle = slice(lo + 1, lo + inLen - 1);
+  const hi = taps - 1 + dmin;
+  const lastEl = hi > 0 ? c.reduceSum(slice(lo + inLen - 1, inLen + taps - 1), [axis], 1) : slice(lo + inLen - 1, lo + inLen);
+  return c.op('Concat', [first, middle, lastEl], { axis: { i: axis } });
+}
+
+/**
+ * Mᵀ of a 2-D resampling ([N, C, H, W] gradient of static C, H, W) whose scaled axes are all
+ * edge-clamped s-phase filters, as one depthwise convolution and the edge folds; null when some
+ * axis is not one. Along an axis, the line of in + T − 1 entries (index e − dmin) is
+ *
+ *   line[e′] = Σ_κ K[κ] · g[s·e′ + κ − s(T − 1)],   K[r + s(dmax − d)] = W[r, d],
+ *
+ * a correlation with stride s, a kernel of s·T taps and s(T − 1) zeros of padding on both sides;
+ * the two axes' kernels multiply (the resampling is separable). At 1024² its first run took a
+ * third of the phase-slice graph's (one kernel, no Pad or Sum of whole maps).
+ */
+export function phaseTransposeConv(
+  c: VjpContext,
+  g: string,
+  dims: number[],
+  mats: Map<number, { m: Float32Array; out: number; in: number }>,
+): string | null {
+  if (dims.length !== 4 || [...mats.keys()].some((a) => a !== 2 && a !== 3)) return null;
+  const axes = [2, 3].map((a) => {
+    const given = mats.get(a);
+    if (!given) return { s: 1, dmin: 0, taps: 1, w: Float32Array.of(1), inLen: dims[a] };
+    const f = phaseFilter(given.m, given.out, given.in);
+    return f ? { ...f, inLen: given.in } : null;
+  });
+  if (axes.some((f) => !f)) return null;
+  const [fy, fx] = axes as Array<{ s: number; dmin: number; taps: number; w: Float32Array; inLen: number }>;
+  const kernel = (f: typeof fy) => {
+    const k = new Float32Array(f.s * f.taps);
+    const dmax = f.dmin + f.taps - 1;
+    for (let r = 0; r < f.s; r++) for (let t = 0; t < f.taps; t++) k[r + f.s * (dmax - (f.dmin + t))] = f.w[r * f.taps + t];
+    return k;
+  };
+  const [ky, kx] = [kernel(fy), kernel(fx)];
+  const channels = dims[1];
+  const w = new Float32Array(channels * ky.length * kx.length);
+  for (let ch = 0; ch < channels; ch++)
+    for (let i = 0; i < ky.length; i++) for (let j = 0; j < kx.length; j++) w[(ch * ky.length + i) * kx.length + j] = ky[i] * kx[j];
+  const [py, px] = [fy.s * (fy.taps - 1), fx.s * (fx.taps - 1)];
+  const line = c.op('Conv', [g, c.b.floats('phase_kernel', [channels, 1, ky.length, kx.length], w)], {
+    group: { i: channels },
+    kernel_shape: { ints: [ky.length, kx.length] },
+    strides: { ints: [fy.s, fx.s] },
+    pads: { ints: [py, px, py, px] },
+  });
+  return foldEdges(c, foldEdges(c, line, 2, fy.inLen, fy.dmin, fy.taps), 3, fx.inLen, fx.dmin, fx.taps);
 }
 
 function pad(c: VjpContext, x: string, pads: number[]): string {

@@ -5,7 +5,7 @@ import type { NodeProto } from '../proto.js';
 import type { GridBox } from '../../contract.js';
 import type { GraphAnalysis } from '../analysis.js';
 import type { BoxMap, OpGradient, Vjp, VjpContext } from './context.js';
-import { phaseTranspose } from './resample-phases.js';
+import { phaseTranspose, phaseTransposeConv } from './resample-phases.js';
 
 /** Matrices already built, by their arguments: a decoder's Resizes share a few sizes (38 Resizes, 6 sizes in a 1024² U²-Net). */
 const matrices = new Map<string, Float32Array>();
@@ -139,6 +139,9 @@ type AxisMaps = Map<number, { m: Float32Array; out: number; in: number }>;
  */
 function applySeparableTranspose(c: VjpContext, node: NodeProto, g: string, outShape: number[], mats: AxisMaps): string {
   const rank = outShape.length;
+  // A 2-D integer-factor upsampling: one depthwise convolution (./resample-phases.ts).
+  const conv = phaseTransposeConv(c, g, outShape, mats);
+  if (conv) return conv;
   const dims = [...outShape];
   let t = g;
   for (const [axis, { m, out, in: inLen }] of mats) {
