@@ -75,9 +75,12 @@ export async function bench1024(): Promise<void> {
   console.log(`after the turns: ${machineLine().replace(/^machine: /, '')}`);
   // S is Σ of the region's logits: one pixel's logit, or the class region's sum (random weights with BatchNorm statistics from 64x64 inputs make these logits ~1e8–1e9; docs/onnx.md).
   const med = (key: string, f: (m: Measured) => number) => median((results.get(key) as Measured[]).map(f));
-  const plainRun = med('plain', (m) => m.run);
-  const plainPeak = med('plain', (m) => m.peakMiB);
-  console.log(`medians of ${TURNS} turns, each measurement its own process; layer ${results.get('pixel')?.[0]?.layer ?? '?'}`);
+  // Ratios: the median over turns of each turn's own ratio (a turn's measurements ran back to back, so a slow spell of the machine divides out).
+  const ratio = (key: string, f: (m: Measured) => number) =>
+    median((results.get(key) as Measured[]).map((m, t) => f(m) / f((results.get('plain') as Measured[])[t])));
+  console.log(
+    `medians of ${TURNS} turns, each measurement its own process; ratios are the median of each turn's own ratio; layer ${results.get('pixel')?.[0]?.layer ?? '?'}`,
+  );
   console.log('| what | run | load | peak RSS (of it: load) | run / plain | peak / plain | S |');
   console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const k of KINDS) {
@@ -87,7 +90,7 @@ export async function bench1024(): Promise<void> {
     const loadPeak = med(k.key, (m) => m.loadPeakMiB ?? NaN);
     const s = (results.get(k.key) as Measured[])[0]?.S;
     console.log(
-      `| ${k.what} | ${(run / 1000).toFixed(2)} s | ${(load / 1000).toFixed(2)} s | ${peak.toFixed(0)} MiB${Number.isNaN(loadPeak) ? '' : ` (${loadPeak.toFixed(0)} MiB)`} | ${(run / plainRun).toFixed(2)}x | ${(peak / plainPeak).toFixed(2)}x | ${s === undefined ? '' : s.toPrecision(3)} |`,
+      `| ${k.what} | ${(run / 1000).toFixed(2)} s | ${(load / 1000).toFixed(2)} s | ${peak.toFixed(0)} MiB${Number.isNaN(loadPeak) ? '' : ` (${loadPeak.toFixed(0)} MiB)`} | ${ratio(k.key, (m) => m.run).toFixed(2)}x | ${ratio(k.key, (m) => m.peakMiB).toFixed(2)}x | ${s === undefined ? '' : s.toPrecision(3)} |`,
     );
   }
 }
