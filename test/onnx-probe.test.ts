@@ -13,50 +13,23 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { InferenceSession } from 'onnxruntime-common';
 import { Explainer } from '../src/explain.js';
 import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
 import { GraphAnalysis } from '../src/engine/onnx/analysis.js';
 import { inferShapes } from '../src/engine/onnx/infer-shapes.js';
 import { nhwcToNchw } from '../src/engine/onnx/layout.js';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
-import type { OrtRuntime } from '../src/engine/onnx/options.js';
 import { prepareModel } from '../src/engine/onnx/prepare.js';
 import { nodeOutputs, probeByRunning } from '../src/engine/onnx/probe.js';
 import { decodeModel } from '../src/engine/onnx/proto.js';
 import { readImageFile } from '../src/io/files.js';
+import { countingRuntime } from './helpers/counting-runtime.js';
 import { imageToInput } from '../src/preprocess.js';
 
 function onnxFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
     d.isDirectory() ? onnxFiles(join(dir, d.name)) : d.name.endsWith('.onnx') ? [join(dir, d.name)] : [],
   );
-}
-
-/** onnxruntime-node, recording each session run: the names fed and the number of elements returned. */
-function countingRuntime() {
-  const runs: Array<{ feeds: string[]; elements: number }> = [];
-  let created = 0;
-  const ort: OrtRuntime = {
-    name: 'counting',
-    Tensor: nodeRuntime.Tensor,
-    InferenceSession: {
-      async create(model: Uint8Array, options?: InferenceSession.SessionOptions) {
-        created++;
-        const s = await nodeRuntime.InferenceSession.create(model, options);
-        const run = s.run.bind(s) as (feeds: InferenceSession.FeedsType) => Promise<InferenceSession.ReturnType>;
-        return Object.assign(Object.create(s) as InferenceSession, {
-          run: async (feeds: InferenceSession.FeedsType) => {
-            const res = await run(feeds);
-            runs.push({ feeds: Object.keys(feeds), elements: Object.values(res).reduce((n, t) => n + t.size, 0) });
-            return res;
-          },
-          release: () => s.release(),
-        });
-      },
-    },
-  };
-  return { ort, runs, created: () => created };
 }
 
 const FILES = [...onnxFiles('fixtures'), ...onnxFiles('models')].sort();

@@ -10,49 +10,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import type { InferenceSession } from 'onnxruntime-common';
 import { Explainer } from '../src/explain.js';
 import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
-import type { OrtRuntime } from '../src/engine/onnx/options.js';
 import { seedMatches } from '../src/engine/onnx/seed.js';
 import { readImageFile } from '../src/io/files.js';
 import { classRegion, mask } from '../src/region/region.js';
-
-/** onnxruntime-node, counting every run. */
-function countingRuntime() {
-  let runs = 0;
-  const ort: OrtRuntime = {
-    name: 'counting',
-    Tensor: nodeRuntime.Tensor,
-    InferenceSession: {
-      async create(model: Uint8Array, options?: InferenceSession.SessionOptions) {
-        const s = await nodeRuntime.InferenceSession.create(model, options);
-        const run = s.run.bind(s) as (feeds: InferenceSession.FeedsType) => Promise<InferenceSession.ReturnType>;
-        return Object.assign(Object.create(s) as InferenceSession, {
-          run: (feeds: InferenceSession.FeedsType) => {
-            runs++;
-            return run(feeds);
-          },
-          release: () => s.release(),
-        });
-      },
-    },
-  };
-  return { ort, runs: () => runs };
-}
-
-/** max |a − b| / max |b|. */
-function relative(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let d = 0;
-  let s = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    s = Math.max(s, Math.abs(b[i]));
-  }
-  return s === 0 ? d : d / s;
-}
+import { countingRuntime } from './helpers/counting-runtime.js';
+import { relativeError } from './helpers/zoo.js';
 
 const MODELS = [
   { name: 'nested U-Net, one sigmoid channel', dir: 'u2net-like' },
@@ -77,10 +42,10 @@ describe('the class region found in the graph: one run, and what the same region
           for (const layer of ['bottleneck', reference.layers().at(-3)?.name as string]) {
             const c = countingRuntime();
             const seeded = new Explainer(await OnnxModelAdapter.create(bytes, c.ort));
-            const before = c.runs();
+            const before = c.runs.length;
             try {
               const got = await seeded.explain(image, { region: classRegion(), classId, layer });
-              assert.equal(c.runs() - before, 1, `class ${classId} at ${layer}: one ONNX Runtime run`);
+              assert.equal(c.runs.length - before, 1, `class ${classId} at ${layer}: one ONNX Runtime run`);
               const want = await reference.explain(image, { region: mask(width, height, inM), classId, layer });
               assert.deepEqual(got.regionMask, want.regionMask);
               assert.equal(got.layer.name, want.layer.name);
@@ -88,8 +53,8 @@ describe('the class region found in the graph: one run, and what the same region
                 Math.abs(got.scoreValue - want.scoreValue) <= 1e-9 * Math.abs(want.scoreValue),
                 `S ${got.scoreValue} vs ${want.scoreValue}`,
               );
-              const ra = relative(got.weights as Float32Array, want.weights as Float32Array);
-              const rc = relative(got.cam, want.cam);
+              const ra = relativeError(got.weights as Float32Array, want.weights as Float32Array);
+              const rc = relativeError(got.cam, want.cam);
               assert.ok(ra <= 1e-5, `class ${classId} at ${layer}: α differs by ${ra}`);
               assert.ok(rc <= 1e-5, `class ${classId} at ${layer}: CAM differs by ${rc}`);
             } finally {
