@@ -33,15 +33,8 @@ export function resizeMatrix(
   return m;
 }
 
-function buildResizeMatrix(
-  inLen: number,
-  outLen: number,
-  scale: number,
-  mode: string,
-  ctm: string,
-  nearestMode: string,
-  cubic: { a: number; excludeOutside: boolean },
-): Float32Array {
+function buildResizeMatrix(...args: Required<Parameters<typeof resizeMatrix>>): Float32Array {
+  const [inLen, outLen, scale, mode, ctm, nearestMode, cubic] = args;
   const f = Math.fround;
   const m = new Float32Array(outLen * inLen);
   const sc = f(scale);
