@@ -22,7 +22,7 @@ import { averagedCams, camMaps, meanOfHeatmaps, takeData, type CamMaps } from '.
 import { isPlainGradientCam, methodOf, methodOptionsOf } from './explain/method.js';
 import { checkScore, checkedAdapter, checkedPass } from './explain/numeric.js';
 import { PassCache, type CachedPass } from './explain/passes.js';
-import { predictedClassRegion, resolveClass, targetBeforePrediction, targetOf, type ClassContext, type Target } from './explain/target.js';
+import { predictionSeed, resolveClass, targetBeforePrediction, targetOf, type ClassContext, type Target } from './explain/target.js';
 import type { ExplainerOptions, ExplainRequest, Explanation, Prediction } from './explain/types.js';
 
 export type { ExplainerOptions, ExplainRequest, Explanation, Prediction } from './explain/types.js';
@@ -103,7 +103,7 @@ export class Explainer {
         ? {
             layer: layers[0].name,
             objective: primedTarget?.objective,
-            predictedClass: primedTarget ? undefined : predictedClassRegion(this.adapter.output, this.options.classNames, request),
+            seed: primedTarget ? undefined : predictionSeed(this.adapter.output, this.options.classNames, request, image),
             objectiveOf: (logits) => {
               primedTarget ??= this.targetOf(request, image, this.predictionOf(logits));
               return primedTarget.objective;

@@ -15,7 +15,7 @@ import { OnnxModelAdapter } from '../src/engine/onnx/adapter.js';
 import { nodeRuntime } from '../src/engine/onnx/node.js';
 import { seedMatches } from '../src/engine/onnx/seed.js';
 import { readImageFile } from '../src/io/files.js';
-import { classRegion, mask } from '../src/region/region.js';
+import { box, classRegion, mask, pixel, type Region } from '../src/region/region.js';
 import { countingRuntime } from './helpers/counting-runtime.js';
 import { relativeError } from './helpers/zoo.js';
 
@@ -69,6 +69,68 @@ describe('the class region found in the graph: one run, and what the same region
           const fresh = new Explainer(await OnnxModelAdapter.create(bytes, nodeRuntime));
           await assert.rejects(fresh.explain(image, { region: classRegion(), classId: absent }), /empty region/);
           fresh.dispose();
+        }
+      } finally {
+        reference.dispose();
+      }
+    });
+  }
+});
+
+describe('the class of a region found in the graph: one run, and the answer of a cached prediction', () => {
+  for (const m of MODELS) {
+    test(m.name, { timeout: 120_000 }, async () => {
+      const dir = new URL(`../fixtures/zoo/${m.dir}/`, import.meta.url);
+      const bytes = readFileSync(new URL('model.onnx', dir));
+      const image = await readImageFile(new URL('input.png', dir).pathname);
+      const reference = new Explainer(await OnnxModelAdapter.create(bytes, nodeRuntime));
+      const { labels, width } = await reference.predict(image);
+      // A pixel of each predicted class, and a box across classes.
+      const regions: Region[] = [...new Set(labels)].sort().map((k) => {
+        const i = labels.indexOf(k);
+        return pixel(i % width, Math.floor(i / width));
+      });
+      regions.push(box(8, 8, 40, 30));
+      const classes = new Set<number>();
+      try {
+        for (const region of regions) {
+          // Windows wherever the model has a window plan (the nested U-Net), and the whole map.
+          for (const windowMaxArea of [1, 0]) {
+            const c = countingRuntime();
+            const seeded = new Explainer(await OnnxModelAdapter.create(bytes, c.ort, { windowMaxArea }));
+            const before = c.runs.length;
+            try {
+              const got = await seeded.explain(image, { region, layer: 'bottleneck' });
+              const runs = c.runs.slice(before);
+              const what = `${JSON.stringify(region)}, windowMaxArea ${windowMaxArea}`;
+              assert.equal(runs.length, 1, `${what}: one ONNX Runtime run`);
+              if (windowMaxArea === 0) assert.ok(!runs[0].feeds.some((f) => f.startsWith('sgc/window_')), `${what}: whole map`);
+              const want = await reference.explain(image, { region, layer: 'bottleneck' });
+              classes.add(want.classIndex);
+              assert.equal(got.classIndex, want.classIndex, `${what}: the class`);
+              assert.deepEqual(got.regionMask, want.regionMask);
+              assert.ok(Math.abs(got.scoreValue - want.scoreValue) <= 1e-9 * Math.abs(want.scoreValue), `${what}: S`);
+              const ra = relativeError(got.weights as Float32Array, want.weights as Float32Array);
+              const rc = relativeError(got.cam, want.cam);
+              assert.ok(ra <= 1e-5, `${what}: α differs by ${ra}`);
+              assert.ok(rc <= 1e-5, `${what}: CAM differs by ${rc}`);
+            } finally {
+              seeded.dispose();
+            }
+          }
+        }
+        assert.ok(classes.size >= 2, 'regions of two classes at least');
+        if (m.dir === 'u2net-like') {
+          // The nested U-Net has a window plan: a pixel ran on a window.
+          const c = countingRuntime();
+          const seeded = new Explainer(await OnnxModelAdapter.create(bytes, c.ort, { windowMaxArea: 1 }));
+          await seeded.explain(image, { region: regions[0], layer: 'bottleneck' });
+          assert.ok(c.runs.at(-1)?.feeds.includes('sgc/seed_region'), 'the region is fed');
+          assert.ok(
+            c.runs.at(-1)?.feeds.some((f) => f.startsWith('sgc/window_')),
+            'on a window',
+          );
+          seeded.dispose();
         }
       } finally {
         reference.dispose();

@@ -149,12 +149,14 @@ export interface GradientPrime {
    */
   objective?: Objective;
   /**
-   * The objective is S over the pixels predicted as this class, on logits (the class region,
-   * class given): an engine may find that region from the logits inside its run and take the
-   * gradient in the same run. `objectiveOf` still gives the objective; an engine must check that
-   * its own region equals it.
+   * What the objective takes from the prediction, when an engine may find it inside its run (the
+   * forward and backward parts then take one run). `objectiveOf` still gives the objective, and
+   * the engine must check that its own choice equals it. On logits:
+   *  - `classRegion`: S over the pixels predicted as this class;
+   *  - `region`: S over this region M of the output grid (nonzero = in M), for the class
+   *    predicted most often in M (the smallest on ties; one pixel: its class).
    */
-  predictedClass?: number;
+  seed?: { classRegion: number } | { region: Uint8Array };
 }
 
 /** The LRP rule for linear layers and its constants (see src/methods/lrp.ts). */

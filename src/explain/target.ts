@@ -1,4 +1,4 @@
-import type { Objective, OutputInfo } from '../engine/contract.js';
+import type { GradientPrime, Objective, OutputInfo } from '../engine/contract.js';
 import { SegGradCamError } from '../errors.js';
 import type { RgbaImage } from '../image.js';
 import { contrastObjective } from '../region/contrast.js';
@@ -79,15 +79,31 @@ export function targetBeforePrediction(
 }
 
 /**
- * The class of a request whose region is that class's predicted pixels and whose score is its
- * logits (a class given, no contrast class): S can then be found from the logits alone
- * (GradientPrime.predictedClass); else undefined.
+ * What a request's objective takes from the prediction, when only the class region (class given)
+ * or only the class (a pixel, pixels, box, mask or the whole image, no class given) does, and
+ * the score is the logits with no contrast class: an engine may then find it inside its forward
+ * run (GradientPrime.seed); else undefined.
  */
-export function predictedClassRegion(output: OutputInfo, classNames: string[] | undefined, request: ExplainRequest): number | undefined {
-  if (request.region.kind !== 'class' || request.classId === undefined || request.contrastClass !== undefined) return undefined;
-  if ((request.score ?? 'logits') !== 'logits' || output.kind !== 'map') return undefined;
-  const blank: ClassContext = { imageWidth: 1, imageHeight: 1, outWidth: 1, outHeight: 1, labels: new Int32Array(1) };
-  return resolveClass(output, classNames, request, blank);
+export function predictionSeed(
+  output: OutputInfo,
+  classNames: string[] | undefined,
+  request: ExplainRequest,
+  image: RgbaImage,
+): GradientPrime['seed'] {
+  if (request.contrastClass !== undefined || (request.score ?? 'logits') !== 'logits' || output.kind !== 'map') return undefined;
+  const blank: ClassContext = {
+    imageWidth: image.width,
+    imageHeight: image.height,
+    outWidth: output.width,
+    outHeight: output.height,
+    labels: new Int32Array(output.width * output.height),
+  };
+  const kind = request.region.kind;
+  if (kind === 'class')
+    return request.classId === undefined ? undefined : { classRegion: resolveClass(output, classNames, request, blank) };
+  if (request.classId !== undefined || kind === 'object') return undefined;
+  // M does not depend on the class or the labels for these forms.
+  return { region: regionToMask(request.region, { ...blank, classIndex: 0 }) };
 }
 
 /** A class index from an index or a name; default: the prediction at the region. */

@@ -54,7 +54,9 @@ import { biasDecomposition, guidedInputGradient } from '../tfjs/hooks.js';
 import { onnxHookedRun } from './hooked.js';
 import { withTokenViews } from './tokens.js';
 import { PREDICT_OUTPUT, activationBehind, predictModel, prepareModel } from './prepare.js';
-import { SEED_CLASS, SEED_MASK, seedMatches } from './seed.js';
+import { SEED_CHOSEN, SEED_CLASS, SEED_MASK, SEED_REGION, seedMatches } from './seed.js';
+import type { Windows } from './window.js';
+import { maskBox } from '../../region/objective.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -275,30 +277,18 @@ export class OnnxModelAdapter implements ModelAdapter {
         // the layer's gradient in one ONNX Runtime run (no second run that reads the cache back in).
         const cot = weightsCotangent(objective, this.output);
         const win = this.backward.windowFor(e, cot.support);
-        const { session, names, windowInputs } = await this.sessions.primed(e, lazy, win ? 'windowed' : 'whole');
+        const { session, names, windowInputs } = await this.sessions.primed(e, lazy, !!win);
         const feeds = win ? this.backward.windowInputs([cot], win, windowInputs) : { [COTANGENT]: this.backward.cotangentTensor([cot]) };
         const res = await session.run({ ...feeds, [this.inputName]: x });
         const pass = this.passFrom(res, names, x, !lazy);
         pass.prime(prime.layer, objective, win ? this.backward.unwindow(e, res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
         return pass;
       }
-      const c = prime.predictedClass;
-      if (e && !objective && c !== undefined && prime.objectiveOf && this.seedsInGraph()) {
-        // The class region of the prediction: the graph finds it from its own logits, so the
-        // forward part, the region and the gradient take one run (./seed.ts).
-        const { session, names } = await this.sessions.primed(e, lazy, 'seeded');
-        const cls = new this.ort.Tensor('int64', BigInt64Array.of(BigInt(c)), [1]);
-        const res = await session.run({ [this.inputName]: x, [SEED_CLASS]: cls });
-        const pass = this.passFrom(res, names, x, !lazy);
-        let found: Objective | undefined;
-        try {
-          found = prime.objectiveOf(pass.output);
-        } catch {
-          // No such region (an empty class): the gradient call reports it.
-        }
-        if (found && seedMatches(found, res[SEED_MASK].data as Uint8Array, c, this.output.channels))
-          pass.prime(prime.layer, found, res[GRADIENT].data as Float32Array);
-        return pass;
+      const seed = prime.seed;
+      if (e && !objective && seed && prime.objectiveOf && this.seedsInGraph()) {
+        // What the objective takes from the prediction (the class region, or the class of a
+        // region) is found by the graph from its own logits: one run (./seed.ts).
+        return this.seededRun(e, x, lazy, seed, prime.layer, prime.objectiveOf);
       }
       if (e && lazy) {
         const { session, names } = await this.sessions.leanForward(e);
@@ -307,6 +297,58 @@ export class OnnxModelAdapter implements ModelAdapter {
     }
     const { session, names } = await this.sessions.forward();
     return this.passFrom(await session.run({ [this.inputName]: x }), names, x, true);
+  }
+
+  /** One primed run whose cotangent the graph builds (./seed.ts); its gradient is kept only if the graph chose the objective's region and class. */
+  private async seededRun(
+    e: Compiled,
+    x: OrtTensor,
+    lazy: boolean,
+    seed: NonNullable<GradientPrime['seed']>,
+    layer: string,
+    objectiveOf: NonNullable<GradientPrime['objectiveOf']>,
+  ): Promise<OnnxForwardPass> {
+    const channels = this.output.channels;
+    let res: InferenceSession.OnnxValueMapType;
+    let names: string[];
+    let win: Windows | null = null;
+    if ('classRegion' in seed) {
+      const primed = await this.sessions.primed(e, lazy, false, 'class-region');
+      names = primed.names;
+      res = await primed.session.run({
+        [this.inputName]: x,
+        [SEED_CLASS]: new this.ort.Tensor('int64', BigInt64Array.of(BigInt(seed.classRegion)), [1]),
+      });
+    } else {
+      const region: Cotangent = {
+        nhwc: Float32Array.from(seed.region),
+        support: maskBox(seed.region, this.output.height, this.output.width),
+      };
+      win = this.backward.windowFor(e, region.support);
+      const primed = await this.sessions.primed(e, lazy, !!win, 'class-of-region');
+      names = primed.names;
+      const feeds = win
+        ? this.backward.windowInputs([region], win, primed.windowInputs, SEED_REGION)
+        : { [SEED_REGION]: this.backward.regionTensor(region) };
+      res = await primed.session.run({ ...feeds, [this.inputName]: x });
+    }
+    const pass = this.passFrom(res, names, x, !lazy);
+    let found: Objective | undefined;
+    try {
+      found = objectiveOf(pass.output);
+    } catch {
+      // No such region (an empty class): the gradient call reports it.
+      return pass;
+    }
+    const [mask, classIndex] =
+      'classRegion' in seed
+        ? [res[SEED_MASK].data as Uint8Array, seed.classRegion]
+        : [seed.region, Number((res[SEED_CHOSEN].data as BigInt64Array)[0])];
+    if (seedMatches(found, mask, classIndex, channels)) {
+      const t = this.resolve(layer);
+      pass.prime(layer, found, win ? this.backward.unwindow(e, res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
+    }
+    return pass;
   }
 
   /** Whether a class region's cotangent can be built in the graph: float32 map logits of the file itself (labels come from them). */

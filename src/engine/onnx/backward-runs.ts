@@ -76,13 +76,17 @@ export class BackwardRuns {
     }));
   }
 
-  /** The windows' feeds: the cropped cotangents, the windows' starts and ends per scale, the pads between scales. */
-  windowInputs(cotangents: Cotangent[], windows: Windows, inputs: WindowInput[]): Record<string, OrtTensor> {
-    const [, c, h, w] = this.an.shape(this.logitsName);
+  /**
+   * The windows' feeds: the cropped cotangents, the windows' starts and ends per scale, the pads
+   * between scales. `as`: a region fed in the cotangent's place (one channel, ./seed.ts).
+   */
+  windowInputs(cotangents: Cotangent[], windows: Windows, inputs: WindowInput[], as?: string): Record<string, OrtTensor> {
+    const [, channels, h, w] = this.an.shape(this.logitsName);
+    const c = as ? 1 : channels;
     const win = windows.get(scaleKey([1, 1])) as Box;
     const crop = stackNchw(cotangents, h, w, c, win);
     const feeds: Record<string, OrtTensor> = {
-      [COTANGENT]: new this.ort.Tensor('float32', crop, [cotangents.length, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]),
+      [as ?? COTANGENT]: new this.ort.Tensor('float32', crop, [cotangents.length, c, win[0][1] - win[0][0], win[1][1] - win[1][0]]),
     };
     for (const [n, v] of Object.entries(windowFeeds(windows, inputs))) feeds[n] = new this.ort.Tensor('int64', v, [v.length]);
     return feeds;
@@ -206,6 +210,12 @@ export class BackwardRuns {
     const e = this.sessions.entry(root, also);
     if (!e.graph.saved.every((s) => cache.has(s))) return null;
     return this.runBackward(e, cache, [cotangent]);
+  }
+
+  /** A region (one channel, [H, W]) as a whole-map [1, 1, H, W] input (./seed.ts). */
+  regionTensor(region: Cotangent): OrtTensor {
+    const [, , h, w] = this.an.shape(this.logitsName);
+    return new this.ort.Tensor('float32', stackNchw([region], h, w, 1), [1, 1, h, w]);
   }
 
   /** K cotangents as the gradient graphs' cotangent input (whole maps, NCHW, stacked). */

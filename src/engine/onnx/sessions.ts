@@ -13,19 +13,20 @@ import { GRADIENT, backwardGraph, buildGradientGraph, type GradientGraph } from 
 import { DEFAULT_CACHE_BYTES, DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
 import { DataType, encodeModel, type ModelProto } from './proto.js';
 import { runtimeError } from './prepare.js';
-import { seededModel } from './seed.js';
+import { seededModel, type SeedKind } from './seed.js';
 import { isEarlyOutput } from './early.js';
-import { windowedGradientGraph, type WindowInput, type WindowPlan } from './window.js';
+import { scaleKey, windowedGradientGraph, type WindowInput, type WindowPlan } from './window.js';
 
 export interface Compiled {
   graph: GradientGraph;
   backward?: { session: InferenceSession; inputs: string[] };
   fused?: InferenceSession;
-  /** The fused graph that also outputs what a forward pass caches (a primed first explanation), with the backward part whole or windowed. */
-  primed?: PrimedSession;
-  primedWindowed?: PrimedSession;
-  /** The primed graph whose cotangent is the class region of its own prediction (./seed.ts). */
-  primedSeeded?: PrimedSession;
+  /**
+   * The fused graphs that also output what a forward pass caches (a primed first explanation),
+   * by kind: the backward part whole or windowed, the cotangent fed or computed in the graph
+   * (./seed.ts).
+   */
+  primed?: Map<string, PrimedSession>;
   /** The forward pass caching only the layer and what its backward part reads. */
   leanForward?: { session: InferenceSession; names: string[] };
   /** How the backward part runs on a window (null: it cannot). */
@@ -117,11 +118,9 @@ export class OnnxSessions {
       this.compiled.delete(oldest);
       void old.backward?.session.release();
       void old.fused?.release();
-      void old.primed?.session.release();
+      for (const p of old.primed?.values() ?? []) void p.session.release();
       void old.leanForward?.session.release();
       void old.windowedBackward?.session.release();
-      void old.primedWindowed?.session.release();
-      void old.primedSeeded?.session.release();
     }
     return e;
   }
@@ -136,14 +135,14 @@ export class OnnxSessions {
 
   /**
    * The layer's fused graph with the logits and what a forward pass caches as outputs too: all of
-   * it, or (lean) only the layer and what its backward part reads; its backward part whole or
-   * windowed, or (seeded) whole with the class region's cotangent computed in the graph.
+   * it, or (lean) only the layer and what its backward part reads; its backward part whole or on
+   * windows; its cotangent fed, or computed in the graph from the logits (`seed`, ./seed.ts).
    */
-  async primed(e: Compiled, lean: boolean, kind: 'whole' | 'windowed' | 'seeded'): Promise<PrimedSession> {
-    const slot = kind === 'windowed' ? 'primedWindowed' : kind === 'seeded' ? 'primedSeeded' : 'primed';
-    const known = e[slot];
+  async primed(e: Compiled, lean: boolean, windowed: boolean, seed?: SeedKind): Promise<PrimedSession> {
+    const slot = `${windowed ? 'windowed' : 'whole'}|${seed ?? 'fed'}`;
+    e.primed ??= new Map();
+    const known = e.primed.get(slot);
     if (known) return known;
-    const windowed = kind === 'windowed';
     const names = lean
       ? this.leanNames(e)
       : [...new Set([...this.cacheNames(), e.graph.layer, ...e.graph.saved])].filter((n) => n !== this.inputName);
@@ -151,10 +150,21 @@ export class OnnxSessions {
     const graph = gg.model.graph;
     const extra = graph.output.filter((o) => o.name === GRADIENT || isEarlyOutput(o.name));
     const primed = { ...gg.model, graph: { ...graph, output: [...names.map((n) => outputOf(n, this.analysis)), ...extra] } };
-    const model =
-      kind === 'seeded' ? seededModel(primed, e.graph.firstBackward, this.logitsName, this.analysis.shape(this.logitsName)) : primed;
-    const made = { session: await this.create(model, e, slot), names, windowInputs: gg.windowInputs };
-    e[slot] = made;
+    // A windowed graph's cotangent is its scale-1 window of the logits' grid.
+    const crop = (end: 'starts' | 'ends') =>
+      gg.windowInputs.find((w) => 'scale' in w && w.scale === scaleKey([1, 1]) && w.end === end)?.name as string;
+    const model = seed
+      ? seededModel(
+          primed,
+          e.graph.firstBackward,
+          this.logitsName,
+          this.analysis.shape(this.logitsName),
+          seed,
+          windowed ? [crop('starts'), crop('ends')] : undefined,
+        )
+      : primed;
+    const made = { session: await this.create(model, e, `primed ${slot}`), names, windowInputs: gg.windowInputs };
+    e.primed.set(slot, made);
     return made;
   }
 
@@ -284,11 +294,9 @@ export class OnnxSessions {
     for (const e of this.compiled.values()) {
       if (e.backward) sessions.push(e.backward.session);
       if (e.fused) sessions.push(e.fused);
-      if (e.primed) sessions.push(e.primed.session);
+      for (const p of e.primed?.values() ?? []) sessions.push(p.session);
       if (e.leanForward) sessions.push(e.leanForward.session);
       if (e.windowedBackward) sessions.push(e.windowedBackward.session);
-      if (e.primedWindowed) sessions.push(e.primedWindowed.session);
-      if (e.primedSeeded) sessions.push(e.primedSeeded.session);
     }
     for (const v of this.fusedVariants.values()) sessions.push(v.session);
     this.compiled.clear();
