@@ -7,7 +7,7 @@
  * `plain`: onnxruntime-node's own session (its default options) on the model file as is, one
  * run on a 1024² input. `explain`: the library as the CLI uses it (loadOnnxExplainer, TF.js on
  * wasm), one explanation of fixtures/images/astronaut.png (resized by the Explainer) at LAYER
- * (default: the automatic bottleneck) for REGION: `pixel` (one pixel), `box` (a 64x64 box of the 512x512 image: 128x128 model pixels) or
+ * (default: the automatic bottleneck) for REGION: `pixel` (one pixel), `pixel-auto` (the same pixel, its class from the prediction), `box` (a 64x64 box of the 512x512 image: 128x128 model pixels) or
  * `class` (the class region of class 1). Prints one JSON line: load time (file to ready), run
  * time (the forward run, or the explain call), and the process's peak RSS. SGC_ORT_ARENA=0 turns
  * ONNX Runtime's CPU memory arena off in both (=1 on everywhere in `explain`).
@@ -25,6 +25,8 @@ const REGIONS: Record<string, { region: Region; classId?: number }> = {
   pixel: { region: { kind: 'pixel', x: 200, y: 300 }, classId: 1 },
   box: { region: { kind: 'box', x0: 192, y0: 256, x1: 255, y1: 319 }, classId: 1 },
   class: { region: { kind: 'class' }, classId: 1 },
+  // The usual click: a pixel, its class taken from the prediction.
+  'pixel-auto': { region: { kind: 'pixel', x: 200, y: 300 } },
 };
 
 async function plain(path: string) {

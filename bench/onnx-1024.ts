@@ -39,6 +39,7 @@ const KINDS: Array<{ key: string; what: string; args: string[] }> = [
   { key: 'pixel', what: 'explain, bottleneck, one pixel, class given', args: ['explain', MODEL, 'pixel'] },
   { key: 'box', what: 'explain, bottleneck, a 128x128 box, class given', args: ['explain', MODEL, 'box'] },
   { key: 'class', what: 'explain, bottleneck, the class region', args: ['explain', MODEL, 'class'] },
+  { key: 'pixel-auto', what: 'explain, bottleneck, one pixel, class from the prediction', args: ['explain', MODEL, 'pixel-auto'] },
 ];
 
 function measure(args: string[]): Measured {
