@@ -351,7 +351,7 @@ export class OnnxModelAdapter implements ModelAdapter {
     return pass;
   }
 
-  /** Whether a class region's cotangent can be built in the graph: float32 map logits of the file itself (labels come from them). */
+  /** Whether a cotangent that depends on the prediction can be built in the graph: float32 map logits of the file itself (its labels come from them). */
   private seedsInGraph(): boolean {
     const d = this.analysis.shape(this.logitsName);
     return this.notes.length === 0 && d.length === 4 && d[0] === 1 && this.analysis.dataType(this.logitsName) === DataType.FLOAT;
