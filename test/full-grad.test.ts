@@ -175,8 +175,8 @@ test('FullGrad on the three engines (the GraphModel node by node): equal maps an
     const cams: Float32Array[] = [];
     for (const [kind, adapter] of engines) {
       const e = new Explainer(adapter);
-      // The ONNX pass caches the input on its first use: warm it.
-      await e.explain(image, { region: box(1, 1, 5, 5), classId: 1, method: 'saliency' });
+      // The ONNX pass caches the input as a tensor when a method first reads it: warm it (FullGrad reads it).
+      await e.explain(image, { region: box(1, 1, 5, 5), classId: 1, method: 'full-grad' });
       const before = tf.memory().numTensors;
       const r = await e.explain(image, { region: box(1, 1, 5, 5), classId: 1, method: 'full-grad' });
       assert.ok(maxAbs(r.cam) > 0, `${kind}: a map`);
