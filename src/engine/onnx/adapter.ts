@@ -12,8 +12,9 @@
  *    (input + cotangent → A, ∂S/∂A, logits) used when the pass did not cache what the backward
  *    part reads, and for input gradients of image batches.
  *
- * This file loads the model (parse, shape probe) and runs forward passes (one run per image,
- * caching what backward runs read: ./forward-pass.ts); backward runs on a pass's cache are
+ * This file loads the model (parse, shape probe) and offers the engine's capabilities; forward
+ * runs (the caching pass, the lean pass, the primed runs that take a gradient too) are
+ * ./forward-runs.ts, the pass they make ./forward-pass.ts, and backward runs on a pass's cache
  * ./backward-runs.ts.
  *
  * Layout: ONNX tensors are NCHW; everything returned to the project is NHWC ([1, h, w, c]), and
@@ -36,6 +37,7 @@ import { unknownLayer } from '../errors.js';
 import { readOutputInfo } from '../tfjs/output-info.js';
 import { GraphAnalysis } from './analysis.js';
 import { BackwardRuns } from './backward-runs.js';
+import { ForwardRuns } from './forward-runs.js';
 import { attrInt } from './builder.js';
 import { COTANGENT, GRADIENT, type GradientGraph } from './gradient.js';
 import { scoreOf, sigmoidProbabilities, weightsCotangent, type Cotangent } from './cotangent.js';
@@ -43,7 +45,7 @@ import { OnnxForwardPass } from './forward-pass.js';
 import { nchwToNhwc, nhwcToNchw, toNhwcShape } from './layout.js';
 import { DEFAULT_SESSION_OPTIONS, type OnnxAdapterOptions, type OrtRuntime } from './options.js';
 import { DataType, decodeModel, defaultOpset, type ModelProto } from './proto.js';
-import { OnnxSessions, type Compiled } from './sessions.js';
+import { OnnxSessions } from './sessions.js';
 import { probeShapes } from './probe.js';
 import { onnxHeadKernel } from './cam.js';
 import { ReplacedScores } from './replaced-scores.js';
@@ -54,9 +56,6 @@ import { biasDecomposition, guidedInputGradient } from '../tfjs/hooks.js';
 import { onnxHookedRun } from './hooked.js';
 import { withTokenViews } from './tokens.js';
 import { PREDICT_OUTPUT, activationBehind, predictModel, prepareModel } from './prepare.js';
-import { SEED_CHOSEN, SEED_CLASS, SEED_MASK, SEED_REGION, seedMatches } from './seed.js';
-import type { Windows } from './window.js';
-import { maskBox } from '../../region/objective.js';
 
 export { DEFAULT_SESSION_OPTIONS, OnnxForwardPass, type OnnxAdapterOptions, type OrtRuntime };
 
@@ -78,6 +77,7 @@ export class OnnxModelAdapter implements ModelAdapter {
   readonly notes: string[];
   private readonly sessions: OnnxSessions;
   private readonly backward: BackwardRuns;
+  private readonly forwardRunner: ForwardRuns;
   private disposed = false;
 
   private constructor(
@@ -116,6 +116,9 @@ export class OnnxModelAdapter implements ModelAdapter {
         : [predictModel(file, logitsName, analysis), predictModel(model, logitsName, analysis)],
     );
     this.backward = new BackwardRuns(ort, analysis, options, logitsName, this.inputName, this.sessions);
+    this.forwardRunner = new ForwardRuns(this, options, this.sessions, this.backward, (res, names, x, complete) =>
+      this.passFrom(res, names, x, complete),
+    );
   }
 
   /** Loads a model from .onnx bytes: parses it and runs the shape probe. */
@@ -241,7 +244,7 @@ export class OnnxModelAdapter implements ModelAdapter {
   async forward(input: tf.Tensor4D, prime?: GradientPrime): Promise<OnnxForwardPass> {
     this.check();
     const x = this.inputTensor(input);
-    const pass = await this.forwardRuns(x, prime);
+    const pass = await this.forwardRunner.run(x, prime);
     // A graph that differs numerically from the file (float16 widened, quantised read
     // straight-through: `notes`): labels come from the file as ONNX Runtime runs it, so a
     // prediction equals ONNX Runtime's on every pixel; gradients stay those of the explained graph.
@@ -256,105 +259,6 @@ export class OnnxModelAdapter implements ModelAdapter {
       }
     }
     return pass;
-  }
-
-  private async forwardRuns(x: OrtTensor, prime?: GradientPrime): Promise<OnnxForwardPass> {
-    // With the default cache ('all'), a forward pass asked for one layer's gradient caches only
-    // that layer and what its backward part reads (copying out every layer's output cost about
-    // as much as the forward run itself); the rest is filled on first use (see OnnxForwardPass).
-    const lazy = (this.options.cacheLayers ?? 'all') === 'all';
-    if (prime) {
-      const t = this.resolve(prime.layer);
-      let e: Compiled | null = null;
-      try {
-        e = this.sessions.entry(t);
-      } catch {
-        // Not differentiable here: the plain forward pass; the gradient call reports why.
-      }
-      const objective = prime.objective;
-      if (e && objective && objective.on === 'logits') {
-        // An objective known before the forward pass (on logits): the forward pass, the cache and
-        // the layer's gradient in one ONNX Runtime run (no second run that reads the cache back in).
-        const cot = weightsCotangent(objective, this.output);
-        const win = this.backward.windowFor(e, cot.support);
-        const { session, names, windowInputs } = await this.sessions.primed(e, lazy, !!win);
-        const feeds = win ? this.backward.windowInputs([cot], win, windowInputs) : { [COTANGENT]: this.backward.cotangentTensor([cot]) };
-        const res = await session.run({ ...feeds, [this.inputName]: x });
-        const pass = this.passFrom(res, names, x, !lazy);
-        pass.prime(prime.layer, objective, win ? this.backward.unwindow(e, res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
-        return pass;
-      }
-      const seed = prime.seed;
-      if (e && !objective && seed && prime.objectiveOf && this.seedsInGraph()) {
-        // What the objective takes from the prediction (the class region, or the class of a
-        // region) is found by the graph from its own logits: one run (./seed.ts).
-        return this.seededRun(e, x, lazy, seed, prime.layer, prime.objectiveOf);
-      }
-      if (e && lazy) {
-        const { session, names } = await this.sessions.leanForward(e);
-        return this.passFrom(await session.run({ [this.inputName]: x }), names, x, false);
-      }
-    }
-    const { session, names } = await this.sessions.forward();
-    return this.passFrom(await session.run({ [this.inputName]: x }), names, x, true);
-  }
-
-  /** One primed run whose cotangent the graph builds (./seed.ts); its gradient is kept only if the graph chose the objective's region and class. */
-  private async seededRun(
-    e: Compiled,
-    x: OrtTensor,
-    lazy: boolean,
-    seed: NonNullable<GradientPrime['seed']>,
-    layer: string,
-    objectiveOf: NonNullable<GradientPrime['objectiveOf']>,
-  ): Promise<OnnxForwardPass> {
-    const channels = this.output.channels;
-    let res: InferenceSession.OnnxValueMapType;
-    let names: string[];
-    let win: Windows | null = null;
-    if ('classRegion' in seed) {
-      const primed = await this.sessions.primed(e, lazy, false, 'class-region');
-      names = primed.names;
-      res = await primed.session.run({
-        [this.inputName]: x,
-        [SEED_CLASS]: new this.ort.Tensor('int64', BigInt64Array.of(BigInt(seed.classRegion)), [1]),
-      });
-    } else {
-      const region: Cotangent = {
-        nhwc: Float32Array.from(seed.region),
-        support: maskBox(seed.region, this.output.height, this.output.width),
-      };
-      win = this.backward.windowFor(e, region.support);
-      const primed = await this.sessions.primed(e, lazy, !!win, 'class-of-region');
-      names = primed.names;
-      const feeds = win
-        ? this.backward.windowInputs([region], win, primed.windowInputs, SEED_REGION)
-        : { [SEED_REGION]: this.backward.regionTensor(region) };
-      res = await primed.session.run({ ...feeds, [this.inputName]: x });
-    }
-    const pass = this.passFrom(res, names, x, !lazy);
-    let found: Objective | undefined;
-    try {
-      found = objectiveOf(pass.output);
-    } catch {
-      // No such region (an empty class): the gradient call reports it.
-      return pass;
-    }
-    const [mask, classIndex] =
-      'classRegion' in seed
-        ? [res[SEED_MASK].data as Uint8Array, seed.classRegion]
-        : [seed.region, Number((res[SEED_CHOSEN].data as BigInt64Array)[0])];
-    if (seedMatches(found, mask, classIndex, channels)) {
-      const t = this.resolve(layer);
-      pass.prime(layer, found, win ? this.backward.unwindow(e, res[GRADIENT], t, win) : (res[GRADIENT].data as Float32Array));
-    }
-    return pass;
-  }
-
-  /** Whether a cotangent that depends on the prediction can be built in the graph: float32 map logits of the file itself (its labels come from them). */
-  private seedsInGraph(): boolean {
-    const d = this.analysis.shape(this.logitsName);
-    return this.notes.length === 0 && d.length === 4 && d[0] === 1 && this.analysis.dataType(this.logitsName) === DataType.FLOAT;
   }
 
   private passFrom(res: InferenceSession.OnnxValueMapType, names: string[], x: OrtTensor, complete: boolean): OnnxForwardPass {
