@@ -24,13 +24,18 @@ const MODELS = [
   { name: 'nnU-Net-style, argmax over classes', dir: 'nnunet-like' },
 ];
 
+/** A zoo model's file, its input image, and an Explainer on it (the reference: plain onnxruntime-node). */
+async function zooCase(name: string) {
+  const dir = new URL(`../fixtures/zoo/${name}/`, import.meta.url);
+  const bytes = readFileSync(new URL('model.onnx', dir));
+  const image = await readImageFile(new URL('input.png', dir).pathname);
+  return { bytes, image, reference: new Explainer(await OnnxModelAdapter.create(bytes, nodeRuntime)) };
+}
+
 describe('the class region found in the graph: one run, and what the same region as a mask gives', () => {
   for (const m of MODELS) {
     test(m.name, { timeout: 120_000 }, async () => {
-      const dir = new URL(`../fixtures/zoo/${m.dir}/`, import.meta.url);
-      const bytes = readFileSync(new URL('model.onnx', dir));
-      const image = await readImageFile(new URL('input.png', dir).pathname);
-      const reference = new Explainer(await OnnxModelAdapter.create(bytes, nodeRuntime));
+      const { bytes, image, reference } = await zooCase(m.dir);
       const { labels, width, height } = await reference.predict(image);
       // The image is the model's input size and the output is the input's: a mask of the image is one of the output grid.
       assert.deepEqual([width, height], [image.width, image.height]);
@@ -80,10 +85,7 @@ describe('the class region found in the graph: one run, and what the same region
 describe('the class of a region found in the graph: one run, and the answer of a cached prediction', () => {
   for (const m of MODELS) {
     test(m.name, { timeout: 120_000 }, async () => {
-      const dir = new URL(`../fixtures/zoo/${m.dir}/`, import.meta.url);
-      const bytes = readFileSync(new URL('model.onnx', dir));
-      const image = await readImageFile(new URL('input.png', dir).pathname);
-      const reference = new Explainer(await OnnxModelAdapter.create(bytes, nodeRuntime));
+      const { bytes, image, reference } = await zooCase(m.dir);
       const { labels, width } = await reference.predict(image);
       // A pixel of each predicted class, and a box across classes.
       const regions: Region[] = [...new Set(labels)].sort().map((k) => {
